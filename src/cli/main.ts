@@ -1,0 +1,53 @@
+// `trellis <command> [args]`: each command is one file in ./commands/<name>.ts
+// exporting `summary` (one line for the help) and `run(argv): Promise<number|void>`.
+// Adding a command means adding a file; nothing here changes.
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number | void>;
+}
+
+const commandsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'commands');
+
+/** Aliases map a second name onto a command file (kubectl-style short names). */
+const aliases: Record<string, string> = { up: 'control-plane', check: 'identity' };
+
+export function commandNames(): string[] {
+  return readdirSync(commandsDir)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+export async function loadCommand(name: string): Promise<Command | undefined> {
+  const file = aliases[name] ?? name;
+  if (!/^[a-z][a-z0-9-]*$/.test(file) || !commandNames().includes(file)) return undefined;
+  return (await import(path.join(commandsDir, `${file}.ts`))) as Command;
+}
+
+async function help(): Promise<string> {
+  const lines = ['usage: trellis <command> [options]', '', 'commands:'];
+  for (const name of commandNames()) {
+    const cmd = await loadCommand(name);
+    lines.push(`  ${name.padEnd(16)} ${cmd?.summary ?? ''}`);
+  }
+  lines.push('', 'Run `trellis <command> --help` for a command\'s options.');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number | void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(await help());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = await loadCommand(name);
+  if (!cmd) {
+    console.error(`trellis: unknown command "${name}"\n\n${await help()}`);
+    return 2;
+  }
+  return cmd.run(rest);
+}
