@@ -1,0 +1,61 @@
+// Renders bench results as a markdown table with ratios to direct and HAProxy.
+import type { LoadgenResult } from './loadgen.ts';
+
+export interface TargetResult {
+  name: string;
+  idleRssBytes: number;
+  peakRssBytes: number;
+  /** req/s at saturation, by workload (http1, http2, grpc). */
+  throughput: Record<string, number>;
+  /** Proxy CPU microseconds per request at saturation. */
+  cpuUsPerRequest: Record<string, number>;
+  /** Fixed-rate latency, by "workload@rate". */
+  latency: Record<string, LoadgenResult>;
+  error?: string;
+}
+
+export interface BenchResults {
+  date: string;
+  machine: { cpus: number; model: string; node: string };
+  phaseSeconds: number;
+  setup: string;
+  targets: TargetResult[];
+}
+
+const mb = (b: number): string => (b ? `${(b / 1024 / 1024).toFixed(1)} MB` : '–');
+const ratio = (a: number | undefined, b: number | undefined): string => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+const us = (x: number | undefined): string => (x === undefined ? '–' : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x} µs`);
+
+export function renderMarkdown(r: BenchResults): string {
+  const direct = r.targets.find((t) => t.name === 'direct');
+  const haproxy = r.targets.find((t) => t.name === 'haproxy');
+  const lines: string[] = [];
+  lines.push(`# Trellis data-plane benchmark`, '', `${r.date} — ${r.machine.cpus} CPUs (${r.machine.model}), Node ${r.machine.node}, ${r.phaseSeconds} s phases.`, '', r.setup, '');
+  lines.push('## Throughput at saturation (req/s)', '');
+  lines.push('| target | workload | req/s | vs direct | vs HAProxy | proxy CPU/req |', '|---|---|---|---|---|---|');
+  for (const t of r.targets) {
+    if (t.error) {
+      lines.push(`| ${t.name} | – | failed: ${t.error.replace(/\|/g, '/').slice(0, 120)} | | | |`);
+      continue;
+    }
+    for (const [w, v] of Object.entries(t.throughput)) {
+      lines.push(`| ${t.name} | ${w} | ${v} | ${ratio(v, direct?.throughput[w])} | ${ratio(v, haproxy?.throughput[w])} | ${t.cpuUsPerRequest[w] !== undefined ? `${t.cpuUsPerRequest[w]} µs` : '–'} |`);
+    }
+  }
+  lines.push('', '## Latency at a fixed rate (open loop, 16 connections)', '');
+  lines.push('| target | workload | p50 | p90 | p99 | p99.9 | p50 over direct | p99 over direct | ok/sent |', '|---|---|---|---|---|---|---|---|---|');
+  for (const t of r.targets) {
+    for (const [w, l] of Object.entries(t.latency)) {
+      const d = direct?.latency[w];
+      const over = (k: 'p50' | 'p99'): string => (d ? us(l.latencyUs[k] - d.latencyUs[k]) : '–');
+      lines.push(`| ${t.name} | ${w} | ${us(l.latencyUs.p50)} | ${us(l.latencyUs.p90)} | ${us(l.latencyUs.p99)} | ${us(l.latencyUs.p999)} | ${over('p50')} | ${over('p99')} | ${l.completed}/${l.sent} |`);
+    }
+  }
+  lines.push('', '## Memory (RSS)', '', '| target | idle | peak under load | idle vs HAProxy |', '|---|---|---|---|');
+  for (const t of r.targets) {
+    if (t.name === 'direct') continue;
+    lines.push(`| ${t.name} | ${mb(t.idleRssBytes)} | ${mb(t.peakRssBytes)} | ${ratio(t.idleRssBytes, haproxy?.idleRssBytes)} |`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
