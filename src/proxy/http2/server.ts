@@ -1,0 +1,311 @@
+// Downstream HTTP/2 codec: one accepted connection (h2c prior knowledge now,
+// h2 over TLS once ALPN hands us a TLSSocket) becomes a node:http2 server
+// session; each stream becomes a ProxyRequest dispatched into the listener's
+// stack, and the ResponseHandler writes the answer back on the stream.
+// Backpressure both ways rides on HTTP/2 flow control: a paused stream stops
+// granting WINDOW_UPDATEs, so the peer stops sending.
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { ConnectionContext, ServeConnection } from '../connection.ts';
+import { ProxyError, rescue, toProxyError } from '../errors.ts';
+import type {
+  BodySink, BodySource, ExchangeController, HeaderList, ProxyRequest, RequestContext, ResponseHandler, ResponseHead,
+} from '../http/exchange.ts';
+import { getHeader } from '../http/exchange.ts';
+import { grpcDeadline, isGrpcRequest } from '../grpc.ts';
+import { appendEndToEnd, splitRaw, toHeaderObject, withFields } from './headers.ts';
+
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+export interface Http2ServerOptions {
+  /** SETTINGS we advertise. Default: 256 concurrent streams per connection. */
+  settings?: http2.Settings;
+  /** Send GOAWAY after this long without any frame (ms); 0 = never. Default 0. */
+  idleTimeoutMs?: number;
+  /** node:http2 per-session memory cap in MB (default 10). */
+  maxSessionMemory?: number;
+}
+
+const DEFAULT_SETTINGS: http2.Settings = { maxConcurrentStreams: 256 };
+
+/** Build a downstream HTTP/2 codec with its own settings. */
+export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnection {
+  const settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+  return function serveHttp2(socket: Socket, initial: Buffer, conn: ConnectionContext): void {
+    // The detector already read the preface; put it back so nghttp2 sees it.
+    // node:http2 drains whatever is buffered on the socket when it attaches.
+    if (initial.length > 0) socket.unshift(initial);
+    const session = http2.performServerHandshake(socket, {
+      settings,
+      ...(opts.maxSessionMemory === undefined ? {} : { maxSessionMemory: opts.maxSessionMemory }),
+    });
+    const tls = conn.downstream.tls === true || (socket as { encrypted?: boolean }).encrypted === true;
+    const untrack = conn.track({
+      drain: () => {
+        if (!session.closed && !session.destroyed) session.close();
+      },
+      destroy: () => session.destroy(),
+    });
+    if (opts.idleTimeoutMs) session.setTimeout(opts.idleTimeoutMs, () => session.close());
+    // A session error destroys the session and its streams; each stream's
+    // 'close' handler aborts its exchange, so nothing else is needed here.
+    session.on('error', noop);
+    session.once('close', () => {
+      untrack();
+      conn.onClose?.({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten });
+    });
+    session.on('stream', (stream, _headers, flags, rawHeaders) => {
+      onStream(stream, rawHeaders, flags, conn, tls);
+    });
+  };
+}
+
+/** The default downstream HTTP/2 codec. */
+export const serveHttp2: ServeConnection = createHttp2Server();
+
+function noop(): void {}
+
+function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number, conn: ConnectionContext, tls: boolean): void {
+  stream.on('error', noop); // resets surface through 'close'
+  const { pseudo, headers: fields } = splitRaw(raw);
+  const method = pseudo.get(':method') ?? 'GET';
+  const path = pseudo.get(':path');
+  const authority = pseudo.get(':authority') ?? getHeader(fields, 'host') ?? '';
+  const schemeIn = pseudo.get(':scheme');
+  const headers = appendEndToEnd([], fields, { request: true, dropHost: true });
+  const startTime = performance.now();
+  const grpc = isGrpcRequest(headers);
+  const ctx: RequestContext = {
+    listener: conn.listener,
+    direction: conn.direction,
+    downstream: conn.downstream,
+    startTime,
+    deadline: null,
+    responseFlags: [],
+    grpc,
+    attempts: 0,
+    attrs: new Map(),
+  };
+  if (grpc) {
+    const d = grpcDeadline(headers, startTime);
+    if (d !== null && (ctx.deadline === null || d < ctx.deadline)) ctx.deadline = d;
+  }
+  const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+  const exchange = new Http2Exchange(stream, ctx, method, endStream, headers);
+  if (path === undefined || method === 'CONNECT') {
+    // Plain CONNECT tunnels and extended CONNECT are not proxied over HTTP/2.
+    exchange.onError(new ProxyError('BAD_REQUEST', method === 'CONNECT' ? 'CONNECT is not supported over HTTP/2' : ':path is missing'));
+    return;
+  }
+  const req: ProxyRequest = {
+    head: {
+      method,
+      scheme: schemeIn === 'https' || (schemeIn === undefined && tls) ? 'https' : 'http',
+      authority,
+      path,
+      headers,
+      httpVersion: '2',
+    },
+    body: endStream ? null : exchange,
+    ctx,
+  };
+  try {
+    conn.dispatch(req, exchange);
+  } catch (err) {
+    exchange.onError(toProxyError(err));
+  }
+}
+
+type State = 'waiting' | 'streaming' | 'done';
+
+/** One downstream stream: the request body source and the response handler. */
+class Http2Exchange implements ResponseHandler, BodySource {
+  readonly contentLength: number | null;
+  private readonly stream: http2.ServerHttp2Stream;
+  private readonly ctx: RequestContext;
+  private readonly method: string;
+  private controller: ExchangeController | null = null;
+  private state: State = 'waiting';
+  /** The client went away (reset or connection loss) before we finished. */
+  private closed = false;
+  /** onEnd/onError seen: the upstream side is over. */
+  private upstreamDone = false;
+  private trailers: HeaderList | null = null;
+  private drainWait = false;
+  private sink: BodySink | null = null;
+  private bodyState: 'idle' | 'flowing' | 'ended' | 'dropped' = 'idle';
+  private reqTrailers: HeaderList | null = null;
+
+  constructor(stream: http2.ServerHttp2Stream, ctx: RequestContext, method: string, endStream: boolean, headers: HeaderList) {
+    this.stream = stream;
+    this.ctx = ctx;
+    this.method = method;
+    const cl = getHeader(headers, 'content-length');
+    this.contentLength = cl !== undefined && /^\d{1,15}$/.test(cl) ? Number(cl) : endStream ? 0 : null;
+    if (endStream) this.bodyState = 'ended';
+    stream.once('close', () => this.onStreamClose());
+    // Trailers are emitted on arrival, whether or not the body is being read
+    // yet, so listen from the start.
+    if (!endStream) {
+      stream.once('trailers', (_h: unknown, _f: unknown, raw: string[]) => {
+        this.reqTrailers = appendEndToEnd([], splitRaw(raw).headers, { request: false, dropHost: false });
+      });
+    }
+  }
+
+  private onStreamClose(): void {
+    if (this.state === 'done' && this.upstreamDone && this.bodyState !== 'flowing') return;
+    this.closed = true;
+    this.state = 'done';
+    const err = new ProxyError('DOWNSTREAM_CLOSED');
+    if (this.bodyState === 'flowing') {
+      this.bodyState = 'dropped';
+      this.sink?.onError(err);
+    }
+    if (!this.upstreamDone) this.controller?.abort(err);
+  }
+
+  // ---- BodySource ----
+
+  start(sink: BodySink): void {
+    if (this.sink !== null) return;
+    this.sink = sink;
+    if (this.bodyState === 'ended') {
+      queueMicrotask(() => sink.onEnd(null));
+      return;
+    }
+    if (this.closed) {
+      queueMicrotask(() => sink.onError(new ProxyError('DOWNSTREAM_CLOSED')));
+      return;
+    }
+    this.bodyState = 'flowing';
+    const s = this.stream;
+    s.on('data', (chunk: Buffer) => {
+      if (this.bodyState !== 'flowing') return;
+      if (!sink.onData(chunk)) s.pause();
+    });
+    s.once('end', () => {
+      if (this.bodyState !== 'flowing') return;
+      this.bodyState = 'ended';
+      sink.onEnd(this.reqTrailers);
+    });
+  }
+
+  resume(): void {
+    if (this.bodyState === 'flowing') this.stream.resume();
+  }
+
+  destroy(): void {
+    if (this.bodyState === 'ended' || this.bodyState === 'dropped') return;
+    // Keep consuming (and discarding) so flow control does not wedge the
+    // connection; the response still goes out on this stream.
+    this.bodyState = 'dropped';
+    this.stream.resume();
+  }
+
+  // ---- ResponseHandler ----
+
+  onStart(controller: ExchangeController): void {
+    this.controller = controller;
+    this.upstreamDone = false;
+    if (this.closed) controller.abort(new ProxyError('DOWNSTREAM_CLOSED'));
+  }
+
+  onInformational(head: ResponseHead): void {
+    if (this.state !== 'waiting' || this.closed) return;
+    if (head.status !== 100 && head.status !== 103) return;
+    const fields = appendEndToEnd([':status', String(head.status)], head.headers, { request: false, dropHost: true });
+    try {
+      withFields(fields, (f) => this.stream.additionalHeaders(f as unknown as http2.OutgoingHttpHeaders));
+    } catch {
+      // An informational response is advisory; drop it.
+    }
+  }
+
+  onHeaders(head: ResponseHead): boolean {
+    if (this.state !== 'waiting' || this.closed) return true;
+    const fields = appendEndToEnd([':status', String(head.status)], head.headers, { request: false, dropHost: true });
+    // A response head that already carries grpc-status is gRPC's
+    // trailers-only form: it must end the stream in the HEADERS frame.
+    const trailersOnly = getHeader(head.headers, 'grpc-status') !== undefined;
+    const noBody = trailersOnly || this.method === 'HEAD' || head.status === 204 || head.status === 304;
+    try {
+      withFields(fields, (f) =>
+        this.stream.respond(f as unknown as http2.OutgoingHttpHeaders, noBody ? { endStream: true } : { waitForTrailers: true }));
+    } catch (err) {
+      this.state = 'waiting';
+      this.renderError(new ProxyError('UPSTREAM_PROTOCOL_ERROR', (err as Error).message));
+      this.controller?.abort(new ProxyError('UPSTREAM_PROTOCOL_ERROR'));
+      return false;
+    }
+    if (noBody) {
+      this.state = 'done';
+      return true;
+    }
+    this.state = 'streaming';
+    this.stream.once('wantTrailers', () => {
+      const t = this.trailers;
+      this.stream.sendTrailers(t !== null && t.length > 0 ? toHeaderObject(t) : {});
+    });
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.state !== 'streaming') return true; // discarded (no body allowed, or over)
+    const ok = this.stream.write(chunk);
+    if (!ok && !this.drainWait) {
+      this.drainWait = true;
+      this.stream.once('drain', () => {
+        this.drainWait = false;
+        this.controller?.resume();
+      });
+    }
+    return ok;
+  }
+
+  onEnd(trailers: HeaderList | null): void {
+    this.upstreamDone = true;
+    if (this.state === 'waiting') {
+      this.renderError(new ProxyError('UPSTREAM_PROTOCOL_ERROR', 'response ended before its head'));
+      return;
+    }
+    if (this.state !== 'streaming') return;
+    this.state = 'done';
+    this.trailers = trailers === null ? null : appendEndToEnd([], trailers, { request: false, dropHost: true });
+    this.stream.end();
+  }
+
+  onError(err: ProxyError): void {
+    this.upstreamDone = true;
+    if (this.closed || this.stream.destroyed) return;
+    if (this.state === 'waiting') {
+      this.renderError(err);
+      return;
+    }
+    if (this.state !== 'streaming') return;
+    this.state = 'done';
+    if (this.ctx.grpc) {
+      // Headers are out: end the call with the status in trailers instead.
+      const r = rescue(err, true);
+      this.trailers = r.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-type' : a[i - 1] !== 'content-type'));
+      this.stream.end();
+      return;
+    }
+    this.stream.close(NGHTTP2_INTERNAL_ERROR);
+  }
+
+  /** Before any response byte: the rescue edge decides what the client sees. */
+  private renderError(err: ProxyError): void {
+    this.state = 'done';
+    const r = rescue(err, this.ctx.grpc);
+    const fields = appendEndToEnd([':status', String(r.status)], r.headers, { request: false, dropHost: true });
+    try {
+      const empty = r.body.length === 0 || this.method === 'HEAD';
+      this.stream.respond(fields as unknown as http2.OutgoingHttpHeaders, { endStream: empty });
+      if (!empty) this.stream.end(r.body);
+    } catch {
+      if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+}
