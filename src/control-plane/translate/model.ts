@@ -1,0 +1,164 @@
+// What translation reads: the declarative config (Gateway API routes, Trellis
+// Services and policies) and the registry (workloads and service VIPs), as
+// one immutable value. Field names follow the Gateway API and the Trellis
+// kinds exactly, so the validated resources from src/api are assignable here.
+
+export interface Meta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  creationTimestamp?: string;
+}
+
+export type PortProtocol = 'http' | 'http2' | 'grpc' | 'tcp';
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort?: number | string;
+  protocol?: PortProtocol;
+}
+
+export interface ServiceResource {
+  metadata: Meta;
+  spec: { selector?: Record<string, string>; ports: ServicePort[] };
+}
+
+export interface ParentRef {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+  sectionName?: string;
+}
+
+export interface BackendRef {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+  weight?: number;
+}
+
+export interface HeaderModifier {
+  set?: { name: string; value: string }[];
+  add?: { name: string; value: string }[];
+  remove?: string[];
+}
+
+export interface PathModifier {
+  type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  replaceFullPath?: string;
+  replacePrefixMatch?: string;
+}
+
+export interface HTTPRouteFilter {
+  type: 'RequestHeaderModifier' | 'ResponseHeaderModifier' | 'RequestMirror' | 'RequestRedirect' | 'URLRewrite' | 'ExtensionRef';
+  requestHeaderModifier?: HeaderModifier;
+  responseHeaderModifier?: HeaderModifier;
+  requestMirror?: { backendRef: BackendRef; percent?: number; fraction?: { numerator: number; denominator?: number } };
+  requestRedirect?: { scheme?: string; hostname?: string; path?: PathModifier; port?: number; statusCode?: number };
+  urlRewrite?: { hostname?: string; path?: PathModifier };
+}
+
+export interface StringMatchSpec {
+  type?: 'Exact' | 'RegularExpression';
+  name: string;
+  value: string;
+}
+
+export interface HTTPRouteMatch {
+  path?: { type?: 'Exact' | 'PathPrefix' | 'RegularExpression'; value?: string };
+  headers?: StringMatchSpec[];
+  queryParams?: StringMatchSpec[];
+  method?: string;
+}
+
+export interface HTTPRouteRule {
+  name?: string;
+  matches?: HTTPRouteMatch[];
+  filters?: HTTPRouteFilter[];
+  backendRefs?: (BackendRef & { filters?: HTTPRouteFilter[] })[];
+  timeouts?: { request?: string; backendRequest?: string };
+}
+
+export interface HTTPRouteResource {
+  metadata: Meta;
+  spec: { parentRefs?: ParentRef[]; hostnames?: string[]; rules?: HTTPRouteRule[] };
+}
+
+export interface GRPCRouteMatch {
+  method?: { type?: 'Exact' | 'RegularExpression'; service?: string; method?: string };
+  headers?: StringMatchSpec[];
+}
+
+export interface GRPCRouteRule {
+  name?: string;
+  matches?: GRPCRouteMatch[];
+  filters?: HTTPRouteFilter[];
+  backendRefs?: BackendRef[];
+}
+
+export interface GRPCRouteResource {
+  metadata: Meta;
+  spec: { parentRefs?: ParentRef[]; hostnames?: string[]; rules?: GRPCRouteRule[] };
+}
+
+export interface TCPRouteResource {
+  metadata: Meta;
+  spec: { parentRefs?: ParentRef[]; rules?: { backendRefs?: BackendRef[] }[] };
+}
+
+/** A registered workload instance (from the registry). */
+export interface WorkloadInstance {
+  name: string;
+  namespace: string;
+  serviceAccount?: string;
+  address: string;
+  /** `proxyPort`: where this workload's sidecar accepts inbound traffic for
+   * `port` (explicit mode); absent for unmeshed workloads and for
+   * transparent capture, where peers dial the app port itself. */
+  ports: { port: number; protocol?: PortProtocol; name?: string; proxyPort?: number }[];
+  labels?: Record<string, string>;
+  locality?: { region?: string; zone?: string; subZone?: string };
+  /** Health from the registry (heartbeat / health checks); default healthy. */
+  healthy?: boolean;
+}
+
+export interface MeshState {
+  services: readonly ServiceResource[];
+  httpRoutes: readonly HTTPRouteResource[];
+  grpcRoutes: readonly GRPCRouteResource[];
+  tcpRoutes: readonly TCPRouteResource[];
+  workloads: readonly WorkloadInstance[];
+  /** Service virtual IPs, keyed "namespace/name". */
+  vips: ReadonlyMap<string, string>;
+}
+
+export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';
+
+/** Who is asking: read from the xDS Node (id, metadata.trellis). */
+export interface ProxyNode {
+  id: string;
+  kind: NodeKind;
+  namespace: string;
+  /** The workload this sidecar serves (sidecar kind). */
+  workload?: string;
+  locality?: { region?: string; zone?: string; subZone?: string };
+  /** Explicit-mode outbound listener (HTTP_PROXY target). Default 127.0.0.1:15001. */
+  outbound?: { address: string; port: number };
+  /** Address the inbound listeners bind. Default 0.0.0.0. */
+  inboundAddress?: string;
+  /** Consul-style local listeners for upstream services (gRPC, TCP). */
+  upstreams?: { service: string; namespace?: string; port: number; localPort: number; localAddress?: string }[];
+}
+
+export function nsOf(m: Meta): string {
+  return m.namespace ?? 'default';
+}
+
+export function keyOf(m: Meta): string {
+  return `${nsOf(m)}/${m.name}`;
+}

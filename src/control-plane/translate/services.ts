@@ -1,0 +1,102 @@
+// Services, their ports and the workloads behind them: cluster names, the
+// DNS-like host names a service answers to, and ClusterLoadAssignments.
+import type { MeshState, PortProtocol, ServicePort, ServiceResource, WorkloadInstance } from './model.ts';
+import { keyOf, nsOf } from './model.ts';
+
+/** Cluster (and EDS) name of a service port: `reviews.default.svc:9080`. */
+export function serviceClusterName(namespace: string, name: string, port: number): string {
+  return `${name}.${namespace}.svc:${port}`;
+}
+
+export function inboundClusterName(port: number): string {
+  return `inbound|${port}`;
+}
+
+export function portProtocol(p: ServicePort): PortProtocol {
+  return p.protocol ?? 'http';
+}
+
+export function isHttpLike(p: PortProtocol): boolean {
+  return p !== 'tcp';
+}
+
+/** Names a caller may use for a service port, as `host[:port]` domains for
+ * virtual host matching. Short forms only within the caller's namespace. */
+export function serviceDomains(svc: ServiceResource, port: number, callerNamespace: string, vip: string | undefined): string[] {
+  const ns = nsOf(svc.metadata);
+  const n = svc.metadata.name;
+  const hosts = [`${n}.${ns}.svc.cluster.local`, `${n}.${ns}.svc`, `${n}.${ns}`];
+  if (ns === callerNamespace) hosts.push(n);
+  if (vip) hosts.push(vip);
+  const out: string[] = [];
+  for (const h of hosts) {
+    out.push(`${h}:${port}`);
+    if (port === 80) out.push(h);
+  }
+  return out;
+}
+
+export function selects(svc: ServiceResource, w: WorkloadInstance): boolean {
+  if (nsOf(svc.metadata) !== w.namespace) return false;
+  const sel = svc.spec.selector;
+  if (!sel || Object.keys(sel).length === 0) return false;
+  const labels = w.labels ?? {};
+  for (const [k, v] of Object.entries(sel)) if (labels[k] !== v) return false;
+  return true;
+}
+
+/** The workload port a service port targets (by number or by name). */
+export function targetPortOf(sp: ServicePort, w: WorkloadInstance): WorkloadInstance['ports'][number] | undefined {
+  const t = sp.targetPort ?? sp.port;
+  if (typeof t === 'number') return w.ports.find((p) => p.port === t) ?? { port: t };
+  return w.ports.find((p) => p.name === t);
+}
+
+export function findService(state: MeshState, namespace: string, name: string): ServiceResource | undefined {
+  return state.services.find((s) => s.metadata.name === name && nsOf(s.metadata) === namespace);
+}
+
+/** EDS for every service port: workloads selected by labels, grouped by
+ * locality; sidecar-fronted workloads are dialled on their proxy port. */
+export function buildLoadAssignments(state: MeshState): Map<string, object> {
+  const out = new Map<string, object>();
+  const services = [...state.services].sort((a, b) => keyOf(a.metadata).localeCompare(keyOf(b.metadata)));
+  for (const svc of services) {
+    const ns = nsOf(svc.metadata);
+    const members = state.workloads.filter((w) => selects(svc, w)).sort((a, b) => `${a.address}/${a.name}`.localeCompare(`${b.address}/${b.name}`));
+    for (const sp of svc.spec.ports) {
+      const clusterName = serviceClusterName(ns, svc.metadata.name, sp.port);
+      const byLocality = new Map<string, { locality: { region: string; zone: string; subZone: string }; lbEndpoints: object[] }>();
+      for (const w of members) {
+        const tp = targetPortOf(sp, w);
+        if (!tp) continue;
+        const loc = { region: w.locality?.region ?? '', zone: w.locality?.zone ?? '', subZone: w.locality?.subZone ?? '' };
+        const lk = `${loc.region}/${loc.zone}/${loc.subZone}`;
+        let group = byLocality.get(lk);
+        if (!group) {
+          group = { locality: loc, lbEndpoints: [] };
+          byLocality.set(lk, group);
+        }
+        const labels: Record<string, string> = { ...(w.labels ?? {}), 'trellis.dev/workload': w.name };
+        if (w.serviceAccount) labels['trellis.dev/service-account'] = w.serviceAccount;
+        if (tp.proxyPort !== undefined) labels['trellis.dev/meshed'] = 'true';
+        group.lbEndpoints.push({
+          endpoint: { address: { socketAddress: { address: w.address, portValue: tp.proxyPort ?? tp.port } } },
+          healthStatus: w.healthy === false ? 'UNHEALTHY' : 'HEALTHY',
+          loadBalancingWeight: 1,
+          metadata: { filterMetadata: { trellis: labels } },
+        });
+      }
+      const endpoints = [...byLocality.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([, g]) => ({
+          locality: g.locality,
+          // grpc-js-xds ignores localities without a weight.
+          loadBalancingWeight: Math.max(1, g.lbEndpoints.length),
+          lbEndpoints: g.lbEndpoints,
+        }));
+      out.set(clusterName, { clusterName, endpoints });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,233 @@
+// translate(state, node) -> the Envoy v3 resources one proxy needs. Pure: the
+// same input always yields the same output (sorted, no clocks, no
+// randomness), so snapshot versions are content hashes and unchanged proxies
+// are not pushed.
+//
+// What each kind of node gets:
+//  - sidecar: an outbound listener (explicit mode: the HTTP_PROXY target,
+//    routing by Host across every service's HTTP ports; RDS "outbound"),
+//    local listeners for declared upstreams (gRPC/TCP, Consul-style), and an
+//    inbound listener per port of its own workload forwarding to the app on
+//    loopback; clusters and EDS for every service port.
+//  - proxyless (grpc-js-xds and other gRPC xDS clients): an API listener per
+//    gRPC/HTTP service port, named `<name>.<ns>.svc:<port>` (the `xds:///`
+//    target), with its own RouteConfiguration; clusters and EDS.
+import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
+import { keyOf, nsOf } from './model.ts';
+import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
+import {
+  buildLoadAssignments, findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
+} from './services.ts';
+
+export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+export const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+export const OUTBOUND_ROUTE_NAME = 'outbound';
+
+export interface TranslatedResources {
+  listeners: object[];
+  routes: object[];
+  clusters: object[];
+  endpoints: object[];
+  warnings: RouteWarning[];
+}
+
+const socketAddress = (address: string, port: number): object => ({ socketAddress: { address, portValue: port } });
+
+function hcm(statPrefix: string, rds: { routeConfigName: string } | { routeConfig: object }, codecType = 'AUTO'): object {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typedConfig: {
+      '@type': HCM_TYPE,
+      statPrefix,
+      codecType,
+      ...('routeConfigName' in rds ? { rds: { configSource: { ads: {} }, routeConfigName: rds.routeConfigName } } : { routeConfig: rds.routeConfig }),
+      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER_TYPE } }],
+    },
+  };
+}
+
+function tcpProxy(statPrefix: string, clusters: { name: string; weight: number }[]): object {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typedConfig: {
+      '@type': TCP_PROXY_TYPE,
+      statPrefix,
+      ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weightedClusters: { clusters } }),
+    },
+  };
+}
+
+function http2Options(): object {
+  return {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': HTTP_OPTIONS_TYPE,
+      explicitHttpConfig: { http2ProtocolOptions: {} },
+    },
+  };
+}
+
+function edsCluster(name: string, h2: boolean, proxyless: boolean): object {
+  return {
+    name,
+    type: 'EDS',
+    edsClusterConfig: { edsConfig: { ads: {}, resourceApiVersion: 'V3' }, serviceName: name },
+    connectTimeout: '5s',
+    // Proxyless gRPC clients take round robin explicitly; Trellis proxies
+    // default to peak-EWMA when no policy is set (see docs/load-balancing.md).
+    ...(proxyless ? { lbPolicy: 'ROUND_ROBIN' } : {}),
+    ...(h2 ? { typedExtensionProtocolOptions: http2Options() } : {}),
+  };
+}
+
+function sortedServices(state: MeshState): ServiceResource[] {
+  return [...state.services].sort((a, b) => keyOf(a.metadata).localeCompare(keyOf(b.metadata)));
+}
+
+/** Virtual hosts for every HTTP-like service port, as seen from `callerNs`. */
+function outboundVirtualHosts(state: MeshState, callerNs: string, warnings: RouteWarning[], filter?: (svc: ServiceResource, port: number) => boolean): object[] {
+  const vhosts: object[] = [];
+  for (const svc of sortedServices(state)) {
+    const ns = nsOf(svc.metadata);
+    for (const sp of svc.spec.ports) {
+      if (!isHttpLike(portProtocol(sp))) continue;
+      if (filter && !filter(svc, sp.port)) continue;
+      vhosts.push({
+        name: serviceClusterName(ns, svc.metadata.name, sp.port),
+        domains: serviceDomains(svc, sp.port, callerNs, state.vips.get(keyOf(svc.metadata))),
+        routes: routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port),
+      });
+    }
+  }
+  return vhosts;
+}
+
+function tcpBackends(state: MeshState, svc: ServiceResource, port: number, warnings: RouteWarning[]): { name: string; weight: number }[] {
+  const routes = state.tcpRoutes.filter((r: TCPRouteResource) => (r.spec.parentRefs ?? []).some((p) => attaches(p, nsOf(r.metadata), svc, port)));
+  const out: { name: string; weight: number }[] = [];
+  for (const r of routes) {
+    for (const rule of r.spec.rules ?? []) {
+      for (const b of rule.backendRefs ?? []) {
+        const ns = b.namespace ?? nsOf(r.metadata);
+        const target = findService(state, ns, b.name);
+        const bport = b.port ?? target?.spec.ports[0]?.port;
+        if (!target || bport === undefined) {
+          warnings.push({ route: `TCPRoute ${keyOf(r.metadata)}`, message: `backendRef ${ns}/${b.name}: service not found` });
+          continue;
+        }
+        if ((b.weight ?? 1) > 0) out.push({ name: serviceClusterName(ns, b.name, bport), weight: b.weight ?? 1 });
+      }
+    }
+  }
+  return out.length > 0 ? out : [{ name: serviceClusterName(nsOf(svc.metadata), svc.metadata.name, port), weight: 1 }];
+}
+
+function allServiceClusters(state: MeshState, proxyless: boolean): object[] {
+  const clusters: object[] = [];
+  for (const svc of sortedServices(state)) {
+    for (const sp of svc.spec.ports) {
+      const proto = portProtocol(sp);
+      if (proxyless && proto === 'tcp') continue;
+      clusters.push(edsCluster(serviceClusterName(nsOf(svc.metadata), svc.metadata.name, sp.port), proto === 'grpc' || proto === 'http2', proxyless));
+    }
+  }
+  return clusters;
+}
+
+function translateSidecar(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
+  const listeners: object[] = [];
+  const routes: object[] = [];
+  const clusters = allServiceClusters(state, false);
+
+  // Outbound: the explicit-mode HTTP proxy every app call goes through.
+  const ob = node.outbound ?? { address: '127.0.0.1', port: 15001 };
+  routes.push({ name: OUTBOUND_ROUTE_NAME, virtualHosts: outboundVirtualHosts(state, node.namespace, warnings) });
+  listeners.push({
+    name: 'outbound',
+    address: socketAddress(ob.address, ob.port),
+    trafficDirection: 'OUTBOUND',
+    filterChains: [{ name: 'outbound-http', filters: [hcm('outbound', { routeConfigName: OUTBOUND_ROUTE_NAME })] }],
+  });
+
+  // Declared upstreams: a local port per upstream service for gRPC and TCP clients.
+  for (const up of node.upstreams ?? []) {
+    const ns = up.namespace ?? node.namespace;
+    const svc = findService(state, ns, up.service);
+    const sp = svc?.spec.ports.find((p) => p.port === up.port);
+    const name = `upstream|${up.localPort}`;
+    const address = socketAddress(up.localAddress ?? '127.0.0.1', up.localPort);
+    if (!svc || !sp) {
+      warnings.push({ route: `node ${node.id}`, message: `upstream ${ns}/${up.service}:${up.port}: no such service port` });
+      continue;
+    }
+    if (isHttpLike(portProtocol(sp))) {
+      const rcName = `upstream|${up.localPort}`;
+      routes.push({
+        name: rcName,
+        virtualHosts: [{ name: serviceClusterName(ns, svc.metadata.name, sp.port), domains: ['*'], routes: routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port) }],
+      });
+      listeners.push({ name, address, trafficDirection: 'OUTBOUND', filterChains: [{ name, filters: [hcm(name, { routeConfigName: rcName })] }] });
+    } else {
+      listeners.push({ name, address, trafficDirection: 'OUTBOUND', filterChains: [{ name, filters: [tcpProxy(name, tcpBackends(state, svc, sp.port, warnings))] }] });
+    }
+  }
+
+  // Inbound: one listener per port of this sidecar's own workload.
+  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  for (const p of me?.ports ?? []) {
+    if (p.proxyPort === undefined) continue;
+    const proto = p.protocol ?? 'http';
+    const cluster = inboundClusterName(p.port);
+    clusters.push({
+      name: cluster,
+      type: 'STATIC',
+      connectTimeout: '1s',
+      lbPolicy: 'ROUND_ROBIN',
+      loadAssignment: { clusterName: cluster, endpoints: [{ lbEndpoints: [{ endpoint: { address: socketAddress('127.0.0.1', p.port) } }] }] },
+      ...(proto === 'grpc' || proto === 'http2' ? { typedExtensionProtocolOptions: http2Options() } : {}),
+    });
+    const name = `inbound|${p.port}`;
+    const address = socketAddress(node.inboundAddress ?? '0.0.0.0', p.proxyPort);
+    const filter = isHttpLike(proto)
+      ? hcm(name, { routeConfig: { name, virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'inbound', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }] } })
+      : tcpProxy(name, [{ name: cluster, weight: 1 }]);
+    listeners.push({ name, address, trafficDirection: 'INBOUND', filterChains: [{ name, filters: [filter] }] });
+  }
+  return { listeners, routes, clusters };
+}
+
+function translateProxyless(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
+  const listeners: object[] = [];
+  const routes: object[] = [];
+  for (const svc of sortedServices(state)) {
+    const ns = nsOf(svc.metadata);
+    for (const sp of svc.spec.ports) {
+      if (!isHttpLike(portProtocol(sp))) continue;
+      const target = `${svc.metadata.name}.${ns}.svc:${sp.port}`;
+      routes.push({
+        name: target,
+        virtualHosts: [{ name: target, domains: ['*'], routes: routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port) }],
+      });
+      listeners.push({
+        name: target,
+        apiListener: { apiListener: (hcm(target, { routeConfigName: target }) as { typedConfig: object }).typedConfig },
+      });
+    }
+  }
+  void node;
+  return { listeners, routes, clusters: allServiceClusters(state, true) };
+}
+
+export function translate(state: MeshState, node: ProxyNode): TranslatedResources {
+  const warnings: RouteWarning[] = [];
+  const base = node.kind === 'proxyless' ? translateProxyless(state, node, warnings) : translateSidecar(state, node, warnings);
+  const cla = buildLoadAssignments(state);
+  const endpoints: object[] = [];
+  for (const c of base.clusters as { name: string; type?: string }[]) {
+    if (c.type !== 'EDS') continue;
+    endpoints.push(cla.get(c.name) ?? { clusterName: c.name, endpoints: [] });
+  }
+  return { ...base, endpoints, warnings };
+}
