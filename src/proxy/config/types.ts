@@ -48,6 +48,8 @@ export interface FilterChainSpec {
   /** Exactly one of http / tcp. */
   readonly http?: HttpConnectionManagerSpec;
   readonly tcp?: TcpProxySpec;
+  /** Kept verbatim (validated as objects) for the mTLS work: `transportSocket`. */
+  readonly extensions?: Readonly<Record<string, unknown>>;
 }
 
 export interface HttpConnectionManagerSpec {
@@ -69,6 +71,9 @@ export interface TcpProxySpec {
 export interface RouteConfigSpec {
   readonly name: string;
   readonly virtualHosts: readonly VirtualHostSpec[];
+  /** RouteConfiguration-level mutations, applied after the virtual host's. */
+  readonly requestHeaders?: HeaderMutation;
+  readonly responseHeaders?: HeaderMutation;
 }
 
 export interface VirtualHostSpec {
@@ -76,11 +81,21 @@ export interface VirtualHostSpec {
   /** "*" , exact "host", "host:port", "*.suffix" or "prefix.*" as Envoy. */
   readonly domains: readonly string[];
   readonly routes: readonly RouteSpec[];
+  /** Virtual-host-level mutations, applied after the route's. */
+  readonly requestHeaders?: HeaderMutation;
+  readonly responseHeaders?: HeaderMutation;
 }
 
 export type StringMatch =
   | { readonly kind: 'exact'; readonly value: string; readonly ignoreCase?: boolean }
-  | { readonly kind: 'prefix'; readonly value: string; readonly ignoreCase?: boolean }
+  | {
+      readonly kind: 'prefix';
+      readonly value: string;
+      readonly ignoreCase?: boolean;
+      /** Paths only (Envoy's pathSeparatedPrefix): the prefix must be followed
+       * by "/" or the end of the path. */
+      readonly separated?: boolean;
+    }
   | { readonly kind: 'suffix'; readonly value: string; readonly ignoreCase?: boolean }
   | { readonly kind: 'contains'; readonly value: string; readonly ignoreCase?: boolean }
   | { readonly kind: 'regex'; readonly value: string; readonly regex: RegExp }
@@ -125,11 +140,16 @@ export type RouteActionSpec =
       /** Resilience and mirroring knobs are added by the policy work (issue 4). */
       readonly extensions?: Readonly<Record<string, unknown>>;
     }
-  | { readonly kind: 'redirect'; readonly status: number; readonly scheme?: string; readonly host?: string; readonly path?: string; readonly prefixRewrite?: string; readonly port?: number }
+  | { readonly kind: 'redirect'; readonly status: number; readonly scheme?: string; readonly host?: string; readonly path?: string; readonly prefixRewrite?: string; readonly port?: number; readonly stripQuery?: boolean }
   | { readonly kind: 'direct_response'; readonly status: number; readonly body?: string };
 
+/** Envoy's HeaderValueOption.HeaderAppendAction, lower-cased. */
+export type HeaderAppendAction = 'append_if_exists_or_add' | 'add_if_absent' | 'overwrite_if_exists_or_add' | 'overwrite_if_exists';
+
 export interface HeaderMutation {
-  readonly add: readonly { readonly name: string; readonly value: string; readonly append: boolean }[];
+  /** `append` is true for append_if_exists_or_add; `action` (when present)
+   * is authoritative and also covers add_if_absent / overwrite_if_exists. */
+  readonly add: readonly { readonly name: string; readonly value: string; readonly append: boolean; readonly action?: HeaderAppendAction }[];
   readonly remove: readonly string[];
 }
 
@@ -171,6 +191,10 @@ export interface ClusterSpec {
   readonly ringHash?: { readonly minRingSize: number; readonly maxRingSize: number };
   /** Locality-aware routing: prefer the proxy's own zone, fail over by priority. */
   readonly localityAware: boolean;
+  /** How endpoints arrive: inline (static) or by EDS under `edsServiceName`
+   * (defaults to the cluster name). */
+  readonly discovery?: 'static' | 'eds';
+  readonly edsServiceName?: string;
   /** Outlier detection, health checks, TLS origination: policy work (issues 4, 5). */
   readonly extensions?: Readonly<Record<string, unknown>>;
 }
