@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ewmaAt, observeLatency, recordEnd, recordStart } from './load.ts';
+import { NO_DATA_PENALTY, peakEwma, peakEwmaCost } from './peak-ewma.ts';
+import { buildOpts, countPicks, endpoints, seededRandom } from './testing.ts';
+
+test('the estimate jumps to a peak and decays over ~10 s', () => {
+  const [e] = endpoints(1);
+  const load = e!.load;
+  observeLatency(load, 10, 0);
+  assert.equal(load.ewmaMs, 10);
+  observeLatency(load, 100, 1000);
+  assert.equal(load.ewmaMs, 100, 'a higher sample replaces the estimate at once');
+  assert.ok(Math.abs(ewmaAt(load, 11_000) - 100 * Math.exp(-1)) < 1e-9);
+  observeLatency(load, 10, 11_000);
+  const expected = 100 * Math.exp(-1) + 10 * (1 - Math.exp(-1));
+  assert.ok(Math.abs(load.ewmaMs - expected) < 1e-9, `${load.ewmaMs} vs ${expected}`);
+});
+
+test('failures never lower the estimate; counters move once per call', () => {
+  const [e] = endpoints(1);
+  const load = e!.load;
+  observeLatency(load, 50, 0);
+  recordStart(load);
+  recordEnd(load, { latencyMs: 1, ok: false }, 0);
+  assert.equal(load.ewmaMs, 50);
+  assert.equal(load.active, 0);
+  assert.equal(load.failures, 1);
+  recordEnd(load, { latencyMs: 1, ok: true }, 0);
+  assert.equal(load.active, 0, 'never negative');
+});
+
+test('peak EWMA steers away from a slow endpoint', () => {
+  let now = 0;
+  const eps = endpoints(4);
+  for (const [i, e] of eps.entries()) observeLatency(e.load, i === 0 ? 200 : 10, now);
+  const picker = peakEwma.build(eps, buildOpts({ now: () => now }));
+  const counts = countPicks(picker, eps, 10_000, seededRandom(21));
+  assert.equal(counts.get(eps[0]!.key), 0);
+  // the slow endpoint decays while the others keep reporting 10 ms: it gets probed again
+  now = 60_000;
+  for (const e of eps.slice(1)) observeLatency(e.load, 10, now);
+  const later = countPicks(picker, eps, 10_000, seededRandom(22));
+  assert.ok(later.get(eps[0]!.key)! > 2000, `slow endpoint after decay: ${later.get(eps[0]!.key)}`);
+});
+
+test('peak EWMA weighs in outstanding requests', () => {
+  const eps = endpoints(3);
+  for (const e of eps) observeLatency(e.load, 10, 0);
+  eps[0]!.load.active = 20; // cost 210 vs 10
+  const counts = countPicks(peakEwma.build(eps, buildOpts()), eps, 5000, seededRandom(23));
+  assert.equal(counts.get(eps[0]!.key), 0);
+  assert.ok(Math.abs(counts.get(eps[1]!.key)! - 2500) < 250);
+});
+
+test('an endpoint without data is probed once, then penalized until it answers', () => {
+  const eps = endpoints(3);
+  for (const e of eps.slice(1)) observeLatency(e.load, 10, 0);
+  const fresh = eps[0]!;
+  assert.equal(peakEwmaCost(fresh, 0), 0);
+  fresh.load.active = 1;
+  assert.equal(peakEwmaCost(fresh, 0), NO_DATA_PENALTY + 1);
+  const counts = countPicks(peakEwma.build(eps, buildOpts()), eps, 2000, seededRandom(24));
+  assert.equal(counts.get(fresh.key), 0);
+  recordEnd(fresh.load, { latencyMs: 2, ok: true }, 0);
+  const after = countPicks(peakEwma.build(eps, buildOpts()), eps, 3000, seededRandom(25));
+  assert.ok(after.get(fresh.key)! > 1500, `fast endpoint now preferred: ${after.get(fresh.key)}`);
+});
