@@ -1,0 +1,218 @@
+// A Snapshot: one immutable, versioned set of xDS resources for a proxy (or a
+// group of proxies), in go-control-plane's model. Resources go in as
+// proto3-JSON, are encoded strictly (codec.ts) once, and are kept both packed
+// (what the ADS server sends) and as JSON (what status pages show).
+//
+// Each resource type has its own version: a hash of that type's content, so a
+// new snapshot whose clusters did not change is not pushed to CDS subscribers
+// again, and an endpoint-only change pushes only EDS.
+import { createHash } from 'node:crypto';
+import { packAny, XdsCodecError } from './codec.ts';
+import type { JsonObject, PackedAny } from './codec.ts';
+import { TypeUrl } from './protos.ts';
+import type { ResourceTypeUrl } from './protos.ts';
+
+export interface SnapshotResource {
+  readonly name: string;
+  readonly any: PackedAny;
+  readonly json: JsonObject;
+  /** sha256 of the encoded resource (hex, shortened). */
+  readonly hash: string;
+}
+
+export interface SnapshotTypeResources {
+  readonly typeUrl: ResourceTypeUrl;
+  /** Content hash of the whole type: changes exactly when a resource of the type changes. */
+  readonly version: string;
+  readonly resources: ReadonlyMap<string, SnapshotResource>;
+}
+
+export interface Snapshot {
+  /** The label the caller gave (e.g. the store revision); for display only. */
+  readonly label: string;
+  readonly types: ReadonlyMap<ResourceTypeUrl, SnapshotTypeResources>;
+}
+
+export interface SnapshotInput {
+  readonly listeners?: readonly unknown[];
+  readonly routes?: readonly unknown[];
+  readonly clusters?: readonly unknown[];
+  readonly endpoints?: readonly unknown[];
+  readonly secrets?: readonly unknown[];
+}
+
+export type SnapshotErrorCode = 'XDS_INVALID_RESOURCE' | 'XDS_DUPLICATE_NAME' | 'XDS_MISSING_NAME' | 'XDS_DANGLING_REFERENCE';
+
+export interface SnapshotError {
+  readonly code: SnapshotErrorCode;
+  /** e.g. "clusters[2].connectTimeout" or "routes[echo].virtualHosts[0].routes[1].route.cluster". */
+  readonly path: string;
+  readonly message: string;
+}
+
+export type CreateSnapshotResult = { ok: true; snapshot: Snapshot } | { ok: false; errors: SnapshotError[] };
+
+interface KindSpec {
+  key: keyof SnapshotInput;
+  typeUrl: ResourceTypeUrl;
+  nameField: string;
+}
+
+const KINDS: readonly KindSpec[] = [
+  { key: 'listeners', typeUrl: TypeUrl.listener, nameField: 'name' },
+  { key: 'routes', typeUrl: TypeUrl.route, nameField: 'name' },
+  { key: 'clusters', typeUrl: TypeUrl.cluster, nameField: 'name' },
+  { key: 'endpoints', typeUrl: TypeUrl.endpoint, nameField: 'clusterName' },
+  { key: 'secrets', typeUrl: TypeUrl.secret, nameField: 'name' },
+];
+
+const shortHash = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex').slice(0, 16);
+
+/** Encodes and versions the resources. Does not check cross-references: see checkConsistency. */
+export function createSnapshot(input: SnapshotInput, label = ''): CreateSnapshotResult {
+  const errors: SnapshotError[] = [];
+  const types = new Map<ResourceTypeUrl, SnapshotTypeResources>();
+  for (const kind of KINDS) {
+    const resources = new Map<string, SnapshotResource>();
+    (input[kind.key] ?? []).forEach((json, i) => {
+      const at = `${kind.key}[${i}]`;
+      const name = typeof json === 'object' && json !== null ? (json as Record<string, unknown>)[kind.nameField] : undefined;
+      if (typeof name !== 'string' || name === '') {
+        errors.push({ code: 'XDS_MISSING_NAME', path: `${at}.${kind.nameField}`, message: `${kind.nameField} must be a non-empty string` });
+        return;
+      }
+      if (resources.has(name)) {
+        errors.push({ code: 'XDS_DUPLICATE_NAME', path: `${at}.${kind.nameField}`, message: `a resource named "${name}" is already in ${kind.key}` });
+        return;
+      }
+      try {
+        const any = packAny(kind.typeUrl, json);
+        resources.set(name, { name, any, json: json as JsonObject, hash: shortHash(any.value) });
+      } catch (err) {
+        if (!(err instanceof XdsCodecError)) throw err;
+        errors.push({ code: 'XDS_INVALID_RESOURCE', path: err.path === '' ? at : `${at}.${err.path}`, message: err.reason });
+      }
+    });
+    const sorted = new Map([...resources].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const version = shortHash([...sorted.values()].map((r) => `${r.name}\u0000${r.hash}`).join('\n'));
+    types.set(kind.typeUrl, { typeUrl: kind.typeUrl, version, resources: sorted });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, snapshot: Object.freeze({ label, types }) };
+}
+
+export function snapshotResources(snapshot: Snapshot, typeUrl: ResourceTypeUrl): ReadonlyMap<string, SnapshotResource> {
+  return snapshot.types.get(typeUrl)?.resources ?? new Map();
+}
+
+// ---------------------------------------------------------------- consistency
+
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const TCP_PROXY = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const typeOf = (v: Obj): string => String(v['@type'] ?? '').replace(/^.*\//, '');
+
+/**
+ * go-control-plane's Consistent(): every RDS name a listener references is in
+ * the snapshot, every cluster a route or tcp_proxy references is, every EDS
+ * cluster has a ClusterLoadAssignment, every SDS secret name exists.
+ */
+export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
+  const errors: SnapshotError[] = [];
+  const routes = snapshotResources(snapshot, TypeUrl.route);
+  const clusters = snapshotResources(snapshot, TypeUrl.cluster);
+  const endpoints = snapshotResources(snapshot, TypeUrl.endpoint);
+  const secrets = snapshotResources(snapshot, TypeUrl.secret);
+
+  const needCluster = (name: unknown, path: string): void => {
+    if (typeof name === 'string' && !clusters.has(name)) {
+      errors.push({ code: 'XDS_DANGLING_REFERENCE', path, message: `cluster "${name}" is not in the snapshot` });
+    }
+  };
+  const checkRouteConfig = (rc: Obj, base: string): void => {
+    arr(rc.virtualHosts).forEach((vh, v) => {
+      if (!isObj(vh)) return;
+      arr(vh.routes).forEach((r, i) => {
+        if (!isObj(r) || !isObj(r.route)) return;
+        const p = `${base}.virtualHosts[${v}].routes[${i}].route`;
+        needCluster(r.route.cluster, `${p}.cluster`);
+        if (isObj(r.route.weightedClusters)) {
+          arr(r.route.weightedClusters.clusters).forEach((wc, w) => {
+            if (isObj(wc)) needCluster(wc.name, `${p}.weightedClusters.clusters[${w}].name`);
+          });
+        }
+        arr(r.route.requestMirrorPolicies).forEach((m, k) => {
+          if (isObj(m)) needCluster(m.cluster, `${p}.requestMirrorPolicies[${k}].cluster`);
+        });
+      });
+    });
+  };
+  const checkFilterConfig = (cfg: unknown, path: string): void => {
+    if (!isObj(cfg)) return;
+    if (typeOf(cfg) === HCM) {
+      if (isObj(cfg.rds)) {
+        const name = cfg.rds.routeConfigName;
+        if (typeof name === 'string' && !routes.has(name)) {
+          errors.push({ code: 'XDS_DANGLING_REFERENCE', path: `${path}.rds.routeConfigName`, message: `route configuration "${name}" is not in the snapshot` });
+        }
+      }
+      if (isObj(cfg.routeConfig)) checkRouteConfig(cfg.routeConfig, `${path}.routeConfig`);
+    } else if (typeOf(cfg) === TCP_PROXY) {
+      needCluster(cfg.cluster, `${path}.cluster`);
+      if (isObj(cfg.weightedClusters)) {
+        arr(cfg.weightedClusters.clusters).forEach((wc, w) => {
+          if (isObj(wc)) needCluster(wc.name, `${path}.weightedClusters.clusters[${w}].name`);
+        });
+      }
+    }
+  };
+
+  for (const [name, l] of snapshotResources(snapshot, TypeUrl.listener)) {
+    const base = `listeners[${name}]`;
+    const chains: [unknown, string][] = arr(l.json.filterChains).map((c, i) => [c, `${base}.filterChains[${i}]`]);
+    if (l.json.defaultFilterChain !== undefined) chains.push([l.json.defaultFilterChain, `${base}.defaultFilterChain`]);
+    for (const [chain, p] of chains) {
+      if (!isObj(chain)) continue;
+      arr(chain.filters).forEach((f, i) => {
+        if (isObj(f)) checkFilterConfig(f.typedConfig, `${p}.filters[${i}].typedConfig`);
+      });
+    }
+    if (isObj(l.json.apiListener)) checkFilterConfig(l.json.apiListener.apiListener, `${base}.apiListener.apiListener`);
+  }
+  for (const [name, r] of routes) checkRouteConfig(r.json, `routes[${name}]`);
+  for (const [name, c] of clusters) {
+    const isEds = c.json.type === 'EDS';
+    const eds = isObj(c.json.edsClusterConfig) ? c.json.edsClusterConfig : undefined;
+    if (!isEds) continue;
+    const service = typeof eds?.serviceName === 'string' && eds.serviceName !== '' ? eds.serviceName : name;
+    if (!endpoints.has(service)) {
+      errors.push({ code: 'XDS_DANGLING_REFERENCE', path: `clusters[${name}]`, message: `EDS cluster has no ClusterLoadAssignment "${service}"` });
+    }
+  }
+  // SDS: names of secrets referenced anywhere in listeners and clusters.
+  const walkSds = (v: unknown, path: string): void => {
+    if (Array.isArray(v)) v.forEach((e, i) => walkSds(e, `${path}[${i}]`));
+    if (!isObj(v)) return;
+    for (const [k, e] of Object.entries(v)) {
+      const p = `${path}.${k}`;
+      if (k === 'tlsCertificateSdsSecretConfigs') {
+        arr(e).forEach((s, i) => checkSecret(s, `${p}[${i}].name`));
+      } else if (k === 'validationContextSdsSecretConfig') {
+        checkSecret(e, `${p}.name`);
+      } else {
+        walkSds(e, p);
+      }
+    }
+  };
+  const checkSecret = (s: unknown, path: string): void => {
+    if (isObj(s) && typeof s.name === 'string' && !secrets.has(s.name)) {
+      errors.push({ code: 'XDS_DANGLING_REFERENCE', path, message: `secret "${s.name}" is not in the snapshot` });
+    }
+  };
+  for (const [name, l] of snapshotResources(snapshot, TypeUrl.listener)) walkSds(l.json, `listeners[${name}]`);
+  for (const [name, c] of clusters) walkSds(c.json, `clusters[${name}]`);
+  return errors;
+}
