@@ -23,6 +23,12 @@ const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 function noop(): void {}
 
+/** node:http2 errors that mean the request's own fields are unusable. */
+const HEADER_ERRORS = new Set([
+  'ERR_HTTP2_INVALID_HEADER_VALUE', 'ERR_HTTP2_INVALID_PSEUDOHEADER', 'ERR_HTTP2_INVALID_CONNECTION_HEADERS',
+  'ERR_HTTP2_HEADER_SINGLE_VALUE', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR',
+]);
+
 export function createHttp2Pool(opts: PoolOptions): UpstreamPool {
   const pool = new Http2Pool(opts);
   return {
@@ -245,7 +251,7 @@ class Http2Pool {
     this.place(a, false);
   }
 
-  private place(a: Attempt, front: boolean): void {
+  place(a: Attempt, front: boolean): void {
     for (const s of this.usable) {
       if (s.hasRoom()) {
         s.assign(a);
@@ -260,6 +266,7 @@ class Http2Pool {
       return;
     }
     if (front) {
+      a.state = 'queued';
       this.queue.unshift(a);
       return;
     }
@@ -364,6 +371,8 @@ class Attempt implements ExchangeController, BodySink {
   private reqTrailers: HeaderList | null = null;
   private resTrailers: HeaderList | null = null;
   private released = false;
+  /** Already moved once to another session after a refused stream. */
+  private replaced = false;
 
   constructor(pool: Http2Pool, req: ProxyRequest, handler: ResponseHandler) {
     this.pool = pool;
@@ -414,11 +423,26 @@ class Attempt implements ExchangeController, BodySink {
       stream = withFields(requestFields(this.req, this.pool.opts), (f) =>
         session.request(f as unknown as http2.OutgoingHttpHeaders, { endStream: !hasBody, waitForTrailers: hasBody }));
     } catch (err) {
-      this.releaseSlot();
       const code = (err as { code?: string }).code ?? '';
-      this.fail(code.startsWith('ERR_HTTP2_INVALID') || code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_INVALID_CHAR'
-        ? new ProxyError('BAD_REQUEST', (err as Error).message)
-        : toProxyError(err, 'UPSTREAM_RESET'));
+      if (HEADER_ERRORS.has(code)) {
+        this.releaseSlot();
+        this.fail(new ProxyError('BAD_REQUEST', (err as Error).message));
+        return;
+      }
+      // The session refused a new stream (GOAWAY not yet seen, destroyed):
+      // nothing was sent, so retire it and place the request again, once.
+      const owner = this.session;
+      owner?.retire();
+      this.releaseSlot();
+      if (this.replaced || (this.state as AttemptState) === 'done') {
+        this.fail(toProxyError(err, 'UPSTREAM_RESET'));
+        return;
+      }
+      this.replaced = true;
+      this.session = null;
+      this.released = false;
+      this.state = 'new';
+      this.pool.place(this, true);
       return;
     }
     this.stream = stream;
