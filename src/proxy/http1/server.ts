@@ -1,0 +1,679 @@
+// The downstream HTTP/1.x codec: one accepted socket in, ProxyRequests out
+// through `conn.dispatch`, responses written back. Raw `net.Socket`, an
+// incremental parser, corked writes and one exchange object per request.
+//
+// One request is in flight per connection: pipelined bytes stay buffered
+// (bounded; the socket is paused past the bound) until the current response
+// is complete, so responses are in order by construction.
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { ConnectionContext, ServeConnection } from '../connection.ts';
+import type {
+  BodySink, BodySource, ExchangeController, HeaderList, ProxyRequest, RequestContext, RequestHead,
+  ResponseHandler, ResponseHead,
+} from '../http/exchange.ts';
+import { getHeader } from '../http/exchange.ts';
+import { ProxyError, rescue, toProxyError } from '../errors.ts';
+import type { ParsedRequestHead } from './head-parser.ts';
+import { DEFAULT_MAX_HEAD_BYTES, parseContentLength, parseRequestHead } from './head-parser.ts';
+import { BODY_CHUNKED, BODY_LENGTH, BodyDecoder } from './body-decoder.ts';
+import type { BodyTarget } from './body-decoder.ts';
+import { chunkHeader, headerLines, lastChunk, statusLine } from './serialize.ts';
+
+export interface Http1ServerOptions {
+  /** Largest request head accepted; larger gets 431. */
+  maxHeadBytes: number;
+  /** Time allowed to receive a whole request head once it has begun. */
+  headersTimeoutMs: number;
+  /** Close a keep-alive connection idle this long between requests. */
+  idleTimeoutMs: number;
+  /** After a closing response, wait this long for the peer to close. */
+  lingerMs: number;
+  /** Pipelined bytes buffered while a response is in progress before the
+   * socket is paused. */
+  maxBufferedBytes: number;
+}
+
+export const DEFAULT_HTTP1_SERVER_OPTIONS: Http1ServerOptions = {
+  maxHeadBytes: DEFAULT_MAX_HEAD_BYTES,
+  headersTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  lingerMs: 2_000,
+  maxBufferedBytes: 64 * 1024,
+};
+
+export function createHttp1Server(options: Partial<Http1ServerOptions> = {}): ServeConnection {
+  const opts: Http1ServerOptions = { ...DEFAULT_HTTP1_SERVER_OPTIONS, ...options };
+  return function serveHttp1(socket: Socket, initial: Buffer, conn: ConnectionContext): void {
+    new ServerConnection(socket, conn, opts, initial);
+  };
+}
+
+/** The codec entry point with default options. */
+export const serveHttp1: ServeConnection = createHttp1Server();
+
+const CONTINUE_100 = 'HTTP/1.1 100 Continue\r\n\r\n';
+
+/** Response header names the codec writes itself (framing, connection). */
+function isResponseFramingName(n: string): boolean {
+  switch (n.length) {
+    case 7: return n === 'upgrade';
+    case 10: return n === 'connection' || n === 'keep-alive';
+    case 16: return n === 'proxy-connection';
+    case 17: return n === 'transfer-encoding';
+  }
+  return false;
+}
+
+function uncorkNT(c: ServerConnection): void {
+  c.uncork();
+}
+
+class ServerConnection {
+  readonly socket: Socket;
+  readonly ctx: ConnectionContext;
+  readonly opts: Http1ServerOptions;
+  buf: Buffer | null = null;
+  ex: ServerExchange | null = null;
+  /** No more requests: finish the current response, then close. */
+  closeAfter = false;
+  draining = false;
+  /** socket.end() was called; further input is discarded. */
+  closing = false;
+  dead = false;
+  upgraded = false;
+  peerEnded = false;
+  private processing = false;
+  private readPaused = false;
+  private corked = false;
+  /** Response delivery is paused until the socket drains. */
+  needDrain = false;
+  private headPending = false;
+  private headStart = 0;
+  private idleTimer: NodeJS.Timeout;
+  private headTimer: NodeJS.Timeout | null = null;
+  private readonly untrack: () => void;
+  private readonly initialBytes: number;
+  private readonly dataListener = (d: Buffer): void => this.onData(d);
+  private readonly endListener = (): void => this.onEnd();
+  private readonly drainListener = (): void => this.onDrain();
+
+  constructor(socket: Socket, ctx: ConnectionContext, opts: Http1ServerOptions, initial: Buffer) {
+    this.socket = socket;
+    this.ctx = ctx;
+    this.opts = opts;
+    this.initialBytes = initial.length;
+    socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
+    socket.on('data', this.dataListener);
+    socket.on('end', this.endListener);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.onClose());
+    socket.on('drain', this.drainListener);
+    this.idleTimer = setTimeout(() => this.onIdleTimer(), opts.idleTimeoutMs);
+    this.idleTimer.unref();
+    this.untrack = ctx.track({ drain: () => this.drain(), destroy: () => socket.destroy() });
+    if (socket.destroyed) {
+      this.onClose();
+      return;
+    }
+    if (initial.length > 0) this.onData(initial);
+  }
+
+  // ---- writing ----
+
+  cork(): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncorkNT, this);
+    }
+  }
+
+  uncork(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+  }
+
+  write(data: string | Buffer): boolean {
+    if (this.dead || this.closing) return true;
+    const ok = typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+    if (!ok) this.needDrain = true;
+    return ok;
+  }
+
+  private onDrain(): void {
+    if (!this.needDrain) return;
+    this.needDrain = false;
+    const ex = this.ex;
+    if (ex !== null && ex.controller !== null && ex.resState === RES_STREAMING) ex.controller.resume();
+  }
+
+  // ---- reading ----
+
+  private onData(d: Buffer): void {
+    if (this.closing || this.dead) return;
+    this.buf = this.buf === null ? d : Buffer.concat([this.buf, d]);
+    this.process();
+  }
+
+  /** Parse heads and feed bodies from `buf` as far as the state allows. */
+  process(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (this.buf !== null && !this.dead && !this.closing && !this.upgraded) {
+        const ex = this.ex;
+        if (ex === null) {
+          if (this.closeAfter || this.draining) { this.closeGracefully(); break; }
+          const r = parseRequestHead(this.buf, 0, this.opts.maxHeadBytes);
+          if (r.kind === 'incomplete') {
+            if (!this.headPending) this.beginHeadTimer();
+            break;
+          }
+          this.headPending = false;
+          if (r.kind === 'error') {
+            this.rejectHead(new ProxyError(r.code, r.reason));
+            break;
+          }
+          this.buf = r.end < this.buf.length ? this.buf.subarray(r.end) : null;
+          this.startExchange(r);
+          continue;
+        }
+        if (ex.bodyDone || ex.sinkPaused || (ex.sink === null && !ex.discardBody)) break;
+        const buf = this.buf;
+        const pos = ex.decoder.decode(buf, 0, ex);
+        this.buf = pos < buf.length ? buf.subarray(pos) : null;
+        if (ex.decoder.error !== null) {
+          ex.bodyFailed(new ProxyError('BAD_REQUEST', ex.decoder.error));
+          break;
+        }
+        if (ex.decoder.done) ex.bodyComplete();
+      }
+    } finally {
+      this.processing = false;
+    }
+    this.updateFlow();
+  }
+
+  /** Pause the socket when nothing can consume more input. */
+  updateFlow(): void {
+    if (this.dead || this.upgraded) return;
+    let want = true;
+    const ex = this.ex;
+    if (this.closing) want = true;
+    else if (ex !== null) {
+      if (ex.sinkPaused) want = false;
+      else if (ex.bodyDone || (ex.sink === null && !ex.discardBody)) want = this.buf === null || this.buf.length < this.opts.maxBufferedBytes;
+    } else if (this.closeAfter || this.draining) want = false;
+    if (want === this.readPaused) {
+      this.readPaused = !want;
+      if (want) this.socket.resume();
+      else this.socket.pause();
+    }
+  }
+
+  private beginHeadTimer(): void {
+    this.headPending = true;
+    this.headStart = performance.now();
+    if (this.headTimer === null) {
+      this.headTimer = setTimeout(() => this.onHeadTimer(), this.opts.headersTimeoutMs);
+      this.headTimer.unref();
+    } else {
+      this.headTimer.refresh();
+    }
+  }
+
+  private onHeadTimer(): void {
+    if (this.headPending && this.ex === null && !this.dead) this.socket.destroy();
+  }
+
+  private onIdleTimer(): void {
+    if (this.ex === null && this.buf === null && !this.headPending && !this.upgraded && !this.dead) this.socket.destroy();
+  }
+
+  private startExchange(p: ParsedRequestHead): void {
+    const startTime = this.headPending ? this.headStart : performance.now();
+    const t = resolveTarget(p, this.ctx.downstream.tls === true);
+    if (typeof t === 'string') {
+      this.rejectHead(new ProxyError('BAD_REQUEST', t));
+      return;
+    }
+    const http10 = p.version === '1.0';
+    const head: RequestHead = {
+      method: p.method,
+      scheme: t.scheme,
+      authority: t.authority,
+      path: t.path,
+      headers: p.headers,
+      httpVersion: p.version,
+    };
+    if (p.connectionUpgrade && p.upgrade !== undefined && !http10) head.upgrade = p.upgrade;
+    if (p.expectContinue && !http10) head.expectContinue = true;
+    const ex = new ServerExchange(this, head, p);
+    const ctx: RequestContext = {
+      listener: this.ctx.listener,
+      direction: this.ctx.direction,
+      downstream: this.ctx.downstream,
+      startTime,
+      deadline: null,
+      responseFlags: [],
+      grpc: false,
+      attempts: 0,
+      attrs: new Map(),
+    };
+    const req: ProxyRequest = { head, body: ex.hasBody ? ex : null, ctx };
+    this.ex = ex;
+    try {
+      this.ctx.dispatch(req, ex);
+    } catch (e) {
+      ex.onError(toProxyError(e));
+    }
+  }
+
+  /** A head we cannot serve: answer from the rescue edge and close. */
+  private rejectHead(err: ProxyError): void {
+    this.buf = null;
+    const r = rescue(err, false);
+    this.write(statusLine(r.status) + headerLines(r.headers, null) + 'connection: close\r\n\r\n');
+    this.write(r.body);
+    this.closeGracefully();
+  }
+
+  /** The response for `ex` is complete on the wire. */
+  finishExchange(ex: ServerExchange): void {
+    if (this.ex !== ex) return;
+    this.uncork();
+    if (!ex.bodyDone) ex.discardRest();
+    this.ex = null;
+    if (!ex.bodyDone || !ex.keepAlive || this.closeAfter || this.draining || this.peerEnded) {
+      this.closeGracefully();
+      return;
+    }
+    this.idleTimer.refresh();
+    if (this.buf !== null) this.process();
+    else this.updateFlow();
+  }
+
+  closeGracefully(): void {
+    if (this.closing || this.dead) return;
+    this.closing = true;
+    this.buf = null;
+    this.uncork();
+    this.socket.end();
+    if (this.peerEnded) {
+      this.socket.destroySoon();
+      return;
+    }
+    const t = setTimeout(() => this.socket.destroy(), this.opts.lingerMs);
+    t.unref();
+    this.socket.once('close', () => clearTimeout(t));
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onEnd(): void {
+    this.peerEnded = true;
+    if (this.upgraded) return;
+    if (this.closing || this.ex === null) {
+      this.socket.destroySoon();
+      return;
+    }
+    // A FIN while a request is in flight: the client cannot finish its
+    // body, or has given up waiting (clients do not half-close HTTP/1).
+    // Abort the exchange rather than keep an upstream busy for nobody.
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    if (this.dead) return;
+    this.dead = true;
+    clearTimeout(this.idleTimer);
+    if (this.headTimer !== null) clearTimeout(this.headTimer);
+    this.untrack();
+    const ex = this.ex;
+    this.ex = null;
+    this.buf = null;
+    if (ex !== null) ex.downstreamGone();
+    this.ctx.onClose?.({ bytesIn: this.initialBytes + this.socket.bytesRead, bytesOut: this.socket.bytesWritten });
+  }
+
+  private drain(): void {
+    this.draining = true;
+    // An upgraded connection is an opaque pipe: it ends at the drain deadline.
+    if (this.ex === null && !this.upgraded) this.closeGracefully();
+  }
+
+  /** Hand the socket over to an opaque two-way pipe (101 Switching Protocols). */
+  upgrade(upstream: Duplex, upstreamHead: Buffer, rest: Buffer | null): void {
+    this.upgraded = true;
+    this.uncork();
+    const socket = this.socket;
+    socket.removeListener('data', this.dataListener);
+    socket.removeListener('end', this.endListener);
+    socket.removeListener('drain', this.drainListener);
+    (upstream as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
+    if (upstreamHead.length > 0) socket.write(upstreamHead);
+    if (rest !== null) upstream.write(rest);
+    upstream.on('error', () => upstream.destroy());
+    upstream.on('close', () => {
+      if (!upstream.readableEnded) socket.destroy();
+    });
+    socket.on('close', () => {
+      if (!socket.readableEnded) upstream.destroy();
+    });
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    this.readPaused = false;
+  }
+}
+
+const RES_WAITING = 0;
+const RES_STREAMING = 1;
+const RES_DONE = 2;
+
+/** One request/response on a downstream connection: the request body
+ * source and the response handler in one object. */
+class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
+  readonly c: ServerConnection;
+  readonly head: RequestHead;
+  readonly contentLength: number | null;
+  readonly hasBody: boolean;
+  readonly keepAlive: boolean;
+  readonly http10: boolean;
+  readonly isHead: boolean;
+  readonly decoder = new BodyDecoder();
+  controller: ExchangeController | null = null;
+  sink: BodySink | null = null;
+  sinkPaused = false;
+  bodyDone: boolean;
+  /** The body is not wanted any more: decode and drop it. */
+  discardBody = false;
+  private started = false;
+  private sent100 = false;
+  private aborted: ProxyError | null = null;
+  resState = RES_WAITING;
+  private resChunked = false;
+  private resNoBody = false;
+  /** Bytes still due under Content-Length framing, -1 otherwise. */
+  private resRemaining = -1;
+
+  constructor(c: ServerConnection, head: RequestHead, p: ParsedRequestHead) {
+    this.c = c;
+    this.head = head;
+    this.http10 = p.version === '1.0';
+    this.isHead = p.method === 'HEAD';
+    this.keepAlive = this.http10 ? p.connectionKeepAlive && !p.connectionClose : !p.connectionClose;
+    if (p.chunked) {
+      this.contentLength = null;
+      this.hasBody = true;
+      this.decoder.reset(BODY_CHUNKED, 0);
+    } else if (p.contentLength >= 0) {
+      this.contentLength = p.contentLength;
+      this.hasBody = true;
+      this.decoder.reset(BODY_LENGTH, p.contentLength);
+    } else {
+      this.contentLength = 0;
+      this.hasBody = false;
+      this.decoder.reset(BODY_LENGTH, 0);
+    }
+    this.bodyDone = this.decoder.done;
+  }
+
+  // ---- BodySource ----
+
+  start(sink: BodySink): void {
+    if (this.started) throw new Error('BodySource.start called twice');
+    this.started = true;
+    if (this.discardBody || this.aborted !== null) return;
+    this.sink = sink;
+    if (this.bodyDone) {
+      sink.onEnd(null);
+      return;
+    }
+    if (this.head.expectContinue === true && !this.sent100 && this.resState === RES_WAITING) {
+      this.sent100 = true;
+      this.c.write(CONTINUE_100);
+    }
+    this.c.process();
+  }
+
+  resume(): void {
+    if (!this.sinkPaused) return;
+    this.sinkPaused = false;
+    if (this.c.ex === this) this.c.process();
+  }
+
+  destroy(_err?: Error): void {
+    this.sink = null;
+    this.sinkPaused = false;
+    if (!this.bodyDone) {
+      this.discardBody = true;
+      if (this.c.ex === this) this.c.process();
+    }
+  }
+
+  bodyData(chunk: Buffer): boolean {
+    const sink = this.sink;
+    if (sink === null) return true;
+    if (!sink.onData(chunk)) {
+      if (this.sink !== null) this.sinkPaused = true;
+      return false;
+    }
+    return true;
+  }
+
+  bodyComplete(): void {
+    this.bodyDone = true;
+    const sink = this.sink;
+    this.sink = null;
+    if (sink !== null) sink.onEnd(this.decoder.trailers);
+  }
+
+  bodyFailed(err: ProxyError): void {
+    this.c.closeAfter = true;
+    const sink = this.sink;
+    this.sink = null;
+    if (sink !== null) sink.onError(err);
+    if (this.controller !== null && this.resState !== RES_DONE) this.controller.abort(err);
+    this.onError(err);
+  }
+
+  /** Drop the rest of the body if all of it is already buffered, so the
+   * connection can be reused after an early response. */
+  discardRest(): void {
+    this.sink = null;
+    this.discardBody = true;
+    const buf = this.c.buf;
+    if (buf === null) return;
+    const pos = this.decoder.decode(buf, 0, this);
+    if (this.decoder.error === null && this.decoder.done) {
+      this.bodyDone = true;
+      this.c.buf = pos < buf.length ? buf.subarray(pos) : null;
+    }
+  }
+
+  downstreamGone(): void {
+    const err = new ProxyError('DOWNSTREAM_CLOSED');
+    const sink = this.sink;
+    this.sink = null;
+    if (sink !== null && !this.bodyDone) sink.onError(err);
+    if (this.resState !== RES_DONE) {
+      this.resState = RES_DONE;
+      if (this.controller !== null) this.controller.abort(err);
+      else this.aborted = err;
+    }
+  }
+
+  // ---- ResponseHandler ----
+
+  onStart(controller: ExchangeController): void {
+    this.controller = controller;
+    if (this.aborted !== null) controller.abort(this.aborted);
+  }
+
+  onInformational(head: ResponseHead): void {
+    if (this.resState !== RES_WAITING || this.http10 || this.c.dead) return;
+    if (head.status === 100) {
+      if (this.head.expectContinue === true && !this.sent100) {
+        this.sent100 = true;
+        this.c.write(CONTINUE_100);
+      }
+      return;
+    }
+    if (head.status === 101 || head.status < 100 || head.status > 199) return;
+    this.c.write(statusLine(head.status) + headerLines(head.headers, isResponseFramingName) + '\r\n');
+  }
+
+  onHeaders(head: ResponseHead): boolean {
+    if (this.resState !== RES_WAITING) return true;
+    const c = this.c;
+    if (c.dead) return true;
+    this.resState = RES_STREAMING;
+    const status = head.status;
+    let s = statusLine(status) + headerLines(head.headers, isResponseFramingName);
+    let close = !this.keepAlive || c.closeAfter || c.draining;
+    if (!this.bodyDone && (this.sink === null || this.discardBody)) {
+      this.discardRest();
+      if (!this.bodyDone) close = true;
+    }
+    if (this.isHead || status === 204 || status === 304 || status < 200) {
+      this.resNoBody = true;
+    } else {
+      const cl = getHeader(head.headers, 'content-length');
+      const n = cl === undefined ? -1 : parseContentLength(cl);
+      if (n >= 0) {
+        this.resRemaining = n;
+      } else if (!this.http10) {
+        this.resChunked = true;
+        s += 'transfer-encoding: chunked\r\n';
+      } else {
+        close = true;
+      }
+    }
+    if (close) {
+      c.closeAfter = true;
+      s += 'connection: close\r\n\r\n';
+    } else if (this.http10) {
+      s += 'connection: keep-alive\r\n\r\n';
+    } else {
+      s += '\r\n';
+    }
+    c.cork();
+    return c.write(s);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.resState !== RES_STREAMING) return true;
+    const n = chunk.length;
+    if (this.resNoBody || n === 0) return true;
+    const c = this.c;
+    if (this.resRemaining >= 0) {
+      if (n > this.resRemaining) {
+        // More than the declared length: the framing cannot be kept.
+        this.resState = RES_DONE;
+        c.socket.destroy();
+        return true;
+      }
+      this.resRemaining -= n;
+      return c.write(chunk);
+    }
+    if (this.resChunked) {
+      c.cork();
+      c.write(chunkHeader(n));
+      c.write(chunk);
+      return c.write('\r\n');
+    }
+    return c.write(chunk);
+  }
+
+  onEnd(trailers: HeaderList | null): void {
+    if (this.resState !== RES_STREAMING) return;
+    this.resState = RES_DONE;
+    const c = this.c;
+    if (this.resRemaining > 0) {
+      c.socket.destroy();
+      return;
+    }
+    if (this.resChunked) c.write(lastChunk(trailers));
+    c.finishExchange(this);
+  }
+
+  onError(err: ProxyError): void {
+    const c = this.c;
+    if (this.resState === RES_STREAMING) {
+      this.resState = RES_DONE;
+      c.socket.destroy();
+      return;
+    }
+    if (this.resState !== RES_WAITING) return;
+    this.resState = RES_DONE;
+    if (c.dead) return;
+    const r = rescue(toProxyError(err), false);
+    let close = !this.keepAlive || c.closeAfter || c.draining;
+    if (!this.bodyDone) {
+      this.discardRest();
+      if (!this.bodyDone) close = true;
+    }
+    if (close) c.closeAfter = true;
+    c.cork();
+    c.write(statusLine(r.status) + headerLines(r.headers, null) + (close ? 'connection: close\r\n\r\n' : this.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n'));
+    if (!this.isHead) c.write(r.body);
+    c.finishExchange(this);
+  }
+
+  onUpgrade(head: ResponseHead, upstream: Duplex, upstreamHead: Buffer): void {
+    const c = this.c;
+    if (this.resState !== RES_WAITING || c.dead || this.head.upgrade === undefined) {
+      upstream.destroy();
+      return;
+    }
+    this.resState = RES_DONE;
+    c.write(statusLine(101) + headerLines(head.headers, isResponseFramingName) + 'connection: upgrade\r\nupgrade: ' + this.head.upgrade + '\r\n\r\n');
+    const rest = c.buf;
+    c.buf = null;
+    c.ex = null;
+    c.upgrade(upstream, upstreamHead, rest);
+  }
+}
+
+interface Target {
+  scheme: 'http' | 'https';
+  authority: string;
+  path: string;
+}
+
+/** Origin-form, absolute-form (HTTP_PROXY clients) and `OPTIONS *`. */
+function resolveTarget(p: ParsedRequestHead, tls: boolean): Target | string {
+  const t = p.target;
+  const first = t.charCodeAt(0);
+  if (p.method === 'CONNECT') return 'CONNECT is not supported';
+  if (p.version === '1.1' && p.host === undefined) return 'missing Host header';
+  if (first === 47 /* / */) {
+    return { scheme: tls ? 'https' : 'http', authority: p.host ?? '', path: t };
+  }
+  if (t === '*' && p.method === 'OPTIONS') return { scheme: tls ? 'https' : 'http', authority: p.host ?? '', path: '*' };
+  const lower = t.slice(0, 8).toLowerCase();
+  let scheme: 'http' | 'https';
+  let rest: string;
+  if (lower.startsWith('http://')) { scheme = 'http'; rest = t.slice(7); }
+  else if (lower === 'https://') { scheme = 'https'; rest = t.slice(8); }
+  else return `invalid request target "${t.slice(0, 64)}"`;
+  let end = rest.length;
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest.charCodeAt(i);
+    if (c === 47 || c === 63 || c === 35) { end = i; break; }
+  }
+  const authority = rest.slice(0, end);
+  if (authority.length === 0 || authority.includes('@')) return 'invalid authority in the absolute-form request target';
+  let path = rest.slice(end);
+  const hash = path.indexOf('#');
+  if (hash !== -1) path = path.slice(0, hash);
+  if (path === '') path = '/';
+  else if (path.charCodeAt(0) === 63) path = '/' + path;
+  return { scheme, authority, path };
+}
