@@ -1,0 +1,179 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { SnapshotCache } from './cache.ts';
+import { createSnapshot } from './snapshot.ts';
+import type { Snapshot, SnapshotInput } from './snapshot.ts';
+import { createXdsServer } from './server.ts';
+import type { XdsServerEvent } from './server.ts';
+import { TypeUrl } from './protos.ts';
+import { unpackAny } from './codec.ts';
+import { loadAssignment, serviceSnapshotInput } from '../../test/util/xds-fixtures.ts';
+import { openRawAds } from '../../test/util/xds-raw-stream.ts';
+
+const node = { id: 'proxy-1', cluster: 'echo-client', locality: { region: 'r1', zone: 'z1' } };
+const backends = [
+  { cluster: 'echo-v1', weight: 80, ports: [9001] },
+  { cluster: 'echo-v2', weight: 20, ports: [9002] },
+];
+const base = serviceSnapshotInput('echo', backends);
+
+function build(input: SnapshotInput, label: string): Snapshot {
+  const r = createSnapshot(input, label);
+  assert.ok(r.ok);
+  return r.snapshot;
+}
+
+async function start(t: import('node:test').TestContext) {
+  const cache = new SnapshotCache();
+  const server = createXdsServer({ source: cache, controlPlaneId: 'test' });
+  const port = await server.listen('127.0.0.1', 0);
+  const events: XdsServerEvent[] = [];
+  server.on((e) => events.push(e));
+  t.after(() => server.close());
+  const open = () => {
+    const s = openRawAds(port);
+    t.after(() => s.close());
+    return s;
+  };
+  return { cache, server, port, events, open };
+}
+
+test('a subscription made before the snapshot exists is answered when it lands; ACKs make the proxy synced', async (t) => {
+  const { cache, server, events, open } = await start(t);
+  const ads = open();
+  ads.send({ typeUrl: TypeUrl.listener, node });
+  ads.send({ typeUrl: TypeUrl.cluster });
+  // The node is known (first request) but nothing can be sent yet.
+  await waitFor(() => server.status().length === 1);
+  assert.equal(server.status()[0]!.status, 'stale');
+  assert.equal(server.status()[0]!.snapshotLabel, null);
+
+  assert.deepEqual(cache.setSnapshot('proxy-1', build(base, 'rev-1')), { ok: true });
+  const lds = await ads.next();
+  assert.equal(lds.typeUrl, TypeUrl.listener);
+  assert.equal(lds.resources.length, 1);
+  assert.equal(unpackAny(lds.resources[0]!).name, 'echo');
+  const cds = await ads.next();
+  assert.equal(cds.typeUrl, TypeUrl.cluster);
+  assert.deepEqual(cds.resources.map((r) => unpackAny(r).name), ['echo-v1', 'echo-v2']);
+  assert.notEqual(lds.nonce, cds.nonce);
+
+  ads.send({ typeUrl: TypeUrl.listener, responseNonce: lds.nonce, versionInfo: lds.versionInfo });
+  ads.send({ typeUrl: TypeUrl.cluster, responseNonce: cds.nonce, versionInfo: cds.versionInfo });
+  ads.send({ typeUrl: TypeUrl.route, resourceNames: ['echo-route'] });
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['echo-v1'] });
+  const rds = await ads.next();
+  assert.equal(rds.typeUrl, TypeUrl.route);
+  const eds = await ads.next();
+  assert.equal(eds.typeUrl, TypeUrl.endpoint);
+  assert.deepEqual(eds.resources.map((r) => unpackAny(r).clusterName), ['echo-v1'], 'only the subscribed name');
+  ads.send({ typeUrl: TypeUrl.route, resourceNames: ['echo-route'], responseNonce: rds.nonce, versionInfo: rds.versionInfo });
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['echo-v1'], responseNonce: eds.nonce, versionInfo: eds.versionInfo });
+  await waitFor(() => server.status()[0]?.status === 'synced');
+  const st = server.status()[0]!;
+  assert.equal(st.nodeId, 'proxy-1');
+  assert.equal(st.cluster, 'echo-client');
+  assert.deepEqual(st.locality, { region: 'r1', zone: 'z1', subZone: '' });
+  assert.equal(st.snapshotLabel, 'rev-1');
+  assert.equal(st.perType.Listener!.ackedVersion, lds.versionInfo);
+  assert.equal(st.perType.Listener!.subscribed, '*');
+  assert.deepEqual(st.perType.ClusterLoadAssignment!.subscribed, ['echo-v1']);
+  assert.deepEqual(events.filter((e) => e.kind === 'ack').length, 4);
+
+  // An endpoint-only change pushes EDS only; and only to streams whose subscribed
+  // resources changed (echo-v2 is not subscribed here).
+  events.length = 0;
+  cache.setSnapshot('proxy-1', build({ ...base, endpoints: [loadAssignment('echo-v1', [9001]), loadAssignment('echo-v2', [9005])] }, 'rev-2'));
+  assert.deepEqual(events.filter((e) => e.kind === 'push'), []);
+  assert.equal(server.status()[0]!.status, 'synced');
+  cache.setSnapshot('proxy-1', build({ ...base, endpoints: [loadAssignment('echo-v1', [9001, 9003]), loadAssignment('echo-v2', [9005])] }, 'rev-3'));
+  assert.deepEqual(events.filter((e) => e.kind === 'push').map((e) => e.kind === 'push' && e.typeUrl), [TypeUrl.endpoint]);
+  assert.equal(server.status()[0]!.status, 'stale');
+  const eds2 = await ads.next();
+  assert.equal(eds2.typeUrl, TypeUrl.endpoint);
+  assert.equal(((unpackAny(eds2.resources[0]!).endpoints as { lbEndpoints: unknown[] }[])[0]!.lbEndpoints).length, 2);
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['echo-v1'], responseNonce: eds2.nonce, versionInfo: eds2.versionInfo });
+  await waitFor(() => server.status()[0]?.status === 'synced');
+
+  // The proxy goes away: it leaves the status list.
+  ads.close();
+  await waitFor(() => server.status().length === 0);
+  assert.ok(events.some((e) => e.kind === 'disconnect' && e.nodeId === 'proxy-1'));
+});
+
+test('NACKs are matched by nonce: the proxy is rejected with the message until a later version is ACKed', async (t) => {
+  const { cache, server, events, open } = await start(t);
+  cache.setGroupSnapshot('echo-client', build(base, 'g1'));
+  const ads = open();
+  ads.send({ typeUrl: TypeUrl.cluster, node });
+  const cds = await ads.next();
+  ads.send({ typeUrl: TypeUrl.cluster, responseNonce: cds.nonce, versionInfo: cds.versionInfo });
+  await waitFor(() => server.status()[0]?.status === 'synced');
+
+  cache.setGroupSnapshot('echo-client', build({ ...base, clusters: [...(base.clusters ?? []), { name: 'extra', type: 'STATIC' }] }, 'g2'));
+  const bad = await ads.next();
+  assert.equal(bad.resources.length, 3);
+  // A NACK whose version_info is the old version (as Envoy fills it): matched by nonce.
+  ads.send({ typeUrl: TypeUrl.cluster, responseNonce: bad.nonce, versionInfo: cds.versionInfo, error: 'cluster extra: no endpoints' });
+  await waitFor(() => server.status()[0]?.status === 'rejected');
+  const st = server.status()[0]!;
+  assert.equal(st.perType.Cluster!.nacked?.message, 'cluster extra: no endpoints');
+  assert.equal(st.perType.Cluster!.nacked?.version, bad.versionInfo);
+  assert.equal(st.perType.Cluster!.ackedVersion, cds.versionInfo);
+  assert.ok(events.some((e) => e.kind === 'nack' && e.message === 'cluster extra: no endpoints'));
+
+  // A stale nonce (an older response) is ignored.
+  ads.send({ typeUrl: TypeUrl.cluster, responseNonce: cds.nonce, versionInfo: cds.versionInfo });
+  // The same rejected content is not sent again; a fixed snapshot is, and its ACK clears the rejection.
+  const pushesBefore = events.filter((e) => e.kind === 'push').length;
+  cache.setGroupSnapshot('echo-client', build({ ...base, clusters: [...(base.clusters ?? []), { name: 'extra', type: 'STATIC' }] }, 'g2-again'));
+  assert.equal(events.filter((e) => e.kind === 'push').length, pushesBefore);
+  assert.equal(server.status()[0]!.status, 'rejected');
+  cache.setGroupSnapshot('echo-client', build(base, 'g3'));
+  const fixed = await ads.next();
+  assert.equal(fixed.versionInfo, cds.versionInfo, 'content equal to the first version: same version');
+  ads.send({ typeUrl: TypeUrl.cluster, responseNonce: fixed.nonce, versionInfo: fixed.versionInfo });
+  await waitFor(() => server.status()[0]?.status === 'synced');
+  assert.equal(server.status()[0]!.perType.Cluster!.nacked, null);
+});
+
+test('a stream whose first request has no node is refused', async (t) => {
+  const { open } = await start(t);
+  const ads = open();
+  ads.send({ typeUrl: TypeUrl.listener });
+  const status = await withTimeout(ads.ended, 5000);
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /node/);
+});
+
+test('a reconnecting client gets the current state again, on a new server too', async (t) => {
+  const { cache, port, server, open } = await start(t);
+  cache.setDefaultSnapshot(build(base, 'd'));
+  const a = open();
+  a.send({ typeUrl: TypeUrl.listener, node });
+  const first = await a.next();
+  a.close();
+  await server.close();
+  const again = createXdsServer({ source: cache });
+  t.after(() => again.close());
+  assert.equal(await again.listen('127.0.0.1', port), port);
+  const b = open();
+  b.send({ typeUrl: TypeUrl.listener, node, versionInfo: first.versionInfo });
+  const second = await b.next();
+  assert.equal(second.versionInfo, first.versionInfo);
+  assert.equal(second.resources.length, 1);
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_r, rej) => { timer = setTimeout(() => rej(new Error('timeout')), ms); })]).finally(() => clearTimeout(timer));
+}

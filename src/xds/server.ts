@@ -1,0 +1,364 @@
+// The ADS server: xDS v3 state of the world over one gRPC stream per proxy
+// (envoy.service.discovery.v3.AggregatedDiscoveryService), serving snapshots
+// from a SnapshotSource (cache.ts) to Trellis proxies and proxyless gRPC
+// clients alike.
+//
+// Per stream and type URL it keeps what the client subscribed to, what was
+// last sent (version, nonce, a fingerprint of the exact resources) and what
+// the client said about it. Rules (see docs/xds.md):
+// - The `node` arrives only on a stream's first request; it is remembered.
+// - LDS and CDS subscriptions with no names (or "*") are wildcards.
+// - A response carries every subscribed resource of its type that exists.
+// - A request with the latest nonce is an ACK, or a NACK when it has
+//   error_detail; clients fill version_info differently, so only the nonce
+//   counts. A request with an older nonce is stale and ignored.
+// - Something is sent when a type's subscribed resources differ from what was
+//   last sent (so an endpoint-only change pushes only EDS), on a stream's
+//   first request for a type, and when the subscription changes. A NACKed
+//   version is not sent again; the next change is.
+// - A client that subscribes before its snapshot exists is answered when the
+//   snapshot lands.
+import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
+import { adsMethod, decodeRequest, encodeResponse } from './ads-method.ts';
+import type { DiscoveryRequest } from './ads-method.ts';
+import type { SnapshotSource, XdsNode } from './cache.ts';
+import { TypeUrl } from './protos.ts';
+import type { ResourceTypeUrl } from './protos.ts';
+import type { Snapshot, SnapshotResource } from './snapshot.ts';
+
+export type SyncState = 'synced' | 'stale' | 'rejected';
+
+export interface NackInfo {
+  readonly version: string;
+  readonly nonce: string;
+  readonly message: string;
+  readonly at: string;
+}
+
+export interface TypeSyncStatus {
+  readonly typeUrl: string;
+  /** "*" for a wildcard subscription. */
+  readonly subscribed: readonly string[] | '*';
+  readonly sentVersion: string | null;
+  readonly ackedVersion: string | null;
+  /** The version the current snapshot holds for this type (null: no snapshot yet). */
+  readonly latestVersion: string | null;
+  readonly nacked: NackInfo | null;
+}
+
+export interface ProxyStatus {
+  readonly nodeId: string;
+  readonly cluster: string;
+  readonly locality: XdsNode['locality'];
+  readonly userAgent: string;
+  readonly connectedAt: string;
+  readonly streams: number;
+  /** The snapshot's label (e.g. store revision), or null when the proxy has none. */
+  readonly snapshotLabel: string | null;
+  /** By short type name: "Listener", "RouteConfiguration", "Cluster", ... */
+  readonly perType: Readonly<Record<string, TypeSyncStatus>>;
+  readonly status: SyncState;
+}
+
+export type XdsServerEvent =
+  | { readonly kind: 'connect'; readonly streamId: number; readonly node: XdsNode }
+  | { readonly kind: 'disconnect'; readonly streamId: number; readonly nodeId: string; readonly reason: string }
+  | { readonly kind: 'push'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly resources: readonly string[] }
+  | { readonly kind: 'ack'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string }
+  | { readonly kind: 'nack'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly message: string }
+  | { readonly kind: 'stream_error'; readonly streamId: number; readonly message: string };
+
+export interface XdsServerOptions {
+  readonly source: SnapshotSource;
+  /** Sent as control_plane.identifier. */
+  readonly controlPlaneId?: string;
+  /** grpc-js server options (keepalive etc.). */
+  readonly grpcOptions?: grpc.ServerOptions;
+}
+
+export interface XdsServer {
+  /** Binds and serves; resolves with the bound port. */
+  listen(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
+  /** One entry per connected proxy (node id), newest stream's view. */
+  status(): ProxyStatus[];
+  /** Subscribes to protocol events; returns the unsubscribe function. */
+  on(listener: (event: XdsServerEvent) => void): () => void;
+  /** Stops serving; open streams are cancelled after `graceMs` (default 0). */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+interface TypeState {
+  names: ReadonlySet<string> | '*';
+  sentVersion: string | null;
+  sentNonce: string | null;
+  sentFingerprint: string | null;
+  ackedVersion: string | null;
+  nacked: NackInfo | null;
+}
+
+interface StreamState {
+  readonly id: number;
+  readonly call: grpc.ServerDuplexStream<Buffer, Buffer>;
+  readonly connectedAt: Date;
+  node: XdsNode | undefined;
+  readonly types: Map<string, TypeState>;
+  nonces: number;
+  closed: boolean;
+}
+
+const WILDCARD_TYPES = new Set<string>([TypeUrl.listener, TypeUrl.cluster]);
+/** Push order when several types change at once: make before break. */
+const PUSH_ORDER: readonly string[] = [TypeUrl.secret, TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route];
+const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
+
+const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+
+export function createXdsServer(opts: XdsServerOptions): XdsServer {
+  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, ...opts.grpcOptions });
+  const streams = new Map<number, StreamState>();
+  const listeners = new Set<(e: XdsServerEvent) => void>();
+  let nextStreamId = 1;
+  let closed = false;
+
+  const emit = (e: XdsServerEvent): void => {
+    for (const l of [...listeners]) l(e);
+  };
+
+  /** The resources of `typeUrl` a stream should hold now, or undefined without a snapshot. */
+  function desired(snapshot: Snapshot | undefined, typeUrl: string, ts: TypeState): { version: string; resources: SnapshotResource[]; fingerprint: string } | undefined {
+    if (snapshot === undefined || !KNOWN_TYPES.has(typeUrl)) return undefined;
+    const typeRes = snapshot.types.get(typeUrl as ResourceTypeUrl);
+    if (typeRes === undefined) return undefined;
+    const resources: SnapshotResource[] = [];
+    if (ts.names === '*') {
+      resources.push(...typeRes.resources.values());
+    } else {
+      for (const name of [...ts.names].sort()) {
+        const r = typeRes.resources.get(name);
+        if (r !== undefined) resources.push(r);
+      }
+    }
+    const fingerprint = createHash('sha256')
+      .update(resources.map((r) => `${r.name}\u0000${r.hash}`).join('\n'))
+      .digest('hex')
+      .slice(0, 16);
+    return { version: typeRes.version, resources, fingerprint };
+  }
+
+  function respond(st: StreamState, typeUrl: string, force: boolean): void {
+    if (st.closed || st.node === undefined) return;
+    const ts = st.types.get(typeUrl);
+    if (ts === undefined) return;
+    const want = desired(opts.source.snapshotFor(st.node), typeUrl, ts);
+    if (want === undefined) return; // answered when a snapshot lands
+    if (!force && want.fingerprint === ts.sentFingerprint) return;
+    const nonce = `${st.id}-${++st.nonces}`;
+    const body = encodeResponse({
+      versionInfo: want.version,
+      resources: want.resources.map((r) => r.any),
+      typeUrl,
+      nonce,
+      ...(opts.controlPlaneId === undefined ? {} : { controlPlane: opts.controlPlaneId }),
+    });
+    ts.sentVersion = want.version;
+    ts.sentNonce = nonce;
+    ts.sentFingerprint = want.fingerprint;
+    st.call.write(body);
+    emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version: want.version, nonce, resources: want.resources.map((r) => r.name) });
+  }
+
+  function onRequest(st: StreamState, req: DiscoveryRequest): void {
+    if (st.node === undefined) {
+      if (req.node === undefined || req.node.id === '') {
+        st.call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'the first DiscoveryRequest on a stream must carry node.id' });
+        st.call.end();
+        return;
+      }
+      st.node = req.node;
+      emit({ kind: 'connect', streamId: st.id, node: req.node });
+    }
+    const typeUrl = req.typeUrl;
+    if (typeUrl === '') return;
+    let ts = st.types.get(typeUrl);
+    const first = ts === undefined;
+    if (ts === undefined) {
+      ts = { names: '*', sentVersion: null, sentNonce: null, sentFingerprint: null, ackedVersion: null, nacked: null };
+      st.types.set(typeUrl, ts);
+    }
+    if (req.responseNonce !== '') {
+      if (req.responseNonce !== ts.sentNonce) return; // stale: a newer response is on its way
+      const nodeId = st.node.id;
+      const version = ts.sentVersion ?? '';
+      if (req.errorDetail !== undefined) {
+        if (ts.nacked?.nonce !== req.responseNonce) {
+          ts.nacked = { version, nonce: req.responseNonce, message: req.errorDetail.message, at: new Date().toISOString() };
+          emit({ kind: 'nack', streamId: st.id, nodeId, typeUrl, version, nonce: req.responseNonce, message: req.errorDetail.message });
+        }
+      } else if (ts.nacked?.nonce !== req.responseNonce) {
+        // An ACK. (A request without error_detail that carries the nonce of a
+        // NACKed response is a subscription change, not a change of mind.)
+        const news = ts.ackedVersion !== version || ts.nacked !== null;
+        ts.ackedVersion = version;
+        ts.nacked = null;
+        if (news) emit({ kind: 'ack', streamId: st.id, nodeId, typeUrl, version, nonce: req.responseNonce });
+      }
+    }
+    const wildcard = req.resourceNames.includes('*') || (req.resourceNames.length === 0 && WILDCARD_TYPES.has(typeUrl));
+    const names: ReadonlySet<string> | '*' = wildcard ? '*' : new Set(req.resourceNames);
+    const changed = !sameNames(ts.names, names);
+    ts.names = names;
+    // The first request of a type, or one without a nonce (a reconnecting
+    // client telling us what it has), always gets an answer.
+    respond(st, typeUrl, first || req.responseNonce === '' || changed);
+  }
+
+  function onSnapshotChange(): void {
+    for (const st of streams.values()) {
+      for (const typeUrl of PUSH_ORDER) respond(st, typeUrl, false);
+      for (const typeUrl of st.types.keys()) if (!PUSH_ORDER.includes(typeUrl)) respond(st, typeUrl, false);
+    }
+  }
+  const unsubscribe = opts.source.onChange(onSnapshotChange);
+
+  function handleStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    if (closed) {
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'xDS server is shutting down' });
+      return;
+    }
+    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false };
+    streams.set(st.id, st);
+    const finish = (reason: string): void => {
+      if (st.closed) return;
+      st.closed = true;
+      streams.delete(st.id);
+      if (st.node !== undefined) emit({ kind: 'disconnect', streamId: st.id, nodeId: st.node.id, reason });
+    };
+    call.on('data', (buf: Buffer) => {
+      let req: DiscoveryRequest;
+      try {
+        req = decodeRequest(buf);
+      } catch (err) {
+        emit({ kind: 'stream_error', streamId: st.id, message: (err as Error).message });
+        call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `bad DiscoveryRequest: ${(err as Error).message}` });
+        finish('bad request');
+        return;
+      }
+      onRequest(st, req);
+    });
+    call.on('end', () => {
+      finish('client closed the stream');
+      call.end();
+    });
+    call.on('cancelled', () => finish('cancelled'));
+    call.on('error', (err: Error) => {
+      emit({ kind: 'stream_error', streamId: st.id, message: err.message });
+      finish(err.message);
+    });
+    call.on('close', () => finish('closed'));
+  }
+
+  grpcServer.addService({ StreamAggregatedResources: adsMethod }, { StreamAggregatedResources: handleStream });
+
+  function typeStatus(snapshot: Snapshot | undefined, typeUrl: string, ts: TypeState): { status: TypeSyncStatus; state: SyncState } {
+    const want = desired(snapshot, typeUrl, ts);
+    const latestVersion = want?.version ?? null;
+    let state: SyncState = 'synced';
+    if (ts.nacked !== null) state = 'rejected';
+    else if (want === undefined && KNOWN_TYPES.has(typeUrl)) state = 'stale';
+    else if (want !== undefined && want.fingerprint !== ts.sentFingerprint) state = 'stale';
+    else if (ts.sentVersion !== null && ts.ackedVersion !== ts.sentVersion) state = 'stale';
+    return {
+      state,
+      status: {
+        typeUrl,
+        subscribed: ts.names === '*' ? '*' : [...ts.names].sort(),
+        sentVersion: ts.sentVersion,
+        ackedVersion: ts.ackedVersion,
+        latestVersion,
+        nacked: ts.nacked,
+      },
+    };
+  }
+
+  function status(): ProxyStatus[] {
+    const byNode = new Map<string, StreamState[]>();
+    for (const st of streams.values()) {
+      if (st.node === undefined || st.closed) continue;
+      const list = byNode.get(st.node.id) ?? [];
+      list.push(st);
+      byNode.set(st.node.id, list);
+    }
+    const out: ProxyStatus[] = [];
+    for (const [nodeId, list] of byNode) {
+      const newest = list.reduce((a, b) => (b.id > a.id ? b : a));
+      const node = newest.node as XdsNode;
+      const snapshot = opts.source.snapshotFor(node);
+      const perType: Record<string, TypeSyncStatus> = {};
+      let overall: SyncState = 'synced';
+      for (const [typeUrl, ts] of newest.types) {
+        const { status: s, state } = typeStatus(snapshot, typeUrl, ts);
+        perType[shortType(typeUrl)] = s;
+        if (state === 'rejected') overall = 'rejected';
+        else if (state === 'stale' && overall === 'synced') overall = 'stale';
+      }
+      out.push({
+        nodeId,
+        cluster: node.cluster,
+        locality: node.locality,
+        userAgent: `${node.userAgentName} ${node.userAgentVersion}`.trim(),
+        connectedAt: list.reduce((a, b) => (b.connectedAt < a.connectedAt ? b : a)).connectedAt.toISOString(),
+        streams: list.length,
+        snapshotLabel: snapshot?.label ?? null,
+        perType,
+        status: overall,
+      });
+    }
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  return {
+    listen(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
+      return new Promise((resolve, reject) => {
+        const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+        grpcServer.bindAsync(addr, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+      });
+    },
+    status,
+    on(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async close({ graceMs = 0 } = {}) {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      await new Promise<void>((resolve) => {
+        if (graceMs <= 0) {
+          grpcServer.forceShutdown();
+          resolve();
+          return;
+        }
+        const force = setTimeout(() => {
+          grpcServer.forceShutdown();
+          resolve();
+        }, graceMs);
+        grpcServer.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      for (const st of [...streams.values()]) {
+        st.closed = true;
+        streams.delete(st.id);
+      }
+    },
+  };
+}
+
+function sameNames(a: ReadonlySet<string> | '*', b: ReadonlySet<string> | '*'): boolean {
+  if (a === '*' || b === '*') return a === b;
+  if (a.size !== b.size) return false;
+  for (const n of a) if (!b.has(n)) return false;
+  return true;
+}
