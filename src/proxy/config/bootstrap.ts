@@ -43,7 +43,7 @@ export function loadBootstrapFile(path: string): BootstrapResult {
 /** Parse bootstrap text (YAML, of which JSON is a subset). `source` names
  * the file in syntax errors: `proxy.yaml:12:5: ...`. */
 export function parseBootstrap(text: string, source = 'bootstrap'): BootstrapResult {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, strict: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, strict: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,

@@ -42,6 +42,8 @@ export class FieldReader {
     this.path = path;
     this.issues = issues;
     for (const [raw, value] of Object.entries(record)) {
+      // proto3 JSON: null means "not set".
+      if (value === null || value === undefined) continue;
       const key = raw.startsWith('@') ? raw : snakeToCamel(raw);
       if (this.fields.has(key)) {
         issues.error(joinPath(path, key), 'set twice (snake_case and camelCase spellings of the same field)');
