@@ -3,7 +3,7 @@
 // handler that records what reached the downstream.
 import type { ClusterSpec, LocalityEndpoints, NodeInfo, ProxyConfig } from './config/types.ts';
 import type { ProxyError } from './errors.ts';
-import type { ExchangeController, HeaderList, ProxyRequest, ResponseHandler, ResponseHead } from './http/exchange.ts';
+import type { Dispatch, ExchangeController, HeaderList, ProxyRequest, ResponseHandler, ResponseHead } from './http/exchange.ts';
 import type { CreatePool, PoolProtocol } from './pool-registry.ts';
 import type { PoolOptions, UpstreamPool } from './upstream/types.ts';
 
@@ -18,6 +18,8 @@ export interface FakeExchange {
 }
 
 export interface FakePool extends UpstreamPool {
+  /** Writable so a test can make a pool misbehave. */
+  dispatch: Dispatch;
   readonly protocol: PoolProtocol;
   readonly opts: PoolOptions;
   readonly exchanges: FakeExchange[];
