@@ -310,3 +310,16 @@ test('close() waits for in-flight requests; destroy() fails them with UPSTREAM_R
   p2.destroy();
   assert.equal((await b.done).error?.code, 'UPSTREAM_RESET');
 });
+
+test('losing the connection (GOAWAY + close) before a response is UPSTREAM_RESET; the next request gets a new session', async (t) => {
+  const up = await startUpstream((stream, headers) => {
+    if (headers[':path'] === '/refuse') stream.session!.destroy(new Error('going away'), http2.constants.NGHTTP2_INTERNAL_ERROR);
+    else stream.respond({ ':status': 200 }, { endStream: true });
+  });
+  t.after(() => up.close());
+  const p = pool(t, up.port);
+  const o = await run(p, makeReq({ path: '/refuse' })).done;
+  assert.equal(o.error?.code, 'UPSTREAM_RESET');
+  assert.equal((await run(p, makeReq({ path: '/ok' })).done).head?.status, 200);
+  assert.equal(up.sessions, 2);
+});

@@ -238,6 +238,56 @@ test('flow control end to end: a slow reader blocks the upstream writer; nothing
   assert.equal(received, TOTAL);
 });
 
+test('flow control end to end: an upload to a slow upstream reader blocks the client', async (t) => {
+  const TOTAL = 32 * 1024 * 1024;
+  const CHUNK = Buffer.alloc(64 * 1024, 0x62);
+  let upstreamStream!: http2.ServerHttp2Stream;
+  let arrived!: () => void;
+  const gotStream = new Promise<void>((r) => (arrived = r));
+  const upstream = await startUpstream((stream) => {
+    upstreamStream = stream;
+    stream.pause(); // the slow reader
+    arrived();
+  });
+  t.after(() => upstream.close());
+  const proxy = await startProxy({ host: '127.0.0.1', port: upstream.port });
+  t.after(() => proxy.close());
+  const client = connectClient(proxy.port);
+  t.after(() => client.destroy());
+
+  const req = client.request({ ':method': 'POST', ':path': '/upload' });
+  req.on('error', () => {});
+  let flushed = 0;
+  let stalled!: (n: number) => void;
+  const stall = new Promise<number>((r) => (stalled = r));
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < TOTAL) {
+      sent += CHUNK.length;
+      if (!req.write(CHUNK, () => (flushed += CHUNK.length))) {
+        const timer = setTimeout(() => stalled(flushed), 500);
+        req.once('drain', () => {
+          clearTimeout(timer);
+          pump();
+        });
+        return;
+      }
+    }
+    req.end(() => stalled(flushed));
+  };
+  pump();
+  await gotStream;
+  const atStall = await stall;
+  assert.ok(atStall < 2 * 1024 * 1024, `client flushed ${atStall} bytes of ${TOTAL} towards a paused reader`);
+  let received = 0;
+  upstreamStream.on('data', (c: Buffer) => (received += c.length));
+  upstreamStream.on('end', () => upstreamStream.respond({ ':status': 200 }, { endStream: true }));
+  upstreamStream.resume();
+  const [headers] = await new Promise<[http2.IncomingHttpHeaders]>((r) => req.once('response', (h) => r([h])));
+  assert.equal(headers[':status'], 200);
+  assert.equal(received, TOTAL);
+});
+
 test('upstream down: a plain HTTP/2 request gets 502 with x-trellis-proxy-error', async (t) => {
   const dead = net.createServer();
   await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
