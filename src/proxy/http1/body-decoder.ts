@@ -108,6 +108,8 @@ export class BodyDecoder {
           } else if (c === 32 || c === 9) {
             this.state = SIZE_WS;
             pos++;
+          } else if (c === 10) {
+            return this.fail('chunk size line not ended by CRLF (bare LF)', pos);
           } else {
             return this.fail('invalid chunk size', pos);
           }
@@ -185,7 +187,6 @@ export class BodyDecoder {
         if (prev !== 13) return this.fail('bare LF in trailers', pos - 1);
         if (this.lineLen === 1) {
           // An empty line (just CR before LF): the message ends here.
-          this.done = true;
           if (this.trailerBytes > 0 || pos - start > 2) {
             const parts = this.trailerParts ?? [];
             parts.push(buf.subarray(start, pos));
@@ -197,6 +198,7 @@ export class BodyDecoder {
             }
           }
           this.trailerParts = null;
+          this.done = true;
           return pos;
         }
         this.lineLen = 0;
