@@ -441,3 +441,39 @@ test('an error after the response head resets a plain HTTP/2 stream', async (t) 
   await new Promise((r) => req.once('close', r));
   assert.equal(req.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
 });
+
+test('expect: 100-continue becomes head.expectContinue; the client gets its 100 when the body is wanted', async (t) => {
+  let seen: http2.IncomingHttpHeaders = {};
+  const upstream = await startUpstream((stream, headers) => {
+    seen = headers;
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      stream.respond({ ':status': 200 });
+      stream.end(Buffer.concat(chunks));
+    });
+  });
+  t.after(() => upstream.close());
+  let expectFlag: boolean | undefined;
+  const proxy = await startProxy({ host: '127.0.0.1', port: upstream.port }, {
+    wrap: (next) => (req, h) => {
+      expectFlag = req.head.expectContinue;
+      next(req, h);
+    },
+  });
+  t.after(() => proxy.close());
+  const client = connectClient(proxy.port);
+  t.after(() => client.destroy());
+  const req = client.request({ ':method': 'POST', ':path': '/e', expect: '100-continue' });
+  await once(req, 'continue');
+  req.end('after continue');
+  const [headers] = await new Promise<[http2.IncomingHttpHeaders]>((r) => req.once('response', (h) => r([h])));
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (c: string) => (body += c));
+  await once(req, 'end');
+  assert.equal(headers[':status'], 200);
+  assert.equal(body, 'after continue');
+  assert.equal(expectFlag, true);
+  assert.equal(seen.expect, undefined);
+});

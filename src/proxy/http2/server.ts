@@ -12,7 +12,7 @@ import { ProxyError, rescue, toProxyError } from '../errors.ts';
 import type {
   BodySink, BodySource, ExchangeController, HeaderList, ProxyRequest, RequestContext, ResponseHandler, ResponseHead,
 } from '../http/exchange.ts';
-import { getHeader } from '../http/exchange.ts';
+import { getHeader, removeHeader } from '../http/exchange.ts';
 import { grpcDeadline, isGrpcRequest } from '../grpc.ts';
 import { appendEndToEnd, splitRaw, toHeaderObject, withFields } from './headers.ts';
 
@@ -66,6 +66,10 @@ export const serveHttp2: ServeConnection = createHttp2Server();
 
 function noop(): void {}
 
+function endStreamFlag(flags: number): boolean {
+  return (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+}
+
 function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number, conn: ConnectionContext, tls: boolean): void {
   stream.on('error', noop); // resets surface through 'close'
   const { pseudo, headers: fields } = splitRaw(raw);
@@ -74,6 +78,11 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
   const authority = pseudo.get(':authority') ?? getHeader(fields, 'host') ?? '';
   const schemeIn = pseudo.get(':scheme');
   const headers = appendEndToEnd([], fields, { request: true, dropHost: true });
+  // As the HTTP/1 codec does: `expect: 100-continue` becomes a flag, and the
+  // 100 is sent when the body is asked for (or the upstream sends one).
+  const expect = getHeader(headers, 'expect');
+  const expectContinue = !endStreamFlag(flags) && expect !== undefined && expect.toLowerCase() === '100-continue';
+  if (expectContinue) removeHeader(headers, 'expect');
   const startTime = performance.now();
   const grpc = isGrpcRequest(headers);
   const ctx: RequestContext = {
@@ -91,8 +100,8 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
     const d = grpcDeadline(headers, startTime);
     if (d !== null && (ctx.deadline === null || d < ctx.deadline)) ctx.deadline = d;
   }
-  const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-  const exchange = new Http2Exchange(stream, ctx, method, endStream, headers);
+  const endStream = endStreamFlag(flags);
+  const exchange = new Http2Exchange(stream, ctx, method, endStream, headers, expectContinue);
   if (path === undefined || method === 'CONNECT') {
     // Plain CONNECT tunnels and extended CONNECT are not proxied over HTTP/2.
     exchange.onError(new ProxyError('BAD_REQUEST', method === 'CONNECT' ? 'CONNECT is not supported over HTTP/2' : ':path is missing'));
@@ -106,6 +115,7 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
       path,
       headers,
       httpVersion: '2',
+      ...(expectContinue ? { expectContinue: true } : {}),
     },
     body: endStream ? null : exchange,
     ctx,
@@ -136,9 +146,13 @@ class Http2Exchange implements ResponseHandler, BodySource {
   private sink: BodySink | null = null;
   private bodyState: 'idle' | 'flowing' | 'ended' | 'dropped' = 'idle';
   private reqTrailers: HeaderList | null = null;
+  /** The client waits for a 100 before sending its body. */
+  private readonly expectContinue: boolean;
+  private sent100 = false;
 
-  constructor(stream: http2.ServerHttp2Stream, ctx: RequestContext, method: string, endStream: boolean, headers: HeaderList) {
+  constructor(stream: http2.ServerHttp2Stream, ctx: RequestContext, method: string, endStream: boolean, headers: HeaderList, expectContinue: boolean) {
     this.stream = stream;
+    this.expectContinue = expectContinue;
     this.ctx = ctx;
     this.method = method;
     const cl = getHeader(headers, 'content-length');
@@ -181,6 +195,7 @@ class Http2Exchange implements ResponseHandler, BodySource {
     }
     this.bodyState = 'flowing';
     const s = this.stream;
+    if (this.expectContinue) this.send100();
     s.on('data', (chunk: Buffer) => {
       if (this.bodyState !== 'flowing') return;
       if (!sink.onData(chunk)) s.pause();
@@ -212,9 +227,23 @@ class Http2Exchange implements ResponseHandler, BodySource {
     if (this.closed) controller.abort(new ProxyError('DOWNSTREAM_CLOSED'));
   }
 
+  private send100(): void {
+    if (this.sent100 || this.state !== 'waiting' || this.closed) return;
+    this.sent100 = true;
+    try {
+      this.stream.additionalHeaders({ ':status': 100 });
+    } catch {
+      // The stream is going away; its 'close' handler deals with it.
+    }
+  }
+
   onInformational(head: ResponseHead): void {
     if (this.state !== 'waiting' || this.closed) return;
-    if (head.status !== 100 && head.status !== 103) return;
+    if (head.status === 100) {
+      if (this.expectContinue) this.send100();
+      return;
+    }
+    if (head.status !== 103) return;
     const fields = appendEndToEnd([':status', String(head.status)], head.headers, { request: false, dropHost: true });
     try {
       withFields(fields, (f) => this.stream.additionalHeaders(f as unknown as http2.OutgoingHttpHeaders));
