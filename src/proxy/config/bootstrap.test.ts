@@ -174,3 +174,14 @@ test('examples/proxy-bootstrap.yaml parses and has the documented shape', () => 
   assert.equal(b.config.clusters.get('backend')!.lbPolicy, 'peak_ewma');
   assert.equal(b.config.clusters.get('backend-v2')!.lbPolicy, 'round_robin');
 });
+
+test('examples/sidecar-pair: both sidecars parse and fit on one machine', () => {
+  const load = (f: string) => ok(loadBootstrapFile(new URL(`../../../examples/sidecar-pair/${f}`, import.meta.url).pathname));
+  const client = load('client-sidecar.yaml');
+  const server = load('server-sidecar.yaml');
+  const target = client.config.endpoints.get('server')![0]!.endpoints[0]!;
+  const inbound = server.config.listeners[0]!;
+  assert.equal(`${target.address}:${target.port}`, `${inbound.address}:${inbound.port}`, 'the client sidecar targets the server sidecar inbound');
+  const ports = [client.admin.port, server.admin.port, ...client.config.listeners.map((l) => l.port), ...server.config.listeners.map((l) => l.port)];
+  assert.equal(new Set(ports).size, ports.length, 'no port collides');
+});

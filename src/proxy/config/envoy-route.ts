@@ -145,7 +145,8 @@ function parseRouteMatch(r: FieldReader): RouteMatchSpec | undefined {
   } else if (which === 'safeRegex') {
     const rx = r.obj('safeRegex');
     if (rx) {
-      const m = parseRegexMatcher(rx, ignoreCase ? 'i' : '');
+      // caseSensitive does not apply to regexes (as in Envoy).
+      const m = parseRegexMatcher(rx, '');
       if (m) path = m;
     }
   }

@@ -516,6 +516,9 @@ test('cluster: every supported field', () => {
 test('cluster: lb policy selection, downstream protocol, STRICT_DNS warning', () => {
   const lb = (extra: Record<string, unknown>) => ok(parseCluster(staticCluster('c', 1, extra))).spec.lbPolicy;
   assert.equal(lb({ lbPolicy: 'ROUND_ROBIN' }), 'round_robin');
+  const wrapped = ok(parseCluster(staticCluster('w', 1, { circuitBreakers: { thresholds: [{ maxRequests: { value: 7 } }] }, maxRequestsPerConnection: { value: '9' } })));
+  assert.equal(wrapped.spec.circuitBreakers.maxRequests, 7, 'wrapper objects {value} are unwrapped');
+  assert.equal(wrapped.spec.maxRequestsPerConnection, 9);
   assert.equal(lb({ lbPolicy: 'LEAST_REQUEST' }), 'least_request');
   assert.equal(lb({ lbPolicy: 'RANDOM' }), 'random');
   assert.equal(lb({ lbPolicy: 'RING_HASH' }), 'ring_hash');

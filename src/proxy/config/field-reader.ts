@@ -115,8 +115,19 @@ export class FieldReader {
     return v;
   }
 
-  bool(key: string): boolean | undefined {
+  /** The value of a scalar field; a wrapper written as `{value: x}` (as some
+   * protobuf decoders emit google.protobuf.*Value) is unwrapped. */
+  private scalar(key: string): unknown {
     const v = this.raw(key);
+    if (isPlainObject(v)) {
+      const keys = Object.keys(v);
+      if (keys.length === 1 && keys[0] === 'value') return v.value ?? undefined;
+    }
+    return v;
+  }
+
+  bool(key: string): boolean | undefined {
+    const v = this.scalar(key);
     if (v === undefined) return undefined;
     if (typeof v !== 'boolean') {
       this.error(key, `must be true or false (got ${describe(v)})`);
@@ -127,7 +138,7 @@ export class FieldReader {
 
   /** uint32/uint64 (and their wrappers): a non-negative integer, or a decimal string. */
   uint(key: string, opts: { required?: boolean; min?: number; max?: number } = {}): number | undefined {
-    const v = this.raw(key);
+    const v = this.scalar(key);
     if (v === undefined) {
       if (opts.required) this.error(key, 'required');
       return undefined;
