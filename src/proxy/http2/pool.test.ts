@@ -112,7 +112,7 @@ function run(p: UpstreamPool, req: ProxyRequest, opts: { onStart?: (c: ExchangeC
 
 /** A BodySource over a list of chunks that honours the sink's backpressure. */
 class ChunkSource implements BodySource {
-  readonly contentLength: number | null = null;
+  contentLength: number | null = null;
   pushed = 0;
   paused = 0;
   destroyed = false;
@@ -322,4 +322,22 @@ test('losing the connection (GOAWAY + close) before a response is UPSTREAM_RESET
   assert.equal(o.error?.code, 'UPSTREAM_RESET');
   assert.equal((await run(p, makeReq({ path: '/ok' })).done).head?.status, 200);
   assert.equal(up.sessions, 2);
+});
+
+test('a body length known only to the BodySource (HTTP/1 framing) is sent as content-length', async (t) => {
+  let seen: http2.IncomingHttpHeaders = {};
+  let got = '';
+  const up = await startUpstream((stream, headers) => {
+    seen = headers;
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => (got += c));
+    stream.on('end', () => stream.respond({ ':status': 200 }, { endStream: true }));
+  });
+  t.after(() => up.close());
+  const src = new ChunkSource([Buffer.from('abc'), Buffer.from('de')]);
+  src.contentLength = 5;
+  const o = await run(pool(t, up.port), makeReq({ method: 'POST' }, src)).done;
+  assert.equal(o.head?.status, 200);
+  assert.equal(seen['content-length'], '5');
+  assert.equal(got, 'abcde');
 });

@@ -14,7 +14,7 @@ import { ProxyError, toProxyError } from '../errors.ts';
 import type {
   BodySink, ExchangeController, HeaderList, ProxyRequest, ResponseHandler,
 } from '../http/exchange.ts';
-import { removeHeader } from '../http/exchange.ts';
+import { getHeader, removeHeader } from '../http/exchange.ts';
 import { formatGrpcTimeout, isGrpcRequest } from '../grpc.ts';
 import type { PoolOptions, PoolStats, UpstreamPool } from '../upstream/types.ts';
 import { appendEndToEnd, splitRaw, toHeaderObject, withFields } from './headers.ts';
@@ -553,6 +553,9 @@ function requestFields(req: ProxyRequest, opts: PoolOptions): string[] {
   const authority = head.authority || `${net.isIPv6(opts.host) ? `[${opts.host}]` : opts.host}:${opts.port}`;
   const f = [':method', head.method, ':scheme', head.scheme, ':authority', authority, ':path', head.path];
   appendEndToEnd(f, head.headers, { request: true, dropHost: true });
+  // The HTTP/1 codec keeps framing out of the headers: restore the length.
+  const len = req.body?.contentLength ?? null;
+  if (len !== null && getHeader(head.headers, 'content-length') === undefined) f.push('content-length', String(len));
   if (ctx.grpc || isGrpcRequest(head.headers)) {
     // gRPC servers require `te: trailers`; an HTTP/1 hop may have eaten it.
     removeHeader(f, 'te');
