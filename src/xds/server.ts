@@ -228,6 +228,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     }
     const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false };
     streams.set(st.id, st);
+    call.sendMetadata(new grpc.Metadata()); // lets the client see the stream is up before any response
     const finish = (reason: string): void => {
       if (st.closed) return;
       st.closed = true;

@@ -1,0 +1,215 @@
+// The proxy's config from xDS: an ADS client (xds/client.ts) subscribed to
+// every Listener and Cluster (wildcard), then to the RouteConfigurations and
+// ClusterLoadAssignments they name. Each response is checked on arrival
+// (config/envoy.ts parses every resource); once nothing referenced is missing
+// the whole set goes through buildProxyConfig, and only a config it accepts
+// is published. A response whose resources or resulting config are rejected
+// is NACKed with the errors in error_detail, and the proxy keeps serving its
+// last good config, as it does while the control plane is unreachable.
+//
+// Warming: until every referenced RDS / EDS resource has arrived, responses
+// that parse are ACKed and the new set is held back (Envoy's warming).
+import {
+  buildProxyConfig,
+  formatErrors,
+  parseCluster,
+  parseClusterLoadAssignment,
+  parseListener,
+  parseRouteConfiguration,
+} from './config/envoy.ts';
+import type { Parsed } from './config/envoy.ts';
+import type { NodeInfo, ProxyConfig } from './config/types.ts';
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { startAdsClient } from '../xds/client.ts';
+import type { AdsClient, BackoffOptions, DecodedResource, ResponseVerdict } from '../xds/client.ts';
+import type { Json, JsonObject } from '../xds/codec.ts';
+import { TypeUrl } from '../xds/protos.ts';
+
+export interface XdsSourceOptions {
+  /** host:port of the control plane's xDS port. */
+  readonly serverUri: string;
+  readonly node: Pick<NodeInfo, 'id'> & Partial<Omit<NodeInfo, 'id'>>;
+  readonly credentials?: ChannelCredentials;
+  readonly backoff?: BackoffOptions;
+}
+
+export interface XdsSourceState {
+  readonly connected: boolean;
+  /** The version of the config in use, or null before the first one. */
+  readonly configVersion: string | null;
+  /** Last ACKed version per resource type ("Listener", "Cluster", ...). */
+  readonly ackedVersions: Readonly<Record<string, string | null>>;
+  readonly lastNack: { readonly type: string; readonly version: string; readonly message: string; readonly at: string } | null;
+  /** RDS / EDS names referenced but not received yet (warming). */
+  readonly waitingFor: readonly string[];
+  readonly warnings: readonly string[];
+  readonly disconnects: number;
+  readonly lastError: string | null;
+}
+
+export interface XdsSource {
+  /** Calls `cb` with every accepted config, at once with the current one if there is one. */
+  onConfig(cb: (config: ProxyConfig) => void): () => void;
+  current(): ProxyConfig | undefined;
+  state(): XdsSourceState;
+  close(): void;
+}
+
+interface Resources {
+  listeners: ReadonlyMap<string, JsonObject>;
+  routes: ReadonlyMap<string, JsonObject>;
+  clusters: ReadonlyMap<string, JsonObject>;
+  endpoints: ReadonlyMap<string, JsonObject>;
+  versions: Readonly<Record<string, string>>;
+}
+
+const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+
+export function startXdsSource(opts: XdsSourceOptions): XdsSource {
+  let accepted: Resources = { listeners: new Map(), routes: new Map(), clusters: new Map(), endpoints: new Map(), versions: {} };
+  let config: ProxyConfig | undefined;
+  let warnings: readonly string[] = [];
+  let lastNack: XdsSourceState['lastNack'] = null;
+  const callbacks = new Set<(c: ProxyConfig) => void>();
+
+  /** RDS names the listeners need and EDS names the clusters need. */
+  function dependencies(r: Resources): { routes: string[]; endpoints: string[] } {
+    const routes = new Set<string>();
+    for (const l of r.listeners.values()) {
+      const p = parseListener(l);
+      if (!p.ok) continue;
+      const inline = new Set(p.value.inlineRoutes.map((rc) => rc.name));
+      for (const chain of p.value.spec.filterChains) {
+        if (chain.http !== undefined && !inline.has(chain.http.routeConfigName)) routes.add(chain.http.routeConfigName);
+      }
+    }
+    const endpoints = new Set<string>();
+    for (const c of r.clusters.values()) {
+      const p = parseCluster(c);
+      if (p.ok && p.value.spec.discovery === 'eds') endpoints.add(p.value.spec.edsServiceName ?? p.value.spec.name);
+    }
+    return { routes: [...routes].sort(), endpoints: [...endpoints].sort() };
+  }
+
+  function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[]): ResponseVerdict {
+    // 1. Every resource must parse on its own.
+    const parse: ((json: unknown, path: string) => Parsed<unknown>) | undefined = {
+      [TypeUrl.listener]: parseListener,
+      [TypeUrl.route]: parseRouteConfiguration,
+      [TypeUrl.cluster]: parseCluster,
+      [TypeUrl.endpoint]: parseClusterLoadAssignment,
+    }[typeUrl];
+    if (parse === undefined) return { ok: false, message: `unsupported resource type ${typeUrl}` };
+    const errors: string[] = [];
+    for (const r of resources) {
+      const p = parse(r.json, `${shortType(typeUrl)}[${r.name}]`);
+      if (!p.ok) errors.push(formatErrors(p.errors));
+    }
+    if (errors.length > 0) return reject(typeUrl, version, errors.join('\n'));
+
+    // 2. The candidate set: LDS and CDS replace (state of the world), RDS and EDS merge.
+    const byName = new Map(resources.map((r) => [r.name, r.json] as const));
+    const next: Resources = { ...accepted, versions: { ...accepted.versions, [shortType(typeUrl)]: version } };
+    if (typeUrl === TypeUrl.listener) next.listeners = byName;
+    else if (typeUrl === TypeUrl.cluster) next.clusters = byName;
+    else if (typeUrl === TypeUrl.route) next.routes = new Map([...accepted.routes, ...byName]);
+    else next.endpoints = new Map([...accepted.endpoints, ...byName]);
+    const deps = dependencies(next);
+    next.routes = pick(next.routes, deps.routes);
+    next.endpoints = pick(next.endpoints, deps.endpoints);
+
+    // 3. Complete: build and publish, or NACK and keep the last good config.
+    const complete = deps.routes.every((n) => next.routes.has(n)) && deps.endpoints.every((n) => next.endpoints.has(n));
+    if (complete) {
+      const built = buildProxyConfig(
+        {
+          version: configVersion(next.versions),
+          listeners: [...next.listeners.values()],
+          routeConfigs: [...next.routes.values()],
+          clusters: [...next.clusters.values()],
+          endpoints: [...next.endpoints.values()],
+        },
+        { references: 'warn' },
+      );
+      if (!built.ok) return reject(typeUrl, version, formatErrors(built.errors));
+      accepted = next;
+      warnings = built.warnings;
+      config = built.config;
+      for (const cb of [...callbacks]) cb(built.config);
+    } else {
+      accepted = next;
+    }
+    lastNackClear(typeUrl);
+    client.subscribe(TypeUrl.route, deps.routes);
+    client.subscribe(TypeUrl.endpoint, deps.endpoints);
+    return { ok: true };
+  }
+
+  function reject(typeUrl: string, version: string, message: string): ResponseVerdict {
+    lastNack = { type: shortType(typeUrl), version, message, at: new Date().toISOString() };
+    return { ok: false, message };
+  }
+  function lastNackClear(typeUrl: string): void {
+    if (lastNack?.type === shortType(typeUrl)) lastNack = null;
+  }
+
+  const node = opts.node;
+  const client: AdsClient = startAdsClient({
+    serverUri: opts.serverUri,
+    node: {
+      id: node.id,
+      cluster: node.cluster ?? '',
+      locality: node.locality ?? { region: '', zone: '', subZone: '' },
+      metadata: (node.metadata ?? {}) as { [key: string]: Json },
+      userAgentName: 'trellis-proxy',
+    },
+    ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
+    ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
+    onResponse,
+  });
+  client.subscribe(TypeUrl.cluster, '*');
+  client.subscribe(TypeUrl.listener, '*');
+
+  return {
+    onConfig(cb) {
+      callbacks.add(cb);
+      if (config !== undefined) cb(config);
+      return () => callbacks.delete(cb);
+    },
+    current: () => config,
+    state() {
+      const s = client.state();
+      const deps = dependencies(accepted);
+      const ackedVersions: Record<string, string | null> = {};
+      for (const [t, ts] of Object.entries(s.perType)) ackedVersions[shortType(t)] = ts.ackedVersion;
+      return {
+        connected: s.connected,
+        configVersion: config?.version ?? null,
+        ackedVersions,
+        lastNack,
+        waitingFor: [
+          ...deps.routes.filter((n) => !accepted.routes.has(n)).map((n) => `RouteConfiguration/${n}`),
+          ...deps.endpoints.filter((n) => !accepted.endpoints.has(n)).map((n) => `ClusterLoadAssignment/${n}`),
+        ],
+        warnings,
+        disconnects: s.disconnects,
+        lastError: s.lastError,
+      };
+    },
+    close: () => client.close(),
+  };
+}
+
+function pick(m: ReadonlyMap<string, JsonObject>, names: readonly string[]): Map<string, JsonObject> {
+  const out = new Map<string, JsonObject>();
+  for (const n of names) {
+    const v = m.get(n);
+    if (v !== undefined) out.set(n, v);
+  }
+  return out;
+}
+
+function configVersion(v: Readonly<Record<string, string>>): string {
+  const part = (label: string, t: string): string => `${label}=${v[t] ?? '-'}`;
+  return [part('lds', 'Listener'), part('rds', 'RouteConfiguration'), part('cds', 'Cluster'), part('eds', 'ClusterLoadAssignment')].join(',');
+}

@@ -1,0 +1,254 @@
+// An ADS client (state of the world) on grpc-js: one stream to the control
+// plane, subscriptions per type URL, every response decoded and handed to the
+// owner, who accepts it (ACK) or rejects it (NACK with the reason in
+// error_detail). Reconnects forever with exponential backoff and jitter; the
+// owner keeps whatever it last accepted while the control plane is away.
+//
+// The node goes on the first request of each stream. Subscription changes made
+// while the owner handles a response are sent after that response's ACK, so
+// the server sees LDS ACK -> RDS request, as from Envoy.
+import * as grpc from '@grpc/grpc-js';
+import { adsMethod, decodeResponse, encodeRequest } from './ads-method.ts';
+import type { DiscoveryResponse, NodeInput } from './ads-method.ts';
+import { unpackAny, XdsCodecError } from './codec.ts';
+import type { JsonObject } from './codec.ts';
+import { TypeUrl } from './protos.ts';
+
+export interface DecodedResource {
+  readonly name: string;
+  readonly json: JsonObject;
+}
+
+export type ResponseVerdict = { readonly ok: true } | { readonly ok: false; readonly message: string };
+
+export interface BackoffOptions {
+  readonly initialMs?: number;
+  readonly maxMs?: number;
+  readonly multiplier?: number;
+  /** Fraction of the delay randomized either way (0.2 = ±20 %). */
+  readonly jitter?: number;
+}
+
+export interface AdsClientOptions {
+  /** host:port of the control plane. */
+  readonly serverUri: string;
+  readonly node: NodeInput;
+  readonly credentials?: grpc.ChannelCredentials;
+  readonly backoff?: BackoffOptions;
+  /** Decides about every response: accept (ACK) or reject (NACK). */
+  readonly onResponse: (typeUrl: string, version: string, resources: readonly DecodedResource[]) => ResponseVerdict;
+  /** Connection changes, for logs and readiness. */
+  readonly onConnectionChange?: (connected: boolean, reason: string) => void;
+}
+
+export interface TypeClientState {
+  readonly subscribed: readonly string[] | '*';
+  readonly ackedVersion: string | null;
+  readonly lastNonce: string | null;
+  readonly lastNack: { readonly version: string; readonly message: string; readonly at: string } | null;
+}
+
+export interface AdsClientState {
+  readonly connected: boolean;
+  /** Connection attempts that failed or streams that ended, since start. */
+  readonly disconnects: number;
+  readonly lastError: string | null;
+  readonly perType: Readonly<Record<string, TypeClientState>>;
+}
+
+export interface AdsClient {
+  /** Sets the names subscribed for a type ("*" = wildcard); sends a request when it changes. */
+  subscribe(typeUrl: string, names: readonly string[] | '*'): void;
+  state(): AdsClientState;
+  close(): void;
+}
+
+interface TypeSub {
+  names: readonly string[] | '*';
+  ackedVersion: string | null;
+  lastNonce: string | null;
+  lastNack: TypeClientState['lastNack'];
+}
+
+const NAME_FIELD: Record<string, string> = { [TypeUrl.endpoint]: 'clusterName' };
+const INVALID_ARGUMENT = 3;
+
+export function startAdsClient(opts: AdsClientOptions): AdsClient {
+  const Client = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod }, 'ads');
+  const grpcClient = new Client(opts.serverUri, opts.credentials ?? grpc.credentials.createInsecure(), {
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  });
+  const openStream = (): grpc.ClientDuplexStream<Buffer, Buffer> =>
+    (grpcClient as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> }).StreamAggregatedResources();
+
+  const backoff = { initialMs: 100, maxMs: 30_000, multiplier: 2, jitter: 0.2, ...opts.backoff };
+  const subs = new Map<string, TypeSub>();
+  let call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
+  let nodeSent = false;
+  let connected = false;
+  let closed = false;
+  let attempt = 0;
+  let disconnects = 0;
+  let lastError: string | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let handling = false;
+  const dirty = new Set<string>();
+
+  function send(typeUrl: string, extra: { version?: string; nonce?: string; error?: string } = {}): void {
+    const sub = subs.get(typeUrl);
+    if (call === undefined || sub === undefined) return;
+    const first = !nodeSent;
+    nodeSent = true;
+    call.write(
+      encodeRequest({
+        versionInfo: extra.version ?? sub.ackedVersion ?? '',
+        resourceNames: sub.names === '*' ? [] : sub.names,
+        typeUrl,
+        responseNonce: extra.nonce ?? sub.lastNonce ?? '',
+        ...(first ? { node: opts.node } : {}),
+        ...(extra.error === undefined ? {} : { errorDetail: { code: INVALID_ARGUMENT, message: extra.error } }),
+      }),
+    );
+  }
+
+  function setConnected(value: boolean, reason: string): void {
+    if (connected === value) return;
+    connected = value;
+    opts.onConnectionChange?.(value, reason);
+  }
+
+  function decode(res: DiscoveryResponse): DecodedResource[] | string {
+    const out: DecodedResource[] = [];
+    for (const [i, any] of res.resources.entries()) {
+      if (any.type_url !== res.typeUrl) return `resource ${i}: type ${any.type_url} in a ${res.typeUrl} response`;
+      try {
+        const json = unpackAny(any);
+        const name = json[NAME_FIELD[res.typeUrl] ?? 'name'];
+        if (typeof name !== 'string' || name === '') return `resource ${i}: no name`;
+        out.push({ name, json });
+      } catch (err) {
+        if (err instanceof XdsCodecError) return `resource ${i}: ${err.message}`;
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  function onResponse(buf: Buffer): void {
+    const res = decodeResponse(buf);
+    attempt = 0;
+    setConnected(true, 'response received');
+    const sub = subs.get(res.typeUrl);
+    if (sub === undefined) return; // not (or no longer) subscribed
+    sub.lastNonce = res.nonce;
+    const decoded = decode(res);
+    let verdict: ResponseVerdict;
+    if (typeof decoded === 'string') {
+      verdict = { ok: false, message: decoded };
+    } else {
+      handling = true;
+      try {
+        verdict = opts.onResponse(res.typeUrl, res.versionInfo, decoded);
+      } catch (err) {
+        verdict = { ok: false, message: `internal error: ${(err as Error).message}` };
+      } finally {
+        handling = false;
+      }
+    }
+    if (verdict.ok) {
+      sub.ackedVersion = res.versionInfo;
+      sub.lastNack = null;
+      send(res.typeUrl, { version: res.versionInfo, nonce: res.nonce });
+    } else {
+      sub.lastNack = { version: res.versionInfo, message: verdict.message, at: new Date().toISOString() };
+      send(res.typeUrl, { nonce: res.nonce, error: verdict.message });
+    }
+    dirty.delete(res.typeUrl);
+    for (const t of [...dirty]) send(t);
+    dirty.clear();
+  }
+
+  function connect(): void {
+    timer = undefined;
+    if (closed) return;
+    nodeSent = false;
+    const stream = openStream();
+    call = stream;
+    let ended = false;
+    const onEnd = (reason: string): void => {
+      if (ended) return;
+      ended = true;
+      if (call === stream) call = undefined;
+      if (closed) return;
+      disconnects++;
+      lastError = reason;
+      setConnected(false, reason);
+      scheduleReconnect();
+    };
+    stream.on('metadata', () => setConnected(true, 'stream established'));
+    stream.on('data', (buf: Buffer) => {
+      try {
+        onResponse(buf);
+      } catch (err) {
+        lastError = `bad DiscoveryResponse: ${(err as Error).message}`;
+        stream.cancel();
+      }
+    });
+    stream.on('error', (err: grpc.ServiceError) => onEnd(err.details || err.message));
+    stream.on('status', (s: grpc.StatusObject) => onEnd(s.code === grpc.status.OK ? 'the control plane closed the stream' : s.details));
+    stream.on('end', () => onEnd('stream ended'));
+    // Subscriptions in a stable order: CDS, EDS, LDS, RDS, then the rest.
+    const order = [TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route] as string[];
+    const types = [...subs.keys()].sort((a, b) => rank(order, a) - rank(order, b));
+    for (const t of types) send(t, { nonce: '' });
+  }
+
+  function scheduleReconnect(): void {
+    if (closed || timer !== undefined) return;
+    const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.multiplier ** attempt);
+    attempt++;
+    const delay = Math.max(0, base * (1 + backoff.jitter * (Math.random() * 2 - 1)));
+    timer = setTimeout(connect, delay);
+    timer.unref?.();
+  }
+
+  connect();
+
+  return {
+    subscribe(typeUrl, names) {
+      const normalized = names === '*' ? '*' : [...new Set(names)].sort();
+      const sub = subs.get(typeUrl);
+      if (sub !== undefined && sameNames(sub.names, normalized)) return;
+      if (sub === undefined) subs.set(typeUrl, { names: normalized, ackedVersion: null, lastNonce: null, lastNack: null });
+      else sub.names = normalized;
+      if (handling) dirty.add(typeUrl);
+      else send(typeUrl);
+    },
+    state() {
+      const perType: Record<string, TypeClientState> = {};
+      for (const [t, s] of subs) perType[t] = { subscribed: s.names, ackedVersion: s.ackedVersion, lastNonce: s.lastNonce, lastNack: s.lastNack };
+      return { connected, disconnects, lastError, perType };
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      if (timer !== undefined) clearTimeout(timer);
+      call?.cancel();
+      call = undefined;
+      grpcClient.close();
+      setConnected(false, 'closed');
+    },
+  };
+}
+
+function rank(order: readonly string[], t: string): number {
+  const i = order.indexOf(t);
+  return i < 0 ? order.length : i;
+}
+
+function sameNames(a: readonly string[] | '*', b: readonly string[] | '*'): boolean {
+  if (a === '*' || b === '*') return a === b;
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
