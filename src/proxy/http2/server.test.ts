@@ -376,6 +376,8 @@ test('drain sends GOAWAY and lets the in-flight stream finish', async (t) => {
   await once(client, 'close');
   for (let i = 0; i < 200 && proxy.tracked.size > 0; i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(proxy.tracked.size, 0, 'untracked once the session closed');
+  assert.equal(proxy.closedStats.length, 1);
+  assert.ok(proxy.closedStats[0]!.bytesIn > 24 && proxy.closedStats[0]!.bytesOut > 0, JSON.stringify(proxy.closedStats));
 });
 
 test('idle upstream sessions close; a GOAWAY from upstream moves new requests to a new session', async (t) => {
