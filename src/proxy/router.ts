@@ -43,7 +43,8 @@ export function createRouter(deps: RouterDeps): (routeConfigName: string) => Dis
       }
       const sel = selectRoute(table, req.head);
       if (!sel) {
-        handler.onError(new ProxyError('NO_ROUTE', `${req.head.authority}${pathOnly(req.head.path)}`));
+        // No request data in the message: it becomes the response body.
+        handler.onError(new ProxyError('NO_ROUTE'));
         return;
       }
       const { route, compiled } = sel;
@@ -79,11 +80,6 @@ export function createRouter(deps: RouterDeps): (routeConfigName: string) => Dis
       }
       cluster.dispatch(req, respond);
     };
-}
-
-function pathOnly(p: string): string {
-  const q = p.indexOf('?');
-  return q < 0 ? p : p.slice(0, q);
 }
 
 const NOOP_CONTROLLER: ExchangeController = { resume() {}, abort() {} };

@@ -635,3 +635,25 @@ test('buildProxyConfig: duplicates and per-resource error paths', () => {
     'clusters[2] (bad): lbPolicy: must be one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV (got "X")',
   ]);
 });
+
+test('buildProxyConfig: EDS assignments that match no EDS cluster, duplicates, missing ones', () => {
+  const cla = (name: string) => ({ clusterName: name, endpoints: [] });
+  const r = buildProxyConfig({
+    version: '1',
+    clusters: [staticCluster('s'), { name: 'e', type: 'EDS' }, { name: 'f', type: 'EDS' }],
+    endpoints: [cla('e'), cla('s'), cla('nobody')],
+  });
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.deepEqual(r.warnings, [
+    'endpoints[1] (s): clusterName: cluster "s" is not an EDS cluster; assignment ignored',
+    'endpoints[2] (nobody): clusterName: no EDS cluster uses this name; assignment ignored',
+    'clusters[2] (f): no ClusterLoadAssignment for EDS cluster "f" yet',
+  ]);
+  assert.deepEqual(r.config.endpoints.get('e'), []);
+  assert.equal(r.config.endpoints.has('f'), false);
+  const dup = buildProxyConfig({ version: '1', clusters: [{ name: 'e', type: 'EDS' }], endpoints: [cla('e'), cla('e')] });
+  assert.ok(!dup.ok);
+  if (dup.ok) return;
+  assert.deepEqual(dup.errors.map(formatFieldError), ['endpoints[1] (e): clusterName: duplicate assignment (also endpoints[0])']);
+});

@@ -166,7 +166,8 @@ export function buildProxyConfig(input: ProxyConfigInput, opts: BuildOptions = {
   }
   for (const c of clusters.values()) {
     if (c.discovery === 'eds' && !endpoints.has(c.name) && (input.endpoints?.length ?? 0) > 0) {
-      issues.warn(clusterPaths.get(c.name)!, `no ClusterLoadAssignment for EDS cluster "${c.name}" yet`);
+      const cp = clusterPaths.get(c.name)!;
+      issues.within({ path: cp, name: c.name }, () => issues.warn(cp, `no ClusterLoadAssignment for EDS cluster "${c.name}" yet`));
     }
   }
 
