@@ -108,3 +108,22 @@ test('real sockets: round robin alternates between two node:http upstreams', { t
   m.retire();
   await pools.settled();
 });
+
+test('max_requests counts the old version\'s in-flight requests during a swap', () => {
+  const fake = fakePoolFactory();
+  const pools = createPoolRegistry(fake.create);
+  const spec = { circuitBreakers: { maxConnections: 10, maxPendingRequests: 10, maxRequests: 2, maxRetries: 1 } };
+  const v1 = createClusterManager(proxyConfig('v1', { svc: { spec, endpoints: localities(['10.0.0.1']) } }), { node: NODE, pools });
+  v1.get('svc')!.dispatch(request(), recorder().handler);
+  v1.get('svc')!.dispatch(request(), recorder().handler);
+  const v2 = createClusterManager(proxyConfig('v2', { svc: { spec, endpoints: localities(['10.0.0.1']) } }), { node: NODE, pools });
+  v1.retire();
+  const r = recorder();
+  v2.get('svc')!.dispatch(request(), r.handler);
+  assert.deepEqual(r.rec.events, ['error:OVERFLOW']);
+  fake.created[0]!.exchanges[0]!.respond(200);
+  const ok = recorder();
+  v2.get('svc')!.dispatch(request(), ok.handler);
+  assert.deepEqual(ok.rec.events, ['start']);
+  assert.equal(v2.get('svc')!.active(), 2);
+});

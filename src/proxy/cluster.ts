@@ -23,6 +23,9 @@ import { DEFAULT_POOL_OPTIONS } from './upstream/types.ts';
 import type { PoolOptions, PoolStats } from './upstream/types.ts';
 import type { Duplex } from 'node:stream';
 
+/** Load-registry key of the cluster-wide in-flight count (not an endpoint key). */
+const CLUSTER_LOAD_KEY = '*';
+
 /** Request attribute holding the hash key computed by the route's hash policy. */
 export const HASH_KEY_ATTR = 'trellis.hashKey';
 
@@ -79,7 +82,7 @@ export interface Cluster {
   readonly name: string;
   readonly spec: ClusterSpec;
   readonly dispatch: Dispatch;
-  /** Requests in flight through this cluster object. */
+  /** Requests in flight through this cluster (all config versions of it). */
   active(): number;
   /** Outlier detection's hook. Returns false for an unknown endpoint key. */
   setEndpointEjected(key: string, ejected: boolean): boolean;
@@ -175,7 +178,11 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     eligibleSet(),
   );
 
-  let active = 0;
+  // The max_requests count is shared with the same-named cluster of other
+  // config versions (through the registry), so requests still in flight on
+  // the old version count against the new one's limit during a swap.
+  const clusterLoad = pools.acquireLoad(spec.name, CLUSTER_LOAD_KEY);
+  const counter = clusterLoad.load;
   let retired = false;
   const maxRequests = spec.circuitBreakers.maxRequests;
   const noKey: PickContext = { random };
@@ -185,13 +192,13 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     now,
     observe: deps.observe,
     ended: () => {
-      active--;
+      if (counter.active > 0) counter.active--;
     },
   };
 
   const dispatch: Dispatch = (req, handler) => {
-    if (active >= maxRequests) {
-      handler.onError(new ProxyError('OVERFLOW', `cluster ${spec.name}: ${active} requests in flight (max_requests ${maxRequests})`));
+    if (counter.active >= maxRequests) {
+      handler.onError(new ProxyError('OVERFLOW', `cluster ${spec.name}: ${counter.active} requests in flight (max_requests ${maxRequests})`));
       return;
     }
     const hashKey = req.ctx.attrs.get(HASH_KEY_ATTR);
@@ -205,7 +212,7 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     const lease = spec.protocol === 'downstream' ? (req.head.httpVersion === '2' ? m.http2 : m.http1) : (m.http1 ?? m.http2);
     req.ctx.upstreamEndpoint = ep.key;
     req.ctx.cluster ??= spec.name;
-    active++;
+    counter.active++;
     balancer.onStart(ep);
     const tracked = new TrackedHandler(handler, state, ep, now());
     try {
@@ -227,7 +234,7 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     name: spec.name,
     spec,
     dispatch,
-    active: () => active,
+    active: () => counter.active,
     setEndpointEjected: (key, ejected) =>
       setAndPublish(key, (m) => {
         if (m.ejected === ejected) return false;
@@ -246,7 +253,7 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
         name: spec.name,
         lbPolicy: spec.lbPolicy,
         protocol: spec.protocol,
-        active,
+        active: counter.active,
         maxRequests,
         endpoints: ordered.map((m) => {
           const load = m.endpoint.load;
@@ -275,6 +282,7 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     retire() {
       if (retired) return;
       retired = true;
+      clusterLoad.release();
       for (const m of ordered) {
         m.http1?.release();
         m.http2?.release();
