@@ -455,7 +455,11 @@ class Attempt implements ExchangeController, BodySink {
     if (body) {
       stream.once('wantTrailers', () => {
         const t = this.reqTrailers;
-        stream.sendTrailers(t !== null && t.length > 0 ? toHeaderObject(t) : {});
+        try {
+          stream.sendTrailers(t !== null && t.length > 0 ? toHeaderObject(t) : {});
+        } catch (err) {
+          this.abort(new ProxyError('BAD_REQUEST', `request trailers: ${(err as Error).message}`));
+        }
       });
       body.start(this);
     }

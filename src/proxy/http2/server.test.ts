@@ -479,3 +479,28 @@ test('expect: 100-continue becomes head.expectContinue; the client gets its 100 
   assert.equal(expectFlag, true);
   assert.equal(seen.expect, undefined);
 });
+
+test('unsendable field names from an upstream: a bad head is 502, a bad trailer resets the stream; nothing throws', async (t) => {
+  const bad: Dispatch = (req, handler) => {
+    handler.onStart({ resume() {}, abort() {} });
+    if (req.head.path === '/bad-head') {
+      handler.onHeaders({ status: 200, headers: ['x bad', 'v'] });
+      return;
+    }
+    handler.onHeaders({ status: 200, headers: [] });
+    handler.onData(Buffer.from('x'));
+    handler.onEnd(['x bad trailer', 'v']);
+  };
+  const proxy = await startProxy({ host: '127.0.0.1', port: 1 }, { wrap: () => bad });
+  t.after(() => proxy.close());
+  const client = connectClient(proxy.port);
+  t.after(() => client.destroy());
+  const r = await request(client, { ':path': '/bad-head' });
+  assert.equal(r.status, 502);
+  assert.equal(r.headers['x-trellis-proxy-error'], 'UPSTREAM_PROTOCOL_ERROR');
+  const req = client.request({ ':path': '/bad-trailer' });
+  req.resume();
+  req.on('error', () => {});
+  await new Promise((res) => req.once('close', res));
+  assert.equal(req.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+});

@@ -275,7 +275,12 @@ class Http2Exchange implements ResponseHandler, BodySource {
     this.state = 'streaming';
     this.stream.once('wantTrailers', () => {
       const t = this.trailers;
-      this.stream.sendTrailers(t !== null && t.length > 0 ? toHeaderObject(t) : {});
+      try {
+        this.stream.sendTrailers(t !== null && t.length > 0 ? toHeaderObject(t) : {});
+      } catch {
+        // Unsendable trailer fields: the stream cannot end cleanly.
+        if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
+      }
     });
     return true;
   }
