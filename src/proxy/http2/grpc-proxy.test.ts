@@ -68,7 +68,14 @@ before(async () => {
     },
     ClientStream(call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
       const parts: string[] = [];
-      call.on('data', (r: EchoRequest) => parts.push(r.message));
+      let failed = false;
+      call.on('data', (r: EchoRequest) => {
+        if (r.message === 'fail-early' && !failed) {
+          failed = true;
+          cb({ code: grpc.status.INVALID_ARGUMENT, details: 'rejected on the first message' });
+        }
+        parts.push(r.message);
+      });
       call.on('end', () => cb(null, { message: parts.join('+'), index: parts.length }));
     },
     Bidi(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) {
@@ -131,6 +138,22 @@ test('client-streaming call', async (t) => {
     call.end();
   });
   assert.deepEqual(res, { message: 'a+b+c+d', index: 4 });
+});
+
+test('client-streaming call answered early while the client is still sending', async (t) => {
+  const { client } = await setup(t);
+  const big = 'x'.repeat(1024);
+  const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+    const call = client.ClientStream({ deadline: inSeconds(10) }, (e) => resolve(e));
+    call.on('error', () => {});
+    call.write({ message: 'fail-early', count: 0 });
+    // Far more than the flow-control windows hold: the proxy must keep
+    // draining (and dropping) the rest once the response is complete.
+    for (let i = 0; i < 2000; i++) call.write({ message: big, count: i });
+    call.end();
+  });
+  assert.equal(err?.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(err.details, 'rejected on the first message');
 });
 
 test('bidirectional streaming call, interleaved', async (t) => {
