@@ -305,11 +305,12 @@ interface TrackState {
  * counted as a request in flight) or the downstream's abort, whichever comes
  * first. The books close before the event is forwarded, so a retry layer
  * reacting to it already sees the updated counters. */
-class TrackedHandler implements ResponseHandler {
+class TrackedHandler implements ResponseHandler, ExchangeController {
   readonly #inner: ResponseHandler;
   readonly #state: TrackState;
   readonly #endpoint: Endpoint;
   readonly #start: number;
+  #controller: ExchangeController | null = null;
   #status = 0;
   #done = false;
   onInformational?: (head: ResponseHead) => void;
@@ -340,14 +341,20 @@ class TrackedHandler implements ResponseHandler {
     s.observe?.(s.cluster, this.#endpoint, error === undefined ? { latencyMs, ok, status: this.#status } : { latencyMs, ok, status: this.#status, error });
   }
 
+  // The handler is also the controller handed downstream, so an abort from
+  // the downstream closes the books before it reaches the pool.
   onStart(controller: ExchangeController): void {
-    this.#inner.onStart({
-      resume: () => controller.resume(),
-      abort: (err) => {
-        this.#finish(false, err.code);
-        controller.abort(err);
-      },
-    });
+    this.#controller = controller;
+    this.#inner.onStart(this);
+  }
+
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  abort(err: ProxyError): void {
+    this.#finish(false, err.code);
+    this.#controller?.abort(err);
   }
 
   onHeaders(head: ResponseHead): boolean {
