@@ -74,8 +74,13 @@ const NAME_FIELD: Record<string, string> = { [TypeUrl.endpoint]: 'clusterName' }
 const INVALID_ARGUMENT = 3;
 
 export function startAdsClient(opts: AdsClientOptions): AdsClient {
+  const backoff = { initialMs: 100, maxMs: 30_000, multiplier: 2, jitter: 0.2, ...opts.backoff };
   const Client = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod }, 'ads');
   const grpcClient = new Client(opts.serverUri, opts.credentials ?? grpc.credentials.createInsecure(), {
+    // The channel's own reconnect backoff (default up to 120 s) must not
+    // outlast ours, or a long outage delays the return by minutes.
+    'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
+    'grpc.max_reconnect_backoff_ms': backoff.maxMs,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -83,7 +88,6 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
   const openStream = (): grpc.ClientDuplexStream<Buffer, Buffer> =>
     (grpcClient as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> }).StreamAggregatedResources();
 
-  const backoff = { initialMs: 100, maxMs: 30_000, multiplier: 2, jitter: 0.2, ...opts.backoff };
   const subs = new Map<string, TypeSub>();
   let call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
   let nodeSent = false;

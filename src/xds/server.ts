@@ -115,7 +115,13 @@ const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
 const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
 
 export function createXdsServer(opts: XdsServerOptions): XdsServer {
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024, ...opts.grpcOptions });
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    // Notice proxies that vanished without closing (a partition, a killed VM).
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    ...opts.grpcOptions,
+  });
   const streams = new Map<number, StreamState>();
   const listeners = new Set<(e: XdsServerEvent) => void>();
   let nextStreamId = 1;

@@ -67,6 +67,8 @@ test('dangling references are reported with paths', () => {
       },
     ],
   });
+  const s4 = build({ clusters: [edsCluster('w')], endpoints: [{ clusterName: 'w', endpoints: [{ lbEndpoints: [] }] }] });
+  assert.deepEqual(checkConsistency(s4).map((e) => [e.code, e.path]), [['XDS_MISSING_LOCALITY_WEIGHT', 'endpoints[w].endpoints[0].loadBalancingWeight']]);
   assert.deepEqual(
     checkConsistency(s3).map((e) => e.message),
     ['cluster "db" is not in the snapshot', 'secret "cert" is not in the snapshot'],

@@ -41,7 +41,12 @@ export interface SnapshotInput {
   readonly secrets?: readonly unknown[];
 }
 
-export type SnapshotErrorCode = 'XDS_INVALID_RESOURCE' | 'XDS_DUPLICATE_NAME' | 'XDS_MISSING_NAME' | 'XDS_DANGLING_REFERENCE';
+export type SnapshotErrorCode =
+  | 'XDS_INVALID_RESOURCE'
+  | 'XDS_DUPLICATE_NAME'
+  | 'XDS_MISSING_NAME'
+  | 'XDS_DANGLING_REFERENCE'
+  | 'XDS_MISSING_LOCALITY_WEIGHT';
 
 export interface SnapshotError {
   readonly code: SnapshotErrorCode;
@@ -118,7 +123,9 @@ const typeOf = (v: Obj): string => String(v['@type'] ?? '').replace(/^.*\//, '')
 /**
  * go-control-plane's Consistent(): every RDS name a listener references is in
  * the snapshot, every cluster a route or tcp_proxy references is, every EDS
- * cluster has a ClusterLoadAssignment, every SDS secret name exists.
+ * cluster has a ClusterLoadAssignment, every SDS secret name exists. Also
+ * every locality carries a load_balancing_weight: proxyless gRPC clients send
+ * nothing to a locality without one.
  */
 export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
   const errors: SnapshotError[] = [];
@@ -191,6 +198,20 @@ export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
     if (!endpoints.has(service)) {
       errors.push({ code: 'XDS_DANGLING_REFERENCE', path: `clusters[${name}]`, message: `EDS cluster has no ClusterLoadAssignment "${service}"` });
     }
+  }
+  for (const [name, cla] of endpoints) {
+    arr(cla.json.endpoints).forEach((loc, i) => {
+      if (!isObj(loc)) return;
+      const w = loc.loadBalancingWeight;
+      const value = isObj(w) ? w.value : w;
+      if (typeof value !== 'number' || value <= 0) {
+        errors.push({
+          code: 'XDS_MISSING_LOCALITY_WEIGHT',
+          path: `endpoints[${name}].endpoints[${i}].loadBalancingWeight`,
+          message: 'each locality needs a weight > 0 (gRPC clients send no traffic to a locality without one)',
+        });
+      }
+    });
   }
   // SDS: names of secrets referenced anywhere in listeners and clusters.
   const walkSds = (v: unknown, path: string): void => {
