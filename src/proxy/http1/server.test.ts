@@ -460,3 +460,60 @@ test('errors before dispatch are rendered by the rescue edge; the connection sur
   assert.doesNotMatch(a!, /connection: close/, 'the unread body was discarded and the connection kept');
   assert.match(b!, /^HTTP\/1\.1 200 OK\r\n[^]*x-url: \/ok\r\n/);
 });
+
+test('request body backpressure: an upstream that does not read pauses the client', async (t) => {
+  let startReading!: () => void;
+  const reading = new Promise<void>((r) => { startReading = r; });
+  let received = 0;
+  const up = await startUpstream(t, (req, res) => {
+    req.pause();
+    void reading.then(() => {
+      req.on('data', (d: Buffer) => { received += d.length; });
+      req.resume();
+      req.on('end', () => res.end(String(received)));
+    });
+  });
+  const px = await startProxy(t, up.port);
+  const total = 256 * 1024 * 1024;
+  const piece = Buffer.alloc(1024 * 1024, 'y');
+  const s = net.connect(px.port, '127.0.0.1');
+  t.after(() => s.destroy());
+  let reply = '';
+  s.on('data', (d) => { reply += d.toString(); });
+  s.write(`POST /sink HTTP/1.1\r\nHost: a\r\nContent-Length: ${total}\r\n\r\n`);
+  let sent = 0;
+  let blockedSince = 0;
+  const writer = (async () => {
+    while (sent < total) {
+      sent += piece.length;
+      if (!s.write(piece)) {
+        blockedSince = performance.now();
+        await once(s, 'drain');
+        blockedSince = 0;
+      }
+    }
+  })();
+  const start = performance.now();
+  while (!(blockedSince > 0 && performance.now() - blockedSince > 300) && performance.now() - start < 10_000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(blockedSince > 0, 'the client is blocked');
+  assert.ok(sent < 96 * 1024 * 1024, `client paused after ${sent / 1048576} MiB of ${total / 1048576} MiB`);
+  startReading();
+  await writer;
+  for (let i = 0; i < 500 && !reply.endsWith(String(total)); i++) await once(s, 'data');
+  assert.match(reply, new RegExp(`^HTTP/1\\.1 200 OK\\r\\n[^]*\\r\\n\\r\\n${total}$`));
+});
+
+test('idle keep-alive and header-read timeouts close the connection', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const px = await startProxy(t, up.port, {}, { idleTimeoutMs: 100, headersTimeoutMs: 150 });
+  const start = performance.now();
+  const idle = await rawExchange(t, px.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 5_000);
+  assert.ok(idle.closed, 'idle connection closed by the proxy');
+  assert.match(idle.data, /\r\n\r\nok$/);
+  const slow = await rawExchange(t, px.port, 'GET / HTTP/1.1\r\nHost: a\r\nX-Slow', 5_000);
+  assert.ok(slow.closed, 'a head that never ends is cut off');
+  assert.equal(slow.data, '');
+  assert.ok(performance.now() - start < 4_000);
+});

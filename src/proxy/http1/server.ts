@@ -65,9 +65,14 @@ function isResponseFramingName(n: string): boolean {
   return false;
 }
 
-function uncorkNT(c: ServerConnection): void {
-  c.uncork();
+function flushHeadNT(c: ServerConnection): void {
+  c.flushScheduled = false;
+  c.flushHead();
 }
+
+/** Bodies up to this size are copied into one buffer with the framing
+ * around them (one write); larger ones go out as a corked writev. */
+const COALESCE_MAX = 16 * 1024;
 
 class ServerConnection {
   readonly socket: Socket;
@@ -85,7 +90,10 @@ class ServerConnection {
   peerEnded = false;
   private processing = false;
   private readPaused = false;
-  private corked = false;
+  /** A response head not written yet: it goes out with the first body
+   * bytes (one write), or on the next tick if none come. */
+  private pendingHead: string | null = null;
+  flushScheduled = false;
   /** Response delivery is paused until the socket drains. */
   needDrain = false;
   private headPending = false;
@@ -110,6 +118,7 @@ class ServerConnection {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.onClose());
     socket.on('drain', this.drainListener);
+    socket.resume(); // protocol detection may have left it paused
     this.idleTimer = setTimeout(() => this.onIdleTimer(), opts.idleTimeoutMs);
     this.idleTimer.unref();
     this.untrack = ctx.track({ drain: () => this.drain(), destroy: () => socket.destroy() });
@@ -122,19 +131,48 @@ class ServerConnection {
 
   // ---- writing ----
 
-  cork(): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(uncorkNT, this);
+  /** Hold a response head until the body's first bytes (or the next tick). */
+  writeHead(head: string): void {
+    this.pendingHead = head;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(flushHeadNT, this);
     }
   }
 
-  uncork(): void {
-    if (this.corked) {
-      this.corked = false;
-      this.socket.uncork();
+  flushHead(): void {
+    const h = this.pendingHead;
+    if (h !== null) {
+      this.pendingHead = null;
+      this.write(h);
     }
+  }
+
+  /** `prefix data suffix` (after any pending head) in as few writes as
+   * possible: one for small bodies. */
+  send(prefix: string, data: Buffer | null, suffix: string): boolean {
+    let pre = prefix;
+    if (this.pendingHead !== null) {
+      pre = this.pendingHead + prefix;
+      this.pendingHead = null;
+    }
+    if (data === null) return this.write(pre + suffix);
+    if (this.dead || this.closing) return true;
+    const n = data.length;
+    if (n <= COALESCE_MAX) {
+      const b = Buffer.allocUnsafe(pre.length + n + suffix.length);
+      if (pre.length > 0) b.write(pre, 0, 'latin1');
+      data.copy(b, pre.length);
+      if (suffix.length > 0) b.write(suffix, pre.length + n, 'latin1');
+      return this.write(b);
+    }
+    const socket = this.socket;
+    socket.cork();
+    if (pre.length > 0) this.write(pre);
+    let ok = this.write(data);
+    if (suffix.length > 0) ok = this.write(suffix);
+    socket.uncork();
+    return ok;
   }
 
   write(data: string | Buffer): boolean {
@@ -277,15 +315,14 @@ class ServerConnection {
   private rejectHead(err: ProxyError): void {
     this.buf = null;
     const r = rescue(err, false);
-    this.write(statusLine(r.status) + headerLines(r.headers, null) + 'connection: close\r\n\r\n');
-    this.write(r.body);
+    this.send(statusLine(r.status) + headerLines(r.headers, null) + 'connection: close\r\n\r\n', r.body, '');
     this.closeGracefully();
   }
 
   /** The response for `ex` is complete on the wire. */
   finishExchange(ex: ServerExchange): void {
     if (this.ex !== ex) return;
-    this.uncork();
+    this.flushHead();
     if (!ex.bodyDone) ex.discardRest();
     this.ex = null;
     if (!ex.bodyDone || !ex.keepAlive || this.closeAfter || this.draining || this.peerEnded) {
@@ -301,7 +338,7 @@ class ServerConnection {
     if (this.closing || this.dead) return;
     this.closing = true;
     this.buf = null;
-    this.uncork();
+    this.flushHead();
     this.socket.end();
     if (this.peerEnded) {
       this.socket.destroySoon();
@@ -351,7 +388,7 @@ class ServerConnection {
   /** Hand the socket over to an opaque two-way pipe (101 Switching Protocols). */
   upgrade(upstream: Duplex, upstreamHead: Buffer, rest: Buffer | null): void {
     this.upgraded = true;
-    this.uncork();
+    this.flushHead();
     const socket = this.socket;
     socket.removeListener('data', this.dataListener);
     socket.removeListener('end', this.endListener);
@@ -563,8 +600,8 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
     } else {
       s += '\r\n';
     }
-    c.cork();
-    return c.write(s);
+    c.writeHead(s);
+    return true;
   }
 
   onData(chunk: Buffer): boolean {
@@ -580,15 +617,10 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
         return true;
       }
       this.resRemaining -= n;
-      return c.write(chunk);
+      return c.send('', chunk, '');
     }
-    if (this.resChunked) {
-      c.cork();
-      c.write(chunkHeader(n));
-      c.write(chunk);
-      return c.write('\r\n');
-    }
-    return c.write(chunk);
+    if (this.resChunked) return c.send(chunkHeader(n), chunk, '\r\n');
+    return c.send('', chunk, '');
   }
 
   onEnd(trailers: HeaderList | null): void {
@@ -599,7 +631,7 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
       c.socket.destroy();
       return;
     }
-    if (this.resChunked) c.write(lastChunk(trailers));
+    if (this.resChunked) c.send(lastChunk(trailers), null, '');
     c.finishExchange(this);
   }
 
@@ -620,9 +652,8 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
       if (!this.bodyDone) close = true;
     }
     if (close) c.closeAfter = true;
-    c.cork();
-    c.write(statusLine(r.status) + headerLines(r.headers, null) + (close ? 'connection: close\r\n\r\n' : this.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n'));
-    if (!this.isHead) c.write(r.body);
+    const head = statusLine(r.status) + headerLines(r.headers, null) + (close ? 'connection: close\r\n\r\n' : this.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n');
+    c.send(head, this.isHead ? null : r.body, '');
     c.finishExchange(this);
   }
 
