@@ -341,3 +341,11 @@ test('a body length known only to the BodySource (HTTP/1 framing) is sent as con
   assert.equal(seen['content-length'], '5');
   assert.equal(got, 'abcde');
 });
+
+test('an unusable upstream address fails the request, it does not throw from dispatch', async (t) => {
+  const p = createHttp2Pool({ ...DEFAULT_POOL_OPTIONS, host: 'bad host', port: 80 });
+  t.after(() => p.destroy());
+  const o = await run(p, makeReq({})).done;
+  assert.equal(o.error?.code, 'UPSTREAM_CONNECT_FAILED');
+  assert.equal(p.stats().connections, 0);
+});

@@ -259,7 +259,13 @@ class Http2Pool {
       }
     }
     if (this.usable.length < this.opts.maxConnections) {
-      const s = new UpstreamSession(this, this.opts);
+      let s: UpstreamSession;
+      try {
+        s = new UpstreamSession(this, this.opts);
+      } catch (err) {
+        a.fail(toProxyError(err, 'UPSTREAM_CONNECT_FAILED'));
+        return;
+      }
       this.usable.push(s);
       this.all.add(s);
       s.assign(a);
