@@ -191,3 +191,27 @@ test('IPv6 endpoint keys are bracketed; duplicates keep the first; a bad policy 
   assert.deepEqual(cluster.snapshot().endpoints.map((e) => e.key), ['[::1]:8080', '10.0.0.1:8080']);
   assert.throws(() => setup({ lbPolicy: 'maglev' as never }), /cluster svc: lbPolicy "maglev" is not a registered/);
 });
+
+test('an upgrade closes the books at 101; 1xx and upgrade callbacks pass through only when the downstream has them', async () => {
+  const { cluster, fake } = setup({}, localities(['10.0.0.1']));
+  const { Duplex } = await import('node:stream');
+  const seen: string[] = [];
+  const r = recorder();
+  const handler = {
+    ...r.handler,
+    onInformational: (h: { status: number }) => seen.push(`info:${h.status}`),
+    onUpgrade: (h: { status: number }) => seen.push(`upgrade:${h.status}`),
+  };
+  cluster.dispatch(request(), handler);
+  const up = fake.created[0]!.exchanges[0]!.handler;
+  up.onInformational!({ status: 103, headers: [] });
+  assert.equal(cluster.active(), 1);
+  up.onUpgrade!({ status: 101, headers: [] }, new Duplex(), Buffer.alloc(0));
+  assert.deepEqual(seen, ['info:103', 'upgrade:101']);
+  assert.equal(cluster.active(), 0);
+  assert.equal(cluster.snapshot().endpoints[0]!.successes, 1);
+  cluster.dispatch(request(), recorder().handler);
+  const plain = fake.created[0]!.exchanges[1]!.handler;
+  assert.equal(plain.onUpgrade, undefined);
+  assert.equal(plain.onInformational, undefined);
+});

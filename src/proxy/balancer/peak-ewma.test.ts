@@ -66,3 +66,10 @@ test('an endpoint without data is probed once, then penalized until it answers',
   const after = countPicks(peakEwma.build(eps, buildOpts()), eps, 3000, seededRandom(25));
   assert.ok(after.get(fresh.key)! > 1500, `fast endpoint now preferred: ${after.get(fresh.key)}`);
 });
+
+test('peak EWMA honours weights: equal latency, the heavier endpoint takes more', () => {
+  const eps = endpoints(3).map((e, i) => ({ ...e, weight: i === 0 ? 3 : 1 }));
+  for (const e of eps) observeLatency(e.load, 10, 0);
+  const counts = countPicks(peakEwma.build(eps, buildOpts()), eps, 10_000, seededRandom(26));
+  assert.ok(counts.get(eps[0]!.key)! > 6000, `heavy endpoint ${counts.get(eps[0]!.key)}`);
+});
