@@ -62,7 +62,7 @@ function toWorkload(v: unknown): WorkloadInstance | undefined {
     } as WorkloadInstance;
   }
   if (typeof o.name === 'string' && typeof o.address === 'string') {
-    return { namespace: 'default', ports: [], ...(o as object) } as WorkloadInstance;
+    return { namespace: 'default', ports: [], ...(o as object) } as unknown as WorkloadInstance;
   }
   return undefined;
 }
