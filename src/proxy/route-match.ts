@@ -92,10 +92,13 @@ function matchDomain(table: RouteTable, host: string): CompiledVirtualHost | und
 export function selectRoute(table: RouteTable, head: RequestHead): RouteSelection | null {
   const vh = selectVirtualHost(table, head.authority);
   if (!vh) return null;
-  const q = head.path.indexOf('?');
-  const path = q < 0 ? head.path : head.path.slice(0, q);
-  const query = new QueryLookup(q < 0 ? '' : head.path.slice(q + 1));
-  for (const r of vh.routes) {
+  const full = head.path;
+  const q = full.indexOf('?');
+  const path = q < 0 ? full : full.slice(0, q);
+  const query = new QueryLookup(full, q);
+  const routes = vh.routes;
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i]!;
     if (r.matches(head, path, query)) return { vhost: vh.spec, route: r.spec, compiled: r };
   }
   return null;
@@ -121,9 +124,9 @@ function compileRouteMatch(m: RouteMatchSpec): CompiledRoute['matches'] {
     const test = compileStringMatch(h.match);
     const present = h.match.kind === 'present';
     const invert = h.invert === true;
-    const name = h.name;
+    const read = headerReader(h.name);
     return (head: RequestHead): boolean => {
-      const v = headerValue(head, name);
+      const v = read(head);
       // Envoy: a missing header fails every value matcher, inverted or not.
       if (v === undefined && !present) return false;
       return test(v) !== invert;
@@ -135,14 +138,46 @@ function compileRouteMatch(m: RouteMatchSpec): CompiledRoute['matches'] {
     return (q: QueryLookup): boolean => test(q.get(name));
   });
   const grpc = m.grpc === true;
+  const nh = headers.length;
+  const nq = query.length;
+  // The common shapes get closures without loops.
+  if (nh === 0 && nq === 0 && !grpc) {
+    if (path && method === undefined) return (_head, p) => path(p);
+    if (!path && method === undefined) return () => true;
+  }
   return (head, p, q) => {
-    if (path && !path(p)) return false;
+    if (path !== undefined && !path(p)) return false;
     if (method !== undefined && head.method !== method) return false;
-    for (const h of headers) if (!h(head)) return false;
-    for (const t of query) if (!t(q)) return false;
+    for (let i = 0; i < nh; i++) if (!headers[i]!(head)) return false;
+    for (let i = 0; i < nq; i++) if (!query[i]!(q)) return false;
     if (grpc && !(getHeaderAll(head.headers, 'content-type')[0] ?? '').startsWith('application/grpc')) return false;
     return true;
   };
+}
+
+/** A reader for one header name, resolved once: pseudo-headers and `host`
+ * read the head, other names scan the list (repeats joined with ","). */
+function headerReader(name: string): (head: RequestHead) => string | undefined {
+  switch (name) {
+    case ':authority':
+    case 'host':
+      return (head) => head.authority;
+    case ':path':
+      return (head) => head.path;
+    case ':method':
+      return (head) => head.method;
+    case ':scheme':
+      return (head) => head.scheme;
+  }
+  return (head) => listValue(head.headers, name);
+}
+
+function listValue(h: readonly string[], name: string): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] === name) out = out === undefined ? h[i + 1]! : `${out},${h[i + 1]!}`;
+  }
+  return out;
 }
 
 /** A StringMatch as a predicate; `undefined` input means "absent". */
@@ -158,22 +193,27 @@ export function compileStringMatch(m: StringMatch): (v: string | undefined) => b
     case 'prefix':
     case 'suffix':
     case 'contains': {
-      const ic = m.ignoreCase === true;
-      const want = ic ? m.value.toLowerCase() : m.value;
-      const norm = ic ? (v: string) => v.toLowerCase() : (v: string) => v;
-      if (m.kind === 'exact') return (v) => v !== undefined && norm(v) === want;
-      if (m.kind === 'suffix') return (v) => v !== undefined && norm(v).endsWith(want);
-      if (m.kind === 'contains') return (v) => v !== undefined && norm(v).includes(want);
-      if (m.separated) {
-        return (v) => {
-          if (v === undefined) return false;
-          const s = norm(v);
-          return s.startsWith(want) && (s.length === want.length || s.charCodeAt(want.length) === 47 /* / */);
-        };
+      // Specialised closures: this runs for every route tried on every request.
+      const want = m.value;
+      if (m.ignoreCase === true) {
+        const lw = want.toLowerCase();
+        if (m.kind === 'exact') return (v) => v !== undefined && v.length === lw.length && v.toLowerCase() === lw;
+        if (m.kind === 'suffix') return (v) => v !== undefined && v.toLowerCase().endsWith(lw);
+        if (m.kind === 'contains') return (v) => v !== undefined && v.toLowerCase().includes(lw);
+        if (m.separated) return (v) => v !== undefined && separatedPrefix(v.toLowerCase(), lw);
+        return (v) => v !== undefined && v.length >= lw.length && v.slice(0, lw.length).toLowerCase() === lw;
       }
-      return (v) => v !== undefined && norm(v).startsWith(want);
+      if (m.kind === 'exact') return (v) => v === want;
+      if (m.kind === 'suffix') return (v) => v !== undefined && v.endsWith(want);
+      if (m.kind === 'contains') return (v) => v !== undefined && v.includes(want);
+      if (m.separated) return (v) => v !== undefined && separatedPrefix(v, want);
+      return (v) => v !== undefined && v.startsWith(want);
     }
   }
+}
+
+function separatedPrefix(v: string, prefix: string): boolean {
+  return v.startsWith(prefix) && (v.length === prefix.length || v.charCodeAt(prefix.length) === 47 /* / */);
 }
 
 export function matchString(m: StringMatch, v: string | undefined): boolean {
@@ -194,28 +234,27 @@ export function headerValue(head: RequestHead, name: string): string | undefined
     case ':scheme':
       return head.scheme;
   }
-  const h = head.headers;
-  let out: string | undefined;
-  for (let i = 0; i < h.length; i += 2) {
-    if (h[i] === name) out = out === undefined ? h[i + 1]! : `${out},${h[i + 1]!}`;
-  }
-  return out;
+  return listValue(head.headers, name);
 }
 
 /** Query parameters, parsed on first use. Values are matched as sent (not
  * percent-decoded), first occurrence wins, as Envoy does. */
 export class QueryLookup {
-  private readonly raw: string;
+  private readonly path: string;
+  private readonly at: number;
   private parsed: Map<string, string> | undefined;
 
-  constructor(raw: string) {
-    this.raw = raw;
+  /** `path` is the request target; `at` the index of its "?" (or -1). */
+  constructor(path: string, at: number) {
+    this.path = path;
+    this.at = at;
   }
 
   get(name: string): string | undefined {
     if (this.parsed === undefined) {
       this.parsed = new Map();
-      for (const part of this.raw.split('&')) {
+      if (this.at < 0) return undefined;
+      for (const part of this.path.slice(this.at + 1).split('&')) {
         if (part === '') continue;
         const eq = part.indexOf('=');
         const k = eq < 0 ? part : part.slice(0, eq);

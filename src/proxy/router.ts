@@ -143,10 +143,7 @@ export function computeHashKey(policies: readonly HashPolicySpec[], head: Reques
         v = ctx.downstream.remoteAddress || undefined;
         break;
       case 'query_parameter': {
-        if (query === undefined) {
-          const q = head.path.indexOf('?');
-          query = new QueryLookup(q < 0 ? '' : head.path.slice(q + 1));
-        }
+        query ??= new QueryLookup(head.path, head.path.indexOf('?'));
         v = p.name !== undefined ? query.get(p.name) : undefined;
         break;
       }
