@@ -1,0 +1,119 @@
+// Request deadlines. The effective deadline is the earliest of: the gRPC
+// client's `grpc-timeout` (the HTTP/2 codec already sets it; repeated here
+// for any codec that does not), the listener's request timeout
+// (HttpConnectionManager.requestTimeoutMs, from the first request byte) and
+// the route's timeout (the router lowers `ctx.deadline` while it runs). The
+// timer is armed once the inner layers return, so the route's timeout is
+// included. When it fires: the upstream exchange is aborted and the handler
+// gets REQUEST_TIMEOUT (504, or gRPC DEADLINE_EXCEEDED) — or a reset stream
+// if the response had already begun.
+//
+// Propagation upstream: the HTTP/2 pool rewrites `grpc-timeout` from
+// `ctx.deadline` (what is left, not the client's original budget). Nothing
+// is sent to HTTP/1 upstreams (no `x-trellis-deadline-ms` yet: the
+// resilience work may add per-try deadlines and a header together).
+import type { Dispatch, ExchangeController, HeaderList, Layer, ProxyRequest, ResponseHandler, ResponseHead } from '../http/exchange.ts';
+import { ProxyError } from '../errors.ts';
+import { grpcDeadline } from '../grpc.ts';
+
+export interface TimeoutOptions {
+  /** Listener-wide request timeout (ms); none when absent or 0. */
+  readonly requestTimeoutMs?: number;
+  /** performance.now by default (tests). */
+  readonly now?: () => number;
+}
+
+export function timeoutLayer(opts: TimeoutOptions = {}): Layer {
+  const limit = opts.requestTimeoutMs && opts.requestTimeoutMs > 0 ? opts.requestTimeoutMs : 0;
+  const now = opts.now ?? (() => performance.now());
+  return function timeout(next: Dispatch): Dispatch {
+    return function timeoutDispatch(req, handler) {
+      const ctx = req.ctx;
+      if (ctx.grpc && ctx.deadline === null) ctx.deadline = grpcDeadline(req.head.headers, ctx.startTime);
+      if (limit > 0) {
+        const d = ctx.startTime + limit;
+        if (ctx.deadline === null || d < ctx.deadline) ctx.deadline = d;
+      }
+      // Always wrapped: the router may still set a route timeout.
+      const h = new DeadlineHandler(handler, req);
+      next(req, h);
+      if (ctx.deadline !== null) h.arm(ctx.deadline - now());
+    };
+  };
+}
+
+class DeadlineHandler implements ResponseHandler {
+  private readonly inner: ResponseHandler;
+  private readonly req: ProxyRequest;
+  private controller: ExchangeController | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private done = false;
+  private timedOut: ProxyError | null = null;
+  onInformational?: (head: ResponseHead) => void;
+  onUpgrade?: ResponseHandler['onUpgrade'];
+
+  constructor(inner: ResponseHandler, req: ProxyRequest) {
+    this.inner = inner;
+    this.req = req;
+    if (inner.onInformational) this.onInformational = (head) => { if (!this.done) inner.onInformational!(head); };
+    if (inner.onUpgrade) {
+      this.onUpgrade = (head, up, rest) => {
+        // An upgraded connection is a byte pipe: no request deadline applies.
+        this.finish();
+        inner.onUpgrade!(head, up, rest);
+      };
+    }
+  }
+
+  arm(remainingMs: number): void {
+    if (this.done) return;
+    if (remainingMs <= 0) {
+      this.fire();
+      return;
+    }
+    this.timer = setTimeout(() => this.fire(), remainingMs);
+  }
+
+  private fire(): void {
+    if (this.done) return;
+    const err = new ProxyError('REQUEST_TIMEOUT');
+    this.timedOut = err;
+    this.finish();
+    this.req.ctx.responseFlags.push(err.flag);
+    this.controller?.abort(err);
+    this.inner.onError(err);
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  onStart(c: ExchangeController): void {
+    this.controller = c;
+    if (this.timedOut) {
+      c.abort(this.timedOut);
+      return;
+    }
+    this.inner.onStart(c);
+  }
+  onHeaders(head: ResponseHead): boolean {
+    return this.done ? false : this.inner.onHeaders(head);
+  }
+  onData(chunk: Buffer): boolean {
+    return this.done ? false : this.inner.onData(chunk);
+  }
+  onEnd(trailers: HeaderList | null): void {
+    if (this.done) return;
+    this.finish();
+    this.inner.onEnd(trailers);
+  }
+  onError(err: ProxyError): void {
+    if (this.done) return;
+    this.finish();
+    this.inner.onError(err);
+  }
+}

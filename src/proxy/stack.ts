@@ -1,0 +1,160 @@
+// The proxy's stack, assembled in one place and in the order a request
+// travels through it:
+//
+//   listener (listener.ts)          accept, pick the filter chain by destination
+//   -> detect (detect.ts)           TLS / HTTP/2 preface / HTTP/1 / opaque
+//   -> opaque: tcp-proxy.ts         bytes both ways to an endpoint of the chain's cluster
+//   -> HTTP: codec                  http1/server.ts or http2/server.ts -> ProxyRequest
+//   -> forwarded (layers/)          x-forwarded-for/-proto, via, x-request-id
+//   -> metrics (layers/)            counts, latency, bytes
+//   -> timeout (layers/)            listener / route / grpc-timeout deadline
+//   -> router (router.ts)           route, rewrites, weighted cluster, route timeout
+//   -> cluster (cluster.ts)         circuit breaker, balancer, endpoint
+//   -> pool (http1|http2/pool.ts)   upstream connection
+//
+// A listener's HTTP stack is rebuilt for every config (cheap: closures over
+// the new router); connections look their stack up per request through
+// `current()`, so a config swap applies to the next request everywhere.
+import type { FilterChainSpec, HttpConnectionManagerSpec, ListenerSpec, ProxyConfig } from './config/types.ts';
+import type { ConnectionContext, ServeConnection } from './connection.ts';
+import type { Dispatch } from './http/exchange.ts';
+import { compose } from './http/exchange.ts';
+import { ProxyError } from './errors.ts';
+import type { Accepted, Listener } from './listener.ts';
+import type { ProxyStats } from './proxy-stats.ts';
+import { forwardedLayer } from './layers/forwarded.ts';
+import { metricsLayer, ListenerSeries } from './layers/metrics.ts';
+import { timeoutLayer } from './layers/timeout.ts';
+import { proxyTcp, DEFAULT_TCP_CONNECT_TIMEOUT_MS } from './tcp-proxy.ts';
+import type { PickEndpoint } from './static-pick.ts';
+
+export type Log = (event: string, fields?: Record<string, unknown>) => void;
+
+/** What one config version serves with. Immutable; replaced whole. */
+export interface Runtime {
+  readonly config: ProxyConfig;
+  /** The HTTP stack of a listener's chain; falls back to the listener's
+   * first HTTP chain when the chain is gone from this config. */
+  httpStack(listener: string, chain: string): Dispatch | undefined;
+  /** Opaque TCP endpoint choice. */
+  readonly pickEndpoint: PickEndpoint;
+}
+
+// ---- HTTP: forwarded -> metrics -> timeout -> router ----
+
+export interface HttpStackDeps {
+  readonly stats: ProxyStats;
+  /** The router of this config version: routeConfigName -> terminal Dispatch. */
+  readonly router: (routeConfigName: string) => Dispatch;
+  /** Per-listener metric series, kept across config versions. */
+  readonly series: (listener: ListenerSpec) => ListenerSeries;
+}
+
+export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManagerSpec, deps: HttpStackDeps): Dispatch {
+  return compose(
+    [
+      forwardedLayer(hcm.via === undefined ? {} : { via: hcm.via }),
+      metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
+      timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
+    ],
+    deps.router(hcm.routeConfigName),
+  );
+}
+
+const KEY_SEP = '\u0000';
+
+/** Every listener chain's HTTP stack for one config. */
+export function buildHttpStacks(config: ProxyConfig, deps: HttpStackDeps): Runtime['httpStack'] {
+  const stacks = new Map<string, Dispatch>();
+  for (const l of config.listeners) {
+    for (const chain of l.filterChains) {
+      if (!chain.http) continue;
+      const d = buildHttpStack(l, chain.http, deps);
+      stacks.set(l.name + KEY_SEP + chain.name, d);
+      if (!stacks.has(l.name + KEY_SEP)) stacks.set(l.name + KEY_SEP, d);
+    }
+  }
+  return (listener, chain) => stacks.get(listener + KEY_SEP + chain) ?? stacks.get(listener + KEY_SEP);
+}
+
+// ---- the connection: codec or TCP proxy ----
+
+export interface ConnectionDeps {
+  /** The runtime of the config in force right now. */
+  current(): Runtime;
+  readonly stats: ProxyStats;
+  readonly log: Log;
+  readonly http1: ServeConnection;
+  readonly http2: ServeConnection;
+  /**
+   * TLS on an HTTP chain. The mTLS work terminates it here and calls
+   * `serve` again with the decrypted socket; until then such connections
+   * are closed. (TLS on a TCP chain is proxied as opaque bytes.)
+   */
+  readonly terminateTls?: (accepted: Accepted, conn: ConnectionContext) => void;
+}
+
+/** The listener's `serve` callback. */
+export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accepted, listener: Listener) => void {
+  return function serveConnection(accepted, listener) {
+    const { socket, chain, protocol, initial } = accepted;
+    const conn = connectionContext(accepted, listener, chain, deps);
+    if (chain.tcp) {
+      const spec = chain.tcp;
+      void proxyTcp(socket, initial, conn, {
+        spec,
+        pick: (cluster) => deps.current().pickEndpoint(cluster),
+        connectTimeoutMs: (cluster) => deps.current().config.clusters.get(cluster)?.connectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
+        stats: deps.stats,
+        log: deps.log,
+      });
+      return;
+    }
+    if (!chain.http) {
+      deps.log('chain_without_filter', { listener: listener.name, chain: chain.name });
+      socket.destroy();
+      return;
+    }
+    switch (protocol) {
+      case 'tls':
+        if (deps.terminateTls) deps.terminateTls(accepted, conn);
+        else {
+          deps.log('tls_not_terminated', { listener: listener.name, chain: chain.name });
+          socket.destroy();
+        }
+        return;
+      case 'http2':
+        deps.http2(socket, initial, conn);
+        return;
+      case 'http1':
+      case 'opaque': // not HTTP on an HTTP chain: the HTTP/1 codec answers 400
+        deps.http1(socket, initial, conn);
+        return;
+    }
+  };
+}
+
+function connectionContext(accepted: Accepted, listener: Listener, chain: FilterChainSpec, deps: ConnectionDeps): ConnectionContext {
+  const name = listener.name;
+  const chainName = chain.name;
+  const rx = deps.stats.downstreamBytes.labels(name, 'rx');
+  const tx = deps.stats.downstreamBytes.labels(name, 'tx');
+  const dispatch: Dispatch = (req, handler) => {
+    const stack = deps.current().httpStack(name, chainName);
+    if (stack) stack(req, handler);
+    else handler.onError(new ProxyError('NO_ROUTE', `listener "${name}" has no HTTP filter chain in the active config`));
+  };
+  return {
+    listener: name,
+    direction: listener.spec.direction,
+    downstream: accepted.downstream,
+    dispatch,
+    track: accepted.track,
+    // HTTP codecs report bytes when the connection closes (the TCP proxy
+    // counts live instead and does not call this).
+    onClose: (s) => {
+      rx.inc(s.bytesIn);
+      tx.inc(s.bytesOut);
+    },
+  };
+}

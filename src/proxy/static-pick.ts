@@ -1,0 +1,38 @@
+// A minimal endpoint picker over ProxyConfig.endpoints, used by the opaque
+// TCP proxy until the cluster manager offers one (balancers, outlier
+// detection and health live there). Round-robin over the endpoints of the
+// best priority tier that has any usable endpoint (healthy or unknown
+// health); weights are ignored.
+import type { ProxyConfig } from './config/types.ts';
+
+export interface TcpTarget {
+  readonly address: string;
+  readonly port: number;
+}
+
+export type PickEndpoint = (cluster: string) => TcpTarget | undefined;
+
+export function createStaticPicker(config: ProxyConfig): PickEndpoint {
+  const tiers = new Map<string, TcpTarget[]>();
+  for (const [cluster, localities] of config.endpoints) {
+    const byPriority = new Map<number, TcpTarget[]>();
+    for (const loc of localities) {
+      for (const ep of loc.endpoints) {
+        if (ep.health !== 'healthy' && ep.health !== 'unknown') continue;
+        let list = byPriority.get(loc.priority);
+        if (!list) byPriority.set(loc.priority, (list = []));
+        list.push({ address: ep.address, port: ep.port });
+      }
+    }
+    const best = [...byPriority.keys()].sort((a, b) => a - b)[0];
+    if (best !== undefined) tiers.set(cluster, byPriority.get(best)!);
+  }
+  const next = new Map<string, number>();
+  return (cluster) => {
+    const list = tiers.get(cluster);
+    if (!list || list.length === 0) return undefined;
+    const i = next.get(cluster) ?? 0;
+    next.set(cluster, (i + 1) % list.length);
+    return list[i % list.length];
+  };
+}
