@@ -71,6 +71,8 @@ test('bootstrap JSON is accepted; admin defaults to 127.0.0.1:15000', () => {
   assert.deepEqual(b.admin, { address: '127.0.0.1', port: 15000 });
   assert.ok(b.config.clusters.has('x'));
   assert.ok(b.node.id.startsWith('trellis-'));
+  const withSecrets = ok(parseBootstrap(JSON.stringify({ static_resources: { secrets: [{ name: 'cert', tls_certificate: { certificate_chain: { filename: '/c.pem' } } }] } })));
+  assert.deepEqual(withSecrets.secrets, [{ name: 'cert', tlsCertificate: { certificateChain: { filename: '/c.pem' } } }]);
 });
 
 test('bootstrap: YAML syntax errors name the file, line and column', () => {

@@ -137,7 +137,10 @@ function parseFilterChainMatch(r: FieldReader): FilterChainMatch {
     c.done();
     if (address !== undefined && family !== 0) prefixRanges.push({ address, prefixLen });
   }
-  const transportProtocol = r.enumOf('transportProtocol', { tls: 'tls', raw_buffer: 'raw_buffer', '': undefined } as const);
+  const tp = r.str('transportProtocol');
+  let transportProtocol: FilterChainMatch['transportProtocol'];
+  if (tp === 'tls' || tp === 'raw_buffer') transportProtocol = tp;
+  else if (tp !== undefined && tp !== '') r.error('transportProtocol', `must be tls or raw_buffer (got ${JSON.stringify(tp)})`);
   const serverNames = r.strList('serverNames').map((s) => s.toLowerCase());
   const applicationProtocols = r.strList('applicationProtocols');
   r.done();

@@ -135,6 +135,12 @@ test('listener: tcp_proxy chains are opaque unless the match needs client bytes;
     ],
   );
   assert.deepEqual(l.spec.filterChains[0]!.tcp, { statPrefix: 'tcp', clusters: [{ name: 'c', weight: 1 }], idleTimeoutMs: 60_000 });
+  assert.deepEqual(l.spec.filterChains[1]!.match, { transportProtocol: 'tls', serverNames: ['db.example.com'] });
+  const alpn = ok(parseListener(listener({ filterChains: [{ filterChainMatch: { applicationProtocols: ['h2', 'http/1.1'], transportProtocol: 'raw_buffer' }, filters: [tcp('a')] }] })));
+  assert.deepEqual(alpn.spec.filterChains[0]!.match, { transportProtocol: 'raw_buffer', applicationProtocols: ['h2', 'http/1.1'] });
+  assert.equal(alpn.spec.filterChains[0]!.protocol, 'auto');
+  assert.match(errs(parseListener(listener({ filterChains: [{ filterChainMatch: { transportProtocol: 'quic' }, filters: [tcp('a')] }] })))[0]!, /filterChainMatch\.transportProtocol: must be tls or raw_buffer \(got "quic"\)$/);
+  assert.match(errs(parseListener(listener({ filterChains: [{ filterChainMatch: { prefixRanges: [{ addressPrefix: '10.0.0', prefixLen: 8 }] }, filters: [tcp('a')] }] })))[0]!, /prefixRanges\[0\]\.addressPrefix: must be an IPv4 or IPv6 address/);
 });
 
 test('listener: tcp weightedClusters and HTTP codecs', () => {
@@ -516,6 +522,7 @@ test('cluster: every supported field', () => {
 test('cluster: lb policy selection, downstream protocol, STRICT_DNS warning', () => {
   const lb = (extra: Record<string, unknown>) => ok(parseCluster(staticCluster('c', 1, extra))).spec.lbPolicy;
   assert.equal(lb({ lbPolicy: 'ROUND_ROBIN' }), 'round_robin');
+  assert.equal(ok(parseCluster(staticCluster('l', 1, { commonLbConfig: { localityWeightedLbConfig: {} } }))).spec.localityAware, true);
   const wrapped = ok(parseCluster(staticCluster('w', 1, { circuitBreakers: { thresholds: [{ maxRequests: { value: 7 } }] }, maxRequestsPerConnection: { value: '9' } })));
   assert.equal(wrapped.spec.circuitBreakers.maxRequests, 7, 'wrapper objects {value} are unwrapped');
   assert.equal(wrapped.spec.maxRequestsPerConnection, 9);
