@@ -517,3 +517,20 @@ test('idle keep-alive and header-read timeouts close the connection', async (t) 
   assert.equal(slow.data, '');
   assert.ok(performance.now() - start < 4_000);
 });
+
+test('a response header that would split the message becomes a 500 from the rescue edge', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const px = await startProxy(t, up.port, {}, {}, (next) => (req, handler) => {
+    next(req, {
+      ...handler,
+      onStart: (c) => handler.onStart(c),
+      onHeaders: (h) => handler.onHeaders({ status: h.status, headers: [...h.headers, 'x-evil', 'a\r\nset-cookie: injected=1'] }),
+      onData: (c) => handler.onData(c),
+      onEnd: (tr) => handler.onEnd(tr),
+      onError: (e) => handler.onError(e),
+    });
+  });
+  const r = await rawExchange(t, px.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  assert.match(r.data, /^HTTP\/1\.1 500 Internal Server Error\r\n[^]*x-trellis-proxy-error: INTERNAL\r\n/);
+  assert.doesNotMatch(r.data, /injected/);
+});

@@ -55,6 +55,10 @@ export const serveHttp1: ServeConnection = createHttp1Server();
 const CONTINUE_100 = 'HTTP/1.1 100 Continue\r\n\r\n';
 
 /** Response header names the codec writes itself (framing, connection). */
+function isResponseFramingOrLengthName(n: string): boolean {
+  return n === 'content-length' || isResponseFramingName(n);
+}
+
 function isResponseFramingName(n: string): boolean {
   switch (n.length) {
     case 7: return n === 'upgrade';
@@ -288,7 +292,9 @@ class ServerConnection {
       headers: p.headers,
       httpVersion: p.version,
     };
-    if (p.connectionUpgrade && p.upgrade !== undefined && !http10) head.upgrade = p.upgrade;
+    // h2c is the proxy's own business (prior knowledge or ALPN), not a
+    // protocol switch to pass through.
+    if (p.connectionUpgrade && p.upgrade !== undefined && !http10 && p.upgrade.toLowerCase() !== 'h2c') head.upgrade = p.upgrade;
     if (p.expectContinue && !http10) head.expectContinue = true;
     const ex = new ServerExchange(this, head, p);
     const ctx: RequestContext = {
@@ -570,9 +576,18 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
     if (this.resState !== RES_WAITING) return true;
     const c = this.c;
     if (c.dead) return true;
-    this.resState = RES_STREAMING;
     const status = head.status;
-    let s = statusLine(status) + headerLines(head.headers, isResponseFramingName);
+    let s: string;
+    try {
+      s = statusLine(status) + headerLines(head.headers, isResponseFramingName);
+    } catch (e) {
+      // A header no HTTP/1 message can carry (CR/LF): answer from the rescue edge.
+      const err = new ProxyError('INTERNAL', e instanceof Error ? e.message : String(e));
+      this.controller?.abort(err);
+      this.onError(err);
+      return true;
+    }
+    this.resState = RES_STREAMING;
     let close = !this.keepAlive || c.closeAfter || c.draining;
     if (!this.bodyDone && (this.sink === null || this.discardBody)) {
       this.discardRest();
@@ -583,6 +598,10 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
     } else {
       const cl = getHeader(head.headers, 'content-length');
       const n = cl === undefined ? -1 : parseContentLength(cl);
+      if (n === -2) {
+        // Not a length we can frame by: drop it and frame by chunks/close.
+        s = statusLine(status) + headerLines(head.headers, isResponseFramingOrLengthName);
+      }
       if (n >= 0) {
         this.resRemaining = n;
       } else if (!this.http10) {
@@ -631,7 +650,15 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
       c.socket.destroy();
       return;
     }
-    if (this.resChunked) c.send(lastChunk(trailers), null, '');
+    if (this.resChunked) {
+      let last: string;
+      try {
+        last = lastChunk(trailers);
+      } catch {
+        last = lastChunk(null); // trailers that cannot be written are dropped
+      }
+      c.send(last, null, '');
+    }
     c.finishExchange(this);
   }
 
