@@ -4,12 +4,11 @@
 // annotates the context for the layers below (balancer hash key, route
 // extensions for retries/timeouts/mirroring) and hands the request to the
 // cluster. Everything except createRouter is pure.
-import type { HashPolicySpec, RouteActionSpec, RouteMatchSpec, WeightedCluster } from './config/types.ts';
+import type { HashPolicySpec, HeaderMutation, RouteActionSpec, RouteMatchSpec, WeightedCluster } from './config/types.ts';
 import { ProxyError } from './errors.ts';
 import type { Dispatch, ExchangeController, RequestContext, RequestHead, ResponseHandler, ResponseHead, HeaderList } from './http/exchange.ts';
 import { applyHeaderMutations } from './header-mutation.ts';
 import { headerValue, matchedPrefixLength, portOf, QueryLookup, selectRoute, stripPort, type RouteTable } from './route-match.ts';
-import type { HeaderMutation } from './config/types.ts';
 
 /** Implemented by the cluster manager: one dispatch per cluster. */
 export interface ClusterLookup {
