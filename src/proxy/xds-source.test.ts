@@ -59,12 +59,17 @@ function nextConfig(source: XdsSource, pred: (c: ProxyConfig) => boolean, timeou
 const statusOf = (server: XdsServer): ProxyStatus | undefined => server.status().find((s) => s.nodeId === 'proxy-a');
 const ports = (c: ProxyConfig, cluster: string): number[] => (c.endpoints.get(cluster) ?? []).flatMap((l) => l.endpoints.map((e) => e.port)).sort();
 
-async function setup(t: TestContext) {
+async function setup(t: TestContext, warmingTimeoutMs?: number) {
   const cache = new SnapshotCache();
   const server = createXdsServer({ source: cache });
   const port = await server.listen('127.0.0.1', 0);
   t.after(() => server.close());
-  const source = startXdsSource({ serverUri: `127.0.0.1:${port}`, node: NODE, backoff: { initialMs: 20, maxMs: 200 } });
+  const source = startXdsSource({
+    serverUri: `127.0.0.1:${port}`,
+    node: NODE,
+    backoff: { initialMs: 20, maxMs: 200 },
+    ...(warmingTimeoutMs === undefined ? {} : { warmingTimeoutMs }),
+  });
   t.after(() => source.close());
   return { cache, server, port, source };
 }
@@ -158,4 +163,21 @@ test('a removed cluster drops its endpoints and its EDS subscription', async (t)
     return Array.isArray(sub) && sub.length === 1 ? sub : undefined;
   });
   assert.deepEqual(eds, ['echo-v1']);
+});
+
+test('a referenced route that never arrives holds the set back only until the warming timeout', async (t) => {
+  const { cache, source } = await setup(t, 150);
+  const i = input([7002]);
+  const dangling = { ...i, listeners: [...(i.listeners ?? []), portListener('other', 15002, 'missing-route')] };
+  assert.deepEqual(cache.setSnapshot('proxy-a', build(dangling, 'x'), { skipConsistencyCheck: true }), { ok: true });
+  // Everything else arrives; only the dangling name is still awaited.
+  await until('warming on the missing route only', () => (source.state().waitingFor.join() === 'RouteConfiguration/missing-route' ? true : undefined));
+  const published: ProxyConfig[] = [];
+  source.onConfig((cfg) => published.push(cfg));
+  const c = await nextConfig(source, () => true);
+  // The only config published is the one the timeout built (it carries the warning).
+  assert.equal(published.length, 1);
+  assert.deepEqual(c.listeners.map((l) => l.name).sort(), ['echo', 'other']);
+  assert.ok(c.routeConfigs.has('echo-route'));
+  assert.match(source.state().warnings[0] ?? '', /without RouteConfiguration\/missing-route/);
 });

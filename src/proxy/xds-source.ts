@@ -8,7 +8,9 @@
 // last good config, as it does while the control plane is unreachable.
 //
 // Warming: until every referenced RDS / EDS resource has arrived, responses
-// that parse are ACKed and the new set is held back (Envoy's warming).
+// that parse are ACKed and the new set is held back (Envoy's warming). After
+// `warmingTimeoutMs` (Envoy's initial_fetch_timeout) the set is built without
+// the missing pieces, so one dangling name cannot freeze the proxy's config.
 import {
   buildProxyConfig,
   formatErrors,
@@ -31,6 +33,8 @@ export interface XdsSourceOptions {
   readonly node: Pick<NodeInfo, 'id'> & Partial<Omit<NodeInfo, 'id'>>;
   readonly credentials?: ChannelCredentials;
   readonly backoff?: BackoffOptions;
+  /** How long to hold back a set with missing RDS/EDS resources. Default 15 s. */
+  readonly warmingTimeoutMs?: number;
 }
 
 export interface XdsSourceState {
@@ -70,6 +74,8 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
   let config: ProxyConfig | undefined;
   let warnings: readonly string[] = [];
   let lastNack: XdsSourceState['lastNack'] = null;
+  let warmingTimer: NodeJS.Timeout | undefined;
+  const warmingTimeoutMs = opts.warmingTimeoutMs ?? 15_000;
   const callbacks = new Set<(c: ProxyConfig) => void>();
 
   /** RDS names the listeners need and EDS names the clusters need. */
@@ -121,28 +127,61 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     // 3. Complete: build and publish, or NACK and keep the last good config.
     const complete = deps.routes.every((n) => next.routes.has(n)) && deps.endpoints.every((n) => next.endpoints.has(n));
     if (complete) {
-      const built = buildProxyConfig(
-        {
-          version: configVersion(next.versions),
-          listeners: [...next.listeners.values()],
-          routeConfigs: [...next.routes.values()],
-          clusters: [...next.clusters.values()],
-          endpoints: [...next.endpoints.values()],
-        },
-        { references: 'warn' },
-      );
+      const built = build(next);
       if (!built.ok) return reject(typeUrl, version, formatErrors(built.errors));
       accepted = next;
-      warnings = built.warnings;
-      config = built.config;
-      for (const cb of [...callbacks]) cb(built.config);
+      publish(built.config, built.warnings);
     } else {
       accepted = next;
+      armWarmingTimer();
     }
     lastNackClear(typeUrl);
     client.subscribe(TypeUrl.route, deps.routes);
     client.subscribe(TypeUrl.endpoint, deps.endpoints);
     return { ok: true };
+  }
+
+  function build(r: Resources): ReturnType<typeof buildProxyConfig> {
+    return buildProxyConfig(
+      {
+        version: configVersion(r.versions),
+        listeners: [...r.listeners.values()],
+        routeConfigs: [...r.routes.values()],
+        clusters: [...r.clusters.values()],
+        endpoints: [...r.endpoints.values()],
+      },
+      { references: 'warn' },
+    );
+  }
+
+  function publish(c: ProxyConfig, w: readonly string[]): void {
+    if (warmingTimer !== undefined) clearTimeout(warmingTimer);
+    warmingTimer = undefined;
+    config = c;
+    warnings = w;
+    for (const cb of [...callbacks]) cb(c);
+  }
+
+  /** Builds the held-back set without its missing pieces once warming has taken too long. */
+  function armWarmingTimer(): void {
+    if (warmingTimer !== undefined) return;
+    warmingTimer = setTimeout(() => {
+      warmingTimer = undefined;
+      const built = build(accepted);
+      const missing = missingNames(accepted);
+      if (missing.length === 0) return;
+      if (built.ok) publish(built.config, [`built after ${warmingTimeoutMs} ms of warming without ${missing.join(', ')}`, ...built.warnings]);
+      else warnings = [`the warming set does not build: ${formatErrors(built.errors)}`];
+    }, warmingTimeoutMs);
+    warmingTimer.unref?.();
+  }
+
+  function missingNames(r: Resources): string[] {
+    const deps = dependencies(r);
+    return [
+      ...deps.routes.filter((n) => !r.routes.has(n)).map((n) => `RouteConfiguration/${n}`),
+      ...deps.endpoints.filter((n) => !r.endpoints.has(n)).map((n) => `ClusterLoadAssignment/${n}`),
+    ];
   }
 
   function reject(typeUrl: string, version: string, message: string): ResponseVerdict {
@@ -179,7 +218,6 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     current: () => config,
     state() {
       const s = client.state();
-      const deps = dependencies(accepted);
       const ackedVersions: Record<string, string | null> = {};
       for (const [t, ts] of Object.entries(s.perType)) ackedVersions[shortType(t)] = ts.ackedVersion;
       return {
@@ -187,16 +225,16 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
         configVersion: config?.version ?? null,
         ackedVersions,
         lastNack,
-        waitingFor: [
-          ...deps.routes.filter((n) => !accepted.routes.has(n)).map((n) => `RouteConfiguration/${n}`),
-          ...deps.endpoints.filter((n) => !accepted.endpoints.has(n)).map((n) => `ClusterLoadAssignment/${n}`),
-        ],
+        waitingFor: missingNames(accepted),
         warnings,
         disconnects: s.disconnects,
         lastError: s.lastError,
       };
     },
-    close: () => client.close(),
+    close() {
+      if (warmingTimer !== undefined) clearTimeout(warmingTimer);
+      client.close();
+    },
   };
 }
 
