@@ -69,7 +69,7 @@ test('node on the first request only; ACK echoes version and nonce; a resource t
   const seen: [string, string, readonly DecodedResource[]][] = [];
   const client = startAdsClient({
     serverUri: `127.0.0.1:${cp.port}`,
-    node: { id: 'n1', cluster: 'c1', locality: { zone: 'z' } },
+    node: { id: 'n1', cluster: 'c1', locality: { zone: 'z' }, metadata: { namespace: 'default', ports: [80, 443] } },
     onResponse: (typeUrl, version, resources): ResponseVerdict => {
       seen.push([typeUrl, version, resources]);
       return { ok: true };
@@ -83,6 +83,7 @@ test('node on the first request only; ACK echoes version and nonce; a resource t
   assert.equal(r1.node?.id, 'n1');
   assert.equal(r1.node?.cluster, 'c1');
   assert.equal(r1.node?.locality.zone, 'z');
+  assert.deepEqual(r1.node?.metadata, { namespace: 'default', ports: [80, 443] });
   assert.deepEqual(r1.resourceNames, []);
   const r2 = await cp.next();
   assert.equal(r2.node, undefined);
