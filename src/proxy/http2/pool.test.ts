@@ -349,3 +349,72 @@ test('an unusable upstream address fails the request, it does not throw from dis
   assert.equal(o.error?.code, 'UPSTREAM_CONNECT_FAILED');
   assert.equal(p.stats().connections, 0);
 });
+
+test('keepalive: a peer that goes silent (no FIN, no RST) is detected by PING and its streams fail', async (t) => {
+  let arrived!: () => void;
+  const gotStream = new Promise<void>((r) => (arrived = r));
+  const up = await startUpstream(() => arrived()); // never answers
+  t.after(() => up.close());
+  // A relay that can be frozen: bytes stop flowing both ways, sockets stay open.
+  let frozen = false;
+  const pairs: net.Socket[] = [];
+  const relay = net.createServer((down) => {
+    const upSock = net.connect(up.port, '127.0.0.1');
+    pairs.push(down, upSock);
+    for (const [a, b] of [[down, upSock], [upSock, down]] as const) {
+      a.on('error', () => {});
+      a.on('data', (c: Buffer) => {
+        if (!frozen) b.write(c);
+      });
+    }
+  });
+  const relayPort = await new Promise<number>((r) => relay.listen(0, '127.0.0.1', () => r((relay.address() as net.AddressInfo).port)));
+  t.after(() => {
+    for (const s of pairs) s.destroy();
+    relay.close();
+  });
+  const p = createHttp2Pool({ ...DEFAULT_POOL_OPTIONS, host: '127.0.0.1', port: relayPort, keepaliveIntervalMs: 100, keepaliveTimeoutMs: 100 });
+  t.after(() => p.destroy());
+  const pending = run(p, makeReq({ path: '/hang' }));
+  await gotStream;
+  frozen = true;
+  const started = performance.now();
+  const o = await pending.done;
+  assert.equal(o.error?.code, 'UPSTREAM_RESET');
+  assert.ok(performance.now() - started < 2000, 'detected within interval + timeout (plus slack)');
+  for (let i = 0; i < 200 && p.stats().connections > 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(p.stats().connections, 0);
+});
+
+test('keepalive: PINGs on a quiet, healthy session are answered and keep it', async (t) => {
+  let hold!: http2.ServerHttp2Stream;
+  let arrived!: () => void;
+  const gotStream = new Promise<void>((r) => (arrived = r));
+  let pings = 0;
+  const up = await startUpstream((stream) => {
+    hold = stream;
+    stream.session!.on('ping', () => pings++);
+    arrived();
+  });
+  t.after(() => up.close());
+  const p = createHttp2Pool({ ...DEFAULT_POOL_OPTIONS, host: '127.0.0.1', port: up.port, keepaliveIntervalMs: 50, keepaliveTimeoutMs: 1000 });
+  t.after(() => p.destroy());
+  const pending = run(p, makeReq({}));
+  await gotStream;
+  for (let i = 0; i < 400 && pings < 3; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(pings >= 3, `saw ${pings} pings`);
+  hold.respond({ ':status': 200 }, { endStream: true });
+  assert.equal((await pending.done).head?.status, 200);
+  // Idle (no streams): no PINGs.
+  const atIdle = pings;
+  await new Promise((r) => setTimeout(r, 250));
+  assert.ok(pings <= atIdle + 1, `idle session pinged ${pings - atIdle} times`);
+  // A new stream re-arms them.
+  const second = run(p, makeReq({}));
+  const idleCount = pings;
+  for (let i = 0; i < 400 && pings < idleCount + 2; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(pings >= idleCount + 2, 'pings resumed with a stream in flight');
+  hold.respond({ ':status': 200 }, { endStream: true });
+  assert.equal((await second.done).head?.status, 200);
+  assert.equal(up.sessions, 1);
+});

@@ -29,7 +29,23 @@ const HEADER_ERRORS = new Set([
   'ERR_HTTP2_HEADER_SINGLE_VALUE', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR',
 ]);
 
-export function createHttp2Pool(opts: PoolOptions): UpstreamPool {
+/** HTTP/2-only knobs on top of the shared PoolOptions. */
+export interface Http2PoolOptions extends PoolOptions {
+  /** After this long without stream activity on a session that has
+   * streams in flight, send a PING (ms). 0 (the default, as in Envoy) turns
+   * keepalive off: gRPC servers penalise frequent PINGs (grpc-go answers
+   * with GOAWAY "too_many_pings"), so operators opt in per cluster. */
+  keepaliveIntervalMs?: number;
+  /** A PING not acknowledged within this long destroys the session: its
+   * streams fail with UPSTREAM_RESET and new requests open a new session.
+   * Default 10 000. */
+  keepaliveTimeoutMs?: number;
+}
+
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 0;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
+
+export function createHttp2Pool(opts: Http2PoolOptions): UpstreamPool {
   const pool = new Http2Pool(opts);
   return {
     dispatch: (req, handler) => pool.dispatch(req, handler),
@@ -54,7 +70,7 @@ class UpstreamSession {
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly pool: Http2Pool;
 
-  constructor(pool: Http2Pool, opts: PoolOptions) {
+  constructor(pool: Http2Pool, opts: Http2PoolOptions) {
     this.pool = pool;
     this.limit = Math.max(1, opts.maxConcurrentStreams);
     this.session = connect(opts);
@@ -106,13 +122,14 @@ class UpstreamSession {
     if (max > 0 && this.opened >= max) this.retire();
   }
 
-  private onReady(opts: PoolOptions): void {
+  private onReady(opts: Http2PoolOptions): void {
     if (opts.tls && this.session.alpnProtocol !== 'h2') {
       this.fail(new ProxyError('UPSTREAM_CONNECT_FAILED', `peer did not negotiate h2 (ALPN ${String(this.session.alpnProtocol)})`));
       return;
     }
     this.clearTimers();
     this.state = 'ready';
+    this.startKeepalive(opts);
     const waiting = this.waiting;
     this.waiting = [];
     // The peer may allow fewer streams than we assigned: send the excess back.
@@ -123,6 +140,50 @@ class UpstreamSession {
     this.pool.requeue(excess);
     this.maybeIdle();
     this.pool.pump();
+  }
+
+  /** A peer that vanished without a FIN/RST (host down, partition) would
+   * otherwise keep taking streams that never answer: PING it when quiet. */
+  private startKeepalive(opts: Http2PoolOptions): void {
+    const interval = opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
+    if (interval <= 0) return;
+    const timeout = opts.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    const s = this.session;
+    // node fires 'timeout' once per quiet spell and re-arms it on stream
+    // activity only, so a PING ack re-arms it explicitly.
+    s.on('timeout', () => {
+      // Idle sessions are not pinged (the idle timer closes them); a new
+      // stream re-arms the timeout.
+      if (s.destroyed || s.closed || this.load === 0) return;
+      let timer: NodeJS.Timeout | null = setTimeout(() => {
+        timer = null;
+        this.lost(`no PING ack within ${timeout} ms`);
+      }, timeout);
+      const sent = s.ping((err) => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+        if (err) {
+          if (!s.destroyed) this.lost(`PING failed: ${err.message}`);
+        } else if (!s.destroyed && !s.closed) {
+          s.setTimeout(interval);
+        }
+      });
+      if (!sent && timer) {
+        clearTimeout(timer); // too many PINGs outstanding: try again later
+        timer = null;
+        s.setTimeout(interval);
+      }
+    });
+    s.setTimeout(interval);
+  }
+
+  /** The peer is gone: drop the session and everything on it. */
+  private lost(why: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    this.pool.unlist(this);
+    this.clearTimers();
+    this.session.destroy(new Error(`upstream session lost: ${why}`));
   }
 
   /** An attempt on this session is over (stream closed, or it left the wait list). */
@@ -225,7 +286,7 @@ function connect(opts: PoolOptions): http2.ClientHttp2Session {
 }
 
 class Http2Pool {
-  readonly opts: PoolOptions;
+  readonly opts: Http2PoolOptions;
   closed = false;
   /** Sessions that take new streams (connecting or ready). */
   private usable: UpstreamSession[] = [];
@@ -234,7 +295,7 @@ class Http2Pool {
   private queue: Attempt[] = [];
   private closeWaiters: Array<() => void> = [];
 
-  constructor(opts: PoolOptions) {
+  constructor(opts: Http2PoolOptions) {
     this.opts = opts;
   }
 
