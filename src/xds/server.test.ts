@@ -8,7 +8,7 @@ import { createXdsServer } from './server.ts';
 import type { XdsServerEvent } from './server.ts';
 import { TypeUrl } from './protos.ts';
 import { unpackAny } from './codec.ts';
-import { loadAssignment, serviceSnapshotInput } from '../../test/util/xds-fixtures.ts';
+import { edsCluster, loadAssignment, serviceSnapshotInput } from '../../test/util/xds-fixtures.ts';
 import { openRawAds } from '../../test/util/xds-raw-stream.ts';
 
 const node = { id: 'proxy-1', cluster: 'echo-client', locality: { region: 'r1', zone: 'z1' } };
@@ -177,3 +177,23 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<T>((_r, rej) => { timer = setTimeout(() => rej(new Error('timeout')), ms); })]).finally(() => clearTimeout(timer));
 }
+
+test('a client that does not read gets the latest state when it drains, not every intermediate one', async (t) => {
+  const { cache, events, open } = await start(t);
+  const big = (n: number): Snapshot =>
+    build({ clusters: [edsCluster('c')], endpoints: [loadAssignment('c', Array.from({ length: 2000 }, (_v, i) => 1000 + i + n))] }, String(n));
+  cache.setDefaultSnapshot(big(0));
+  const ads = open();
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['c'], node });
+  await ads.next();
+  ads.pause();
+  const changes = 60;
+  for (let i = 1; i <= changes; i++) cache.setDefaultSnapshot(big(i));
+  const pushedWhilePaused = events.filter((e) => e.kind === 'push').length;
+  assert.ok(pushedWhilePaused < changes, `pushed ${pushedWhilePaused} of ${changes}: no backpressure`);
+  ads.resume();
+  const latest = big(changes).types.get(TypeUrl.endpoint)!.version;
+  let last = '';
+  for (let i = 0; i <= changes && last !== latest; i++) last = (await ads.next()).versionInfo;
+  assert.equal(last, latest);
+});

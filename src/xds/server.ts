@@ -105,6 +105,8 @@ interface StreamState {
   readonly types: Map<string, TypeState>;
   nonces: number;
   closed: boolean;
+  /** The last write filled the stream's buffer: hold pushes until 'drain', then send the latest. */
+  blocked: boolean;
 }
 
 const WILDCARD_TYPES = new Set<string>([TypeUrl.listener, TypeUrl.cluster]);
@@ -145,15 +147,19 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
         if (r !== undefined) resources.push(r);
       }
     }
-    const fingerprint = createHash('sha256')
-      .update(resources.map((r) => `${r.name}\u0000${r.hash}`).join('\n'))
-      .digest('hex')
-      .slice(0, 16);
+    // A wildcard holds the whole type: its content version is the fingerprint.
+    const fingerprint =
+      ts.names === '*'
+        ? `*${typeRes.version}`
+        : createHash('sha256')
+            .update(resources.map((r) => `${r.name}\u0000${r.hash}`).join('\n'))
+            .digest('hex')
+            .slice(0, 16);
     return { version: typeRes.version, resources, fingerprint };
   }
 
   function respond(st: StreamState, typeUrl: string, force: boolean): void {
-    if (st.closed || st.node === undefined) return;
+    if (st.closed || st.node === undefined || st.blocked) return;
     const ts = st.types.get(typeUrl);
     if (ts === undefined) return;
     const want = desired(opts.source.snapshotFor(st.node), typeUrl, ts);
@@ -170,7 +176,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     ts.sentVersion = want.version;
     ts.sentNonce = nonce;
     ts.sentFingerprint = want.fingerprint;
-    st.call.write(body);
+    if (!st.call.write(body)) st.blocked = true;
     emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version: want.version, nonce, resources: want.resources.map((r) => r.name) });
   }
 
@@ -220,10 +226,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   }
 
   function onSnapshotChange(): void {
-    for (const st of streams.values()) {
-      for (const typeUrl of PUSH_ORDER) respond(st, typeUrl, false);
-      for (const typeUrl of st.types.keys()) if (!PUSH_ORDER.includes(typeUrl)) respond(st, typeUrl, false);
-    }
+    for (const st of streams.values()) for (const typeUrl of pushOrder(st)) respond(st, typeUrl, false);
   }
   const unsubscribe = opts.source.onChange(onSnapshotChange);
 
@@ -232,7 +235,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'xDS server is shutting down' });
       return;
     }
-    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false };
+    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false, blocked: false };
     streams.set(st.id, st);
     call.sendMetadata(new grpc.Metadata()); // lets the client see the stream is up before any response
     const finish = (reason: string): void => {
@@ -252,6 +255,10 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
         return;
       }
       onRequest(st, req);
+    });
+    call.on('drain', () => {
+      st.blocked = false;
+      for (const typeUrl of pushOrder(st)) respond(st, typeUrl, false);
     });
     call.on('end', () => {
       finish('client closed the stream');
@@ -361,6 +368,10 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       }
     },
   };
+}
+
+function pushOrder(st: StreamState): string[] {
+  return [...PUSH_ORDER.filter((t) => st.types.has(t)), ...[...st.types.keys()].filter((t) => !PUSH_ORDER.includes(t))];
 }
 
 function sameNames(a: ReadonlySet<string> | '*', b: ReadonlySet<string> | '*'): boolean {

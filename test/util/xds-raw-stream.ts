@@ -9,6 +9,9 @@ export interface RawAdsStream {
   next(timeoutMs?: number): Promise<DiscoveryResponse>;
   /** Resolves with the status the stream ended with. */
   readonly ended: Promise<grpc.StatusObject>;
+  /** Stop / restart reading (to build up backpressure on the server). */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -55,6 +58,8 @@ export function openRawAds(port: number): RawAdsStream {
       return queue.shift() as DiscoveryResponse;
     },
     ended,
+    pause: () => call.pause(),
+    resume: () => call.resume(),
     close() {
       call.cancel();
       client.close();
