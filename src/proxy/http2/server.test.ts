@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { ProxyError } from '../errors.ts';
 import type { Dispatch, ResponseHandler } from '../http/exchange.ts';
 import { startProxy } from './fixtures/proxy-harness.ts';
+import { serveHttp2 } from './server.ts';
 
 interface Upstream {
   port: number;
@@ -503,4 +504,51 @@ test('unsendable field names from an upstream: a bad head is 502, a bad trailer 
   req.on('error', () => {});
   await new Promise((res) => req.once('close', res));
   assert.equal(req.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+});
+
+test('an initial buffer that already holds a whole request (preface, SETTINGS, HEADERS) loses nothing', async (t) => {
+  const hasHeadersFrame = (buf: Buffer): boolean => {
+    let off = 24;
+    while (off + 9 <= buf.length) {
+      const len = buf.readUIntBE(off, 3);
+      if (buf[off + 3] === 1) return off + 9 + len <= buf.length;
+      off += 9 + len;
+    }
+    return false;
+  };
+  let initialLength = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    const chunks: Buffer[] = [];
+    const onReadable = (): void => {
+      let c: Buffer | null;
+      while ((c = socket.read() as Buffer | null) !== null) chunks.push(c);
+      const buf = Buffer.concat(chunks);
+      if (!hasHeadersFrame(buf)) return;
+      socket.removeListener('readable', onReadable);
+      initialLength = buf.length;
+      serveHttp2(socket, buf, {
+        listener: 'x', direction: 'outbound', downstream: { remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0 },
+        dispatch: (req, h) => {
+          h.onStart({ resume() {}, abort() {} });
+          h.onHeaders({ status: 200, headers: [] });
+          h.onData(Buffer.from(`hi ${req.head.path}`));
+          h.onEnd(null);
+        },
+        track: () => () => {},
+      });
+    };
+    socket.on('readable', onReadable);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const client = connectClient((server.address() as net.AddressInfo).port);
+  t.after(() => client.destroy());
+  const r = await request(client, { ':path': '/whole' });
+  assert.equal(r.body.toString(), 'hi /whole');
+  assert.ok(initialLength > 24 + 9, 'the initial bytes went past the preface');
 });

@@ -21,7 +21,8 @@ const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 export interface Http2ServerOptions {
   /** SETTINGS we advertise. Default: 256 concurrent streams per connection. */
   settings?: http2.Settings;
-  /** Send GOAWAY after this long without any frame (ms); 0 = never. Default 0. */
+  /** Send GOAWAY after this long without stream activity (ms); in-flight
+   * streams still finish. 0 = never (the default). */
   idleTimeoutMs?: number;
   /** node:http2 per-session memory cap in MB (default 10). */
   maxSessionMemory?: number;
