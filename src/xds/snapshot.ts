@@ -73,6 +73,12 @@ const KINDS: readonly KindSpec[] = [
 
 const shortHash = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex').slice(0, 16);
 
+/** Packed form of resource objects already encoded, by object identity. The
+ * control plane hands the same (never mutated) objects to many snapshots —
+ * every proxy shares the service clusters and endpoints of a mesh state — so
+ * each is encoded and hashed once, not once per proxy. */
+const packedByObject = new WeakMap<object, { typeUrl: string; any: PackedAny; hash: string }>();
+
 /** Encodes and versions the resources. Does not check cross-references: see checkConsistency. */
 export function createSnapshot(input: SnapshotInput, label = ''): CreateSnapshotResult {
   const errors: SnapshotError[] = [];
@@ -91,8 +97,15 @@ export function createSnapshot(input: SnapshotInput, label = ''): CreateSnapshot
         return;
       }
       try {
+        const memo = packedByObject.get(json as object);
+        if (memo !== undefined && memo.typeUrl === kind.typeUrl) {
+          resources.set(name, { name, any: memo.any, json: json as JsonObject, hash: memo.hash });
+          return;
+        }
         const any = packAny(kind.typeUrl, json);
-        resources.set(name, { name, any, json: json as JsonObject, hash: shortHash(any.value) });
+        const hash = shortHash(any.value);
+        packedByObject.set(json as object, { typeUrl: kind.typeUrl, any, hash });
+        resources.set(name, { name, any, json: json as JsonObject, hash });
       } catch (err) {
         if (!(err instanceof XdsCodecError)) throw err;
         errors.push({ code: 'XDS_INVALID_RESOURCE', path: err.path === '' ? at : `${at}.${err.path}`, message: err.reason });

@@ -36,6 +36,28 @@ export interface TranslatedResources {
 
 const socketAddress = (address: string, port: number): object => ({ socketAddress: { address, portValue: port } });
 
+/** Parts of a translation that depend only on the mesh state (and the
+ * caller's namespace), computed once per state and shared by every proxy's
+ * snapshot as the same objects, so the xDS encoder packs them once.
+ * Translated objects are never mutated after they are returned. */
+const shared = new WeakMap<MeshState, Map<string, { value: unknown; warnings: RouteWarning[] }>>();
+
+function memo<T>(state: MeshState, key: string, warnings: RouteWarning[], compute: (w: RouteWarning[]) => T): T {
+  let m = shared.get(state);
+  if (!m) {
+    m = new Map();
+    shared.set(state, m);
+  }
+  let hit = m.get(key);
+  if (!hit) {
+    const w: RouteWarning[] = [];
+    hit = { value: compute(w), warnings: w };
+    m.set(key, hit);
+  }
+  warnings.push(...hit.warnings);
+  return hit.value as T;
+}
+
 function hcm(statPrefix: string, rds: { routeConfigName: string } | { routeConfig: object }, codecType = 'AUTO'): object {
   return {
     name: 'envoy.filters.network.http_connection_manager',
@@ -139,11 +161,11 @@ function allServiceClusters(state: MeshState, proxyless: boolean): object[] {
 function translateSidecar(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
   const listeners: object[] = [];
   const routes: object[] = [];
-  const clusters = allServiceClusters(state, false);
+  const clusters = [...memo(state, 'clusters', warnings, () => allServiceClusters(state, false))];
 
   // Outbound: the explicit-mode HTTP proxy every app call goes through.
   const ob = node.outbound ?? { address: '127.0.0.1', port: 15001 };
-  routes.push({ name: OUTBOUND_ROUTE_NAME, virtualHosts: outboundVirtualHosts(state, node.namespace, warnings) });
+  routes.push(memo(state, `outbound|${node.namespace}`, warnings, (w) => ({ name: OUTBOUND_ROUTE_NAME, virtualHosts: outboundVirtualHosts(state, node.namespace, w) })));
   listeners.push({
     name: 'outbound',
     address: socketAddress(ob.address, ob.port),
@@ -199,6 +221,11 @@ function translateSidecar(state: MeshState, node: ProxyNode, warnings: RouteWarn
 }
 
 function translateProxyless(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
+  void node;
+  return memo(state, 'proxyless', warnings, (w) => proxylessResources(state, w));
+}
+
+function proxylessResources(state: MeshState, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
   const listeners: object[] = [];
   const routes: object[] = [];
   for (const svc of sortedServices(state)) {
@@ -216,18 +243,22 @@ function translateProxyless(state: MeshState, node: ProxyNode, warnings: RouteWa
       });
     }
   }
-  void node;
   return { listeners, routes, clusters: allServiceClusters(state, true) };
 }
 
 export function translate(state: MeshState, node: ProxyNode): TranslatedResources {
   const warnings: RouteWarning[] = [];
   const base = node.kind === 'proxyless' ? translateProxyless(state, node, warnings) : translateSidecar(state, node, warnings);
-  const cla = buildLoadAssignments(state);
+  const cla = memo(state, 'cla', warnings, () => buildLoadAssignments(state));
   const endpoints: object[] = [];
   for (const c of base.clusters as { name: string; type?: string }[]) {
     if (c.type !== 'EDS') continue;
-    endpoints.push(cla.get(c.name) ?? { clusterName: c.name, endpoints: [] });
+    let a = cla.get(c.name);
+    if (!a) {
+      a = { clusterName: c.name, endpoints: [] };
+      cla.set(c.name, a);
+    }
+    endpoints.push(a);
   }
   return { ...base, endpoints, warnings };
 }
