@@ -150,9 +150,10 @@ export function proxyTcp(downstream: Socket, initial: Buffer, conn: ConnectionCo
 
       let closed = 0;
       const onClose = (other: Socket) => (hadError: boolean): void => {
-        // A reset or error on one side resets the other; a clean close
+        // A reset or error on one side resets the other (RST, not FIN, so
+        // the peer sees a failure rather than a clean end); a clean close
         // means both directions already ended, so the other side follows.
-        if (hadError) other.destroy();
+        if (hadError && !other.destroyed) other.resetAndDestroy();
         if (++closed === 2) {
           upActive?.dec();
           untrack();

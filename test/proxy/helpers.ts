@@ -182,6 +182,15 @@ export function request(port: number, opts: http.RequestOptions & { body?: strin
   });
 }
 
+/** A port that was free a moment ago (for configs that must name one). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 export async function getText(port: number, path: string): Promise<Reply> {
   return request(port, { path, agent: false });
 }
