@@ -92,7 +92,7 @@ test('gRPC through the proxy: unary, server streaming, status pass-through, rout
     clusters: [staticCluster('echo', [upPort], { http2: true })],
     routes: [routeConfig('r', [{ cluster: 'echo', timeout: '0.3s' }])],
   }));
-  const client = new Echo(`127.0.0.1:${portOf(p, 'out')}`, grpc.credentials.createInsecure()) as grpc.Client & {
+  const client = new Echo(`127.0.0.1:${portOf(p, 'out')}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     Unary(req: EchoRequest, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: EchoReply) => void): void;
     ServerStream(req: EchoRequest, opts?: grpc.CallOptions): grpc.ClientReadableStream<EchoReply>;
   };
