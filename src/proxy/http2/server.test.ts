@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { ProxyError } from '../errors.ts';
 import type { Dispatch, ResponseHandler } from '../http/exchange.ts';
 import { startProxy } from './fixtures/proxy-harness.ts';
-import { serveHttp2 } from './server.ts';
+import { createHttp2Server, serveHttp2 } from './server.ts';
 
 interface Upstream {
   port: number;
@@ -551,4 +551,19 @@ test('an initial buffer that already holds a whole request (preface, SETTINGS, H
   const r = await request(client, { ':path': '/whole' });
   assert.equal(r.body.toString(), 'hi /whole');
   assert.ok(initialLength > 24 + 9, 'the initial bytes went past the preface');
+});
+
+test('createHttp2Server({ idleTimeoutMs }) sends GOAWAY on a quiet connection', async (t) => {
+  const upstream = await startUpstream((stream) => stream.respond({ ':status': 204 }, { endStream: true }));
+  t.after(() => upstream.close());
+  const proxy = await startProxy({ host: '127.0.0.1', port: upstream.port }, { serve: createHttp2Server({ idleTimeoutMs: 100 }) });
+  t.after(() => proxy.close());
+  const client = connectClient(proxy.port);
+  t.after(() => client.destroy());
+  const goaway = once(client, 'goaway');
+  assert.equal((await request(client, { ':path': '/' })).status, 204);
+  const started = performance.now();
+  await goaway;
+  assert.ok(performance.now() - started < 2000);
+  await once(client, 'close');
 });
