@@ -342,9 +342,9 @@ class ServerConnection {
 
   closeGracefully(): void {
     if (this.closing || this.dead) return;
+    this.flushHead();
     this.closing = true;
     this.buf = null;
-    this.flushHead();
     this.socket.end();
     if (this.peerEnded) {
       this.socket.destroySoon();
@@ -688,6 +688,7 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
     const c = this.c;
     if (this.resState !== RES_WAITING || c.dead || this.head.upgrade === undefined) {
       upstream.destroy();
+      if (this.resState === RES_WAITING && !c.dead) this.onError(new ProxyError('UPSTREAM_PROTOCOL_ERROR', '101 Switching Protocols without an upgrade request'));
       return;
     }
     this.resState = RES_DONE;

@@ -468,6 +468,8 @@ export class UpstreamConnection implements BodyTarget {
     socket.removeListener('close', this.onCloseL);
     socket.removeListener('drain', this.onDrainL);
     socket.on('error', () => socket.destroy());
+    // Nothing reads it until the new owner pipes it (which resumes it).
+    socket.pause();
     this.owner.onExchangeLeft();
     this.owner.onGone(this);
     ex.handler.onUpgrade({ status: 101, headers }, socket, rest);
