@@ -5,10 +5,10 @@
 // not one per proxy. A translation that fails the snapshot checks is logged
 // and the node keeps its last good snapshot.
 import type { SnapshotSource, XdsNode } from '../xds/cache.ts';
-import { createSnapshot, checkConsistency, type Snapshot, type SnapshotError } from '../xds/snapshot.ts';
+import { createSnapshot, checkConsistency, composeSnapshots, type Snapshot, type SnapshotError } from '../xds/snapshot.ts';
 import type { Json } from '../xds/codec.ts';
 import type { MeshState, NodeKind, ProxyNode } from './translate/model.ts';
-import { translate } from './translate/translate.ts';
+import { translateParts } from './translate/translate.ts';
 import type { RouteWarning } from './translate/http-routes.ts';
 
 const KINDS: readonly NodeKind[] = ['sidecar', 'gateway', 'proxyless', 'node-proxy'];
@@ -60,6 +60,8 @@ export class MeshSnapshotSource implements SnapshotSource {
   #state: MeshState | undefined;
   #revision = 0;
   #views = new Map<string, Snapshot>();
+  /** The encoded shared part of each view family, once per state. */
+  #shared = new Map<string, { snapshot?: Snapshot; errors: SnapshotError[] }>();
   /** Last good snapshot per view, kept when a new translation is rejected. */
   #lastGood = new Map<string, Snapshot>();
   #reports = new Map<string, TranslationReport>();
@@ -74,6 +76,7 @@ export class MeshSnapshotSource implements SnapshotSource {
     this.#state = state;
     this.#revision = revision;
     this.#views = new Map();
+    this.#shared = new Map();
     this.#reports = new Map();
     for (const l of this.#listeners) l();
   }
@@ -88,18 +91,37 @@ export class MeshSnapshotSource implements SnapshotSource {
     const key = viewKey(pn);
     const cached = this.#views.get(key);
     if (cached) return cached;
-    const out = translate(this.#state, pn);
-    const built = createSnapshot(out, String(this.#revision));
-    let errors: SnapshotError[] = built.ok ? checkConsistency(built.snapshot) : built.errors;
+    const parts = translateParts(this.#state, pn);
+    const label = String(this.#revision);
+    let shared = this.#shared.get(parts.sharedKey);
+    if (!shared) {
+      const built = createSnapshot(parts.shared, label);
+      shared = built.ok ? { snapshot: built.snapshot, errors: checkConsistency(built.snapshot) } : { errors: built.errors };
+      this.#shared.set(parts.sharedKey, shared);
+    }
+    let errors: SnapshotError[] = [...shared.errors];
+    let composed: Snapshot | undefined;
+    if (shared.snapshot && errors.length === 0) {
+      const own = createSnapshot(parts.own, label);
+      if (!own.ok) errors = own.errors;
+      else {
+        const c = composeSnapshots(shared.snapshot, own.snapshot, label);
+        if (!c.ok) errors = c.errors;
+        else {
+          errors = checkConsistency(c.snapshot, own.snapshot);
+          composed = c.snapshot;
+        }
+      }
+    }
     let snap: Snapshot | undefined;
-    if (built.ok && errors.length === 0) {
-      snap = built.snapshot;
+    if (composed && errors.length === 0) {
+      snap = composed;
       this.#lastGood.set(key, snap);
     } else {
       this.#log(`translation for ${pn.kind} view of ${pn.namespace}/${pn.workload ?? pn.id} rejected: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
       snap = this.#lastGood.get(key);
-      errors = [...errors];
     }
+    const out = { warnings: parts.warnings };
     this.#reports.set(key, { view: key, warnings: out.warnings, errors });
     if (snap) this.#views.set(key, snap);
     return snap;

@@ -79,6 +79,12 @@ const shortHash = (data: Uint8Array | string): string => createHash('sha256').up
  * each is encoded and hashed once, not once per proxy. */
 const packedByObject = new WeakMap<object, { typeUrl: string; any: PackedAny; hash: string }>();
 
+/** And by content, for the small per-proxy resources that differ in identity
+ * but not in content (every sidecar's outbound listener looks alike).
+ * Bounded: the oldest entries are dropped first. */
+const packedByContent = new Map<string, { any: PackedAny; hash: string }>();
+const PACKED_BY_CONTENT_MAX = 20_000;
+
 /** Encodes and versions the resources. Does not check cross-references: see checkConsistency. */
 export function createSnapshot(input: SnapshotInput, label = ''): CreateSnapshotResult {
   const errors: SnapshotError[] = [];
@@ -102,10 +108,19 @@ export function createSnapshot(input: SnapshotInput, label = ''): CreateSnapshot
           resources.set(name, { name, any: memo.any, json: json as JsonObject, hash: memo.hash });
           return;
         }
-        const any = packAny(kind.typeUrl, json);
-        const hash = shortHash(any.value);
-        packedByObject.set(json as object, { typeUrl: kind.typeUrl, any, hash });
-        resources.set(name, { name, any, json: json as JsonObject, hash });
+        const contentKey = `${kind.typeUrl}\u0000${JSON.stringify(json)}`;
+        let packed = packedByContent.get(contentKey);
+        if (packed === undefined) {
+          const any = packAny(kind.typeUrl, json);
+          packed = { any, hash: shortHash(any.value) };
+          if (packedByContent.size >= PACKED_BY_CONTENT_MAX) {
+            const oldest = packedByContent.keys().next();
+            if (!oldest.done) packedByContent.delete(oldest.value);
+          }
+          packedByContent.set(contentKey, packed);
+        }
+        packedByObject.set(json as object, { typeUrl: kind.typeUrl, ...packed });
+        resources.set(name, { name, any: packed.any, json: json as JsonObject, hash: packed.hash });
       } catch (err) {
         if (!(err instanceof XdsCodecError)) throw err;
         errors.push({ code: 'XDS_INVALID_RESOURCE', path: err.path === '' ? at : `${at}.${err.path}`, message: err.reason });
@@ -140,8 +155,13 @@ const typeOf = (v: Obj): string => String(v['@type'] ?? '').replace(/^.*\//, '')
  * every locality carries a load_balancing_weight: proxyless gRPC clients send
  * nothing to a locality without one.
  */
-export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
+/** Checks every reference in `snapshot`, or, with `only`, just the references
+ * made by the resources of `only` (resolved against all of `snapshot`): a
+ * composed snapshot whose shared part was checked once need not be walked
+ * again for each proxy. */
+export function checkConsistency(snapshot: Snapshot, only?: Snapshot): SnapshotError[] {
   const errors: SnapshotError[] = [];
+  const scope = only ?? snapshot;
   const routes = snapshotResources(snapshot, TypeUrl.route);
   const clusters = snapshotResources(snapshot, TypeUrl.cluster);
   const endpoints = snapshotResources(snapshot, TypeUrl.endpoint);
@@ -190,7 +210,7 @@ export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
     }
   };
 
-  for (const [name, l] of snapshotResources(snapshot, TypeUrl.listener)) {
+  for (const [name, l] of snapshotResources(scope, TypeUrl.listener)) {
     const base = `listeners[${name}]`;
     const chains: [unknown, string][] = arr(l.json.filterChains).map((c, i) => [c, `${base}.filterChains[${i}]`]);
     if (l.json.defaultFilterChain !== undefined) chains.push([l.json.defaultFilterChain, `${base}.defaultFilterChain`]);
@@ -202,8 +222,8 @@ export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
     }
     if (isObj(l.json.apiListener)) checkFilterConfig(l.json.apiListener.apiListener, `${base}.apiListener.apiListener`);
   }
-  for (const [name, r] of routes) checkRouteConfig(r.json, `routes[${name}]`);
-  for (const [name, c] of clusters) {
+  for (const [name, r] of snapshotResources(scope, TypeUrl.route)) checkRouteConfig(r.json, `routes[${name}]`);
+  for (const [name, c] of snapshotResources(scope, TypeUrl.cluster)) {
     const isEds = c.json.type === 'EDS';
     const eds = isObj(c.json.edsClusterConfig) ? c.json.edsClusterConfig : undefined;
     if (!isEds) continue;
@@ -212,7 +232,7 @@ export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
       errors.push({ code: 'XDS_DANGLING_REFERENCE', path: `clusters[${name}]`, message: `EDS cluster has no ClusterLoadAssignment "${service}"` });
     }
   }
-  for (const [name, cla] of endpoints) {
+  for (const [name, cla] of snapshotResources(scope, TypeUrl.endpoint)) {
     arr(cla.json.endpoints).forEach((loc, i) => {
       if (!isObj(loc)) return;
       const w = loc.loadBalancingWeight;
@@ -246,7 +266,73 @@ export function checkConsistency(snapshot: Snapshot): SnapshotError[] {
       errors.push({ code: 'XDS_DANGLING_REFERENCE', path, message: `secret "${s.name}" is not in the snapshot` });
     }
   };
-  for (const [name, l] of snapshotResources(snapshot, TypeUrl.listener)) walkSds(l.json, `listeners[${name}]`);
-  for (const [name, c] of clusters) walkSds(c.json, `clusters[${name}]`);
+  for (const [name, l] of snapshotResources(scope, TypeUrl.listener)) walkSds(l.json, `listeners[${name}]`);
+  for (const [name, c] of snapshotResources(scope, TypeUrl.cluster)) walkSds(c.json, `clusters[${name}]`);
   return errors;
+}
+
+/** Two maps with disjoint keys read as one, without copying either (a proxy's
+ * few own resources over the thousands it shares with every other proxy). */
+class UnionMap<K, V> implements ReadonlyMap<K, V> {
+  readonly #a: ReadonlyMap<K, V>;
+  readonly #b: ReadonlyMap<K, V>;
+  constructor(a: ReadonlyMap<K, V>, b: ReadonlyMap<K, V>) {
+    this.#a = a;
+    this.#b = b;
+  }
+  get size(): number {
+    return this.#a.size + this.#b.size;
+  }
+  get(key: K): V | undefined {
+    return this.#a.get(key) ?? this.#b.get(key);
+  }
+  has(key: K): boolean {
+    return this.#a.has(key) || this.#b.has(key);
+  }
+  forEach(cb: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this) cb.call(thisArg, v, k, this);
+  }
+  *entries(): MapIterator<[K, V]> {
+    yield* this.#a.entries();
+    yield* this.#b.entries();
+  }
+  *keys(): MapIterator<K> {
+    yield* this.#a.keys();
+    yield* this.#b.keys();
+  }
+  *values(): MapIterator<V> {
+    yield* this.#a.values();
+    yield* this.#b.values();
+  }
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+}
+
+/** `base` plus `extra` as one snapshot: types `extra` leaves empty are
+ * `base`'s own (shared, not copied); the others are merged, with a version
+ * derived from both. A name in both is an error. */
+export function composeSnapshots(base: Snapshot, extra: Snapshot, label = base.label): CreateSnapshotResult {
+  const errors: SnapshotError[] = [];
+  const types = new Map<ResourceTypeUrl, SnapshotTypeResources>();
+  for (const kind of KINDS) {
+    const b = base.types.get(kind.typeUrl);
+    const e = extra.types.get(kind.typeUrl);
+    if (!e || e.resources.size === 0) {
+      if (b) types.set(kind.typeUrl, b);
+      continue;
+    }
+    if (!b || b.resources.size === 0) {
+      types.set(kind.typeUrl, e);
+      continue;
+    }
+    for (const name of e.resources.keys()) {
+      if (b.resources.has(name)) {
+        errors.push({ code: 'XDS_DUPLICATE_NAME', path: `${kind.key}[${name}]`, message: `a resource named "${name}" is in both parts of the snapshot` });
+      }
+    }
+    types.set(kind.typeUrl, { typeUrl: kind.typeUrl, version: shortHash(`${b.version}+${e.version}`), resources: new UnionMap(b.resources, e.resources) });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, snapshot: Object.freeze({ label, types }) };
 }

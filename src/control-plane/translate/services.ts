@@ -61,9 +61,21 @@ export function findService(state: MeshState, namespace: string, name: string): 
 export function buildLoadAssignments(state: MeshState): Map<string, object> {
   const out = new Map<string, object>();
   const services = [...state.services].sort((a, b) => keyOf(a.metadata).localeCompare(keyOf(b.metadata)));
+  // Index workloads by "namespace/label=value" so selection is not services × workloads.
+  const byLabel = new Map<string, WorkloadInstance[]>();
+  for (const w of state.workloads) {
+    for (const [k, v] of Object.entries(w.labels ?? {})) {
+      const ik = `${w.namespace}/${k}=${v}`;
+      const list = byLabel.get(ik);
+      if (list) list.push(w);
+      else byLabel.set(ik, [w]);
+    }
+  }
   for (const svc of services) {
     const ns = nsOf(svc.metadata);
-    const members = state.workloads.filter((w) => selects(svc, w)).sort((a, b) => `${a.address}/${a.name}`.localeCompare(`${b.address}/${b.name}`));
+    const first = Object.entries(svc.spec.selector ?? {})[0];
+    const candidates = first ? (byLabel.get(`${ns}/${first[0]}=${first[1]}`) ?? []) : [];
+    const members = candidates.filter((w) => selects(svc, w)).sort((a, b) => `${a.address}/${a.name}`.localeCompare(`${b.address}/${b.name}`));
     for (const sp of svc.spec.ports) {
       const clusterName = serviceClusterName(ns, svc.metadata.name, sp.port);
       const byLocality = new Map<string, { locality: { region: string; zone: string; subZone: string }; lbEndpoints: object[] }>();

@@ -158,14 +158,53 @@ function allServiceClusters(state: MeshState, proxyless: boolean): object[] {
   return clusters;
 }
 
-function translateSidecar(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
+interface Resources {
+  listeners: object[];
+  routes: object[];
+  clusters: object[];
+  endpoints: object[];
+}
+
+/** A translation in two parts: `shared` depends only on the mesh state and
+ * `sharedKey` (the same objects for every proxy with that key, so snapshots
+ * can share their encoded form), `own` is this proxy's alone. */
+export interface TranslationParts {
+  sharedKey: string;
+  shared: Resources;
+  own: Resources;
+  warnings: RouteWarning[];
+}
+
+/** Load assignments for every EDS cluster in `clusters`. */
+function edsFor(state: MeshState, clusters: object[], warnings: RouteWarning[]): object[] {
+  const cla = memo(state, 'cla', warnings, () => buildLoadAssignments(state));
+  const endpoints: object[] = [];
+  for (const c of clusters as { name: string; type?: string }[]) {
+    if (c.type !== 'EDS') continue;
+    endpoints.push(cla.get(c.name) ?? { clusterName: c.name, endpoints: [] });
+  }
+  return endpoints;
+}
+
+function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarning[]): Resources {
+  return memo(state, `sidecar|${namespace}`, warnings, (w) => {
+    const clusters = allServiceClusters(state, false);
+    return {
+      listeners: [],
+      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: outboundVirtualHosts(state, namespace, w) }],
+      clusters,
+      endpoints: edsFor(state, clusters, w),
+    };
+  });
+}
+
+function sidecarOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Resources {
   const listeners: object[] = [];
   const routes: object[] = [];
-  const clusters = [...memo(state, 'clusters', warnings, () => allServiceClusters(state, false))];
+  const clusters: object[] = [];
 
-  // Outbound: the explicit-mode HTTP proxy every app call goes through.
+  // Outbound: the explicit-mode HTTP proxy every app call goes through (RDS "outbound", shared).
   const ob = node.outbound ?? { address: '127.0.0.1', port: 15001 };
-  routes.push(memo(state, `outbound|${node.namespace}`, warnings, (w) => ({ name: OUTBOUND_ROUTE_NAME, virtualHosts: outboundVirtualHosts(state, node.namespace, w) })));
   listeners.push({
     name: 'outbound',
     address: socketAddress(ob.address, ob.port),
@@ -217,15 +256,10 @@ function translateSidecar(state: MeshState, node: ProxyNode, warnings: RouteWarn
       : tcpProxy(name, [{ name: cluster, weight: 1 }]);
     listeners.push({ name, address, trafficDirection: 'INBOUND', filterChains: [{ name, filters: [filter] }] });
   }
-  return { listeners, routes, clusters };
+  return { listeners, routes, clusters, endpoints: [] };
 }
 
-function translateProxyless(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
-  void node;
-  return memo(state, 'proxyless', warnings, (w) => proxylessResources(state, w));
-}
-
-function proxylessResources(state: MeshState, warnings: RouteWarning[]): Omit<TranslatedResources, 'warnings' | 'endpoints'> {
+function proxylessResources(state: MeshState, warnings: RouteWarning[]): Resources {
   const listeners: object[] = [];
   const routes: object[] = [];
   for (const svc of sortedServices(state)) {
@@ -243,22 +277,28 @@ function proxylessResources(state: MeshState, warnings: RouteWarning[]): Omit<Tr
       });
     }
   }
-  return { listeners, routes, clusters: allServiceClusters(state, true) };
+  const clusters = allServiceClusters(state, true);
+  return { listeners, routes, clusters, endpoints: edsFor(state, clusters, warnings) };
+}
+
+export function translateParts(state: MeshState, node: ProxyNode): TranslationParts {
+  const warnings: RouteWarning[] = [];
+  if (node.kind === 'proxyless') {
+    const shared = memo(state, 'proxyless', warnings, (w) => proxylessResources(state, w));
+    return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
+  }
+  const shared = sidecarShared(state, node.namespace, warnings);
+  const own = sidecarOwn(state, node, warnings);
+  return { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
 }
 
 export function translate(state: MeshState, node: ProxyNode): TranslatedResources {
-  const warnings: RouteWarning[] = [];
-  const base = node.kind === 'proxyless' ? translateProxyless(state, node, warnings) : translateSidecar(state, node, warnings);
-  const cla = memo(state, 'cla', warnings, () => buildLoadAssignments(state));
-  const endpoints: object[] = [];
-  for (const c of base.clusters as { name: string; type?: string }[]) {
-    if (c.type !== 'EDS') continue;
-    let a = cla.get(c.name);
-    if (!a) {
-      a = { clusterName: c.name, endpoints: [] };
-      cla.set(c.name, a);
-    }
-    endpoints.push(a);
-  }
-  return { ...base, endpoints, warnings };
+  const { shared, own, warnings } = translateParts(state, node);
+  return {
+    listeners: [...shared.listeners, ...own.listeners],
+    routes: [...shared.routes, ...own.routes],
+    clusters: [...shared.clusters, ...own.clusters],
+    endpoints: [...shared.endpoints, ...own.endpoints],
+    warnings,
+  };
 }
