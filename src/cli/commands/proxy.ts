@@ -1,0 +1,179 @@
+// `trellis proxy --config FILE`: run a sidecar proxy from a bootstrap file.
+//
+// - Bad bootstrap: every error printed with its field path, exit 2.
+// - A listener or the admin port cannot bind: exit 1.
+// - SIGHUP, or a change to the file (debounced): reload; a bad edit is
+//   logged and the running config keeps serving.
+// - With `dynamicResources.ads` the config comes from the control plane over
+//   xDS instead (the proxy starts on the first accepted config; the file is
+//   then only read for node, admin and the ADS address).
+// - SIGTERM / SIGINT: drain (stop accepting, finish in-flight requests up to
+//   --drain-ms, default 5000), then exit 0. A second signal exits at once (1).
+// - Logs: one JSON object per line on stdout: {"ts","level","event",...}.
+import { parseArgs } from 'node:util';
+import { loadBootstrapFile } from '../../proxy/config/bootstrap.ts';
+import { formatErrors } from '../../proxy/config/envoy.ts';
+import type { ProxyConfig } from '../../proxy/config/types.ts';
+import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
+import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
+import { startXdsSource } from '../../proxy/xds-source.ts';
+
+export const summary = 'run a sidecar proxy from a bootstrap file (static config or xDS)';
+
+const usage = `usage: trellis proxy --config FILE [--admin-port N] [--drain-ms N] [--detect-timeout-ms N] [--no-watch]
+
+  --config, -c FILE      bootstrap (Envoy v3 shape, YAML or JSON; --bootstrap is an alias)
+  --admin-port N         override the bootstrap's admin port (admin stays on its address)
+  --drain-ms N           shutdown drain deadline (default ${DEFAULT_DRAIN_MS})
+  --detect-timeout-ms N  protocol detection wait before falling back to opaque TCP (default 200)
+  --no-watch             reload only on SIGHUP, not on file changes`;
+
+type Level = 'info' | 'warn' | 'error';
+
+function logLine(level: Level, event: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields })}\n`);
+}
+
+const WARN_EVENTS = new Set(['config_rejected', 'config_invalid', 'tcp_connect_failed', 'no_filter_chain', 'tls_not_terminated', 'listener_error', 'serve_failed']);
+const QUIET_EVENTS = new Set(['downstream_error', 'tcp_upstream_error']);
+
+function intOption(v: string | undefined, name: string): number | undefined | Error {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) return new Error(`--${name}: "${v}" is not a non-negative integer`);
+  return Number(v);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        bootstrap: { type: 'string' },
+        'admin-port': { type: 'string' },
+        'drain-ms': { type: 'string' },
+        'detect-timeout-ms': { type: 'string' },
+        'no-watch': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    console.error(`trellis proxy: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const file = values.config ?? values.bootstrap;
+  if (!file) {
+    console.error(`trellis proxy: --config FILE is required\n\n${usage}`);
+    return 2;
+  }
+  const adminPort = intOption(values['admin-port'], 'admin-port');
+  const drainOpt = intOption(values['drain-ms'], 'drain-ms');
+  const detectTimeoutMs = intOption(values['detect-timeout-ms'], 'detect-timeout-ms');
+  if (adminPort instanceof Error || drainOpt instanceof Error || detectTimeoutMs instanceof Error) {
+    const bad = [adminPort, drainOpt, detectTimeoutMs].find((v) => v instanceof Error) as Error;
+    console.error(`trellis proxy: ${bad.message}`);
+    return 2;
+  }
+  const drainMs = drainOpt ?? DEFAULT_DRAIN_MS;
+
+  const loaded = loadBootstrapFile(file);
+  for (const w of loaded.warnings) logLine('warn', 'bootstrap_warning', { file, warning: w });
+  if (!loaded.ok) {
+    console.error(`trellis proxy: ${file} is not a valid bootstrap:\n${formatErrors(loaded.errors)}`);
+    return 2;
+  }
+  const boot = loaded.bootstrap;
+  const log = (event: string, fields: Record<string, unknown> = {}): void => {
+    if (QUIET_EVENTS.has(event)) return;
+    logLine(WARN_EVENTS.has(event) ? 'warn' : 'info', event, fields);
+  };
+
+  // Where configs come from: the file, or xDS when the bootstrap says so.
+  let source: ConfigSource;
+  let reload: ((reason: string) => void) | undefined;
+  let first: ProxyConfig;
+  if (boot.dynamicResources) {
+    const xds = startXdsSource({ serverUri: boot.dynamicResources.ads.address, node: boot.node });
+    source = xds;
+    log('waiting_for_xds', { server: boot.dynamicResources.ads.address, node: boot.node.id });
+    const got = await new Promise<ProxyConfig | 'signal'>((resolve) => {
+      const off = xds.onConfig((c) => {
+        off();
+        resolve(c);
+      });
+      const onSignal = (): void => resolve('signal');
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    });
+    process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGINT');
+    if (got === 'signal') {
+      xds.close();
+      return 0;
+    }
+    first = got;
+  } else {
+    const fsrc = fileConfigSource(file, boot, {
+      watch: !values['no-watch'],
+      onInvalid: (errors) => log('config_invalid', { file, errors: errors.split('\n') }),
+    });
+    source = fsrc;
+    reload = (reason) => fsrc.reload(reason);
+    first = boot.config;
+  }
+
+  const admin = { address: boot.admin.address, port: adminPort ?? boot.admin.port };
+  const started = await startProxy({
+    config: first,
+    node: boot.node,
+    admin,
+    log,
+    ...(detectTimeoutMs === undefined ? {} : { detectTimeoutMs }),
+  });
+  if (!started.ok) {
+    source.close();
+    for (const e of started.errors) logLine('error', 'start_failed', { error: e });
+    return 1;
+  }
+  const proxy: Proxy = started.proxy;
+  log('started', { version: proxy.version, listeners: Object.fromEntries(proxy.ports), admin: { address: admin.address, port: proxy.adminPort }, pid: process.pid });
+
+  source.onConfig((c) => {
+    void proxy.applyConfig(c);
+  });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onHup = (): void => {
+      log('reload_requested', { signal: 'SIGHUP' });
+      if (reload) reload('SIGHUP');
+    };
+    const onStop = (signal: string) => (): void => {
+      if (stopping) {
+        log('forced_exit', { signal });
+        resolve(1);
+        process.exit(1);
+      }
+      stopping = true;
+      log('shutdown', { signal, drainMs });
+      source.close();
+      void proxy.stop({ drainMs }).then(() => {
+        process.removeListener('SIGHUP', onHup);
+        process.removeListener('SIGTERM', onTerm);
+        process.removeListener('SIGINT', onInt);
+        log('exit', { code: 0 });
+        resolve(0);
+      });
+    };
+    const onTerm = onStop('SIGTERM');
+    const onInt = onStop('SIGINT');
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+}
