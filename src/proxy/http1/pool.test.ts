@@ -171,7 +171,7 @@ test('idle connections are reused most-recent first and closed after idleTimeout
     if (req.url === '/hold') holds.push(() => res.end('held'));
     else res.end('ok');
   });
-  const p = pool(t, up.port, { idleTimeoutMs: 150 });
+  const p = pool(t, up.port, { idleTimeoutMs: 400 });
   const a = send(p, request('/hold'));
   const b = send(p, request('/hold'));
   await until(() => holds.length === 2, 'two requests upstream');

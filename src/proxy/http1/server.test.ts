@@ -534,3 +534,19 @@ test('a response header that would split the message becomes a 500 from the resc
   assert.match(r.data, /^HTTP\/1\.1 500 Internal Server Error\r\n[^]*x-trellis-proxy-error: INTERNAL\r\n/);
   assert.doesNotMatch(r.data, /injected/);
 });
+
+test('bytes already read by protocol detection are processed first', async (t) => {
+  const up = await startUpstream(t, echoHandler);
+  const px = await startProxy(t, up.port, {}, {}, undefined, true);
+  const s = net.connect(px.port, '127.0.0.1');
+  t.after(() => s.destroy());
+  let data = '';
+  s.on('data', (d) => { data += d.toString('latin1'); });
+  s.write('POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nab');
+  await new Promise((r) => setTimeout(r, 30));
+  s.write('cdefGET /second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  await once(s, 'close');
+  const [a, b] = data.split(/(?=HTTP\/1\.1 )/);
+  assert.match(a!, /x-url: \/first\r\n[^]*\r\n\r\nabcdef$/);
+  assert.match(b!, /x-url: \/second\r\n/);
+});

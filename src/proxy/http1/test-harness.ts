@@ -51,6 +51,9 @@ export async function startProxy(
   pool: Partial<PoolOptions> = {},
   server: Partial<Http1ServerOptions> = {},
   wrap?: (d: Dispatch) => Dispatch,
+  /** Read the first bytes before handing the socket over, the way protocol
+   * detection does (they arrive as `initial`, the socket paused). */
+  detectFirst = false,
 ): Promise<Proxy> {
   const p = createHttp1Pool({ ...DEFAULT_POOL_OPTIONS, host: '127.0.0.1', port: upstreamPort, ...pool });
   const serve = createHttp1Server(server);
@@ -74,7 +77,14 @@ export async function startProxy(
         closedStats.push(s);
       },
     };
-    serve(socket, Buffer.alloc(0), ctx);
+    if (!detectFirst) {
+      serve(socket, Buffer.alloc(0), ctx);
+      return;
+    }
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      setImmediate(() => serve(socket, first, ctx));
+    });
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.after(() => {

@@ -229,10 +229,15 @@ export class UpstreamConnection implements BodyTarget {
     }
     const socket = this.socket;
     if (socket.isPaused()) socket.resume();
-    socket.cork();
-    socket.write(s, 'latin1');
-    if (body !== null && !expect) this.startBody();
-    socket.uncork();
+    if (body === null || expect) {
+      socket.write(s, 'latin1');
+    } else {
+      // Head and whatever body is already at hand leave in one writev.
+      socket.cork();
+      socket.write(s, 'latin1');
+      this.startBody();
+      socket.uncork();
+    }
     if (expect && this.ex === ex) {
       this.continueTimer = setTimeout(() => {
         this.continueTimer = null;
