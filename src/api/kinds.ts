@@ -1,0 +1,200 @@
+// The kind registry: everything the control plane, CLI and dashboard know
+// about a kind is one entry here (schema, cross-field checks, references for
+// status, table columns). Adding a kind is adding an entry.
+import type { TSchema } from '@sinclair/typebox';
+import type { Resource } from './types.ts';
+import type { PathSegment } from './schema-check.ts';
+import {
+  GATEWAY_GROUP, HTTPRouteSpec, GRPCRouteSpec, TCPRouteSpec, GatewaySpec,
+  type HTTPRouteSpec as HTTPRouteSpecT, type GRPCRouteSpec as GRPCRouteSpecT, type TCPRouteSpec as TCPRouteSpecT,
+  type GatewaySpec as GatewaySpecT, type ParentReference,
+} from './gateway-api.ts';
+import { checkHTTPRoute, checkGRPCRoute, checkTCPRoute, checkGateway } from './gateway-api-checks.ts';
+import { TRELLIS_GROUP, ServiceSpec, WorkloadSpec, type ServiceSpec as ServiceSpecT, type WorkloadSpec as WorkloadSpecT } from './mesh.ts';
+import { isIP } from 'node:net';
+
+export type Report = (segments: PathSegment[], message: string) => void;
+
+/** A reference from one resource to another that status checks for existence. */
+export interface ObjectRef {
+  role: 'parentRef' | 'backendRef';
+  kind: 'Service' | 'Gateway';
+  namespace: string;
+  name: string;
+  /** Where the reference sits, e.g. `spec.rules[0].backendRefs[1]`. */
+  path: string;
+}
+
+export interface Column {
+  header: string;
+  /** Shown only with `-o wide`. */
+  wide?: boolean;
+  value(res: Resource): string;
+}
+
+export interface KindDef {
+  kind: string;
+  group: string;
+  version: string;
+  apiVersion: string;
+  /** Lowercase plural, as in `httproutes.gateway.networking.k8s.io`. */
+  plural: string;
+  shortNames: readonly string[];
+  /** Older apiVersions accepted on input (same schema) and rewritten to `apiVersion`. */
+  alsoServed?: readonly string[];
+  specSchema: TSchema;
+  /** Metadata name rule: most kinds take a DNS-1123 subdomain; Service a DNS-1035 label (as Kubernetes). */
+  nameRule: 'dns1123-subdomain' | 'dns1035-label';
+  /** Cross-field rules the schema cannot state. `spec` has passed the schema and has defaults. */
+  check?(spec: never, report: Report): void;
+  references?(res: Resource): ObjectRef[];
+  columns: Column[];
+}
+
+function def<S>(d: Omit<KindDef, 'apiVersion' | 'check' | 'references'> & { check?(spec: S, report: Report): void; references?(res: Resource<S>): ObjectRef[] }): KindDef {
+  return { ...d, apiVersion: `${d.group}/${d.version}` } as KindDef;
+}
+
+/** Does a (group, kind) reference name a mesh Service? Core "" (GAMMA, Kubernetes) and trellis.dev both do. */
+export function isServiceRef(group: string | undefined, kind: string | undefined): boolean {
+  return (kind ?? 'Service') === 'Service' && (group === undefined || group === '' || group === TRELLIS_GROUP);
+}
+
+function parentRefs(res: Resource<{ parentRefs?: ParentReference[] }>): ObjectRef[] {
+  const out: ObjectRef[] = [];
+  const ns = res.metadata.namespace ?? 'default';
+  (res.spec.parentRefs ?? []).forEach((p, i) => {
+    const path = `spec.parentRefs[${i}]`;
+    const group = p.group ?? GATEWAY_GROUP;
+    const kind = p.kind ?? 'Gateway';
+    if (kind === 'Gateway' && group === GATEWAY_GROUP) out.push({ role: 'parentRef', kind: 'Gateway', namespace: p.namespace ?? ns, name: p.name, path });
+    else if (isServiceRef(group, kind)) out.push({ role: 'parentRef', kind: 'Service', namespace: p.namespace ?? ns, name: p.name, path });
+  });
+  return out;
+}
+
+type RuleWithBackends = { backendRefs?: { group?: string; kind?: string; name: string; namespace?: string }[] };
+
+function backendRefs(res: Resource<{ rules?: RuleWithBackends[] }>): ObjectRef[] {
+  const out: ObjectRef[] = [];
+  const ns = res.metadata.namespace ?? 'default';
+  (res.spec.rules ?? []).forEach((rule, r) => {
+    (rule.backendRefs ?? []).forEach((b, i) => {
+      if (isServiceRef(b.group, b.kind)) {
+        out.push({ role: 'backendRef', kind: 'Service', namespace: b.namespace ?? ns, name: b.name, path: `spec.rules[${r}].backendRefs[${i}]` });
+      }
+    });
+  });
+  return out;
+}
+
+const routeRefs = (res: Resource) => [...parentRefs(res as Resource<{ parentRefs?: ParentReference[] }>), ...backendRefs(res as Resource<{ rules?: RuleWithBackends[] }>)];
+const list = (xs: readonly string[] | undefined, empty = '<none>') => (xs && xs.length > 0 ? xs.join(',') : empty);
+const parentsColumn: Column = {
+  header: 'PARENTS',
+  value: (r) => list(((r.spec as { parentRefs?: ParentReference[] }).parentRefs ?? []).map((p) => `${p.kind ?? 'Gateway'}/${p.name}`)),
+};
+const backendsColumn: Column = {
+  header: 'BACKENDS',
+  wide: true,
+  value: (r) => list(((r.spec as { rules?: RuleWithBackends[] }).rules ?? []).flatMap((rule) => (rule.backendRefs ?? []).map((b) => b.name))),
+};
+
+export const KINDS: readonly KindDef[] = [
+  def<HTTPRouteSpecT>({
+    kind: 'HTTPRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'httproutes', shortNames: ['hr', 'httproute'],
+    alsoServed: [`${GATEWAY_GROUP}/v1beta1`],
+    specSchema: HTTPRouteSpec, nameRule: 'dns1123-subdomain', check: checkHTTPRoute, references: routeRefs,
+    columns: [{ header: 'HOSTNAMES', value: (r) => list((r.spec as HTTPRouteSpecT).hostnames, '') }, parentsColumn, backendsColumn],
+  }),
+  def<GRPCRouteSpecT>({
+    kind: 'GRPCRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'grpcroutes', shortNames: ['gr', 'grpcroute'],
+    specSchema: GRPCRouteSpec, nameRule: 'dns1123-subdomain', check: checkGRPCRoute, references: routeRefs,
+    columns: [{ header: 'HOSTNAMES', value: (r) => list((r.spec as GRPCRouteSpecT).hostnames, '') }, parentsColumn, backendsColumn],
+  }),
+  def<TCPRouteSpecT>({
+    kind: 'TCPRoute', group: GATEWAY_GROUP, version: 'v1alpha2', plural: 'tcproutes', shortNames: ['tr', 'tcproute'],
+    specSchema: TCPRouteSpec, nameRule: 'dns1123-subdomain', check: checkTCPRoute, references: routeRefs,
+    columns: [parentsColumn, backendsColumn],
+  }),
+  def<GatewaySpecT>({
+    kind: 'Gateway', group: GATEWAY_GROUP, version: 'v1', plural: 'gateways', shortNames: ['gtw', 'gw', 'gateway'],
+    alsoServed: [`${GATEWAY_GROUP}/v1beta1`],
+    specSchema: GatewaySpec, nameRule: 'dns1123-subdomain', check: checkGateway,
+    columns: [
+      { header: 'CLASS', value: (r) => (r.spec as GatewaySpecT).gatewayClassName },
+      { header: 'LISTENERS', value: (r) => (r.spec as GatewaySpecT).listeners.map((l) => `${l.name}:${l.protocol}/${l.port}`).join(',') },
+    ],
+  }),
+  def<ServiceSpecT>({
+    kind: 'Service', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'services', shortNames: ['svc', 'service'],
+    specSchema: ServiceSpec, nameRule: 'dns1035-label',
+    check(spec, report) {
+      const names = new Set<string>();
+      const ports = new Set<number>();
+      spec.ports.forEach((p, i) => {
+        if (p.name !== undefined) {
+          if (names.has(p.name)) report(['spec', 'ports', i, 'name'], `duplicate port name "${p.name}"`);
+          names.add(p.name);
+        } else if (spec.ports.length > 1) report(['spec', 'ports', i, 'name'], 'is required when the service has more than one port');
+        if (ports.has(p.port)) report(['spec', 'ports', i, 'port'], `duplicate port ${p.port}`);
+        ports.add(p.port);
+        if (typeof p.targetPort === 'number' && (p.targetPort < 1 || p.targetPort > 65535)) report(['spec', 'ports', i, 'targetPort'], 'must be between 1 and 65535');
+        if (typeof p.targetPort === 'string' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.targetPort)) report(['spec', 'ports', i, 'targetPort'], 'must be a port number or a port name');
+      });
+    },
+    columns: [
+      { header: 'PORTS', value: (r) => (r.spec as ServiceSpecT).ports.map((p) => `${p.port}/${p.protocol ?? 'http'}`).join(',') },
+      { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as ServiceSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`)) },
+    ],
+  }),
+  def<WorkloadSpecT>({
+    kind: 'Workload', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'workloads', shortNames: ['wl', 'workload'],
+    specSchema: WorkloadSpec, nameRule: 'dns1123-subdomain',
+    check(spec, report) {
+      if (isIP(spec.address) === 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(spec.address)) {
+        report(['spec', 'address'], 'must be an IP address or a DNS name');
+      }
+      const names = new Set<string>();
+      (spec.ports ?? []).forEach((p, i) => {
+        if (p.name === undefined) return;
+        if (names.has(p.name)) report(['spec', 'ports', i, 'name'], `duplicate port name "${p.name}"`);
+        names.add(p.name);
+      });
+    },
+    columns: [
+      { header: 'ADDRESS', value: (r) => (r.spec as WorkloadSpecT).address },
+      { header: 'SERVICE-ACCOUNT', value: (r) => (r.spec as WorkloadSpecT).serviceAccount ?? 'default' },
+      { header: 'LOCALITY', wide: true, value: (r) => { const l = (r.spec as WorkloadSpecT).locality; return l ? [l.region, l.zone].filter(Boolean).join('/') || '<none>' : '<none>'; } },
+      { header: 'LABELS', wide: true, value: (r) => list(Object.entries(r.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`)) },
+    ],
+  }),
+  // ---------------------------------------------------------------------------
+  // Policy kinds go here (trellis.dev/v1alpha1): TimeoutPolicy, RetryPolicy,
+  // CircuitBreakerPolicy, RateLimitPolicy, FaultPolicy, MeshTLS /
+  // PeerAuthentication, AuthorizationPolicy. Each is one `def({...})` entry:
+  // a spec schema (with a `targetRefs` to a Service or route), optional
+  // `check`, `references` (so a dangling target shows in status) and columns.
+  // ---------------------------------------------------------------------------
+];
+
+const byKind = new Map(KINDS.map((k) => [k.kind, k]));
+
+export function kindDef(kind: string): KindDef | undefined {
+  return byKind.get(kind);
+}
+
+/**
+ * Resolve what a user typed (`httproute`, `httproutes`, `hr`, `HTTPRoute`,
+ * `httproutes.gateway.networking.k8s.io`, `svc`) to a kind.
+ */
+export function resolveKind(name: string): KindDef | undefined {
+  const lower = name.toLowerCase();
+  for (const k of KINDS) {
+    if (
+      k.kind.toLowerCase() === lower || k.plural === lower || k.shortNames.includes(lower) ||
+      `${k.plural}.${k.group}` === lower || `${k.kind.toLowerCase()}.${k.group}` === lower
+    ) return k;
+  }
+  return undefined;
+}
