@@ -139,8 +139,16 @@ function connectionContext(accepted: Accepted, listener: Listener, chain: Filter
   const chainName = chain.name;
   const rx = deps.stats.downstreamBytes.labels(name, 'rx');
   const tx = deps.stats.downstreamBytes.labels(name, 'tx');
+  // The stack is looked up once per config version, not per request: a
+  // reference comparison is all a request pays while the config is stable.
+  let seen: Runtime | undefined;
+  let stack: Dispatch | undefined;
   const dispatch: Dispatch = (req, handler) => {
-    const stack = deps.current().httpStack(name, chainName);
+    const rt = deps.current();
+    if (rt !== seen) {
+      seen = rt;
+      stack = rt.httpStack(name, chainName);
+    }
     if (stack) stack(req, handler);
     else handler.onError(new ProxyError('NO_ROUTE', `listener "${name}" has no HTTP filter chain in the active config`));
   };
