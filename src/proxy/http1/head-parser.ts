@@ -61,6 +61,8 @@ for (let c = 0; c < 128; c++) {
 // checked per line so that a bare one is caught; HTAB is allowed in values).
 const BAD_CTL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
 function err(reason: string, code: HeadError['code'] = 'BAD_REQUEST'): HeadError {
   return { kind: 'error', code, reason };
 }
@@ -68,7 +70,7 @@ function err(reason: string, code: HeadError['code'] = 'BAD_REQUEST'): HeadError
 /** Find the end of a head starting at `start`: the offset just past
  * CRLF CRLF, INCOMPLETE-style -1 when not there yet, or an error. */
 function findHeadEnd(buf: Buffer, start: number, maxHeadBytes: number): number | HeadError {
-  const i = buf.indexOf('\r\n\r\n', start, 'latin1');
+  const i = buf.indexOf(CRLFCRLF, start);
   if (i !== -1) {
     if (i + 4 - start > maxHeadBytes) return err(`head is larger than ${maxHeadBytes} bytes`, 'HEADERS_TOO_LARGE');
     return i + 4;

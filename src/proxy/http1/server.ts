@@ -415,6 +415,9 @@ class ServerConnection {
   }
 }
 
+const EMPTY_BODY = new BodyDecoder();
+EMPTY_BODY.reset(BODY_LENGTH, 0);
+
 const RES_WAITING = 0;
 const RES_STREAMING = 1;
 const RES_DONE = 2;
@@ -429,7 +432,7 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
   readonly keepAlive: boolean;
   readonly http10: boolean;
   readonly isHead: boolean;
-  readonly decoder = new BodyDecoder();
+  readonly decoder: BodyDecoder;
   controller: ExchangeController | null = null;
   sink: BodySink | null = null;
   sinkPaused = false;
@@ -454,15 +457,18 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
     if (p.chunked) {
       this.contentLength = null;
       this.hasBody = true;
+      this.decoder = new BodyDecoder();
       this.decoder.reset(BODY_CHUNKED, 0);
-    } else if (p.contentLength >= 0) {
+    } else if (p.contentLength > 0) {
       this.contentLength = p.contentLength;
       this.hasBody = true;
+      this.decoder = new BodyDecoder();
       this.decoder.reset(BODY_LENGTH, p.contentLength);
     } else {
+      // Nothing to decode: share one finished decoder.
       this.contentLength = 0;
-      this.hasBody = false;
-      this.decoder.reset(BODY_LENGTH, 0);
+      this.hasBody = p.contentLength === 0;
+      this.decoder = EMPTY_BODY;
     }
     this.bodyDone = this.decoder.done;
   }
