@@ -74,3 +74,9 @@ test('response head: status, version, kept content-length and stripped hop-by-ho
     assert.equal(parseResponseHead(Buffer.from(bad), 0).kind, 'error', bad);
   }
 });
+
+test('empty lines before a request line: a few are skipped, endless ones refused', () => {
+  assert.equal(req('\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n').kind, 'request');
+  const r = req('\r\n'.repeat(100));
+  assert.equal(r.kind, 'error');
+});

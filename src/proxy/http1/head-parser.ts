@@ -270,7 +270,9 @@ function emptyFields(): HeadFields {
 /** Parse a request head at `start` (leading empty lines are skipped). */
 export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFAULT_MAX_HEAD_BYTES): ParsedRequestHead | Incomplete | HeadError {
   // RFC 9112 §2.2: ignore at least one empty line before the request-line.
+  const first = start;
   while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+  if (start - first > 64) return err('too many empty lines before the request line');
   if (start >= buf.length) return INCOMPLETE;
   const end = findHeadEnd(buf, start, maxHeadBytes);
   if (end === -1) return INCOMPLETE;
