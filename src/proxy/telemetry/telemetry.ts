@@ -1,0 +1,171 @@
+// The proxy's telemetry, assembled: standard metrics, tracing, access log and
+// tap, plus the admin routes that control them. One instance per proxy;
+// stack.ts asks it for each listener's layer (`layer()`), the TCP path
+// reports finished connections (`tcpClosed()`), admin.ts hands it requests
+// it does not serve itself (`handleAdmin()`).
+//
+//   POST /logging?access=on|off   switch access logs at runtime
+//   GET  /logging                 {"access": true|false, "written": n, "dropped": n}
+//   GET  /tap?authority=&path=&method=&code=&service=&limit=
+//        NDJSON stream of matching exchanges (metadata only, credentials redacted)
+import type http from 'node:http';
+import type { NodeInfo, ProxyConfig } from '../config/types.ts';
+import type { Layer } from '../http/exchange.ts';
+import type { Registry } from '../stats.ts';
+import { endpointKey } from '../cluster.ts';
+import { AccessLog, type AccessLogOptions } from './access-log.ts';
+import { UNKNOWN, parseSpiffe, selfIdentity, serviceFromCluster, type WorkloadIdentity } from './identity.ts';
+import { TapHub, parseTapFilter } from './tap.ts';
+import { createTelemetryStats, type TelemetryStats } from './telemetry-stats.ts';
+import { telemetryLayer, type EndpointDirectory } from './telemetry-layer.ts';
+import { createTracer, type ProxyTracer, type TracingOptions } from './tracing.ts';
+
+export interface TelemetryOptions {
+  readonly registry: Registry;
+  readonly node: Pick<NodeInfo, 'cluster' | 'metadata'>;
+  /** Tracing is off unless configured. */
+  readonly tracing?: Omit<TracingOptions, 'serviceName'> & { serviceName?: string };
+  readonly accessLog?: AccessLogOptions;
+  /** Bound on distinct label tuples per metric family. */
+  readonly maxTuples?: number;
+}
+
+export interface TcpConnectionReport {
+  readonly direction: 'inbound' | 'outbound' | 'gateway';
+  readonly cluster: string | undefined;
+  readonly peerIdentity?: string | undefined;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+export class Telemetry {
+  readonly self: WorkloadIdentity;
+  readonly stats: TelemetryStats;
+  readonly tracer: ProxyTracer | undefined;
+  readonly accessLog: AccessLog;
+  readonly tap = new TapHub();
+  private readonly directories = new WeakMap<ProxyConfig, EndpointDirectory>();
+
+  constructor(o: TelemetryOptions) {
+    this.self = selfIdentity(o.node);
+    this.stats = createTelemetryStats(o.registry, o.maxTuples === undefined ? {} : { maxTuples: o.maxTuples });
+    this.tracer = o.tracing ? createTracer({ serviceName: this.self.workload, namespace: this.self.namespace, ...o.tracing }) : undefined;
+    this.accessLog = new AccessLog(o.accessLog);
+  }
+
+  /** The telemetry layer of one listener under one config version. */
+  layer(direction: 'inbound' | 'outbound' | 'gateway', config: ProxyConfig): Layer {
+    return telemetryLayer({
+      stats: this.stats,
+      self: this.self,
+      direction,
+      endpoints: this.directory(config),
+      tracer: this.tracer,
+      accessLog: this.accessLog,
+      tap: this.tap,
+    });
+  }
+
+  /** Count a finished opaque TCP connection. */
+  tcpClosed(r: TcpConnectionReport): void {
+    let values: [string, string, string, string, string, string, string];
+    if (r.direction === 'inbound') {
+      const spiffe = r.peerIdentity ? parseSpiffe(r.peerIdentity) : undefined;
+      values = [r.direction, UNKNOWN, spiffe?.namespace ?? UNKNOWN, this.self.workload, this.self.namespace, UNKNOWN, String(r.peerIdentity !== undefined)];
+    } else {
+      const svc = r.cluster !== undefined ? serviceFromCluster(r.cluster) : undefined;
+      values = [r.direction, this.self.workload, this.self.namespace, UNKNOWN, svc?.namespace ?? UNKNOWN, svc?.service ?? r.cluster ?? UNKNOWN, 'false'];
+    }
+    const s = this.stats.tcp(values);
+    s.opened.inc();
+    s.closed.inc();
+    if (r.bytesIn > 0) s.received.inc(r.bytesIn);
+    if (r.bytesOut > 0) s.sent.inc(r.bytesOut);
+  }
+
+  /** Serve the telemetry admin routes; false when the path is not one. */
+  handleAdmin(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname === '/logging') {
+      if (req.method === 'POST') {
+        const v = url.searchParams.get('access');
+        if (v !== 'on' && v !== 'off') {
+          json(res, 400, { error: 'access: must be "on" or "off"' });
+          return true;
+        }
+        this.accessLog.setEnabled(v === 'on');
+      } else if (req.method !== 'GET') {
+        json(res, 405, { error: 'method not allowed' });
+        return true;
+      }
+      json(res, 200, { access: this.accessLog.enabled, written: this.accessLog.written(), dropped: this.accessLog.dropped() });
+      return true;
+    }
+    if (url.pathname === '/tap') {
+      if (req.method !== 'GET') {
+        json(res, 405, { error: 'method not allowed' });
+        return true;
+      }
+      const f = parseTapFilter(url.searchParams);
+      if (!f.ok) {
+        json(res, 400, { error: f.error });
+        return true;
+      }
+      const limitRaw = url.searchParams.get('limit');
+      const limit = limitRaw === null ? Infinity : Number(limitRaw);
+      if (!(limit > 0)) {
+        json(res, 400, { error: 'limit: must be a positive number' });
+        return true;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      res.write(`${JSON.stringify({ type: 'start', filter: f.filter })}\n`);
+      let sent = 0;
+      const sub = this.tap.subscribe(f.filter, {
+        write: (line) => {
+          res.write(line);
+          if (line.startsWith('{"type":"exchange"') && ++sent >= limit) {
+            sub.close();
+            res.end();
+          }
+        },
+        backlog: () => res.writableLength,
+      });
+      const done = (): void => sub.close();
+      res.on('close', done);
+      res.on('finish', done);
+      return true;
+    }
+    return false;
+  }
+
+  async close(): Promise<void> {
+    await this.tracer?.shutdown();
+    await this.accessLog.close();
+  }
+
+  private directory(config: ProxyConfig): EndpointDirectory {
+    let d = this.directories.get(config);
+    if (!d) {
+      const byCluster = new Map<string, Map<string, string>>();
+      for (const [cluster, localities] of config.endpoints) {
+        const m = new Map<string, string>();
+        for (const le of localities) {
+          for (const ep of le.endpoints) {
+            const w = ep.labels?.['trellis.dev/workload'];
+            if (w) m.set(endpointKey(ep.address, ep.port), w);
+          }
+        }
+        if (m.size > 0) byCluster.set(cluster, m);
+      }
+      d = (cluster, endpoint) => byCluster.get(cluster)?.get(endpoint);
+      this.directories.set(config, d);
+    }
+    return d;
+  }
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const s = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s), 'cache-control': 'no-store' });
+  res.end(s);
+}
