@@ -16,10 +16,10 @@ import { defaultPoolFactory } from './default-pool-factory.ts';
 import { compileRouteTables } from './route-match.ts';
 import type { RouteTable } from './route-match.ts';
 import { createRouter } from './router.ts';
-import { serveHttp1 } from './http1/server.ts';
-import { serveHttp2 } from './http2/server.ts';
+import { serveHttp1, createHttp1Server } from './http1/server.ts';
+import { serveHttp2, createHttp2Server } from './http2/server.ts';
 import { Listener, type ListenerDeps } from './listener.ts';
-import { createConnectionHandler, buildHttpStacks, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
+import { createConnectionHandler, buildHttpStacks, codecsByIdleTimeout, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
 import { ListenerSeries } from './layers/metrics.ts';
 import { createStaticPicker } from './static-pick.ts';
 import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
@@ -99,8 +99,10 @@ export class Proxy {
       current: () => this.active!.runtime,
       stats: this.stats,
       log: this.log,
-      http1: opts.http1 ?? serveHttp1,
-      http2: opts.http2 ?? serveHttp2,
+      // HttpConnectionManager idle timeout -> the codec's idle timeout
+      // (HTTP/1: keep-alive idle close; HTTP/2: GOAWAY when idle).
+      http1: opts.http1 ? () => opts.http1! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp1 : createHttp1Server({ idleTimeoutMs: ms }))),
+      http2: opts.http2 ? () => opts.http2! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp2 : createHttp2Server({ idleTimeoutMs: ms }))),
       ...(opts.terminateTls ? { terminateTls: opts.terminateTls } : {}),
     });
     this.stats.configVersion.onCollect((g) => {

@@ -79,13 +79,25 @@ export function buildHttpStacks(config: ProxyConfig, deps: HttpStackDeps): Runti
 
 // ---- the connection: codec or TCP proxy ----
 
+/** Codecs built once per distinct idle timeout (a handful at most). */
+export function codecsByIdleTimeout(create: (idleTimeoutMs: number | undefined) => ServeConnection): (hcm: HttpConnectionManagerSpec) => ServeConnection {
+  const cache = new Map<number | undefined, ServeConnection>();
+  return (hcm) => {
+    let c = cache.get(hcm.idleTimeoutMs);
+    if (!c) cache.set(hcm.idleTimeoutMs, (c = create(hcm.idleTimeoutMs)));
+    return c;
+  };
+}
+
 export interface ConnectionDeps {
   /** The runtime of the config in force right now. */
   current(): Runtime;
   readonly stats: ProxyStats;
   readonly log: Log;
-  readonly http1: ServeConnection;
-  readonly http2: ServeConnection;
+  /** The downstream codecs for a chain's HttpConnectionManager (idle
+   * timeout and such come from it). */
+  readonly http1: (hcm: HttpConnectionManagerSpec) => ServeConnection;
+  readonly http2: (hcm: HttpConnectionManagerSpec) => ServeConnection;
   /**
    * TLS on an HTTP chain. The mTLS work terminates it here and calls
    * `serve` again with the decrypted socket; until then such connections
@@ -124,11 +136,11 @@ export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accept
         }
         return;
       case 'http2':
-        deps.http2(socket, initial, conn);
+        deps.http2(chain.http)(socket, initial, conn);
         return;
       case 'http1':
       case 'opaque': // not HTTP on an HTTP chain: the HTTP/1 codec answers 400
-        deps.http1(socket, initial, conn);
+        deps.http1(chain.http)(socket, initial, conn);
         return;
     }
   };

@@ -23,6 +23,7 @@ export interface HttpListenerOpts {
   codecType?: 'AUTO' | 'HTTP1' | 'HTTP2';
   requestTimeout?: string;
   via?: string;
+  idleTimeout?: string;
   /** Restrict the HTTP chain to detected HTTP and add a default TCP chain. */
   fallbackTcpCluster?: string;
 }
@@ -37,6 +38,7 @@ export function httpListener(name: string, o: HttpListenerOpts): object {
   };
   if (o.requestTimeout) hcm.requestTimeout = o.requestTimeout;
   if (o.via) hcm.via = o.via;
+  if (o.idleTimeout) hcm.commonHttpProtocolOptions = { idleTimeout: o.idleTimeout };
   const chain: Record<string, unknown> = { name: `${name}-http`, filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] };
   const l: Record<string, unknown> = { name, address: sockAddr(o.port ?? 0), trafficDirection: 'OUTBOUND', filterChains: [chain] };
   if (o.fallbackTcpCluster) {

@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
 import { bootstrapDoc, getText, httpBackend, httpListener, portOf, request, routeConfig, runProxy, staticCluster } from './helpers.ts';
 
 test('HTTP/1.1: routes by prefix, chunked request and response bodies, keep-alive reuse', async (t) => {
@@ -122,4 +124,23 @@ test('admin: /ready, /live, /config_dump, /stats/prometheus, /clusters', async (
   const c = clusters.clusters.find((x) => x.name === 'a');
   assert.equal(c?.endpoints[0]?.port, a.port);
   assert.equal((await getText(admin, '/nope')).status, 404);
+});
+
+test('the listener idle timeout closes an idle keep-alive connection', async (t) => {
+  const a = await httpBackend(t, 'a');
+  const p = await runProxy(t, bootstrapDoc({
+    listeners: [httpListener('out', { routeConfigName: 'r', idleTimeout: '0.15s' })],
+    clusters: [staticCluster('a', [a.port])],
+    routes: [routeConfig('r', [{ cluster: 'a' }])],
+  }));
+  const s = net.connect({ host: '127.0.0.1', port: portOf(p, 'out') });
+  t.after(() => s.destroy());
+  let got = '';
+  s.setEncoding('utf8').on('data', (d: string) => (got += d));
+  const start = performance.now();
+  s.write('GET /idle HTTP/1.1\r\nhost: x\r\n\r\n');
+  await once(s, 'close');
+  const took = performance.now() - start;
+  assert.match(got, /^HTTP\/1\.1 200/);
+  assert.ok(took >= 100 && took < 3000, `closed after the idle timeout (${took} ms)`);
 });

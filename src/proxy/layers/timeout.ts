@@ -1,16 +1,18 @@
-// Request deadlines. The effective deadline is the earliest of: the gRPC
-// client's `grpc-timeout` (the HTTP/2 codec already sets it; repeated here
-// for any codec that does not), the listener's request timeout
-// (HttpConnectionManager.requestTimeoutMs, from the first request byte) and
-// the route's timeout (the router lowers `ctx.deadline` while it runs). The
-// timer is armed once the inner layers return, so the route's timeout is
-// included. When it fires: the upstream exchange is aborted and the handler
-// gets REQUEST_TIMEOUT (504, or gRPC DEADLINE_EXCEEDED) — or a reset stream
-// if the response had already begun.
+// Request deadlines, two kinds:
+// - The request's deadline, `ctx.deadline`: the earliest of the gRPC
+//   client's `grpc-timeout` (the HTTP/2 codec already sets it; repeated here
+//   for any codec that does not) and the route's timeout (the router lowers
+//   `ctx.deadline` while it runs, so the timer is armed once the inner layers
+//   return). It covers the whole exchange, and the HTTP/2 pool propagates
+//   what is left of it upstream as `grpc-timeout`.
+// - The listener's request timeout (HttpConnectionManager.requestTimeout),
+//   as Envoy defines it: time allowed until the response begins. It is
+//   disarmed by the response headers and is not propagated upstream.
+// When either expires: the upstream exchange is aborted and the handler gets
+// REQUEST_TIMEOUT (504, or gRPC DEADLINE_EXCEEDED; flag UT) — or a reset
+// stream if the response had already begun.
 //
-// Propagation upstream: the HTTP/2 pool rewrites `grpc-timeout` from
-// `ctx.deadline` (what is left, not the client's original budget). Nothing
-// is sent to HTTP/1 upstreams (no `x-trellis-deadline-ms` yet: the
+// Nothing is sent to HTTP/1 upstreams (no `x-trellis-deadline-ms` yet: the
 // resilience work may add per-try deadlines and a header together).
 import type { Dispatch, ExchangeController, HeaderList, Layer, ProxyRequest, ResponseHandler, ResponseHead } from '../http/exchange.ts';
 import { ProxyError } from '../errors.ts';
@@ -30,12 +32,9 @@ export function timeoutLayer(opts: TimeoutOptions = {}): Layer {
     return function timeoutDispatch(req, handler) {
       const ctx = req.ctx;
       if (ctx.grpc && ctx.deadline === null) ctx.deadline = grpcDeadline(req.head.headers, ctx.startTime);
-      if (limit > 0) {
-        const d = ctx.startTime + limit;
-        if (ctx.deadline === null || d < ctx.deadline) ctx.deadline = d;
-      }
       // Always wrapped: the router may still set a route timeout.
       const h = new DeadlineHandler(handler, req);
+      if (limit > 0) h.armHeaders(ctx.startTime + limit - now());
       next(req, h);
       if (ctx.deadline !== null) h.arm(ctx.deadline - now());
     };
@@ -47,6 +46,8 @@ class DeadlineHandler implements ResponseHandler {
   private readonly req: ProxyRequest;
   private controller: ExchangeController | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** The listener's request timeout: until the response begins. */
+  private headersTimer: NodeJS.Timeout | null = null;
   private done = false;
   private timedOut: ProxyError | null = null;
   onInformational?: (head: ResponseHead) => void;
@@ -63,6 +64,12 @@ class DeadlineHandler implements ResponseHandler {
         inner.onUpgrade!(head, up, rest);
       };
     }
+  }
+
+  armHeaders(remainingMs: number): void {
+    if (this.done) return;
+    if (remainingMs <= 0) this.fire();
+    else this.headersTimer = setTimeout(() => this.fire(), remainingMs);
   }
 
   arm(remainingMs: number): void {
@@ -90,6 +97,14 @@ class DeadlineHandler implements ResponseHandler {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    this.clearHeadersTimer();
+  }
+
+  private clearHeadersTimer(): void {
+    if (this.headersTimer !== null) {
+      clearTimeout(this.headersTimer);
+      this.headersTimer = null;
+    }
   }
 
   onStart(c: ExchangeController): void {
@@ -101,7 +116,9 @@ class DeadlineHandler implements ResponseHandler {
     this.inner.onStart(c);
   }
   onHeaders(head: ResponseHead): boolean {
-    return this.done ? false : this.inner.onHeaders(head);
+    if (this.done) return false;
+    this.clearHeadersTimer();
+    return this.inner.onHeaders(head);
   }
   onData(chunk: Buffer): boolean {
     return this.done ? false : this.inner.onData(chunk);
