@@ -57,11 +57,17 @@ export interface WatchHandlers {
 
 export interface Lease {
   readonly id: string;
-  /** Renew now (backends also keep it alive automatically until revoke). */
+  /** Renew now (backends also keep it alive automatically until revoke).
+   * Rejects with StoreError `lease_not_found` when the lease is gone. */
   keepAlive(): Promise<void>;
   revoke(): Promise<void>;
   /** Fires if the lease is lost (expired or revoked elsewhere). */
   onLost(cb: () => void): void;
+}
+
+export interface GrantLeaseOptions {
+  /** Default true. */
+  autoKeepAlive?: boolean;
 }
 
 export interface Store {
@@ -74,12 +80,15 @@ export interface Store {
   watch(prefix: string, opts: WatchOptions, handlers: WatchHandlers): Watch;
   /** The store's current revision. */
   revision(): Promise<number>;
-  /** A lease with a TTL in seconds, kept alive until revoked. */
-  grantLease(ttlSeconds: number): Promise<Lease>;
+  /** A lease with a TTL in seconds, kept alive until revoked (unless
+   * `autoKeepAlive: false`: then only `keepAlive()` renews it, for leases that
+   * stand for someone else's heartbeat, like a registered workload's). */
+  grantLease(ttlSeconds: number, opts?: GrantLeaseOptions): Promise<Lease>;
   close(): Promise<void>;
 }
 
-export type StoreErrorCode = 'compacted' | 'closed' | 'unavailable' | 'invalid';
+/** `lease_not_found`: put/keepAlive named a lease that expired or was revoked. */
+export type StoreErrorCode = 'compacted' | 'closed' | 'unavailable' | 'invalid' | 'lease_not_found';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
