@@ -60,6 +60,10 @@ const MAX_APPLY_ATTEMPTS = 5;
 /** Kinds other resources' status depends on. */
 const REFERENCED_KINDS = new Set(['Service', 'Gateway']);
 
+function nonEmpty(m: Record<string, string> | undefined): m is Record<string, string> {
+  return m !== undefined && Object.keys(m).length > 0;
+}
+
 function now(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
@@ -79,7 +83,7 @@ export function userView(r: Resource | null): unknown {
   return {
     apiVersion: r.apiVersion,
     kind: r.kind,
-    metadata: { name: m.name, namespace: m.namespace, ...(m.labels ? { labels: m.labels } : {}), ...(m.annotations ? { annotations: m.annotations } : {}) },
+    metadata: { name: m.name, namespace: m.namespace, ...(nonEmpty(m.labels) ? { labels: m.labels } : {}), ...(nonEmpty(m.annotations) ? { annotations: m.annotations } : {}) },
     spec: r.spec,
   };
 }
@@ -143,8 +147,8 @@ export function createResourceService(store: Store): ResourceService {
         metadata: {
           name: key.name,
           namespace: key.namespace,
-          ...(res.metadata.labels ? { labels: res.metadata.labels } : {}),
-          ...(res.metadata.annotations ? { annotations: res.metadata.annotations } : {}),
+          ...(nonEmpty(res.metadata.labels) ? { labels: res.metadata.labels } : {}),
+          ...(nonEmpty(res.metadata.annotations) ? { annotations: res.metadata.annotations } : {}),
           uid: old?.metadata.uid ?? randomUUID(),
           generation: old ? (old.metadata.generation ?? 1) + (specChanged ? 1 : 0) : 1,
           creationTimestamp: old?.metadata.creationTimestamp ?? now(),

@@ -1,0 +1,98 @@
+// The control plane's HTTP API on one port (15080 by default). Resource
+// endpoints are built in; other parts mount their own routes:
+//
+//   const api = createApiServer({ resources });
+//   api.addRoutes([{ method: 'GET', pattern: '/api/v1/registry/workloads', handle }]);
+//   await api.listen(15080, '127.0.0.1');
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Store } from '../store/types.ts';
+import { createResourceService, type ResourceService } from '../resources/service.ts';
+import { apiError, sendError } from './http-errors.ts';
+import { resourceRoutes } from './resource-routes.ts';
+import { Router, type ApiRoute } from './router.ts';
+import { watchRoute } from './watch-sse.ts';
+
+export type { ApiRoute } from './router.ts';
+export { sendJson, sendError, apiError, type ApiError, type ApiErrorCode } from './http-errors.ts';
+export { readBody, readStructuredBody } from './read-body.ts';
+
+export const DEFAULT_API_PORT = 15080;
+
+export interface ApiServerOptions {
+  resources: ResourceService;
+  /** Extra routes mounted at creation (more can be added later with addRoutes). */
+  routes?: readonly ApiRoute[];
+  sseHeartbeatMs?: number;
+}
+
+export interface ApiServer {
+  readonly server: Server;
+  readonly resources: ResourceService;
+  /** The request handler, for mounting into another node:http server. */
+  handler(req: IncomingMessage, res: ServerResponse): void;
+  addRoutes(routes: readonly ApiRoute[]): void;
+  listen(port: number, host?: string): Promise<{ port: number; url: string }>;
+  /** Ends watch streams and open connections, then stops listening. */
+  close(): Promise<void>;
+}
+
+export function createApiServer(opts: ApiServerOptions): ApiServer {
+  const router = new Router();
+  const streams = new Set<ServerResponse>();
+  router.add(resourceRoutes(opts.resources));
+  router.add([watchRoute(opts.resources, { streams, ...(opts.sseHeartbeatMs === undefined ? {} : { heartbeatMs: opts.sseHeartbeatMs }) })]);
+  if (opts.routes) router.add(opts.routes);
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    router.dispatch(req, res).catch((err: unknown) => {
+      const code = (err as { code?: unknown } | null)?.code;
+      const unavailable = (err as Error | null)?.name === 'StoreError' && (code === 'unavailable' || code === 'closed');
+      sendError(res, apiError(unavailable ? 'unavailable' : 'internal', err instanceof Error ? err.message : String(err)));
+    });
+  };
+  const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, handler);
+
+  return {
+    server,
+    resources: opts.resources,
+    handler,
+    addRoutes: (routes) => router.add(routes),
+    listen(port, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const addr = server.address() as AddressInfo;
+          const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+          resolve({ port: addr.port, url: `http://${h}:${addr.port}` });
+        });
+      });
+    },
+    close() {
+      for (const res of streams) res.end();
+      streams.clear();
+      return new Promise((resolve) => {
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+export interface StartedApi {
+  api: ApiServer;
+  resources: ResourceService;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** For `trellis control-plane`: the resource service over `store`, served on host:port. */
+export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[] }): Promise<StartedApi> {
+  const resources = createResourceService(opts.store);
+  const api = createApiServer({ resources, ...(opts.routes ? { routes: opts.routes } : {}) });
+  const { port, url } = await api.listen(opts.port ?? DEFAULT_API_PORT, opts.host ?? '127.0.0.1');
+  return { api, resources, port, url, close: () => api.close() };
+}
