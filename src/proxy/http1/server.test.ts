@@ -550,3 +550,33 @@ test('bytes already read by protocol detection are processed first', async (t) =
   assert.match(a!, /x-url: \/first\r\n[^]*\r\n\r\nabcdef$/);
   assert.match(b!, /x-url: \/second\r\n/);
 });
+
+test('requests dribbled in tiny pieces parse the same as in one write', async (t) => {
+  const up = await startUpstream(t, echoHandler);
+  const px = await startProxy(t, up.port);
+  const stream =
+    'POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nwiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n' +
+    'GET /b HTTP/1.1\r\nHost: a\r\nX-Long: ' + 'v'.repeat(300) + '\r\n\r\n' +
+    'PUT /c HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world' +
+    'GET /d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
+  const s = net.connect(px.port, '127.0.0.1');
+  s.setNoDelay(true);
+  t.after(() => s.destroy());
+  let data = '';
+  s.on('data', (d) => { data += d.toString('latin1'); });
+  let seed = 7;
+  const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  for (let i = 0; i < stream.length;) {
+    const n = 1 + (rand() % 7);
+    s.write(stream.slice(i, i + n));
+    i += n;
+    await new Promise((r) => setImmediate(r));
+  }
+  await once(s, 'close');
+  const parts = data.split(/(?=HTTP\/1\.1 )/);
+  assert.equal(parts.length, 4, data);
+  assert.match(parts[0]!, /x-url: \/a\r\n[^]*\r\n\r\n(?:[0-9a-f]+\r\n)?wikipedia/);
+  assert.match(parts[1]!, /x-url: \/b\r\n/);
+  assert.match(parts[2]!, /x-url: \/c\r\n[^]*\r\n\r\nhello world$/);
+  assert.match(parts[3]!, /x-url: \/d\r\n/);
+});
