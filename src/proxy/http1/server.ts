@@ -162,6 +162,7 @@ class ServerConnection {
     }
     if (data === null) return this.write(pre + suffix);
     if (this.dead || this.closing) return true;
+    if (pre.length === 0 && suffix.length === 0) return this.write(data);
     const n = data.length;
     if (n <= COALESCE_MAX) {
       const b = Buffer.allocUnsafe(pre.length + n + suffix.length);
