@@ -308,3 +308,26 @@ test('content-length body and bad options', async (t) => {
   assert.throws(() => createHttp1Pool({ ...DEFAULT_POOL_OPTIONS, host: 'h', port: 1, maxConnections: 0 }), /maxConnections/);
   assert.throws(() => createHttp1Pool({ ...DEFAULT_POOL_OPTIONS, host: 'h', port: 1, idleTimeoutMs: -1 }), /idleTimeoutMs/);
 });
+
+test('TLS origination: requests over a verified TLS connection, reused', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const https = await import('node:https');
+  const dir = new URL('../http2/fixtures/', import.meta.url);
+  const cert = readFileSync(new URL('localhost-cert.pem', dir));
+  const key = readFileSync(new URL('localhost-key.pem', dir));
+  let conns = 0;
+  const server = https.createServer({ key, cert }, (req, res) => res.end(`tls ${req.url}`));
+  server.on('secureConnection', () => conns++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+  const port = (server.address() as net.AddressInfo).port;
+  const p = pool(t, port, { tls: { ca: cert, servername: 'localhost' } });
+  for (const path of ['/a', '/b']) {
+    const o = await send(p, request(path));
+    assert.equal(o.kind === 'response' && o.body, `tls ${path}`);
+  }
+  assert.equal(conns, 1);
+  const untrusted = pool(t, port, { tls: { servername: 'localhost' } });
+  const bad = await send(untrusted, request('/'));
+  assert.equal(bad.kind === 'error' && bad.code, 'UPSTREAM_CONNECT_FAILED');
+});
