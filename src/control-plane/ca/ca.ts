@@ -1,0 +1,270 @@
+// The mesh certificate authority. A root (ECDSA P-256, 10 years) is made on
+// first start and kept in the store under /trellis/ca/state together with an
+// intermediate (1 year) that signs workload certificates (24 h by default).
+// The private keys sit in the store: acceptable for the embedded store on the
+// control plane's own disk; an operator who wants the root key elsewhere
+// passes `operatorCa` (`--ca-cert/--ca-key` files): that CA signs the
+// intermediate and its key never enters the store.
+//
+// signCsr(): the caller authenticates with a join token; the CSR's signature
+// is verified, its key must be P-256, and the issued SPIFFE ID is the
+// token's: a CSR naming any other identity is refused (IDENTITY_MISMATCH).
+//
+// Root rotation keeps traffic flowing with an overlap, in three steps:
+//   stageRoot()     a new root joins the trust bundle; issuing is unchanged.
+//                   Proxies pick the bundle up (xDS Secret, or with their
+//                   next certificate / bundle poll).
+//   activateRoot()  a new intermediate under the new root issues from now
+//                   on; the old root stays in the bundle, so certificates it
+//                   issued keep verifying until they expire.
+//   retireRoot()    the old root leaves the bundle (after the longest
+//                   workload TTL has passed since activation).
+import type { Store } from '../store/types.ts';
+import * as x509 from '../../lib/x509.ts';
+import { spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
+import {
+  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, notAfterOf, signWorkload,
+} from './pki.ts';
+import { mintJoinToken, revokeJoinToken, verifyJoinToken, type JoinTokenBinding, type MintResult } from './join-tokens.ts';
+
+export const CA_STATE_KEY = '/trellis/ca/state';
+export const DEFAULT_WORKLOAD_TTL_MS = 24 * 3600_000;
+export const DEFAULT_ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
+export const DEFAULT_INTERMEDIATE_TTL_MS = 365 * 24 * 3600_000;
+
+export type CaStore = Pick<Store, 'get' | 'put' | 'delete' | 'list'>;
+
+interface RootRecord {
+  certPem: string;
+  /** Absent for an operator-supplied CA (its key is never stored). */
+  keyPem?: string;
+  /** staged: in the bundle, not issuing; active: issuing; retired roots are removed. */
+  state: 'staged' | 'active' | 'previous';
+  addedAt: string;
+}
+
+interface CaState {
+  version: 1;
+  trustDomain: string;
+  roots: RootRecord[];
+  intermediate: { certPem: string; keyPem: string; rootFingerprint: string };
+}
+
+export interface CaOptions {
+  readonly store: CaStore;
+  readonly trustDomain: string;
+  /** Wall clock in ms (Date.now by default). */
+  readonly now?: () => number;
+  readonly workloadTtlMs?: number;
+  readonly rootTtlMs?: number;
+  readonly intermediateTtlMs?: number;
+  /** An operator's CA (PEM cert + PKCS#8 key) used instead of a generated root. */
+  readonly operatorCa?: { readonly certPem: string; readonly keyPem: string };
+}
+
+export type SignErrorCode = 'UNAUTHENTICATED' | 'INVALID_CSR' | 'IDENTITY_MISMATCH';
+
+export type SignResult =
+  | { ok: true; spiffeId: string; certificateChain: string; trustBundle: string; expiresAt: string }
+  | { ok: false; code: SignErrorCode; message: string };
+
+export interface TrustBundle {
+  /** Concatenated PEM roots. */
+  readonly pem: string;
+  readonly roots: readonly { readonly fingerprint: string; readonly state: RootRecord['state']; readonly notAfter: string }[];
+}
+
+export interface CaStatus {
+  readonly trustDomain: string;
+  readonly bundle: TrustBundle;
+  readonly intermediate: { readonly fingerprint: string; readonly notAfter: string; readonly rootFingerprint: string };
+  readonly operatorSupplied: boolean;
+}
+
+export interface CertificateAuthority {
+  readonly trustDomain: string;
+  trustBundle(): TrustBundle;
+  status(): CaStatus;
+  signCsr(csrPem: string, opts: { credentials: { joinToken?: string } }): Promise<SignResult>;
+  createJoinToken(binding: JoinTokenBinding, opts?: { ttlMs?: number }): Promise<MintResult>;
+  revokeJoinToken(token: string): Promise<boolean>;
+  /** Step 1 of root rotation; returns the new root's fingerprint. */
+  stageRoot(): Promise<string>;
+  /** Step 2: issue under the staged root from now on. */
+  activateRoot(): Promise<void>;
+  /** Step 3: drop a previous root from the bundle. */
+  retireRoot(fingerprint: string): Promise<boolean>;
+  rotateIntermediate(): Promise<void>;
+  /** Re-read the state (another replica rotated). */
+  reload(): Promise<void>;
+}
+
+export type StartCaResult = { ok: true; ca: CertificateAuthority } | { ok: false; code: 'INVALID_ARGUMENT'; message: string };
+
+export async function startCertificateAuthority(opts: CaOptions): Promise<StartCaResult> {
+  if (!isValidTrustDomain(opts.trustDomain)) {
+    return { ok: false, code: 'INVALID_ARGUMENT', message: `trustDomain: must be a lowercase DNS-like name (got ${JSON.stringify(opts.trustDomain)})` };
+  }
+  const now = opts.now ?? Date.now;
+  const workloadTtl = opts.workloadTtlMs ?? DEFAULT_WORKLOAD_TTL_MS;
+  const store = opts.store;
+  let operatorKey: CryptoKey | undefined;
+  if (opts.operatorCa) {
+    try {
+      operatorKey = (await importKeyPair(opts.operatorCa.keyPem, opts.operatorCa.certPem)).privateKey;
+      const c = new x509.X509Certificate(opts.operatorCa.certPem);
+      const bc = c.getExtension(x509.BasicConstraintsExtension);
+      if (!bc?.ca) return { ok: false, code: 'INVALID_ARGUMENT', message: 'caCert: the operator certificate is not a CA (basicConstraints cA is false)' };
+    } catch (err) {
+      return { ok: false, code: 'INVALID_ARGUMENT', message: `caCert/caKey: cannot load the operator CA: ${(err as Error).message} (an ECDSA P-256 certificate and PKCS#8 key are required)` };
+    }
+  }
+
+  const newIntermediate = async (root: RootRecord): Promise<CaState['intermediate']> => {
+    const issuerKey = root.keyPem ? (await importKeyPair(root.keyPem, root.certPem)).privateKey : operatorKey!;
+    const kp = await generateKeyPair();
+    const certPem = await createIntermediate({
+      trustDomain: opts.trustDomain, now: new Date(now()), ttlMs: opts.intermediateTtlMs ?? DEFAULT_INTERMEDIATE_TTL_MS,
+      keys: kp.keys, issuerCertPem: root.certPem, issuerKey,
+    });
+    return { certPem, keyPem: kp.privateKeyPem, rootFingerprint: fingerprint(root.certPem) };
+  };
+  const newRoot = async (state: RootRecord['state']): Promise<RootRecord> => {
+    const kp = await generateKeyPair();
+    const certPem = await createRoot({ trustDomain: opts.trustDomain, now: new Date(now()), ttlMs: opts.rootTtlMs ?? DEFAULT_ROOT_TTL_MS, keys: kp.keys });
+    return { certPem, keyPem: kp.privateKeyPem, state, addedAt: new Date(now()).toISOString() };
+  };
+
+  // Load or create (first start). Two replicas racing: the loser re-reads.
+  let state: CaState;
+  let modRevision = 0;
+  const load = async (): Promise<boolean> => {
+    const kv = await store.get(CA_STATE_KEY);
+    if (!kv) return false;
+    state = JSON.parse(kv.value) as CaState;
+    modRevision = kv.modRevision;
+    return true;
+  };
+  if (!(await load())) {
+    const root: RootRecord = opts.operatorCa
+      ? { certPem: opts.operatorCa.certPem, state: 'active', addedAt: new Date(now()).toISOString() }
+      : await newRoot('active');
+    const initial: CaState = { version: 1, trustDomain: opts.trustDomain, roots: [root], intermediate: await newIntermediate(root) };
+    const r = await store.put(CA_STATE_KEY, JSON.stringify(initial), { expectModRevision: 0 });
+    if (r.ok) {
+      state = initial;
+      modRevision = r.revision;
+    } else if (!(await load())) {
+      throw new Error('CA state: lost a creation race but found no state');
+    }
+  }
+  if (state!.trustDomain !== opts.trustDomain) {
+    return { ok: false, code: 'INVALID_ARGUMENT', message: `trustDomain: the store's CA is for "${state!.trustDomain}", not "${opts.trustDomain}" (a trust domain cannot change in place)` };
+  }
+
+  let signer: { certPem: string; key: CryptoKey } | undefined;
+  const signingKey = async (): Promise<{ certPem: string; key: CryptoKey }> => {
+    if (!signer || signer.certPem !== state.intermediate.certPem) {
+      const kp = await importKeyPair(state.intermediate.keyPem, state.intermediate.certPem);
+      signer = { certPem: state.intermediate.certPem, key: kp.privateKey };
+    }
+    return signer;
+  };
+
+  const save = async (next: CaState): Promise<void> => {
+    const r = await store.put(CA_STATE_KEY, JSON.stringify(next), { expectModRevision: modRevision });
+    if (!r.ok) throw new Error('CA state changed concurrently (another replica rotated): reload and retry');
+    state = next;
+    modRevision = r.revision;
+  };
+
+  const bundle = (): TrustBundle => ({
+    pem: state.roots.map((r) => r.certPem.trimEnd() + '\n').join(''),
+    roots: state.roots.map((r) => ({ fingerprint: fingerprint(r.certPem), state: r.state, notAfter: notAfterOf(r.certPem).toISOString() })),
+  });
+
+  const ca: CertificateAuthority = {
+    trustDomain: opts.trustDomain,
+    trustBundle: bundle,
+    status: () => ({
+      trustDomain: opts.trustDomain,
+      bundle: bundle(),
+      intermediate: {
+        fingerprint: fingerprint(state.intermediate.certPem),
+        notAfter: notAfterOf(state.intermediate.certPem).toISOString(),
+        rootFingerprint: state.intermediate.rootFingerprint,
+      },
+      operatorSupplied: opts.operatorCa !== undefined,
+    }),
+
+    async signCsr(csrPem, { credentials }) {
+      const auth = await verifyJoinToken(store, credentials.joinToken, now());
+      if (!auth.ok) return auth;
+      let csr: x509.Pkcs10CertificateRequest;
+      try {
+        csr = new x509.Pkcs10CertificateRequest(csrPem);
+      } catch (err) {
+        return { ok: false, code: 'INVALID_CSR', message: `csr: not a PEM PKCS#10 request (${(err as Error).message})` };
+      }
+      const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
+      if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') {
+        return { ok: false, code: 'INVALID_CSR', message: `csr: the key must be ECDSA P-256 (got ${alg.name ?? '?'} ${alg.namedCurve ?? ''})`.trim() };
+      }
+      if (!(await csr.verify())) return { ok: false, code: 'INVALID_CSR', message: 'csr: the signature does not verify' };
+      const b = auth.binding;
+      const spiffeId = spiffeIdFor(opts.trustDomain, b.namespace, b.serviceAccount);
+      const asked: string[] = [];
+      for (const ext of csr.extensions) {
+        if (ext instanceof x509.SubjectAlternativeNameExtension) for (const n of ext.names.items) asked.push(`${n.type}:${n.value}`);
+      }
+      const other = asked.filter((n) => n !== `url:${spiffeId}`);
+      if (other.length > 0) {
+        return { ok: false, code: 'IDENTITY_MISMATCH', message: `csr: asks for ${other.join(', ')}; this join token grants only ${spiffeId}` };
+      }
+      const { certPem: issuerCertPem, key } = await signingKey();
+      const leaf = await signWorkload({ spiffeId, publicKey: csr.publicKey, now: new Date(now()), ttlMs: workloadTtl, issuerCertPem, issuerKey: key });
+      return {
+        ok: true,
+        spiffeId,
+        certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n',
+        trustBundle: bundle().pem,
+        expiresAt: leaf.notAfter.toISOString(),
+      };
+    },
+
+    createJoinToken: (binding, o = {}) => mintJoinToken(store, binding, { now: now(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }) }),
+    revokeJoinToken: (token) => revokeJoinToken(store, token),
+
+    async stageRoot() {
+      await load();
+      if (opts.operatorCa) throw new Error('root rotation: the root is operator-supplied; rotate it outside Trellis');
+      const staged = await newRoot('staged');
+      await save({ ...state, roots: [...state.roots.filter((r) => r.state !== 'staged'), staged] });
+      return fingerprint(staged.certPem);
+    },
+    async activateRoot() {
+      await load();
+      const staged = state.roots.find((r) => r.state === 'staged');
+      if (!staged) throw new Error('root rotation: no staged root (call stageRoot first)');
+      const roots = state.roots.map((r): RootRecord => (r === staged ? { ...r, state: 'active' } : r.state === 'active' ? { ...r, state: 'previous' } : r));
+      await save({ ...state, roots, intermediate: await newIntermediate(staged) });
+    },
+    async retireRoot(fp) {
+      await load();
+      const victim = state.roots.find((r) => fingerprint(r.certPem) === fp.toLowerCase());
+      if (!victim || victim.state !== 'previous') return false;
+      await save({ ...state, roots: state.roots.filter((r) => r !== victim) });
+      return true;
+    },
+    async rotateIntermediate() {
+      await load();
+      const active = state.roots.find((r) => r.state === 'active')!;
+      await save({ ...state, intermediate: await newIntermediate(active) });
+    },
+    async reload() {
+      await load();
+    },
+  };
+  return { ok: true, ca };
+}
+

@@ -1,0 +1,91 @@
+// The identity API, mounted on the control plane's HTTP port:
+//   POST /api/v1/identity/csr            Bearer <join token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
+//   GET  /api/v1/identity/trust-bundle   -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
+//   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
+//   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate)
+// Admin routes are allowed to loopback callers unless `isAdmin` says
+// otherwise (the API has no user authentication yet; see the design note).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiRoute } from '../api/server.ts';
+import { readStructuredBody, sendJson } from '../api/server.ts';
+import type { CertificateAuthority } from './ca.ts';
+import { parseDuration } from '../../api/schema-common.ts';
+
+export interface IdentityRouteOptions {
+  /** Who may mint join tokens and read CA status. Default: loopback callers. */
+  isAdmin?: (req: IncomingMessage) => boolean;
+}
+
+export function isLoopback(req: IncomingMessage): boolean {
+  const a = req.socket.remoteAddress ?? '';
+  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
+}
+
+function fail(res: ServerResponse, status: number, code: string, message: string): void {
+  sendJson(res, status, { error: { code, message } });
+}
+
+const STATUS: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_CSR: 400, IDENTITY_MISMATCH: 403, INVALID_ARGUMENT: 400 };
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+  return m?.[1];
+}
+
+export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOptions = {}): ApiRoute[] {
+  const isAdmin = opts.isAdmin ?? isLoopback;
+  return [
+    {
+      method: 'POST',
+      pattern: '/api/v1/identity/csr',
+      async handle(req, res) {
+        const body = await readStructuredBody(req);
+        if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
+        const csr = (body.value as { csr?: unknown } | null)?.csr;
+        if (typeof csr !== 'string') return fail(res, 400, 'INVALID_ARGUMENT', 'csr: required, a PEM "CERTIFICATE REQUEST"');
+        const token = bearerToken(req);
+        const r = await ca.signCsr(csr, { credentials: token === undefined ? {} : { joinToken: token } });
+        if (!r.ok) return fail(res, STATUS[r.code] ?? 400, r.code, r.message);
+        sendJson(res, 200, { spiffeId: r.spiffeId, certificateChain: r.certificateChain, trustBundle: r.trustBundle, expiresAt: r.expiresAt });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/identity/trust-bundle',
+      handle(_req, res) {
+        const b = ca.trustBundle();
+        sendJson(res, 200, { trustDomain: ca.trustDomain, trustBundle: b.pem, roots: b.roots });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/api/v1/identity/join-tokens',
+      async handle(req, res) {
+        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'minting join tokens is an admin operation');
+        const body = await readStructuredBody(req);
+        if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
+        const v = (body.value ?? {}) as Record<string, unknown>;
+        let ttlMs: number | undefined;
+        if (v['ttl'] !== undefined) {
+          ttlMs = typeof v['ttl'] === 'string' ? parseDuration(v['ttl']) : undefined;
+          if (ttlMs === undefined || ttlMs <= 0) return fail(res, 400, 'INVALID_ARGUMENT', 'ttl: must be a duration such as 24h or 30m');
+        }
+        const r = await ca.createJoinToken(
+          { namespace: v['namespace'] as string, serviceAccount: (v['serviceAccount'] ?? 'default') as string, workload: v['workload'] as string },
+          ttlMs === undefined ? {} : { ttlMs },
+        );
+        if (!r.ok) return fail(res, 400, r.code, r.message);
+        sendJson(res, 201, { token: r.token, expiresAt: r.expiresAt });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/identity/ca',
+      handle(req, res) {
+        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA status is an admin operation');
+        sendJson(res, 200, ca.status());
+      },
+    },
+  ];
+}

@@ -1,0 +1,131 @@
+// X.509 building blocks for the mesh CA, on WebCrypto + @peculiar/x509:
+// ECDSA P-256 keys, a self-signed root, an intermediate, workload leaf
+// certificates carrying one SPIFFE URI SAN, PEM helpers and fingerprints.
+import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
+import * as x509 from '../../lib/x509.ts';
+
+export const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+export interface KeyPairPem {
+  readonly keys: CryptoKeyPair;
+  readonly privateKeyPem: string;
+}
+
+export async function generateKeyPair(): Promise<KeyPairPem> {
+  const keys = (await crypto.subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const pkcs8 = await crypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { keys, privateKeyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') };
+}
+
+/** Import a PKCS#8 PEM EC P-256 private key (with its public half from `certPem`). */
+export async function importKeyPair(privateKeyPem: string, certPem: string): Promise<CryptoKeyPair> {
+  const der = x509.PemConverter.decodeFirst(privateKeyPem);
+  const privateKey = await crypto.subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']);
+  const publicKey = await new x509.X509Certificate(certPem).publicKey.export(EC_ALG, ['verify']);
+  return { privateKey, publicKey };
+}
+
+function serial(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[0] = b[0]! & 0x7f; // positive
+  return Buffer.from(b).toString('hex');
+}
+
+export async function createRoot(opts: { trustDomain: string; now: Date; ttlMs: number; keys: CryptoKeyPair }): Promise<string> {
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `O=Trellis, OU=${opts.trustDomain}, CN=Trellis Root CA ${opts.now.toISOString()}`,
+    notBefore: new Date(opts.now.getTime() - 60_000),
+    notAfter: new Date(opts.now.getTime() + opts.ttlMs),
+    keys: opts.keys,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(opts.keys.publicKey),
+    ],
+  });
+  return cert.toString('pem');
+}
+
+export async function createIntermediate(opts: {
+  trustDomain: string; now: Date; ttlMs: number; keys: CryptoKeyPair; issuerCertPem: string; issuerKey: CryptoKey;
+}): Promise<string> {
+  const issuer = new x509.X509Certificate(opts.issuerCertPem);
+  const notAfter = Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime());
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `O=Trellis, OU=${opts.trustDomain}, CN=Trellis Intermediate CA ${opts.now.toISOString()}`,
+    issuer: issuer.subject,
+    notBefore: new Date(opts.now.getTime() - 60_000),
+    notAfter: new Date(notAfter),
+    publicKey: opts.keys.publicKey,
+    signingKey: opts.issuerKey,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(opts.keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
+    ],
+  });
+  return cert.toString('pem');
+}
+
+/** A workload leaf: the SPIFFE ID as the only SAN (URI, critical because the
+ * subject is empty), serverAuth + clientAuth, not a CA. */
+export async function signWorkload(opts: {
+  spiffeId: string; publicKey: x509.PublicKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
+}): Promise<{ certPem: string; notAfter: Date }> {
+  const issuer = new x509.X509Certificate(opts.issuerCertPem);
+  const notAfter = new Date(Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: '',
+    issuer: issuer.subject,
+    notBefore: new Date(opts.now.getTime() - 60_000),
+    notAfter,
+    publicKey: opts.publicKey,
+    signingKey: opts.issuerKey,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: opts.spiffeId }], true),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), notAfter };
+}
+
+/** SHA-256 of the DER, lower-case hex with colons (as `openssl x509 -fingerprint -sha256`). */
+export function fingerprint(certPem: string): string {
+  return new NodeX509(certPem).fingerprint256.toLowerCase();
+}
+
+/** Every PEM certificate block in `text`, in order. */
+export function splitPem(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((s) => `${s}\n`) ?? [];
+}
+
+export function notAfterOf(certPem: string): Date {
+  return new Date(new NodeX509(certPem).validTo);
+}
+
+/** The URI SANs of a certificate (node's `subjectAltName` text parsed). */
+export function uriSans(certPem: string): string[] {
+  return parseUriSans(new NodeX509(certPem).subjectAltName ?? '');
+}
+
+/** `URI:spiffe://a, DNS:x` (node's subjectaltname format) -> URIs. Values
+ * containing commas are quoted by node; SPIFFE IDs never contain commas. */
+export function parseUriSans(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.split(', ')) if (part.startsWith('URI:')) out.push(part.slice(4));
+  return out;
+}
+
+export function sha256Hex(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
