@@ -11,17 +11,19 @@ import type { DownstreamInfo } from './http/exchange.ts';
 import type { TrackedConnection } from './connection.ts';
 import { detectProtocol, DEFAULT_DETECT_TIMEOUT_MS, DEFAULT_DETECT_MAX_BYTES, type DetectedProtocol } from './detect.ts';
 import type { ProxyStats } from './proxy-stats.ts';
+import { loadOrigDst } from './orig-dst.ts';
 
 export type OriginalDst = { address: string; port: number };
 
 /**
  * The transparent-capture hook: the original destination of a REDIRECTed
- * connection (SO_ORIGINAL_DST). Returns undefined until the transparent
- * capture work provides a native reader; pass `getOriginalDst` in
- * ListenerDeps to override.
+ * connection (SO_ORIGINAL_DST), read by the native addon (orig-dst.ts);
+ * undefined when the addon is not built or the socket was not redirected.
+ * Pass `getOriginalDst` in ListenerDeps to override.
  */
-export function getOriginalDst(_socket: Socket): OriginalDst | undefined {
-  return undefined;
+export function getOriginalDst(socket: Socket): OriginalDst | undefined {
+  const r = loadOrigDst();
+  return r.ok ? r.read(socket) : undefined;
 }
 
 export interface Accepted {
