@@ -19,6 +19,8 @@ export interface AdminSource {
   listeners(): Record<string, number>;
   clusters(): ClusterSnapshot[];
   readonly registry: Registry;
+  /** Extra routes (telemetry: /logging, /tap); return true when handled. */
+  handle?(req: http.IncomingMessage, res: http.ServerResponse): boolean;
 }
 
 export interface AdminServer {
@@ -43,6 +45,7 @@ export function configDump(config: ProxyConfig, listeners: Record<string, number
 export function startAdmin(address: string, port: number, src: AdminSource): Promise<AdminResult> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
+    if (src.handle?.(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
       return;

@@ -6,9 +6,10 @@ import { Registry, type Counter, type Gauge, type Histogram } from './stats.ts';
 
 export interface ProxyStats {
   readonly registry: Registry;
-  /** trellis_requests_total{listener,direction,cluster,code_class} */
+  /** trellis_listener_requests_total{listener,direction,cluster,code_class}
+   * (the mesh-standard trellis_requests_total is telemetry/telemetry-stats.ts) */
   readonly requests: Counter;
-  /** trellis_request_duration_seconds{listener,direction,cluster} */
+  /** trellis_listener_request_duration_seconds{listener,direction,cluster} */
   readonly requestDuration: Histogram;
   /** trellis_response_body_bytes_total{listener,cluster} */
   readonly responseBytes: Counter;
@@ -39,8 +40,8 @@ export interface ProxyStats {
 export function createProxyStats(registry: Registry = new Registry()): ProxyStats {
   return {
     registry,
-    requests: registry.counter('trellis_requests_total', 'HTTP requests completed, by listener, direction, cluster and status class.', ['listener', 'direction', 'cluster', 'code_class']),
-    requestDuration: registry.histogram('trellis_request_duration_seconds', 'Time from the first request byte to the end of the response.', ['listener', 'direction', 'cluster']),
+    requests: registry.counter('trellis_listener_requests_total', 'HTTP requests completed, by listener, direction, cluster and status class.', ['listener', 'direction', 'cluster', 'code_class']),
+    requestDuration: registry.histogram('trellis_listener_request_duration_seconds', 'Time from the first request byte to the end of the response.', ['listener', 'direction', 'cluster']),
     responseBytes: registry.counter('trellis_response_body_bytes_total', 'Response body bytes sent downstream.', ['listener', 'cluster']),
     downstreamActive: registry.gauge('trellis_downstream_connections_active', 'Open downstream connections.', ['listener']),
     downstreamTotal: registry.counter('trellis_downstream_connections_total', 'Accepted downstream connections by detected protocol.', ['listener', 'protocol']),

@@ -6,7 +6,8 @@
 //   -> opaque: tcp-proxy.ts         bytes both ways to an endpoint of the chain's cluster
 //   -> HTTP: codec                  http1/server.ts or http2/server.ts -> ProxyRequest
 //   -> forwarded (layers/)          x-forwarded-for/-proto, via, x-request-id
-//   -> metrics (layers/)            counts, latency, bytes
+//   -> telemetry (telemetry/)       mesh metrics, trace span, access log, tap
+//   -> metrics (layers/)            per-listener counts, latency, bytes
 //   -> timeout (layers/)            listener / route / grpc-timeout deadline
 //   -> router (router.ts)           route, rewrites, weighted cluster, route timeout
 //   -> cluster (cluster.ts)         circuit breaker, balancer, endpoint
@@ -17,7 +18,7 @@
 // `current()`, so a config swap applies to the next request everywhere.
 import type { FilterChainSpec, HttpConnectionManagerSpec, ListenerSpec, ProxyConfig } from './config/types.ts';
 import type { ConnectionContext, ServeConnection } from './connection.ts';
-import type { Dispatch } from './http/exchange.ts';
+import type { Dispatch, Layer } from './http/exchange.ts';
 import { compose } from './http/exchange.ts';
 import { ProxyError } from './errors.ts';
 import type { Accepted, Listener } from './listener.ts';
@@ -48,12 +49,15 @@ export interface HttpStackDeps {
   readonly router: (routeConfigName: string) => Dispatch;
   /** Per-listener metric series, kept across config versions. */
   readonly series: (listener: ListenerSpec) => ListenerSeries;
+  /** The telemetry layer of a listener under this config (telemetry/telemetry.ts). */
+  readonly telemetry?: (listener: ListenerSpec) => Layer;
 }
 
 export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManagerSpec, deps: HttpStackDeps): Dispatch {
   return compose(
     [
       forwardedLayer(hcm.via === undefined ? {} : { via: hcm.via }),
+      ...(deps.telemetry ? [deps.telemetry(listener)] : []),
       metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
       timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
     ],
@@ -104,6 +108,8 @@ export interface ConnectionDeps {
    * are closed. (TLS on a TCP chain is proxied as opaque bytes.)
    */
   readonly terminateTls?: (accepted: Accepted, conn: ConnectionContext) => void;
+  /** A proxied opaque TCP connection closed (telemetry's TCP metrics). */
+  readonly onTcpClosed?: (r: { direction: ConnectionContext['direction']; cluster: string; peerIdentity: string | undefined; bytesIn: number; bytesOut: number }) => void;
 }
 
 /** The listener's `serve` callback. */
@@ -113,13 +119,19 @@ export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accept
     const conn = connectionContext(accepted, listener, chain, deps);
     if (chain.tcp) {
       const spec = chain.tcp;
-      void proxyTcp(socket, initial, conn, {
+      const done = proxyTcp(socket, initial, conn, {
         spec,
         pick: (cluster) => deps.current().pickEndpoint(cluster),
         connectTimeoutMs: (cluster) => deps.current().config.clusters.get(cluster)?.connectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
         stats: deps.stats,
         log: deps.log,
       });
+      const report = deps.onTcpClosed;
+      if (report) {
+        void done.then((o) => {
+          if (o.ok) report({ direction: conn.direction, cluster: o.cluster, peerIdentity: conn.downstream.peerIdentity, bytesIn: o.bytesIn, bytesOut: o.bytesOut });
+        });
+      }
       return;
     }
     if (!chain.http) {

@@ -114,8 +114,8 @@ test('admin: /ready, /live, /config_dump, /stats/prometheus, /clusters', async (
 
   const prom = await getText(admin, '/stats/prometheus');
   assert.match(String(prom.headers['content-type']), /text\/plain; version=0.0.4/);
-  assert.match(prom.body, /^trellis_requests_total\{listener="out",direction="outbound",cluster="a",code_class="2xx"\} 3$/m);
-  assert.match(prom.body, /^trellis_request_duration_seconds_count\{listener="out",direction="outbound",cluster="a"\} 3$/m);
+  assert.match(prom.body, /^trellis_listener_requests_total\{listener="out",direction="outbound",cluster="a",code_class="2xx"\} 3$/m);
+  assert.match(prom.body, /^trellis_listener_request_duration_seconds_count\{listener="out",direction="outbound",cluster="a"\} 3$/m);
   assert.match(prom.body, /^trellis_config_version_info\{version="v1"\} 1$/m);
   assert.match(prom.body, /^trellis_downstream_connections_total\{listener="out",protocol="http1"\} 3$/m);
   assert.match(prom.body, /^trellis_upstream_pool_connections\{cluster="a"\} \d+$/m);

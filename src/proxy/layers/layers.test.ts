@@ -124,9 +124,9 @@ test('metrics: counts by cluster and status class, failures before headers by th
   d(withCluster('a', fail))(fakeRequest(), recorder().handler);
   d((_req, h) => h.onError(new ProxyError('NO_ROUTE')))(fakeRequest(), recorder().handler);
   const text = stats.registry.expose();
-  assert.match(text, /^trellis_requests_total\{listener="out",direction="outbound",cluster="a",code_class="2xx"\} 2$/m);
-  assert.match(text, /^trellis_requests_total\{listener="out",direction="outbound",cluster="a",code_class="5xx"\} 1$/m);
-  assert.match(text, /^trellis_requests_total\{listener="out",direction="outbound",cluster="none",code_class="4xx"\} 1$/m);
+  assert.match(text, /^trellis_listener_requests_total\{listener="out",direction="outbound",cluster="a",code_class="2xx"\} 2$/m);
+  assert.match(text, /^trellis_listener_requests_total\{listener="out",direction="outbound",cluster="a",code_class="5xx"\} 1$/m);
+  assert.match(text, /^trellis_listener_requests_total\{listener="out",direction="outbound",cluster="none",code_class="4xx"\} 1$/m);
   assert.match(text, /^trellis_response_body_bytes_total\{listener="out",cluster="a"\} 10$/m);
-  assert.match(text, /^trellis_request_duration_seconds_count\{listener="out",direction="outbound",cluster="a"\} 3$/m);
+  assert.match(text, /^trellis_listener_request_duration_seconds_count\{listener="out",direction="outbound",cluster="a"\} 3$/m);
 });
