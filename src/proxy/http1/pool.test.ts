@@ -331,3 +331,19 @@ test('TLS origination: requests over a verified TLS connection, reused', async (
   const bad = await send(untrusted, request('/'));
   assert.equal(bad.kind === 'error' && bad.code, 'UPSTREAM_CONNECT_FAILED');
 });
+
+test('a handler that throws fails its exchange, not the process', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const p = pool(t, up.port);
+  const rec = recorder();
+  const o = await new Promise<Outcome>((resolve) => {
+    p.dispatch(request('/'), {
+      ...rec.handler,
+      onHeaders() { throw new Error('layer bug'); },
+      onError(err) { resolve({ kind: 'error', code: err.code, message: err.message }); },
+    });
+  });
+  assert.deepEqual(o, { kind: 'error', code: 'INTERNAL', message: 'internal proxy error: layer bug' });
+  assert.deepEqual(p.stats(), { connections: 0, active: 0, pending: 0 });
+  assert.equal((await send(p, request('/again'))).kind, 'response');
+});

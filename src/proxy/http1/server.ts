@@ -14,6 +14,7 @@ import type {
 } from '../http/exchange.ts';
 import { getHeader } from '../http/exchange.ts';
 import { ProxyError, rescue, toProxyError } from '../errors.ts';
+import type { SyntheticResponse } from '../errors.ts';
 import type { ParsedRequestHead } from './head-parser.ts';
 import { DEFAULT_MAX_HEAD_BYTES, parseContentLength, parseRequestHead } from './head-parser.ts';
 import { BODY_CHUNKED, BODY_LENGTH, BodyDecoder } from './body-decoder.ts';
@@ -235,6 +236,11 @@ class ServerConnection {
         }
         if (ex.decoder.done) ex.bodyComplete();
       }
+    } catch {
+      // A body sink threw (a bug above us): drop this connection, not the process.
+      this.processing = false;
+      this.socket.destroy();
+      return;
     } finally {
       this.processing = false;
     }
@@ -322,7 +328,7 @@ class ServerConnection {
   private rejectHead(err: ProxyError): void {
     this.buf = null;
     const r = rescue(err, false);
-    this.send(statusLine(r.status) + headerLines(r.headers, null) + 'connection: close\r\n\r\n', r.body, '');
+    this.send(rescueHead(r) + 'connection: close\r\n\r\n', r.body, '');
     this.closeGracefully();
   }
 
@@ -576,7 +582,13 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
       return;
     }
     if (head.status === 101 || head.status < 100 || head.status > 199) return;
-    this.c.write(statusLine(head.status) + headerLines(head.headers, isResponseFramingName) + '\r\n');
+    let s: string;
+    try {
+      s = statusLine(head.status) + headerLines(head.headers, isResponseFramingName) + '\r\n';
+    } catch {
+      return; // an interim response that cannot be written is only a hint
+    }
+    this.c.write(s);
   }
 
   onHeaders(head: ResponseHead): boolean {
@@ -686,7 +698,7 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
       if (!this.bodyDone) close = true;
     }
     if (close) c.closeAfter = true;
-    const head = statusLine(r.status) + headerLines(r.headers, null) + (close ? 'connection: close\r\n\r\n' : this.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n');
+    const head = rescueHead(r) + (close ? 'connection: close\r\n\r\n' : this.http10 ? 'connection: keep-alive\r\n\r\n' : '\r\n');
     c.send(head, this.isHead ? null : r.body, '');
     c.finishExchange(this);
   }
@@ -704,6 +716,16 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
     c.buf = null;
     c.ex = null;
     c.upgrade(upstream, upstreamHead, rest);
+  }
+}
+
+/** Status line and headers of a synthetic response. Extra headers a layer
+ * attached that cannot be written are left out rather than thrown. */
+function rescueHead(r: SyntheticResponse): string {
+  try {
+    return statusLine(r.status) + headerLines(r.headers, null);
+  } catch {
+    return statusLine(r.status) + headerLines(r.headers.slice(0, 6), null);
   }
 }
 

@@ -333,6 +333,12 @@ export class UpstreamConnection implements BodyTarget {
     this.parsing = true;
     try {
       this.parseLoop();
+    } catch (e) {
+      // A handler threw (a bug above us): fail this exchange, not the process.
+      this.parsing = false;
+      if (this.ex !== null) this.failExchange(toProxyError(e));
+      else this.destroy();
+      return;
     } finally {
       this.parsing = false;
     }
