@@ -25,6 +25,7 @@ import { createStaticPicker } from './static-pick.ts';
 import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
 import { startAdmin, type AdminServer } from './admin.ts';
 import type { ClusterSnapshot } from './cluster.ts';
+import { Resilience, type ResilienceOptions } from './resilience.ts';
 
 export const DEFAULT_DRAIN_MS = 5_000;
 
@@ -44,6 +45,8 @@ export interface StartProxyOptions {
   readonly getOriginalDst?: ListenerDeps['getOriginalDst'];
   /** How long a removed listener's connections may drain after a swap. */
   readonly listenerDrainMs?: number;
+  /** Retry budget, global rate limit, health probe overrides (resilience.ts). */
+  readonly resilience?: Omit<ResilienceOptions, 'registry' | 'log'>;
 }
 
 export type ApplyResult = { ok: true; version: string } | { ok: false; errors: string[] };
@@ -87,6 +90,8 @@ export class Proxy {
   private admin: AdminServer | undefined;
   private draining = false;
   private stopped: Promise<void> | undefined;
+  /** Retries, mirroring, faults, rate limits, outlier detection, health checks. */
+  readonly resilience: Resilience;
   /** Serialises applyConfig calls. */
   private applying: Promise<unknown> = Promise.resolve();
 
@@ -94,6 +99,7 @@ export class Proxy {
     this.opts = opts;
     this.stats = opts.stats ?? createProxyStats();
     this.log = opts.log ?? (() => {});
+    this.resilience = new Resilience({ ...opts.resilience, registry: this.stats.registry, log: this.log });
     this.pools = createPoolRegistry(opts.createPool ?? defaultPoolFactory);
     this.serve = createConnectionHandler({
       current: () => this.active!.runtime,
@@ -166,7 +172,9 @@ export class Proxy {
   private async doApply(config: ProxyConfig): Promise<ApplyResult> {
     if (this.draining) return { ok: false, errors: ['the proxy is shutting down'] };
     const errors = checkConfig(config);
-    if (errors.length > 0) return this.reject(config, errors);
+    const plan = this.resilience.compile(config);
+    if (!plan.ok) errors.push(...plan.errors);
+    if (errors.length > 0 || !plan.ok) return this.reject(config, errors);
 
     // 1. Build everything the new version serves with.
     let tables: Map<string, RouteTable>;
@@ -177,11 +185,11 @@ export class Proxy {
       return this.reject(config, [`routeConfigs: ${(err as Error).message}`]);
     }
     try {
-      clusters = createClusterManager(config, { node: this.opts.node, pools: this.pools });
+      clusters = createClusterManager(config, { node: this.opts.node, pools: this.pools, observe: this.resilience.observe });
     } catch (err) {
       return this.reject(config, [`clusters: ${(err as Error).message}`]);
     }
-    const router = createRouter({ routeConfig: (name) => tables.get(name), clusters });
+    const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
     const runtime: Runtime = {
       config,
       httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction) }),
@@ -217,6 +225,7 @@ export class Proxy {
     // 3. Switch.
     const previous = this.active;
     this.active = { runtime, clusters };
+    this.resilience.activate(plan.plan, config, clusters);
     const names = new Set(config.listeners.map((l) => l.name));
     for (const spec of config.listeners) this.listeners.get(spec.name)?.update(spec);
     for (const l of fresh) this.listeners.set(l.name, l);
@@ -320,6 +329,7 @@ export class Proxy {
     await Promise.race([closed, new Promise<void>((r) => (timer = setTimeout(r, left)))]);
     clearTimeout(timer);
     this.pools.destroy();
+    this.resilience.stop();
     this.active?.clusters.retire();
     await this.admin?.close();
     this.log('stopped', {});

@@ -71,6 +71,9 @@ function parseVirtualHost(r: FieldReader, seenDomains: Map<string, string>): Vir
   keepExtension(r, 'retryPolicy', vhExt, 'object');
   keepExtension(r, 'requestMirrorPolicies', vhExt, 'list');
   keepExtension(r, 'hedgePolicy', vhExt, 'object');
+  // Per-filter configs (fault, local rate limit) apply to every route;
+  // a route's own entry for the same filter replaces the virtual host's.
+  keepExtension(r, 'typedPerFilterConfig', vhExt, 'object');
   const routes: RouteSpec[] = [];
   for (const rr of r.objList('routes')) {
     const route = parseRoute(rr, vhExt);
@@ -78,7 +81,7 @@ function parseVirtualHost(r: FieldReader, seenDomains: Map<string, string>): Vir
   }
   const requestHeaders = parseMutation(r, 'request');
   const responseHeaders = parseMutation(r, 'response');
-  r.ignore('virtualClusters', 'includeRequestAttemptCount', 'includeAttemptCountInResponse', 'typedPerFilterConfig', 'metadata', 'perRequestBufferLimitBytes', 'includeIsTimeoutRetryHeader');
+  r.ignore('virtualClusters', 'includeRequestAttemptCount', 'includeAttemptCountInResponse', 'metadata', 'perRequestBufferLimitBytes', 'includeIsTimeoutRetryHeader');
   r.done();
   return {
     name,
@@ -107,7 +110,7 @@ function parseRoute(r: FieldReader, vhExt: Record<string, unknown>): RouteSpec |
   const which = r.oneOf(['route', 'redirect', 'directResponse'], { required: true });
   if (which === 'route') {
     const ar = r.obj('route');
-    if (ar) action = parseRouteAction(ar, match, vhExt);
+    if (ar) action = parseRouteAction(ar, match, withRouteFilterConfigs(r, vhExt));
   } else if (which === 'redirect') {
     const ar = r.obj('redirect');
     if (ar) action = parseRedirect(ar, match);
@@ -533,6 +536,16 @@ export function isEmptyMutation(m: HeaderMutation | undefined): boolean {
 }
 
 // ---- extensions kept for later layers ----
+
+/** The virtual host's inherited extensions with the route's own
+ * `typedPerFilterConfig` entries laid over (read by envoy-resilience.ts). */
+function withRouteFilterConfigs(r: FieldReader, vhExt: Record<string, unknown>): Record<string, unknown> {
+  const own: Record<string, unknown> = {};
+  keepExtension(r, 'typedPerFilterConfig', own, 'object');
+  if (own.typedPerFilterConfig === undefined) return vhExt;
+  const inherited = isPlainObject(vhExt.typedPerFilterConfig) ? vhExt.typedPerFilterConfig : {};
+  return { ...vhExt, typedPerFilterConfig: { ...inherited, ...(own.typedPerFilterConfig as Record<string, unknown>) } };
+}
 
 /** Keep `key` verbatim for later layers (resilience work), field names
  * normalised to lowerCamelCase, after checking its shape. */
