@@ -101,17 +101,18 @@ export async function run(argv: string[]): Promise<number> {
     const xds = startXdsSource({ serverUri: boot.dynamicResources.ads.address, node: boot.node });
     source = xds;
     log('waiting_for_xds', { server: boot.dynamicResources.ads.address, node: boot.node.id });
+    const onSignal: { fn?: () => void } = {};
     const got = await new Promise<ProxyConfig | 'signal'>((resolve) => {
       const off = xds.onConfig((c) => {
-        off();
+        queueMicrotask(off);
         resolve(c);
       });
-      const onSignal = (): void => resolve('signal');
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
+      onSignal.fn = () => resolve('signal');
+      process.on('SIGTERM', onSignal.fn);
+      process.on('SIGINT', onSignal.fn);
     });
-    process.removeAllListeners('SIGTERM');
-    process.removeAllListeners('SIGINT');
+    process.removeListener('SIGTERM', onSignal.fn!);
+    process.removeListener('SIGINT', onSignal.fn!);
     if (got === 'signal') {
       xds.close();
       return 0;
