@@ -10,7 +10,7 @@
 // address) stop accepting and drain.
 import type { NodeInfo, ProxyConfig } from './config/types.ts';
 import type { ServeConnection } from './connection.ts';
-import { createClusterManager, type ClusterManager } from './cluster-manager.ts';
+import { createClusterManager, type ClusterManager, type ClusterManagerDeps } from './cluster-manager.ts';
 import { createPoolRegistry, type CreatePool, type PoolRegistry } from './pool-registry.ts';
 import { defaultPoolFactory } from './default-pool-factory.ts';
 import { compileRouteTables } from './route-match.ts';
@@ -47,6 +47,8 @@ export interface StartProxyOptions {
   readonly listenerDrainMs?: number;
   /** Retry budget, global rate limit, health probe overrides (resilience.ts). */
   readonly resilience?: Omit<ResilienceOptions, 'registry' | 'log'>;
+  /** TLS origination per cluster endpoint (mTLS: tls/mesh-tls.ts); plaintext when absent. */
+  readonly upstreamTls?: ClusterManagerDeps['tls'];
 }
 
 export type ApplyResult = { ok: true; version: string } | { ok: false; errors: string[] };
@@ -185,7 +187,7 @@ export class Proxy {
       return this.reject(config, [`routeConfigs: ${(err as Error).message}`]);
     }
     try {
-      clusters = createClusterManager(config, { node: this.opts.node, pools: this.pools, observe: this.resilience.observe });
+      clusters = createClusterManager(config, { node: this.opts.node, pools: this.pools, observe: this.resilience.observe, ...(this.opts.upstreamTls ? { tls: this.opts.upstreamTls } : {}) });
     } catch (err) {
       return this.reject(config, [`clusters: ${(err as Error).message}`]);
     }

@@ -1,0 +1,114 @@
+// Inbound TLS termination: the `terminateTls` hook of stack.ts. A filter
+// chain whose match is `transportProtocol: tls` and that carries a
+// DownstreamTlsContext transport socket gets a TLS 1.3 handshake with the
+// workload certificate; the client must present a certificate that chains to
+// the trust bundle (requestCert + rejectUnauthorized) and carries exactly one
+// SPIFFE ID. That ID becomes `downstream.peerIdentity`. ALPN picks the codec
+// (h2 or http/1.1); without ALPN the decrypted bytes are sniffed.
+//
+// One tls.Server (never listening) does every handshake: the raw socket is
+// handed to it with the bytes detection already read put back, and its
+// secure context is replaced whenever the identity rotates, so new
+// handshakes use the new certificate and open connections are untouched.
+import tls from 'node:tls';
+import type { Socket } from 'node:net';
+import type { ConnectionContext, ServeConnection } from '../connection.ts';
+import type { Accepted } from '../listener.ts';
+import { detectProtocol } from '../detect.ts';
+import type { WorkloadIdentity } from '../identity/workload-identity.ts';
+import { peerSpiffeId } from './spiffe-verify.ts';
+import { DOWNSTREAM_TLS_TYPE } from './upstream-tls.ts';
+
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export interface TlsTerminatorDeps {
+  readonly identity: Pick<WorkloadIdentity, 'current' | 'onChange'>;
+  readonly http1: ServeConnection;
+  readonly http2: ServeConnection;
+  /** Accept only peers of this trust domain (default: any SPIFFE ID the bundle vouches for). */
+  readonly trustDomain?: string;
+  readonly handshakeTimeoutMs?: number;
+  readonly log?: (event: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface TlsTerminator {
+  (accepted: Accepted, conn: ConnectionContext): void;
+  /** Stop following identity changes. */
+  close(): void;
+}
+
+function hasDownstreamTls(accepted: Accepted): boolean {
+  const ts = accepted.chain.extensions?.['transportSocket'] as { typedConfig?: { '@type'?: string } } | undefined;
+  return ts?.typedConfig?.['@type'] === DOWNSTREAM_TLS_TYPE;
+}
+
+export function createTlsTerminator(deps: TlsTerminatorDeps): TlsTerminator {
+  const log = deps.log ?? (() => {});
+  const pending = new WeakMap<Socket, { accepted: Accepted; conn: ConnectionContext }>();
+  const server = tls.createServer({
+    ...(deps.identity.current()?.contextOptions ?? {}),
+    minVersion: 'TLSv1.3',
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: deps.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  });
+  const unsubscribe = deps.identity.onChange((c) => server.setSecureContext({ ...c.contextOptions, minVersion: 'TLSv1.3' }));
+  let hasContext = deps.identity.current() !== undefined;
+  deps.identity.onChange(() => (hasContext = true));
+
+  server.on('tlsClientError', (err: Error & { code?: string }, s: tls.TLSSocket) => {
+    const raw = (s as unknown as { _parent?: Socket })._parent;
+    const p = raw ? pending.get(raw) : undefined;
+    log('tls_handshake_failed', { listener: p?.conn.listener, code: err.code, error: err.message });
+    s.destroy();
+    raw?.destroy();
+  });
+
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    const raw = (s as unknown as { _parent?: Socket })._parent;
+    const p = raw ? pending.get(raw) : undefined;
+    if (!p || !raw) {
+      s.destroy();
+      return;
+    }
+    pending.delete(raw);
+    const id = s.authorized ? peerSpiffeId(s, deps.trustDomain) : undefined;
+    if (!id) {
+      log('tls_peer_rejected', { listener: p.conn.listener, reason: s.authorized ? 'no single SPIFFE ID in the client certificate' : String(s.authorizationError) });
+      s.destroy();
+      return;
+    }
+    p.accepted.downstream.peerIdentity = id;
+    p.accepted.downstream.tls = true;
+    s.on('error', () => {}); // the codec reports what matters through close
+    if (s.alpnProtocol === 'h2') deps.http2(s, Buffer.alloc(0), p.conn);
+    else if (s.alpnProtocol === 'http/1.1') deps.http1(s, Buffer.alloc(0), p.conn);
+    else {
+      void detectProtocol(s).then((r) => {
+        if (!r.ok) s.destroy();
+        else if (r.protocol === 'http2') deps.http2(s, r.initial, p.conn);
+        else deps.http1(s, r.initial, p.conn);
+      });
+    }
+  });
+
+  const terminate = function terminateTls(accepted: Accepted, conn: ConnectionContext): void {
+    const { socket, initial } = accepted;
+    if (!hasDownstreamTls(accepted)) {
+      log('tls_not_configured', { listener: conn.listener, chain: accepted.chain.name });
+      socket.destroy();
+      return;
+    }
+    if (!hasContext) {
+      log('tls_no_identity', { listener: conn.listener });
+      socket.destroy();
+      return;
+    }
+    pending.set(socket, { accepted, conn });
+    if (initial.length > 0) socket.unshift(initial);
+    server.emit('connection', socket);
+  } as TlsTerminator;
+  terminate.close = unsubscribe;
+  return terminate;
+}
