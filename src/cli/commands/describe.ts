@@ -1,0 +1,115 @@
+// trellis describe KIND NAME [-n NS]: metadata, a readable spec summary, the
+// spec itself, status conditions and warnings (dangling references).
+import { COMMON_OPTIONS, parseCommandArgs } from '../command-args.ts';
+import { createClient, formatApiError, serverUrl } from '../client.ts';
+import { formatAge, renderTable, toYamlText } from '../output.ts';
+import { KINDS, resolveKind } from '../../api/kinds.ts';
+import type { Resource } from '../../api/types.ts';
+
+export const summary = 'Show one resource in detail: spec summary, status conditions and warnings';
+
+const USAGE = 'usage: trellis describe KIND NAME [-n NAMESPACE] [--server URL]';
+
+interface RuleLike {
+  matches?: { path?: { type?: string; value?: string }; method?: string | { service?: string; method?: string }; headers?: { name: string; value: string }[] }[];
+  backendRefs?: { name: string; namespace?: string; port?: number; weight?: number }[];
+  filters?: { type: string }[];
+  timeouts?: { request?: string; backendRequest?: string };
+}
+
+/** One line per rule: `[0] PathPrefix / -> reviews-v1:9080 (weight 90), reviews-v2:9080 (weight 10)`. */
+export function summarizeRules(res: Resource): string[] {
+  const rules = (res.spec as { rules?: RuleLike[] }).rules;
+  if (!Array.isArray(rules)) return [];
+  return rules.map((rule, i) => {
+    const matches = (rule.matches ?? []).map((m) => {
+      const parts: string[] = [];
+      if (m.path) parts.push(`${m.path.type ?? 'PathPrefix'} ${m.path.value ?? '/'}`);
+      if (typeof m.method === 'string') parts.push(m.method);
+      else if (m.method) parts.push(`${m.method.service ?? '*'}/${m.method.method ?? '*'}`);
+      for (const h of m.headers ?? []) parts.push(`${h.name}=${h.value}`);
+      return parts.join(' ') || '*';
+    });
+    const total = (rule.backendRefs ?? []).reduce((s, b) => s + (b.weight ?? 1), 0);
+    const backends = (rule.backendRefs ?? []).map((b) => {
+      const share = total > 0 ? ` ${Math.round(((b.weight ?? 1) / total) * 100)}%` : '';
+      return `${b.namespace ? `${b.namespace}/` : ''}${b.name}${b.port ? `:${b.port}` : ''}${share}`;
+    });
+    const extras = [
+      ...(rule.filters ?? []).map((f) => f.type),
+      ...(rule.timeouts?.request ? [`timeout ${rule.timeouts.request}`] : []),
+      ...(rule.timeouts?.backendRequest ? [`backend timeout ${rule.timeouts.backendRequest}`] : []),
+    ];
+    return `[${i}] ${matches.length > 0 ? matches.join(' | ') : '*'} -> ${backends.length > 0 ? backends.join(', ') : '<no backends>'}${extras.length > 0 ? ` (${extras.join(', ')})` : ''}`;
+  });
+}
+
+function mapText(m: Record<string, string> | undefined): string[] {
+  const entries = Object.entries(m ?? {});
+  return entries.length === 0 ? ['<none>'] : entries.map(([k, v]) => `${k}=${v}`);
+}
+
+export function describeResource(res: Resource, now = Date.now()): string {
+  const m = res.metadata;
+  const out: string[] = [];
+  const field = (label: string, values: string[]) => {
+    values.forEach((v, i) => out.push(`${(i === 0 ? `${label}:` : '').padEnd(18)}${v}`));
+  };
+  field('Name', [m.name]);
+  field('Namespace', [m.namespace ?? 'default']);
+  field('Kind', [`${res.kind} (${res.apiVersion})`]);
+  field('Labels', mapText(m.labels));
+  field('Annotations', mapText(m.annotations));
+  field('Created', [m.creationTimestamp ? `${m.creationTimestamp} (${formatAge(m.creationTimestamp, now)} ago)` : '<unknown>']);
+  field('Generation', [String(m.generation ?? '<unknown>')]);
+  field('Resource Version', [m.resourceVersion ?? '<unknown>']);
+  const rules = summarizeRules(res);
+  if (rules.length > 0) {
+    out.push('Rules:');
+    for (const r of rules) out.push(`  ${r}`);
+  }
+  out.push('Spec:');
+  for (const line of toYamlText(res.spec).trimEnd().split('\n')) out.push(`  ${line}`);
+  const conditions = res.status?.conditions ?? [];
+  out.push('Conditions:');
+  if (conditions.length === 0) out.push('  <none>');
+  else {
+    const table = renderTable(['Type', 'Status', 'Reason', 'Message'], conditions.map((c) => [c.type, c.status, c.reason, c.message]));
+    for (const line of table.split('\n')) out.push(`  ${line}`);
+  }
+  const warnings = res.status?.warnings ?? [];
+  out.push('Warnings:');
+  if (warnings.length === 0) out.push('  <none>');
+  for (const w of warnings) out.push(`  ${w}`);
+  return out.join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseCommandArgs('describe', argv, COMMON_OPTIONS);
+  if (!args.ok) {
+    console.error(`${args.error}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [kindArg, name, ...extra] = positionals;
+  if (kindArg === undefined || name === undefined || extra.length > 0) {
+    console.error(`error: you must specify a kind and one name\n\n${USAGE}`);
+    return 2;
+  }
+  const def = resolveKind(kindArg);
+  if (!def) {
+    console.error(`error: the server doesn't have a resource type "${kindArg}" (known: ${KINDS.map((k) => k.plural).join(', ')})`);
+    return 1;
+  }
+  const r = await createClient(serverUrl(values.server)).get(def.kind, values.namespace ?? 'default', name);
+  if (!r.ok) {
+    console.error(formatApiError(r.error, r.status));
+    return 1;
+  }
+  console.log(describeResource(r.body));
+  return 0;
+}
