@@ -165,6 +165,7 @@ export function runStoreConformance(name: string, open: () => Promise<Conformanc
       assert.equal(l.revision, last);
       assert.deepEqual((await store.list('/pq/')).items.map((kv) => kv.value), ['z']);
       assert.deepEqual((await store.list('/none/')).items, []);
+      assert.deepEqual((await store.list('')).items.map((kv) => kv.key), ['/p/a', '/p/a/x', '/p/b', '/pq/z'], 'the empty prefix lists everything (and only this store\'s keys)');
       // A list taken after a write never misses it.
       for (let i = 0; i < 5; i++) {
         const rev = await put(store, `/p/n${i}`, String(i));

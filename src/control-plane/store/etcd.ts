@@ -114,8 +114,10 @@ class EtcdBackend implements EtcdStore {
   async list(prefix: string): Promise<{ items: KeyValue[]; revision: number }> {
     this.ensureOpen();
     if (typeof prefix !== 'string') throw new StoreError('invalid', 'prefix must be a string');
-    const start = this.full(prefix);
-    const end = rangeEnd(start);
+    const full = this.full(prefix);
+    // etcd spells "every key" as ["\0", "\0")
+    const start = full.length === 0 ? Buffer.from([0]) : full;
+    const end = full.length === 0 ? Buffer.from([0]) : rangeEnd(full);
     const items: KeyValue[] = [];
     let revision: number | undefined;
     let from = start;
