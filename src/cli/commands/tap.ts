@@ -1,0 +1,96 @@
+// `trellis tap [SERVICE] [--path P] [--method M] [--code N] [--authority A]
+//   [--admin HOST:PORT]... [--max N] [--duration 10s] [-o json]`:
+// live request/response metadata from the proxies (never bodies; credentials
+// redacted by the proxy). Without --admin, every proxy the control plane
+// scrapes is tapped.
+import { parseArgs } from 'node:util';
+import { processIO, type CommandIO } from '../command-io.ts';
+import { httpMetrics, metricsServer } from '../metrics-client.ts';
+import { formatTapEvent, openTaps, parseDuration, type TapLine } from '../tap-stream.ts';
+import { withSpinner } from '../spinner.ts';
+
+export const summary = 'stream live request metadata from the proxies (filter by service, path, method, status)';
+
+const usage = `usage: trellis tap [SERVICE] [--path PREFIX] [--method M] [--code STATUS] [--authority HOST]
+                   [--admin HOST:PORT]... [--max N] [--duration 10s] [-o text|json] [--server URL]`;
+
+export interface TapDeps {
+  /** Admin addresses when --admin is not given (default: the control plane's targets). */
+  readonly targets?: () => Promise<string[]>;
+}
+
+export async function exec(argv: string[], io: CommandIO, deps: TapDeps = {}): Promise<number> {
+  let values: { path?: string; method?: string; code?: string; authority?: string; admin?: string[]; max?: string; duration?: string; output?: string; server?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        path: { type: 'string' }, method: { type: 'string' }, code: { type: 'string' }, authority: { type: 'string' },
+        admin: { type: 'string', multiple: true }, max: { type: 'string' }, duration: { type: 'string' },
+        output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    io.err(`trellis tap: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(usage);
+    return 0;
+  }
+  const max = values.max === undefined ? Infinity : Number(values.max);
+  if (!(max > 0)) {
+    io.err('trellis tap: --max: must be a positive number');
+    return 2;
+  }
+  const durationMs = values.duration === undefined ? undefined : parseDuration(values.duration);
+  if (values.duration !== undefined && durationMs === undefined) {
+    io.err('trellis tap: --duration: must look like 500ms, 10s or 2m');
+    return 2;
+  }
+  const output = values.output ?? 'text';
+  if (output !== 'text' && output !== 'json') {
+    io.err(`trellis tap: -o: must be text or json (got "${output}")`);
+    return 2;
+  }
+  let addresses = values.admin ?? [];
+  if (addresses.length === 0) {
+    const targets = deps.targets ?? (async () => (await httpMetrics(metricsServer(values.server)).targets()).map((t) => t.address));
+    try {
+      addresses = await withSpinner('finding proxies…', targets, io.spinnerOut);
+    } catch (err) {
+      io.err(`trellis tap: ${(err as Error).message}`);
+      return 1;
+    }
+    if (addresses.length === 0) {
+      io.err('trellis tap: no proxies to tap (the control plane reports no scrape targets; use --admin HOST:PORT)');
+      return 1;
+    }
+  }
+  let seen = 0;
+  const handle = openTaps(addresses, { service: positionals[0], path: values.path, method: values.method, code: values.code, authority: values.authority }, (line: TapLine) => {
+    if (line.type === 'start') return;
+    if (line.type === 'dropped') {
+      io.err(`(${line.count} events dropped: the tap could not keep up)`);
+      return;
+    }
+    if (seen >= max) return;
+    seen++;
+    io.out(output === 'json' ? JSON.stringify(line) : formatTapEvent(line));
+    if (seen >= max) handle.stop();
+  });
+  const timer = durationMs === undefined ? undefined : setTimeout(() => handle.stop(), durationMs);
+  const onSigint = (): void => handle.stop();
+  process.once('SIGINT', onSigint);
+  const { errors } = await handle.done;
+  clearTimeout(timer);
+  process.off('SIGINT', onSigint);
+  for (const e of errors) io.err(`trellis tap: ${e}`);
+  return errors.length === addresses.length && seen === 0 ? 1 : 0;
+}
+
+export function run(argv: string[]): Promise<number> {
+  return exec(argv, processIO());
+}

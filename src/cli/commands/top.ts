@@ -1,0 +1,149 @@
+// `trellis top [SERVICE] [--admin HOST:PORT]... [--interval 1s] [--duration D] [--rows N]`:
+// a live view of the busiest paths, built from the tap stream: count,
+// success, best / worst / last latency per (method, authority, path). On a
+// terminal the table is redrawn every interval; piped, it is printed once
+// when the duration ends.
+import { parseArgs } from 'node:util';
+import type { TapEvent } from '../../proxy/telemetry/tap.ts';
+import { processIO, type CommandIO } from '../command-io.ts';
+import { fitTable, fmtMs, fmtPercent, type Column } from '../fit-table.ts';
+import { httpMetrics, metricsServer } from '../metrics-client.ts';
+import { openTaps, parseDuration } from '../tap-stream.ts';
+import { withSpinner } from '../spinner.ts';
+
+export const summary = 'live view of the busiest paths (from the tap stream)';
+
+const usage = 'usage: trellis top [SERVICE] [--path PREFIX] [--admin HOST:PORT]... [--interval 1s] [--duration D] [--rows N] [--server URL]';
+
+export interface PathStats {
+  readonly source: string;
+  readonly destination: string;
+  readonly method: string;
+  readonly path: string;
+  count: number;
+  successes: number;
+  best: number;
+  worst: number;
+  last: number;
+}
+
+/** Counts per (source, destination, method, path without query), bounded. */
+export class TopTable {
+  private readonly rows = new Map<string, PathStats>();
+  private readonly maxPaths: number;
+  constructor(maxPaths = 10_000) {
+    this.maxPaths = maxPaths;
+  }
+  add(e: TapEvent): void {
+    const q = e.path.indexOf('?');
+    const path = q < 0 ? e.path : e.path.slice(0, q);
+    const source = `${e.source_namespace}/${e.source_workload}`;
+    const destination = `${e.destination_namespace}/${e.destination_workload}`;
+    const key = `${source} ${destination} ${e.method} ${e.authority}${path}`;
+    let r = this.rows.get(key);
+    if (!r) {
+      if (this.rows.size >= this.maxPaths) return;
+      this.rows.set(key, (r = { source, destination, method: e.method, path: `${e.authority}${path}`, count: 0, successes: 0, best: Infinity, worst: 0, last: 0 }));
+    }
+    r.count++;
+    if (e.status < 500 && !['2', '4', '12', '13', '14', '15'].includes(e.grpc_status)) r.successes++;
+    r.best = Math.min(r.best, e.duration_ms);
+    r.worst = Math.max(r.worst, e.duration_ms);
+    r.last = e.duration_ms;
+  }
+  /** Busiest first. */
+  top(n: number): PathStats[] {
+    return [...this.rows.values()].sort((a, b) => b.count - a.count || a.path.localeCompare(b.path)).slice(0, n);
+  }
+}
+
+export const topColumns: Column<PathStats>[] = [
+  { header: 'SOURCE', value: (r) => r.source, minWidth: 8, priority: 2 },
+  { header: 'DESTINATION', value: (r) => r.destination, minWidth: 8, priority: 3 },
+  { header: 'METHOD', value: (r) => r.method },
+  { header: 'PATH', value: (r) => r.path, minWidth: 12 },
+  { header: 'COUNT', value: (r) => String(r.count), align: 'right' },
+  { header: 'SUCCESS', value: (r) => fmtPercent(r.count > 0 ? r.successes / r.count : null), align: 'right', priority: 4 },
+  { header: 'BEST', value: (r) => fmtMs(r.best === Infinity ? null : r.best), align: 'right', priority: 1 },
+  { header: 'WORST', value: (r) => fmtMs(r.worst), align: 'right', priority: 1.5 },
+  { header: 'LAST', value: (r) => fmtMs(r.last), align: 'right', priority: 5 },
+];
+
+export async function exec(argv: string[], io: CommandIO, deps: { targets?: () => Promise<string[]>; tty?: boolean } = {}): Promise<number> {
+  let values: { path?: string; admin?: string[]; interval?: string; duration?: string; rows?: string; server?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        path: { type: 'string' }, admin: { type: 'string', multiple: true }, interval: { type: 'string' }, duration: { type: 'string' },
+        rows: { type: 'string' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    io.err(`trellis top: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(usage);
+    return 0;
+  }
+  const intervalMs = parseDuration(values.interval ?? '1s');
+  if (intervalMs === undefined || intervalMs < 100) {
+    io.err('trellis top: --interval: must be a duration of at least 100ms (e.g. 1s)');
+    return 2;
+  }
+  const durationMs = values.duration === undefined ? undefined : parseDuration(values.duration);
+  if (values.duration !== undefined && durationMs === undefined) {
+    io.err('trellis top: --duration: must look like 500ms, 10s or 2m');
+    return 2;
+  }
+  const rowsN = Number(values.rows ?? 20);
+  if (!Number.isInteger(rowsN) || rowsN < 1) {
+    io.err('trellis top: --rows: must be a positive integer');
+    return 2;
+  }
+  const tty = deps.tty ?? (io.columns !== undefined);
+  if (!tty && durationMs === undefined) {
+    io.err('trellis top: output is not a terminal: pass --duration to print the table once it ends');
+    return 2;
+  }
+  let addresses = values.admin ?? [];
+  if (addresses.length === 0) {
+    const targets = deps.targets ?? (async () => (await httpMetrics(metricsServer(values.server)).targets()).map((t) => t.address));
+    try {
+      addresses = await withSpinner('finding proxies…', targets, io.spinnerOut);
+    } catch (err) {
+      io.err(`trellis top: ${(err as Error).message}`);
+      return 1;
+    }
+  }
+  if (addresses.length === 0) {
+    io.err('trellis top: no proxies to tap (use --admin HOST:PORT)');
+    return 1;
+  }
+  const table = new TopTable();
+  const handle = openTaps(addresses, { service: positionals[0], path: values.path }, (line) => {
+    if (line.type === 'exchange') table.add(line);
+  });
+  const render = (): string => {
+    const rows = table.top(rowsN);
+    return rows.length === 0 ? '(waiting for traffic…)' : fitTable(topColumns, rows, io.columns);
+  };
+  const redraw = tty ? setInterval(() => io.out(`\x1b[H\x1b[2J${render()}`), intervalMs) : undefined;
+  const stopTimer = durationMs === undefined ? undefined : setTimeout(() => handle.stop(), durationMs);
+  const onSigint = (): void => handle.stop();
+  process.once('SIGINT', onSigint);
+  const { errors } = await handle.done;
+  clearInterval(redraw);
+  clearTimeout(stopTimer);
+  process.off('SIGINT', onSigint);
+  io.out(render());
+  for (const e of errors) io.err(`trellis top: ${e}`);
+  return 0;
+}
+
+export function run(argv: string[]): Promise<number> {
+  return exec(argv, processIO());
+}

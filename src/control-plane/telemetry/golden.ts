@@ -1,0 +1,219 @@
+// Golden metrics (success rate, request rate, latency percentiles, mTLS share)
+// per service, route, workload and edge, and the topology graph, computed
+// from one primitive every backend implements: `GroupQuery.groups()`, the
+// counter increases of the standard request metrics over a window, summed by
+// a set of labels. The embedded aggregator (embedded-source.ts) and the
+// Prometheus-backed one (prometheus-source.ts) both implement GroupQuery, so
+// everything here is shared and the two agree by construction.
+//
+// Which proxy's view answers what (docs/telemetry.md):
+//   services, workloads, edges  the server side (direction="inbound"): it sees
+//                               unmeshed callers too and knows whether mTLS was used
+//   routes                      the client side (direction="outbound"): routes
+//                               are the caller's HTTPRoute rules
+
+export const WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000 } as const;
+export type Window = keyof typeof WINDOWS;
+
+export function parseWindow(v: string | null | undefined): { ok: true; window: Window } | { ok: false; error: string } {
+  const w = v ?? '1m';
+  if (w in WINDOWS) return { ok: true, window: w as Window };
+  return { ok: false, error: `window: must be one of ${Object.keys(WINDOWS).join(', ')} (got "${w}")` };
+}
+
+/** gRPC statuses that count as failures (server-side errors), as Linkerd/Istio dashboards do. */
+export const GRPC_FAILURE_CODES: readonly string[] = ['2', '4', '12', '13', '14', '15'];
+
+export function isFailure(responseCode: string, grpcStatus: string): boolean {
+  return responseCode.startsWith('5') || GRPC_FAILURE_CODES.includes(grpcStatus);
+}
+
+export interface GroupSpec {
+  readonly direction: 'inbound' | 'outbound';
+  /** Labels to group by. */
+  readonly by: readonly string[];
+  /** Exact label matches. */
+  readonly match?: Readonly<Record<string, string>>;
+}
+
+export interface Latency {
+  readonly p50: number | null;
+  readonly p95: number | null;
+  readonly p99: number | null;
+}
+
+export interface GroupStats {
+  readonly labels: Readonly<Record<string, string>>;
+  /** Requests completed in the window. */
+  readonly requests: number;
+  readonly successes: number;
+  readonly mtls: number;
+  /** Milliseconds. */
+  readonly latencyMs: Latency;
+  /** Distinct proxies that reported into this group. */
+  readonly proxies: number;
+  /** Opaque TCP connections opened in the window. */
+  readonly tcpConnections: number;
+}
+
+export interface GroupQuery {
+  groups(spec: GroupSpec, window: Window): Promise<GroupStats[]>;
+}
+
+export interface StatRow {
+  readonly kind: 'service' | 'workload' | 'route';
+  readonly name: string;
+  readonly namespace: string;
+  /** Service host for services and routes. */
+  readonly service?: string;
+  readonly requests: number;
+  readonly rps: number;
+  readonly successRate: number | null;
+  readonly latencyMs: Latency;
+  readonly mtlsShare: number | null;
+  readonly meshed: number;
+  readonly tcpConnections: number;
+}
+
+export interface EdgeRow {
+  readonly source: { readonly workload: string; readonly namespace: string };
+  readonly destination: { readonly workload: string; readonly namespace: string };
+  readonly requests: number;
+  readonly rps: number;
+  readonly successRate: number | null;
+  readonly latencyMs: Latency;
+  readonly mtlsShare: number | null;
+}
+
+export interface TopologyNode {
+  readonly id: string;
+  readonly workload: string;
+  readonly namespace: string;
+  readonly rps: number;
+  readonly successRate: number | null;
+  readonly meshed: boolean;
+}
+
+export interface Topology {
+  readonly window: Window;
+  readonly nodes: readonly TopologyNode[];
+  readonly edges: readonly EdgeRow[];
+}
+
+export interface GoldenMetrics {
+  services(q: { window: Window; namespace?: string | undefined }): Promise<StatRow[]>;
+  workloads(q: { window: Window; namespace?: string | undefined }): Promise<StatRow[]>;
+  routes(q: { window: Window; service?: string | undefined; namespace?: string | undefined }): Promise<StatRow[]>;
+  edges(q: { window: Window; namespace?: string | undefined }): Promise<EdgeRow[]>;
+  topology(q: { window: Window; namespace?: string | undefined }): Promise<Topology>;
+}
+
+/** Prometheus' histogram_quantile over cumulative buckets [le, count] sorted by le. */
+export function histogramQuantile(q: number, buckets: readonly (readonly [number, number])[]): number | null {
+  if (buckets.length < 2) return null;
+  const last = buckets[buckets.length - 1]!;
+  if (last[0] !== Infinity) return null;
+  const total = last[1];
+  if (!(total > 0)) return null;
+  const rank = q * total;
+  let i = 0;
+  while (i < buckets.length - 1 && buckets[i]![1] < rank) i++;
+  if (i === buckets.length - 1) return buckets[buckets.length - 2]![0];
+  const [end, count] = buckets[i]!;
+  const [start, below] = i === 0 ? [0, 0] : buckets[i - 1]!;
+  if (i === 0 && end <= 0) return end;
+  const inBucket = count - below;
+  if (inBucket <= 0) return end;
+  return start + (end - start) * ((rank - below) / inBucket);
+}
+
+/** Short name of a service host: `reviews.shop.svc.cluster.local` -> `reviews`. */
+export function shortService(host: string): string {
+  const m = /^([^.]+)\.[^.]+\.svc(\.cluster\.local)?$/.exec(host);
+  return m ? m[1]! : host;
+}
+
+/** `reviews` + namespace -> `reviews.<ns>.svc.cluster.local`; hosts pass through. */
+export function serviceHostFor(name: string, namespace: string): string {
+  return name.includes('.') ? name : `${name}.${namespace}.svc.cluster.local`;
+}
+
+function rate(g: GroupStats, windowMs: number): number {
+  return g.requests / (windowMs / 1000);
+}
+function ratio(n: number, d: number): number | null {
+  return d > 0 ? n / d : null;
+}
+
+export function createGoldenMetrics(src: GroupQuery): GoldenMetrics {
+  const ns = (namespace: string | undefined, label: string): Record<string, string> => (namespace ? { [label]: namespace } : {});
+  const row = (kind: StatRow['kind'], name: string, namespace: string, g: GroupStats, w: Window, service?: string): StatRow => ({
+    kind,
+    name,
+    namespace,
+    ...(service !== undefined ? { service } : {}),
+    requests: g.requests,
+    rps: rate(g, WINDOWS[w]),
+    successRate: ratio(g.successes, g.requests),
+    latencyMs: g.latencyMs,
+    mtlsShare: ratio(g.mtls, g.requests),
+    meshed: g.proxies,
+    tcpConnections: g.tcpConnections,
+  });
+  const byName = (a: { namespace: string; name: string }, b: { namespace: string; name: string }): number => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
+
+  const edges: GoldenMetrics['edges'] = async ({ window, namespace }) => {
+    const gs = await src.groups({ direction: 'inbound', by: ['source_workload', 'source_namespace', 'destination_workload', 'destination_namespace'], match: ns(namespace, 'destination_namespace') }, window);
+    return gs
+      .map((g) => ({
+        source: { workload: g.labels['source_workload'] ?? 'unknown', namespace: g.labels['source_namespace'] ?? 'unknown' },
+        destination: { workload: g.labels['destination_workload'] ?? 'unknown', namespace: g.labels['destination_namespace'] ?? 'unknown' },
+        requests: g.requests,
+        rps: rate(g, WINDOWS[window]),
+        successRate: ratio(g.successes, g.requests),
+        latencyMs: g.latencyMs,
+        mtlsShare: ratio(g.mtls, g.requests),
+      }))
+      .sort((a, b) => `${a.source.namespace}/${a.source.workload}>${a.destination.namespace}/${a.destination.workload}`.localeCompare(`${b.source.namespace}/${b.source.workload}>${b.destination.namespace}/${b.destination.workload}`));
+  };
+
+  const workloads: GoldenMetrics['workloads'] = async ({ window, namespace }) => {
+    const gs = await src.groups({ direction: 'inbound', by: ['destination_workload', 'destination_namespace'], match: ns(namespace, 'destination_namespace') }, window);
+    return gs.map((g) => row('workload', g.labels['destination_workload'] ?? 'unknown', g.labels['destination_namespace'] ?? 'unknown', g, window)).sort(byName);
+  };
+
+  return {
+    async services({ window, namespace }) {
+      const gs = await src.groups({ direction: 'inbound', by: ['destination_service', 'destination_namespace'], match: ns(namespace, 'destination_namespace') }, window);
+      return gs
+        .map((g) => {
+          const host = g.labels['destination_service'] ?? 'unknown';
+          return row('service', shortService(host), g.labels['destination_namespace'] ?? 'unknown', g, window, host);
+        })
+        .sort(byName);
+    },
+    workloads,
+    async routes({ window, service, namespace }) {
+      const match: Record<string, string> = {};
+      if (service) match['destination_service'] = serviceHostFor(service, namespace ?? 'default');
+      else if (namespace) match['destination_namespace'] = namespace;
+      const gs = await src.groups({ direction: 'outbound', by: ['route', 'destination_service', 'destination_namespace'], match }, window);
+      return gs
+        .map((g) => row('route', g.labels['route'] ?? 'none', g.labels['destination_namespace'] ?? 'unknown', g, window, g.labels['destination_service'] ?? 'unknown'))
+        .sort((a, b) => (a.service ?? '').localeCompare(b.service ?? '') || a.name.localeCompare(b.name));
+    },
+    edges,
+    async topology({ window, namespace }) {
+      const [es, ws] = await Promise.all([edges({ window, namespace }), workloads({ window, namespace })]);
+      const nodes = new Map<string, TopologyNode>();
+      for (const w of ws) nodes.set(`${w.namespace}/${w.name}`, { id: `${w.namespace}/${w.name}`, workload: w.name, namespace: w.namespace, rps: w.rps, successRate: w.successRate, meshed: true });
+      for (const e of es) {
+        for (const end of [e.source, e.destination]) {
+          const id = `${end.namespace}/${end.workload}`;
+          if (!nodes.has(id)) nodes.set(id, { id, workload: end.workload, namespace: end.namespace, rps: 0, successRate: null, meshed: end.workload !== 'unknown' });
+        }
+      }
+      return { window, nodes: [...nodes.values()].sort((a, b) => a.id.localeCompare(b.id)), edges: es };
+    },
+  };
+}
