@@ -29,6 +29,11 @@ const CLUSTER_LOAD_KEY = '*';
 /** Request attribute holding the hash key computed by the route's hash policy. */
 export const HASH_KEY_ATTR = 'trellis.hashKey';
 
+/** Request attribute: a ReadonlySet of endpoint keys a retry should avoid
+ * (the endpoints earlier attempts failed on; Envoy's previous_hosts). */
+export const AVOID_ENDPOINTS_ATTR = 'trellis.avoidEndpoints';
+const AVOID_REPICKS = 3;
+
 export interface RequestOutcome {
   readonly latencyMs: number;
   readonly ok: boolean;
@@ -202,7 +207,10 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
       return;
     }
     const hashKey = req.ctx.attrs.get(HASH_KEY_ATTR);
-    const picked = balancer.pick(typeof hashKey === 'string' ? { hashKey, random } : noKey);
+    const pickCtx = typeof hashKey === 'string' ? { hashKey, random } : noKey;
+    let picked = balancer.pick(pickCtx);
+    const avoid = req.ctx.attrs.get(AVOID_ENDPOINTS_ATTR) as ReadonlySet<string> | undefined;
+    for (let i = 0; avoid !== undefined && i < AVOID_REPICKS && picked.kind === 'pick' && avoid.has(picked.endpoint.key); i++) picked = balancer.pick(pickCtx);
     if (picked.kind === 'none') {
       handler.onError(new ProxyError('NO_HEALTHY_UPSTREAM', `cluster ${spec.name}`));
       return;

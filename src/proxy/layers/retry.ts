@@ -22,6 +22,7 @@ import { ProxyError, toProxyError } from '../errors.ts';
 import { getHeader, removeHeader, setHeader } from '../http/exchange.ts';
 import type { Dispatch, ExchangeController, HeaderList, Layer, ProxyRequest, ResponseHandler, ResponseHead } from '../http/exchange.ts';
 import { DEFAULT_REPLAY_LIMIT, ReplayBody } from './replay-body.ts';
+import { AVOID_ENDPOINTS_ATTR } from '../cluster.ts';
 import type { RetryBudget } from './retry-budget.ts';
 
 /** Remaining milliseconds of the caller's deadline, sent upstream and honoured inbound. */
@@ -183,7 +184,9 @@ class RetryRun implements ExchangeController {
     ctx.deadline = effective;
     this.overall = saved;
     try {
+      ctx.upstreamEndpoint = undefined;
       this.next(areq, a);
+      a.endpoint = ctx.upstreamEndpoint;
     } catch (err) {
       a.onError(toProxyError(err));
     } finally {
@@ -217,6 +220,13 @@ class RetryRun implements ExchangeController {
     }
     active.active++;
     deps.onRetry?.(cluster);
+    const failedOn = this.current?.endpoint;
+    if (failedOn !== undefined) {
+      const attrs = this.req.ctx.attrs;
+      let avoid = attrs.get(AVOID_ENDPOINTS_ATTR) as Set<string> | undefined;
+      if (!avoid) attrs.set(AVOID_ENDPOINTS_ATTR, (avoid = new Set()));
+      avoid.add(failedOn);
+    }
     let pending = true;
     const cancel = deps.setTimer(() => {
       pending = false;
@@ -291,6 +301,8 @@ class Attempt implements ResponseHandler {
   private readonly run: RetryRun;
   private readonly isRetry: boolean;
   controller: ExchangeController | null = null;
+  /** The endpoint the cluster picked (a retry avoids it). */
+  endpoint: string | undefined;
   cancelTimer: (() => void) | null = null;
   /** Discarded: events from it are ignored. */
   private stale = false;

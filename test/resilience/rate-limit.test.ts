@@ -1,0 +1,50 @@
+// Local rate limit from LocalRateLimit in typedPerFilterConfig: a route
+// bucket and per-caller buckets, 429 with Retry-After.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backend, call, cluster, proxyWith } from './kit.ts';
+
+const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+
+test('route bucket: 5 pass, the rest get 429 with Retry-After', async (t) => {
+  const up = await backend(t, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  const { port, proxy } = await proxyWith(t, {
+    clusters: [cluster('app', [up.port])],
+    routes: [
+      { match: { prefix: '/route' }, route: { cluster: 'app' }, typedPerFilterConfig: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, statPrefix: 'route_rl', tokenBucket: { maxTokens: 5, tokensPerFill: 5, fillInterval: '2s' } } } },
+      { match: { prefix: '/caller' }, route: { cluster: 'app' }, typedPerFilterConfig: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, statPrefix: 'caller_rl', descriptors: [{ entries: [{ key: 'trellis.caller', value: '*' }], tokenBucket: { maxTokens: 2, tokensPerFill: 2, fillInterval: '10s' } }] } } },
+    ],
+  });
+  const replies = [];
+  for (let i = 0; i < 10; i++) replies.push(await call(port, { path: '/route' }));
+  assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200, 200, 429, 429, 429, 429, 429]);
+  for (const r of replies.slice(5)) {
+    assert.equal(r.headers['x-trellis-proxy-error'], 'RATE_LIMITED');
+    const ra = Number(r.headers['retry-after']);
+    assert.ok(ra >= 1 && ra <= 2, `retry-after ${r.headers['retry-after']}`);
+  }
+  assert.equal(up.hits(), 5);
+  assert.equal(proxy.resilience.stats.rateLimited.labels('route_rl').get(), 5);
+
+  const statuses = async (client: string) => {
+    const out = [];
+    for (let i = 0; i < 3; i++) out.push((await call(port, { path: '/caller', headers: { 'x-trellis-client-id': client } })).status);
+    return out;
+  };
+  assert.deepEqual(await statuses('a'), [200, 200, 429]);
+  assert.deepEqual(await statuses('b'), [200, 200, 429], 'each caller has its own bucket');
+});
+
+test('a bad LocalRateLimit is rejected with the field path', async (t) => {
+  const up = await backend(t, (_req, res) => res.end());
+  await assert.rejects(
+    proxyWith(t, {
+      clusters: [cluster('app', [up.port])],
+      routes: [{ match: { prefix: '/' }, route: { cluster: 'app' }, typedPerFilterConfig: { rl: { '@type': LRL, statPrefix: 'x', tokenBucket: { maxTokens: 0, fillInterval: '1s' } } } }],
+    }),
+    /typedPerFilterConfig\["rl"\]\.tokenBucket\.maxTokens: must be between 1/,
+  );
+});
