@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateResource } from './validate.ts';
 import { parseYamlDocuments } from './yaml-documents.ts';
-import { resolveKind } from './kinds.ts';
+import { KINDS, resolveKind } from './kinds.ts';
 
 const route = (spec: unknown, meta: Record<string, unknown> = { name: 'reviews' }) =>
   ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: meta, spec });
@@ -88,7 +88,7 @@ test('metadata: DNS-1123 names, namespaces and label syntax', () => {
 
 test('kind and apiVersion errors', () => {
   assert.deepEqual(texts({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: {} }), [
-    'Pod default/p: kind: unsupported value "Pod": must be one of HTTPRoute, GRPCRoute, TCPRoute, Gateway, Service, Workload',
+    `Pod default/p: kind: unsupported value "Pod": must be one of ${KINDS.map((k) => k.kind).join(', ')}`,
   ]);
   assert.deepEqual(texts({ ...route({}), apiVersion: 'gateway.networking.k8s.io/v2' }), [
     'HTTPRoute default/reviews: apiVersion: unsupported value "gateway.networking.k8s.io/v2" for HTTPRoute: must be gateway.networking.k8s.io/v1',

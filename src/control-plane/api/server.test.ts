@@ -14,7 +14,7 @@ const route = (backend: string) => ({
 });
 
 async function setup(t: { after(fn: () => unknown): void }) {
-  const store = openMemoryStore();
+  const store = openMemoryStore({ historyRevisions: 1_000_000 });
   const started = await startApi({ store, port: 0 });
   t.after(async () => {
     await started.close();
@@ -28,7 +28,7 @@ async function setup(t: { after(fn: () => unknown): void }) {
     });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };
-  return { ...started, call };
+  return { ...started, store, call };
 }
 
 test('apply: created, unchanged, configured, dry-run diff, conflict 409, invalid 422', async (t) => {
@@ -99,7 +99,7 @@ test('list with namespace and label selector; get; delete; unknown kind; status 
   r = await call('PUT', '/api/v1/kinds');
   assert.equal(r.status, 405);
   r = await call('GET', '/api/v1/kinds');
-  assert.deepEqual(r.body.kinds.map((k: any) => k.kind), ['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'Gateway', 'Service', 'Workload']);
+  assert.deepEqual(r.body.kinds.map((k: any) => k.kind).slice(0, 6), ['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'Gateway', 'Service', 'Workload']);
   assert.equal(r.body.kinds[0].specSchema.additionalProperties, false);
 });
 
@@ -175,4 +175,22 @@ test('watch: SSE from a revision, resumable with Last-Event-ID', async (t) => {
   assert.equal(snapshot[1]?.data.object.status.conditions[1].reason, 'BackendNotFound');
   const bad = await call('GET', '/api/v1/watch?fromRevision=abc');
   assert.equal(bad.status, 400);
+});
+
+test('watch: a compacted revision ends the stream with a compacted error', async (t) => {
+  const { call, url, store } = await setup(t);
+  await call('POST', '/api/v1/apply', svc('a'));
+  await call('POST', '/api/v1/apply', svc('b'));
+  await store.compact(await store.revision());
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = http.get(`${url}/api/v1/watch?fromRevision=1`, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { text += c; });
+      res.on('end', () => resolve(text));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timed out waiting for the stream to end')));
+  });
+  assert.match(body, /^event: error\ndata: \{"error":\{"code":"compacted",/m);
 });
