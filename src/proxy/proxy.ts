@@ -26,6 +26,7 @@ import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
 import { startAdmin, type AdminServer } from './admin.ts';
 import type { ClusterSnapshot } from './cluster.ts';
 import { Resilience, type ResilienceOptions } from './resilience.ts';
+import { Telemetry, type TelemetryOptions } from './telemetry/telemetry.ts';
 
 export const DEFAULT_DRAIN_MS = 5_000;
 
@@ -49,6 +50,9 @@ export interface StartProxyOptions {
   readonly resilience?: Omit<ResilienceOptions, 'registry' | 'log'>;
   /** TLS origination per cluster endpoint (mTLS: tls/mesh-tls.ts); plaintext when absent. */
   readonly upstreamTls?: ClusterManagerDeps['tls'];
+  /** Tracing, access log and series bounds (telemetry/telemetry.ts); the
+   * standard metrics are always on. */
+  readonly telemetry?: Omit<TelemetryOptions, 'registry' | 'node'>;
 }
 
 export type ApplyResult = { ok: true; version: string } | { ok: false; errors: string[] };
@@ -94,6 +98,7 @@ export class Proxy {
   private stopped: Promise<void> | undefined;
   /** Retries, mirroring, faults, rate limits, outlier detection, health checks. */
   readonly resilience: Resilience;
+  readonly telemetry: Telemetry;
   /** Serialises applyConfig calls. */
   private applying: Promise<unknown> = Promise.resolve();
 
@@ -102,6 +107,7 @@ export class Proxy {
     this.stats = opts.stats ?? createProxyStats();
     this.log = opts.log ?? (() => {});
     this.resilience = new Resilience({ ...opts.resilience, registry: this.stats.registry, log: this.log });
+    this.telemetry = new Telemetry({ ...opts.telemetry, registry: this.stats.registry, node: opts.node });
     this.pools = createPoolRegistry(opts.createPool ?? defaultPoolFactory);
     this.serve = createConnectionHandler({
       current: () => this.active!.runtime,
@@ -112,6 +118,7 @@ export class Proxy {
       http1: opts.http1 ? () => opts.http1! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp1 : createHttp1Server({ idleTimeoutMs: ms }))),
       http2: opts.http2 ? () => opts.http2! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp2 : createHttp2Server({ idleTimeoutMs: ms }))),
       ...(opts.terminateTls ? { terminateTls: opts.terminateTls } : {}),
+      onTcpClosed: (r) => this.telemetry.tcpClosed(r),
     });
     this.stats.configVersion.onCollect((g) => {
       g.reset();
@@ -157,6 +164,7 @@ export class Proxy {
       listeners: () => Object.fromEntries(this.ports),
       clusters: () => this.clusters(),
       registry: this.stats.registry,
+      handle: (req, res) => this.telemetry.handleAdmin(req, res),
     });
     if (!r.ok) return r;
     this.admin = r.admin;
@@ -194,7 +202,7 @@ export class Proxy {
     const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
     const runtime: Runtime = {
       config,
-      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction) }),
+      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l) => this.telemetry.layer(l.direction, config, this.opts.upstreamTls) }),
       pickEndpoint: createStaticPicker(config),
     };
 
@@ -334,6 +342,7 @@ export class Proxy {
     this.resilience.stop();
     this.active?.clusters.retire();
     await this.admin?.close();
+    await this.telemetry.close();
     this.log('stopped', {});
   }
 }

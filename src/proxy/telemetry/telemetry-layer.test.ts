@@ -56,7 +56,7 @@ function setup(direction: RequestContext['direction'], final: Dispatch, extra: {
   const registry = new Registry();
   const stats = createTelemetryStats(registry, { maxTuples: 5 });
   const d = compose(
-    [telemetryLayer({ stats, self: { workload: direction === 'inbound' ? 'reviews-v1' : 'web', namespace: 'shop' }, direction, endpoints: (c, e) => (c === 'reviews.shop.svc:9080' && e === '10.0.0.7:9080' ? 'reviews-v1' : undefined), now: () => (clock.t += 12), ...extra })],
+    [telemetryLayer({ stats, self: { workload: direction === 'inbound' ? 'reviews-v1' : 'web', namespace: 'shop' }, direction, endpoints: (c, e) => (c === 'reviews.shop.svc:9080' && e === '10.0.0.7:9080' ? { workload: 'reviews-v1', mtls: false } : undefined), now: () => (clock.t += 12), ...extra })],
     final,
   );
   return { registry, d };

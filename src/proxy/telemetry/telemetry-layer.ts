@@ -24,8 +24,16 @@ import { redactHeaders, type TapEvent, type TapHub } from './tap.ts';
  * connection of this request is mutual TLS (outbound `mtls` label). */
 export const UPSTREAM_MTLS_ATTR = 'trellis.upstreamMtls';
 
-/** (cluster, endpoint key) -> the endpoint's workload, from EDS metadata. */
-export type EndpointDirectory = (cluster: string, endpoint: string) => string | undefined;
+/** What telemetry knows about an upstream endpoint of this config. */
+export interface EndpointFacts {
+  /** `trellis.dev/workload` from the endpoint's EDS metadata. */
+  readonly workload: string | undefined;
+  /** The proxy originates mutual TLS to it. */
+  readonly mtls: boolean;
+}
+
+/** (cluster, endpoint key) -> facts about the endpoint. */
+export type EndpointDirectory = (cluster: string, endpoint: string) => EndpointFacts | undefined;
 
 export interface TelemetryLayerDeps {
   readonly stats: TelemetryStats;
@@ -191,8 +199,9 @@ class TelemetryHandler implements ResponseHandler {
       const svc = cluster !== undefined ? serviceFromCluster(cluster) : undefined;
       dstService = svc?.service ?? cluster ?? UNKNOWN;
       dstNamespace = svc?.namespace ?? UNKNOWN;
-      dstWorkload = (cluster !== undefined && ctx.upstreamEndpoint !== undefined ? d.endpoints(cluster, ctx.upstreamEndpoint) : undefined) ?? UNKNOWN;
-      mtls = ctx.attrs.get(UPSTREAM_MTLS_ATTR) === true;
+      const facts = cluster !== undefined && ctx.upstreamEndpoint !== undefined ? d.endpoints(cluster, ctx.upstreamEndpoint) : undefined;
+      dstWorkload = facts?.workload ?? UNKNOWN;
+      mtls = facts?.mtls === true || ctx.attrs.get(UPSTREAM_MTLS_ATTR) === true;
     }
     const protocol = ctx.grpc ? 'grpc' : head.httpVersion === '2' ? 'http2' : 'http1';
     const route = ctx.route ?? 'none';

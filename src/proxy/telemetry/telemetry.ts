@@ -9,7 +9,8 @@
 //   GET  /tap?authority=&path=&method=&code=&service=&limit=
 //        NDJSON stream of matching exchanges (metadata only, credentials redacted)
 import type http from 'node:http';
-import type { NodeInfo, ProxyConfig } from '../config/types.ts';
+import type { ConnectionOptions } from 'node:tls';
+import type { ClusterSpec, EndpointSpec, NodeInfo, ProxyConfig } from '../config/types.ts';
 import type { Layer } from '../http/exchange.ts';
 import type { Registry } from '../stats.ts';
 import { endpointKey } from '../cluster.ts';
@@ -17,7 +18,7 @@ import { AccessLog, type AccessLogOptions } from './access-log.ts';
 import { UNKNOWN, parseSpiffe, selfIdentity, serviceFromCluster, type WorkloadIdentity } from './identity.ts';
 import { TapHub, parseTapFilter } from './tap.ts';
 import { createTelemetryStats, type TelemetryStats } from './telemetry-stats.ts';
-import { telemetryLayer, type EndpointDirectory } from './telemetry-layer.ts';
+import { telemetryLayer, type EndpointDirectory, type EndpointFacts } from './telemetry-layer.ts';
 import { createTracer, type ProxyTracer, type TracingOptions } from './tracing.ts';
 
 export interface TelemetryOptions {
@@ -38,6 +39,8 @@ export interface TcpConnectionReport {
   readonly bytesOut: number;
 }
 
+export type UpstreamTls = (cluster: ClusterSpec, endpoint: EndpointSpec) => ConnectionOptions | undefined;
+
 export class Telemetry {
   readonly self: WorkloadIdentity;
   readonly stats: TelemetryStats;
@@ -53,13 +56,14 @@ export class Telemetry {
     this.accessLog = new AccessLog(o.accessLog);
   }
 
-  /** The telemetry layer of one listener under one config version. */
-  layer(direction: 'inbound' | 'outbound' | 'gateway', config: ProxyConfig): Layer {
+  /** The telemetry layer of one listener under one config version.
+   * `upstreamTls` is the proxy's TLS origination (outbound `mtls` label). */
+  layer(direction: 'inbound' | 'outbound' | 'gateway', config: ProxyConfig, upstreamTls?: UpstreamTls): Layer {
     return telemetryLayer({
       stats: this.stats,
       self: this.self,
       direction,
-      endpoints: this.directory(config),
+      endpoints: this.directory(config, upstreamTls),
       tracer: this.tracer,
       accessLog: this.accessLog,
       tap: this.tap,
@@ -143,16 +147,23 @@ export class Telemetry {
     await this.accessLog.close();
   }
 
-  private directory(config: ProxyConfig): EndpointDirectory {
+  private directory(config: ProxyConfig, upstreamTls: UpstreamTls | undefined): EndpointDirectory {
     let d = this.directories.get(config);
     if (!d) {
-      const byCluster = new Map<string, Map<string, string>>();
+      const byCluster = new Map<string, Map<string, EndpointFacts>>();
       for (const [cluster, localities] of config.endpoints) {
-        const m = new Map<string, string>();
+        const spec = config.clusters.get(cluster);
+        const m = new Map<string, EndpointFacts>();
         for (const le of localities) {
           for (const ep of le.endpoints) {
-            const w = ep.labels?.['trellis.dev/workload'];
-            if (w) m.set(endpointKey(ep.address, ep.port), w);
+            const workload = ep.labels?.['trellis.dev/workload'];
+            let mtls = false;
+            try {
+              mtls = spec !== undefined && upstreamTls?.(spec, ep) !== undefined;
+            } catch {
+              mtls = false;
+            }
+            if (workload !== undefined || mtls) m.set(endpointKey(ep.address, ep.port), { workload, mtls });
           }
         }
         if (m.size > 0) byCluster.set(cluster, m);
