@@ -1,9 +1,10 @@
+import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import { etcdMissingReason, startEtcd, type EtcdServer } from '../../../test/util/etcd.ts';
 import { runStoreConformance } from './conformance.ts';
 import { openEtcdStore, type EtcdStore } from './etcd.ts';
-import type { Store } from './types.ts';
+import { StoreError, type Store } from './types.ts';
 
 const missing = etcdMissingReason();
 if (missing) {
@@ -41,3 +42,8 @@ if (missing) {
     };
   }, { leaseSlackMs: 1_000 });
 }
+
+test('openEtcdStore: unreachable etcd is StoreError unavailable; bad options are invalid', async () => {
+  await assert.rejects(openEtcdStore({ endpoints: ['http://127.0.0.1:1'], callTimeoutMs: 2_000 }), (e: unknown) => e instanceof StoreError && e.code === 'unavailable');
+  await assert.rejects(openEtcdStore({ endpoints: [] }), (e: unknown) => e instanceof StoreError && e.code === 'invalid' && /endpoints/.test(e.message));
+});
