@@ -12,6 +12,7 @@ import {
 import { checkHTTPRoute, checkGRPCRoute, checkTCPRoute, checkGateway } from './gateway-api-checks.ts';
 import { TRELLIS_GROUP, ServiceSpec, WorkloadSpec, type ServiceSpec as ServiceSpecT, type WorkloadSpec as WorkloadSpecT } from './mesh.ts';
 import { isIP } from 'node:net';
+import { MeshTLSSpec, type MeshTLSSpec as MeshTLSSpecT } from './mesh-tls.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
 
@@ -167,6 +168,23 @@ export const KINDS: readonly KindDef[] = [
       { header: 'SERVICE-ACCOUNT', value: (r) => (r.spec as WorkloadSpecT).serviceAccount ?? 'default' },
       { header: 'LOCALITY', wide: true, value: (r) => { const l = (r.spec as WorkloadSpecT).locality; return l ? [l.region, l.zone].filter(Boolean).join('/') || '<none>' : '<none>'; } },
       { header: 'LABELS', wide: true, value: (r) => list(Object.entries(r.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`)) },
+    ],
+  }),
+  def<MeshTLSSpecT>({
+    kind: 'MeshTLS', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'meshtlses', shortNames: ['mtls', 'meshtls', 'peerauthentication'],
+    specSchema: MeshTLSSpec, nameRule: 'dns1123-subdomain',
+    check(spec, report) {
+      const ports = new Set<number>();
+      (spec.portLevel ?? []).forEach((p, i) => {
+        if (ports.has(p.port)) report(['spec', 'portLevel', i, 'port'], `duplicate port ${p.port}`);
+        ports.add(p.port);
+      });
+      if (spec.mode === undefined && (spec.portLevel ?? []).length === 0) report(['spec', 'mode'], 'is required when portLevel is empty');
+    },
+    columns: [
+      { header: 'MODE', value: (r) => (r.spec as MeshTLSSpecT).mode ?? '<inherit>' },
+      { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as MeshTLSSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
+      { header: 'PORTS', wide: true, value: (r) => list(((r.spec as MeshTLSSpecT).portLevel ?? []).map((p) => `${p.port}:${p.mode}`)) },
     ],
   }),
   // ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 // one immutable value. Field names follow the Gateway API and the Trellis
 // kinds exactly, so the validated resources from src/api are assignable here.
 
+import type { MeshTlsInput } from './mtls.ts';
+
 export interface Meta {
   name: string;
   namespace?: string;
@@ -135,6 +137,8 @@ export interface MeshState {
   workloads: readonly WorkloadInstance[];
   /** Service virtual IPs, keyed "namespace/name". */
   vips: ReadonlyMap<string, string>;
+  /** Automatic mTLS (trust domain, bundle, MeshTLS policies); off when absent. */
+  meshTls?: MeshTlsInput;
 }
 
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';

@@ -18,6 +18,7 @@ import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-ro
 import {
   buildLoadAssignments, findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
 } from './services.ts';
+import { applyMeshTls } from './mtls.ts';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -31,6 +32,7 @@ export interface TranslatedResources {
   routes: object[];
   clusters: object[];
   endpoints: object[];
+  secrets?: object[];
   warnings: RouteWarning[];
 }
 
@@ -163,6 +165,8 @@ interface Resources {
   routes: object[];
   clusters: object[];
   endpoints: object[];
+  /** SDS: the mesh trust bundle when mTLS is on (mtls.ts). */
+  secrets?: object[];
 }
 
 /** A translation in two parts: `shared` depends only on the mesh state and
@@ -289,7 +293,8 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
   }
   const shared = sidecarShared(state, node.namespace, warnings);
   const own = sidecarOwn(state, node, warnings);
-  return { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
+  const parts = { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
+  return state.meshTls ? applyMeshTls(parts, state, node) : parts;
 }
 
 export function translate(state: MeshState, node: ProxyNode): TranslatedResources {
@@ -299,6 +304,7 @@ export function translate(state: MeshState, node: ProxyNode): TranslatedResource
     routes: [...shared.routes, ...own.routes],
     clusters: [...shared.clusters, ...own.clusters],
     endpoints: [...shared.endpoints, ...own.endpoints],
+    ...(shared.secrets ? { secrets: shared.secrets } : {}),
     warnings,
   };
 }

@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { translate } from './translate.ts';
+import type { MeshState, ProxyNode, WorkloadInstance } from './model.ts';
+import { tlsModeFor, TRUST_BUNDLE_SECRET, type MeshTlsInput } from './mtls.ts';
+import { createSnapshot, checkConsistency, snapshotResources } from '../../xds/snapshot.ts';
+import { TypeUrl } from '../../xds/protos.ts';
+import { unpackAny } from '../../xds/codec.ts';
+import { buildProxyConfig } from '../../proxy/config/envoy.ts';
+import { readUpstreamTls, transportSocketFor } from '../../proxy/tls/upstream-tls.ts';
+
+const w = (name: string, labels: Record<string, string>, sa = name, proxyPort: number | null = 15100): WorkloadInstance => ({
+  name, namespace: 'shop', serviceAccount: sa, address: '127.0.0.1', labels, ports: [{ port: 9080, ...(proxyPort === null ? {} : { proxyPort }) }, { port: 9090, proxyPort: 15101 }],
+});
+
+test('mode precedence: selector > namespace > mesh root > default PERMISSIVE, port level first', () => {
+  const reviews = w('reviews-1', { app: 'reviews' });
+  const input = (policies: MeshTlsInput['policies']): MeshTlsInput => ({ trustDomain: 'td', policies });
+  assert.equal(tlsModeFor(input([]), reviews, 9080), 'PERMISSIVE');
+  const mesh = { metadata: { name: 'mesh', namespace: 'trellis-system' }, spec: { mode: 'STRICT' as const } };
+  assert.equal(tlsModeFor(input([mesh]), reviews, 9080), 'STRICT');
+  const ns = { metadata: { name: 'ns', namespace: 'shop' }, spec: { mode: 'PERMISSIVE' as const } };
+  assert.equal(tlsModeFor(input([mesh, ns]), reviews, 9080), 'PERMISSIVE');
+  const sel = { metadata: { name: 'sel', namespace: 'shop' }, spec: { selector: { app: 'reviews' }, portLevel: [{ port: 9090, mode: 'DISABLE' as const }] } };
+  assert.equal(tlsModeFor(input([mesh, ns, sel]), reviews, 9090), 'DISABLE');
+  assert.equal(tlsModeFor(input([mesh, ns, sel]), reviews, 9080), 'PERMISSIVE', 'a selector policy without mode inherits');
+  const other = { metadata: { name: 'o', namespace: 'other' }, spec: { mode: 'DISABLE' as const } };
+  assert.equal(tlsModeFor(input([other]), reviews, 9080), 'PERMISSIVE', 'other namespaces do not apply');
+});
+
+const state: MeshState = {
+  services: [
+    { metadata: { name: 'reviews', namespace: 'shop' }, spec: { selector: { app: 'reviews' }, ports: [{ port: 9080, protocol: 'http' }, { name: 'grpc', port: 9090, protocol: 'grpc' }] } },
+    { metadata: { name: 'legacy', namespace: 'shop' }, spec: { selector: { app: 'legacy' }, ports: [{ port: 9080 }] } },
+  ],
+  httpRoutes: [], grpcRoutes: [], tcpRoutes: [],
+  workloads: [w('reviews-1', { app: 'reviews' }), w('reviews-2', { app: 'reviews' }, 'reviews-v2'), w('legacy-1', { app: 'legacy' }, 'legacy', null)],
+  vips: new Map(),
+  meshTls: {
+    trustDomain: 'mesh.test',
+    trustBundlePem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+    policies: [{ metadata: { name: 'strict', namespace: 'shop' }, spec: { mode: 'STRICT', portLevel: [{ port: 9090, mode: 'PERMISSIVE' }] } }],
+  },
+};
+
+test('translate with mTLS: clusters originate to meshed endpoints, inbound chains follow the mode, the bundle Secret is included, all of it parses on the proxy', () => {
+  const node: ProxyNode = { id: 'r1', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' };
+  const out = translate(state, node);
+  assert.deepEqual(out.warnings, []);
+  assert.deepEqual(out.secrets?.map((s) => (s as { name: string }).name), [TRUST_BUNDLE_SECRET]);
+  const snap = createSnapshot(out);
+  assert.ok(snap.ok, JSON.stringify(!snap.ok && snap.errors));
+  assert.deepEqual(checkConsistency(snap.snapshot), []);
+  const decode = (url: string): unknown[] => [...snapshotResources(snap.snapshot, url as never).values()].map((r) => unpackAny(r.any));
+  assert.equal(decode(TypeUrl.secret).length, 1);
+  const built = buildProxyConfig({ version: 'v1', listeners: decode(TypeUrl.listener), routeConfigs: decode(TypeUrl.route), clusters: decode(TypeUrl.cluster), endpoints: decode(TypeUrl.endpoint) }, { references: 'error' });
+  assert.ok(built.ok, JSON.stringify(!built.ok && built.errors));
+  const cfg = built.config;
+
+  const reviews = cfg.clusters.get('reviews.shop.svc:9080')!;
+  const ep = cfg.endpoints.get('reviews.shop.svc:9080')![0]!.endpoints[0]!;
+  assert.deepEqual(readUpstreamTls(transportSocketFor(reviews, ep)), {
+    sans: ['spiffe://mesh.test/ns/shop/sa/reviews-1', 'spiffe://mesh.test/ns/shop/sa/reviews-v2'], alpn: ['http/1.1'],
+  });
+  assert.equal(readUpstreamTls(transportSocketFor(reviews, { ...ep, labels: {} })), undefined, 'unmeshed endpoints stay plaintext');
+  const grpc = cfg.clusters.get('reviews.shop.svc:9090')!;
+  assert.deepEqual(readUpstreamTls(transportSocketFor(grpc, cfg.endpoints.get('reviews.shop.svc:9090')![0]!.endpoints[0]!))?.alpn, ['h2']);
+  assert.equal(cfg.clusters.get('legacy.shop.svc:9080')!.extensions?.['transportSocketMatches'], undefined, 'no meshed workload: no TLS');
+
+  const chains = (name: string) => cfg.listeners.find((l) => l.name === name)!.filterChains.map((c) => [c.match.transportProtocol, c.extensions?.['transportSocket'] !== undefined]);
+  assert.deepEqual(chains('inbound|9080'), [['tls', true]], 'STRICT');
+  assert.deepEqual(chains('inbound|9090'), [['tls', true], ['raw_buffer', false]], 'PERMISSIVE by port level');
+});
+
+test('DISABLE: plaintext inbound chain and callers do not originate TLS', () => {
+  const s: MeshState = { ...state, meshTls: { ...state.meshTls!, policies: [{ metadata: { name: 'off', namespace: 'shop' }, spec: { mode: 'DISABLE' } }] } };
+  const out = translate(s, { id: 'r1', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' });
+  const inbound = out.listeners.find((l) => (l as { name: string }).name === 'inbound|9080') as { filterChains: { filterChainMatch?: { transportProtocol?: string } }[] };
+  assert.deepEqual(inbound.filterChains.map((c) => c.filterChainMatch?.transportProtocol), ['raw_buffer']);
+  const c = out.clusters.find((x) => (x as { name: string }).name === 'reviews.shop.svc:9080') as Record<string, unknown>;
+  assert.equal(c['transportSocketMatches'], undefined);
+  const plain = translate({ ...state, meshTls: undefined }, { id: 'r1', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' });
+  assert.equal(plain.secrets, undefined, 'no mTLS input: output unchanged');
+});

@@ -1,0 +1,180 @@
+// Automatic mutual TLS in the translated resources (pure, like the rest of
+// translate/). When the mesh state carries `meshTls`:
+//
+//  - Service clusters (HTTP-like ports) get `transportSocketMatches`: endpoints
+//    labelled `trellis.dev/meshed: "true"` (a sidecar fronts them) are dialled
+//    with an UpstreamTlsContext whose `matchTypedSubjectAltNames` lists the
+//    SPIFFE IDs of the service's workloads; other endpoints stay plaintext
+//    (the cluster has no default transportSocket). No TLS when every meshed
+//    workload behind the port is in DISABLE mode.
+//  - A sidecar's inbound HTTP listeners get filter chains per MeshTLS mode:
+//    STRICT one `transportProtocol: tls` chain with a DownstreamTlsContext
+//    (plaintext finds no chain and is closed), PERMISSIVE that chain plus a
+//    `raw_buffer` one, DISABLE a `raw_buffer` chain only.
+//  - `meshTlsSecrets()` is the `trellis-trust-bundle` Secret (validation
+//    context with the trust bundle inline) to put in every snapshot.
+//
+// The TLS contexts name no certificate or CA: the Trellis proxy fills them
+// with its workload identity and trust bundle (docs/identity-and-mtls.md).
+// TCP ports and proxyless gRPC clients stay plaintext for now.
+import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } from './model.ts';
+import { nsOf } from './model.ts';
+import type { TranslationParts } from './translate.ts';
+import { isHttpLike, portProtocol, selects, serviceClusterName, targetPortOf } from './services.ts';
+
+export type TlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+export const DEFAULT_TLS_MODE: TlsMode = 'PERMISSIVE';
+export const MESH_ROOT_NAMESPACE = 'trellis-system';
+export const TRUST_BUNDLE_SECRET = 'trellis-trust-bundle';
+export const MESHED_LABEL = 'trellis.dev/meshed';
+const TLS_TYPE_PREFIX = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.';
+
+export interface MeshTLSPolicy {
+  metadata: Meta;
+  spec: { selector?: Record<string, string>; mode?: TlsMode; portLevel?: { port: number; mode: TlsMode }[] };
+}
+
+export interface MeshTlsInput {
+  readonly trustDomain: string;
+  /** PEM roots for the `trellis-trust-bundle` Secret. */
+  readonly trustBundlePem?: string;
+  readonly policies: readonly MeshTLSPolicy[];
+  /** Mode where no policy says otherwise. Default PERMISSIVE. */
+  readonly defaultMode?: TlsMode;
+}
+
+export function spiffeIdOf(trustDomain: string, w: Pick<WorkloadInstance, 'namespace' | 'serviceAccount'>): string {
+  return `spiffe://${trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount ?? 'default'}`;
+}
+
+function matchesSelector(sel: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  return Object.entries(sel ?? {}).every(([k, v]) => labels?.[k] === v);
+}
+
+/** The mode of `port` on workload `w`: the most specific policy that says
+ * something (selector > namespace > mesh root), port level first. */
+export function tlsModeFor(input: MeshTlsInput, w: WorkloadInstance, port: number): TlsMode {
+  const byName = (a: MeshTLSPolicy, b: MeshTLSPolicy) => a.metadata.name.localeCompare(b.metadata.name);
+  const inNs = input.policies.filter((p) => nsOf(p.metadata) === w.namespace).sort(byName);
+  const tiers: MeshTLSPolicy[][] = [
+    inNs.filter((p) => Object.keys(p.spec.selector ?? {}).length > 0 && matchesSelector(p.spec.selector, w.labels)),
+    inNs.filter((p) => Object.keys(p.spec.selector ?? {}).length === 0),
+    input.policies.filter((p) => nsOf(p.metadata) === MESH_ROOT_NAMESPACE && Object.keys(p.spec.selector ?? {}).length === 0).sort(byName),
+  ];
+  for (const tier of tiers) {
+    for (const p of tier) {
+      const pl = p.spec.portLevel?.find((x) => x.port === port);
+      if (pl) return pl.mode;
+      if (p.spec.mode) return p.spec.mode;
+    }
+  }
+  return input.defaultMode ?? DEFAULT_TLS_MODE;
+}
+
+export function upstreamTlsSocket(sans: readonly string[], alpn: readonly string[]): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: {
+      '@type': `${TLS_TYPE_PREFIX}UpstreamTlsContext`,
+      commonTlsContext: {
+        alpnProtocols: [...alpn],
+        tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_3' },
+        validationContext: { matchTypedSubjectAltNames: sans.map((exact) => ({ sanType: 'URI', matcher: { exact } })) },
+      },
+    },
+  };
+}
+
+export function downstreamTlsSocket(): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typedConfig: {
+      '@type': `${TLS_TYPE_PREFIX}DownstreamTlsContext`,
+      requireClientCertificate: true,
+      commonTlsContext: { alpnProtocols: ['h2', 'http/1.1'], tlsParams: { tlsMinimumProtocolVersion: 'TLSv1_3' } },
+    },
+  };
+}
+
+/** The trust bundle as an xDS Secret, for every snapshot (empty without a bundle). */
+export function meshTlsSecrets(state: MeshState): object[] {
+  const pem = state.meshTls?.trustBundlePem;
+  return pem ? [{ name: TRUST_BUNDLE_SECRET, validationContext: { trustedCa: { inlineString: pem } } }] : [];
+}
+
+/** Per service cluster: the SANs and whether TLS applies. */
+function clusterTls(state: MeshState, input: MeshTlsInput): Map<string, object> {
+  const out = new Map<string, object>();
+  for (const svc of state.services as ServiceResource[]) {
+    const ns = nsOf(svc.metadata);
+    const members = state.workloads.filter((w) => selects(svc, w));
+    for (const sp of svc.spec.ports) {
+      const proto = portProtocol(sp);
+      if (!isHttpLike(proto)) continue;
+      const sans = new Set<string>();
+      let tls = false;
+      for (const w of members) {
+        const tp = targetPortOf(sp, w);
+        if (!tp || tp.proxyPort === undefined) continue; // not meshed
+        sans.add(spiffeIdOf(input.trustDomain, w));
+        if (tlsModeFor(input, w, tp.port) !== 'DISABLE') tls = true;
+      }
+      if (!tls) continue;
+      const alpn = proto === 'grpc' || proto === 'http2' ? ['h2'] : ['http/1.1'];
+      out.set(serviceClusterName(ns, svc.metadata.name, sp.port), {
+        transportSocketMatches: [{ name: 'trellis-mtls', match: { [MESHED_LABEL]: 'true' }, transportSocket: upstreamTlsSocket([...sans].sort(), alpn) }],
+      });
+    }
+  }
+  return out;
+}
+
+const sharedClusters = new WeakMap<object[], object[]>();
+const sharedParts = new WeakMap<TranslationParts['shared'], TranslationParts['shared']>();
+
+function withClusterTls(clusters: object[], state: MeshState, input: MeshTlsInput): object[] {
+  let hit = sharedClusters.get(clusters);
+  if (!hit) {
+    const extra = clusterTls(state, input);
+    hit = clusters.map((c) => {
+      const add = extra.get((c as { name: string }).name);
+      return add ? { ...c, ...add } : c;
+    });
+    sharedClusters.set(clusters, hit);
+  }
+  return hit;
+}
+
+interface ListenerShape {
+  name: string;
+  trafficDirection?: string;
+  filterChains: { name: string; filterChainMatch?: object; filters: { name: string }[] }[];
+}
+
+function inboundChains(l: ListenerShape, mode: TlsMode): ListenerShape['filterChains'] {
+  const [chain] = l.filterChains;
+  if (!chain || chain.filters[0]?.name !== 'envoy.filters.network.http_connection_manager') return l.filterChains;
+  const tls = { ...chain, name: `${chain.name}-mtls`, filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() };
+  const plain = { ...chain, name: `${chain.name}-plaintext`, filterChainMatch: { transportProtocol: 'raw_buffer' } };
+  return mode === 'STRICT' ? [tls] : mode === 'PERMISSIVE' ? [tls, plain] : [plain];
+}
+
+/** translateParts() output with mTLS applied (unchanged without `state.meshTls`). */
+export function applyMeshTls(parts: TranslationParts, state: MeshState, node: ProxyNode): TranslationParts {
+  const input = state.meshTls;
+  if (!input || node.kind === 'proxyless') return parts;
+  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  const listeners = (parts.own.listeners as ListenerShape[]).map((l) => {
+    const m = /^inbound\|(\d+)$/.exec(l.name);
+    if (!m || !me || l.trafficDirection !== 'INBOUND') return l;
+    return { ...l, filterChains: inboundChains(l, tlsModeFor(input, me, Number(m[1]))) };
+  });
+  let shared = sharedParts.get(parts.shared);
+  if (!shared) {
+    const secrets = meshTlsSecrets(state);
+    shared = { ...parts.shared, clusters: withClusterTls(parts.shared.clusters, state, input), ...(secrets.length > 0 ? { secrets } : {}) };
+    sharedParts.set(parts.shared, shared);
+  }
+  return { ...parts, shared, own: { ...parts.own, listeners } };
+}
