@@ -18,8 +18,10 @@ export type Report = (segments: PathSegment[], message: string) => void;
 
 /** A reference from one resource to another that status checks for existence. */
 export interface ObjectRef {
-  role: 'parentRef' | 'backendRef';
-  kind: 'Service' | 'Gateway';
+  /** parentRef/backendRef (routes), targetRef (policies attached to a Service or route). */
+  role: 'parentRef' | 'backendRef' | 'targetRef';
+  /** A kind in this registry; it must be listed in the referencing kind's `refersTo`. */
+  kind: string;
   namespace: string;
   name: string;
   /** Where the reference sits, e.g. `spec.rules[0].backendRefs[1]`. */
@@ -49,6 +51,8 @@ export interface KindDef {
   /** Cross-field rules the schema cannot state. `spec` has passed the schema and has defaults. */
   check?(spec: never, report: Report): void;
   references?(res: Resource): ObjectRef[];
+  /** The kinds `references` may name (status looks these up, and watches re-send dependents when they come and go). */
+  refersTo?: readonly string[];
   columns: Column[];
 }
 
@@ -105,17 +109,17 @@ export const KINDS: readonly KindDef[] = [
   def<HTTPRouteSpecT>({
     kind: 'HTTPRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'httproutes', shortNames: ['hr', 'httproute'],
     alsoServed: [`${GATEWAY_GROUP}/v1beta1`],
-    specSchema: HTTPRouteSpec, nameRule: 'dns1123-subdomain', check: checkHTTPRoute, references: routeRefs,
+    specSchema: HTTPRouteSpec, nameRule: 'dns1123-subdomain', check: checkHTTPRoute, references: routeRefs, refersTo: ['Service', 'Gateway'],
     columns: [{ header: 'HOSTNAMES', value: (r) => list((r.spec as HTTPRouteSpecT).hostnames, '') }, parentsColumn, backendsColumn],
   }),
   def<GRPCRouteSpecT>({
     kind: 'GRPCRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'grpcroutes', shortNames: ['gr', 'grpcroute'],
-    specSchema: GRPCRouteSpec, nameRule: 'dns1123-subdomain', check: checkGRPCRoute, references: routeRefs,
+    specSchema: GRPCRouteSpec, nameRule: 'dns1123-subdomain', check: checkGRPCRoute, references: routeRefs, refersTo: ['Service', 'Gateway'],
     columns: [{ header: 'HOSTNAMES', value: (r) => list((r.spec as GRPCRouteSpecT).hostnames, '') }, parentsColumn, backendsColumn],
   }),
   def<TCPRouteSpecT>({
     kind: 'TCPRoute', group: GATEWAY_GROUP, version: 'v1alpha2', plural: 'tcproutes', shortNames: ['tr', 'tcproute'],
-    specSchema: TCPRouteSpec, nameRule: 'dns1123-subdomain', check: checkTCPRoute, references: routeRefs,
+    specSchema: TCPRouteSpec, nameRule: 'dns1123-subdomain', check: checkTCPRoute, references: routeRefs, refersTo: ['Service', 'Gateway'],
     columns: [parentsColumn, backendsColumn],
   }),
   def<GatewaySpecT>({
@@ -192,11 +196,17 @@ export const KINDS: readonly KindDef[] = [
   // CircuitBreakerPolicy, RateLimitPolicy, FaultPolicy, MeshTLS /
   // PeerAuthentication, AuthorizationPolicy. Each is one `def({...})` entry:
   // a spec schema (with a `targetRefs` to a Service or route), optional
-  // `check`, `references` (so a dangling target shows in status) and columns.
+  // `check`, `references` + `refersTo` (a dangling targetRef shows in status
+  // as Accepted=False/TargetNotFound) and columns.
   // ---------------------------------------------------------------------------
 ];
 
 const byKind = new Map(KINDS.map((k) => [k.kind, k]));
+
+/** Every kind some other kind refers to (what status resolution must look up). */
+export function referencedKinds(): string[] {
+  return [...new Set(KINDS.flatMap((k) => k.refersTo ?? []))];
+}
 
 export function kindDef(kind: string): KindDef | undefined {
   return byKind.get(kind);

@@ -112,7 +112,7 @@ test('apply, get, describe, dry-run diff, delete', async () => {
   assert.equal(obj.status.conditions[1]?.reason, 'BackendNotFound');
   assert.equal(described.code, 0, described.stderr);
   assert.match(described.stdout, /^Rules:\n {2}\[0\] \* -> reviews-v1:9080 90%, reviews-v2:9080 10%$/m);
-  assert.match(described.stdout, /^ {2}ResolvedRefs\s+False\s+BackendNotFound\s+backend Service not found: default\/reviews-v2$/m);
+  assert.match(described.stdout, /^ {2}ResolvedRefs\s+False\s+BackendNotFound\s+backend not found: Service default\/reviews-v2$/m);
   assert.match(described.stdout, /^Warnings:\n {2}spec\.rules\[0\]\.backendRefs\[1\]: backend Service default\/reviews-v2 not found$/m);
 
   r = await trellis(['delete', '-f', file]);

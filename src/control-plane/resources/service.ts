@@ -8,6 +8,7 @@ import type { KeyValue, Store, StoreError, WatchEvent } from '../store/types.ts'
 import { validateResource } from '../../api/validate.ts';
 import { unifiedDiff } from '../../api/unified-diff.ts';
 import type { LabelSelector } from '../../api/label-selector.ts';
+import { referencedKinds } from '../../api/kinds.ts';
 import type { FieldError, Resource, ResourceKey } from '../../api/types.ts';
 import { RESOURCES_PREFIX, kindPrefix, parseResourceKey, resourceKey } from './keys.ts';
 import { computeStatus, refId, references, type RefIndex } from './status.ts';
@@ -57,8 +58,6 @@ export interface ResourceService {
 }
 
 const MAX_APPLY_ATTEMPTS = 5;
-/** Kinds other resources' status depends on. */
-const REFERENCED_KINDS = new Set(['Service', 'Gateway']);
 
 function nonEmpty(m: Record<string, string> | undefined): m is Record<string, string> {
   return m !== undefined && Object.keys(m).length > 0;
@@ -103,6 +102,8 @@ function decode(kv: KeyValue): Resource | undefined {
 }
 
 export function createResourceService(store: Store): ResourceService {
+  /** Kinds other resources' status depends on. */
+  const REFERENCED_KINDS = new Set(referencedKinds());
   async function refIndex(): Promise<RefIndex> {
     const ids = new Set<string>();
     for (const kind of REFERENCED_KINDS) {

@@ -1,9 +1,10 @@
 // Status is computed, not stored: a route whose backendRef or parentRef names
 // a Service or Gateway that does not exist gets Gateway API conditions saying
-// so (ResolvedRefs=False/BackendNotFound, Accepted=False/NoMatchingParent)
-// plus a readable warning. Because it is computed on read, it clears the
+// so (ResolvedRefs=False/BackendNotFound, Accepted=False/NoMatchingParent),
+// a policy whose targetRef names nothing gets Accepted=False/TargetNotFound,
+// each with a readable warning. Because it is computed on read, it clears the
 // moment the referenced object is applied.
-import { kindDef } from '../../api/kinds.ts';
+import { kindDef, type ObjectRef } from '../../api/kinds.ts';
 import type { Condition, Resource, ResourceStatus } from '../../api/types.ts';
 
 /** Which Services and Gateways exist: a set of `Kind/ns/name`. */
@@ -21,21 +22,30 @@ export function computeStatus(res: Resource, existing: RefIndex): ResourceStatus
   const cond = (type: string, ok: boolean, reason: string, message: string): Condition => ({
     type, status: ok ? 'True' : 'False', reason, message, ...(gen === undefined ? {} : { observedGeneration: gen }),
   });
-  const missingParents = refs.filter((r) => r.role === 'parentRef' && !existing.has(refId(r.kind, r.namespace, r.name)));
-  const missingBackends = refs.filter((r) => r.role === 'backendRef' && !existing.has(refId(r.kind, r.namespace, r.name)));
+  const missing = (role: ObjectRef['role']) => refs.filter((r) => r.role === role && !existing.has(refId(r.kind, r.namespace, r.name)));
+  const missingParents = missing('parentRef');
+  const missingBackends = missing('backendRef');
+  const missingTargets = missing('targetRef');
   const warnings = [
+    ...missingTargets.map((r) => `${r.path}: target ${r.kind} ${r.namespace}/${r.name} not found`),
     ...missingParents.map((r) => `${r.path}: parent ${r.kind} ${r.namespace}/${r.name} not found`),
     ...missingBackends.map((r) => `${r.path}: backend ${r.kind} ${r.namespace}/${r.name} not found`),
   ];
-  const names = (rs: typeof refs) => [...new Set(rs.map((r) => `${r.namespace}/${r.name}`))].join(', ');
-  const conditions = [
-    missingParents.length === 0
+  const names = (rs: ObjectRef[]) => [...new Set(rs.map((r) => `${r.kind} ${r.namespace}/${r.name}`))].join(', ');
+  const conditions: Condition[] = [];
+  if (refs.some((r) => r.role === 'targetRef')) {
+    // A policy (Gateway API policy attachment): Accepted, or TargetNotFound.
+    conditions.push(missingTargets.length === 0
+      ? cond('Accepted', true, 'Accepted', 'Policy is accepted')
+      : cond('Accepted', false, 'TargetNotFound', `target not found: ${names(missingTargets)}`));
+  } else {
+    conditions.push(missingParents.length === 0
       ? cond('Accepted', true, 'Accepted', 'Route is accepted')
-      : cond('Accepted', false, 'NoMatchingParent', `parent ${missingParents[0]?.kind ?? 'Service'} not found: ${names(missingParents)}`),
-    missingBackends.length === 0
+      : cond('Accepted', false, 'NoMatchingParent', `parent not found: ${names(missingParents)}`));
+    conditions.push(missingBackends.length === 0
       ? cond('ResolvedRefs', true, 'ResolvedRefs', 'All references resolved')
-      : cond('ResolvedRefs', false, 'BackendNotFound', `backend Service not found: ${names(missingBackends)}`),
-  ];
+      : cond('ResolvedRefs', false, 'BackendNotFound', `backend not found: ${names(missingBackends)}`));
+  }
   return warnings.length > 0 ? { conditions, warnings } : { conditions };
 }
 
