@@ -247,7 +247,7 @@ class SqliteEngine implements SqliteStore {
       this.revokeSync(id);
       this.loseLocal(id);
     }
-    if (now - this.lastAgeCompaction > 5_000) {
+    if (now - this.lastAgeCompaction > Math.min(5_000, this.opts.historyMs)) {
       this.lastAgeCompaction = now;
       const keepFloor = this.meta('revision') - Math.floor(this.opts.historyRevisions / 10);
       const old = this.db.prepare('SELECT MAX(revision) AS r FROM events WHERE at < ?').get(now - this.opts.historyMs) as { r: number | null };
