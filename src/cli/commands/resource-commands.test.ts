@@ -28,12 +28,13 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function trellis(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function trellis(args: string[], opts: { stdin?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { ...process.env, TRELLIS_SERVER: api.url, NODE_NO_WARNINGS: '1', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [bin, ...args], { env: { ...process.env, TRELLIS_SERVER: api.url, NODE_NO_WARNINGS: '1' }, timeout: 20_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
+    child.stdin?.end(opts.stdin ?? '');
   });
 }
 
@@ -158,4 +159,13 @@ test('errors name the file, line, resource and field; nothing is sent', async ()
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /you must specify the type of resource to get/);
   assert.equal(badSel.stderr, 'Error from server (BadRequest): label selector "a in (b": unbalanced parentheses\n');
+});
+
+test('apply -f - reads manifests from stdin', async () => {
+  const workload = 'apiVersion: trellis.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: reviews-1\n  namespace: shop\n  labels: {app: reviews}\nspec:\n  address: 10.0.0.7\n  ports: [{name: http, port: 9080}]\n';
+  const r = await trellis(['apply', '-f', '-'], { stdin: workload });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'workload.trellis.dev/reviews-1 created\n');
+  const bad = await trellis(['apply', '-f', '-'], { stdin: workload.replace('10.0.0.7', '"10.0.0.7 "') });
+  assert.equal(bad.stderr, '<stdin>:8: Workload shop/reviews-1: spec.address: must be an IP address or a DNS name\n');
 });
