@@ -81,7 +81,23 @@ function checkServicePort(ref: { group?: string; kind?: string; port?: number },
   }
 }
 
+/** Gateway API: rule names are unique within a route. */
+function checkRuleNames(rules: { name?: string }[], report: Report): void {
+  const seen = new Set<string>();
+  rules.forEach((rule, r) => {
+    if (rule.name === undefined) return;
+    if (seen.has(rule.name)) report(['spec', 'rules', r, 'name'], `duplicate rule name "${rule.name}"`);
+    seen.add(rule.name);
+  });
+}
+
+/** Gateway API (CEL on the route): at most 128 matches across all rules. */
+const MAX_TOTAL_MATCHES = 128;
+
 export function checkHTTPRoute(spec: HTTPRouteSpec, report: Report): void {
+  checkRuleNames(spec.rules ?? [], report);
+  const total = (spec.rules ?? []).reduce((n, rule) => n + (rule.matches?.length ?? 0), 0);
+  if (total > MAX_TOTAL_MATCHES) report(['spec', 'rules'], `must have at most ${MAX_TOTAL_MATCHES} matches in total across rules (has ${total})`);
   (spec.rules ?? []).forEach((rule, r) => {
     const at: PathSegment[] = ['spec', 'rules', r];
     const pathTypes = new Set<string>();
@@ -127,6 +143,9 @@ const GRPC_SERVICE = /^\.?[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
 const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
 
 export function checkGRPCRoute(spec: GRPCRouteSpec, report: Report): void {
+  checkRuleNames(spec.rules ?? [], report);
+  const total = (spec.rules ?? []).reduce((n, rule) => n + (rule.matches?.length ?? 0), 0);
+  if (total > MAX_TOTAL_MATCHES) report(['spec', 'rules'], `must have at most ${MAX_TOTAL_MATCHES} matches in total across rules (has ${total})`);
   (spec.rules ?? []).forEach((rule, r) => {
     const at: PathSegment[] = ['spec', 'rules', r];
     (rule.matches ?? []).forEach((m, i) => {
@@ -151,6 +170,7 @@ export function checkGRPCRoute(spec: GRPCRouteSpec, report: Report): void {
 }
 
 export function checkTCPRoute(spec: TCPRouteSpec, report: Report): void {
+  checkRuleNames(spec.rules, report);
   spec.rules.forEach((rule, r) => rule.backendRefs.forEach((b, i) => checkServicePort(b, ['spec', 'rules', r, 'backendRefs', i], report)));
 }
 

@@ -50,6 +50,9 @@ test('HTTPRoute: cross-field rules', () => {
   assert.deepEqual(texts(route({ rules: [{ timeouts: { request: '10 seconds' } }] })), [
     'HTTPRoute default/reviews: spec.rules[0].timeouts.request: must be a Gateway API duration such as 10s, 500ms or 1h30m',
   ]);
+  assert.deepEqual(texts(route({ rules: [{ name: 'a' }, { name: 'a' }] })), ['HTTPRoute default/reviews: spec.rules[1].name: duplicate rule name "a"']);
+  const manyMatches = Array.from({ length: 3 }, () => ({ matches: Array.from({ length: 50 }, () => ({ path: { value: '/x' } })) }));
+  assert.deepEqual(texts(route({ rules: manyMatches })), ['HTTPRoute default/reviews: spec.rules: must have at most 128 matches in total across rules (has 150)']);
   assert.deepEqual(texts(route({ rules: [{ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'm', port: 80 }, percent: 101 } }] }] })), [
     'HTTPRoute default/reviews: spec.rules[0].filters[0].requestMirror.percent: must be <= 100',
   ]);
