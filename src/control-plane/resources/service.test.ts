@@ -148,3 +148,15 @@ test('watch: from a revision, with status-change events when a referenced Servic
   assert.ok((events[2]?.revision ?? 0) > (events[1]?.revision ?? 0));
   assert.ok(events.every((e) => e.object.kind === 'HTTPRoute'));
 });
+
+test('concurrent applies without a resourceVersion all land (compare-and-swap retry)', async (t) => {
+  const { svc } = setup(t);
+  await svc.apply(service('reviews'));
+  const results = await Promise.all(['a', 'b', 'c', 'd'].map((v) => svc.apply(service('reviews', { writer: v }))));
+  assert.ok(results.every((r) => r.ok && r.action === 'configured'), JSON.stringify(results.map((r) => (r.ok ? r.action : r.code))));
+  const versions = new Set(results.map((r) => (r.ok ? r.resource.metadata.resourceVersion : '')));
+  assert.equal(versions.size, 4, 'each write got its own revision');
+  const final = await svc.get({ kind: 'Service', namespace: 'default', name: 'reviews' });
+  assert.ok(['a', 'b', 'c', 'd'].includes(final?.metadata.labels?.writer ?? ''));
+  assert.equal(final?.metadata.generation, 1, 'label-only changes keep the generation');
+});
