@@ -4,7 +4,7 @@
 // history watchers replay from; compacted by count and age), `leases`
 // (expiry in wall-clock ms, checked on a timer), `meta` (revision counters).
 // The same engine on ':memory:' is the memory store (memory.ts).
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import {
@@ -125,20 +125,31 @@ class SqliteEngine implements SqliteStore {
     this.db.exec(SCHEMA);
     // Leases survive a restart with a fresh TTL (as etcd does on a leader
     // change); whoever held them must renew them or they expire.
-    this.db.prepare('UPDATE leases SET expires_at = MAX(expires_at, ? + ttl * 1000)').run(Date.now());
+    this.stmt('UPDATE leases SET expires_at = MAX(expires_at, ? + ttl * 1000)').run(Date.now());
     this.timer = setInterval(() => this.tick(), this.opts.leaseCheckMs);
     this.timer.unref();
   }
 
   // ---- helpers ----------------------------------------------------------
 
+  private readonly statements = new Map<string, StatementSync>();
+
+  private stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
   private meta(k: string): number {
-    const row = this.db.prepare('SELECT v FROM meta WHERE k = ?').get(k) as { v: number } | undefined;
+    const row = this.stmt('SELECT v FROM meta WHERE k = ?').get(k) as { v: number } | undefined;
     return row?.v ?? 0;
   }
 
   private setMeta(k: string, v: number): void {
-    this.db.prepare('UPDATE meta SET v = ? WHERE k = ?').run(v, k);
+    this.stmt('UPDATE meta SET v = ? WHERE k = ?').run(v, k);
   }
 
   private ensureOpen(): void {
@@ -146,7 +157,7 @@ class SqliteEngine implements SqliteStore {
   }
 
   private getRow(key: string): KvRow | undefined {
-    return this.db.prepare('SELECT * FROM kv WHERE key = ?').get(key) as KvRow | undefined;
+    return this.stmt('SELECT * FROM kv WHERE key = ?').get(key) as KvRow | undefined;
   }
 
   /** Run `fn` in one IMMEDIATE transaction; roll back on throw. */
@@ -163,7 +174,7 @@ class SqliteEngine implements SqliteStore {
   }
 
   private appendEvents(events: WatchEvent[]): void {
-    const ins = this.db.prepare('INSERT INTO events (revision, seq, type, key, kv, prev, at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const ins = this.stmt('INSERT INTO events (revision, seq, type, key, kv, prev, at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const now = Date.now();
     events.forEach((ev, seq) => {
       if (ev.type === 'put') ins.run(ev.revision, seq, 'put', ev.kv.key, JSON.stringify(ev.kv), ev.prev ? JSON.stringify(ev.prev) : null, now);
@@ -218,18 +229,18 @@ class SqliteEngine implements SqliteStore {
     const target = Math.min(revision, current);
     if (target <= this.meta('compact')) return;
     this.tx(() => {
-      this.db.prepare('DELETE FROM events WHERE revision < ?').run(target);
+      this.stmt('DELETE FROM events WHERE revision < ?').run(target);
       this.setMeta('compact', target);
     });
   }
 
   private revokeSync(id: number): WatchEvent[] {
     const events = this.tx(() => {
-      const rows = this.db.prepare('SELECT * FROM kv WHERE lease = ? ORDER BY key').all(id) as unknown as KvRow[];
-      this.db.prepare('DELETE FROM leases WHERE id = ?').run(id);
+      const rows = this.stmt('SELECT * FROM kv WHERE lease = ? ORDER BY key').all(id) as unknown as KvRow[];
+      this.stmt('DELETE FROM leases WHERE id = ?').run(id);
       if (rows.length === 0) return [];
       const rev = this.meta('revision') + 1;
-      this.db.prepare('DELETE FROM kv WHERE lease = ?').run(id);
+      this.stmt('DELETE FROM kv WHERE lease = ?').run(id);
       const evs: WatchEvent[] = rows.map((r) => ({ type: 'delete', key: r.key, prev: rowToKv(r), revision: rev }));
       this.appendEvents(evs);
       this.setMeta('revision', rev);
@@ -242,7 +253,7 @@ class SqliteEngine implements SqliteStore {
   private tick(): void {
     if (this.closed) return;
     const now = Date.now();
-    const expired = this.db.prepare('SELECT id FROM leases WHERE expires_at <= ?').all(now) as Array<{ id: number }>;
+    const expired = this.stmt('SELECT id FROM leases WHERE expires_at <= ?').all(now) as Array<{ id: number }>;
     for (const { id } of expired) {
       this.revokeSync(id);
       this.loseLocal(id);
@@ -250,7 +261,7 @@ class SqliteEngine implements SqliteStore {
     if (now - this.lastAgeCompaction > Math.min(5_000, this.opts.historyMs)) {
       this.lastAgeCompaction = now;
       const keepFloor = this.meta('revision') - Math.floor(this.opts.historyRevisions / 10);
-      const old = this.db.prepare('SELECT MAX(revision) AS r FROM events WHERE at < ?').get(now - this.opts.historyMs) as { r: number | null };
+      const old = this.stmt('SELECT MAX(revision) AS r FROM events WHERE at < ?').get(now - this.opts.historyMs) as { r: number | null };
       if (old.r !== null) this.compactSync(Math.min(old.r + 1, keepFloor));
     }
   }
@@ -266,7 +277,7 @@ class SqliteEngine implements SqliteStore {
   }
 
   private leaseAlive(id: number): boolean {
-    const row = this.db.prepare('SELECT expires_at FROM leases WHERE id = ?').get(id) as { expires_at: number } | undefined;
+    const row = this.stmt('SELECT expires_at FROM leases WHERE id = ?').get(id) as { expires_at: number } | undefined;
     return row !== undefined && row.expires_at > Date.now();
   }
 
@@ -276,7 +287,7 @@ class SqliteEngine implements SqliteStore {
       this.loseLocal(id);
       throw new StoreError('lease_not_found', `lease ${id} has expired or was revoked`);
     }
-    this.db.prepare('UPDATE leases SET expires_at = ? + ttl * 1000 WHERE id = ?').run(Date.now(), id);
+    this.stmt('UPDATE leases SET expires_at = ? + ttl * 1000 WHERE id = ?').run(Date.now(), id);
   }
 
   // ---- Store ------------------------------------------------------------
@@ -293,8 +304,8 @@ class SqliteEngine implements SqliteStore {
     const end = prefixEnd(prefix);
     const rows = (
       end === null
-        ? this.db.prepare('SELECT * FROM kv ORDER BY key').all()
-        : this.db.prepare('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key').all(prefix, end)
+        ? this.stmt('SELECT * FROM kv ORDER BY key').all()
+        : this.stmt('SELECT * FROM kv WHERE key >= ? AND key < ? ORDER BY key').all(prefix, end)
     ) as unknown as KvRow[];
     // sqlite's TEXT order is byte order (BINARY collation), as etcd's.
     return { items: rows.filter((r) => r.key.startsWith(prefix)).map(rowToKv), revision: this.meta('revision') };
@@ -344,7 +355,7 @@ class SqliteEngine implements SqliteStore {
         return { res: { ok: false, reason: 'conflict', current: prev }, ev: null };
       }
       const rev = this.meta('revision') + 1;
-      this.db.prepare('DELETE FROM kv WHERE key = ?').run(key);
+      this.stmt('DELETE FROM kv WHERE key = ?').run(key);
       const ev: WatchEvent = { type: 'delete', key, prev, revision: rev };
       this.appendEvents([ev]);
       this.setMeta('revision', rev);
@@ -375,7 +386,7 @@ class SqliteEngine implements SqliteStore {
       }
       // History replay, then live events: both happen in this same
       // synchronous turn, so nothing can slip in between.
-      const rows = this.db.prepare('SELECT revision, type, key, kv, prev FROM events WHERE revision >= ? ORDER BY revision, seq').all(w.from) as unknown as EventRow[];
+      const rows = this.stmt('SELECT revision, type, key, kv, prev FROM events WHERE revision >= ? ORDER BY revision, seq').all(w.from) as unknown as EventRow[];
       for (const r of rows) {
         if (!r.key.startsWith(prefix)) continue;
         const prev = r.prev === null ? null : (JSON.parse(r.prev) as KeyValue);
@@ -403,7 +414,7 @@ class SqliteEngine implements SqliteStore {
     const id = this.tx(() => {
       const next = this.meta('lease_seq') + 1;
       this.setMeta('lease_seq', next);
-      this.db.prepare('INSERT INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)').run(next, ttl, Date.now() + ttl * 1000);
+      this.stmt('INSERT INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)').run(next, ttl, Date.now() + ttl * 1000);
       return next;
     });
     const local: LocalLease = { id, ttl, lostCbs: [], timer: null, lost: false, revoked: false };
