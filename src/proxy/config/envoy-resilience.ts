@@ -125,6 +125,12 @@ export const DEFAULT_OUTLIER: OutlierDetectionSpec = {
 
 // ---- readers ----
 
+/** A known field Trellis does not implement: an error, not "unknown field". */
+function unsupported(r: FieldReader, key: string, message: string): void {
+  r.error(key, message);
+  r.ignore(key);
+}
+
 /** route.v3.RetryPolicy. */
 export function readRetryPolicy(json: unknown, path: string, issues: Issues): RetryPolicySpec | undefined {
   const r = FieldReader.of(json, path, issues);
@@ -163,7 +169,7 @@ export function readRetryPolicy(json: unknown, path: string, issues: Issues): Re
   }
   if (b) backoffMaxMs ??= backoffBaseMs * 10;
   for (const k of ['retryPriority', 'retryHostPredicate', 'retriableHeaders', 'retriableRequestHeaders', 'rateLimitedRetryBackOff', 'retryOptionsPredicates', 'perTryIdleTimeout']) {
-    if (r.has(k)) r.error(k, 'not supported by Trellis (docs/resilience.md)');
+    if (r.has(k)) unsupported(r, k, 'not supported by Trellis (docs/resilience.md)');
   }
   r.ignore('hostSelectionRetryMaxAttempts');
   r.done();
@@ -203,7 +209,7 @@ export function readMirrorPolicy(json: unknown, path: string, issues: Issues): M
   if (!r) return undefined;
   const cluster = r.str('cluster', { required: true });
   const fraction = readRuntimeFraction(r, 'runtimeFraction') ?? 1;
-  if (r.has('clusterHeader')) r.error('clusterHeader', 'not supported (name the cluster)');
+  if (r.has('clusterHeader')) unsupported(r, 'clusterHeader', 'not supported (name the cluster)');
   r.ignore('traceSampled', 'disableShadowHostSuffixAppend');
   r.done();
   return cluster === undefined ? undefined : { cluster, fraction };
@@ -225,7 +231,7 @@ export function readHttpFault(json: unknown, path: string, issues: Issues): Faul
   const d = r.obj('delay');
   if (d) {
     const which = d.oneOf(['fixedDelay', 'headerDelay'], { required: true });
-    if (which === 'headerDelay') d.error('headerDelay', 'not supported (header-controlled faults)');
+    if (which === 'headerDelay') unsupported(d, 'headerDelay', 'not supported (header-controlled faults)');
     const ms = d.duration('fixedDelay');
     const fraction = readFraction(d, 'percentage') ?? 1;
     d.done();
@@ -243,13 +249,13 @@ export function readHttpFault(json: unknown, path: string, issues: Issues): Faul
       const code = a.uint('grpcStatus', { min: 1, max: 16 });
       if (code !== undefined) abort = { kind: 'grpc', code, fraction };
     } else if (which === 'headerAbort') {
-      a.error('headerAbort', 'not supported (header-controlled faults)');
+      unsupported(a, 'headerAbort', 'not supported (header-controlled faults)');
     }
     a.done();
   }
   const maxActiveFaults = r.uint('maxActiveFaults');
   for (const k of ['upstreamCluster', 'headers', 'downstreamNodes', 'responseRateLimit', 'delayPercentRuntime', 'abortPercentRuntime', 'delayDurationRuntime', 'abortHttpStatusRuntime', 'maxActiveFaultsRuntime', 'responseRateLimitPercentRuntime', 'abortGrpcStatusRuntime', 'filterMetadata']) {
-    if (r.has(k)) r.error(k, 'not supported by Trellis (docs/resilience.md)');
+    if (r.has(k)) unsupported(r, k, 'not supported by Trellis (docs/resilience.md)');
   }
   r.ignore('disableDownstreamClusterStats');
   r.done();
@@ -306,7 +312,7 @@ export function readLocalRateLimit(json: unknown, path: string, issues: Issues):
   const enabled = readRuntimeFraction(r, 'filterEnabled');
   const enforced = readRuntimeFraction(r, 'filterEnforced');
   for (const k of ['requestHeadersToAddWhenNotEnforced', 'responseHeadersToAdd', 'stage', 'localRateLimitPerDownstreamConnection', 'rateLimitedAsResourceExhausted', 'localClusterRateLimit', 'vhRateLimits', 'alwaysConsumeDefaultTokenBucket']) {
-    if (r.has(k)) r.error(k, 'not supported by Trellis (docs/resilience.md)');
+    if (r.has(k)) unsupported(r, k, 'not supported by Trellis (docs/resilience.md)');
   }
   r.ignore('enableXRatelimitHeaders');
   r.done();
@@ -385,7 +391,7 @@ export function readOutlierDetection(json: unknown, path: string, issues: Issues
     'failurePercentageRequestVolume', 'splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailure', 'enforcingConsecutiveLocalOriginFailure',
     'enforcingLocalOriginSuccessRate', 'maxEjectionTimeJitter', 'successfulActiveHealthCheckUnejectHost', 'monitors', 'alwaysEjectOneHost',
     'detectDegradedHosts']) {
-    if (r.has(k)) r.error(k, 'not supported by Trellis (consecutive 5xx / gateway failures only; docs/resilience.md)');
+    if (r.has(k)) unsupported(r, k, 'not supported by Trellis (consecutive 5xx / gateway failures only; docs/resilience.md)');
   }
   r.done();
   if (issues.errors.length > before) return undefined;
@@ -426,7 +432,7 @@ export function readHealthCheck(json: unknown, path: string, issues: Issues): He
         }
       }
       for (const k of ['send', 'receive', 'requestHeadersToAdd', 'requestHeadersToRemove', 'retriableStatuses', 'responseBufferSize', 'method', 'codecClientType']) {
-        if (h.has(k)) h.error(k, 'not supported by Trellis (GET of path with expectedStatuses)');
+        if (h.has(k)) unsupported(h, k, 'not supported by Trellis (GET of path with expectedStatuses)');
       }
       h.ignore('serviceNameMatcher');
       h.done();
@@ -434,11 +440,11 @@ export function readHealthCheck(json: unknown, path: string, issues: Issues): He
   } else if (which === 'tcpHealthCheck') {
     const t = r.obj('tcpHealthCheck');
     if (t) {
-      if (t.has('send') || t.has('receive')) t.error(t.has('send') ? 'send' : 'receive', 'not supported (TCP connect checks only)');
+      for (const k of ['send', 'receive']) if (t.has(k)) unsupported(t, k, 'not supported (TCP connect checks only)');
       t.done();
     }
   } else if (which) {
-    r.error(which, 'not supported (httpHealthCheck or tcpHealthCheck)');
+    unsupported(r, which, 'not supported (httpHealthCheck or tcpHealthCheck)');
   }
   r.ignore('intervalJitter', 'intervalJitterPercent', 'initialJitter', 'reuseConnection', 'noTrafficInterval', 'noTrafficHealthyInterval', 'unhealthyInterval', 'unhealthyEdgeInterval', 'healthyEdgeInterval', 'eventLogPath', 'alwaysLogHealthCheckFailures', 'alwaysLogHealthCheckSuccess', 'tlsOptions', 'transportSocketMatchCriteria', 'altPort', 'eventLogger', 'eventService');
   r.done();

@@ -220,7 +220,7 @@ class RetryRun implements ExchangeController {
     }
     active.active++;
     deps.onRetry?.(cluster);
-    const failedOn = this.current?.endpoint;
+    const failedOn = this.current?.endpoint ?? this.req.ctx.upstreamEndpoint;
     if (failedOn !== undefined) {
       const attrs = this.req.ctx.attrs;
       let avoid = attrs.get(AVOID_ENDPOINTS_ATTR) as Set<string> | undefined;
