@@ -11,10 +11,12 @@ import { openSqliteStore } from './store/sqlite.ts';
 import { createResourceService, type ResourceService } from './resources/service.ts';
 import { watchMeshState, type MeshStateWatcher } from './mesh-state.ts';
 import { MeshSnapshotSource } from './snapshots.ts';
+import type { MeshState } from './translate/model.ts';
 import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
 import { statusRoutes } from './status-api.ts';
+import { startMeshIdentity, type MeshIdentity, type MeshIdentityOptions } from './ca/mesh-identity.ts';
 
 export interface ControlPlaneOptions {
   /** Embedded store directory (default backend). */
@@ -30,6 +32,8 @@ export interface ControlPlaneOptions {
   /** Identifies this replica in xDS responses and logs. */
   id?: string;
   log?: (msg: string) => void;
+  /** The mesh CA and automatic mTLS (docs/identity-and-mtls.md); `false` turns both off. */
+  identity?: MeshIdentityOptions | false;
 }
 
 export interface ControlPlane {
@@ -44,6 +48,8 @@ export interface ControlPlane {
   readonly snapshots: MeshSnapshotSource;
   readonly registry: RegistryApi;
   readonly api: ApiServer;
+  /** Undefined when started with `identity: false`. */
+  readonly identity: MeshIdentity | undefined;
   close(): Promise<void>;
 }
 
@@ -65,8 +71,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   try {
     const resources = createResourceService(store);
     const snapshots = new MeshSnapshotSource({ log });
-    const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(state, revision));
+    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, opts.identity ?? {});
+    if (identity) cleanups.push(() => identity.stop());
+    const decorate = (state: MeshState): MeshState => (identity ? identity.decorate(state) : state);
+    const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(decorate(state), revision));
     cleanups.push(() => watcher.stop());
+    identity?.onChange(() => snapshots.setState(decorate(watcher.current()), watcher.revision()));
 
     const xds = createXdsServer({ source: snapshots, controlPlaneId: id });
     const xdsPort = await xds.listen(host, opts.xdsPort ?? 15010);
@@ -77,6 +87,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const api = createApiServer({ resources });
     api.addRoutes(registry.routes);
     api.addRoutes(statusRoutes({ xds, snapshots, id }));
+    if (identity) api.addRoutes(identity.routes);
     const { port: apiPort } = await api.listen(opts.apiPort ?? 15080, host);
     cleanups.push(() => api.close());
 
@@ -94,6 +105,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       snapshots,
       registry,
       api,
+      identity,
       async close() {
         if (closed) return;
         closed = true;
