@@ -15,6 +15,9 @@ export interface WorkloadPort {
   port: number;
   protocol: PortProtocol;
   name?: string;
+  /** Where the workload's sidecar accepts inbound traffic for `port`
+   * (explicit mode, `trellis run`); EDS then dials this port. */
+  proxyPort?: number;
 }
 
 export interface Locality {
@@ -43,7 +46,7 @@ export interface WorkloadInput {
   namespace?: string;
   serviceAccount?: string;
   address: string;
-  ports?: Array<{ port: number; protocol?: PortProtocol; name?: string }>;
+  ports?: Array<{ port: number; protocol?: PortProtocol; name?: string; proxyPort?: number }>;
   labels?: Record<string, string>;
   locality?: Partial<Locality>;
   joinToken?: string;
@@ -106,6 +109,10 @@ export function validateWorkload(input: unknown, now: Date = new Date()): Valida
         if (seenNames.has(p.name)) return err(`${f}.name`, `duplicate port name ${p.name}`);
         seenNames.add(p.name);
         out.name = p.name;
+      }
+      if (p.proxyPort !== undefined) {
+        if (typeof p.proxyPort !== 'number' || !Number.isInteger(p.proxyPort) || p.proxyPort < 1 || p.proxyPort > 65535) return err(`${f}.proxyPort`, 'must be an integer 1-65535');
+        out.proxyPort = p.proxyPort;
       }
       ports.push(out);
     });

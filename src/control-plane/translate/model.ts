@@ -157,6 +157,11 @@ export interface ProxyNode {
   inboundAddress?: string;
   /** Consul-style local listeners for upstream services (gRPC, TCP). */
   upstreams?: { service: string; namespace?: string; port: number; localPort: number; localAddress?: string }[];
+  /** Transparent capture (iptables REDIRECT in the workload's network
+   * namespace): see translate/transparent.ts. */
+  capture?: 'transparent';
+  /** Transparent capture: the inbound listener's port (REDIRECT target). */
+  inboundPort?: number;
 }
 
 export function nsOf(m: Meta): string {

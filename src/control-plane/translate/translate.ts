@@ -18,6 +18,7 @@ import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-ro
 import {
   buildLoadAssignments, findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
 } from './services.ts';
+import { transparentOwn } from './transparent.ts';
 import { applyMeshTls } from './mtls.ts';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -292,7 +293,7 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
     return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
   }
   const shared = sidecarShared(state, node.namespace, warnings);
-  const own = sidecarOwn(state, node, warnings);
+  const own = node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   const parts = { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
   return state.meshTls ? applyMeshTls(parts, state, node) : parts;
 }

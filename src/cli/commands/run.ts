@@ -1,0 +1,160 @@
+// `trellis run --service NAME --port 9080[:http] ... -- COMMAND...`: run a
+// process in the mesh with its own sidecar (see docs/running.md).
+import { parseArgs } from 'node:util';
+import type { PortProtocol } from '../../control-plane/translate/model.ts';
+import { runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
+import type { UpstreamDecl } from '../../runner/sidecar.ts';
+
+export const summary = 'run a process in the mesh with its own sidecar (explicit HTTP_PROXY mode, or --transparent in a network namespace)';
+
+const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... [options] -- COMMAND [ARGS...]
+
+  --service, -s NAME        the service this workload belongs to (label app=NAME)
+  --namespace, -n NS        default "default"
+  --service-account SA      default: the service name
+  --workload NAME           instance name (default <service>-<pid>)
+  --port, -p PORT[:PROTO]   an app port (the app listens on 127.0.0.1:PORT); PROTO http|http2|grpc|tcp (default http); repeatable
+  --upstream SVC[.NS]:PORT=LOCALPORT
+                            a local port for an upstream service (gRPC, TCP); the app gets
+                            TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; repeatable
+  --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE or http://127.0.0.1:15080)
+  --xds HOST:PORT           control plane xDS (default: the API host, port 15010; $TRELLIS_XDS)
+  --address ADDR            address registered for the workload (default 127.0.0.1)
+  --label K=V               extra workload label; repeatable
+  --node-proxy PORT         the per-node proxy's outbound port, used when the sidecar is down
+  --transparent             run the app in its own network namespace with iptables capture (root, Linux)
+  --drain-ms N              sidecar drain on exit (default 5000)
+  --proxy-log FILE|inherit  where the sidecar's log goes (default a file in the run directory)
+
+The runner exits with the app's exit code.`;
+
+function fail(msg: string): number {
+  console.error(`trellis run: ${msg}\n\n${usage}`);
+  return 2;
+}
+
+const PROTOCOLS: readonly PortProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
+
+export function parsePort(s: string): AppPort | string {
+  const m = /^(\d{1,5})(?::([a-z0-9]+))?$/.exec(s);
+  if (!m) return `--port ${JSON.stringify(s)}: expected PORT or PORT:PROTOCOL`;
+  const port = Number(m[1]);
+  if (port < 1 || port > 65535) return `--port ${s}: port must be 1-65535`;
+  const proto = (m[2] ?? 'http') as PortProtocol;
+  if (!PROTOCOLS.includes(proto)) return `--port ${s}: protocol must be one of ${PROTOCOLS.join(', ')}`;
+  return { port, protocol: proto };
+}
+
+export function parseUpstream(s: string): UpstreamDecl | string {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?:\.([a-z0-9]([-a-z0-9]*[a-z0-9])?))?:(\d{1,5})=(\d{1,5})$/.exec(s);
+  if (!m) return `--upstream ${JSON.stringify(s)}: expected SERVICE[.NAMESPACE]:PORT=LOCALPORT`;
+  const port = Number(m[5]);
+  const localPort = Number(m[6]);
+  if (port < 1 || port > 65535 || localPort < 1 || localPort > 65535) return `--upstream ${s}: ports must be 1-65535`;
+  return { service: m[1]!, ...(m[3] ? { namespace: m[3] } : {}), port, localPort };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const dd = argv.indexOf('--');
+  const own = dd >= 0 ? argv.slice(0, dd) : argv;
+  const command = dd >= 0 ? argv.slice(dd + 1) : [];
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: own,
+      options: {
+        service: { type: 'string', short: 's' },
+        namespace: { type: 'string', short: 'n', default: 'default' },
+        'service-account': { type: 'string' },
+        workload: { type: 'string' },
+        port: { type: 'string', short: 'p', multiple: true, default: [] },
+        upstream: { type: 'string', multiple: true, default: [] },
+        'control-plane': { type: 'string', default: process.env.TRELLIS_CONTROL_PLANE ?? 'http://127.0.0.1:15080' },
+        xds: { type: 'string', ...(process.env.TRELLIS_XDS ? { default: process.env.TRELLIS_XDS } : {}) },
+        address: { type: 'string' },
+        label: { type: 'string', multiple: true, default: [] },
+        'node-proxy': { type: 'string' },
+        transparent: { type: 'boolean' },
+        'drain-ms': { type: 'string', default: '5000' },
+        'proxy-log': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  if (!values.service) return fail('--service is required');
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(values.service)) return fail(`--service ${JSON.stringify(values.service)}: must be a DNS label`);
+  if (command.length === 0) return fail('a command is required after --');
+  const ports: AppPort[] = [];
+  for (const p of values.port) {
+    const r = parsePort(p);
+    if (typeof r === 'string') return fail(r);
+    ports.push(r);
+  }
+  const upstreams: UpstreamDecl[] = [];
+  for (const u of values.upstream) {
+    const r = parseUpstream(u);
+    if (typeof r === 'string') return fail(r);
+    upstreams.push(r);
+  }
+  const labels: Record<string, string> = {};
+  for (const l of values.label) {
+    const i = l.indexOf('=');
+    if (i <= 0) return fail(`--label ${JSON.stringify(l)}: expected KEY=VALUE`);
+    labels[l.slice(0, i)] = l.slice(i + 1);
+  }
+  let api: URL;
+  try {
+    api = new URL(values['control-plane']);
+  } catch {
+    return fail(`--control-plane ${JSON.stringify(values['control-plane'])}: not a URL`);
+  }
+  const xdsAddress = values.xds ?? `${api.hostname}:15010`;
+  if (!/^[^:]+:\d{1,5}$/.test(xdsAddress)) return fail(`--xds ${JSON.stringify(xdsAddress)}: expected HOST:PORT`);
+  const drainMs = Number(values['drain-ms']);
+  if (!Number.isInteger(drainMs) || drainMs < 0) return fail('--drain-ms: must be a non-negative integer');
+  let nodeProxy: { host: string; port: number } | undefined;
+  if (values['node-proxy'] !== undefined) {
+    const n = Number(values['node-proxy']);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) return fail('--node-proxy: must be a port number');
+    nodeProxy = { host: '127.0.0.1', port: n };
+  }
+
+  let pod: PodNetwork | undefined;
+  if (values.transparent) {
+    const { createPod } = await import('../../runner/transparent.ts');
+    const made = await createPod({ name: values.workload ?? `${values.service}-${process.pid}`, namespace: values.namespace, xdsAddress, apiUrl: api.toString() });
+    if (!made.ok) {
+      console.error(`trellis run: --transparent: ${made.message}`);
+      return 1;
+    }
+    pod = made.pod;
+  }
+
+  const log = (event: string, fields: Record<string, unknown> = {}): void => {
+    process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-run', event, ...fields })}\n`);
+  };
+  return runWorkload({
+    service: values.service,
+    namespace: values.namespace,
+    ...(values['service-account'] ? { serviceAccount: values['service-account'] } : {}),
+    ...(values.workload ? { workload: values.workload } : {}),
+    ports,
+    upstreams,
+    apiUrl: api.toString(),
+    xdsAddress,
+    ...(values.address ? { address: values.address } : {}),
+    labels,
+    command,
+    ...(nodeProxy ? { nodeProxy } : {}),
+    ...(pod ? { pod } : {}),
+    drainMs,
+    ...(values['proxy-log'] ? { proxyLog: values['proxy-log'] } : {}),
+    log,
+  });
+}

@@ -1,0 +1,128 @@
+// The per-proxy part of a sidecar under transparent capture (node metadata
+// `trellis.capture: 'transparent'`): iptables REDIRECTs the app's outbound
+// TCP to `outbound.port` and inbound TCP to `inboundPort`, and the proxy
+// recovers where each connection was going (SO_ORIGINAL_DST). So:
+//
+//  - "outbound" (useOriginalDst): a filter chain per HTTP-like service port
+//    matched by destination port, routing by Host over the shared "outbound"
+//    RouteConfiguration (names, VIPs); a chain per TCP service port matched
+//    by destination port and the service's VIP/32. A destination no chain
+//    matches is closed (no passthrough yet).
+//  - "inbound" (useOriginalDst): a chain per port of the workload, matched by
+//    destination port, forwarding to the app on 127.0.0.1:<port> (the
+//    proxy's own uid is exempt from capture, so this does not loop).
+// Peers dial the workload's pod address on the app port itself (no proxyPort).
+import type { MeshState, ProxyNode, ServiceResource } from './model.ts';
+import { keyOf, nsOf } from './model.ts';
+import { findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName } from './services.ts';
+import type { RouteWarning } from './http-routes.ts';
+
+const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+const TCP = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+export const DEFAULT_INBOUND_CAPTURE_PORT = 15006;
+
+const addr = (address: string, port: number): object => ({ socketAddress: { address, portValue: port } });
+
+function hcm(statPrefix: string, rds: { routeConfigName: string } | { routeConfig: object }): object {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typedConfig: {
+      '@type': HCM,
+      statPrefix,
+      codecType: 'AUTO',
+      ...('routeConfigName' in rds ? { rds: { configSource: { ads: {} }, routeConfigName: rds.routeConfigName } } : { routeConfig: rds.routeConfig }),
+      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER } }],
+    },
+  };
+}
+
+function tcpProxy(statPrefix: string, cluster: string): object {
+  return { name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TCP, statPrefix, cluster } };
+}
+
+export interface OwnResources {
+  listeners: object[];
+  routes: object[];
+  clusters: object[];
+  endpoints: object[];
+}
+
+export function transparentOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[], outboundRouteName = 'outbound'): OwnResources {
+  const listeners: object[] = [];
+  const clusters: object[] = [];
+  const ob = node.outbound ?? { address: '127.0.0.1', port: 15001 };
+
+  const services = [...state.services].sort((a: ServiceResource, b: ServiceResource) => keyOf(a.metadata).localeCompare(keyOf(b.metadata)));
+  const httpPorts = new Set<number>();
+  const chains: object[] = [];
+  for (const svc of services) {
+    const ns = nsOf(svc.metadata);
+    const vip = state.vips.get(keyOf(svc.metadata));
+    for (const sp of svc.spec.ports) {
+      if (isHttpLike(portProtocol(sp))) {
+        httpPorts.add(sp.port);
+        continue;
+      }
+      const cluster = serviceClusterName(ns, svc.metadata.name, sp.port);
+      if (!vip) {
+        warnings.push({ route: `node ${node.id}`, message: `TCP service ${ns}/${svc.metadata.name}:${sp.port} has no VIP: not reachable under transparent capture` });
+        continue;
+      }
+      chains.push({
+        name: `tcp|${cluster}`,
+        filterChainMatch: { destinationPort: sp.port, prefixRanges: [{ addressPrefix: vip, prefixLen: 32 }] },
+        filters: [tcpProxy(`outbound|${cluster}`, cluster)],
+      });
+    }
+  }
+  for (const port of [...httpPorts].sort((a, b) => a - b)) {
+    chains.push({ name: `http|${port}`, filterChainMatch: { destinationPort: port }, filters: [hcm(`outbound|${port}`, { routeConfigName: outboundRouteName })] });
+  }
+  listeners.push({
+    name: 'outbound',
+    address: addr(ob.address, ob.port),
+    trafficDirection: 'OUTBOUND',
+    useOriginalDst: true,
+    filterChains: chains,
+  });
+
+  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  const inChains: object[] = [];
+  for (const p of me?.ports ?? []) {
+    const proto = p.protocol ?? 'http';
+    const cluster = inboundClusterName(p.port);
+    clusters.push({
+      name: cluster,
+      type: 'STATIC',
+      connectTimeout: '1s',
+      lbPolicy: 'ROUND_ROBIN',
+      loadAssignment: { clusterName: cluster, endpoints: [{ lbEndpoints: [{ endpoint: { address: addr('127.0.0.1', p.port) } }] }] },
+      ...(proto === 'grpc' || proto === 'http2'
+        ? { typedExtensionProtocolOptions: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_OPTS, explicitHttpConfig: { http2ProtocolOptions: {} } } } }
+        : {}),
+    });
+    const name = `inbound|${p.port}`;
+    const filter = isHttpLike(proto)
+      ? hcm(name, { routeConfig: { name, virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'inbound', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }] } })
+      : tcpProxy(name, cluster);
+    inChains.push({ name, filterChainMatch: { destinationPort: p.port }, filters: [filter] });
+  }
+  listeners.push({
+    name: 'inbound',
+    address: addr(node.inboundAddress ?? '0.0.0.0', node.inboundPort ?? DEFAULT_INBOUND_CAPTURE_PORT),
+    trafficDirection: 'INBOUND',
+    useOriginalDst: true,
+    filterChains: inChains,
+  });
+
+  // Declared upstreams still work in transparent mode (same as explicit).
+  for (const up of node.upstreams ?? []) {
+    const ns = up.namespace ?? node.namespace;
+    const svc = findService(state, ns, up.service);
+    if (!svc) warnings.push({ route: `node ${node.id}`, message: `upstream ${ns}/${up.service}: no such service (ignored under transparent capture)` });
+  }
+  return { listeners, routes: [], clusters, endpoints: [] };
+}

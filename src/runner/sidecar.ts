@@ -1,0 +1,205 @@
+// The sidecar proxy as a supervised child process: `trellis proxy` with a
+// generated bootstrap (node metadata `trellis: {...}` for the control
+// plane's translate, config over ADS). `start()` resolves once the proxy is
+// ready: admin /ready answers 200 and its config binds every listener the
+// workload needs (inbound per app port, declared upstreams), so an app
+// started afterwards never races its own sidecar. An unexpected exit is
+// restarted with backoff (100 ms doubling to 5 s) while the app keeps
+// running; `stop()` sends SIGTERM (the proxy drains) and waits.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+
+export const TRELLIS_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'trellis.ts');
+
+export interface UpstreamDecl {
+  service: string;
+  namespace?: string;
+  port: number;
+  localPort: number;
+  localAddress?: string;
+}
+
+export interface SidecarSpec {
+  kind: 'sidecar' | 'node-proxy';
+  nodeId: string;
+  /** xDS node.cluster: the service. */
+  cluster: string;
+  namespace: string;
+  workload?: string;
+  /** Control plane ADS address, host:port. */
+  xdsAddress: string;
+  admin: { address: string; port: number };
+  outbound: { address: string; port: number };
+  inboundAddress?: string;
+  upstreams?: UpstreamDecl[];
+  capture?: 'transparent';
+  /** Transparent capture: the inbound listener port (REDIRECT target). */
+  inboundPort?: number;
+  locality?: { region?: string; zone?: string; subZone?: string };
+  /** Listener names that must be bound before the sidecar counts as ready. */
+  requiredListeners: string[];
+  drainMs?: number;
+  /** Prefix for the command (e.g. `ip netns exec POD setpriv ...`). */
+  wrap?: string[];
+  /** Where the bootstrap file goes. */
+  dir: string;
+  /** Proxy stdout/stderr: a file path, or 'inherit' (to the runner's stderr). */
+  logTo: string | 'inherit';
+}
+
+export function sidecarBootstrap(spec: SidecarSpec): object {
+  const trellis: Record<string, unknown> = {
+    kind: spec.kind,
+    namespace: spec.namespace,
+    outbound: spec.outbound,
+  };
+  if (spec.workload) trellis.workload = spec.workload;
+  if (spec.inboundAddress) trellis.inboundAddress = spec.inboundAddress;
+  if (spec.upstreams && spec.upstreams.length > 0) trellis.upstreams = spec.upstreams;
+  if (spec.capture) trellis.capture = spec.capture;
+  if (spec.inboundPort !== undefined) trellis.inboundPort = spec.inboundPort;
+  return {
+    node: {
+      id: spec.nodeId,
+      cluster: spec.cluster,
+      locality: { region: spec.locality?.region ?? '', zone: spec.locality?.zone ?? '', subZone: spec.locality?.subZone ?? '' },
+      metadata: { trellis },
+    },
+    admin: { address: { socketAddress: { address: spec.admin.address, portValue: spec.admin.port } } },
+    dynamicResources: { ads: { address: spec.xdsAddress } },
+  };
+}
+
+export type ReadyResult = { ok: true } | { ok: false; code: 'SIDECAR_EXITED' | 'SIDECAR_NOT_READY'; message: string };
+
+type Log = (event: string, fields?: Record<string, unknown>) => void;
+
+async function getText(url: string, timeoutMs: number): Promise<{ status: number; body: string } | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return { status: res.status, body: await res.text() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** One probe: ready and every required listener bound. */
+export async function probeReady(admin: { address: string; port: number }, required: readonly string[]): Promise<boolean> {
+  const base = `http://${admin.address === '0.0.0.0' ? '127.0.0.1' : admin.address}:${admin.port}`;
+  const r = await getText(`${base}/ready`, 1000);
+  if (!r || r.status !== 200) return false;
+  if (required.length === 0) return true;
+  const dump = await getText(`${base}/config_dump`, 2000);
+  if (!dump || dump.status !== 200) return false;
+  try {
+    const bound = (JSON.parse(dump.body) as { boundPorts?: Record<string, number> }).boundPorts ?? {};
+    return required.every((n) => typeof bound[n] === 'number');
+  } catch {
+    return false;
+  }
+}
+
+export class Sidecar {
+  readonly spec: SidecarSpec;
+  readonly bootstrapPath: string;
+  readonly #log: Log;
+  #child: ChildProcess | undefined;
+  #stopping = false;
+  #restarts = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #logStream: WriteStream | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  readonly #onRestart = new Set<() => void>();
+
+  constructor(spec: SidecarSpec, log: Log) {
+    this.spec = spec;
+    this.#log = log;
+    this.bootstrapPath = path.join(spec.dir, `${spec.kind}-bootstrap.json`);
+    writeFileSync(this.bootstrapPath, JSON.stringify(sidecarBootstrap(spec), null, 2));
+    if (spec.logTo !== 'inherit') this.#logStream = createWriteStream(spec.logTo, { flags: 'a' });
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Called after each restart (the new process, not yet ready). */
+  onRestart(fn: () => void): () => void {
+    this.#onRestart.add(fn);
+    return () => this.#onRestart.delete(fn);
+  }
+
+  #spawn(): ChildProcess {
+    const args = [TRELLIS_BIN, 'proxy', '--config', this.bootstrapPath, '--no-watch', '--drain-ms', String(this.spec.drainMs ?? 5000)];
+    const [cmd, ...pre] = [...(this.spec.wrap ?? []), process.execPath, ...args];
+    const child = spawn(cmd!, pre, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+    const sink = this.#logStream;
+    for (const s of [child.stdout, child.stderr]) {
+      if (sink) s?.pipe(sink, { end: false });
+      else s?.pipe(process.stderr, { end: false });
+    }
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', (code, signal) => {
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      if (this.#stopping) return;
+      this.#restarts++;
+      const delay = Math.min(5000, 100 * 2 ** Math.min(6, this.#restarts - 1));
+      this.#log('sidecar_exited', { code, signal, restartInMs: delay, restarts: this.#restarts });
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = undefined;
+        if (this.#stopping) return;
+        this.#child = this.#spawn();
+        this.#log('sidecar_restarted', { pid: this.#child.pid });
+        for (const fn of this.#onRestart) fn();
+      }, delay);
+    });
+    child.once('error', (err) => this.#log('sidecar_spawn_error', { error: err.message }));
+    return child;
+  }
+
+  /** Spawns the proxy and waits until it is ready (bounded). */
+  async start(timeoutMs = 30_000): Promise<ReadyResult> {
+    this.#child = this.#spawn();
+    this.#log('sidecar_started', { pid: this.#child.pid, admin: this.spec.admin.port, outbound: this.spec.outbound.port });
+    return this.waitReady(timeoutMs, true);
+  }
+
+  async waitReady(timeoutMs: number, failOnExit = false): Promise<ReadyResult> {
+    const deadline = Date.now() + timeoutMs;
+    const first = this.#child;
+    while (Date.now() < deadline) {
+      if (failOnExit && this.#child !== first) {
+        return { ok: false, code: 'SIDECAR_EXITED', message: `the sidecar proxy exited before it was ready (see ${this.spec.logTo === 'inherit' ? 'stderr' : this.spec.logTo})` };
+      }
+      if (await probeReady(this.spec.admin, this.spec.requiredListeners)) return { ok: true };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { ok: false, code: 'SIDECAR_NOT_READY', message: `the sidecar proxy was not ready within ${timeoutMs} ms (listeners ${this.spec.requiredListeners.join(', ')} bound, config from ${this.spec.xdsAddress})` };
+  }
+
+  /** SIGTERM (drain), wait up to drain + 3 s, then SIGKILL. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), (this.spec.drainMs ?? 5000) + 3000);
+      await this.#exited;
+      clearTimeout(killer);
+    }
+    this.#child = undefined;
+    await new Promise<void>((resolve) => (this.#logStream ? this.#logStream.end(resolve) : resolve()));
+  }
+
+  /** Test hook: kill the running proxy as a crash would (it is restarted). */
+  crash(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.#child?.kill(signal);
+  }
+}

@@ -1,0 +1,285 @@
+// Transparent mode: the app runs in its own network namespace (a "pod")
+// and never knows about the proxy. Linux and root only.
+//
+//   host netns: bridge trellis0 198.18.0.1/24 (RFC 2544 benchmark range,
+//               never routed; the host does not forward: ip_forward untouched)
+//     └─ veth ── pod netns "trl-<id>": eth0 198.18.0.N/24, lo, default via
+//                198.18.0.1 (so VIPs have a route; nothing leaves the host)
+//   inside the pod, iptables nat:
+//     OUTPUT      -p tcp -m owner --uid-owner <proxy uid> -j RETURN
+//                 -p tcp -o lo -d 127.0.0.0/8 -j RETURN
+//                 -p tcp -j REDIRECT --to-ports <outbound>
+//     PREROUTING  -p tcp --dport <admin> -j RETURN
+//                 -p tcp -j REDIRECT --to-ports <inbound>
+//   the proxy runs as its own uid (setpriv), so its connections (to peers,
+//   and to the app on 127.0.0.1) are not captured again: no loops.
+//   /etc/netns/<pod>/hosts maps service names to their VIPs (ip netns exec
+//   bind-mounts it over /etc/hosts), refreshed from the proxy's own config.
+//   The proxy reaches the control plane's xDS through a relay the runner
+//   listens on at 198.18.0.1 (the control plane may stay on loopback).
+// Everything is removed on close: the netns (with its veth and rules), the
+// hosts file, the address lease, and the bridge once no pod uses it.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { loadOrigDst } from '../proxy/orig-dst.ts';
+import type { PodNetwork } from './runner.ts';
+
+const exec = promisify(execFile);
+
+export const BRIDGE = 'trellis0';
+export const SUBNET_PREFIX = '198.18.0.';
+export const GATEWAY = `${SUBNET_PREFIX}1`;
+export const DEFAULT_PROXY_UID = 1337;
+const LEASE_DIR = '/run/trellis/pod-ips';
+
+export type PodResult = { ok: true; pod: Pod } | { ok: false; code: 'TRANSPARENT_UNSUPPORTED' | 'TRANSPARENT_SETUP_FAILED'; message: string };
+
+export interface PodOptions {
+  /** Workload name; the netns is named after it. */
+  name: string;
+  namespace: string;
+  /** Control plane xDS (host:port as the runner reaches it). */
+  xdsAddress: string;
+  apiUrl?: string;
+  proxyUid?: number;
+  log?: (event: string, fields?: Record<string, unknown>) => void;
+}
+
+async function has(cmd: string): Promise<boolean> {
+  try {
+    await exec('sh', ['-c', `command -v ${cmd}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why transparent mode cannot run here, or undefined when it can. */
+export async function transparentUnsupported(): Promise<string | undefined> {
+  if (process.platform !== 'linux') return 'transparent capture needs Linux';
+  if (process.getuid?.() !== 0) return 'transparent capture needs root (network namespaces, iptables)';
+  for (const c of ['ip', 'iptables', 'setpriv']) if (!(await has(c))) return `\`${c}\` is not installed (apt-get install ${c === 'ip' ? 'iproute2' : c === 'setpriv' ? 'util-linux' : c})`;
+  const addon = loadOrigDst();
+  if (!addon.ok) return addon.reason;
+  return undefined;
+}
+
+async function run(args: string[]): Promise<void> {
+  const [cmd, ...rest] = args;
+  try {
+    await exec(cmd!, rest);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+async function tryRun(args: string[]): Promise<boolean> {
+  try {
+    await run(args);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Takes a free pod address with an O_EXCL lease file (safe across runners). */
+function leaseAddress(): { ip: string; release(): void } {
+  mkdirSync(LEASE_DIR, { recursive: true });
+  for (let i = 2; i < 255; i++) {
+    const ip = `${SUBNET_PREFIX}${i}`;
+    const file = path.join(LEASE_DIR, ip);
+    try {
+      closeSync(openSync(file, 'wx'));
+    } catch {
+      continue;
+    }
+    return { ip, release: () => rmSync(file, { force: true }) };
+  }
+  throw new Error(`no free pod address in ${SUBNET_PREFIX}0/24`);
+}
+
+export async function ensureBridge(): Promise<void> {
+  if (!(await tryRun(['ip', 'link', 'show', BRIDGE]))) await tryRun(['ip', 'link', 'add', BRIDGE, 'type', 'bridge']);
+  await tryRun(['ip', 'addr', 'add', `${GATEWAY}/24`, 'dev', BRIDGE]);
+  await run(['ip', 'link', 'set', BRIDGE, 'up']);
+}
+
+/** Removes the bridge when no veth is attached to it any more. */
+export async function maybeRemoveBridge(): Promise<void> {
+  try {
+    const { stdout } = await exec('ip', ['-o', 'link', 'show', 'master', BRIDGE]);
+    if (stdout.trim() === '') await tryRun(['ip', 'link', 'del', BRIDGE]);
+  } catch {
+    // no bridge
+  }
+}
+
+export class Pod implements PodNetwork {
+  readonly netns: string;
+  readonly address: string;
+  readonly proxyUid: number;
+  readonly hostsFile: string;
+  readonly #release: () => void;
+  readonly #relay: net.Server;
+  readonly #relayPort: number;
+  readonly #log: NonNullable<PodOptions['log']>;
+  #closed = false;
+
+  constructor(netns: string, address: string, proxyUid: number, release: () => void, relay: net.Server, log: NonNullable<PodOptions['log']>) {
+    this.netns = netns;
+    this.address = address;
+    this.proxyUid = proxyUid;
+    this.hostsFile = `/etc/netns/${netns}/hosts`;
+    this.#release = release;
+    this.#relay = relay;
+    this.#relayPort = (relay.address() as net.AddressInfo).port;
+    this.#log = log;
+  }
+
+  get adminHost(): string {
+    return this.address;
+  }
+
+  proxyWrap(): string[] {
+    return ['ip', 'netns', 'exec', this.netns, 'setpriv', `--reuid=${this.proxyUid}`, `--regid=${this.proxyUid}`, '--clear-groups', '--'];
+  }
+
+  appWrap(): string[] {
+    return ['ip', 'netns', 'exec', this.netns];
+  }
+
+  xdsAddress(): string {
+    return `${GATEWAY}:${this.#relayPort}`;
+  }
+
+  /** Runs a command inside the pod (tests, tooling). */
+  async exec(args: string[]): Promise<{ stdout: string; stderr: string }> {
+    return exec('ip', ['netns', 'exec', this.netns, ...args]);
+  }
+
+  async capture(ports: { outbound: number; inbound: number; admin: number }): Promise<void> {
+    const ipt = (...a: string[]): Promise<void> => run(['ip', 'netns', 'exec', this.netns, 'iptables', '-w', '-t', 'nat', ...a]);
+    await ipt('-A', 'OUTPUT', '-p', 'tcp', '-m', 'owner', '--uid-owner', String(this.proxyUid), '-j', 'RETURN');
+    await ipt('-A', 'OUTPUT', '-p', 'tcp', '-o', 'lo', '-d', '127.0.0.0/8', '-j', 'RETURN');
+    await ipt('-A', 'OUTPUT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(ports.outbound));
+    await ipt('-A', 'PREROUTING', '-p', 'tcp', '--dport', String(ports.admin), '-j', 'RETURN');
+    await ipt('-A', 'PREROUTING', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(ports.inbound));
+    this.#log('pod_capture_installed', { netns: this.netns, ...ports });
+  }
+
+  /** Writes the hosts file (same inode: the bind mount keeps seeing it). */
+  writeHosts(entries: ReadonlyMap<string, string>): void {
+    const lines = ['127.0.0.1 localhost', `${this.address} ${this.netns}`];
+    for (const [name, ip] of [...entries].sort(([a], [b]) => a.localeCompare(b))) lines.push(`${ip} ${name}`);
+    writeFileSync(this.hostsFile, `${lines.join('\n')}\n`);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await new Promise<void>((resolve) => this.#relay.close(() => resolve()));
+    await tryRun(['ip', 'netns', 'del', this.netns]);
+    rmSync(path.dirname(this.hostsFile), { recursive: true, force: true });
+    this.#release();
+    await maybeRemoveBridge();
+    this.#log('pod_removed', { netns: this.netns });
+  }
+}
+
+/** The xDS relay: the proxy inside the pod dials GATEWAY:port, the runner forwards to the control plane. */
+async function startRelay(target: string): Promise<net.Server> {
+  const i = target.lastIndexOf(':');
+  const host = target.slice(0, i);
+  const port = Number(target.slice(i + 1));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((c) => {
+    const up = net.connect({ host, port });
+    for (const s of [c, up]) {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+      s.on('error', () => {
+        c.destroy();
+        up.destroy();
+      });
+    }
+    c.pipe(up).pipe(c);
+  });
+  const close = server.close.bind(server);
+  server.close = (cb?: (err?: Error) => void) => {
+    for (const s of sockets) s.destroy();
+    return close(cb);
+  };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, GATEWAY, () => resolve());
+  });
+  return server;
+}
+
+export function netnsName(name: string): string {
+  const safe = name.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 24);
+  return `trl-${safe}`;
+}
+
+export async function createPod(opts: PodOptions): Promise<PodResult> {
+  const why = await transparentUnsupported();
+  if (why) return { ok: false, code: 'TRANSPARENT_UNSUPPORTED', message: why };
+  const log = opts.log ?? (() => {});
+  const netns = netnsName(opts.name);
+  const lease = leaseAddress();
+  const id = lease.ip.split('.').pop()!;
+  const vethHost = `trlh${id}-${process.pid % 10000}`.slice(0, 15);
+  const vethPod = `trlp${id}-${process.pid % 10000}`.slice(0, 15);
+  const undo: (() => Promise<unknown>)[] = [async () => lease.release()];
+  try {
+    if (existsSync(`/run/netns/${netns}`)) throw new Error(`network namespace ${netns} already exists`);
+    await ensureBridge();
+    undo.push(() => maybeRemoveBridge());
+    await run(['ip', 'netns', 'add', netns]);
+    undo.push(() => tryRun(['ip', 'netns', 'del', netns]));
+    await run(['ip', 'link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPod]);
+    undo.push(() => tryRun(['ip', 'link', 'del', vethHost]));
+    await run(['ip', 'link', 'set', vethPod, 'netns', netns]);
+    await run(['ip', 'link', 'set', vethHost, 'master', BRIDGE, 'up']);
+    const inNs = (...a: string[]): Promise<void> => run(['ip', 'netns', 'exec', netns, ...a]);
+    await inNs('ip', 'link', 'set', 'lo', 'up');
+    await inNs('ip', 'link', 'set', vethPod, 'name', 'eth0');
+    await inNs('ip', 'addr', 'add', `${lease.ip}/24`, 'dev', 'eth0');
+    await inNs('ip', 'link', 'set', 'eth0', 'up');
+    await inNs('ip', 'route', 'add', 'default', 'via', GATEWAY);
+    mkdirSync(`/etc/netns/${netns}`, { recursive: true });
+    undo.push(async () => rmSync(`/etc/netns/${netns}`, { recursive: true, force: true }));
+    const relay = await startRelay(opts.xdsAddress);
+    const pod = new Pod(netns, lease.ip, opts.proxyUid ?? DEFAULT_PROXY_UID, lease.release, relay, log);
+    pod.writeHosts(new Map());
+    log('pod_created', { netns, address: lease.ip });
+    return { ok: true, pod };
+  } catch (err) {
+    for (const u of undo.reverse()) await u().catch(() => {});
+    return { ok: false, code: 'TRANSPARENT_SETUP_FAILED', message: (err as Error).message };
+  }
+}
+
+/** Service names -> VIP from a proxy's config dump: each outbound virtual
+ * host lists the names and the VIP of one service port. */
+export function hostsFromConfigDump(dump: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  const cfg = (dump as { config?: { routeConfigs?: unknown } })?.config;
+  const rcs = cfg?.routeConfigs;
+  const list: unknown[] = rcs instanceof Array ? rcs : rcs && typeof rcs === 'object' ? Object.values(rcs) : [];
+  for (const rc of list) {
+    const vhosts = (rc as { virtualHosts?: { domains?: unknown }[] })?.virtualHosts ?? [];
+    for (const vh of vhosts) {
+      const domains = Array.isArray(vh.domains) ? (vh.domains as unknown[]).filter((d): d is string => typeof d === 'string') : [];
+      const hosts = domains.map((d) => d.replace(/:\d+$/, ''));
+      const vip = hosts.find((h) => net.isIPv4(h));
+      if (!vip) continue;
+      for (const h of hosts) if (!net.isIP(h) && !h.includes('*')) out.set(h, vip);
+    }
+  }
+  return out;
+}

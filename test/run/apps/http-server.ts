@@ -1,0 +1,17 @@
+// A plain HTTP app: answers its NAME on 127.0.0.1:PORT; on SIGTERM it
+// closes and exits 0 after writing "sigterm" to MARK (if set).
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+
+const [port, name] = [Number(process.argv[2]), process.argv[3] ?? 'app'];
+const server = http.createServer((req, res) => {
+  res.setHeader('x-app', name);
+  res.end(`${name} ${req.url}`);
+});
+server.listen(port, '127.0.0.1');
+process.on('SIGTERM', () => {
+  if (process.env.MARK) writeFileSync(process.env.MARK, 'sigterm');
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+});
