@@ -12,8 +12,9 @@
 // REQUEST_TIMEOUT (504, or gRPC DEADLINE_EXCEEDED; flag UT) — or a reset
 // stream if the response had already begun.
 //
-// Nothing is sent to HTTP/1 upstreams (no `x-trellis-deadline-ms` yet: the
-// resilience work may add per-try deadlines and a header together).
+// The retry layer (layers/retry.ts) sends what is left of `ctx.deadline`
+// (or the per-try timeout, if smaller) upstream as `x-trellis-deadline-ms`,
+// and resilience.ts honours that header inbound (docs/resilience.md).
 import type { Dispatch, ExchangeController, HeaderList, Layer, ProxyRequest, ResponseHandler, ResponseHead } from '../http/exchange.ts';
 import { ProxyError } from '../errors.ts';
 import { grpcDeadline } from '../grpc.ts';
