@@ -1,7 +1,10 @@
 // `trellis control-plane` (alias `trellis up`): starts the control plane:
 // the resource API and dashboard port, the registry, and xDS for proxies.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { startControlPlane } from '../../control-plane/control-plane.ts';
+import { parseDuration } from '../../api/schema-common.ts';
+import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
 
 export const summary = 'start the control plane (API on :15080, xDS on :15010); alias: up';
 
@@ -11,7 +14,15 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --etcd       share a real etcd with other replicas (highly available control plane)
   --host       address to bind (default 127.0.0.1)
   --api-port   HTTP API and dashboard (default 15080)
-  --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)`;
+  --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
+
+identity and mTLS (docs/identity-and-mtls.md):
+  --trust-domain TD        SPIFFE trust domain (default cluster.local)
+  --ca-cert FILE --ca-key FILE
+                           an operator CA (PEM, ECDSA P-256, PKCS#8 key) instead of the
+                           generated root kept in the store; its key is never stored
+  --workload-cert-ttl D    workload certificate lifetime (default 24h)
+  --no-identity            no CA and no automatic mTLS`;
 
 function port(name: string, v: string | undefined, def: number): number {
   if (v === undefined) return def;
@@ -30,6 +41,11 @@ export async function run(argv: string[]): Promise<number> {
       'api-port': { type: 'string' },
       'xds-port': { type: 'string' },
       id: { type: 'string' },
+      'trust-domain': { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
+      'workload-cert-ttl': { type: 'string' },
+      'no-identity': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -46,6 +62,13 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
   }
+  let identity: MeshIdentityOptions | false | undefined;
+  try {
+    identity = identityOptions(values);
+  } catch (err) {
+    console.error(`trellis control-plane: ${(err as Error).message}`);
+    return 2;
+  }
   const cp = await startControlPlane({
     host: values.host,
     apiPort,
@@ -53,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
     ...(values.etcd ? { etcdEndpoints: values.etcd.split(',') } : {}),
     ...(values.id ? { id: values.id } : {}),
+    ...(identity === undefined ? {} : { identity }),
   });
   // Machine-readable readiness line for scripts and tests.
   console.log(JSON.stringify({ event: 'ready', api: cp.apiUrl, xds: cp.xdsAddress, id: cp.id }));
@@ -63,4 +87,21 @@ export async function run(argv: string[]): Promise<number> {
   });
   await cp.close();
   return 0;
+}
+
+function identityOptions(v: Record<string, string | boolean | undefined>): MeshIdentityOptions | false | undefined {
+  if (v['no-identity']) return false as const;
+  const certFile = v['ca-cert'] as string | undefined;
+  const keyFile = v['ca-key'] as string | undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new Error('--ca-cert and --ca-key go together');
+  const ttlText = v['workload-cert-ttl'] as string | undefined;
+  const ttl = ttlText === undefined ? undefined : parseDuration(ttlText);
+  if (ttlText !== undefined && (ttl === undefined || ttl < 1000)) throw new Error(`--workload-cert-ttl: must be a duration of at least 1s such as 24h or 30m (got "${ttlText}")`);
+  const td = v['trust-domain'] as string | undefined;
+  if (!certFile && ttl === undefined && td === undefined) return undefined;
+  return {
+    ...(td === undefined ? {} : { trustDomain: td }),
+    ...(ttl === undefined ? {} : { workloadTtlMs: ttl }),
+    ...(certFile && keyFile ? { operatorCa: { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } } : {}),
+  };
 }
