@@ -92,6 +92,28 @@ describe('leader election on a real etcd', { skip: missing ?? false }, () => {
     assert.ok(took >= 500, `takeover before the lease could expire (${took} ms)`);
   });
 
+  test('a leader cut off from etcd steps down within its TTL, and is elected again when etcd is back', async (t) => {
+    const prefix = `/t-${randomUUID()}`;
+    const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix, callTimeoutMs: 1_000 });
+    t.after(() => store.close());
+    const ttl = 2;
+    const e = campaign(store, 'cut-off', { identity: 'lonely', ttlSeconds: ttl, retryMs: 200 });
+    t.after(() => e.resign());
+    await elected(e, 5_000);
+    const deposed = new Promise<number>((resolve) => {
+      const at = Date.now();
+      e.onDeposed(() => resolve(Date.now() - at));
+    });
+    etcd.pause();
+    t.after(() => etcd.resume());
+    const took = await Promise.race([deposed, new Promise<number>((r) => setTimeout(() => r(-1), ttl * 1000 + 3_000))]);
+    etcd.resume();
+    assert.ok(took >= 0, 'the leader never noticed it lost etcd');
+    assert.ok(took <= ttl * 1000 + 300, `stepped down ${took} ms after etcd froze (ttl ${ttl} s): another replica could already lead`);
+    assert.equal(e.isLeader(), false);
+    await elected(e, 15_000);
+  });
+
   test('resign hands over at once; a third campaigner takes the title', async (t) => {
     const prefix = `/t-${randomUUID()}`;
     const stores = await Promise.all([1, 2].map(() => openEtcdStore({ endpoints: [etcd.endpoint], prefix })));

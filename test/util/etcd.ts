@@ -15,6 +15,10 @@ export interface EtcdServer {
   readonly dataDir: string;
   /** Kill the server (SIGKILL) and start it again with the same data. */
   restart(): Promise<void>;
+  /** Freeze the server (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void;
+  /** Thaw a paused server (SIGCONT). */
+  resume(): void;
   /** Stop the server and remove its data dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -135,9 +139,16 @@ export async function startEtcd(): Promise<EtcdServer> {
       await kill('SIGKILL');
       await launch();
     },
+    pause() {
+      (proc as ChildProcess | null)?.kill('SIGSTOP');
+    },
+    resume() {
+      (proc as ChildProcess | null)?.kill('SIGCONT');
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
+      (proc as ChildProcess | null)?.kill('SIGCONT');
       await kill('SIGTERM');
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -277,6 +277,7 @@ class EtcdBackend implements EtcdStore {
     if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1) throw new StoreError('invalid', `ttlSeconds must be >= 1, got ${ttlSeconds}`);
     const ttl = Math.ceil(ttlSeconds);
     const auto = opts.autoKeepAlive !== false;
+    const grantSentAt = Date.now();
     const lease = this.client.lease(ttl, { autoKeepAlive: auto });
     const lostCbs: Array<() => void> = [];
     let lost = false;
@@ -286,6 +287,7 @@ class EtcdBackend implements EtcdStore {
       if (lost || revoked) return;
       lost = true;
       if (deadline) clearTimeout(deadline);
+      if (watchdog) clearInterval(watchdog);
       this.leases.delete(handle);
       for (const cb of lostCbs) queueMicrotask(cb);
     };
@@ -301,15 +303,37 @@ class EtcdBackend implements EtcdStore {
       close: () => {
         revoked = true;
         if (deadline) clearTimeout(deadline);
+        if (watchdog) clearInterval(watchdog);
         lease.release();
       },
     };
     lease.on('lost', () => markLost());
+    // With automatic keep-alive, the etcd3 client reports a loss only 2 TTLs
+    // after etcd stopped answering. Leaders need better: the lease is
+    // certainly alive on the server until `ttl` after the *sending* of the
+    // last keep-alive it confirmed, so report the loss then, not later.
+    let watchdog: NodeJS.Timeout | null = null;
+    if (auto) {
+      const inFlight: number[] = [];
+      let confirmedAt = grantSentAt;
+      lease.on('keepaliveEstablished', () => inFlight.splice(0));
+      lease.on('keepaliveFired', () => inFlight.push(Date.now()));
+      lease.on('keepaliveSucceeded', () => {
+        confirmedAt = inFlight.shift() ?? confirmedAt;
+      });
+      watchdog = setInterval(() => {
+        if (Date.now() - confirmedAt < ttl * 1000) return;
+        lease.release();
+        markLost();
+      }, 100);
+      watchdog.unref();
+    }
     let id: string;
     try {
       id = await lease.grant();
     } catch (err) {
       revoked = true;
+      if (watchdog) clearInterval(watchdog);
       throw toStoreError(err, 'grant lease');
     }
     this.leases.add(handle);
@@ -332,6 +356,7 @@ class EtcdBackend implements EtcdStore {
         if (revoked) return;
         revoked = true;
         if (deadline) clearTimeout(deadline);
+        if (watchdog) clearInterval(watchdog);
         this.leases.delete(handle);
         try {
           await lease.revoke();
