@@ -10,6 +10,10 @@ import type { TestContext } from 'node:test';
 import { runProxy, sockAddr } from '../proxy/helpers.ts';
 import type { Proxy, StartProxyOptions } from '../../src/proxy/proxy.ts';
 
+/** Inbound listeners bind here, outbound ones on 127.0.0.1 (a config may not
+ * have two listeners on the same address and port 0). */
+export const INBOUND_ADDRESS = '127.0.0.2';
+
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 
@@ -20,6 +24,8 @@ export interface Upstream {
   /** Where the upstream workload's sidecar accepts inbound traffic. */
   readonly inboundPort: number;
   readonly workload: string;
+  /** Default: the sidecars' inbound address (127.0.0.2). */
+  readonly inboundAddress?: string;
   /** Opaque TCP instead of HTTP: a dedicated outbound TCP listener. */
   readonly tcp?: boolean;
 }
@@ -41,7 +47,8 @@ export interface Sidecar {
   readonly inboundPort: number | undefined;
   readonly outboundPort: number | undefined;
   /** Outbound TCP listener port per upstream service name. */
-  readonly tcpPorts: ReadonlyMap<string, number>;
+  /** Outbound TCP listener address:port per upstream service name. */
+  readonly tcpPorts: ReadonlyMap<string, { address: string; port: number }>;
 }
 
 function hcm(name: string, routeConfigName: string): object {
@@ -59,13 +66,14 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
     const name = `inbound|${s.appPort}`;
     clusters.push({ name, type: 'STATIC', connectTimeout: '1s', loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: sockAddr(s.appPort) } }] }] } });
     if (s.inboundTcp) {
-      listeners.push({ name, address: sockAddr(0), trafficDirection: 'INBOUND', filterChains: [{ name, filters: [tcpProxy(name, name)] }] });
+      listeners.push({ name, address: sockAddr(0, INBOUND_ADDRESS), trafficDirection: 'INBOUND', filterChains: [{ name, filters: [tcpProxy(name, name)] }] });
     } else {
       routes.push({ name, virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'inbound', match: { prefix: '/' }, route: { cluster: name, timeout: '0s' } }] }] });
-      listeners.push({ name, address: sockAddr(0), trafficDirection: 'INBOUND', filterChains: [{ name, filters: [hcm(name, name)] }] });
+      listeners.push({ name, address: sockAddr(0, INBOUND_ADDRESS), trafficDirection: 'INBOUND', filterChains: [{ name, filters: [hcm(name, name)] }] });
     }
   }
   const http = (s.upstreams ?? []).filter((u) => !u.tcp);
+  let tcpIndex = 0;
   for (const u of s.upstreams ?? []) {
     const cluster = `${u.service}.${u.namespace}.svc:${u.port}`;
     clusters.push({
@@ -74,10 +82,10 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
       connectTimeout: '1s',
       loadAssignment: {
         clusterName: cluster,
-        endpoints: [{ lbEndpoints: [{ endpoint: { address: sockAddr(u.inboundPort) }, metadata: { filterMetadata: { trellis: { 'trellis.dev/workload': u.workload } } } }] }],
+        endpoints: [{ lbEndpoints: [{ endpoint: { address: sockAddr(u.inboundPort, u.inboundAddress ?? INBOUND_ADDRESS) }, metadata: { filterMetadata: { trellis: { 'trellis.dev/workload': u.workload } } } }] }],
       },
     });
-    if (u.tcp) listeners.push({ name: `outbound-tcp-${u.service}`, address: sockAddr(0), trafficDirection: 'OUTBOUND', filterChains: [{ name: `tcp-${u.service}`, filters: [tcpProxy(u.service, cluster)] }] });
+    if (u.tcp) listeners.push({ name: `outbound-tcp-${u.service}`, address: sockAddr(0, `127.0.0.${3 + tcpIndex++}`), trafficDirection: 'OUTBOUND', filterChains: [{ name: `tcp-${u.service}`, filters: [tcpProxy(u.service, cluster)] }] });
   }
   if (http.length > 0) {
     routes.push({
@@ -96,8 +104,9 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
     staticResources: { listeners, clusters, routes },
   };
   const proxy = await runProxy(t, doc, s.telemetry ? { telemetry: s.telemetry } : {});
-  const tcpPorts = new Map<string, number>();
-  for (const u of s.upstreams ?? []) if (u.tcp) tcpPorts.set(u.service, proxy.ports.get(`outbound-tcp-${u.service}`)!);
+  const tcpPorts = new Map<string, { address: string; port: number }>();
+  let ti = 0;
+  for (const u of s.upstreams ?? []) if (u.tcp) tcpPorts.set(u.service, { address: `127.0.0.${3 + ti++}`, port: proxy.ports.get(`outbound-tcp-${u.service}`)! });
   return {
     proxy,
     adminPort: proxy.adminPort!,
@@ -119,9 +128,10 @@ export async function app(t: TestContext, handler: http.RequestListener): Promis
 }
 
 /** GET through an explicit-mode sidecar: the proxy port, the service's Host. */
-export function call(proxyPort: number, host: string, path: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+export function call(proxyPort: number | { address: string; port: number }, host: string, path: string, headers: http.OutgoingHttpHeaders = {}, agent?: http.Agent): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: proxyPort, path, headers: { host, ...headers }, ...(agent ? { agent } : { agent: false }) }, (res) => {
+    const target = typeof proxyPort === 'number' ? { address: '127.0.0.1', port: proxyPort } : proxyPort;
+    const req = http.request({ host: target.address, port: target.port, path, headers: { host, ...headers }, ...(agent ? { agent } : { agent: false }) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
-import { app, call, eventually, metricsText, startSidecar } from './mesh-fixture.ts';
+import { INBOUND_ADDRESS, app, call, eventually, metricsText, startSidecar } from './mesh-fixture.ts';
 import { tcpBackend } from '../proxy/helpers.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import * as tapCommand from '../../src/cli/commands/tap.ts';
@@ -79,15 +79,16 @@ test('standard metrics: exact counts and the right labels on the outbound and in
   assert.equal(series(inb, 'trellis_request_duration_seconds_count', { ...inCommon, response_code: '202' }), 3);
 
   // A direct call to the inbound port (no calling sidecar): source unknown.
-  await call(reviews.inboundPort!, HOST, '/direct');
+  await call({ address: INBOUND_ADDRESS, port: reviews.inboundPort! }, HOST, '/direct');
   const inb2 = await metricsText(reviews.adminPort);
   assert.equal(series(inb2, 'trellis_requests_total', { direction: 'inbound', source_workload: 'unknown', source_namespace: 'unknown', response_code: '200' }), 1);
 });
 
 test('TCP metrics: a proxied connection is counted with its bytes once it closes', async (t) => {
   const echoPort = await tcpBackend(t, (s) => s.pipe(s));
-  const web = await startSidecar(t, { workload: 'web', namespace: 'shop', upstreams: [{ service: 'db', namespace: 'shop', port: 5432, inboundPort: echoPort, workload: 'db-0', tcp: true }] });
-  const sock = net.connect(web.tcpPorts.get('db')!, '127.0.0.1');
+  const web = await startSidecar(t, { workload: 'web', namespace: 'shop', upstreams: [{ service: 'db', namespace: 'shop', port: 5432, inboundPort: echoPort, inboundAddress: '127.0.0.1', workload: 'db-0', tcp: true }] });
+  const db = web.tcpPorts.get('db')!;
+  const sock = net.connect(db.port, db.address);
   await once(sock, 'connect');
   sock.write('hello tcp');
   let got = '';

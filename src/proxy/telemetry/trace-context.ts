@@ -4,8 +4,7 @@
 //
 // Read order: traceparent, then b3, then x-b3-*. On the way out the proxy
 // always writes `traceparent` (and passes `tracestate` on), and also rewrites
-// the B3 form the request arrived with, so a B3-only application keeps
-// working.
+// every B3 form the request carries, so a B3-only application keeps working.
 import type { HeaderList } from '../http/exchange.ts';
 import { getHeader, removeHeader, setHeader } from '../http/exchange.ts';
 
@@ -115,9 +114,12 @@ export function injectTraceContext(
   incoming: TraceFormat | undefined,
 ): void {
   setHeader(h, 'traceparent', formatTraceparent(ctx.traceId, ctx.spanId, ctx.sampled));
-  if (incoming === 'b3-single') {
+  // Every B3 form present is rewritten too (an app may forward both), so no
+  // hop sees a stale parent whichever format it reads.
+  if (incoming === 'b3-single' || getHeader(h, 'b3') !== undefined) {
     setHeader(h, 'b3', `${ctx.traceId}-${ctx.spanId}-${ctx.sampled ? '1' : '0'}${ctx.parentSpanId ? `-${ctx.parentSpanId}` : ''}`);
-  } else if (incoming === 'b3-multi') {
+  }
+  if (incoming === 'b3-multi' || getHeader(h, 'x-b3-traceid') !== undefined) {
     setHeader(h, 'x-b3-traceid', ctx.traceId);
     setHeader(h, 'x-b3-spanid', ctx.spanId);
     if (ctx.parentSpanId) setHeader(h, 'x-b3-parentspanid', ctx.parentSpanId);
