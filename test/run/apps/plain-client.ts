@@ -1,0 +1,30 @@
+// An unmodified client: plain http.get to a service name (no proxy
+// settings). Retries a few times (bounded), writes what it saw to OUT.
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+
+const url = process.argv[2] ?? 'http://reviews:9080/';
+function get(): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+const errors: string[] = [];
+let result: { status: number; body: string; headers: http.IncomingHttpHeaders } | undefined;
+for (let i = 0; i < 20 && !result; i++) {
+  try {
+    const r = await get();
+    if (r.status === 200) result = r;
+    else errors.push(`status ${r.status}: ${r.body.slice(0, 200)}`);
+  } catch (err) {
+    errors.push((err as Error).message);
+  }
+  if (!result) await new Promise((r) => setTimeout(r, 200));
+}
+writeFileSync(process.env.OUT!, JSON.stringify({ result, errors: errors.slice(0, 5) }));
+process.exit(result ? 0 : 1);
