@@ -50,6 +50,8 @@ export interface StartProxyOptions {
   readonly resilience?: Omit<ResilienceOptions, 'registry' | 'log'>;
   /** TLS origination per cluster endpoint (mTLS: tls/mesh-tls.ts); plaintext when absent. */
   readonly upstreamTls?: ClusterManagerDeps['tls'];
+  /** The workload identity, shown at GET /identity on the admin listener. */
+  readonly identity?: { describe(): unknown };
   /** Tracing, access log and series bounds (telemetry/telemetry.ts); the
    * standard metrics are always on. */
   readonly telemetry?: Omit<TelemetryOptions, 'registry' | 'node'>;
@@ -164,7 +166,15 @@ export class Proxy {
       listeners: () => Object.fromEntries(this.ports),
       clusters: () => this.clusters(),
       registry: this.stats.registry,
-      handle: (req, res) => this.telemetry.handleAdmin(req, res),
+      handle: (req, res) => {
+        if (this.opts.identity && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/identity') {
+          const body = `${JSON.stringify(this.opts.identity.describe(), null, 2)}\n`;
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+          res.end(body);
+          return true;
+        }
+        return this.telemetry.handleAdmin(req, res);
+      },
     });
     if (!r.ok) return r;
     this.admin = r.admin;

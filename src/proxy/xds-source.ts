@@ -35,6 +35,9 @@ export interface XdsSourceOptions {
   readonly backoff?: BackoffOptions;
   /** How long to hold back a set with missing RDS/EDS resources. Default 15 s. */
   readonly warmingTimeoutMs?: number;
+  /** SDS: subscribe to these Secrets (e.g. the mesh trust bundle); `accept`
+   * returns an error message to NACK a secret, undefined to ACK it. */
+  readonly secrets?: { readonly names: readonly string[]; accept(name: string, secret: JsonObject): string | undefined };
 }
 
 export interface XdsSourceState {
@@ -98,6 +101,12 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
   }
 
   function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[]): ResponseVerdict {
+    if (typeUrl === TypeUrl.secret && opts.secrets) {
+      const errs = resources.map((r) => opts.secrets!.accept(r.name, r.json)).filter((e): e is string => e !== undefined);
+      if (errs.length > 0) return reject(typeUrl, version, errs.join('\n'));
+      lastNackClear(typeUrl);
+      return { ok: true };
+    }
     // 1. Every resource must parse on its own.
     const parse: ((json: unknown, path: string) => Parsed<unknown>) | undefined = {
       [TypeUrl.listener]: parseListener,
@@ -208,6 +217,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
   });
   client.subscribe(TypeUrl.cluster, '*');
   client.subscribe(TypeUrl.listener, '*');
+  if (opts.secrets && opts.secrets.names.length > 0) client.subscribe(TypeUrl.secret, opts.secrets.names);
 
   return {
     onConfig(cb) {

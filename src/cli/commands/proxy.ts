@@ -17,6 +17,10 @@ import type { ProxyConfig } from '../../proxy/config/types.ts';
 import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
 import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
 import { startXdsSource } from '../../proxy/xds-source.ts';
+import { createCaClient, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
+import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
+import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secret.ts';
+import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 
 export const summary = 'run a sidecar proxy from a bootstrap file (static config or xDS)';
 
@@ -26,7 +30,13 @@ const usage = `usage: trellis proxy --config FILE [--admin-port N] [--drain-ms N
   --admin-port N         override the bootstrap's admin port (admin stays on its address)
   --drain-ms N           shutdown drain deadline (default ${DEFAULT_DRAIN_MS})
   --detect-timeout-ms N  protocol detection wait before falling back to opaque TCP (default 200)
-  --no-watch             reload only on SIGHUP, not on file changes`;
+  --no-watch             reload only on SIGHUP, not on file changes
+
+workload identity and mTLS (docs/identity-and-mtls.md):
+  --join-token T         join token from \`POST /api/v1/identity/join-tokens\` (or TRELLIS_JOIN_TOKEN)
+  --join-token-file F    read it from a file (or TRELLIS_JOIN_TOKEN_FILE)
+  --identity-url URL     control plane API (default TRELLIS_IDENTITY_URL, else http://<ADS host>:15080)
+  Without a join token the proxy has no identity and ignores mTLS config (plaintext).`;
 
 type Level = 'info' | 'warn' | 'error';
 
@@ -55,6 +65,9 @@ export async function run(argv: string[]): Promise<number> {
         'drain-ms': { type: 'string' },
         'detect-timeout-ms': { type: 'string' },
         'no-watch': { type: 'boolean' },
+        'join-token': { type: 'string' },
+        'join-token-file': { type: 'string' },
+        'identity-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -93,12 +106,44 @@ export async function run(argv: string[]): Promise<number> {
     logLine(WARN_EVENTS.has(event) ? 'warn' : 'info', event, fields);
   };
 
+  // Workload identity first: the proxy serves mTLS from its first config.
+  let identity: WorkloadIdentity | undefined;
+  let joinToken: string | undefined;
+  try {
+    joinToken = resolveJoinToken({
+      ...(values['join-token'] ? { token: values['join-token'] } : {}),
+      ...(values['join-token-file'] ? { file: values['join-token-file'] } : {}),
+    });
+  } catch (err) {
+    console.error(`trellis proxy: --join-token-file: ${(err as Error).message}`);
+    return 2;
+  }
+  if (joinToken) {
+    const adsHost = boot.dynamicResources?.ads.address.replace(/:\d+$/, '');
+    const url = values['identity-url'] ?? process.env['TRELLIS_IDENTITY_URL'] ?? (adsHost ? `http://${adsHost}:15080` : undefined);
+    if (!url) {
+      console.error('trellis proxy: a join token needs --identity-url (or TRELLIS_IDENTITY_URL, or an ADS address in the bootstrap)');
+      return 2;
+    }
+    identity = createWorkloadIdentity({ ca: createCaClient({ baseUrl: url, joinToken }), log });
+    const got = await identity.start();
+    if (!got.ok) {
+      logLine('error', 'identity_failed', { code: got.code, error: got.message, url });
+      return 1;
+    }
+    log('identity_ready', { spiffeId: got.credentials.spiffeId, expiresAt: got.credentials.expiresAt.toISOString() });
+  }
+
   // Where configs come from: the file, or xDS when the bootstrap says so.
   let source: ConfigSource;
   let reload: ((reason: string) => void) | undefined;
   let first: ProxyConfig;
   if (boot.dynamicResources) {
-    const xds = startXdsSource({ serverUri: boot.dynamicResources.ads.address, node: boot.node });
+    const xds = startXdsSource({
+      serverUri: boot.dynamicResources.ads.address,
+      node: boot.node,
+      ...(identity ? { secrets: trustBundleSubscription(identity) } : {}),
+    });
     source = xds;
     log('waiting_for_xds', { server: boot.dynamicResources.ads.address, node: boot.node.id });
     const onSignal: { fn?: () => void } = {};
@@ -135,9 +180,11 @@ export async function run(argv: string[]): Promise<number> {
     admin,
     log,
     ...(detectTimeoutMs === undefined ? {} : { detectTimeoutMs }),
+    ...(identity ? { ...meshTlsProxyOptions(identity, { log }), identity } : {}),
   });
   if (!started.ok) {
     source.close();
+    identity?.stop();
     for (const e of started.errors) logLine('error', 'start_failed', { error: e });
     return 1;
   }
@@ -163,6 +210,7 @@ export async function run(argv: string[]): Promise<number> {
       stopping = true;
       log('shutdown', { signal, drainMs });
       source.close();
+      identity?.stop();
       void proxy.stop({ drainMs }).then(() => {
         process.removeListener('SIGHUP', onHup);
         process.removeListener('SIGTERM', onTerm);
