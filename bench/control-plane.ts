@@ -1,0 +1,137 @@
+// `npm run bench:control-plane`: the control plane at scale. Not a test.
+// One run: N services (default 1000, two workloads each) and C simulated
+// xDS clients (default 2000, in two processes), then:
+//   - full config to every client (initial connect, all four types ACKed);
+//   - endpoint-only changes: time from the change to each client's ACK of the
+//     new EDS version, p50/p99 across clients and the time to the LAST ACK,
+//     repeated;
+//   - a change that touches every proxy's CDS (a service added);
+//   - control-plane CPU seconds and RSS.
+// Targets (issue 3): endpoint change to all clients p99 <= 1 s; RSS <= 1.5 GB.
+//
+//   npm run bench:control-plane [-- --services 1000 --clients 2000 --changes 20]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const { values } = parseArgs({
+  options: {
+    services: { type: 'string', default: '1000' },
+    clients: { type: 'string', default: '2000' },
+    changes: { type: 'string', default: '20' },
+    out: { type: 'string', default: path.join(import.meta.dirname, 'results') },
+  },
+});
+const N = Number(values.services);
+const C = Number(values.clients);
+const CHANGES = Number(values.changes);
+
+function child(script: string, args: string[], cpu: string): { proc: ChildProcess; lines: AsyncIterableIterator<string> } {
+  const proc = spawn('taskset', ['-c', cpu, process.execPath, path.join(import.meta.dirname, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rl = readline.createInterface({ input: proc.stdout! });
+  return { proc, lines: rl[Symbol.asyncIterator]() };
+}
+
+async function nextJson(lines: AsyncIterableIterator<string>, timeoutMs: number): Promise<Record<string, unknown>> {
+  const t = sleep(timeoutMs).then(() => {
+    throw new Error(`no answer within ${timeoutMs} ms`);
+  });
+  const r = await Promise.race([lines.next(), t]);
+  if (r.done) throw new Error('child exited');
+  return JSON.parse(r.value) as Record<string, unknown>;
+}
+
+const pct = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : 0;
+};
+
+const server = child('cp-server.ts', [String(N)], '0');
+const procs: ChildProcess[] = [server.proc];
+let id = 0;
+const ask = async (op: string, timeoutMs = 30_000): Promise<Record<string, unknown>> => {
+  const myId = `c${++id}`;
+  server.proc.stdin!.write(`${JSON.stringify({ op, id: myId, expect: C })}\n`);
+  for (;;) {
+    const m = await nextJson(server.lines, timeoutMs);
+    if (m.id === myId) return m;
+  }
+};
+
+try {
+  const hello = await nextJson(server.lines, 60_000);
+  const port = hello.port as number;
+  console.log(`control plane up on ${port} with ${N} services; connecting ${C} clients`);
+  const t0 = performance.now();
+  const perProc = Math.ceil(C / 2);
+  const clientProcs = [0, 1].map((k) => child('cp-clients.ts', [String(port), String(Math.min(perProc, C - k * perProc)), String(k * perProc), String(N)], '1'));
+  procs.push(...clientProcs.map((c) => c.proc));
+  await Promise.all(clientProcs.map((c) => nextJson(c.lines, 300_000)));
+  const fullPushMs = performance.now() - t0;
+  console.log(`full config to all ${C} clients: ${fullPushMs.toFixed(0)} ms`);
+  const afterConnect = await ask('stats');
+
+  const endpoint: { lastAckMs: number; p50Ms: number; p99Ms: number }[] = [];
+  for (let i = 0; i < CHANGES; i++) {
+    await sleep(200);
+    const r = await ask('endpoint-change');
+    endpoint.push(r as unknown as { lastAckMs: number; p50Ms: number; p99Ms: number });
+    console.log(`endpoint change ${i + 1}: last ACK ${(r.lastAckMs as number).toFixed(0)} ms (per-client p50 ${(r.p50Ms as number).toFixed(0)}, p99 ${(r.p99Ms as number).toFixed(0)})`);
+  }
+  const cds: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await sleep(200);
+    const r = await ask('service-added', 120_000);
+    cds.push(r.lastAckMs as number);
+    console.log(`service added (every proxy's CDS + EDS): last ACK ${(r.lastAckMs as number).toFixed(0)} ms`);
+  }
+  const end = await ask('stats');
+  const last = endpoint.map((e) => e.lastAckMs);
+  const results = {
+    date: new Date().toISOString(),
+    services: N,
+    clients: C,
+    fullPushMs: Math.round(fullPushMs),
+    endpointChange: {
+      changes: CHANGES,
+      lastAckP50Ms: Math.round(pct(last, 0.5)),
+      lastAckP99Ms: Math.round(pct(last, 0.99)),
+      perClientP50Ms: Math.round(pct(endpoint.map((e) => e.p50Ms), 0.5)),
+      perClientP99Ms: Math.round(pct(endpoint.map((e) => e.p99Ms), 0.99)),
+    },
+    cdsChangeLastAckMs: cds.map(Math.round),
+    controlPlane: {
+      cpuSecondsTotal: end.cpuSeconds,
+      cpuSecondsAfterConnect: afterConnect.cpuSeconds,
+      rssBytes: end.rss,
+      peakRssBytes: end.peakRss,
+      connected: end.connected,
+    },
+    targets: { endpointChangeP99Ms: 1000, rssBytes: 1.5 * 1024 ** 3 },
+  };
+  const md = [
+    '# Control-plane scale benchmark',
+    '',
+    `${results.date}: ${N} services (2 workloads each), ${C} simulated xDS clients (ADS, state of the world, ACK on receipt), control plane on CPU 0, clients on CPU 1.`,
+    '',
+    '| measure | value | target |',
+    '|---|---|---|',
+    `| full config to all clients (connect -> LDS/CDS/EDS/RDS received) | ${results.fullPushMs} ms | – |`,
+    `| endpoint change -> last client's ACK, p50 over ${CHANGES} changes | ${results.endpointChange.lastAckP50Ms} ms | – |`,
+    `| endpoint change -> last client's ACK, p99 | ${results.endpointChange.lastAckP99Ms} ms | ≤ 1000 ms |`,
+    `| endpoint change -> a client's ACK, p50 / p99 across clients | ${results.endpointChange.perClientP50Ms} / ${results.endpointChange.perClientP99Ms} ms | – |`,
+    `| service added (every proxy's CDS) -> last ACK | ${results.cdsChangeLastAckMs.join(', ')} ms | – |`,
+    `| control-plane CPU (whole run) | ${(end.cpuSeconds as number).toFixed(1)} s | – |`,
+    `| control-plane RSS now / peak | ${((end.rss as number) / 2 ** 20).toFixed(0)} / ${((end.peakRss as number) / 2 ** 20).toFixed(0)} MB | ≤ 1536 MB |`,
+    '',
+  ].join('\n');
+  mkdirSync(values.out, { recursive: true });
+  writeFileSync(path.join(values.out, 'control-plane.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(values.out, 'control-plane.md'), md);
+  console.log(`\n${md}`);
+} finally {
+  for (const p of procs) p.kill('SIGTERM');
+}

@@ -1,0 +1,104 @@
+// Child process of `npm run bench:control-plane`: the control plane's xDS
+// core (mesh state -> per-proxy snapshots -> ADS server) over a synthetic
+// mesh of N services with two workloads each, driven by commands on stdin
+// (one JSON per line) and answering on stdout. Timing is taken here, from
+// the server's own ACK events, so it measures the control plane and the
+// clients' round trip, not the parent's scheduling.
+import readline from 'node:readline';
+import { performance } from 'node:perf_hooks';
+import { MeshSnapshotSource } from '../src/control-plane/snapshots.ts';
+import { createXdsServer } from '../src/xds/server.ts';
+import { TypeUrl } from '../src/xds/protos.ts';
+import type { MeshState, ServiceResource, WorkloadInstance } from '../src/control-plane/translate/model.ts';
+
+const N = Number(process.argv[2] ?? 1000);
+let generation = 0;
+let extraServices = 0;
+
+function meshState(): MeshState {
+  const services: ServiceResource[] = [];
+  const workloads: WorkloadInstance[] = [];
+  for (let i = 0; i < N + extraServices; i++) {
+    services.push({ metadata: { name: `svc-${i}`, namespace: 'default' }, spec: { selector: { app: `svc-${i}` }, ports: [{ name: 'http', port: 8080, protocol: 'http' }] } });
+    for (let j = 0; j < 2; j++) {
+      // Generation moves one endpoint of svc-0: an endpoint-only change.
+      const last = i === 0 && j === 0 ? 10 + (generation % 200) : j + 1;
+      workloads.push({
+        name: `svc-${i}-${j}`,
+        namespace: 'default',
+        address: `10.${(i >> 8) & 255}.${i & 255}.${last}`,
+        ports: [{ port: 8080, protocol: 'http', name: 'http', proxyPort: 15006 }],
+        labels: { app: `svc-${i}` },
+        locality: { region: 'r1', zone: `z${j}` },
+      });
+    }
+  }
+  return { services, httpRoutes: [], grpcRoutes: [], tcpRoutes: [], workloads, vips: new Map() };
+}
+
+const source = new MeshSnapshotSource();
+source.setState(meshState(), ++generation);
+const xds = createXdsServer({ source, controlPlaneId: 'bench' });
+const port = await xds.listen('127.0.0.1', 0);
+
+interface Waiting {
+  typeUrl: string;
+  version: string;
+  t0: number;
+  acked: Map<string, number>;
+  expect: number;
+  id: string;
+}
+let waiting: Waiting | undefined;
+let peakRss = process.memoryUsage().rss;
+setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+}, 200).unref();
+
+xds.on((ev) => {
+  if (!waiting || ev.kind !== 'ack' || ev.typeUrl !== waiting.typeUrl || ev.version !== waiting.version) return;
+  if (waiting.acked.has(ev.nodeId)) return;
+  waiting.acked.set(ev.nodeId, performance.now() - waiting.t0);
+  if (waiting.acked.size >= waiting.expect) {
+    const w = waiting;
+    waiting = undefined;
+    const lat = [...w.acked.values()].sort((a, b) => a - b);
+    out({ id: w.id, done: true, lastAckMs: lat[lat.length - 1], p50Ms: lat[Math.floor(lat.length * 0.5)], p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] });
+  }
+});
+
+function out(o: object): void {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+}
+
+/** The version a sidecar view will be pushed for `typeUrl` after a change. */
+function expectedVersion(typeUrl: string): string {
+  const snap = source.snapshotFor({ id: 'probe', cluster: '', locality: { region: '', zone: '', subZone: '' }, metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'svc-1-0' } }, userAgentName: '', userAgentVersion: '' });
+  return snap?.types.get(typeUrl as never)?.version ?? '';
+}
+
+out({ ready: true, port, services: N });
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const cmd = JSON.parse(line) as { op: string; id: string; expect: number };
+  if (cmd.op === 'stats') {
+    const cpu = process.cpuUsage();
+    out({ id: cmd.id, cpuSeconds: (cpu.user + cpu.system) / 1e6, rss: process.memoryUsage().rss, peakRss, connected: xds.status().length });
+    return;
+  }
+  const t0 = performance.now();
+  let typeUrl: string;
+  if (cmd.op === 'endpoint-change') {
+    generation++;
+    typeUrl = TypeUrl.endpoint;
+  } else if (cmd.op === 'service-added') {
+    extraServices++;
+    typeUrl = TypeUrl.cluster;
+  } else return out({ id: cmd.id, error: `unknown op ${cmd.op}` });
+  source.setState(meshState(), ++generation);
+  waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id };
+});
+process.on('SIGTERM', () => {
+  void xds.close().then(() => process.exit(0));
+});
