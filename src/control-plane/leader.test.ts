@@ -43,6 +43,9 @@ test('single store: one leader at a time, resign hands over', async (t) => {
   const first = await firstElected([a, b], 3_000);
   const second = first === a ? b : a;
   assert.equal(second.isLeader(), false);
+  assert.equal(second.term(), null);
+  const firstTerm = first.term();
+  assert.ok(typeof firstTerm === 'number');
   let deposed = false;
   first.onDeposed(() => {
     deposed = true;
@@ -51,6 +54,8 @@ test('single store: one leader at a time, resign hands over', async (t) => {
   assert.ok(deposed);
   const took = await elected(second, 3_000);
   assert.ok(took < 1_000, `handover after resign took ${took} ms`);
+  assert.equal(first.term(), null);
+  assert.ok((second.term() ?? 0) > (firstTerm ?? Infinity), 'terms only grow');
   assert.equal(second.leader(), second.identity);
 });
 

@@ -24,6 +24,9 @@ export interface Election {
   isLeader(): boolean;
   /** The leader's identity as last seen by this campaigner (null if unknown/none). */
   leader(): string | null;
+  /** While leader: the store revision at which this term began. Terms only
+   * grow, so writers can fence with it (compare, or record it beside writes). */
+  term(): number | null;
   onElected(cb: () => void): void;
   /** Leadership ended: key deleted, lease lost, or resign(). */
   onDeposed(cb: () => void): void;
@@ -64,6 +67,7 @@ export function campaign(store: Store, name: string, opts: CampaignOptions): Ele
   const electedCbs: Array<() => void> = [];
   const deposedCbs: Array<() => void> = [];
   let leading = false;
+  let term: number | null = null;
   let leaderIdentity: string | null = null;
   let stopped = false;
   let lease: Lease | null = null;
@@ -88,9 +92,10 @@ export function campaign(store: Store, name: string, opts: CampaignOptions): Ele
       };
     });
 
-  const setLeading = (v: boolean) => {
+  const setLeading = (v: boolean, at: number | null = null) => {
     if (v === leading) return;
     leading = v;
+    term = v ? at : null;
     for (const cb of v ? electedCbs : deposedCbs) cb();
   };
 
@@ -148,7 +153,7 @@ export function campaign(store: Store, name: string, opts: CampaignOptions): Ele
         if (heldAt !== null) {
           leaderIdentity = opts.identity;
           if (stopped || leaseLost) continue;
-          setLeading(true);
+          setLeading(true, heldAt);
           const how = await waitForChange(heldAt + 1);
           // Still ours? (A watch error is not proof of loss.)
           const cur = how === 'closed' || stopped ? null : await store.get(key);
@@ -179,6 +184,7 @@ export function campaign(store: Store, name: string, opts: CampaignOptions): Ele
     identity: opts.identity,
     isLeader: () => leading,
     leader: () => leaderIdentity,
+    term: () => term,
     onElected: (cb) => {
       electedCbs.push(cb);
     },
