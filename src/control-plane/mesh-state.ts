@@ -6,7 +6,7 @@
 // debounced so a burst of writes becomes one recomputation.
 import type { KeyValue, Store, Watch, WatchEvent } from './store/types.ts';
 import type {
-  GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, WorkloadInstance,
+  GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, WorkloadInstance,
 } from './translate/model.ts';
 
 export const RESOURCES_PREFIX = '/trellis/resources/';
@@ -73,11 +73,13 @@ export function buildMeshState(raw: Raw): MeshState {
   const grpcRoutes: GRPCRouteResource[] = [];
   const tcpRoutes: TCPRouteResource[] = [];
   const workloads: WorkloadInstance[] = [];
+  const gateways: GatewayResource[] = [];
   for (const { kind, value } of raw.resources.values()) {
     if (kind === 'Service') services.push(value as ServiceResource);
     else if (kind === 'HTTPRoute') httpRoutes.push(value as HTTPRouteResource);
     else if (kind === 'GRPCRoute') grpcRoutes.push(value as GRPCRouteResource);
     else if (kind === 'TCPRoute') tcpRoutes.push(value as TCPRouteResource);
+    else if (kind === 'Gateway') gateways.push(value as GatewayResource);
     else if (kind === 'Workload') {
       const w = toWorkload(value);
       if (w) workloads.push(w);
@@ -87,7 +89,7 @@ export function buildMeshState(raw: Raw): MeshState {
     const w = toWorkload(v);
     if (w) workloads.push(w);
   }
-  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips) };
+  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways };
 }
 
 function apply(raw: Raw, key: string, value: unknown | undefined): void {

@@ -9,6 +9,7 @@ import { createSnapshot, checkConsistency, composeSnapshots, type Snapshot, type
 import type { Json } from '../xds/codec.ts';
 import type { MeshState, NodeKind, ProxyNode } from './translate/model.ts';
 import { translateParts } from './translate/translate.ts';
+import { gatewayNodeFields } from './translate/gateway.ts';
 import type { RouteWarning } from './translate/http-routes.ts';
 
 const KINDS: readonly NodeKind[] = ['sidecar', 'gateway', 'proxyless', 'node-proxy'];
@@ -33,6 +34,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
   if (typeof t.inboundPort === 'number') out.inboundPort = t.inboundPort;
   const inboundAddress = str(t.inboundAddress);
   if (inboundAddress) out.inboundAddress = inboundAddress;
+  if (kind === 'gateway') Object.assign(out, gatewayNodeFields(t));
   if (Array.isArray(t.upstreams)) {
     out.upstreams = [];
     for (const u of t.upstreams) {
@@ -49,7 +51,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
 
 /** Everything translate() reads from the node, as a cache key. */
 function viewKey(n: ProxyNode): string {
-  return JSON.stringify([n.kind, n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0]);
+  return JSON.stringify([n.kind, n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '']);
 }
 
 export interface TranslationReport {

@@ -129,6 +129,20 @@ export interface WorkloadInstance {
   healthy?: boolean;
 }
 
+/** A Gateway (Gateway API), as gateway translation reads it (translate/gateway.ts). */
+export interface GatewayListenerSpec {
+  name: string;
+  hostname?: string;
+  port: number;
+  protocol: string;
+  tls?: { mode?: 'Terminate' | 'Passthrough'; certificateRefs?: { group?: string; kind?: string; name: string; namespace?: string }[] };
+}
+
+export interface GatewayResource {
+  metadata: Meta;
+  spec: { gatewayClassName: string; listeners: GatewayListenerSpec[] };
+}
+
 export interface MeshState {
   services: readonly ServiceResource[];
   httpRoutes: readonly HTTPRouteResource[];
@@ -137,6 +151,8 @@ export interface MeshState {
   workloads: readonly WorkloadInstance[];
   /** Service virtual IPs, keyed "namespace/name". */
   vips: ReadonlyMap<string, string>;
+  /** Gateways (served by proxies in gateway mode, translate/gateway.ts). */
+  gateways?: readonly GatewayResource[];
   /** Automatic mTLS (trust domain, bundle, MeshTLS policies); off when absent. */
   meshTls?: MeshTlsInput;
 }
@@ -162,6 +178,12 @@ export interface ProxyNode {
   capture?: 'transparent';
   /** Transparent capture: the inbound listener's port (REDIRECT target). */
   inboundPort?: number;
+  /** Gateway mode (translate/gateway.ts): the Gateway served, where its
+   * listeners bind (Gateway port -> bound port), where certificates live. */
+  gateway?: string;
+  listenAddress?: string;
+  portMap?: Record<string, number>;
+  certDir?: string;
 }
 
 export function nsOf(m: Meta): string {

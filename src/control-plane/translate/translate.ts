@@ -14,6 +14,7 @@
 //    target), with its own RouteConfiguration; clusters and EDS.
 import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
+import { gatewayOwn } from './gateway.ts';
 import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
   buildLoadAssignments, findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
@@ -293,7 +294,9 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
     return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
   }
   const shared = sidecarShared(state, node.namespace, warnings);
-  const own = node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
+  // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes are their own.
+  const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), clusters: [], endpoints: [] }
+    : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   const parts = { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
   return state.meshTls ? applyMeshTls(parts, state, node) : parts;
 }
