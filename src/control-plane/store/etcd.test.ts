@@ -41,6 +41,44 @@ if (missing) {
       },
     };
   }, { leaseSlackMs: 1_000 });
+
+  test('etcd: catching up on a long backlog across a server crash delivers every event exactly once, in order', async (t) => {
+    const prefix = `/t-${randomUUID()}`;
+    const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix });
+    t.after(() => store.close());
+    const N = 1500; // more than etcd's 1000-revision batch
+    const first = (await store.revision()) + 1;
+    for (let i = 0; i < N; i += 100) {
+      const batch = await Promise.all(Array.from({ length: Math.min(100, N - i) }, (_, j) => store.put(`/backlog/k${(i + j) % 37}`, String(i + j))));
+      assert.ok(batch.every((r) => r.ok));
+    }
+    const last = await store.revision();
+    const seen: number[] = [];
+    let restarted: Promise<void> | null = null;
+    let done: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const errors: string[] = [];
+    const w = store.watch('/backlog/', { fromRevision: first }, {
+      onEvent: (ev) => {
+        seen.push(ev.revision);
+        // Crash the server mid-delivery (the SIGKILL is sent synchronously).
+        if (seen.length === 300) restarted = etcd.restart();
+        if (ev.revision >= last) done();
+      },
+      onError: (e) => {
+        errors.push(e.code);
+        done();
+      },
+    });
+    t.after(() => w.cancel());
+    const timer = setTimeout(done, 25_000);
+    await finished;
+    clearTimeout(timer);
+    await restarted;
+    assert.deepEqual(errors, []);
+    assert.equal(seen.length, last - first + 1, `saw ${seen.length} events, expected ${last - first + 1}`);
+    for (let i = 0; i < seen.length; i++) assert.equal(seen[i], first + i, `event ${i} out of order or repeated`);
+  });
 }
 
 test('openEtcdStore: unreachable etcd is StoreError unavailable; bad options are invalid', async () => {
