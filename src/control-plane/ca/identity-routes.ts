@@ -3,6 +3,7 @@
 //   GET  /api/v1/identity/trust-bundle   -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
 //   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
 //   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate)
+//   POST /api/v1/identity/ca/rotate      admin; {step: stage|activate|retire|intermediate, fingerprint?}
 // Admin routes are allowed to loopback callers unless `isAdmin` says
 // otherwise (the API has no user authentication yet; see the design note).
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -14,6 +15,8 @@ import { parseDuration } from '../../api/schema-common.ts';
 export interface IdentityRouteOptions {
   /** Who may mint join tokens and read CA status. Default: loopback callers. */
   isAdmin?: (req: IncomingMessage) => boolean;
+  /** Called after a CA rotation step (re-push the trust bundle). */
+  onRotate?: () => void;
 }
 
 export function isLoopback(req: IncomingMessage): boolean {
@@ -77,6 +80,29 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
         );
         if (!r.ok) return fail(res, 400, r.code, r.message);
         sendJson(res, 201, { token: r.token, expiresAt: r.expiresAt });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/api/v1/identity/ca/rotate',
+      async handle(req, res) {
+        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA rotation is an admin operation');
+        const body = await readStructuredBody(req);
+        if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
+        const v = (body.value ?? {}) as { step?: unknown; fingerprint?: unknown };
+        try {
+          if (v.step === 'stage') await ca.stageRoot();
+          else if (v.step === 'activate') await ca.activateRoot();
+          else if (v.step === 'intermediate') await ca.rotateIntermediate();
+          else if (v.step === 'retire') {
+            if (typeof v.fingerprint !== 'string') return fail(res, 400, 'INVALID_ARGUMENT', 'fingerprint: required for step "retire"');
+            if (!(await ca.retireRoot(v.fingerprint))) return fail(res, 409, 'FAILED_PRECONDITION', `fingerprint: no previous (inactive) root ${v.fingerprint} in the bundle`);
+          } else return fail(res, 400, 'INVALID_ARGUMENT', 'step: must be stage, activate, retire or intermediate');
+        } catch (err) {
+          return fail(res, 409, 'FAILED_PRECONDITION', (err as Error).message);
+        }
+        opts.onRotate?.();
+        sendJson(res, 200, ca.status());
       },
     },
     {

@@ -67,7 +67,10 @@ export async function startMeshIdentity(store: Store, opts: MeshIdentityOptions 
   const decorated = new WeakMap<MeshState, { input: MeshTlsInput; state: MeshState }>();
   return {
     ca,
-    routes: identityRoutes(ca, opts.routes),
+    routes: identityRoutes(ca, { ...opts.routes, onRotate: () => {
+      opts.routes?.onRotate?.();
+      changed();
+    } }),
     decorate(state) {
       input ??= {
         trustDomain: ca.trustDomain,

@@ -1,0 +1,166 @@
+// `trellis identity` (alias `trellis check`): the mesh CA and what each proxy
+// holds: its SPIFFE ID, certificate expiry and renewal time, and whether its
+// trust bundle matches the CA's. Proxies are read through their admin
+// listener (`GET /identity`); the control plane lists who is connected.
+//
+//   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
+//   trellis identity token --namespace NS --service-account SA --workload W [--ttl 720h]
+//   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT]
+import { parseArgs } from 'node:util';
+
+export const summary = 'mesh CA, workload identities and trust bundles; mint join tokens; rotate roots (alias: check)';
+
+const usage = `usage:
+  trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
+      CA status, connected proxies, and per proxy admin: SPIFFE ID, expiry, trust bundle in sync
+  trellis identity token --namespace NS [--service-account SA] --workload W [--ttl 720h]
+      mint a join token for a workload (prints the token once; it is stored hashed)
+  trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT]
+      root rotation with overlap: stage (new root joins the bundle), activate
+      (issue under it), retire FINGERPRINT (drop the old root), or a new intermediate
+
+  --api URL   control plane API (default TRELLIS_API or http://127.0.0.1:15080)`;
+
+interface CaStatusBody {
+  trustDomain: string;
+  bundle: { roots: { fingerprint: string; state: string; notAfter: string }[] };
+  intermediate: { fingerprint: string; notAfter: string; rootFingerprint: string };
+  operatorSupplied: boolean;
+}
+
+interface ProxyIdentity {
+  spiffeId: string | null;
+  expiresAt: string | null;
+  renewAt: string | null;
+  rotations: number;
+  lastError: string | null;
+  trustBundle: { fingerprint: string }[];
+}
+
+async function call(url: string, init?: RequestInit): Promise<{ ok: true; body: unknown } | { ok: false; message: string }> {
+  try {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+    const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
+    if (!res.ok) return { ok: false, message: `${url}: HTTP ${res.status}${body.error?.message ? `: ${body.error.message}` : ''}` };
+    return { ok: true, body };
+  } catch (err) {
+    return { ok: false, message: `${url}: ${(err as Error).message}` };
+  }
+}
+
+const short = (fp: string) => fp.replace(/:/g, '').slice(0, 16);
+const until = (iso: string | null, now: number) => {
+  if (!iso) return '-';
+  const s = Math.round((Date.parse(iso) - now) / 1000);
+  if (s < 0) return `EXPIRED ${-s}s ago`;
+  return s >= 7200 ? `${Math.round(s / 3600)}h` : s >= 120 ? `${Math.round(s / 60)}m` : `${s}s`;
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      api: { type: 'string' },
+      admin: { type: 'string', multiple: true },
+      output: { type: 'string', short: 'o' },
+      namespace: { type: 'string', short: 'n' },
+      'service-account': { type: 'string' },
+      workload: { type: 'string' },
+      ttl: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const api = (values.api ?? process.env['TRELLIS_API'] ?? 'http://127.0.0.1:15080').replace(/\/+$/, '');
+  const post = (path: string, body: unknown) => call(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const [sub, arg] = positionals;
+
+  if (sub === 'token') {
+    if (!values.namespace || !values.workload) {
+      console.error(`trellis identity token: --namespace and --workload are required\n\n${usage}`);
+      return 2;
+    }
+    const r = await post('/api/v1/identity/join-tokens', {
+      namespace: values.namespace, serviceAccount: values['service-account'] ?? 'default', workload: values.workload, ...(values.ttl ? { ttl: values.ttl } : {}),
+    });
+    if (!r.ok) {
+      console.error(`trellis identity token: ${r.message}`);
+      return 1;
+    }
+    const b = r.body as { token: string; expiresAt: string };
+    if (values.output === 'json') console.log(JSON.stringify(b));
+    else console.log(`${b.token}\n# expires ${b.expiresAt}; pass it to \`trellis proxy --join-token\` or TRELLIS_JOIN_TOKEN`);
+    return 0;
+  }
+
+  if (sub === 'rotate') {
+    if (!arg || !['stage', 'activate', 'intermediate', 'retire'].includes(arg)) {
+      console.error(`trellis identity rotate: say stage, activate, intermediate or retire\n\n${usage}`);
+      return 2;
+    }
+    const r = await post('/api/v1/identity/ca/rotate', { step: arg, ...(positionals[2] ? { fingerprint: positionals[2] } : {}) });
+    if (!r.ok) {
+      console.error(`trellis identity rotate ${arg}: ${r.message}`);
+      return 1;
+    }
+    printCa(r.body as CaStatusBody);
+    return 0;
+  }
+  if (sub !== undefined) {
+    console.error(`trellis identity: unknown subcommand "${sub}"\n\n${usage}`);
+    return 2;
+  }
+
+  const ca = await call(`${api}/api/v1/identity/ca`);
+  const proxies = await call(`${api}/api/v1/proxies`);
+  const admins = values.admin ?? ['127.0.0.1:15000'];
+  const identities = await Promise.all(admins.map(async (a) => ({ admin: a, r: await call(`http://${a}/identity`) })));
+  if (values.output === 'json') {
+    console.log(JSON.stringify({
+      ca: ca.ok ? ca.body : { error: ca.message },
+      proxies: proxies.ok ? proxies.body : { error: proxies.message },
+      identities: identities.map((i) => ({ admin: i.admin, ...(i.r.ok ? { identity: i.r.body } : { error: i.r.message }) })),
+    }, null, 2));
+    return ca.ok ? 0 : 1;
+  }
+  let problems = 0;
+  let caRoots: Set<string> | undefined;
+  if (ca.ok) {
+    const c = ca.body as CaStatusBody;
+    printCa(c);
+    caRoots = new Set(c.bundle.roots.map((r) => r.fingerprint));
+  } else {
+    console.log(`CA: unavailable (${ca.message})`);
+    problems++;
+  }
+  if (proxies.ok) {
+    const list = (proxies.body as { proxies: { nodeId: string; status: string }[] }).proxies;
+    console.log(`\nconnected proxies: ${list.length}${list.length > 0 ? ` (${list.map((p) => `${p.nodeId}:${p.status}`).join(', ')})` : ''}`);
+  }
+  console.log(`\n${'ADMIN'.padEnd(22)}${'SPIFFE ID'.padEnd(48)}${'EXPIRES'.padEnd(10)}${'RENEW'.padEnd(8)}BUNDLE`);
+  const now = Date.now();
+  for (const { admin, r } of identities) {
+    if (!r.ok) {
+      console.log(`${admin.padEnd(22)}unreachable or no identity: ${r.message}`);
+      problems++;
+      continue;
+    }
+    const id = r.body as ProxyIdentity;
+    const fps = id.trustBundle.map((b) => b.fingerprint);
+    const inSync = caRoots === undefined ? '?' : fps.length === caRoots.size && fps.every((f) => caRoots!.has(f)) ? 'in sync' : 'STALE';
+    if (inSync === 'STALE' || !id.spiffeId || (id.expiresAt && Date.parse(id.expiresAt) < now)) problems++;
+    console.log(`${admin.padEnd(22)}${(id.spiffeId ?? '<none>').padEnd(48)}${until(id.expiresAt, now).padEnd(10)}${until(id.renewAt, now).padEnd(8)}${inSync} [${fps.map(short).join(' ')}]${id.lastError ? `  last error: ${id.lastError}` : ''}`);
+  }
+  return problems === 0 ? 0 : 1;
+}
+
+function printCa(c: CaStatusBody): void {
+  console.log(`trust domain: ${c.trustDomain}${c.operatorSupplied ? ' (operator-supplied CA)' : ''}`);
+  console.log('trust bundle:');
+  for (const r of c.bundle.roots) console.log(`  ${r.fingerprint}  ${r.state.padEnd(8)}  expires ${r.notAfter}`);
+  console.log(`intermediate: ${short(c.intermediate.fingerprint)} under ${short(c.intermediate.rootFingerprint)}, expires ${c.intermediate.notAfter}`);
+}
