@@ -4,7 +4,7 @@
 // already be on disk) and starts it again on the same data dir and ports.
 // Use `etcdMissingReason()` to skip when the binary is absent.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,10 +75,12 @@ export async function startEtcd(): Promise<EtcdServer> {
   const reason = etcdMissingReason();
   if (reason) throw new Error(reason);
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-etcd-'));
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+  let endpoint = '';
+  let peer = '';
+  const pickPorts = async () => {
+    endpoint = `http://127.0.0.1:${await freePort()}`;
+    peer = `http://127.0.0.1:${await freePort()}`;
+  };
   let proc: ChildProcess | null = null;
   let output = '';
 
@@ -125,12 +127,22 @@ export async function startEtcd(): Promise<EtcdServer> {
   };
 
   let stopped = false;
-  try {
-    await launch();
-  } catch (err) {
-    await kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
-    throw err;
+  // A free port can be taken by someone else before etcd binds it: retry.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pickPorts();
+      await launch();
+      break;
+    } catch (err) {
+      await kill('SIGKILL');
+      if (attempt < 3 && /address already in use/.test(output)) {
+        rmSync(dataDir, { recursive: true, force: true });
+        mkdirSync(dataDir);
+        continue;
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    }
   }
   return {
     endpoint,
