@@ -21,6 +21,7 @@ import { createCaClient, resolveJoinToken } from '../../proxy/identity/ca-client
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
 import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secret.ts';
 import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
+import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
 
 export const summary = 'run a sidecar proxy from a bootstrap file (static config or xDS)';
 
@@ -174,13 +175,17 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const admin = { address: boot.admin.address, port: adminPort ?? boot.admin.port };
+  const tlsOptions = identity ? { ...meshTlsProxyOptions(identity, { log }), identity } : {};
+  let proxyRef: Proxy | undefined;
   const started = await startProxy({
     config: first,
     node: boot.node,
     admin,
     log,
     ...(detectTimeoutMs === undefined ? {} : { detectTimeoutMs }),
-    ...(identity ? { ...meshTlsProxyOptions(identity, { log }), identity } : {}),
+    ...tlsOptions,
+    // Gateway mode: the operator's certificates by SNI (proxy/gateway-tls.ts).
+    ...gatewayTlsProxyOptions(boot.node, tlsOptions, () => proxyRef?.config, log),
   });
   if (!started.ok) {
     source.close();
@@ -189,6 +194,7 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   const proxy: Proxy = started.proxy;
+  proxyRef = proxy;
   log('started', { version: proxy.version, listeners: Object.fromEntries(proxy.ports), admin: { address: admin.address, port: proxy.adminPort }, pid: process.pid });
 
   source.onConfig((c) => {
