@@ -1,12 +1,19 @@
 // The things `npm run bench` measures, each started as a real process on
 // loopback: the NGINX backend, HAProxy and NGINX as peer proxies, one Trellis
-// proxy, and a Trellis sidecar pair (client proxy -> server proxy). Configs
+// proxy, and a Trellis sidecar pair (client proxy -> server proxy), also with
+// mutual TLS between the two (`trellis-mtls`). Configs
 // are generated into a temporary directory; nothing listens beyond the run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import http from 'node:http';
+import { startCertificateAuthority } from '../src/control-plane/ca/ca.ts';
+import { fakeCaStore } from '../src/control-plane/ca/fake-store.ts';
+import { identityRoutes } from '../src/control-plane/ca/identity-routes.ts';
+import { Router } from '../src/control-plane/api/router.ts';
+import { downstreamTlsSocket, upstreamTlsSocket } from '../src/control-plane/translate/mtls.ts';
 
 export const BODY_1K = 'x'.repeat(1024);
 /** One gRPC message frame (5-byte prefix + a 5-byte protobuf message). */
@@ -153,16 +160,22 @@ http {
 
 /** An Envoy-shaped Trellis bootstrap: one listener per protocol family,
  * HTTP/1.1 to the backend's h1 port, HTTP/2 and gRPC to its h2 port. */
-export function trellisBootstrap(opts: { adminPort: number; h1Port: number; h2Port: number; upstreamH1: number; upstreamH2: number }): object {
+export function trellisBootstrap(opts: {
+  adminPort: number; h1Port: number; h2Port: number; upstreamH1: number; upstreamH2: number;
+  /** mTLS: `server` terminates it on the listeners; `client` originates it to the clusters, expecting `sans`. */
+  mtls?: { role: 'server' } | { role: 'client'; sans: string[] };
+}): object {
+  const serverTls = opts.mtls?.role === 'server';
   const hcm = (name: string, cluster: string, codecType: string) => ({
     name: `${name}-chain`,
+    ...(serverTls ? { filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() } : {}),
     filters: [
       {
         name: 'envoy.filters.network.http_connection_manager',
         typedConfig: {
           '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
           statPrefix: name,
-          codecType,
+          codecType: serverTls ? 'AUTO' : codecType,
           routeConfig: {
             name: `${name}-routes`,
             virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster } }] }],
@@ -187,6 +200,7 @@ export function trellisBootstrap(opts: { adminPort: number; h1Port: number; h2Po
           },
         }
       : {}),
+    ...(opts.mtls?.role === 'client' ? { transportSocket: upstreamTlsSocket(opts.mtls.sans, h2 ? ['h2'] : ['http/1.1']) } : {}),
     loadAssignment: {
       clusterName: name,
       endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: port } } } }] }],
@@ -217,13 +231,17 @@ export function trellisBootstrap(opts: { adminPort: number; h1Port: number; h2Po
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
-async function startTrellisProcess(dir: string, cpu: string, name: string, upstream: { h1Port: number; h2Port: number }): Promise<{ child: ChildProcess; h1Port: number; h2Port: number }> {
+async function startTrellisProcess(
+  dir: string, cpu: string, name: string, upstream: { h1Port: number; h2Port: number },
+  mtls?: { bootstrap: NonNullable<Parameters<typeof trellisBootstrap>[0]['mtls']>; identityUrl: string; joinToken: string },
+): Promise<{ child: ChildProcess; h1Port: number; h2Port: number }> {
   const h1Port = await freePort();
   const h2Port = await freePort();
   const adminPort = await freePort();
   const file = path.join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify(trellisBootstrap({ adminPort, h1Port, h2Port, upstreamH1: upstream.h1Port, upstreamH2: upstream.h2Port }), null, 2));
-  const child = launch(process.execPath, [path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file], cpu, path.join(dir, `${name}.log`));
+  writeFileSync(file, JSON.stringify(trellisBootstrap({ adminPort, h1Port, h2Port, upstreamH1: upstream.h1Port, upstreamH2: upstream.h2Port, ...(mtls ? { mtls: mtls.bootstrap } : {}) }), null, 2));
+  const identityArgs = mtls ? ['--identity-url', mtls.identityUrl, '--join-token', mtls.joinToken] : [];
+  const child = launch(process.execPath, [path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file, ...identityArgs], cpu, path.join(dir, `${name}.log`));
   await waitForPort(h1Port);
   await waitForPort(h2Port);
   return { child, h1Port, h2Port };
@@ -246,6 +264,40 @@ export async function startTrellisPair(dir: string, cpu: string, be: { h1Port: n
     stop: async () => {
       await stopChild(client.child);
       await stopChild(server.child);
+    },
+  };
+}
+
+/** The sidecar pair with mutual TLS between the proxies: an in-process CA
+ * (the control plane's, on loopback) issues both workload certificates. */
+export async function startTrellisMtlsPair(dir: string, cpu: string, be: { h1Port: number; h2Port: number }): Promise<Peer> {
+  const started = await startCertificateAuthority({ store: fakeCaStore(), trustDomain: 'bench.local' });
+  if (!started.ok) throw new Error(started.message);
+  const ca = started.ca;
+  const router = new Router();
+  router.add(identityRoutes(ca));
+  const caServer = http.createServer((req, res) => void router.dispatch(req, res));
+  await new Promise<void>((r) => caServer.listen(0, '127.0.0.1', r));
+  const identityUrl = `http://127.0.0.1:${(caServer.address() as net.AddressInfo).port}`;
+  const token = async (sa: string): Promise<string> => {
+    const t = await ca.createJoinToken({ namespace: 'bench', serviceAccount: sa, workload: `${sa}-1` });
+    if (!t.ok) throw new Error(t.message);
+    return t.token;
+  };
+  const server = await startTrellisProcess(dir, cpu, 'trellis-mtls-server', be, { bootstrap: { role: 'server' }, identityUrl, joinToken: await token('server') });
+  const client = await startTrellisProcess(dir, cpu, 'trellis-mtls-client', { h1Port: server.h1Port, h2Port: server.h2Port }, {
+    bootstrap: { role: 'client', sans: ['spiffe://bench.local/ns/bench/sa/server'] }, identityUrl, joinToken: await token('client'),
+  });
+  return {
+    name: 'trellis-mtls',
+    pids: [pidOf(client.child), pidOf(server.child)],
+    h1Port: client.h1Port,
+    h2Port: client.h2Port,
+    stop: async () => {
+      await stopChild(client.child);
+      await stopChild(server.child);
+      caServer.closeAllConnections();
+      caServer.close();
     },
   };
 }
