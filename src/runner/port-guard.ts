@@ -6,7 +6,8 @@
 // per-node proxy carries the traffic a workload's own proxy cannot.
 //
 // A connection whose sidecar connect fails is sent to the fallback at once
-// (nothing was sent yet). A connection whose upstream dies before any
+// (nothing was sent yet), as is one whose sidecar died before the client
+// sent anything. A connection whose upstream dies before any
 // response byte is replayed to the fallback only when the bytes held so far
 // are an idempotent HTTP request (GET/HEAD/OPTIONS/TRACE, at most 64 KiB, as
 // RFC 9110 §9.2.2 allows clients to retry); otherwise it is reset.
@@ -131,7 +132,10 @@ export async function startPortGuard(opts: PortGuardOptions): Promise<PortGuard>
       });
       client.on('drain', () => up.resume());
       up.on('end', () => {
-        if (!gotResponse && canFailOver(which)) return; // 'close' replays
+        if (!gotResponse && canFailOver(which)) {
+          up.destroy(); // half-open sockets do not close by themselves; 'close' decides
+          return;
+        }
         client.end();
       });
       up.on('error', () => {});
@@ -139,8 +143,8 @@ export async function startPortGuard(opts: PortGuardOptions): Promise<PortGuard>
         if (upstream !== up) return;
         live = undefined;
         if (!connected && which === 'primary') setUp(false, 'connect failed');
-        if (!gotResponse && canFailOver(which) && (!connected || replayableNow())) {
-          if (connected) stats.replayed++;
+        if (!gotResponse && canFailOver(which) && (!connected || heldBytes === 0 || replayableNow())) {
+          if (connected && heldBytes > 0) stats.replayed++;
           attempt('fallback');
           return;
         }

@@ -229,7 +229,9 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         listen: { host: '127.0.0.1', port: 0 },
         primary: { host: '127.0.0.1', port: outboundPort! },
         ...(opts.nodeProxy ? { fallback: opts.nodeProxy } : {}),
-        check: () => probeReady(admin, []),
+        // Ready with its outbound listener bound (a restarted proxy's first
+        // config may not have it yet).
+        check: () => probeReady(admin, ['outbound']),
         log,
       });
       guard = g;

@@ -59,6 +59,8 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
   if (spec.upstreams && spec.upstreams.length > 0) trellis.upstreams = spec.upstreams;
   if (spec.capture) trellis.capture = spec.capture;
   if (spec.inboundPort !== undefined) trellis.inboundPort = spec.inboundPort;
+  // Where the control plane scrapes metrics and taps (docs/telemetry.md).
+  trellis.admin = `${spec.admin.address === '0.0.0.0' ? '127.0.0.1' : spec.admin.address}:${spec.admin.port}`;
   return {
     node: {
       id: spec.nodeId,

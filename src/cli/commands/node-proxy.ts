@@ -1,0 +1,59 @@
+// `trellis node-proxy`: the per-node shared proxy that workloads fail over
+// to when their own sidecar is down (see docs/running.md).
+import { parseArgs } from 'node:util';
+import { DEFAULT_NODE_PROXY_ADMIN_PORT, DEFAULT_NODE_PROXY_PORT, startNodeProxy } from '../../runner/node-proxy.ts';
+
+export const summary = 'run the per-node shared proxy (fallback for workloads whose sidecar is down)';
+
+const usage = `usage: trellis node-proxy [--xds HOST:PORT] [--port N] [--admin-port N] [-n NS] [--proxy-log FILE|inherit]
+
+  --xds HOST:PORT     control plane xDS (default $TRELLIS_XDS or 127.0.0.1:15010)
+  --port N            outbound port workloads fail over to (default ${DEFAULT_NODE_PROXY_PORT}); pass it to \`trellis run --node-proxy N\`
+  --admin-port N      admin port (default ${DEFAULT_NODE_PROXY_ADMIN_PORT})
+  --namespace, -n NS  namespace for short service names (default "default")`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        xds: { type: 'string', default: process.env.TRELLIS_XDS ?? '127.0.0.1:15010' },
+        port: { type: 'string', default: String(DEFAULT_NODE_PROXY_PORT) },
+        'admin-port': { type: 'string', default: String(DEFAULT_NODE_PROXY_ADMIN_PORT) },
+        namespace: { type: 'string', short: 'n', default: 'default' },
+        'proxy-log': { type: 'string', default: 'inherit' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    console.error(`trellis node-proxy: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const port = Number(values.port);
+  const adminPort = Number(values['admin-port']);
+  for (const [k, v] of [['--port', port], ['--admin-port', adminPort]] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) {
+      console.error(`trellis node-proxy: ${k}: must be a port number (1-65535)`);
+      return 2;
+    }
+  }
+  const log = (event: string, fields: Record<string, unknown> = {}): void => {
+    process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-node-proxy', event, ...fields })}\n`);
+  };
+  const started = await startNodeProxy({ xdsAddress: values.xds, outboundPort: port, adminPort, namespace: values.namespace, proxyLog: values['proxy-log'], log });
+  if (!started.ok) {
+    console.error(`trellis node-proxy: ${started.message}`);
+    return 1;
+  }
+  log('ready', { outbound: port, admin: adminPort });
+  await new Promise<void>((resolve) => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve());
+  });
+  await started.proxy.stop();
+  return 0;
+}
