@@ -71,7 +71,9 @@ export async function run(argv: string[]): Promise<number> {
       id: values['node-id'] ?? `${values.namespace}/${values.workload}`,
       cluster: values.workload,
       locality,
-      metadata: { trellis: { kind: 'sidecar', namespace: values.namespace, workload: values.workload, outbound: { address: '127.0.0.1', port: outboundPort } } },
+      // `admin` tells the control plane where to scrape metrics and tap
+      // (docs/telemetry.md); an ephemeral port (0) cannot be advertised.
+      metadata: { trellis: { kind: 'sidecar', namespace: values.namespace, workload: values.workload, outbound: { address: '127.0.0.1', port: outboundPort }, ...(adminPort !== 0 ? { admin: `127.0.0.1:${adminPort}` } : {}) } },
     },
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: adminPort } } },
     dynamicResources: { ads: { address: values.xds } },
