@@ -79,3 +79,19 @@ test('outlier detection and health checks: defaults and errors', () => {
   const hb = run((i) => readHealthCheck({ interval: '5s', healthyThreshold: 1, grpcHealthCheck: {} }, 'hc', i));
   assert.deepEqual(hb.errors, ['hc.timeout: required', 'hc.unhealthyThreshold: required', 'hc.grpcHealthCheck: not supported (httpHealthCheck or tcpHealthCheck)']);
 });
+
+test('a bad resilience field fails the whole build (so xDS NACKs it), with the resource and field path', async () => {
+  const { buildProxyConfig, formatErrors } = await import('./envoy.ts');
+  const r = buildProxyConfig({
+    version: 'v1',
+    listeners: [],
+    routeConfigs: [{ name: 'r', virtualHosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c', retryPolicy: { retryOn: 'often' } } }] }] }],
+    clusters: [{ name: 'c', type: 'STATIC', connectTimeout: '1s', loadAssignment: { clusterName: 'c', endpoints: [] }, outlierDetection: { consecutive_5xx: 0 } }],
+  }, { references: 'warn' });
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(formatErrors(r.errors).split('\n'), [
+    'routeConfigs[0] (r): virtualHosts[0].routes[0].route.retryPolicy.retryOn: unknown condition "often" (supported: 5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)',
+    'clusters[0] (c): outlierDetection.consecutive5xx: must be between 1 and 4294967295 (got 0)',
+  ]);
+});

@@ -7,7 +7,7 @@
 // Semantics and defaults: docs/resilience.md.
 import { FieldReader, isPlainObject } from './field-reader.ts';
 import { Issues, formatFieldError } from './field-error.ts';
-import type { ProxyConfig, RouteSpec } from './types.ts';
+import type { ClusterSpec, ProxyConfig, RouteConfigSpec, RouteSpec } from './types.ts';
 
 export const FAULT_TYPE = 'envoy.extensions.filters.http.fault.v3.HTTPFault';
 export const LOCAL_RATE_LIMIT_TYPE = 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -137,15 +137,17 @@ export function readRetryPolicy(json: unknown, path: string, issues: Issues): Re
   if (!r) return undefined;
   const before = issues.errors.length;
   const retryOn = new Set<RetryOn>();
-  const on = r.str('retryOn', { required: true });
-  if (on !== undefined) {
+  // Optional, as in Envoy: a policy with only perTryTimeout bounds attempts
+  // without retrying.
+  const on = r.str('retryOn');
+  if (on !== undefined && on.trim() !== '') {
     for (const raw of on.split(',')) {
       const c = raw.trim();
       if (c === '') continue;
       if ((RETRY_ON as readonly string[]).includes(c)) retryOn.add(c as RetryOn);
       else r.error('retryOn', `unknown condition "${c}" (supported: ${RETRY_ON.join(', ')})`);
     }
-    if (retryOn.size === 0 && on.trim() !== '') r.error('retryOn', 'names no condition');
+    if (retryOn.size === 0 && issues.errors.length === before) r.error('retryOn', 'names no condition');
   }
   const numRetries = r.uint('numRetries', { max: 10 }) ?? 1;
   const perTryTimeoutMs = r.duration('perTryTimeout') ?? 0;
@@ -483,20 +485,31 @@ export interface ResiliencePlan {
 
 export type PlanResult = { ok: true; plan: ResiliencePlan; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 
+/** Read every route's resilience fields of one route configuration
+ * (`path` is the configuration's); a mirror naming an unknown cluster is a
+ * warning (it may arrive later; such mirrors are dropped). */
+export function readRouteConfigResilience(
+  rc: RouteConfigSpec,
+  path: string,
+  clusters: ReadonlyMap<string, ClusterSpec>,
+  issues: Issues,
+  into?: WeakMap<RouteSpec, RouteResilience>,
+): void {
+  rc.virtualHosts.forEach((vh, v) => {
+    vh.routes.forEach((route, i) => {
+      if (route.action.kind !== 'route') return;
+      const at = `${path}.virtualHosts[${v}].routes[${i}].route`;
+      const rr = readRouteResilience(route.action.extensions, at, issues);
+      for (const m of rr.mirrors) if (!clusters.has(m.cluster)) issues.warn(`${at}.requestMirrorPolicies`, `mirror cluster "${m.cluster}" is not defined; requests are not mirrored`);
+      into?.set(route, rr);
+    });
+  });
+}
+
 export function planResilience(config: ProxyConfig): PlanResult {
   const issues = new Issues();
   const routes = new WeakMap<RouteSpec, RouteResilience>();
-  for (const [name, rc] of config.routeConfigs) {
-    rc.virtualHosts.forEach((vh, v) => {
-      vh.routes.forEach((route, i) => {
-        if (route.action.kind !== 'route') return;
-        const at = `routeConfigs["${name}"].virtualHosts[${v}].routes[${i}].route`;
-        const rr = readRouteResilience(route.action.extensions, at, issues);
-        for (const m of rr.mirrors) if (!config.clusters.has(m.cluster)) issues.error(`${at}.requestMirrorPolicies`, `cluster "${m.cluster}" is not defined`);
-        routes.set(route, rr);
-      });
-    });
-  }
+  for (const [name, rc] of config.routeConfigs) readRouteConfigResilience(rc, `routeConfigs["${name}"]`, config.clusters, issues, routes);
   const clusters = new Map<string, ClusterResilience>();
   for (const [name, spec] of config.clusters) clusters.set(name, readClusterResilience(spec.extensions, `clusters["${name}"]`, issues));
   if (issues.errors.length > 0) return { ok: false, errors: issues.errors.map(formatFieldError), warnings: issues.warnings };

@@ -8,6 +8,7 @@ import { readListener, type ParsedListener } from './envoy-listener.ts';
 import { readRouteConfiguration } from './envoy-route.ts';
 import { readCluster, type ParsedCluster } from './envoy-cluster.ts';
 import { readClusterLoadAssignment, type ParsedLoadAssignment } from './envoy-endpoint.ts';
+import { readClusterResilience, readRouteConfigResilience } from './envoy-resilience.ts';
 
 export { formatFieldError, type FieldError, type Parsed } from './field-error.ts';
 export { inlineRouteName, type ParsedListener } from './envoy-listener.ts';
@@ -169,6 +170,17 @@ export function buildProxyConfig(input: ProxyConfigInput, opts: BuildOptions = {
       const cp = clusterPaths.get(c.name)!;
       issues.within({ path: cp, name: c.name }, () => issues.warn(cp, `no ClusterLoadAssignment for EDS cluster "${c.name}" yet`));
     }
+  }
+
+  // Resilience fields kept under `extensions`, read strictly here so that a
+  // bad one is NACKed (the proxy reads them again when it applies the config).
+  for (const rc of routeConfigs.values()) {
+    const rp = routePaths.get(rc.name)!;
+    issues.within({ path: rp, name: rc.name }, () => readRouteConfigResilience(rc, rp, clusters, issues));
+  }
+  for (const c of clusters.values()) {
+    const cp = clusterPaths.get(c.name)!;
+    issues.within({ path: cp, name: c.name }, () => void readClusterResilience(c.extensions, cp, issues));
   }
 
   if (issues.errors.length > 0) return { ok: false, errors: issues.errors, warnings: issues.warnings };
