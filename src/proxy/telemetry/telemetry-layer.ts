@@ -196,7 +196,7 @@ class TelemetryHandler implements ResponseHandler {
     } else {
       srcWorkload = d.self.workload;
       srcNamespace = d.self.namespace;
-      const svc = cluster !== undefined ? serviceFromCluster(cluster) : undefined;
+      const svc = cluster !== undefined ? clusterService(cluster) : undefined;
       dstService = svc?.service ?? cluster ?? UNKNOWN;
       dstNamespace = svc?.namespace ?? UNKNOWN;
       const facts = cluster !== undefined && ctx.upstreamEndpoint !== undefined ? d.endpoints(cluster, ctx.upstreamEndpoint) : undefined;
@@ -291,6 +291,17 @@ class TelemetryHandler implements ResponseHandler {
       }));
     }
   }
+}
+
+// Cluster names come from the config: a bounded set, parsed once each.
+const clusterServices = new Map<string, { service: string; namespace: string } | null>();
+function clusterService(cluster: string): { service: string; namespace: string } | undefined {
+  let v = clusterServices.get(cluster);
+  if (v === undefined) {
+    v = serviceFromCluster(cluster) ?? null;
+    if (clusterServices.size < 10_000) clusterServices.set(cluster, v);
+  }
+  return v ?? undefined;
 }
 
 function nowOf(d: TelemetryLayerDeps): number {
