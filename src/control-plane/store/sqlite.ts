@@ -162,14 +162,20 @@ class SqliteEngine implements SqliteStore {
 
   /** Run `fn` in one IMMEDIATE transaction; roll back on throw. */
   private tx<T>(fn: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
     try {
-      const out = fn();
-      this.db.exec('COMMIT');
-      return out;
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = fn();
+        this.db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
     } catch (err) {
-      this.db.exec('ROLLBACK');
-      throw err;
+      // sqlite's own failures (disk full, I/O error) are the store being unavailable.
+      if (err instanceof StoreError) throw err;
+      throw new StoreError('unavailable', `sqlite: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -252,6 +258,15 @@ class SqliteEngine implements SqliteStore {
 
   private tick(): void {
     if (this.closed) return;
+    try {
+      this.expireAndCompact();
+    } catch {
+      // A transient sqlite failure (disk full...): the next tick tries again,
+      // and the writes that hit the same failure report it to their callers.
+    }
+  }
+
+  private expireAndCompact(): void {
     const now = Date.now();
     const expired = this.stmt('SELECT id FROM leases WHERE expires_at <= ?').all(now) as Array<{ id: number }>;
     for (const { id } of expired) {
