@@ -54,8 +54,6 @@ export function createTlsTerminator(deps: TlsTerminatorDeps): TlsTerminator {
     handshakeTimeout: deps.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
   });
   const unsubscribe = deps.identity.onChange((c) => server.setSecureContext({ ...c.contextOptions, minVersion: 'TLSv1.3' }));
-  let hasContext = deps.identity.current() !== undefined;
-  deps.identity.onChange(() => (hasContext = true));
 
   server.on('tlsClientError', (err: Error & { code?: string }, s: tls.TLSSocket) => {
     const raw = (s as unknown as { _parent?: Socket })._parent;
@@ -100,7 +98,7 @@ export function createTlsTerminator(deps: TlsTerminatorDeps): TlsTerminator {
       socket.destroy();
       return;
     }
-    if (!hasContext) {
+    if (deps.identity.current() === undefined) {
       log('tls_no_identity', { listener: conn.listener });
       socket.destroy();
       return;
