@@ -105,6 +105,13 @@ test('the CA state survives a restart and root rotation keeps the old root in th
   assert.equal(await ca.retireRoot(staged), false, 'the active root cannot be retired');
   assert.ok(await ca.retireRoot(oldRoot));
   assert.deepEqual(ca.trustBundle().roots.map((r) => r.fingerprint), [staged]);
+  const interBefore = ca.status().intermediate.fingerprint;
+  await ca.rotateIntermediate();
+  assert.notEqual(ca.status().intermediate.fingerprint, interBefore);
+  assert.equal(ca.status().intermediate.rootFingerprint, staged, 'a new intermediate under the same root');
+  const later = await ca.signCsr((await generateKeyAndCsr()).csrPem, { credentials: { joinToken: tok } });
+  assert.ok(later.ok);
+  assert.ok(new X509Certificate(splitPem(later.certificateChain)[0]!).checkIssued(new X509Certificate(splitPem(later.certificateChain)[1]!)));
   assert.ok(store.data.has(CA_STATE_KEY));
 });
 
