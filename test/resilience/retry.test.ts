@@ -192,3 +192,36 @@ test('connect failures are retried even for a POST; the max_retries breaker stop
   assert.ok(statuses.includes(502) || statuses.includes(503), `failures reach the caller: ${statuses.join(',')}`);
   assert.ok(noRetries.proxy.resilience.stats.retryOverflow.labels('app').get() > 0);
 });
+
+test('an HTTP/2 caller\'s streamed body is replayed to the retry', async (t) => {
+  const http2 = await import('node:http2');
+  let failNext = 1;
+  const up = await backend(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (failNext-- > 0) res.writeHead(503).end();
+      else res.end(`got ${Buffer.concat(chunks).toString()}`);
+    });
+  });
+  const { port } = await proxyWith(t, {
+    clusters: [cluster('app', [up.port])],
+    routes: [{ match: { prefix: '/' }, route: { cluster: 'app', retryPolicy: { retryOn: '5xx', numRetries: 1, retryBackOff: FAST_BACKOFF } } }],
+  });
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => session.close());
+  const stream = session.request({ ':method': 'POST', ':path': '/h2', 'idempotency-key': 'k' });
+  stream.write('one,');
+  setTimeout(() => stream.end('two'), 20);
+  const [status, body] = await new Promise<[number, string]>((resolve, reject) => {
+    let s = 0;
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => (s = Number(h[':status'])));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve([s, Buffer.concat(chunks).toString()]));
+    stream.on('error', reject);
+  });
+  assert.equal(status, 200);
+  assert.equal(body, 'got one,two');
+  assert.equal(up.hits(), 2);
+});
