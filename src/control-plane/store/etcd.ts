@@ -241,7 +241,7 @@ class EtcdBackend implements EtcdStore {
       void (async () => {
         if (probe !== null && !this.closed) {
           try {
-            await this.client.kv.range({ key: this.full(prefix), revision: probe, limit: 1 });
+            await this.client.kv.range({ key: Buffer.from([0]), revision: probe, limit: 1, keys_only: true });
           } catch (perr) {
             const mapped = toStoreError(perr, 'watch');
             if (mapped.code === 'compacted') {

@@ -39,7 +39,9 @@ export type WatchEvent =
   | { type: 'delete'; key: string; prev: KeyValue | null; revision: number };
 
 export interface WatchOptions {
-  /** Deliver every event with revision >= fromRevision (history first), then live ones. */
+  /** Deliver every event with revision >= fromRevision (history first), then live ones.
+   * Without it the watch starts whenever the backend has set it up (etcd:
+   * asynchronously): to miss nothing, list first and pass the list's revision + 1. */
   fromRevision?: number;
 }
 
