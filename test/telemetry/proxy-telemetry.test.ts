@@ -12,6 +12,7 @@ import { INBOUND_ADDRESS, app, call, eventually, metricsText, startSidecar } fro
 import { tcpBackend } from '../proxy/helpers.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import * as tapCommand from '../../src/cli/commands/tap.ts';
+import * as topCommand from '../../src/cli/commands/top.ts';
 
 const HOST = 'reviews.shop:9080';
 
@@ -202,4 +203,19 @@ test('tap: admin stream with a filter, credentials redacted, no subscriber left 
   assert.equal(await done, 0);
   assert.equal(io.stdout.length, 2);
   assert.match(io.stdout[0]!, /^in  GET reviews\.shop:9080\/cli\/a 200 [\d.]+ms 7B src=shop\/web dst=shop\/reviews-v1 flags=-$/);
+
+  // trellis top, piped: counts per path over a fixed duration, printed once.
+  const topIo = captureIO();
+  const topDone = topCommand.exec(['--admin', `127.0.0.1:${reviews.adminPort}`, '--duration', '1500ms'], topIo);
+  await eventually(() => (reviews.proxy.telemetry.tap.active ? true : undefined), 'top to subscribe');
+  for (let i = 0; i < 3; i++) await call(web.outboundPort!, HOST, '/busy?i=' + i);
+  await call(web.outboundPort!, HOST, '/fail/once');
+  assert.equal(await topDone, 0);
+  const rows = topIo.stdout.join('\n').split('\n');
+  assert.match(rows[0]!, /^SOURCE\s+DESTINATION\s+METHOD\s+PATH\s+COUNT\s+SUCCESS/);
+  assert.match(rows[1]!, /^shop\/web\s+shop\/reviews-v1\s+GET\s+reviews\.shop:9080\/busy\s+3\s+100\.00%/);
+  assert.match(rows[2]!, /reviews\.shop:9080\/fail\/once\s+1\s+0\.00%/);
+  const notty = captureIO();
+  assert.equal(await topCommand.exec(['--admin', '127.0.0.1:1'], notty), 2);
+  assert.match(notty.stderr.join(''), /pass --duration/);
 });
