@@ -43,7 +43,7 @@ test('gRPC: UNAVAILABLE is retried when named, INVALID_ARGUMENT is not; a fault 
       { match: { prefix: '/' }, route: { cluster: 'echo', retryPolicy: { retryOn: 'unavailable,cancelled', numRetries: 2, retryBackOff: { baseInterval: '0.001s' } } } },
     ],
   });
-  const client = new Echo(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as UnaryClient;
+  const client = new Echo(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as UnaryClient;
   t.after(() => client.close());
   const unary = (message: string, md?: grpc.Metadata) =>
     new Promise<{ err: grpc.ServiceError | null; res?: EchoReply }>((resolve) => {
