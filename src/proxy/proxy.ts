@@ -27,6 +27,7 @@ import { startAdmin, type AdminServer } from './admin.ts';
 import type { ClusterSnapshot } from './cluster.ts';
 import { Resilience, type ResilienceOptions } from './resilience.ts';
 import { Telemetry, type TelemetryOptions } from './telemetry/telemetry.ts';
+import { Security, type SecurityOptions } from './layers/security.ts';
 
 export const DEFAULT_DRAIN_MS = 5_000;
 
@@ -55,6 +56,8 @@ export interface StartProxyOptions {
   /** Tracing, access log and series bounds (telemetry/telemetry.ts); the
    * standard metrics are always on. */
   readonly telemetry?: Omit<TelemetryOptions, 'registry' | 'node'>;
+  /** JWKS trust and refresh for JWT authentication (layers/security.ts). */
+  readonly security?: SecurityOptions;
 }
 
 export type ApplyResult = { ok: true; version: string } | { ok: false; errors: string[] };
@@ -101,6 +104,8 @@ export class Proxy {
   /** Retries, mirroring, faults, rate limits, outlier detection, health checks. */
   readonly resilience: Resilience;
   readonly telemetry: Telemetry;
+  /** JWT authentication and RBAC filters, the JWKS cache. */
+  readonly security: Security;
   /** Serialises applyConfig calls. */
   private applying: Promise<unknown> = Promise.resolve();
 
@@ -110,6 +115,7 @@ export class Proxy {
     this.log = opts.log ?? (() => {});
     this.resilience = new Resilience({ ...opts.resilience, registry: this.stats.registry, log: this.log });
     this.telemetry = new Telemetry({ ...opts.telemetry, registry: this.stats.registry, node: opts.node });
+    this.security = new Security({ ...opts.security, registry: this.stats.registry, log: this.log });
     this.pools = createPoolRegistry(opts.createPool ?? defaultPoolFactory);
     this.serve = createConnectionHandler({
       current: () => this.active!.runtime,
@@ -212,7 +218,7 @@ export class Proxy {
     const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
     const runtime: Runtime = {
       config,
-      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l) => this.telemetry.layer(l.direction, config, this.opts.upstreamTls) }),
+      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l) => this.telemetry.layer(l.direction, config, this.opts.upstreamTls), httpFilters: (hcm) => this.security.layers(hcm) }),
       pickEndpoint: createStaticPicker(config),
     };
 
@@ -246,6 +252,7 @@ export class Proxy {
     const previous = this.active;
     this.active = { runtime, clusters };
     this.resilience.activate(plan.plan, config, clusters);
+    this.security.activate(config);
     const names = new Set(config.listeners.map((l) => l.name));
     for (const spec of config.listeners) this.listeners.get(spec.name)?.update(spec);
     for (const l of fresh) this.listeners.set(l.name, l);
@@ -353,6 +360,7 @@ export class Proxy {
     this.active?.clusters.retire();
     await this.admin?.close();
     await this.telemetry.close();
+    this.security.close();
     this.log('stopped', {});
   }
 }

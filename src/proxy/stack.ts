@@ -9,6 +9,7 @@
 //   -> telemetry (telemetry/)       mesh metrics, trace span, access log, tap
 //   -> metrics (layers/)            per-listener counts, latency, bytes
 //   -> timeout (layers/)            listener / route / grpc-timeout deadline
+//   -> jwt_authn, rbac (layers/)    the HCM's honoured HTTP filters, in order (layers/security.ts)
 //   -> router (router.ts)           route, rewrites, weighted cluster, route timeout
 //   -> cluster (cluster.ts)         circuit breaker, balancer, endpoint
 //   -> pool (http1|http2/pool.ts)   upstream connection
@@ -51,6 +52,8 @@ export interface HttpStackDeps {
   readonly series: (listener: ListenerSpec) => ListenerSeries;
   /** The telemetry layer of a listener under this config (telemetry/telemetry.ts). */
   readonly telemetry?: (listener: ListenerSpec) => Layer;
+  /** Layers for the HCM's honoured HTTP filters (JWT authn, RBAC: layers/security.ts). */
+  readonly httpFilters?: (hcm: HttpConnectionManagerSpec) => readonly Layer[];
 }
 
 export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManagerSpec, deps: HttpStackDeps): Dispatch {
@@ -60,6 +63,7 @@ export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManage
       ...(deps.telemetry ? [deps.telemetry(listener)] : []),
       metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
       timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
+      ...(deps.httpFilters ? deps.httpFilters(hcm) : []),
     ],
     deps.router(hcm.routeConfigName),
   );

@@ -6,6 +6,7 @@ import type {
   FilterChainMatch,
   FilterChainSpec,
   HttpConnectionManagerSpec,
+  HttpFilterSpec,
   ListenerSpec,
   ProtocolHint,
   RouteConfigSpec,
@@ -15,6 +16,8 @@ import { FieldReader } from './field-reader.ts';
 import type { Issues } from './field-error.ts';
 import { anyType, keepObject, parseAddress, parseTrellisMetadata } from './envoy-common.ts';
 import { readRouteConfiguration, parseWeightedClusters } from './envoy-route.ts';
+import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME } from './envoy-rbac.ts';
+import { readJwtAuthn, JWT_AUTHN_TYPE, JWT_AUTHN_FILTER_NAME } from './envoy-jwt.ts';
 
 export const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -209,18 +212,22 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
   }
   const via = r.str('via', { nonEmpty: true });
   const filters = r.objList('httpFilters');
+  const httpFilters: HttpFilterSpec[] = [];
   filters.forEach((f, i) => {
     const name = f.str('name', { required: true });
     // The typedConfig of a filter is not read (only its @type), so its
-    // fields are never reported as unknown.
+    // fields are never reported as unknown -- except the filters the proxy
+    // honours (RBAC, JWT authentication), which are read strictly.
     const tc = f.obj('typedConfig');
     const type = tc ? anyType(tc) : undefined;
+    const honoured = tc && name !== undefined ? readHonouredFilter(name, type, tc) : 'other';
+    if (honoured !== 'other' && honoured !== 'invalid') httpFilters.push(honoured);
     f.ignore('isOptional', 'disabled', 'configDiscovery');
     f.done();
     const isRouter = name === ROUTER_NAME || type === ROUTER_TYPE;
     const last = i === filters.length - 1;
     if (isRouter && !last) f.error('name', 'the router must be the last HTTP filter');
-    if (!isRouter && name !== undefined) f.warn('name', `HTTP filter "${name}" is ignored (Trellis applies its own layers; only ${ROUTER_NAME} is recognised)`);
+    if (!isRouter && name !== undefined && honoured === 'other') f.warn('name', `HTTP filter "${name}" is ignored (Trellis applies its own layers; recognised: ${ROUTER_NAME}, ${RBAC_FILTER_NAME}, ${JWT_AUTHN_FILTER_NAME})`);
     if (!isRouter && last) r.error('httpFilters', `the last HTTP filter must be the router (${ROUTER_NAME})`);
   });
   r.ignore(
@@ -239,9 +246,23 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
       ...(via !== undefined ? { via } : {}),
       ...(requestTimeoutMs !== undefined && requestTimeoutMs > 0 ? { requestTimeoutMs } : {}),
       ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
+      ...(httpFilters.length > 0 ? { httpFilters } : {}),
     },
     protocol,
   };
+}
+
+/** RBAC and JWT authentication configs, read strictly; 'other' for the rest. */
+function readHonouredFilter(name: string, type: string | undefined, tc: FieldReader): HttpFilterSpec | 'invalid' | 'other' {
+  if (type === RBAC_TYPE) {
+    const rbac = readRbac(tc);
+    return rbac ? { name, kind: 'rbac', rbac } : 'invalid';
+  }
+  if (type === JWT_AUTHN_TYPE) {
+    const jwt = readJwtAuthn(tc);
+    return jwt ? { name, kind: 'jwt_authn', jwt } : 'invalid';
+  }
+  return 'other';
 }
 
 function parseTcpProxy(r: FieldReader): TcpProxySpec | undefined {

@@ -193,7 +193,7 @@ function parseRouteMatch(r: FieldReader): RouteMatchSpec | undefined {
 
 const HEADER_NAME_RE = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-function parseHeaderMatcher(r: FieldReader): HeaderMatchSpec | undefined {
+export function parseHeaderMatcher(r: FieldReader): HeaderMatchSpec | undefined {
   const rawName = r.str('name', { required: true });
   const name = rawName?.toLowerCase();
   if (name !== undefined && !HEADER_NAME_RE.test(name)) r.error('name', `is not a valid header name: ${JSON.stringify(rawName)}`);

@@ -6,6 +6,9 @@
 //
 // Durations are milliseconds; absent optional fields mean "not configured".
 
+import type { RbacSpec } from './envoy-rbac.ts';
+import type { JwtAuthnSpec } from './envoy-jwt.ts';
+
 export interface ProxyConfig {
   /** Opaque version (xDS version_info, or a hash of the bootstrap file). */
   readonly version: string;
@@ -60,7 +63,14 @@ export interface HttpConnectionManagerSpec {
   readonly via?: string;
   readonly requestTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** HTTP filters the proxy honours before the router, in order
+   * (envoy-rbac.ts, envoy-jwt.ts); other filters are ignored with a warning. */
+  readonly httpFilters?: readonly HttpFilterSpec[];
 }
+
+export type HttpFilterSpec =
+  | { readonly name: string; readonly kind: 'rbac'; readonly rbac: RbacSpec }
+  | { readonly name: string; readonly kind: 'jwt_authn'; readonly jwt: JwtAuthnSpec };
 
 export interface TcpProxySpec {
   readonly statPrefix: string;

@@ -1,0 +1,54 @@
+// The HTTP filters the proxy honours from an HCM's `httpFilters` (JWT
+// authentication, RBAC), turned into layers that sit in the listener's stack
+// just before the router, in the order the filters are written. One Security
+// object lives as long as the proxy: it owns the JWKS cache (kept across
+// config swaps) and the authz / authn counters.
+import type { HttpConnectionManagerSpec, ProxyConfig } from '../config/types.ts';
+import type { Layer } from '../http/exchange.ts';
+import { JwksStore, type JwksOptions } from '../jwks.ts';
+import type { Counter, Registry } from '../stats.ts';
+import { rbacLayer } from './authz.ts';
+import { jwtAuthnLayer } from './jwt.ts';
+
+export interface SecurityOptions {
+  /** HTTPS trust, refresh throttle and backoff for remote JWKS. */
+  readonly jwks?: Omit<JwksOptions, 'log'>;
+}
+
+export class Security {
+  readonly jwks: JwksStore;
+  /** trellis_authz_denied_total{policy,namespace} */
+  readonly denied: Counter;
+  /** trellis_jwt_authn_failures_total{reason} */
+  readonly jwtFailures: Counter;
+
+  constructor(opts: SecurityOptions & { registry: Registry; log?: JwksOptions['log'] }) {
+    this.jwks = new JwksStore({ ...opts.jwks, ...(opts.log ? { log: opts.log } : {}) });
+    this.denied = opts.registry.counter('trellis_authz_denied_total', 'Requests denied by an authorization policy.', ['policy', 'namespace']);
+    this.jwtFailures = opts.registry.counter('trellis_jwt_authn_failures_total', 'Requests rejected by JWT authentication, by reason.', ['reason']);
+  }
+
+  /** The layers for one HCM's honoured HTTP filters (none for most). */
+  layers(hcm: HttpConnectionManagerSpec): Layer[] {
+    return (hcm.httpFilters ?? []).map((f) =>
+      f.kind === 'rbac' ? rbacLayer(f.rbac, { denied: this.denied }) : jwtAuthnLayer(f.jwt, { jwks: this.jwks, failures: this.jwtFailures }),
+    );
+  }
+
+  /** After a config is active: stop refreshing JWKS it no longer names. */
+  activate(config: ProxyConfig): void {
+    const keep = new Set<string>();
+    for (const l of config.listeners) {
+      for (const c of l.filterChains) {
+        for (const f of c.http?.httpFilters ?? []) {
+          if (f.kind === 'jwt_authn') for (const p of f.jwt.providers.values()) keep.add(JwksStore.keyOf(p.jwks));
+        }
+      }
+    }
+    this.jwks.retain(keep);
+  }
+
+  close(): void {
+    this.jwks.close();
+  }
+}
