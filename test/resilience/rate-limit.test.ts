@@ -38,13 +38,13 @@ test('route bucket: 5 pass, the rest get 429 with Retry-After', async (t) => {
   assert.deepEqual(await statuses('b'), [200, 200, 429], 'each caller has its own bucket');
 });
 
-test('a bad LocalRateLimit is rejected with the field path', async (t) => {
+test('a bad LocalRateLimit is rejected when the config is read, with the field path', async (t) => {
   const up = await backend(t, (_req, res) => res.end());
   await assert.rejects(
     proxyWith(t, {
       clusters: [cluster('app', [up.port])],
       routes: [{ match: { prefix: '/' }, route: { cluster: 'app' }, typedPerFilterConfig: { rl: { '@type': LRL, statPrefix: 'x', tokenBucket: { maxTokens: 0, fillInterval: '1s' } } } }],
     }),
-    /typedPerFilterConfig\["rl"\]\.tokenBucket\.maxTokens: must be between 1/,
+    /routes\[0\]\.route\.typedPerFilterConfig\[\\"rl\\"\]\.tokenBucket\.maxTokens","message":"must be between 1 /,
   );
 });
