@@ -130,8 +130,9 @@ function cluster(name: string, port: number, o: { h2?: boolean; tls?: object; ma
 async function runProxy(t: TestContext, version: string, listeners: object[], clusters: object[], identity: WorkloadIdentity): Promise<Proxy> {
   const built = buildProxyConfig({ version, listeners, clusters }, { references: 'error' });
   assert.ok(built.ok, JSON.stringify(built));
-  const mesh = meshTlsProxyOptions(identity, { trustDomain: TD });
-  const r = await startProxy({ config: built.config, node: { id: version, cluster: version, locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false, detectTimeoutMs: 100, ...mesh });
+  const log = process.env['TRELLIS_TEST_LOG'] ? (event: string, fields?: Record<string, unknown>) => console.error(version, event, JSON.stringify(fields)) : undefined;
+  const mesh = meshTlsProxyOptions(identity, { trustDomain: TD, ...(log ? { log } : {}) });
+  const r = await startProxy({ ...(log ? { log } : {}), config: built.config, node: { id: version, cluster: version, locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false, detectTimeoutMs: 1000, ...mesh });
   assert.ok(r.ok, JSON.stringify(r));
   t.after(() => {
     mesh.terminateTls.close();
