@@ -103,3 +103,16 @@ test('detectProtocol: the size bound stops reading', async (t) => {
   assert.equal(r.reason, 'max_bytes');
   assert.equal(r.protocol, 'http1');
 });
+
+test('bytes that arrive while the event loop is stalled past the timeout are still classified', async (t) => {
+  const { client, server } = await withPair(t);
+  const p = detectProtocol(server, { timeoutMs: 30 });
+  client.write('GET / HTTP/1.1\r\n');
+  const end = Date.now() + 120;
+  while (Date.now() < end) {
+    // a stalled event loop (GC, a sync handshake, a busy neighbour)
+  }
+  const r = await p;
+  assert.ok(r.ok);
+  assert.deepEqual([r.protocol, r.reason], ['http1', 'sniffed']);
+});

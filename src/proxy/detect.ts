@@ -130,9 +130,14 @@ export function detectProtocol(socket: Socket, opts: DetectOptions = {}): Promis
     };
     const onError = (error: Error): void => finish({ ok: false, reason: 'error', error });
     const onClose = (): void => finish({ ok: false, reason: 'closed' });
+    // The timer phase runs before the poll phase: after an event-loop stall
+    // the timer would fire before bytes that arrived meanwhile are read.
+    // Deciding in setImmediate (after poll) lets them be classified first.
     const timer = setTimeout(() => {
-      const buf = buffered();
-      finish({ ok: true, protocol: settle(buf), initial: buf, reason: 'timeout' });
+      setImmediate(() => {
+        const buf = buffered();
+        finish({ ok: true, protocol: settle(buf), initial: buf, reason: 'timeout' });
+      });
     }, timeoutMs);
 
     socket.on('readable', onReadable);
