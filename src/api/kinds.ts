@@ -13,6 +13,7 @@ import { checkHTTPRoute, checkGRPCRoute, checkTCPRoute, checkGateway } from './g
 import { TRELLIS_GROUP, ServiceSpec, WorkloadSpec, type ServiceSpec as ServiceSpecT, type WorkloadSpec as WorkloadSpecT } from './mesh.ts';
 import { isIP } from 'node:net';
 import { MeshTLSSpec, type MeshTLSSpec as MeshTLSSpecT } from './mesh-tls.ts';
+import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT } from './external-service.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
 
@@ -199,6 +200,26 @@ export const KINDS: readonly KindDef[] = [
   // `check`, `references` + `refersTo` (a dangling targetRef shows in status
   // as Accepted=False/TargetNotFound) and columns.
   // ---------------------------------------------------------------------------
+  def<ExternalServiceSpecT>({
+    kind: 'ExternalService', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'externalservices', shortNames: ['es', 'externalservice', 'serviceentry'],
+    specSchema: ExternalServiceSpec, nameRule: 'dns1123-subdomain',
+    check(spec, report) {
+      const ports = new Set<number>();
+      spec.ports.forEach((p, i) => {
+        if (ports.has(p.port)) report(['spec', 'ports', i, 'port'], `duplicate port ${p.port}`);
+        ports.add(p.port);
+      });
+      spec.hosts.forEach((h, i) => {
+        if (h.startsWith('*')) report(['spec', 'hosts', i], 'wildcard hosts are not supported (the sidecar needs a host to dial)');
+      });
+      if (spec.tls && spec.ports.some((p) => (p.protocol ?? 'http') !== 'http')) report(['spec', 'tls'], 'TLS origination applies to http ports only');
+    },
+    columns: [
+      { header: 'HOSTS', value: (r) => list((r.spec as ExternalServiceSpecT).hosts) },
+      { header: 'PORTS', value: (r) => list((r.spec as ExternalServiceSpecT).ports.map((p) => `${p.port}${p.targetPort ? `->${p.targetPort}` : ''}/${p.protocol ?? 'http'}`)) },
+      { header: 'TLS', value: (r) => ((r.spec as ExternalServiceSpecT).tls ? 'originate' : '-') },
+    ],
+  }),
 ];
 
 const byKind = new Map(KINDS.map((k) => [k.kind, k]));

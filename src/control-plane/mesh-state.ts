@@ -6,7 +6,7 @@
 // debounced so a burst of writes becomes one recomputation.
 import type { KeyValue, Store, Watch, WatchEvent } from './store/types.ts';
 import type {
-  GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, WorkloadInstance,
+  ExternalServiceResource, GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, WorkloadInstance,
 } from './translate/model.ts';
 
 export const RESOURCES_PREFIX = '/trellis/resources/';
@@ -74,12 +74,14 @@ export function buildMeshState(raw: Raw): MeshState {
   const tcpRoutes: TCPRouteResource[] = [];
   const workloads: WorkloadInstance[] = [];
   const gateways: GatewayResource[] = [];
+  const externalServices: ExternalServiceResource[] = [];
   for (const { kind, value } of raw.resources.values()) {
     if (kind === 'Service') services.push(value as ServiceResource);
     else if (kind === 'HTTPRoute') httpRoutes.push(value as HTTPRouteResource);
     else if (kind === 'GRPCRoute') grpcRoutes.push(value as GRPCRouteResource);
     else if (kind === 'TCPRoute') tcpRoutes.push(value as TCPRouteResource);
     else if (kind === 'Gateway') gateways.push(value as GatewayResource);
+    else if (kind === 'ExternalService') externalServices.push(value as ExternalServiceResource);
     else if (kind === 'Workload') {
       const w = toWorkload(value);
       if (w) workloads.push(w);
@@ -89,7 +91,7 @@ export function buildMeshState(raw: Raw): MeshState {
     const w = toWorkload(v);
     if (w) workloads.push(w);
   }
-  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways };
+  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices };
 }
 
 function apply(raw: Raw, key: string, value: unknown | undefined): void {

@@ -22,6 +22,7 @@ import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/ident
 import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secret.ts';
 import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
+import { composeUpstreamTls, createEgressTls, type UpstreamTlsHook } from '../../proxy/egress-tls.ts';
 
 export const summary = 'run a sidecar proxy from a bootstrap file (static config or xDS)';
 
@@ -186,6 +187,8 @@ export async function run(argv: string[]): Promise<number> {
     ...tlsOptions,
     // Gateway mode: the operator's certificates by SNI (proxy/gateway-tls.ts).
     ...gatewayTlsProxyOptions(boot.node, tlsOptions, () => proxyRef?.config, log),
+    // Egress TLS origination (proxy/egress-tls.ts) before mesh mTLS.
+    upstreamTls: composeUpstreamTls(createEgressTls(log), (tlsOptions as { upstreamTls?: UpstreamTlsHook }).upstreamTls),
   });
   if (!started.ok) {
     source.close();

@@ -143,6 +143,17 @@ export interface GatewayResource {
   spec: { gatewayClassName: string; listeners: GatewayListenerSpec[] };
 }
 
+/** An ExternalService (src/api/external-service.ts), as egress translation reads it. */
+export interface ExternalServiceResource {
+  metadata: Meta;
+  spec: {
+    hosts: string[];
+    ports: { name?: string; port: number; targetPort?: number; protocol?: 'http' | 'tcp' }[];
+    endpoints?: { address: string; port?: number }[];
+    tls?: { mode: 'ORIGINATE'; sni?: string; caFile?: string };
+  };
+}
+
 export interface MeshState {
   services: readonly ServiceResource[];
   httpRoutes: readonly HTTPRouteResource[];
@@ -153,6 +164,8 @@ export interface MeshState {
   vips: ReadonlyMap<string, string>;
   /** Gateways (served by proxies in gateway mode, translate/gateway.ts). */
   gateways?: readonly GatewayResource[];
+  /** Declared external destinations (translate/egress.ts). */
+  externalServices?: readonly ExternalServiceResource[];
   /** Automatic mTLS (trust domain, bundle, MeshTLS policies); off when absent. */
   meshTls?: MeshTlsInput;
 }

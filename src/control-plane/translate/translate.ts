@@ -15,6 +15,7 @@
 import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import { gatewayOwn } from './gateway.ts';
+import { egressClusters, egressVirtualHosts } from './egress.ts';
 import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
   buildLoadAssignments, findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
@@ -194,10 +195,11 @@ function edsFor(state: MeshState, clusters: object[], warnings: RouteWarning[]):
 
 function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarning[]): Resources {
   return memo(state, `sidecar|${namespace}`, warnings, (w) => {
-    const clusters = allServiceClusters(state, false);
+    // Egress (translate/egress.ts): declared ExternalServices, then deny the rest.
+    const clusters = [...allServiceClusters(state, false), ...egressClusters(state)];
     return {
       listeners: [],
-      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: outboundVirtualHosts(state, namespace, w) }],
+      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...outboundVirtualHosts(state, namespace, w), ...egressVirtualHosts(state, w)] }],
       clusters,
       endpoints: edsFor(state, clusters, w),
     };

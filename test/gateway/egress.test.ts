@@ -1,0 +1,125 @@
+// Egress through a real sidecar process: a declared ExternalService is
+// reachable (TLS originated by the sidecar, SNI and CA verified against a
+// loopback HTTPS server standing for api.example.com), a plain-HTTP one too,
+// and any undeclared host is refused with 403 EGRESS_DENIED.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import os from 'node:os';
+import path from 'node:path';
+import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
+import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
+import { freePorts } from '../../src/runner/ports.ts';
+import { Sidecar } from '../../src/runner/sidecar.ts';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-egress-test-'));
+mkdirSync(path.join(dir, 'pki'));
+const keyFile = path.join(dir, 'pki', 'api.key');
+const certFile = path.join(dir, 'pki', 'api.crt');
+execFileSync('openssl', [
+  'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+  '-keyout', keyFile, '-out', certFile, '-subj', '/CN=api.example.com', '-addext', 'subjectAltName=DNS:api.example.com',
+], { stdio: 'ignore' });
+
+let cp: ControlPlane;
+let external: https.Server;
+let plain: http.Server;
+let sidecar: Sidecar;
+let outbound = 0;
+const seenSni: string[] = [];
+
+before(async () => {
+  external = https.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (req, res) => {
+    seenSni.push(String((req.socket as TLSSocket).servername));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ external: 'api', host: req.headers.host, path: req.url }));
+  });
+  await new Promise<void>((r) => external.listen(0, '127.0.0.1', r));
+  plain = http.createServer((req, res) => res.end(`plain ${req.headers.host}`));
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  cp = await startControlPlane({ store: openMemoryStore(), apiPort: 0, xdsPort: 0, log: () => {} });
+  for (const doc of [
+    {
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'ExternalService', metadata: { name: 'api-example', namespace: 'default' },
+      spec: {
+        hosts: ['api.example.com'],
+        ports: [{ port: 80, targetPort: (external.address() as AddressInfo).port }],
+        endpoints: [{ address: '127.0.0.1' }],
+        tls: { mode: 'ORIGINATE', caFile: certFile },
+      },
+    },
+    {
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'ExternalService', metadata: { name: 'plain-example', namespace: 'default' },
+      spec: { hosts: ['plain.example.com'], ports: [{ port: 8080, targetPort: (plain.address() as AddressInfo).port }], endpoints: [{ address: '127.0.0.1' }] },
+    },
+  ]) {
+    const r = await cp.resources.apply(doc);
+    assert.ok(r.ok, JSON.stringify(r));
+  }
+  const [admin, ob] = (await freePorts(2)) as [number, number];
+  outbound = ob;
+  sidecar = new Sidecar({
+    kind: 'sidecar', nodeId: 'default/client-1', cluster: 'client', namespace: 'default', workload: 'client-1',
+    xdsAddress: cp.xdsAddress, admin: { address: '127.0.0.1', port: admin }, outbound: { address: '127.0.0.1', port: ob },
+    requiredListeners: ['outbound'], drainMs: 0, dir, logTo: path.join(dir, 'proxy.log'),
+  }, () => {});
+  const ready = await sidecar.start(20_000);
+  assert.ok(ready.ok, ready.ok ? '' : `${ready.message}\n${readFileSync(path.join(dir, 'proxy.log'), 'utf8').slice(-2000)}`);
+});
+
+after(async () => {
+  await sidecar?.stop();
+  await cp?.close();
+  for (const s of [external, plain]) {
+    s?.closeAllConnections();
+    await new Promise((r) => s?.close(r));
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A call as an app with HTTP_PROXY pointing at the sidecar makes it. */
+function viaSidecar(url: string): Promise<{ status: number; body: string; error?: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: outbound, path: u.href, headers: { host: u.host }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const e = res.headers['x-trellis-proxy-error'];
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), ...(typeof e === 'string' ? { error: e } : {}) });
+      });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a declared ExternalService is reached with TLS originated by the sidecar (SNI, CA verified)', async () => {
+  const r = await viaSidecar('http://api.example.com/v1/things');
+  assert.equal(r.status, 200, r.body);
+  const body = JSON.parse(r.body) as { external: string; host: string; path: string };
+  assert.deepEqual(body, { external: 'api', host: 'api.example.com', path: '/v1/things' });
+  assert.deepEqual([...new Set(seenSni)], ['api.example.com']);
+});
+
+test('a declared plain-HTTP ExternalService is reached on its declared port only', async () => {
+  const ok = await viaSidecar('http://plain.example.com:8080/');
+  assert.equal(ok.status, 200);
+  assert.match(ok.body, /^plain plain\.example\.com:8080/);
+  const otherPort = await viaSidecar('http://plain.example.com:9999/');
+  assert.equal(otherPort.status, 403);
+  assert.equal(otherPort.error, 'EGRESS_DENIED');
+});
+
+test('undeclared hosts are refused with 403 EGRESS_DENIED', async () => {
+  const r = await viaSidecar('http://evil.example.org/exfiltrate');
+  assert.equal(r.status, 403);
+  assert.equal(r.error, 'EGRESS_DENIED');
+  assert.match(r.body, /egress denied/);
+});
