@@ -6,6 +6,7 @@
 //     ├─ resources service  ── HTTP API (apply/get/list/delete/watch)
 //     ├─ registry           ── HTTP API (register/heartbeat/deregister)
 //     └─ watchMeshState ── MeshSnapshotSource (translate per proxy view) ── ADS server
+import type { ServerResponse } from 'node:http';
 import type { Store } from './store/types.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { createResourceService, type ResourceService } from './resources/service.ts';
@@ -16,7 +17,15 @@ import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
 import { statusRoutes } from './status-api.ts';
+import { runLeaderDuties, haRoutes, vipAllocationDuty, caMaintenanceDuty, type LeaderDuties } from './ha.ts';
 import { startMeshIdentity, type MeshIdentity, type MeshIdentityOptions } from './ca/mesh-identity.ts';
+import { trackProxyNodes, type ProxyNodes } from './telemetry/proxy-nodes.ts';
+import { Scraper, DEFAULT_SCRAPE_INTERVAL_MS } from './telemetry/scraper.ts';
+import { createGoldenMetrics, type GoldenMetrics } from './telemetry/golden.ts';
+import { metricsRoutes } from './telemetry/metrics-routes.ts';
+import { tapRoutes } from './telemetry/tap-proxy.ts';
+import { dashboardApi } from '../dashboard/dashboard-api.ts';
+import { dashboardRoutes } from '../dashboard/serve.ts';
 
 export interface ControlPlaneOptions {
   /** Embedded store directory (default backend). */
@@ -31,9 +40,15 @@ export interface ControlPlaneOptions {
   xdsPort?: number;
   /** Identifies this replica in xDS responses and logs. */
   id?: string;
+  /** Leader election lease TTL: how long a dead leader keeps its duties (default 10 s). */
+  leaderTtlSeconds?: number;
   log?: (msg: string) => void;
   /** The mesh CA and automatic mTLS (docs/identity-and-mtls.md); `false` turns both off. */
   identity?: MeshIdentityOptions | false;
+  /** How often the proxies' metrics are scraped (default 5000 ms). */
+  scrapeIntervalMs?: number;
+  /** Serve the web dashboard on the API port (default true). */
+  dashboard?: boolean;
 }
 
 export interface ControlPlane {
@@ -50,6 +65,13 @@ export interface ControlPlane {
   readonly api: ApiServer;
   /** Undefined when started with `identity: false`. */
   readonly identity: MeshIdentity | undefined;
+  /** Leader election and the singleton duties it runs (docs/high-availability.md). */
+  readonly ha: LeaderDuties;
+  /** Connected proxies and their admin addresses (scrape and tap targets). */
+  readonly proxies: ProxyNodes;
+  /** Golden metrics from the embedded scraper (docs/telemetry.md). */
+  readonly metrics: GoldenMetrics;
+  readonly scraper: Scraper;
   close(): Promise<void>;
 }
 
@@ -88,6 +110,35 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     api.addRoutes(registry.routes);
     api.addRoutes(statusRoutes({ xds, snapshots, id }));
     if (identity) api.addRoutes(identity.routes);
+
+    // Singleton duties run on the elected replica only (docs/high-availability.md).
+    const ha = runLeaderDuties(store, {
+      identity: id,
+      ...(opts.leaderTtlSeconds === undefined ? {} : { ttlSeconds: opts.leaderTtlSeconds }),
+      duties: [vipAllocationDuty(store), ...(identity ? [caMaintenanceDuty(identity.ca)] : [])],
+      log,
+    });
+    cleanups.push(() => ha.stop());
+    api.addRoutes(haRoutes(ha));
+
+    // Telemetry: scrape every connected proxy's admin listener; golden
+    // metrics, the live tap and the dashboard on the same port.
+    const proxies = trackProxyNodes(xds);
+    cleanups.push(() => proxies.stop());
+    const scraper = new Scraper({ targets: () => proxies.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
+    scraper.start();
+    cleanups.push(() => scraper.stop());
+    const metrics = createGoldenMetrics(scraper.aggregator);
+    const streams = new Set<ServerResponse>();
+    cleanups.push(() => {
+      for (const s of streams) s.end();
+    });
+    api.addRoutes(metricsRoutes({ metrics, scraper, streams }));
+    api.addRoutes(tapRoutes({ targets: () => proxies.targets().map((t) => t.address), streams }));
+    const board = dashboardApi({ metrics, scraper, xds, nodes: proxies });
+    cleanups.push(() => board.stop());
+    api.addRoutes(board.routes);
+    if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path
     const { port: apiPort } = await api.listen(opts.apiPort ?? 15080, host);
     cleanups.push(() => api.close());
 
@@ -106,6 +157,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       registry,
       api,
       identity,
+      ha,
+      proxies,
+      metrics,
+      scraper,
       async close() {
         if (closed) return;
         closed = true;

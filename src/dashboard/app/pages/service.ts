@@ -1,0 +1,172 @@
+// One service: golden metrics and charts, per-route metrics, the traffic
+// split of its HTTPRoutes (canary progress, live from the resource watch),
+// its endpoints (registry + what each proxy's balancer sees: health, outlier
+// ejection, locality) and the policies that target it or its routes.
+import { h } from '../h.ts';
+import { type VNode } from 'preact';
+import { useMetrics } from '../metrics-store.ts';
+import { useEffect, useState } from 'preact/hooks';
+import { api, useFetch, useWatchedKind, type KindInfo, type Resource, type StatRow } from '../api.ts';
+import { Badge, Live, Page, SortTable, TimeChart, type Column } from '../components.ts';
+import { healthOf, ms, pct, rps, sloOf } from '../format.ts';
+
+interface RegistryWorkload { name: string; namespace: string; address: string; labels: Record<string, string>; locality: { region: string; zone: string }; ports: { port: number; name?: string; proxyPort?: number }[] }
+interface EndpointView { key: string; address: string; port: number; weight: number; locality: { region?: string; zone?: string } | null; health: string; ejected: boolean; eligible: boolean; active: number; ewmaMs: number; successes: number; failures: number }
+interface ProxyClusters { proxy: string; workload: string; error?: string; clusters: { name: string; endpoints: EndpointView[] }[] }
+
+interface BackendRef { name: string; namespace?: string; port?: number; weight?: number }
+interface Rule { name?: string; matches?: unknown[]; backendRefs?: BackendRef[] }
+
+const isServiceParent = (p: { group?: string; kind?: string; name: string }, svc: string): boolean =>
+  (p.kind ?? 'Gateway') === 'Service' && (p.group === undefined || p.group === '' || p.group === 'trellis.dev') && p.name === svc;
+
+export function routesOf(routes: readonly Resource[], ns: string, svc: string): Resource[] {
+  return routes.filter((r) => (r.metadata.namespace ?? 'default') === ns && ((r.spec?.['parentRefs'] ?? []) as { group?: string; kind?: string; name: string }[]).some((p) => isServiceParent(p, svc)));
+}
+
+function matchText(m: unknown): string {
+  const o = (m ?? {}) as { path?: { type?: string; value?: string }; headers?: { name: string; value: string }[]; method?: string };
+  const parts: string[] = [];
+  if (o.path) parts.push(`path ${o.path.type === 'Exact' ? '=' : '^'} ${o.path.value}`);
+  for (const hd of o.headers ?? []) parts.push(`${hd.name}: ${hd.value}`);
+  if (o.method) parts.push(o.method);
+  return parts.join(', ') || 'all';
+}
+
+const SPLIT_COLORS = ['#3b82f6', '#f59e0b', '#10b981', '#8b5cf6', '#ef4444', '#14b8a6'];
+
+function Split(p: { route: Resource }): VNode {
+  const rules = (p.route.spec?.['rules'] ?? []) as Rule[];
+  return h('div', { class: 'route-split' },
+    h('h3', null, `HTTPRoute ${p.route.metadata.name}`, ' ', h('a', { href: `#/config/HTTPRoute/${p.route.metadata.namespace ?? 'default'}/${p.route.metadata.name}`, class: 'small' }, 'edit')),
+    rules.map((rule, i) => {
+      const backends = rule.backendRefs ?? [];
+      const total = backends.reduce((n, b) => n + (b.weight ?? 1), 0);
+      return h('div', { class: 'rule', key: i },
+        h('div', { class: 'rule-head' }, `rule ${rule.name ?? i}: `, (rule.matches ?? []).length === 0 ? 'all requests' : (rule.matches ?? []).map(matchText).join(' or ')),
+        h('div', { class: 'split', role: 'img', 'aria-label': backends.map((b) => `${b.name} ${total > 0 ? Math.round(((b.weight ?? 1) / total) * 100) : 0}%`).join(', ') },
+          backends.map((b, j) => {
+            const share = total > 0 ? (b.weight ?? 1) / total : 0;
+            return share > 0 ? h('span', { key: b.name, class: 'seg', style: { width: `${share * 100}%`, background: SPLIT_COLORS[j % SPLIT_COLORS.length] } }, share >= 0.08 ? `${Math.round(share * 100)}%` : '') : null;
+          })),
+        h('ul', { class: 'split-legend' }, backends.map((b, j) => h('li', { key: b.name, 'data-backend': b.name },
+          h('span', { class: 'swatch', style: { background: SPLIT_COLORS[j % SPLIT_COLORS.length] } }),
+          h('a', { href: `#/service/${b.namespace ?? p.route.metadata.namespace ?? 'default'}/${b.name}` }, b.name),
+          ` weight ${b.weight ?? 1} (${total > 0 ? Math.round(((b.weight ?? 1) / total) * 100) : 0}%)`))));
+    }));
+}
+
+function targetsOf(r: Resource): { kind?: string; name: string }[] {
+  const s = r.spec ?? {};
+  const one = s['targetRef'] as { kind?: string; name: string } | undefined;
+  const many = (s['targetRefs'] ?? []) as { kind?: string; name: string }[];
+  return [...(one ? [one] : []), ...many];
+}
+
+export function ServicePage(p: { namespace: string; name: string }): VNode {
+  const { namespace: ns, name } = p;
+  const m = useMetrics();
+  const services = useWatchedKind('Service');
+  const httpRoutes = useWatchedKind('HTTPRoute');
+  const svc = services.items.find((s) => s.metadata.name === name && (s.metadata.namespace ?? 'default') === ns);
+  const slo = sloOf(svc?.metadata.annotations);
+  const stat = m.latest?.services.find((s) => s.name === name && s.namespace === ns);
+  const hist = m.history.get(`${ns}/${name}`) ?? [];
+  // Per-route rows come from the callers' side, labelled with the backend
+  // that served them: a routed service's rows name its backends.
+  const routeStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/routes?window=1m&namespace=${encodeURIComponent(ns)}`, [m.tick]);
+  const registry = useFetch<{ items: RegistryWorkload[] }>('/api/v1/registry/workloads', [Math.floor(m.tick / 3)]);
+  const routes = routesOf(httpRoutes.items, ns, name);
+  const host = `${name}.${ns}.svc.cluster.local`;
+  const routeRows = (routeStats.data?.items ?? []).filter((r) => r.service === host || routes.some((rt) => r.name.startsWith(`${ns}/${rt.metadata.name}/`)));
+  const backendNames = [...new Set([name, ...routes.flatMap((r) => ((r.spec?.['rules'] ?? []) as Rule[]).flatMap((x) => (x.backendRefs ?? []).map((b) => b.name)))])];
+  const endpoints = useFetch<{ items: ProxyClusters[] }>(`/api/v1/dashboard/endpoints?service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [Math.floor(m.tick / 3)]);
+  const kinds = useFetch<{ kinds: KindInfo[] }>('/api/v1/kinds');
+  const policyKinds = (kinds.data?.kinds ?? []).filter((k) => !['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'Gateway', 'Service', 'Workload'].includes(k.kind));
+
+  const selector = (svc?.spec?.['selector'] ?? {}) as Record<string, string>;
+  const members = (registry.data?.items ?? []).filter((w) => w.namespace === ns && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => w.labels[k] === v));
+  const views = (endpoints.data?.items ?? []).flatMap((pc) => pc.clusters.flatMap((c) => c.endpoints.map((e) => ({ proxy: pc.workload, cluster: c.name, e }))));
+  const endpointRows = members.map((w) => {
+    const seen = views.filter((v) => v.e.address === w.address && w.ports.some((pt) => (pt.proxyPort ?? pt.port) === v.e.port));
+    const ejectedBy = seen.filter((v) => v.e.ejected).map((v) => v.proxy);
+    const unhealthy = seen.filter((v) => v.e.health !== 'healthy' && v.e.health !== 'unknown');
+    return { w, seen, ejectedBy, unhealthy };
+  });
+  type EpRow = (typeof endpointRows)[number];
+  const epColumns: Column<EpRow>[] = [
+    { key: 'name', label: 'Workload', sort: (r) => r.w.name, render: (r) => r.w.name },
+    { key: 'version', label: 'Version', sort: (r) => r.w.labels['version'] ?? '', render: (r) => r.w.labels['version'] ?? '–' },
+    { key: 'addr', label: 'Address', render: (r) => r.w.ports.map((pt) => `${r.w.address}:${pt.proxyPort ?? pt.port}`).join(', ') },
+    { key: 'loc', label: 'Locality', sort: (r) => `${r.w.locality.region}/${r.w.locality.zone}`, render: (r) => (r.w.locality.region || r.w.locality.zone ? `${r.w.locality.region}/${r.w.locality.zone}` : '–') },
+    { key: 'health', label: 'Health', sort: (r) => r.unhealthy.length + r.ejectedBy.length, render: (r) => r.ejectedBy.length > 0
+      ? h(Badge, { tone: 'bad', title: `ejected by ${r.ejectedBy.join(', ')}` }, `ejected (${r.ejectedBy.length} proxies)`)
+      : r.unhealthy.length > 0 ? h(Badge, { tone: 'warn' }, r.unhealthy[0]!.e.health) : h(Badge, { tone: 'good' }, r.seen.length > 0 ? 'healthy' : 'registered') },
+    { key: 'callers', label: 'Seen by', numeric: true, sort: (r) => r.seen.length, render: (r) => String(new Set(r.seen.map((v) => v.proxy)).size) },
+    { key: 'ewma', label: 'EWMA', numeric: true, sort: (r) => (r.seen.length ? Math.max(...r.seen.map((v) => v.e.ewmaMs)) : null), render: (r) => (r.seen.length ? ms(Math.max(...r.seen.map((v) => v.e.ewmaMs))) : '–') },
+  ];
+
+  const routeColumns: Column<StatRow>[] = [
+    { key: 'name', label: 'Route', sort: (r) => r.name, render: (r) => r.name },
+    { key: 'backend', label: 'Backend', sort: (r) => r.service ?? '', render: (r) => (r.service ?? '').split('.')[0] },
+    { key: 'sr', label: 'Success', numeric: true, sort: (r) => r.successRate, render: (r) => h('span', { class: `tone-${healthOf(r.successRate, slo)}` }, pct(r.successRate)) },
+    { key: 'rps', label: 'RPS', numeric: true, sort: (r) => r.rps, render: (r) => rps(r.rps) },
+    { key: 'p50', label: 'p50', numeric: true, sort: (r) => r.latencyMs.p50, render: (r) => ms(r.latencyMs.p50) },
+    { key: 'p95', label: 'p95', numeric: true, sort: (r) => r.latencyMs.p95, render: (r) => ms(r.latencyMs.p95) },
+    { key: 'p99', label: 'p99', numeric: true, sort: (r) => r.latencyMs.p99, render: (r) => ms(r.latencyMs.p99) },
+    { key: 'tap', label: '', render: (r) => h('a', { href: `#/tap?service=${encodeURIComponent(name)}&route=${encodeURIComponent(r.name)}` }, 'tap') },
+  ];
+  const health = healthOf(stat?.successRate, slo);
+  return h(Page, {
+    title: `Service ${ns === 'default' ? name : `${ns}/${name}`}`,
+    actions: [h('a', { class: 'button', href: `#/tap?service=${encodeURIComponent(name)}` }, 'Tap'), h(Live, { connected: m.connected, what: 'metrics' })],
+  },
+    h('div', { class: 'tiles' },
+      h('div', { class: `tile ${health}` }, h('span', null, 'Success'), h('strong', null, pct(stat?.successRate)), h('small', null, `objective ${pct(slo, 1)}`)),
+      h('div', { class: 'tile' }, h('span', null, 'Requests/s'), h('strong', null, rps(stat?.rps ?? 0))),
+      h('div', { class: 'tile' }, h('span', null, 'p50 / p95 / p99'), h('strong', null, `${ms(stat?.latencyMs.p50)} / ${ms(stat?.latencyMs.p95)} / ${ms(stat?.latencyMs.p99)}`)),
+      h('div', { class: 'tile' }, h('span', null, 'Meshed instances'), h('strong', null, String(stat?.meshed ?? members.length))),
+      h('div', { class: 'tile' }, h('span', null, 'mTLS'), h('strong', null, pct(stat?.mtlsShare, 0)))),
+    h('div', { class: 'charts' },
+      h(TimeChart, { title: 'Requests per second (1 m window)', points: hist.map((x) => [x.at, x.rps]), format: rps, floor: 0 }),
+      h(TimeChart, { title: 'Success rate', points: hist.map((x) => [x.at, x.successRate]), format: (v) => pct(v, 1), ceiling: 1, color: '#2e9d5b' }),
+      h(TimeChart, { title: 'Latency p99', points: hist.map((x) => [x.at, x.p99]), format: ms, floor: 0, color: '#d49b00' })),
+    h('h2', null, 'Traffic split'),
+    routes.length === 0 ? h('p', { class: 'muted' }, `No HTTPRoute has ${name} as its parent: callers reach every endpoint of the Service.`) : routes.map((r) => h(Split, { route: r, key: r.metadata.name })),
+    h('h2', null, 'Routes (as the callers see them)'),
+    h(SortTable<StatRow>, { label: `Routes of ${name}`, columns: routeColumns, rows: routeRows, rowKey: (r) => `${r.service}/${r.name}`, initial: { key: 'rps', desc: true }, empty: 'No routed traffic in the last minute.' }),
+    h('h2', null, 'Endpoints'),
+    h(SortTable<EpRow>, { label: `Endpoints of ${name}`, columns: epColumns, rows: endpointRows, rowKey: (r) => r.w.name, empty: 'No registered workload matches the selector.' }),
+    backendNames.length > 1 ? h('p', { class: 'muted' }, 'Backends: ', backendNames.filter((b) => b !== name).map((b, i) => [i > 0 ? ', ' : '', h('a', { href: `#/service/${ns}/${b}` }, b)])) : null,
+    h('h2', null, 'Policies'),
+    h(Policies, { ns, name, routes: routes.map((r) => r.metadata.name), kinds: policyKinds, tick: Math.floor(m.tick / 3) }));
+}
+
+function Policies(p: { ns: string; name: string; routes: string[]; kinds: KindInfo[]; tick: number }): VNode {
+  const [lists, setLists] = useState<{ kind: string; items: Resource[] }[]>([]);
+  const kindNames = p.kinds.map((k) => k.kind).join(',');
+  useEffect(() => {
+    let live = true;
+    void Promise.all(p.kinds.map(async (k) => {
+      const r = await api<{ items: Resource[] }>(`/api/v1/resources/${k.plural}?namespace=${encodeURIComponent(p.ns)}`);
+      return { kind: k.kind, items: r.ok ? r.value.items : [] };
+    })).then((v) => live && setLists(v));
+    return () => {
+      live = false;
+    };
+  }, [kindNames, p.ns, p.tick]);
+  const applying: { kind: string; res: Resource; why: string }[] = [];
+  for (const { kind, items } of lists) {
+    const k = { kind };
+    for (const r of items) {
+      if ((r.metadata.namespace ?? 'default') !== p.ns) continue;
+      const t = targetsOf(r);
+      const hit = t.find((x) => ((x.kind ?? 'Service') === 'Service' && x.name === p.name) || ((x.kind === 'HTTPRoute' || x.kind === 'GRPCRoute') && p.routes.includes(x.name)));
+      if (hit) applying.push({ kind: k.kind, res: r, why: `targets ${hit.kind ?? 'Service'}/${hit.name}` });
+      else if (t.length === 0 && k.kind === 'MeshTLS') applying.push({ kind: k.kind, res: r, why: 'namespace-wide' });
+    }
+  }
+  if (applying.length === 0) return h('p', { class: 'muted' }, 'No policy targets this service or its routes: mesh defaults apply.');
+  return h('ul', { class: 'policies' }, applying.map((a) => h('li', { key: `${a.kind}/${a.res.metadata.name}` },
+    h('a', { href: `#/config/${a.kind}/${a.res.metadata.namespace ?? 'default'}/${a.res.metadata.name}` }, `${a.kind} ${a.res.metadata.name}`), ` — ${a.why}`)));
+}

@@ -1,0 +1,150 @@
+// Server-side helpers for the dashboard, mounted on the API port:
+//
+//   GET /api/v1/dashboard/history     per-service series over the last 15 min
+//        {items: {"<ns>/<name>": [{at, rps, successRate, p99}]}} (one point per
+//        scrape round, 1 m window each; what the sparklines draw)
+//   GET /api/v1/dashboard/proxies     xDS sync state per proxy joined with its
+//        node metadata (workload, namespace, kind, admin) and its identity
+//        (SPIFFE ID, certificate expiry) read from the proxy's admin /identity
+//   GET /api/v1/dashboard/endpoints?service=&namespace=
+//        what each proxy's balancer sees of the service's clusters (admin
+//        /clusters): health, outlier ejection, locality, in-flight, EWMA
+//
+// Reads from proxies run concurrently with a short timeout; a proxy that does
+// not answer is reported, never waited for.
+import type { ApiRoute } from '../control-plane/api/router.ts';
+import { apiError, sendError, sendJson } from '../control-plane/api/http-errors.ts';
+import type { GoldenMetrics } from '../control-plane/telemetry/golden.ts';
+import type { Scraper } from '../control-plane/telemetry/scraper.ts';
+import type { ProxyNodes } from '../control-plane/telemetry/proxy-nodes.ts';
+import type { XdsServer } from '../xds/server.ts';
+
+export const HISTORY_MS = 15 * 60_000;
+export const MAX_HISTORY_POINTS = 1000;
+const PROXY_TIMEOUT_MS = 1500;
+
+export interface HistoryPoint {
+  readonly at: number;
+  readonly rps: number;
+  readonly successRate: number | null;
+  readonly p99: number | null;
+}
+
+export interface DashboardApiOptions {
+  readonly metrics?: GoldenMetrics | undefined;
+  readonly scraper?: Scraper | undefined;
+  readonly xds: Pick<XdsServer, 'status'>;
+  readonly nodes: ProxyNodes;
+  readonly now?: () => number;
+}
+
+export interface DashboardApi {
+  readonly routes: ApiRoute[];
+  /** Takes one history sample now (the scraper's rounds call this). */
+  sample(): Promise<void>;
+  stop(): void;
+}
+
+async function getJson(address: string, p: string): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
+  try {
+    const res = await fetch(`http://${address}${p}`, { signal: AbortSignal.timeout(PROXY_TIMEOUT_MS) });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      return { ok: false, error: `HTTP ${res.status}` };
+    }
+    return { ok: true, value: await res.json() };
+  } catch (err) {
+    return { ok: false, error: (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message };
+  }
+}
+
+/** Cluster names the translation gives a service: `<svc>.<ns>.svc:<port>`. */
+function clusterBelongs(cluster: string, service: string, namespace: string): boolean {
+  return cluster.startsWith(`${service}.${namespace}.svc:`);
+}
+
+export function dashboardApi(o: DashboardApiOptions): DashboardApi {
+  const now = o.now ?? Date.now;
+  const history = new Map<string, HistoryPoint[]>();
+  let sampling = false;
+
+  const sample = async (): Promise<void> => {
+    if (!o.metrics || sampling) return;
+    sampling = true;
+    try {
+      const rows = await o.metrics.services({ window: '1m' });
+      const at = now();
+      for (const r of rows) {
+        const key = `${r.namespace}/${r.name}`;
+        const list = history.get(key) ?? [];
+        list.push({ at, rps: r.rps, successRate: r.successRate, p99: r.latencyMs.p99 });
+        while (list.length > MAX_HISTORY_POINTS || (list[0] && list[0].at < at - HISTORY_MS)) list.shift();
+        history.set(key, list);
+      }
+      for (const [k, list] of history) if ((list.at(-1)?.at ?? 0) < at - HISTORY_MS) history.delete(k);
+    } catch {
+      // the metrics backend is away: no point this round
+    } finally {
+      sampling = false;
+    }
+  };
+  const off = o.scraper?.onRound(() => void sample());
+
+  const routes: ApiRoute[] = [
+    {
+      method: 'GET',
+      pattern: '/api/v1/dashboard/history',
+      handle(_req, res) {
+        sendJson(res, 200, { windowMs: HISTORY_MS, items: Object.fromEntries(history) });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/dashboard/proxies',
+      async handle(_req, res) {
+        const status = o.xds.status();
+        const items = await Promise.all(status.map(async (s) => {
+          const info = o.nodes.get(s.nodeId);
+          let identity: unknown = null;
+          let identityError: string | null = null;
+          if (info?.admin) {
+            const r = await getJson(info.admin, '/identity');
+            if (r.ok) identity = r.value;
+            else identityError = r.error === 'HTTP 404' ? 'no workload identity (mTLS off for this proxy)' : r.error;
+          } else identityError = 'admin address not advertised';
+          const nacks = Object.entries(s.perType).filter(([, t]) => t.nacked).map(([type, t]) => ({ type, version: t.nacked!.version, message: t.nacked!.message, at: t.nacked!.at }));
+          return {
+            ...s,
+            workload: info?.workload ?? s.cluster,
+            namespace: info?.namespace ?? 'default',
+            kind: info?.kind ?? 'unknown',
+            admin: info?.admin ?? null,
+            identity,
+            identityError,
+            nacks,
+          };
+        }));
+        sendJson(res, 200, { items });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/dashboard/endpoints',
+      async handle(req, res) {
+        const q = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const service = q.get('service');
+        const namespace = q.get('namespace') || 'default';
+        if (!service) return sendError(res, apiError('bad_request', 'service: is required', { fields: [{ path: 'service', message: 'is required' }] }));
+        const proxies = o.nodes.list().filter((n) => n.admin);
+        const views = await Promise.all(proxies.map(async (p) => {
+          const r = await getJson(p.admin!, '/clusters');
+          if (!r.ok) return { proxy: p.nodeId, workload: p.workload, error: r.error, clusters: [] };
+          const all = ((r.value as { clusters?: unknown[] }).clusters ?? []) as { name: string }[];
+          return { proxy: p.nodeId, workload: p.workload, clusters: all.filter((c) => clusterBelongs(c.name, service, namespace)) };
+        }));
+        sendJson(res, 200, { service, namespace, items: views.filter((v) => v.clusters.length > 0 || 'error' in v) });
+      },
+    },
+  ];
+  return { routes, sample, stop: () => off?.() };
+}
