@@ -13,6 +13,10 @@ import { checkHTTPRoute, checkGRPCRoute, checkTCPRoute, checkGateway } from './g
 import { TRELLIS_GROUP, ServiceSpec, WorkloadSpec, type ServiceSpec as ServiceSpecT, type WorkloadSpec as WorkloadSpecT } from './mesh.ts';
 import { isIP } from 'node:net';
 import { MeshTLSSpec, type MeshTLSSpec as MeshTLSSpecT } from './mesh-tls.ts';
+import {
+  AuthorizationPolicySpec, RequestAuthenticationSpec, checkAuthorizationPolicy, checkRequestAuthentication,
+  type AuthorizationPolicySpec as AuthorizationPolicySpecT, type RequestAuthenticationSpec as RequestAuthenticationSpecT,
+} from './security.ts';
 import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT } from './external-service.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
@@ -106,6 +110,18 @@ const backendsColumn: Column = {
   value: (r) => list(((r.spec as { rules?: RuleWithBackends[] }).rules ?? []).flatMap((rule) => (rule.backendRefs ?? []).map((b) => b.name))),
 };
 
+/** A security policy's targetRef (a Service in the policy's namespace). */
+function policyTargetRef(res: Resource<{ targetRef?: { name: string } }>): ObjectRef[] {
+  const t = res.spec.targetRef;
+  return t ? [{ role: 'targetRef', kind: 'Service', namespace: res.metadata.namespace ?? 'default', name: t.name, path: 'spec.targetRef' }] : [];
+}
+
+function targetColumn(spec: { selector?: Record<string, string>; targetRef?: { name: string } }): string {
+  if (spec.targetRef) return `Service/${spec.targetRef.name}`;
+  const sel = Object.entries(spec.selector ?? {});
+  return sel.length > 0 ? sel.map(([k, v]) => `${k}=${v}`).join(',') : '<namespace>';
+}
+
 export const KINDS: readonly KindDef[] = [
   def<HTTPRouteSpecT>({
     kind: 'HTTPRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'httproutes', shortNames: ['hr', 'httproute'],
@@ -190,6 +206,25 @@ export const KINDS: readonly KindDef[] = [
       { header: 'MODE', value: (r) => (r.spec as MeshTLSSpecT).mode ?? '<inherit>' },
       { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as MeshTLSSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
       { header: 'PORTS', wide: true, value: (r) => list(((r.spec as MeshTLSSpecT).portLevel ?? []).map((p) => `${p.port}:${p.mode}`)) },
+    ],
+  }),
+  def<AuthorizationPolicySpecT>({
+    kind: 'AuthorizationPolicy', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'authorizationpolicies', shortNames: ['ap', 'authz', 'authorizationpolicy'],
+    specSchema: AuthorizationPolicySpec, nameRule: 'dns1123-subdomain', check: checkAuthorizationPolicy,
+    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { name: string } }>), refersTo: ['Service'],
+    columns: [
+      { header: 'ACTION', value: (r) => (r.spec as AuthorizationPolicySpecT).action ?? 'ALLOW' },
+      { header: 'TARGET', value: (r) => targetColumn(r.spec as AuthorizationPolicySpecT) },
+      { header: 'RULES', value: (r) => String(((r.spec as AuthorizationPolicySpecT).rules ?? []).length) },
+    ],
+  }),
+  def<RequestAuthenticationSpecT>({
+    kind: 'RequestAuthentication', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'requestauthentications', shortNames: ['ra', 'requestauthentication'],
+    specSchema: RequestAuthenticationSpec, nameRule: 'dns1123-subdomain', check: checkRequestAuthentication,
+    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { name: string } }>), refersTo: ['Service'],
+    columns: [
+      { header: 'TARGET', value: (r) => targetColumn(r.spec as RequestAuthenticationSpecT) },
+      { header: 'ISSUERS', value: (r) => list((r.spec as RequestAuthenticationSpecT).jwtRules.map((j) => j.issuer)) },
     ],
   }),
   // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import type { KeyValue, Store, Watch, WatchEvent } from './store/types.ts';
 import type {
   ExternalServiceResource, GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, WorkloadInstance,
 } from './translate/model.ts';
+import type { AuthorizationPolicyResource, RequestAuthenticationResource } from './translate/authz.ts';
 
 export const RESOURCES_PREFIX = '/trellis/resources/';
 export const WORKLOADS_PREFIX = '/trellis/registry/workloads/';
@@ -74,6 +75,8 @@ export function buildMeshState(raw: Raw): MeshState {
   const tcpRoutes: TCPRouteResource[] = [];
   const workloads: WorkloadInstance[] = [];
   const gateways: GatewayResource[] = [];
+  const authorizationPolicies: AuthorizationPolicyResource[] = [];
+  const requestAuthentications: RequestAuthenticationResource[] = [];
   const externalServices: ExternalServiceResource[] = [];
   for (const { kind, value } of raw.resources.values()) {
     if (kind === 'Service') services.push(value as ServiceResource);
@@ -81,6 +84,8 @@ export function buildMeshState(raw: Raw): MeshState {
     else if (kind === 'GRPCRoute') grpcRoutes.push(value as GRPCRouteResource);
     else if (kind === 'TCPRoute') tcpRoutes.push(value as TCPRouteResource);
     else if (kind === 'Gateway') gateways.push(value as GatewayResource);
+    else if (kind === 'AuthorizationPolicy') authorizationPolicies.push(value as AuthorizationPolicyResource);
+    else if (kind === 'RequestAuthentication') requestAuthentications.push(value as RequestAuthenticationResource);
     else if (kind === 'ExternalService') externalServices.push(value as ExternalServiceResource);
     else if (kind === 'Workload') {
       const w = toWorkload(value);
@@ -91,7 +96,8 @@ export function buildMeshState(raw: Raw): MeshState {
     const w = toWorkload(v);
     if (w) workloads.push(w);
   }
-  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices };
+  const security = authorizationPolicies.length + requestAuthentications.length > 0 ? { security: { authorizationPolicies, requestAuthentications } } : {};
+  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices, ...security };
 }
 
 function apply(raw: Raw, key: string, value: unknown | undefined): void {

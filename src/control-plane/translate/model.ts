@@ -4,6 +4,7 @@
 // kinds exactly, so the validated resources from src/api are assignable here.
 
 import type { MeshTlsInput } from './mtls.ts';
+import type { SecurityPolicies } from './authz.ts';
 
 export interface Meta {
   name: string;
@@ -168,6 +169,8 @@ export interface MeshState {
   externalServices?: readonly ExternalServiceResource[];
   /** Automatic mTLS (trust domain, bundle, MeshTLS policies); off when absent. */
   meshTls?: MeshTlsInput;
+  /** AuthorizationPolicy and RequestAuthentication resources (translate/authz.ts). */
+  security?: SecurityPolicies;
 }
 
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';

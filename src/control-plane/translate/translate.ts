@@ -22,6 +22,7 @@ import {
 } from './services.ts';
 import { transparentOwn } from './transparent.ts';
 import { applyMeshTls } from './mtls.ts';
+import { applySecurity } from './authz.ts';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -300,7 +301,7 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
   const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), clusters: [], endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   const parts = { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
-  return state.meshTls ? applyMeshTls(parts, state, node) : parts;
+  return applySecurity(state.meshTls ? applyMeshTls(parts, state, node) : parts, state, node, state.security);
 }
 
 export function translate(state: MeshState, node: ProxyNode): TranslatedResources {
