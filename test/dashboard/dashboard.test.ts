@@ -1,0 +1,180 @@
+// The dashboard end to end: a real mesh (`trellis demo` machinery: control
+// plane, ingress gateway, six workloads with sidecars, a traffic generator),
+// the dashboard served by the control plane, and a real headless Chromium
+// (Debian's /usr/bin/chromium driven by playwright-core). Checks what a person
+// would look at: services with live rates, the expected edges, a field error
+// next to its YAML line, a canary weight change on the service page, live tap
+// rows. Screenshots go to test-results/dashboard/ (git-ignored).
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { buildDashboard } from '../../src/dashboard/build.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+const SHOTS = path.join(ROOT, 'test-results', 'dashboard');
+const DEMO = path.join(ROOT, 'src', 'cli', 'commands', 'demo.ts');
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (let i = 0; i < 400 && Date.now() < deadline; i++) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+async function startMesh(t: TestContext): Promise<{ api: string }> {
+  const demo = await import(DEMO) as typeof import('../../src/cli/commands/demo.ts');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'trellis-dash-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  let ports: ReturnType<typeof demo.demoPorts> | undefined;
+  for (let i = 0; i < 10 && !ports; i++) {
+    const p = demo.demoPorts(20_000 + Math.floor(Math.random() * 40_000));
+    if ((await demo.checkPortsFree(p)).ok) ports = p;
+  }
+  assert.ok(ports, 'no free port range for the demo mesh');
+  const lines: string[] = [];
+  const d = await demo.startDemo({ ports, dataDir, rps: 25, log: (l) => lines.push(l) });
+  t.after(() => d.stop());
+  return { api: d.cp.apiUrl };
+}
+
+async function json<T>(url: string, init?: RequestInit): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, init);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+test('dashboard against a running mesh: overview, topology, config errors, canary, tap, proxies', { timeout: 110_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) return t.skip(`${CHROMIUM} is not installed (Debian package chromium)`);
+  if (!existsSync(DEMO)) return t.skip('the demo mesh (src/cli/commands/demo.ts) is not in this tree');
+  const built = await buildDashboard();
+  assert.ok(built.ok, built.ok ? '' : built.message);
+
+  const { api } = await startMesh(t);
+  mkdirSync(SHOTS, { recursive: true });
+
+  // The served app and the API's own 404s.
+  const index = await fetch(`${api}/`);
+  assert.equal(index.status, 200);
+  assert.match(await index.text(), /<div id="app">/);
+  assert.equal((await fetch(`${api}/assets/app.js`)).headers.get('content-type'), 'text/javascript; charset=utf-8');
+  assert.equal((await fetch(`${api}/assets/..%2Fbuild.ts`)).status, 404);
+  assert.equal((await json<{ error: { code: string } }>(`${api}/api/v1/nope`)).body.error.code, 'not_found');
+
+  // Traffic has been scraped: services with non-zero rates.
+  await until('scraped traffic', async () => {
+    const r = await json<{ items: { name: string; rps: number }[] }>(`${api}/api/v1/metrics/services`);
+    return ['details', 'reviews'].every((n) => r.body.items.some((s) => s.name === n && s.rps > 0)) ? true : undefined;
+  }, 40_000);
+
+  const { chromium } = await import('playwright-core');
+  const profile = mkdtempSync(path.join(tmpdir(), 'trellis-chromium-'));
+  t.after(() => rmSync(profile, { recursive: true, force: true }));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1366, height: 860 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.setDefaultTimeout(20_000);
+
+  // Overview: the services, with live non-zero rates.
+  await page.goto(`${api}/#/`);
+  const rates = await page.waitForFunction(() => {
+    const out: Record<string, number> = {};
+    for (const tr of document.querySelectorAll('table[aria-label^="Services"] tbody tr')) {
+      const cells = [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '');
+      if (cells.length > 2) out[cells[0]!] = Number(cells[2]);
+    }
+    return (out['details'] ?? 0) > 0 && (out['reviews'] ?? 0) > 0 ? out : null;
+  });
+  const r = await rates.jsonValue() as Record<string, number>;
+  assert.ok(r['details']! > 0 && r['reviews']! > 0, JSON.stringify(r));
+  // Sorting by RPS (keyboard: focus the header button, press Enter).
+  await page.getByRole('button', { name: /^RPS/ }).focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await page.locator('th[aria-sort="descending"]').textContent(), 'RPS ▾');
+  await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
+
+  // Topology: the demo's call graph.
+  await page.goto(`${api}/#/topology`);
+  const expected = ['productpage-v1>details-v1', 'productpage-v1>reviews-v1', 'productpage-v1>reviews-v2', 'productpage-v1>reviews-v3', 'reviews-v2>ratings-v1', 'reviews-v3>ratings-v1'];
+  await page.waitForFunction((want) => {
+    const have = new Set([...document.querySelectorAll('table[aria-label="Edges between workloads"] tbody tr')].map((tr) => {
+      const c = tr.querySelectorAll('td');
+      return `${c[0]?.textContent}>${c[1]?.textContent}`;
+    }));
+    return want.every((e) => have.has(e));
+  }, expected);
+  assert.equal(await page.locator('.graph canvas').count() > 0, true, 'cytoscape drew the graph');
+  await page.waitForTimeout(500); // let the layout settle for the screenshot
+  await page.screenshot({ path: path.join(SHOTS, 'topology.png'), fullPage: true });
+
+  // Config: an invalid weight is refused with the error next to its line.
+  await page.goto(`${api}/#/config/HTTPRoute/default/reviews`);
+  const editor = page.getByLabel('Resource YAML');
+  await page.waitForFunction(() => (document.querySelector('textarea')?.value ?? '').includes('reviews-v2'));
+  const original = await editor.inputValue();
+  const bad = original.replace(/weight: 25/, 'weight: -5');
+  assert.notEqual(bad, original);
+  await editor.fill(bad);
+  await page.getByRole('button', { name: /Review changes/ }).click();
+  const note = page.locator('.notes .field-error');
+  await note.waitFor();
+  assert.match(await note.textContent() ?? '', /backendRefs\[1\]\.weight: must be >= 0/);
+  const badLine = bad.split('\n').findIndex((l) => l.includes('weight: -5')) + 1;
+  assert.equal(await note.getAttribute('data-line'), String(badLine), 'the error sits on the weight line');
+  assert.equal(await page.locator('.gutter .err').textContent(), String(badLine));
+  await page.screenshot({ path: path.join(SHOTS, 'config-error.png'), fullPage: true });
+
+  // A valid canary step through the UI: dry-run diff first, then apply.
+  const step = original.replace(/weight: 50/, 'weight: 20').replace(/weight: 25\n(\s+- group: ""\n\s+kind: Service\n\s+name: reviews-v3)/, 'weight: 40\n$1').replace(/(name: reviews-v3\n\s+port: 9080\n\s+weight: )25/, '$140');
+  await editor.fill(step);
+  await page.getByRole('button', { name: /Review changes/ }).click();
+  await page.locator('pre.diff .add').first().waitFor();
+  assert.match(await page.locator('pre.diff').textContent() ?? '', /weight: 20/);
+  await page.screenshot({ path: path.join(SHOTS, 'config-diff.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByText(/HTTPRoute default\/reviews configured/).waitFor();
+
+  // The service page shows the split, and follows a change made elsewhere, live.
+  await page.goto(`${api}/#/service/default/reviews`);
+  await page.waitForFunction(() => /20%/.test(document.querySelector('li[data-backend="reviews-v1"]')?.textContent ?? ''));
+  const route = (await json<{ spec: { rules: { backendRefs: { name: string; weight?: number }[] }[] } } & Record<string, unknown>>(`${api}/api/v1/resources/httproutes/default/reviews`)).body;
+  const rule = route.spec.rules[route.spec.rules.length - 1]!;
+  rule.backendRefs = rule.backendRefs.map((b) => ({ ...b, weight: b.name === 'reviews-v2' ? 90 : b.name === 'reviews-v3' ? 10 : 0 }));
+  const applied = await json<unknown>(`${api}/api/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: route['apiVersion'], kind: 'HTTPRoute', metadata: { name: 'reviews', namespace: 'default' }, spec: route.spec }) });
+  assert.equal(applied.status, 200, JSON.stringify(applied.body));
+  await page.waitForFunction(() => /weight 90 \(90%\)/.test(document.querySelector('li[data-backend="reviews-v2"]')?.textContent ?? ''));
+  await page.waitForTimeout(500); // the split bar animates its widths
+  await page.screenshot({ path: path.join(SHOTS, 'service.png'), fullPage: true });
+
+  // Live tap: requests stream in while the page is open.
+  await page.goto(`${api}/#/tap?service=reviews`);
+  await page.getByRole('button', { name: 'Start' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('tr.tap-row').length >= 5);
+  assert.match(await page.locator('tr.tap-row').first().textContent() ?? '', /reviews/);
+  await page.screenshot({ path: path.join(SHOTS, 'tap.png') });
+  await page.getByRole('button', { name: 'Stop' }).click();
+
+  // Proxies: every sidecar connected and synced.
+  await page.goto(`${api}/#/proxies`);
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Connected proxies"] tbody tr').length >= 6);
+  assert.match(await page.locator('table[aria-label="Connected proxies"]').textContent() ?? '', /synced/);
+  await page.screenshot({ path: path.join(SHOTS, 'proxies.png'), fullPage: true });
+
+  assert.deepEqual(pageErrors, [], 'no script errors in the page');
+});
