@@ -4,7 +4,7 @@
 // inbound). Workloads' port guards fail over to it while their own sidecar
 // is down — Istio ambient's ztunnel is the model: a per-node proxy carries
 // the traffic, per-workload proxies add what needs them.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Sidecar, type ReadyResult } from './sidecar.ts';
@@ -48,6 +48,7 @@ export async function startNodeProxy(opts: NodeProxyOptions, readyTimeoutMs = 30
       admin: { address: '127.0.0.1', port: adminPort },
       outbound: { address: '127.0.0.1', port: outboundPort },
       requiredListeners: ['outbound'],
+      ...(existsSync('/usr/bin/setpriv') ? { wrap: ['setpriv', '--pdeathsig', 'SIGKILL', '--'] } : {}),
       drainMs: opts.drainMs ?? 5000,
       dir,
       logTo: opts.proxyLog ?? path.join(dir, 'proxy.log'),

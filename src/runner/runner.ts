@@ -9,7 +9,7 @@
 // namespace, iptables capture) supplies a `PodNetwork` that changes where
 // things bind and how the proxy and the app are launched.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
@@ -80,6 +80,9 @@ export interface PodNetwork {
 }
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** `setpriv --pdeathsig` (util-linux) is there: children die with the runner. */
+const PDEATHSIG = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
 
 /** A port's name: given, or its protocol when no other port has that protocol
  * (so Services can target `targetPort: http` as in Kubernetes). */
@@ -186,7 +189,8 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         ...(opts.locality ? { locality: opts.locality } : {}),
         requiredListeners: required,
         drainMs: opts.drainMs ?? 5000,
-        ...(pod ? { wrap: pod.proxyWrap() } : {}),
+        // The sidecar dies with its runner, even a SIGKILLed one.
+        ...(pod ? { wrap: pod.proxyWrap() } : PDEATHSIG ? { wrap: ['setpriv', '--pdeathsig', 'SIGKILL', '--'] } : {}),
         dir,
         logTo: opts.proxyLog ?? path.join(dir, 'proxy.log'),
       },
@@ -212,7 +216,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       const refresh = async (): Promise<void> => {
         try {
           const res = await fetch(`http://${admin.address}:${admin.port}/config_dump`, { signal: AbortSignal.timeout(2000) });
-          if (res.ok) pod.writeHosts(hostsFromConfigDump(await res.json()));
+          if (res.ok) pod.writeHosts(hostsFromConfigDump(await res.json(), opts.namespace));
         } catch {
           // the sidecar may be restarting; keep the last hosts file
         }
@@ -254,7 +258,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
           workload,
           ports: opts.ports,
         });
-    const [cmd, ...args] = [...(pod ? pod.appWrap() : []), ...opts.command];
+    const [cmd, ...args] = [...(pod ? pod.appWrap() : PDEATHSIG ? ['setpriv', '--pdeathsig', 'SIGTERM', '--'] : []), ...opts.command];
     const app = spawn(cmd!, args, { stdio: 'inherit', env });
     const exited = new Promise<number>((resolve) => {
       app.once('error', (err) => {

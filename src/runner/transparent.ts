@@ -20,7 +20,7 @@
 // Everything is removed on close: the netns (with its veth and rules), the
 // hosts file, the address lease, and the bridge once no pod uses it.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -86,18 +86,33 @@ async function tryRun(args: string[]): Promise<boolean> {
   }
 }
 
-/** Takes a free pod address with an O_EXCL lease file (safe across runners). */
-function leaseAddress(): { ip: string; release(): void } {
+/** Takes a free pod address with an O_EXCL lease file (safe across
+ * runners). A lease whose network namespace is gone (its runner was
+ * killed) is taken back. */
+function leaseAddress(netns: string): { ip: string; release(): void } {
   mkdirSync(LEASE_DIR, { recursive: true });
   for (let i = 2; i < 255; i++) {
     const ip = `${SUBNET_PREFIX}${i}`;
     const file = path.join(LEASE_DIR, ip);
-    try {
-      closeSync(openSync(file, 'wx'));
-    } catch {
-      continue;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(file, 'wx');
+        writeFileSync(fd, netns);
+        closeSync(fd);
+        return { ip, release: () => rmSync(file, { force: true }) };
+      } catch {
+        let owner = '';
+        try {
+          owner = readFileSync(file, 'utf8').trim();
+        } catch {
+          continue;
+        }
+        // Still in use, or just created and not yet filled in (give it 10 s).
+        if (existsSync(`/run/netns/${owner}`)) break;
+        if (owner === '' && Date.now() - statSync(file).mtimeMs < 10_000) break;
+        rmSync(file, { force: true });
+      }
     }
-    return { ip, release: () => rmSync(file, { force: true }) };
   }
   throw new Error(`no free pod address in ${SUBNET_PREFIX}0/24`);
 }
@@ -129,8 +144,11 @@ export class Pod implements PodNetwork {
   readonly #log: NonNullable<PodOptions['log']>;
   #closed = false;
 
-  constructor(netns: string, address: string, proxyUid: number, release: () => void, relay: net.Server, log: NonNullable<PodOptions['log']>) {
+  readonly #vethHost: string;
+
+  constructor(netns: string, address: string, vethHost: string, proxyUid: number, release: () => void, relay: net.Server, log: NonNullable<PodOptions['log']>) {
     this.netns = netns;
+    this.#vethHost = vethHost;
     this.address = address;
     this.proxyUid = proxyUid;
     this.hostsFile = `/etc/netns/${netns}/hosts`;
@@ -145,11 +163,13 @@ export class Pod implements PodNetwork {
   }
 
   proxyWrap(): string[] {
-    return ['ip', 'netns', 'exec', this.netns, 'setpriv', `--reuid=${this.proxyUid}`, `--regid=${this.proxyUid}`, '--clear-groups', '--'];
+    // The second setpriv sets the parent-death signal after the uid change
+    // (a credential change clears it): the proxy dies with its runner.
+    return ['ip', 'netns', 'exec', this.netns, 'setpriv', `--reuid=${this.proxyUid}`, `--regid=${this.proxyUid}`, '--clear-groups', '--', 'setpriv', '--pdeathsig', 'SIGKILL', '--'];
   }
 
   appWrap(): string[] {
-    return ['ip', 'netns', 'exec', this.netns];
+    return ['ip', 'netns', 'exec', this.netns, 'setpriv', '--pdeathsig', 'SIGTERM', '--'];
   }
 
   xdsAddress(): string {
@@ -182,6 +202,8 @@ export class Pod implements PodNetwork {
     if (this.#closed) return;
     this.#closed = true;
     await new Promise<void>((resolve) => this.#relay.close(() => resolve()));
+    // The veth first: a namespace's devices go away asynchronously.
+    await tryRun(['ip', 'link', 'del', this.#vethHost]);
     await tryRun(['ip', 'netns', 'del', this.netns]);
     rmSync(path.dirname(this.hostsFile), { recursive: true, force: true });
     this.#release();
@@ -230,17 +252,26 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
   if (why) return { ok: false, code: 'TRANSPARENT_UNSUPPORTED', message: why };
   const log = opts.log ?? (() => {});
   const netns = netnsName(opts.name);
-  const lease = leaseAddress();
-  const id = lease.ip.split('.').pop()!;
-  const vethHost = `trlh${id}-${process.pid % 10000}`.slice(0, 15);
-  const vethPod = `trlp${id}-${process.pid % 10000}`.slice(0, 15);
-  const undo: (() => Promise<unknown>)[] = [async () => lease.release()];
+  // A namespace left by a runner that was killed: removed if nothing runs in it.
+  if (existsSync(`/run/netns/${netns}`)) {
+    const pids = await exec('ip', ['netns', 'pids', netns]).then((r) => r.stdout.trim(), () => 'unknown');
+    if (pids !== '') return { ok: false, code: 'TRANSPARENT_SETUP_FAILED', message: `network namespace ${netns} exists and is in use (pids ${pids})` };
+    await tryRun(['ip', 'netns', 'del', netns]);
+    log('stale_pod_removed', { netns });
+  }
+  const undo: (() => Promise<unknown>)[] = [];
   try {
-    if (existsSync(`/run/netns/${netns}`)) throw new Error(`network namespace ${netns} already exists`);
-    await ensureBridge();
-    undo.push(() => maybeRemoveBridge());
+    // The namespace first: a lease names its namespace, and a lease whose
+    // namespace does not exist is taken back by the next runner.
     await run(['ip', 'netns', 'add', netns]);
     undo.push(() => tryRun(['ip', 'netns', 'del', netns]));
+    const lease = leaseAddress(netns);
+    undo.push(async () => lease.release());
+    const id = lease.ip.split('.').pop()!;
+    const vethHost = `trlh${id}-${process.pid % 10000}`.slice(0, 15);
+    const vethPod = `trlp${id}-${process.pid % 10000}`.slice(0, 15);
+    await ensureBridge();
+    undo.push(() => maybeRemoveBridge());
     await run(['ip', 'link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPod]);
     undo.push(() => tryRun(['ip', 'link', 'del', vethHost]));
     await run(['ip', 'link', 'set', vethPod, 'netns', netns]);
@@ -254,7 +285,7 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
     mkdirSync(`/etc/netns/${netns}`, { recursive: true });
     undo.push(async () => rmSync(`/etc/netns/${netns}`, { recursive: true, force: true }));
     const relay = await startRelay(opts.xdsAddress);
-    const pod = new Pod(netns, lease.ip, opts.proxyUid ?? DEFAULT_PROXY_UID, lease.release, relay, log);
+    const pod = new Pod(netns, lease.ip, vethHost, opts.proxyUid ?? DEFAULT_PROXY_UID, lease.release, relay, log);
     pod.writeHosts(new Map());
     log('pod_created', { netns, address: lease.ip });
     return { ok: true, pod };
@@ -264,11 +295,30 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
   }
 }
 
+/** The DNS-like names of `name.ns` as seen from `fromNs`. */
+function serviceNames(name: string, ns: string, fromNs: string | undefined): string[] {
+  const names = [`${name}.${ns}.svc.cluster.local`, `${name}.${ns}.svc`, `${name}.${ns}`];
+  if (fromNs === ns) names.push(name);
+  return names;
+}
+
 /** Service names -> VIP from a proxy's config dump: each outbound virtual
- * host lists the names and the VIP of one service port. */
-export function hostsFromConfigDump(dump: unknown): Map<string, string> {
+ * host lists the names and the VIP of one HTTP service port; each TCP
+ * chain of the transparent outbound listener is named after its service
+ * cluster and matches the VIP. */
+export function hostsFromConfigDump(dump: unknown, fromNs?: string): Map<string, string> {
   const out = new Map<string, string>();
-  const cfg = (dump as { config?: { routeConfigs?: unknown } })?.config;
+  const cfg = (dump as { config?: { routeConfigs?: unknown; listeners?: unknown } })?.config;
+  const ls = cfg?.listeners;
+  const listeners: unknown[] = ls instanceof Array ? ls : ls && typeof ls === 'object' ? Object.values(ls) : [];
+  for (const l of listeners) {
+    for (const c of (l as { filterChains?: { name?: unknown; match?: { prefixRanges?: { address?: unknown; prefixLen?: unknown }[] } }[] })?.filterChains ?? []) {
+      const m = typeof c.name === 'string' ? /^tcp\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc:\d+$/.exec(c.name) : null;
+      const pr = c.match?.prefixRanges?.[0];
+      if (!m || !pr || typeof pr.address !== 'string' || pr.prefixLen !== 32) continue;
+      for (const n of serviceNames(m[1]!, m[2]!, fromNs)) out.set(n, pr.address);
+    }
+  }
   const rcs = cfg?.routeConfigs;
   const list: unknown[] = rcs instanceof Array ? rcs : rcs && typeof rcs === 'object' ? Object.values(rcs) : [];
   for (const rc of list) {

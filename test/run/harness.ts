@@ -67,8 +67,11 @@ export function trellisRun(t: TestContext, cp: ControlPlane, args: string[], env
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
+      // SIGTERM first: the runner cleans up (deregisters, removes its pod).
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exit;
+      clearTimeout(killer);
     }
   });
   return { child, exit, stderr: () => err };

@@ -1,6 +1,7 @@
 // An unmodified client: plain http.get to a service name (no proxy
 // settings). Retries a few times (bounded), writes what it saw to OUT.
 import http from 'node:http';
+import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 
 const url = process.argv[2] ?? 'http://reviews:9080/';
@@ -26,5 +27,18 @@ for (let i = 0; i < 20 && !result; i++) {
   }
   if (!result) await new Promise((r) => setTimeout(r, 200));
 }
-writeFileSync(process.env.OUT!, JSON.stringify({ result, errors: errors.slice(0, 5) }));
+// Optionally a raw TCP exchange with HOST:PORT (argv[3]).
+let tcp: string | undefined;
+if (process.argv[3]) {
+  const [host, port] = process.argv[3].split(':') as [string, string];
+  tcp = await new Promise<string>((resolve) => {
+    const sock = net.connect(Number(port), host, () => sock.end('ping'));
+    let got = '';
+    sock.setEncoding('utf8').on('data', (d: string) => (got += d));
+    sock.on('close', () => resolve(got));
+    sock.on('error', (e) => resolve(`error: ${e.message}`));
+    sock.setTimeout(5000, () => sock.destroy());
+  });
+}
+writeFileSync(process.env.OUT!, JSON.stringify({ result, tcp, errors: errors.slice(0, 5) }));
 process.exit(result ? 0 : 1);
