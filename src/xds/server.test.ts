@@ -197,3 +197,32 @@ test('a client that does not read gets the latest state when it drains, not ever
   for (let i = 0; i <= changes && last !== latest; i++) last = (await ads.next()).versionInfo;
   assert.equal(last, latest);
 });
+
+test('an endpoint change sends only the changed ClusterLoadAssignment; a named Cluster subscription still gets every cluster', async (t) => {
+  const { cache, open } = await start(t);
+  cache.setSnapshot('proxy-1', build(base, 'rev-1'));
+  const ads = open();
+  ads.send({ typeUrl: TypeUrl.cluster, node, resourceNames: ['echo-v1', 'echo-v2'] });
+  const cds = await ads.next();
+  ads.send({ typeUrl: TypeUrl.cluster, resourceNames: ['echo-v1', 'echo-v2'], versionInfo: cds.versionInfo, responseNonce: cds.nonce });
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['echo-v1', 'echo-v2'] });
+  const eds = await ads.next();
+  assert.deepEqual(eds.resources.map((r) => unpackAny(r).clusterName), ['echo-v1', 'echo-v2'], 'first response: everything subscribed');
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['echo-v1', 'echo-v2'], versionInfo: eds.versionInfo, responseNonce: eds.nonce });
+
+  // echo-v2 moves: only its assignment is sent.
+  const moved = { ...base, endpoints: [loadAssignment('echo-v1', [9001]), loadAssignment('echo-v2', [9003])] };
+  cache.setSnapshot('proxy-1', build(moved, 'rev-2'));
+  const eds2 = await ads.next();
+  assert.equal(eds2.typeUrl, TypeUrl.endpoint);
+  assert.deepEqual(eds2.resources.map((r) => unpackAny(r).clusterName), ['echo-v2']);
+  assert.notEqual(eds2.versionInfo, eds.versionInfo);
+  ads.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['echo-v1', 'echo-v2'], versionInfo: eds2.versionInfo, responseNonce: eds2.nonce });
+
+  // A cluster change: the named CDS subscription gets the complete set (leaving one out would delete it).
+  const changed = { ...moved, clusters: [{ ...edsCluster('echo-v1'), connectTimeout: '2s' }, edsCluster('echo-v2')] };
+  cache.setSnapshot('proxy-1', build(changed, 'rev-3'));
+  const cds2 = await ads.next();
+  assert.equal(cds2.typeUrl, TypeUrl.cluster);
+  assert.deepEqual(cds2.resources.map((r) => unpackAny(r).name), ['echo-v1', 'echo-v2']);
+});

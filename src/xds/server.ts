@@ -8,7 +8,13 @@
 // the client said about it. Rules (see docs/xds.md):
 // - The `node` arrives only on a stream's first request; it is remembered.
 // - LDS and CDS subscriptions with no names (or "*") are wildcards.
-// - A response carries every subscribed resource of its type that exists.
+// - A Listener or Cluster response carries every subscribed resource of its
+//   type (leaving one out deletes it). A RouteConfiguration or
+//   ClusterLoadAssignment response carries only the subscribed resources that
+//   changed since the last response on the stream (xDS state of the world:
+//   absent RDS/EDS resources keep their value), so an endpoint change sends
+//   one ClusterLoadAssignment, not all of them. A new stream, a subscription
+//   change or a request without a nonce gets every subscribed resource.
 // - A request with the latest nonce is an ACK, or a NACK when it has
 //   error_detail; clients fill version_info differently, so only the nonce
 //   counts. A request with an older nonce is stale and ignored.
@@ -25,7 +31,7 @@ import type { DiscoveryRequest } from './ads-method.ts';
 import type { SnapshotSource, XdsNode } from './cache.ts';
 import { TypeUrl } from './protos.ts';
 import type { ResourceTypeUrl } from './protos.ts';
-import type { Snapshot, SnapshotResource } from './snapshot.ts';
+import type { Snapshot, SnapshotResource, SnapshotTypeResources } from './snapshot.ts';
 
 export type SyncState = 'synced' | 'stale' | 'rejected';
 
@@ -93,6 +99,8 @@ interface TypeState {
   sentVersion: string | null;
   sentNonce: string | null;
   sentFingerprint: string | null;
+  /** The snapshot's resources of this type as of the last response. */
+  sentTypeRes: SnapshotTypeResources | null;
   ackedVersion: string | null;
   nacked: NackInfo | null;
 }
@@ -110,6 +118,11 @@ interface StreamState {
 }
 
 const WILDCARD_TYPES = new Set<string>([TypeUrl.listener, TypeUrl.cluster]);
+/** Types whose SotW responses need only the changed resources (absent ones
+ * keep their value). Listener and Cluster responses must always be complete,
+ * even when subscribed by name (grpc-js-xds names its clusters): leaving one
+ * out deletes it. */
+const INCREMENTAL_TYPES = new Set<string>([TypeUrl.route, TypeUrl.endpoint]);
 /** Push order when several types change at once: make before break. */
 const PUSH_ORDER: readonly string[] = [TypeUrl.secret, TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route];
 const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
@@ -158,26 +171,61 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     return { version: typeRes.version, resources, fingerprint };
   }
 
+  /** Named subscriptions (RDS, EDS) whose resources changed since `sent`. */
+  function changedNamed(typeRes: SnapshotTypeResources, names: ReadonlySet<string>, sent: SnapshotTypeResources | null): SnapshotResource[] {
+    const out: SnapshotResource[] = [];
+    for (const name of names) {
+      const r = typeRes.resources.get(name);
+      if (r !== undefined && sent?.resources.get(name)?.hash !== r.hash) out.push(r);
+    }
+    return out;
+  }
+
   function respond(st: StreamState, typeUrl: string, force: boolean): void {
     if (st.closed || st.node === undefined || st.blocked) return;
     const ts = st.types.get(typeUrl);
     if (ts === undefined) return;
-    const want = desired(opts.source.snapshotFor(st.node), typeUrl, ts);
+    const snapshot = opts.source.snapshotFor(st.node);
+    const typeRes = snapshot?.types.get(typeUrl as ResourceTypeUrl);
+    // Nothing changed for this type since the last response: the common case
+    // for every type but the one that changed, checked in O(1).
+    if (!force && typeRes !== undefined && typeRes === ts.sentTypeRes) return;
+    // RDS/EDS after the first response: only what changed, found without
+    // hashing the whole subscription (thousands of EDS names per proxy).
+    if (!force && INCREMENTAL_TYPES.has(typeUrl) && ts.names !== '*' && ts.sentTypeRes !== null && typeRes !== undefined) {
+      const changed = changedNamed(typeRes, ts.names, ts.sentTypeRes);
+      if (changed.length === 0) {
+        ts.sentTypeRes = typeRes;
+        return;
+      }
+      send(st, ts, typeUrl, typeRes.version, changed, null, typeRes);
+      return;
+    }
+    const want = desired(snapshot, typeUrl, ts);
     if (want === undefined) return; // answered when a snapshot lands
-    if (!force && want.fingerprint === ts.sentFingerprint) return;
+    if (!force && want.fingerprint === ts.sentFingerprint) {
+      ts.sentTypeRes = typeRes ?? null;
+      return;
+    }
+    send(st, ts, typeUrl, want.version, want.resources, want.fingerprint, typeRes ?? null);
+  }
+
+  function send(st: StreamState, ts: TypeState, typeUrl: string, version: string, resources: SnapshotResource[], fingerprint: string | null, typeRes: SnapshotTypeResources | null): void {
+    if (st.node === undefined) return;
     const nonce = `${st.id}-${++st.nonces}`;
     const body = encodeResponse({
-      versionInfo: want.version,
-      resources: want.resources.map((r) => r.any),
+      versionInfo: version,
+      resources: resources.map((r) => r.any),
       typeUrl,
       nonce,
       ...(opts.controlPlaneId === undefined ? {} : { controlPlane: opts.controlPlaneId }),
     });
-    ts.sentVersion = want.version;
+    ts.sentVersion = version;
     ts.sentNonce = nonce;
-    ts.sentFingerprint = want.fingerprint;
+    ts.sentFingerprint = fingerprint;
+    ts.sentTypeRes = typeRes;
     if (!st.call.write(body)) st.blocked = true;
-    emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version: want.version, nonce, resources: want.resources.map((r) => r.name) });
+    emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version, nonce, resources: resources.map((r) => r.name) });
   }
 
   function onRequest(st: StreamState, req: DiscoveryRequest): void {
@@ -195,7 +243,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     let ts = st.types.get(typeUrl);
     const first = ts === undefined;
     if (ts === undefined) {
-      ts = { names: '*', sentVersion: null, sentNonce: null, sentFingerprint: null, ackedVersion: null, nacked: null };
+      ts = { names: '*', sentVersion: null, sentNonce: null, sentFingerprint: null, sentTypeRes: null, ackedVersion: null, nacked: null };
       st.types.set(typeUrl, ts);
     }
     if (req.responseNonce !== '') {
@@ -274,13 +322,20 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
 
   grpcServer.addService({ StreamAggregatedResources: adsMethod }, { StreamAggregatedResources: handleStream });
 
+  /** For RDS/EDS sent piecemeal: does what was sent match the snapshot now? */
+  function sentMatches(snapshot: Snapshot | undefined, typeUrl: string, ts: TypeState): boolean {
+    const typeRes = snapshot?.types.get(typeUrl as ResourceTypeUrl);
+    if (!INCREMENTAL_TYPES.has(typeUrl) || ts.names === '*' || typeRes === undefined || ts.sentTypeRes === null) return false;
+    return typeRes === ts.sentTypeRes || changedNamed(typeRes, ts.names, ts.sentTypeRes).length === 0;
+  }
+
   function typeStatus(snapshot: Snapshot | undefined, typeUrl: string, ts: TypeState): { status: TypeSyncStatus; state: SyncState } {
     const want = desired(snapshot, typeUrl, ts);
     const latestVersion = want?.version ?? null;
     let state: SyncState = 'synced';
     if (ts.nacked !== null) state = 'rejected';
     else if (want === undefined && KNOWN_TYPES.has(typeUrl)) state = 'stale';
-    else if (want !== undefined && want.fingerprint !== ts.sentFingerprint) state = 'stale';
+    else if (want !== undefined && want.fingerprint !== ts.sentFingerprint && !sentMatches(snapshot, typeUrl, ts)) state = 'stale';
     else if (ts.sentVersion !== null && ts.ackedVersion !== ts.sentVersion) state = 'stale';
     return {
       state,

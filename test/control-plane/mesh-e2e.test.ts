@@ -149,7 +149,8 @@ test('apply -> xDS -> proxy: routes change within a second, bad input is refused
       total++;
       try {
         const r = await get(outbound, 'reviews:9080');
-        if (r.status !== 200 || r.body !== 'v2') failures++;
+        // Either version is a success: the route changes back to v1 mid-load.
+        if (r.status !== 200 || (r.body !== 'v1' && r.body !== 'v2')) failures++;
       } catch {
         failures++;
       }
