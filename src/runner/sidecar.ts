@@ -53,6 +53,8 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
     kind: spec.kind,
     namespace: spec.namespace,
     outbound: spec.outbound,
+    // Where the control plane scrapes metrics and taps (telemetry/proxy-nodes.ts).
+    admin: `${spec.admin.address}:${spec.admin.port}`,
   };
   if (spec.workload) trellis.workload = spec.workload;
   if (spec.inboundAddress) trellis.inboundAddress = spec.inboundAddress;
