@@ -26,6 +26,10 @@ class Handler(BaseHTTPRequestHandler):
             book = dict(BOOKS[int(parts[1])])
             book["id"] = int(parts[1])
             book["served_by"] = "details (python %d.%d, %s)" % (sys.version_info[0], sys.version_info[1], os.environ.get("TRELLIS_WORKLOAD", "local"))
+            # Set by the inbound sidecar for calls that arrived over mTLS.
+            caller = self.headers.get("x-trellis-peer-identity")
+            if caller:
+                book["caller"] = caller
             self.reply(200, book)
         else:
             self.reply(404, {"error": "not found", "path": self.path})

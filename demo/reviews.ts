@@ -38,6 +38,9 @@ const server = http.createServer((req, res) => {
       { reviewer: 'Reviewer2', text: 'Absolutely fun and entertaining.' },
     ];
     const body: Record<string, unknown> = { productId, version, served_by: `reviews ${version} (${process.env.TRELLIS_WORKLOAD ?? 'local'})`, reviews };
+    // Set by the inbound sidecar for calls that arrived over mTLS (and stripped from anything else).
+    const caller = req.headers['x-trellis-peer-identity'];
+    if (typeof caller === 'string') body.caller = caller;
     if (version !== 'v1') body.rating = await getRating(productId);
     sendJson(res, 200, body);
   };

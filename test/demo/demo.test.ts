@@ -91,17 +91,23 @@ test('trellis demo serves the page through the mesh and stops cleanly on SIGINT'
 
   // Through the ingress gateway: productpage -> details (Python) + reviews -> ratings (gRPC).
   const reached = new Set<string>();
-  for (let i = 0; i < 60 && reached.size < 5; i++) {
+  for (let i = 0; i < 60 && reached.size < 6; i++) {
     const res: Response = await fetch(ready.ingress, { signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 200);
     const page = (await res.json()) as {
       served_by: string;
-      details: { status: number; body: { served_by?: string } };
-      reviews: { status: number; body: { served_by?: string; rating?: { served_by?: string } } };
+      details: { status: number; body: { served_by?: string; caller?: string } };
+      reviews: { status: number; body: { served_by?: string; caller?: string; rating?: { served_by?: string } } };
     };
     reached.add('productpage');
     if (page.details.status === 200 && page.details.body.served_by?.startsWith('details (python')) reached.add('details-python');
     if (page.reviews.status === 200) reached.add('reviews');
+    // Sidecar to sidecar is mTLS: the inbound sidecars name productpage's SPIFFE identity.
+    if (page.details.status === 200 && page.reviews.status === 200) {
+      assert.match(String(page.details.body.caller), /^spiffe:\/\/[^/]+\/ns\/default\/sa\/productpage$/);
+      assert.match(String(page.reviews.body.caller), /^spiffe:\/\/[^/]+\/ns\/default\/sa\/productpage$/);
+      reached.add('mtls');
+    }
     if (page.reviews.body.rating?.served_by?.startsWith('ratings (grpc-js')) reached.add('ratings-grpc');
     // Header steering: beta users always get v3.
     const beta: Response = await fetch(ready.ingress, { headers: { 'x-user-group': 'beta' }, signal: AbortSignal.timeout(5000) });
@@ -111,7 +117,7 @@ test('trellis demo serves the page through the mesh and stops cleanly on SIGINT'
       reached.add('beta-v3');
     }
   }
-  assert.deepEqual([...reached].sort(), ['beta-v3', 'details-python', 'productpage', 'ratings-grpc', 'reviews']);
+  assert.deepEqual([...reached].sort(), ['beta-v3', 'details-python', 'mtls', 'productpage', 'ratings-grpc', 'reviews']);
 
   seen = descendants(child.pid!);
   assert.ok(seen.length >= 13, `expected runners, sidecars and apps, found ${seen.length} processes`);

@@ -29,13 +29,14 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 const DEMO_DIR = path.join(ROOT, 'demo');
 const EXAMPLES_DIR = path.join(ROOT, 'examples', 'demo');
 
-const usage = `usage: trellis demo [--base-port N] [--data-dir DIR] [--rps N]
+const usage = `usage: trellis demo [--base-port N] [--data-dir DIR] [--rps N] [--no-mtls]
 
   --base-port N   move every fixed port: API N, xDS N+1, ingress N+2, apps N+10..N+15
                   (default: API 15080, xDS 15010, ingress 18080, apps 19080-19085;
                   also $TRELLIS_DEMO_BASE_PORT)
   --data-dir DIR  the control plane's embedded store (default .trellis/demo)
   --rps N         traffic generator rate, requests per second (default 20, max 200)
+  --no-mtls       no workload identities: sidecars talk plaintext
 
 Ctrl-C stops everything.`;
 
@@ -116,6 +117,8 @@ export interface DemoOptions {
   ports: DemoPorts;
   dataDir: string;
   rps: number;
+  /** Give every proxy a SPIFFE identity, so sidecar-to-sidecar traffic is mTLS (default on). */
+  mtls: boolean;
   log: DemoLog;
 }
 
@@ -186,6 +189,18 @@ async function waitPort(port: number, deadline: number): Promise<boolean> {
   return false;
 }
 
+/** A join token so the workload's sidecar gets a SPIFFE identity (mTLS);
+ * undefined when the control plane runs without its CA. */
+async function joinToken(cp: ControlPlane, serviceAccount: string, workload: string): Promise<string | undefined> {
+  if (!cp.identity) return undefined;
+  const res = await fetch(`${cp.apiUrl}/api/v1/identity/join-tokens`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ namespace: 'default', serviceAccount, workload, ttl: '24h' }),
+  });
+  if (!res.ok) throw new Error(`cannot mint a join token for ${workload}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
 /** Applies every examples/demo/*.yaml; returns an error message or undefined. */
 async function applyExamples(cp: ControlPlane, dir: string): Promise<string | undefined> {
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
@@ -248,7 +263,10 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
       const { freePorts } = await import('../../runner/ports.ts');
       const locals = await freePorts((w.upstreams ?? []).length);
       spec.upstreams = (w.upstreams ?? []).map((u, i) => ({ ...u, localPort: locals[i]! }));
-      children.push(spawnChild(w.name, process.execPath, [path.join(DEMO_DIR, 'workload.ts'), JSON.stringify(spec)], { ...process.env, ...(w.env ?? {}), NODE_NO_WARNINGS: '1' }, log, undefined));
+      // The sidecar inherits the runner's environment: TRELLIS_JOIN_TOKEN gives it its identity.
+      const token = opts.mtls ? await joinToken(cp, w.service, w.name) : undefined;
+      const env = { ...process.env, ...(w.env ?? {}), NODE_NO_WARNINGS: '1', ...(token ? { TRELLIS_JOIN_TOKEN: token, TRELLIS_IDENTITY_URL: cp.apiUrl } : {}) };
+      children.push(spawnChild(w.name, process.execPath, [path.join(DEMO_DIR, 'workload.ts'), JSON.stringify(spec)], env, log, undefined));
     }
 
     // The ingress gateway: a Trellis proxy in gateway mode for the demo's
@@ -261,7 +279,10 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
       listenAddress: '127.0.0.1', portMap: { 80: ports.ingress },
     }), null, 2));
     const ingressLog = createWriteStream(path.join(logsDir, 'ingress-proxy.log'), { flags: 'a' });
-    children.push(spawnChild('ingress', process.execPath, [TRELLIS_BIN, 'proxy', '--config', bootstrapPath, '--no-watch', '--drain-ms', '500'], { ...process.env, NODE_NO_WARNINGS: '1' }, log, ingressLog));
+    const ingressToken = opts.mtls ? await joinToken(cp, 'demo-ingress', 'demo-ingress') : undefined;
+    children.push(spawnChild('ingress', process.execPath, [TRELLIS_BIN, 'proxy', '--config', bootstrapPath, '--no-watch', '--drain-ms', '500'], {
+      ...process.env, NODE_NO_WARNINGS: '1', ...(ingressToken ? { TRELLIS_JOIN_TOKEN: ingressToken, TRELLIS_IDENTITY_URL: cp.apiUrl } : {}),
+    }, log, ingressLog));
     children.at(-1)!.exited.then(() => ingressLog.end());
 
     const deadline = Date.now() + 45_000;
@@ -312,6 +333,7 @@ export async function run(argv: string[]): Promise<number> {
         'base-port': { type: 'string', ...(process.env.TRELLIS_DEMO_BASE_PORT ? { default: process.env.TRELLIS_DEMO_BASE_PORT } : {}) },
         'data-dir': { type: 'string', default: '.trellis/demo' },
         rps: { type: 'string', default: '20' },
+        'no-mtls': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -357,7 +379,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   let demo: Demo;
   try {
-    demo = await startDemo({ ports, dataDir: path.resolve(values['data-dir']), rps, log });
+    demo = await startDemo({ ports, dataDir: path.resolve(values['data-dir']), rps, mtls: !values['no-mtls'], log });
   } catch (err) {
     console.error(`trellis demo: ${(err as Error).message}`);
     process.removeListener('SIGINT', onSignal);
