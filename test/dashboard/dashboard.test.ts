@@ -43,7 +43,7 @@ async function startMesh(t: TestContext): Promise<{ api: string }> {
   }
   assert.ok(ports, 'no free port range for the demo mesh');
   const lines: string[] = [];
-  const d = await demo.startDemo({ ports, dataDir, rps: 25, log: (l) => lines.push(l) });
+  const d = await demo.startDemo({ ports, dataDir, rps: 25, mtls: true, log: (l) => { lines.push(l); } });
   t.after(() => d.stop());
   return { api: d.cp.apiUrl };
 }
@@ -95,8 +95,8 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.goto(`${api}/#/`);
   const rates = await page.waitForFunction(() => {
     const out: Record<string, number> = {};
-    for (const tr of document.querySelectorAll('table[aria-label^="Services"] tbody tr')) {
-      const cells = [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '');
+    for (const tr of Array.from(document.querySelectorAll('table[aria-label^="Services"] tbody tr'))) {
+      const cells = Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '');
       if (cells.length > 2) out[cells[0]!] = Number(cells[2]);
     }
     return (out['details'] ?? 0) > 0 && (out['reviews'] ?? 0) > 0 ? out : null;
@@ -113,7 +113,7 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.goto(`${api}/#/topology`);
   const expected = ['productpage-v1>details-v1', 'productpage-v1>reviews-v1', 'productpage-v1>reviews-v2', 'productpage-v1>reviews-v3', 'reviews-v2>ratings-v1', 'reviews-v3>ratings-v1'];
   await page.waitForFunction((want) => {
-    const have = new Set([...document.querySelectorAll('table[aria-label="Edges between workloads"] tbody tr')].map((tr) => {
+    const have = new Set(Array.from(document.querySelectorAll('table[aria-label="Edges between workloads"] tbody tr')).map((tr) => {
       const c = tr.querySelectorAll('td');
       return `${c[0]?.textContent}>${c[1]?.textContent}`;
     }));
