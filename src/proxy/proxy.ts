@@ -126,6 +126,7 @@ export class Proxy {
       http1: opts.http1 ? () => opts.http1! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp1 : createHttp1Server({ idleTimeoutMs: ms }))),
       http2: opts.http2 ? () => opts.http2! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp2 : createHttp2Server({ idleTimeoutMs: ms }))),
       ...(opts.terminateTls ? { terminateTls: opts.terminateTls } : {}),
+      ...(opts.upstreamTls ? { upstreamTls: opts.upstreamTls } : {}),
       onTcpClosed: (r) => this.telemetry.tcpClosed(r),
     });
     this.stats.configVersion.onCollect((g) => {

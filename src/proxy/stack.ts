@@ -17,7 +17,9 @@
 // A listener's HTTP stack is rebuilt for every config (cheap: closures over
 // the new router); connections look their stack up per request through
 // `current()`, so a config swap applies to the next request everywhere.
-import type { FilterChainSpec, HttpConnectionManagerSpec, ListenerSpec, ProxyConfig } from './config/types.ts';
+import type { ClusterSpec, EndpointSpec, FilterChainSpec, HttpConnectionManagerSpec, ListenerSpec, ProxyConfig } from './config/types.ts';
+import type { ConnectionOptions } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { ConnectionContext, ServeConnection } from './connection.ts';
 import type { Dispatch, Layer } from './http/exchange.ts';
 import { compose } from './http/exchange.ts';
@@ -29,6 +31,7 @@ import { metricsLayer, ListenerSeries } from './layers/metrics.ts';
 import { timeoutLayer } from './layers/timeout.ts';
 import { proxyTcp, DEFAULT_TCP_CONNECT_TIMEOUT_MS } from './tcp-proxy.ts';
 import type { PickEndpoint } from './static-pick.ts';
+import { peerIdentityLayer } from './tls/peer-identity-layer.ts';
 
 export type Log = (event: string, fields?: Record<string, unknown>) => void;
 
@@ -59,6 +62,8 @@ export interface HttpStackDeps {
 export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManagerSpec, deps: HttpStackDeps): Dispatch {
   return compose(
     [
+      // Inbound: the caller's verified SPIFFE ID for the app; spoofed copies removed.
+      ...(listener.direction === 'inbound' ? [peerIdentityLayer()] : []),
       forwardedLayer(hcm.via === undefined ? {} : { via: hcm.via }),
       ...(deps.telemetry ? [deps.telemetry(listener)] : []),
       metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
@@ -107,13 +112,25 @@ export interface ConnectionDeps {
   readonly http1: (hcm: HttpConnectionManagerSpec) => ServeConnection;
   readonly http2: (hcm: HttpConnectionManagerSpec) => ServeConnection;
   /**
-   * TLS on an HTTP chain. The mTLS work terminates it here and calls
-   * `serve` again with the decrypted socket; until then such connections
-   * are closed. (TLS on a TCP chain is proxied as opaque bytes.)
+   * TLS on a chain with a DownstreamTlsContext transport socket
+   * (tls/terminate.ts): the handshake is done there and `next` continues
+   * with the decrypted socket (the codec ALPN or sniffing chose, or the TCP
+   * proxy). Without it such connections are closed on HTTP chains; on TCP
+   * chains TLS without a transport socket is proxied as opaque bytes.
    */
-  readonly terminateTls?: (accepted: Accepted, conn: ConnectionContext) => void;
+  readonly terminateTls?: (accepted: Accepted, conn: ConnectionContext, next: TlsNext) => void;
+  /** TLS origination per cluster endpoint (the cluster-manager hook), for the TCP proxy. */
+  readonly upstreamTls?: (cluster: ClusterSpec, endpoint: EndpointSpec) => ConnectionOptions | undefined;
   /** A proxied opaque TCP connection closed (telemetry's TCP metrics). */
   readonly onTcpClosed?: (r: { direction: ConnectionContext['direction']; cluster: string; peerIdentity: string | undefined; bytesIn: number; bytesOut: number }) => void;
+}
+
+/** After TLS termination: the decrypted socket, bytes already read from it, and the protocol ALPN or sniffing found. */
+export type TlsNext = (socket: Socket, initial: Buffer, protocol: 'http1' | 'http2') => void;
+
+function hasDownstreamTls(chain: FilterChainSpec): boolean {
+  const ts = chain.extensions?.['transportSocket'] as { typedConfig?: { '@type'?: string } } | undefined;
+  return ts?.typedConfig?.['@type'] === 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 }
 
 /** The listener's `serve` callback. */
@@ -122,10 +139,27 @@ export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accept
     const { socket, chain, protocol, initial } = accepted;
     const conn = connectionContext(accepted, listener, chain, deps);
     if (chain.tcp) {
-      const spec = chain.tcp;
+      if (protocol === 'tls' && deps.terminateTls && hasDownstreamTls(chain)) {
+        deps.terminateTls(accepted, conn, (s, init) => serveTcp(s, init));
+        return;
+      }
+      serveTcp(socket, initial);
+      return;
+    }
+    function serveTcp(socket: Socket, initial: Buffer): void {
+      const spec = chain.tcp!;
+      const upstreamTls = deps.upstreamTls;
       const done = proxyTcp(socket, initial, conn, {
         spec,
         pick: (cluster) => deps.current().pickEndpoint(cluster),
+        ...(upstreamTls
+          ? {
+            tls: (cluster: string, target: { address: string; port: number; labels?: Readonly<Record<string, string>> }) => {
+              const cs = deps.current().config.clusters.get(cluster);
+              return cs ? upstreamTls(cs, { address: target.address, port: target.port, weight: 1, health: 'healthy', ...(target.labels ? { labels: target.labels } : {}) }) : undefined;
+            },
+          }
+          : {}),
         connectTimeoutMs: (cluster) => deps.current().config.clusters.get(cluster)?.connectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
         stats: deps.stats,
         log: deps.log,
@@ -136,7 +170,6 @@ export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accept
           if (o.ok) report({ direction: conn.direction, cluster: o.cluster, peerIdentity: conn.downstream.peerIdentity, bytesIn: o.bytesIn, bytesOut: o.bytesOut });
         });
       }
-      return;
     }
     if (!chain.http) {
       deps.log('chain_without_filter', { listener: listener.name, chain: chain.name });
@@ -145,7 +178,10 @@ export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accept
     }
     switch (protocol) {
       case 'tls':
-        if (deps.terminateTls) deps.terminateTls(accepted, conn);
+        if (deps.terminateTls) {
+          const hcm = chain.http;
+          deps.terminateTls(accepted, conn, (s, init, p) => (p === 'http2' ? deps.http2(hcm) : deps.http1(hcm))(s, init, conn));
+        }
         else {
           deps.log('tls_not_terminated', { listener: listener.name, chain: chain.name });
           socket.destroy();

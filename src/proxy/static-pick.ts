@@ -8,6 +8,8 @@ import type { ProxyConfig } from './config/types.ts';
 export interface TcpTarget {
   readonly address: string;
   readonly port: number;
+  /** The endpoint's `trellis` metadata labels (transport socket matches). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export type PickEndpoint = (cluster: string) => TcpTarget | undefined;
@@ -21,7 +23,7 @@ export function createStaticPicker(config: ProxyConfig): PickEndpoint {
         if (ep.health !== 'healthy' && ep.health !== 'unknown') continue;
         let list = byPriority.get(loc.priority);
         if (!list) byPriority.set(loc.priority, (list = []));
-        list.push({ address: ep.address, port: ep.port });
+        list.push({ address: ep.address, port: ep.port, ...(ep.labels ? { labels: ep.labels } : {}) });
       }
     }
     const best = [...byPriority.keys()].sort((a, b) => a - b)[0];

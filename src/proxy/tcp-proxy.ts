@@ -7,11 +7,12 @@
 // reset from either side (the other side is reset too), on the idle timeout,
 // or when the proxy's drain deadline destroys it.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { TcpProxySpec, WeightedCluster } from './config/types.ts';
 import type { ConnectionContext } from './connection.ts';
 import type { ProxyStats } from './proxy-stats.ts';
-import type { PickEndpoint } from './static-pick.ts';
+import type { PickEndpoint, TcpTarget } from './static-pick.ts';
 
 export const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 5_000;
 /** Envoy's tcp_proxy default idle timeout is one hour. */
@@ -21,6 +22,8 @@ export interface TcpProxyDeps {
   readonly spec: TcpProxySpec;
   readonly pick: PickEndpoint;
   readonly connectTimeoutMs: (cluster: string) => number;
+  /** TLS origination (mesh mTLS) for an endpoint; plaintext when absent or undefined. */
+  readonly tls?: (cluster: string, target: TcpTarget) => tls.ConnectionOptions | undefined;
   readonly stats?: ProxyStats;
   readonly log?: (event: string, fields: Record<string, unknown>) => void;
 }
@@ -66,7 +69,11 @@ export function proxyTcp(downstream: Socket, initial: Buffer, conn: ConnectionCo
 
     let connected = false;
     let downstreamGone = false;
-    const upstream = net.connect({ host: target.address, port: target.port, allowHalfOpen: true });
+    const tlsOpts = deps.tls?.(cluster, target);
+    // An opaque stream offers no ALPN (the options are shared with HTTP pools).
+    const upstream = tlsOpts
+      ? tls.connect({ ...tlsOpts, ALPNProtocols: [], host: target.address, port: target.port })
+      : net.connect({ host: target.address, port: target.port, allowHalfOpen: true });
     upstream.setNoDelay(true);
     downstream.setNoDelay(true);
 
@@ -102,7 +109,7 @@ export function proxyTcp(downstream: Socket, initial: Buffer, conn: ConnectionCo
       fail('connect_failed');
     });
 
-    upstream.once('connect', () => {
+    upstream.once(tlsOpts ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
       downstream.removeListener('close', earlyClose);

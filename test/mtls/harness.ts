@@ -182,3 +182,20 @@ export async function get(port: number, headers: Record<string, string> = {}, ag
     req.end();
   });
 }
+
+const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const tcpFilter = (name: string, cluster: string) => ({ name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TCP_PROXY, statPrefix: name, cluster } });
+
+/** TCP: an inbound listener terminating mTLS (STRICT) in front of a TCP app. */
+export async function startTcpInbound(t: TestContext, identity: WorkloadIdentity, appPort: number): Promise<number> {
+  const chains = [{ name: 'mtls', filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTls, filters: [tcpFilter('inbound', 'app')] }];
+  const p = await runProxy(t, 'tcp-inbound-b', [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: chains }], [cluster('app', appPort, {})], identity);
+  return p.ports.get('inbound')!;
+}
+
+/** TCP: a plaintext local listener whose cluster originates mTLS to `peerPort`. */
+export async function startTcpOutbound(t: TestContext, identity: WorkloadIdentity, peerPort: number, sans: string[]): Promise<number> {
+  const p = await runProxy(t, 'tcp-outbound-a', [{ name: 'out', address: addr(0), trafficDirection: 'OUTBOUND', filterChains: [{ name: 'out', filters: [tcpFilter('out', 'b')] }] }],
+    [cluster('b', peerPort, { tls: upstreamTls(sans) })], identity);
+  return p.ports.get('out')!;
+}

@@ -4,7 +4,9 @@
 // workload certificate; the client must present a certificate that chains to
 // the trust bundle (requestCert + rejectUnauthorized) and carries exactly one
 // SPIFFE ID. That ID becomes `downstream.peerIdentity`. ALPN picks the codec
-// (h2 or http/1.1); without ALPN the decrypted bytes are sniffed.
+// (h2 or http/1.1); without ALPN the decrypted bytes are sniffed. The stack
+// (stack.ts) passes `next`, which continues with the chain's codec or, on a
+// TCP chain, the TCP proxy.
 //
 // One tls.Server (never listening) does every handshake: the raw socket is
 // handed to it with the bytes detection already read put back, and its
@@ -18,13 +20,17 @@ import { detectProtocol } from '../detect.ts';
 import type { WorkloadIdentity } from '../identity/workload-identity.ts';
 import { peerSpiffeId } from './spiffe-verify.ts';
 import { DOWNSTREAM_TLS_TYPE } from './upstream-tls.ts';
+import type { TlsNext } from '../stack.ts';
+import { serveHttp1 } from '../http1/server.ts';
+import { serveHttp2 } from '../http2/server.ts';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface TlsTerminatorDeps {
   readonly identity: Pick<WorkloadIdentity, 'current' | 'onChange'>;
-  readonly http1: ServeConnection;
-  readonly http2: ServeConnection;
+  /** Codecs used when the caller passes no `next` (default: the plain ones). */
+  readonly http1?: ServeConnection;
+  readonly http2?: ServeConnection;
   /** Accept only peers of this trust domain (default: any SPIFFE ID the bundle vouches for). */
   readonly trustDomain?: string;
   readonly handshakeTimeoutMs?: number;
@@ -32,7 +38,7 @@ export interface TlsTerminatorDeps {
 }
 
 export interface TlsTerminator {
-  (accepted: Accepted, conn: ConnectionContext): void;
+  (accepted: Accepted, conn: ConnectionContext, next?: TlsNext): void;
   /** Stop following identity changes. */
   close(): void;
 }
@@ -44,7 +50,9 @@ function hasDownstreamTls(accepted: Accepted): boolean {
 
 export function createTlsTerminator(deps: TlsTerminatorDeps): TlsTerminator {
   const log = deps.log ?? (() => {});
-  const pending = new WeakMap<Socket, { accepted: Accepted; conn: ConnectionContext }>();
+  const pending = new WeakMap<Socket, { accepted: Accepted; conn: ConnectionContext; next: TlsNext }>();
+  const http1 = deps.http1 ?? serveHttp1;
+  const http2 = deps.http2 ?? serveHttp2;
   const server = tls.createServer({
     ...(deps.identity.current()?.contextOptions ?? {}),
     minVersion: 'TLSv1.3',
@@ -80,18 +88,18 @@ export function createTlsTerminator(deps: TlsTerminatorDeps): TlsTerminator {
     p.accepted.downstream.peerIdentity = id;
     p.accepted.downstream.tls = true;
     s.on('error', () => {}); // the codec reports what matters through close
-    if (s.alpnProtocol === 'h2') deps.http2(s, Buffer.alloc(0), p.conn);
-    else if (s.alpnProtocol === 'http/1.1') deps.http1(s, Buffer.alloc(0), p.conn);
+    if (p.accepted.chain.tcp) p.next(s, Buffer.alloc(0), 'http1'); // opaque: no sniffing, server-first protocols work
+    else if (s.alpnProtocol === 'h2') p.next(s, Buffer.alloc(0), 'http2');
+    else if (s.alpnProtocol === 'http/1.1') p.next(s, Buffer.alloc(0), 'http1');
     else {
       void detectProtocol(s).then((r) => {
         if (!r.ok) s.destroy();
-        else if (r.protocol === 'http2') deps.http2(s, r.initial, p.conn);
-        else deps.http1(s, r.initial, p.conn);
+        else p.next(s, r.initial, r.protocol === 'http2' ? 'http2' : 'http1');
       });
     }
   });
 
-  const terminate = function terminateTls(accepted: Accepted, conn: ConnectionContext): void {
+  const terminate = function terminateTls(accepted: Accepted, conn: ConnectionContext, next?: TlsNext): void {
     const { socket, initial } = accepted;
     if (!hasDownstreamTls(accepted)) {
       log('tls_not_configured', { listener: conn.listener, chain: accepted.chain.name });
@@ -103,7 +111,7 @@ export function createTlsTerminator(deps: TlsTerminatorDeps): TlsTerminator {
       socket.destroy();
       return;
     }
-    pending.set(socket, { accepted, conn });
+    pending.set(socket, { accepted, conn, next: next ?? ((s, init, proto) => (proto === 'http2' ? http2 : http1)(s, init, conn)) });
     if (initial.length > 0) socket.unshift(initial);
     server.emit('connection', socket);
   } as TlsTerminator;
