@@ -138,3 +138,20 @@ test('trellis demo serves the page through the mesh and stops cleanly on SIGINT'
   assert.deepEqual(left, [], 'processes left behind after SIGINT');
   assert.ok(output.some((l) => l.includes('trellis demo: stopped')));
 });
+
+test('trellis demo refuses to start when one of its ports is taken, naming it', { timeout: 30_000 }, async (t) => {
+  const base = await freeBase();
+  const net = await import('node:net');
+  const holder = net.createServer();
+  await new Promise<void>((r) => holder.listen(base + 2, '127.0.0.1', r));
+  t.after(() => holder.close());
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'trellis.ts'), 'demo', '--base-port', String(base)], {
+    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(code, 1);
+  assert.match(stderr, new RegExp(`port ${base + 2} \\(ingress\\) on 127\\.0\\.0\\.1 is already in use.*--base-port`));
+});
