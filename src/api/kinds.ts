@@ -18,6 +18,7 @@ import {
   type AuthorizationPolicySpec as AuthorizationPolicySpecT, type RequestAuthenticationSpec as RequestAuthenticationSpecT,
 } from './security.ts';
 import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT } from './external-service.ts';
+import { POLICY_KINDS } from './policies.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
 
@@ -235,6 +236,7 @@ export const KINDS: readonly KindDef[] = [
   // `check`, `references` + `refersTo` (a dangling targetRef shows in status
   // as Accepted=False/TargetNotFound) and columns.
   // ---------------------------------------------------------------------------
+  ...POLICY_KINDS,
   def<ExternalServiceSpecT>({
     kind: 'ExternalService', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'externalservices', shortNames: ['es', 'externalservice', 'serviceentry'],
     specSchema: ExternalServiceSpec, nameRule: 'dns1123-subdomain',

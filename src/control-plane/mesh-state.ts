@@ -8,6 +8,7 @@ import type { KeyValue, Store, Watch, WatchEvent } from './store/types.ts';
 import type {
   ExternalServiceResource, GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, WorkloadInstance,
 } from './translate/model.ts';
+import { isPolicyKind, type PolicyResource } from './translate/policies.ts';
 import type { AuthorizationPolicyResource, RequestAuthenticationResource } from './translate/authz.ts';
 
 export const RESOURCES_PREFIX = '/trellis/resources/';
@@ -78,6 +79,7 @@ export function buildMeshState(raw: Raw): MeshState {
   const authorizationPolicies: AuthorizationPolicyResource[] = [];
   const requestAuthentications: RequestAuthenticationResource[] = [];
   const externalServices: ExternalServiceResource[] = [];
+  const policies: PolicyResource[] = [];
   for (const { kind, value } of raw.resources.values()) {
     if (kind === 'Service') services.push(value as ServiceResource);
     else if (kind === 'HTTPRoute') httpRoutes.push(value as HTTPRouteResource);
@@ -87,6 +89,7 @@ export function buildMeshState(raw: Raw): MeshState {
     else if (kind === 'AuthorizationPolicy') authorizationPolicies.push(value as AuthorizationPolicyResource);
     else if (kind === 'RequestAuthentication') requestAuthentications.push(value as RequestAuthenticationResource);
     else if (kind === 'ExternalService') externalServices.push(value as ExternalServiceResource);
+    else if (isPolicyKind(kind)) policies.push(value as PolicyResource);
     else if (kind === 'Workload') {
       const w = toWorkload(value);
       if (w) workloads.push(w);
@@ -97,7 +100,7 @@ export function buildMeshState(raw: Raw): MeshState {
     if (w) workloads.push(w);
   }
   const security = authorizationPolicies.length + requestAuthentications.length > 0 ? { security: { authorizationPolicies, requestAuthentications } } : {};
-  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices, ...security };
+  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices, policies, ...security };
 }
 
 function apply(raw: Raw, key: string, value: unknown | undefined): void {

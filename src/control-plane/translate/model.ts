@@ -5,6 +5,7 @@
 
 import type { MeshTlsInput } from './mtls.ts';
 import type { SecurityPolicies } from './authz.ts';
+import type { PolicyResource } from './policies.ts';
 
 export interface Meta {
   name: string;
@@ -171,6 +172,8 @@ export interface MeshState {
   meshTls?: MeshTlsInput;
   /** AuthorizationPolicy and RequestAuthentication resources (translate/authz.ts). */
   security?: SecurityPolicies;
+  /** Traffic policies (TimeoutPolicy, RetryPolicy, ...: translate/policies.ts). */
+  policies?: readonly PolicyResource[];
 }
 
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';

@@ -23,6 +23,7 @@ import {
 import { transparentOwn } from './transparent.ts';
 import { applyMeshTls } from './mtls.ts';
 import { applySecurity } from './authz.ts';
+import { applyPolicies } from './policies.ts';
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
@@ -300,7 +301,8 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
   // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes are their own.
   const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), clusters: [], endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
-  const parts = { sharedKey: `sidecar|${node.namespace}`, shared, own, warnings };
+  // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result.
+  const parts = applyPolicies({ sharedKey: `sidecar|${node.namespace}`, shared, own, warnings }, state, node);
   return applySecurity(state.meshTls ? applyMeshTls(parts, state, node) : parts, state, node, state.security);
 }
 
