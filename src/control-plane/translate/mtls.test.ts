@@ -10,7 +10,7 @@ import { buildProxyConfig } from '../../proxy/config/envoy.ts';
 import { readUpstreamTls, transportSocketFor } from '../../proxy/tls/upstream-tls.ts';
 
 const w = (name: string, labels: Record<string, string>, sa = name, proxyPort: number | null = 15100): WorkloadInstance => ({
-  name, namespace: 'shop', serviceAccount: sa, address: '127.0.0.1', labels, ports: [{ port: 9080, ...(proxyPort === null ? {} : { proxyPort }) }, { port: 9090, proxyPort: 15101 }],
+  name, namespace: 'shop', serviceAccount: sa, address: '127.0.0.1', labels, ports: [{ port: 9080, ...(proxyPort === null ? {} : { proxyPort }) }, { port: 9090, proxyPort: 15101 }, { port: 5432, protocol: 'tcp', proxyPort: 15102 }],
 });
 
 test('mode precedence: selector > namespace > mesh root > default PERMISSIVE, port level first', () => {
@@ -32,6 +32,7 @@ const state: MeshState = {
   services: [
     { metadata: { name: 'reviews', namespace: 'shop' }, spec: { selector: { app: 'reviews' }, ports: [{ port: 9080, protocol: 'http' }, { name: 'grpc', port: 9090, protocol: 'grpc' }] } },
     { metadata: { name: 'legacy', namespace: 'shop' }, spec: { selector: { app: 'legacy' }, ports: [{ port: 9080 }] } },
+    { metadata: { name: 'db', namespace: 'shop' }, spec: { selector: { app: 'reviews' }, ports: [{ port: 5432, protocol: 'tcp' }] } },
   ],
   httpRoutes: [], grpcRoutes: [], tcpRoutes: [],
   workloads: [w('reviews-1', { app: 'reviews' }), w('reviews-2', { app: 'reviews' }, 'reviews-v2'), w('legacy-1', { app: 'legacy' }, 'legacy', null)],
@@ -70,6 +71,9 @@ test('translate with mTLS: clusters originate to meshed endpoints, inbound chain
   const chains = (name: string) => cfg.listeners.find((l) => l.name === name)!.filterChains.map((c) => [c.match.transportProtocol, c.extensions?.['transportSocket'] !== undefined]);
   assert.deepEqual(chains('inbound|9080'), [['tls', true]], 'STRICT');
   assert.deepEqual(chains('inbound|9090'), [['tls', true], ['raw_buffer', false]], 'PERMISSIVE by port level');
+  assert.deepEqual(chains('inbound|5432'), [['tls', true]], 'TCP ports too');
+  const db = cfg.clusters.get('db.shop.svc:5432')!;
+  assert.deepEqual(readUpstreamTls(transportSocketFor(db, cfg.endpoints.get('db.shop.svc:5432')![0]!.endpoints[0]!))?.alpn, []);
 });
 
 test('DISABLE: plaintext inbound chain and callers do not originate TLS', () => {
@@ -77,6 +81,8 @@ test('DISABLE: plaintext inbound chain and callers do not originate TLS', () => 
   const out = translate(s, { id: 'r1', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' });
   const inbound = out.listeners.find((l) => (l as { name: string }).name === 'inbound|9080') as { filterChains: { filterChainMatch?: { transportProtocol?: string } }[] };
   assert.deepEqual(inbound.filterChains.map((c) => c.filterChainMatch?.transportProtocol), ['raw_buffer']);
+  const tcpIn = out.listeners.find((l) => (l as { name: string }).name === 'inbound|5432') as { filterChains: { filterChainMatch?: object }[] };
+  assert.deepEqual(tcpIn.filterChains.map((c) => c.filterChainMatch), [undefined], 'DISABLE TCP: unmatched chain, no detection wait');
   const c = out.clusters.find((x) => (x as { name: string }).name === 'reviews.shop.svc:9080') as Record<string, unknown>;
   assert.equal(c['transportSocketMatches'], undefined);
   const plain = translate({ ...state, meshTls: undefined }, { id: 'r1', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' });

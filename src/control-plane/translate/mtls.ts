@@ -1,22 +1,24 @@
 // Automatic mutual TLS in the translated resources (pure, like the rest of
 // translate/). When the mesh state carries `meshTls`:
 //
-//  - Service clusters (HTTP-like ports) get `transportSocketMatches`: endpoints
+//  - Service clusters get `transportSocketMatches`: endpoints
 //    labelled `trellis.dev/meshed: "true"` (a sidecar fronts them) are dialled
 //    with an UpstreamTlsContext whose `matchTypedSubjectAltNames` lists the
 //    SPIFFE IDs of the service's workloads; other endpoints stay plaintext
 //    (the cluster has no default transportSocket). No TLS when every meshed
 //    workload behind the port is in DISABLE mode.
-//  - A sidecar's inbound HTTP listeners get filter chains per MeshTLS mode:
-//    STRICT one `transportProtocol: tls` chain with a DownstreamTlsContext
-//    (plaintext finds no chain and is closed), PERMISSIVE that chain plus a
-//    `raw_buffer` one, DISABLE a `raw_buffer` chain only.
+//  - A sidecar's inbound listeners (HTTP and TCP) get filter chains per
+//    MeshTLS mode: STRICT one `transportProtocol: tls` chain with a
+//    DownstreamTlsContext (plaintext finds no chain and is closed),
+//    PERMISSIVE that chain plus a `raw_buffer` one, DISABLE the plaintext
+//    chain alone (HTTP: `raw_buffer`; TCP: unmatched, so server-first
+//    protocols are not delayed by detection).
 //  - `meshTlsSecrets()` is the `trellis-trust-bundle` Secret (validation
 //    context with the trust bundle inline) to put in every snapshot.
 //
 // The TLS contexts name no certificate or CA: the Trellis proxy fills them
 // with its workload identity and trust bundle (docs/identity-and-mtls.md).
-// TCP ports and proxyless gRPC clients stay plaintext for now.
+// Proxyless gRPC clients stay plaintext for now.
 import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } from './model.ts';
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
@@ -111,7 +113,6 @@ function clusterTls(state: MeshState, input: MeshTlsInput): Map<string, object> 
     const members = state.workloads.filter((w) => selects(svc, w));
     for (const sp of svc.spec.ports) {
       const proto = portProtocol(sp);
-      if (!isHttpLike(proto)) continue;
       const sans = new Set<string>();
       let tls = false;
       for (const w of members) {
@@ -121,7 +122,7 @@ function clusterTls(state: MeshState, input: MeshTlsInput): Map<string, object> 
         if (tlsModeFor(input, w, tp.port) !== 'DISABLE') tls = true;
       }
       if (!tls) continue;
-      const alpn = proto === 'grpc' || proto === 'http2' ? ['h2'] : ['http/1.1'];
+      const alpn = !isHttpLike(proto) ? [] : proto === 'grpc' || proto === 'http2' ? ['h2'] : ['http/1.1'];
       out.set(serviceClusterName(ns, svc.metadata.name, sp.port), {
         transportSocketMatches: [{ name: 'trellis-mtls', match: { [MESHED_LABEL]: 'true' }, transportSocket: upstreamTlsSocket([...sans].sort(), alpn) }],
       });
@@ -154,7 +155,9 @@ interface ListenerShape {
 
 function inboundChains(l: ListenerShape, mode: TlsMode): ListenerShape['filterChains'] {
   const [chain] = l.filterChains;
-  if (!chain || chain.filters[0]?.name !== 'envoy.filters.network.http_connection_manager') return l.filterChains;
+  const filter = chain?.filters[0]?.name;
+  if (!chain || (filter !== 'envoy.filters.network.http_connection_manager' && filter !== 'envoy.filters.network.tcp_proxy')) return l.filterChains;
+  if (filter === 'envoy.filters.network.tcp_proxy' && mode === 'DISABLE') return l.filterChains;
   const tls = { ...chain, name: `${chain.name}-mtls`, filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() };
   const plain = { ...chain, name: `${chain.name}-plaintext`, filterChainMatch: { transportProtocol: 'raw_buffer' } };
   return mode === 'STRICT' ? [tls] : mode === 'PERMISSIVE' ? [tls, plain] : [plain];
