@@ -3,6 +3,9 @@
 // owner, who accepts it (ACK) or rejects it (NACK with the reason in
 // error_detail). Reconnects forever with exponential backoff and jitter; the
 // owner keeps whatever it last accepted while the control plane is away.
+// Several control-plane replicas may be listed ("host:port,host:port"): the
+// client stays on one while its stream lives and moves to the next address
+// each time a stream ends or fails to open (docs/high-availability.md).
 //
 // The node goes on the first request of each stream. Subscription changes made
 // while the owner handles a response are sent after that response's ACK, so
@@ -30,7 +33,7 @@ export interface BackoffOptions {
 }
 
 export interface AdsClientOptions {
-  /** host:port of the control plane. */
+  /** host:port of the control plane, or several comma-separated (replicas, tried in turn). */
   readonly serverUri: string;
   readonly node: NodeInput;
   readonly credentials?: grpc.ChannelCredentials;
@@ -53,6 +56,8 @@ export interface AdsClientState {
   /** Connection attempts that failed or streams that ended, since start. */
   readonly disconnects: number;
   readonly lastError: string | null;
+  /** The address of the current (or next) stream. */
+  readonly server: string;
   readonly perType: Readonly<Record<string, TypeClientState>>;
 }
 
@@ -76,17 +81,28 @@ const INVALID_ARGUMENT = 3;
 export function startAdsClient(opts: AdsClientOptions): AdsClient {
   const backoff = { initialMs: 100, maxMs: 30_000, multiplier: 2, jitter: 0.2, ...opts.backoff };
   const Client = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod }, 'ads');
-  const grpcClient = new Client(opts.serverUri, opts.credentials ?? grpc.credentials.createInsecure(), {
-    // The channel's own reconnect backoff (default up to 120 s) must not
-    // outlast ours, or a long outage delays the return by minutes.
-    'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
-    'grpc.max_reconnect_backoff_ms': backoff.maxMs,
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  });
+  const servers = parseServerList(opts.serverUri);
+  const grpcClients = new Map<string, grpc.Client>();
+  let serverIndex = 0;
+  const clientFor = (address: string): grpc.Client => {
+    let c = grpcClients.get(address);
+    if (c === undefined) {
+      c = new Client(address, opts.credentials ?? grpc.credentials.createInsecure(), {
+        // The channel's own reconnect backoff (default up to 120 s) must not
+        // outlast ours, or a long outage delays the return by minutes.
+        'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
+        'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      });
+      grpcClients.set(address, c);
+    }
+    return c;
+  };
+  const currentServer = (): string => servers[serverIndex % servers.length]!;
   const openStream = (): grpc.ClientDuplexStream<Buffer, Buffer> =>
-    (grpcClient as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> }).StreamAggregatedResources();
+    (clientFor(currentServer()) as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> }).StreamAggregatedResources();
 
   const subs = new Map<string, TypeSub>();
   let call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
@@ -187,7 +203,9 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
       if (call === stream) call = undefined;
       if (closed) return;
       disconnects++;
-      lastError = reason;
+      lastError = `${currentServer()}: ${reason}`;
+      serverIndex = (serverIndex + 1) % servers.length; // next replica
+
       setConnected(false, reason);
       scheduleReconnect();
     };
@@ -233,7 +251,7 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     state() {
       const perType: Record<string, TypeClientState> = {};
       for (const [t, s] of subs) perType[t] = { subscribed: s.names, ackedVersion: s.ackedVersion, lastNonce: s.lastNonce, lastNack: s.lastNack };
-      return { connected, disconnects, lastError, perType };
+      return { connected, disconnects, lastError, server: currentServer(), perType };
     },
     close() {
       if (closed) return;
@@ -241,10 +259,17 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
       if (timer !== undefined) clearTimeout(timer);
       call?.cancel();
       call = undefined;
-      grpcClient.close();
+      for (const c of grpcClients.values()) c.close();
       setConnected(false, 'closed');
     },
   };
+}
+
+/** "a:1, b:2" -> ["a:1", "b:2"]; throws on an empty list. */
+export function parseServerList(serverUri: string): string[] {
+  const list = serverUri.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw new Error(`serverUri: no control-plane address in ${JSON.stringify(serverUri)}`);
+  return list;
 }
 
 function rank(order: readonly string[], t: string): number {

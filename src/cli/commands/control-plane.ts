@@ -15,6 +15,8 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --host       address to bind (default 127.0.0.1)
   --api-port   HTTP API and dashboard (default 15080)
   --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
+  --id         this replica's name (xDS control_plane.identifier, leader election)
+  --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
 
 identity and mTLS (docs/identity-and-mtls.md):
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
@@ -41,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
       'api-port': { type: 'string' },
       'xds-port': { type: 'string' },
       id: { type: 'string' },
+      'leader-ttl': { type: 'string' },
       'trust-domain': { type: 'string' },
       'ca-cert': { type: 'string' },
       'ca-key': { type: 'string' },
@@ -62,6 +65,11 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
   }
+  const leaderTtl = values['leader-ttl'] === undefined ? undefined : Number(values['leader-ttl']);
+  if (leaderTtl !== undefined && (!Number.isInteger(leaderTtl) || leaderTtl < 1)) {
+    console.error(`trellis control-plane: --leader-ttl: must be a whole number of seconds >= 1, got "${values['leader-ttl']}"`);
+    return 2;
+  }
   let identity: MeshIdentityOptions | false | undefined;
   try {
     identity = identityOptions(values);
@@ -76,6 +84,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
     ...(values.etcd ? { etcdEndpoints: values.etcd.split(',') } : {}),
     ...(values.id ? { id: values.id } : {}),
+    ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
     ...(identity === undefined ? {} : { identity }),
   });
   // Machine-readable readiness line for scripts and tests.

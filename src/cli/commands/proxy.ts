@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   if (joinToken) {
-    const adsHost = boot.dynamicResources?.ads.address.replace(/:\d+$/, '');
+    const adsHost = boot.dynamicResources?.ads.address.split(',')[0]?.replace(/:\d+$/, '');
     const url = values['identity-url'] ?? process.env['TRELLIS_IDENTITY_URL'] ?? (adsHost ? `http://${adsHost}:15080` : undefined);
     if (!url) {
       console.error('trellis proxy: a join token needs --identity-url (or TRELLIS_IDENTITY_URL, or an ADS address in the bootstrap)');

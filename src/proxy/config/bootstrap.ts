@@ -152,9 +152,13 @@ function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { a
     const a = r.obj('ads');
     if (a) {
       address = a.str('address', { required: true });
-      if (address !== undefined && !validHostPort(address)) {
-        a.error('address', `must be "host:port" (got ${JSON.stringify(address)})`);
+      // Several control-plane replicas: "host:port,host:port" (tried in turn).
+      const list = address?.split(',').map((s) => s.trim()) ?? [];
+      if (address !== undefined && (list.length === 0 || !list.every(validHostPort))) {
+        a.error('address', `must be "host:port" or a comma-separated list of them (got ${JSON.stringify(address)})`);
         address = undefined;
+      } else if (address !== undefined) {
+        address = list.join(',');
       }
       a.done();
     }

@@ -1,0 +1,275 @@
+// A highly available control plane end to end: two `trellis control-plane`
+// processes share one real etcd; a real `trellis proxy` lists both xDS
+// addresses. Writes through either replica reach proxies on the other within
+// a second; exactly one replica leads and allocates VIPs; SIGKILLing the
+// replica the proxy is connected to (the leader) under load loses no request,
+// the proxy resyncs with the survivor, which takes over the leader duties
+// within the lease TTL.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { etcdMissingReason, startEtcd } from '../util/etcd.ts';
+import { freePort } from '../proxy/helpers.ts';
+import { openEtcdStore } from '../../src/control-plane/store/etcd.ts';
+import { vipKey } from '../../src/control-plane/registry/vip.ts';
+import type { HaStatus } from '../../src/control-plane/ha.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const TRELLIS = path.join(ROOT, 'bin', 'trellis.ts');
+const LEASE_TTL_S = 2;
+
+interface Replica {
+  readonly id: string;
+  readonly api: string;
+  readonly xds: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  output(): string;
+}
+
+/** A `trellis control-plane` child process; resolves on its ready line. */
+async function startReplica(t: TestContext, etcd: string, id: string): Promise<Replica> {
+  const [apiPort, xdsPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [TRELLIS, 'control-plane', '--etcd', etcd, '--api-port', String(apiPort), '--xds-port', String(xdsPort), '--id', id, '--leader-ttl', String(LEASE_TTL_S)], {
+    cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  t.after(async () => {
+    child.kill('SIGKILL');
+    await exited;
+  });
+  const deadline = Date.now() + 20_000;
+  while (!out.includes('"event":"ready"')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`replica ${id} did not start: ${out}`);
+    await sleep(50);
+  }
+  return { id, api: `http://127.0.0.1:${apiPort}`, xds: `127.0.0.1:${xdsPort}`, child, exited, output: () => out };
+}
+
+async function call(base: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const res = await fetch(`${base}${p}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+const ha = async (r: Replica): Promise<HaStatus> => (await call(r.api, 'GET', '/api/v1/ha')).json as HaStatus;
+
+async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function backend(t: TestContext, name: string): Promise<number> {
+  const server = http.createServer((_req, res) => res.end(name));
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as { port: number }).port;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+
+function get(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const service = (name: string, selector: Record<string, string>) => ({
+  apiVersion: 'trellis.dev/v1alpha1',
+  kind: 'Service',
+  metadata: { name, namespace: 'default' },
+  spec: { selector, ports: [{ name: 'http', port: 9080, targetPort: 'http', protocol: 'http' }] },
+});
+
+const route = (weights: [number, number]) => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  metadata: { name: 'reviews', namespace: 'default' },
+  spec: {
+    parentRefs: [{ group: '', kind: 'Service', name: 'reviews', port: 9080 }],
+    rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: weights[0] }, { name: 'reviews-v2', port: 9080, weight: weights[1] }] }],
+  },
+});
+
+/** How long until `n` consecutive answers say `body`. */
+async function switchTime(port: number, body: string, since: number, maxMs: number): Promise<number> {
+  let streak = 0;
+  let first = -1;
+  while (streak < 20) {
+    if (Date.now() - since > maxMs) throw new Error(`traffic did not move to ${body} within ${maxMs} ms`);
+    const r = await get(port, 'reviews:9080');
+    streak = r.body === body ? streak + 1 : 0;
+    if (streak === 1) first = Date.now() - since;
+  }
+  return first;
+}
+
+const skip = etcdMissingReason();
+
+test('two replicas over one etcd: shared writes, one leader, proxy failover with zero failed requests', { skip: skip ?? false, timeout: 60_000 }, async (t) => {
+  const etcd = await startEtcd();
+  t.after(() => etcd.stop());
+  const store = await openEtcdStore({ endpoints: [etcd.endpoint] });
+  t.after(() => store.close());
+
+  const a = await startReplica(t, etcd.endpoint, 'cp-a');
+  const b = await startReplica(t, etcd.endpoint, 'cp-b');
+  const replicas = [a, b];
+
+  // Exactly one leader, and both agree on who it is.
+  const views = await until('an elected leader seen by both replicas', 10_000, async () => {
+    const v = await Promise.all(replicas.map(ha));
+    return v.filter((s) => s.isLeader).length === 1 && v.every((s) => s.leader !== null && s.leader === v.find((x) => x.isLeader)!.controlPlane) ? v : undefined;
+  });
+  const leader = views[0]!.isLeader ? a : b;
+  const follower = leader === a ? b : a;
+  assert.deepEqual(views.find((s) => s.isLeader)!.duties.includes('vip-allocation'), true);
+  assert.deepEqual(views.find((s) => !s.isLeader)!.duties, []);
+
+  // Resources through the follower, workloads through the leader; each sees the other's writes.
+  const v1 = await backend(t, 'v1');
+  const v2 = await backend(t, 'v2');
+  for (const s of [service('reviews', { app: 'reviews' }), service('reviews-v1', { app: 'reviews', version: 'v1' }), service('reviews-v2', { app: 'reviews', version: 'v2' })]) {
+    const r = await call(follower.api, 'POST', '/api/v1/apply', s);
+    assert.ok(r.status < 300, JSON.stringify(r.json));
+  }
+  for (const [name, port, version] of [['reviews-1', v1, 'v1'], ['reviews-2', v2, 'v2']] as const) {
+    const r = await call(leader.api, 'POST', '/api/v1/registry/workloads', {
+      name, namespace: 'default', address: '127.0.0.1', ports: [{ name: 'http', port, protocol: 'http' }], labels: { app: 'reviews', version }, ttlSeconds: 60,
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.json));
+  }
+  const got = await call(leader.api, 'GET', '/api/v1/resources/Service/default/reviews');
+  assert.equal(got.status, 200, `a Service applied through ${follower.id} is read back through ${leader.id}: ${JSON.stringify(got.json)}`);
+  // The leader allocates VIPs for services created through the follower.
+  await until('VIPs for the three services', 5_000, async () => (await Promise.all(['reviews', 'reviews-v1', 'reviews-v2'].map((n) => store.get(vipKey('default', n))))).every((kv) => kv !== null));
+
+  // A proxy listing both replicas, the leader first (it connects there).
+  const outbound = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-ha-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'sidecar.json');
+  writeFileSync(file, JSON.stringify({
+    node: { id: 'default/productpage-1', cluster: 'productpage', metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'productpage-1', outbound: { address: '127.0.0.1', port: outbound } } } },
+    admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
+    dynamicResources: { ads: { address: `${leader.xds},${follower.xds}` } },
+  }));
+  const proxy = spawn(process.execPath, [TRELLIS, 'proxy', '--config', file], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let proxyErr = '';
+  proxy.stderr.setEncoding('utf8').on('data', (d: string) => (proxyErr += d));
+  const proxyExited = new Promise<void>((r) => proxy.once('exit', () => r()));
+  t.after(async () => {
+    proxy.kill('SIGKILL');
+    await proxyExited;
+    agent.destroy();
+  });
+  const seen = new Set<string>();
+  for (let i = 0; i < 300 && seen.size < 2; i++) {
+    try {
+      const r = await get(outbound, 'reviews:9080');
+      if (r.status === 200) seen.add(r.body);
+    } catch {
+      await sleep(50);
+    }
+  }
+  assert.deepEqual([...seen].sort(), ['v1', 'v2'], `proxy never served both versions; stderr: ${proxyErr}`);
+
+  // Which replica is the proxy on? (From each replica's /api/v1/proxies.)
+  const connectedTo = async (r: Replica): Promise<{ status: string } | undefined> =>
+    ((await call(r.api, 'GET', '/api/v1/proxies')).json.proxies as { nodeId: string; status: string }[]).find((p) => p.nodeId === 'default/productpage-1');
+  const on = await until('the proxy on exactly one replica', 5_000, async () => {
+    const c = await Promise.all(replicas.map(connectedTo));
+    return c.filter(Boolean).length === 1 ? (c[0] ? a : b) : undefined;
+  });
+  assert.equal(on, leader, 'the proxy connects to the first address listed');
+
+  // A route applied through the replica the proxy is NOT on reaches it within a second.
+  const t0 = Date.now();
+  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', route([0, 100]))).status < 300);
+  const crossReplica = await switchTime(outbound, 'v2', t0, 3_000);
+  assert.ok(crossReplica < 1000, `a change through ${follower.id} took ${crossReplica} ms to reach a proxy on ${leader.id}`);
+
+  // Bounded load; SIGKILL the proxy's replica (also the leader) in the middle.
+  const TOTAL = 1500;
+  let failures = 0;
+  let done = 0;
+  const errors: string[] = [];
+  let killed!: () => void;
+  const killPoint = new Promise<void>((r) => (killed = r));
+  const load = (async () => {
+    const worker = async () => {
+      while (done < TOTAL) {
+        done++;
+        if (done === 300) killed();
+        try {
+          const r = await get(outbound, 'reviews:9080');
+          if (r.status !== 200 || r.body !== 'v2') {
+            failures++;
+            if (errors.length < 5) errors.push(`${r.status} ${r.body}`);
+          }
+        } catch (err) {
+          failures++;
+          if (errors.length < 5) errors.push((err as Error).message);
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  })();
+  await killPoint;
+  const killedAt = Date.now();
+  leader.child.kill('SIGKILL');
+  await leader.exited;
+
+  // The proxy shows up connected and synced on the survivor within a few seconds.
+  await until('the proxy synced on the survivor', 5_000, async () => (await connectedTo(follower))?.status === 'synced');
+  const resynced = Date.now() - killedAt;
+  // The survivor takes the leader duties within the lease TTL (+ etcd's expiry check).
+  const elected = await until('the survivor elected', (LEASE_TTL_S + 3) * 1000, async () => ((await ha(follower)).isLeader ? Date.now() - killedAt : undefined));
+  await load;
+  assert.equal(failures, 0, `${failures} of ${TOTAL} requests failed across the replica kill: ${errors.join('; ')}`);
+  assert.ok(resynced < 5000, `proxy resynced after ${resynced} ms`);
+  assert.ok(elected < (LEASE_TTL_S + 1.5) * 1000, `new leader after ${elected} ms (lease TTL ${LEASE_TTL_S} s)`);
+  assert.ok((await ha(follower)).duties.includes('vip-allocation'));
+
+  // A route change through the survivor reaches the proxy.
+  const t1 = Date.now();
+  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', route([100, 0]))).status < 300);
+  const after = await switchTime(outbound, 'v1', t1, 3_000);
+  assert.ok(after < 1000, `route change through the survivor took ${after} ms`);
+
+  // A Service created now still gets a VIP (from the new leader).
+  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', service('ratings', { app: 'ratings' }))).status < 300);
+  await until('a VIP for a Service created after the failover', 5_000, async () => (await store.get(vipKey('default', 'ratings'))) !== null);
+  assert.equal(failures, 0);
+  t.diagnostic(`cross-replica change ${crossReplica} ms; resync ${resynced} ms; new leader ${elected} ms after the kill`);
+});
