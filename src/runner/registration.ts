@@ -31,8 +31,9 @@ async function call(method: string, url: string, body?: unknown, timeoutMs = 500
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    return { ok: false, code: 'CP_UNREACHABLE', message: `${method} ${url}: ${cause ?? (err as Error).message}` };
+    const c = (err as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
+    const why = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).message;
+    return { ok: false, code: 'CP_UNREACHABLE', message: `${method} ${url}: ${why}` };
   }
   const text = await res.text();
   let json: unknown;

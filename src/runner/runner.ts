@@ -129,11 +129,13 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
   try {
     const pod = opts.pod;
     if (pod) cleanups.push(() => pod.close());
-    const bindHost = pod ? '0.0.0.0' : '127.0.0.1';
+    // Inbound proxy ports: loopback unless the workload registers another
+    // address peers dial (then every interface), always so in a pod.
+    const bindHost = pod || (opts.address !== undefined && opts.address !== '127.0.0.1') ? '0.0.0.0' : '127.0.0.1';
     // Ports: admin, outbound, one inbound proxy port per app port (explicit)
     // or one shared inbound capture port (transparent). In a pod, every port
     // is free (a fresh network namespace); still take distinct free ones.
-    const [adminPort, outboundPort, ...inbound] = await freePorts(2 + (pod ? 1 : opts.ports.length));
+    const [adminPort, outboundPort, ...inbound] = await freePorts(2 + (pod ? 1 : opts.ports.length), bindHost);
     const registration: WorkloadRegistration = {
       name: workload,
       namespace: opts.namespace,
