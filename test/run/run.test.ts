@@ -43,6 +43,17 @@ test('trellis run: app after sidecar ready, HTTP_PROXY routing, SIGTERM forwarde
   const viaSidecar = await fetch(`http://127.0.0.1:${w.ports[0]!.proxyPort}/direct`);
   assert.equal(await viaSidecar.text(), 'reviews-v1 /direct');
 
+  // The sidecar dies: the runner restarts it while the app keeps running.
+  const firstPid = events(reviews.stderr()).find((e) => e.event === 'sidecar_started')?.pid as number;
+  process.kill(firstPid, 'SIGKILL');
+  await waitFor('sidecar restarted', () => (events(reviews.stderr()).some((e) => e.event === 'sidecar_restarted') ? true : undefined));
+  const again = await waitFor('inbound through the restarted sidecar', async () => {
+    const res = await fetch(`http://127.0.0.1:${w.ports[0]!.proxyPort}/again`).catch(() => undefined);
+    return res?.status === 200 ? res.text() : undefined;
+  });
+  assert.equal(again, 'reviews-v1 /again');
+  assert.equal(reviews.child.exitCode, null, 'the runner and its app kept running');
+
   // SIGTERM to the runner reaches the app, which exits 0 -> runner exits 0.
   reviews.child.kill('SIGTERM');
   const re = await reviews.exit;
