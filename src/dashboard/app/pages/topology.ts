@@ -28,7 +28,7 @@ export function serviceOfWorkload(w: RegistryWorkload | undefined, services: rea
 }
 
 const edgeId = (e: EdgeRow): string => `${e.source.namespace}/${e.source.workload}>${e.destination.namespace}/${e.destination.workload}`;
-const edgeLabel = (e: EdgeRow): string => `${rps(e.rps)} rps · ${pct(e.successRate, 1)} · p99 ${ms(e.latencyMs.p99)}${(e.mtlsShare ?? 0) >= 0.99 ? ' · mTLS' : ''}`;
+const edgeLabel = (e: EdgeRow): string => `${rps(e.rps)}/s ${pct(e.successRate, 1)} ${ms(e.latencyMs.p99)}`;
 
 export function Topology(): VNode {
   const m = useMetrics();
@@ -51,7 +51,7 @@ export function Topology(): VNode {
       style: [
         { selector: 'node', style: { label: 'data(label)', 'text-wrap': 'wrap', 'text-valign': 'bottom', 'text-margin-y': 4, 'font-size': 11, color: '#1f2937', 'background-color': 'data(color)', width: 28, height: 28, 'border-width': 2, 'border-color': '#fff' } },
         { selector: 'node[?unmeshed]', style: { shape: 'round-rectangle', 'border-style': 'dashed', 'border-color': '#8a94a6' } },
-        { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, 'text-rotation': 'autorotate', 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'text-background-padding': '2px', width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'target-arrow-shape': 'triangle', 'curve-style': 'bezier', 'line-style': 'data(line)' as 'solid' } },
+        { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, 'text-rotation': 'autorotate', 'text-margin-y': -7, 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'text-background-padding': '2px', width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'target-arrow-shape': 'triangle', 'curve-style': 'bezier', 'line-style': 'data(line)' as 'solid' } },
         { selector: ':selected', style: { 'overlay-color': '#3b82f6', 'overlay-opacity': 0.25, 'overlay-padding': 6 } },
       ],
     });
@@ -119,7 +119,7 @@ export function Topology(): VNode {
     const after = new Set(c.nodes().map((n) => n.id()));
     if (after.size !== before.size || [...after].some((id) => !before.has(id))) {
       const roots = c.nodes().filter((n) => n.indegree(false) === 0);
-      c.layout({ name: 'breadthfirst', directed: true, spacingFactor: 1.1, padding: 24, ...(roots.length > 0 ? { roots } : {}) }).run();
+      c.layout({ name: 'breadthfirst', directed: true, spacingFactor: 1.5, padding: 24, ...(roots.length > 0 ? { roots } : {}) }).run();
     }
   }, [m.tick, registry.data, services.items.length]);
 
@@ -153,7 +153,7 @@ export function Topology(): VNode {
           })(),
           h('button', { type: 'button', onClick: () => setSelected(null) }, 'Close'))
         : null),
-    h('p', { class: 'legend' }, 'Colour: success rate (green ≥ 99.5%, amber ≥ 99%, red below). Solid line: mutual TLS; dashed: plaintext. Dashed box: unmeshed caller.'),
+    h('p', { class: 'legend' }, 'Edge labels: requests/s, success rate, p99. Colour: success rate (green ≥ 99.5%, amber ≥ 99%, red below). Solid line: mutual TLS; dashed: plaintext. Dashed box: unmeshed caller.'),
     h('h2', null, 'Edges'),
     h(SortTable<EdgeRow>, { label: 'Edges between workloads', columns, rows: edges, rowKey: edgeId, initial: { key: 'rps', desc: true }, empty: 'No traffic in the last minute.' }));
 }
