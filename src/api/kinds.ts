@@ -112,13 +112,14 @@ const backendsColumn: Column = {
 };
 
 /** A security policy's targetRef (a Service in the policy's namespace). */
-function policyTargetRef(res: Resource<{ targetRef?: { name: string } }>): ObjectRef[] {
+function policyTargetRef(res: Resource<{ targetRef?: { kind?: string; name: string } }>): ObjectRef[] {
   const t = res.spec.targetRef;
-  return t ? [{ role: 'targetRef', kind: 'Service', namespace: res.metadata.namespace ?? 'default', name: t.name, path: 'spec.targetRef' }] : [];
+  const kind = t?.kind === 'Gateway' ? 'Gateway' : 'Service';
+  return t ? [{ role: 'targetRef', kind, namespace: res.metadata.namespace ?? 'default', name: t.name, path: 'spec.targetRef' }] : [];
 }
 
-function targetColumn(spec: { selector?: Record<string, string>; targetRef?: { name: string } }): string {
-  if (spec.targetRef) return `Service/${spec.targetRef.name}`;
+function targetColumn(spec: { selector?: Record<string, string>; targetRef?: { kind?: string; name: string } }): string {
+  if (spec.targetRef) return `${spec.targetRef.kind ?? 'Service'}/${spec.targetRef.name}`;
   const sel = Object.entries(spec.selector ?? {});
   return sel.length > 0 ? sel.map(([k, v]) => `${k}=${v}`).join(',') : '<namespace>';
 }
@@ -212,7 +213,7 @@ export const KINDS: readonly KindDef[] = [
   def<AuthorizationPolicySpecT>({
     kind: 'AuthorizationPolicy', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'authorizationpolicies', shortNames: ['ap', 'authz', 'authorizationpolicy'],
     specSchema: AuthorizationPolicySpec, nameRule: 'dns1123-subdomain', check: checkAuthorizationPolicy,
-    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { name: string } }>), refersTo: ['Service'],
+    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { kind?: string; name: string } }>), refersTo: ['Service', 'Gateway'],
     columns: [
       { header: 'ACTION', value: (r) => (r.spec as AuthorizationPolicySpecT).action ?? 'ALLOW' },
       { header: 'TARGET', value: (r) => targetColumn(r.spec as AuthorizationPolicySpecT) },
@@ -222,7 +223,7 @@ export const KINDS: readonly KindDef[] = [
   def<RequestAuthenticationSpecT>({
     kind: 'RequestAuthentication', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'requestauthentications', shortNames: ['ra', 'requestauthentication'],
     specSchema: RequestAuthenticationSpec, nameRule: 'dns1123-subdomain', check: checkRequestAuthentication,
-    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { name: string } }>), refersTo: ['Service'],
+    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { kind?: string; name: string } }>), refersTo: ['Service', 'Gateway'],
     columns: [
       { header: 'TARGET', value: (r) => targetColumn(r.spec as RequestAuthenticationSpecT) },
       { header: 'ISSUERS', value: (r) => list((r.spec as RequestAuthenticationSpecT).jwtRules.map((j) => j.issuer)) },

@@ -126,7 +126,10 @@ function checkGlob(v: string): boolean {
 function checkTargetRef(spec: { selector?: Record<string, string>; targetRef?: { group?: string; kind?: string } }, report: Report): void {
   if (spec.selector && spec.targetRef) report(['spec', 'targetRef'], 'cannot be combined with selector');
   const t = spec.targetRef;
-  if (t && ((t.kind ?? 'Service') !== 'Service' || !(t.group === undefined || t.group === '' || t.group === 'trellis.dev'))) report(['spec', 'targetRef', 'kind'], 'must name a Service');
+  if (!t) return;
+  const service = (t.kind ?? 'Service') === 'Service' && (t.group === undefined || t.group === '' || t.group === 'trellis.dev');
+  const gateway = t.kind === 'Gateway' && t.group === 'gateway.networking.k8s.io';
+  if (!service && !gateway) report(['spec', 'targetRef', 'kind'], 'must name a Service, or a Gateway (group gateway.networking.k8s.io)');
 }
 
 export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, report: Report): void {

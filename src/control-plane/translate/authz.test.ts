@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { translate } from './translate.ts';
 import type { MeshState, ProxyNode } from './model.ts';
-import { policiesFor, rulePolicy, securityFilters, type AuthorizationPolicyResource, type RequestAuthenticationResource } from './authz.ts';
+import { applySecurity, policiesFor, rulePolicy, securityFilters, type AuthorizationPolicyResource, type RequestAuthenticationResource } from './authz.ts';
 import { createSnapshot, snapshotResources } from '../../xds/snapshot.ts';
 import { TypeUrl } from '../../xds/protos.ts';
 import { unpackAny } from '../../xds/codec.ts';
@@ -99,4 +99,18 @@ test('no policies: the translation is unchanged', () => {
   const node: ProxyNode = { id: 'orders-1', kind: 'sidecar', namespace: 'shop', workload: 'orders-1' };
   const { security: _drop, ...bare } = s;
   assert.deepEqual(translate(s, node), translate(bare, node));
+});
+
+test('gateways: policies whose targetRef names the Gateway apply to its HTTP listeners, ports matched at run time', () => {
+  const s = state([
+    { metadata: { name: 'edge', namespace: 'shop' }, spec: { targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'public' }, rules: [{ to: [{ operation: { ports: ['443'], paths: ['/api/*'] } }] }] } },
+    ap('shop', 'ns-wide', { action: 'DENY', rules: [{}] }),
+  ]);
+  const hcm = { name: 'envoy.filters.network.http_connection_manager', typedConfig: { '@type': 'x', httpFilters: [{ name: 'envoy.filters.http.router' }] } };
+  const parts = { sharedKey: 'k', shared: { listeners: [], routes: [], clusters: [], endpoints: [] }, own: { listeners: [{ name: 'gateway|443', filterChains: [{ name: 'gateway|443', filters: [hcm] }] }], routes: [], clusters: [], endpoints: [] }, warnings: [] };
+  const out = applySecurity(parts, s, { id: 'gw', kind: 'gateway', namespace: 'shop', gateway: 'public' }, s.security);
+  const filters = (out.own.listeners[0] as { filterChains: { filters: { typedConfig: { httpFilters: { name: string; typedConfig?: unknown }[] } }[] }[] }).filterChains[0]!.filters[0]!.typedConfig.httpFilters;
+  assert.deepEqual(filters.map((f) => f.name), ['envoy.filters.http.rbac.allow', 'envoy.filters.http.router'], 'the namespace-wide DENY is for workloads, not the gateway');
+  assert.match(JSON.stringify(filters[0]), /"destinationPort":443/);
+  assert.equal(applySecurity(parts, s, { id: 'gw', kind: 'gateway', namespace: 'shop', gateway: 'other' }, s.security), parts);
 });

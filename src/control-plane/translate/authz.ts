@@ -15,7 +15,9 @@
 // Applicability: a policy in W's namespace whose selector matches W's labels
 // (no selector: every workload of the namespace), or whose targetRef Service
 // selects W; policies in the root namespace `trellis-system` without a
-// selector apply mesh-wide. `to.ports` name workload ports and are decided
+// selector apply mesh-wide. At a gateway node, the policies whose targetRef
+// names its Gateway (group gateway.networking.k8s.io) apply to every HTTP
+// listener, with `to.ports` matched at run time. `to.ports` name workload ports and are decided
 // here per listener (a `to` entry for another port is dropped; a rule left
 // with no `to` entry never matches). RBAC policy names are
 // `ns[<ns>]-policy[<name>]-rule[<i>]`: the proxy labels denials with them.
@@ -52,10 +54,15 @@ type Json = Record<string, unknown>;
 
 // ---- which policies apply ----
 
-function applies(p: { metadata: Meta; spec: { selector?: Record<string, string>; targetRef?: { name: string } } }, w: WorkloadInstance, services: readonly ServiceResource[]): boolean {
+/** What policies are evaluated for: a workload, or a Gateway served by a gateway node. */
+export type PolicySubject = WorkloadInstance | { gateway: string; namespace: string };
+
+function applies(p: { metadata: Meta; spec: { selector?: Record<string, string>; targetRef?: { kind?: string; name: string } } }, w: PolicySubject, services: readonly ServiceResource[]): boolean {
   const ns = nsOf(p.metadata);
   const t = p.spec.targetRef;
+  if ('gateway' in w) return t !== undefined && t.kind === 'Gateway' && t.name === w.gateway && ns === w.namespace;
   if (t) {
+    if ((t.kind ?? 'Service') !== 'Service') return false;
     const svc = services.find((s) => s.metadata.name === t.name && nsOf(s.metadata) === ns);
     return svc !== undefined && ns === w.namespace && selects(svc, w);
   }
@@ -67,7 +74,7 @@ function applies(p: { metadata: Meta; spec: { selector?: Record<string, string>;
 
 const byName = (a: { metadata: Meta }, b: { metadata: Meta }) => `${nsOf(a.metadata)}/${a.metadata.name}`.localeCompare(`${nsOf(b.metadata)}/${b.metadata.name}`);
 
-export function policiesFor(sec: SecurityPolicies, state: MeshState, w: WorkloadInstance): { deny: AuthorizationPolicyResource[]; allow: AuthorizationPolicyResource[]; authn: RequestAuthenticationResource[] } {
+export function policiesFor(sec: SecurityPolicies, state: MeshState, w: PolicySubject): { deny: AuthorizationPolicyResource[]; allow: AuthorizationPolicyResource[]; authn: RequestAuthenticationResource[] } {
   const ap = sec.authorizationPolicies.filter((p) => applies(p, w, state.services)).sort(byName);
   return {
     deny: ap.filter((p) => p.spec.action === 'DENY'),
@@ -296,7 +303,7 @@ function jwtFilter(policies: readonly RequestAuthenticationResource[]): object |
 
 /** The HTTP filters (before the router) for workload `w`'s listener on `port`
  * (undefined: ports are matched at run time, as at gateways). */
-export function securityFilters(sec: SecurityPolicies, state: MeshState, w: WorkloadInstance, port: number | undefined): object[] {
+export function securityFilters(sec: SecurityPolicies, state: MeshState, w: PolicySubject, port: number | undefined): object[] {
   const { deny, allow, authn } = policiesFor(sec, state, w);
   const td = state.meshTls?.trustDomain;
   const out: object[] = [];
@@ -329,9 +336,11 @@ const PORT_NAME = /^inbound\|(\d+)/;
  * policy applies. */
 export function applySecurity(parts: TranslationParts, state: MeshState, node: ProxyNode, sec: SecurityPolicies | undefined): TranslationParts {
   if (!sec || (sec.authorizationPolicies.length === 0 && sec.requestAuthentications.length === 0) || node.kind === 'proxyless') return parts;
-  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
-  if (!me) return parts;
   const gateway = node.kind === 'gateway';
+  const me: PolicySubject | undefined = gateway
+    ? (node.gateway !== undefined ? { gateway: node.gateway, namespace: node.namespace } : undefined)
+    : state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  if (!me) return parts;
   const cache = new Map<number | undefined, object[]>();
   const filtersFor = (port: number | undefined) => {
     let f = cache.get(port);
