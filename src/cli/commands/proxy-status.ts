@@ -1,0 +1,154 @@
+// `trellis proxy-status [--server URL[,URL...]] [-o table|json]`: the xDS
+// sync state of every connected proxy, like `istioctl proxy-status`. Reads
+// `GET /api/v1/proxies` from each control-plane replica given (a proxy is
+// connected to one replica at a time) and merges the answers; a replica that
+// cannot be reached is reported and the others are still shown.
+import { parseArgs } from 'node:util';
+import { DEFAULT_SERVER } from '../client.ts';
+import { formatAge, renderTable } from '../output.ts';
+import { processIO, type CommandIO } from '../command-io.ts';
+import type { ProxyStatus, TypeSyncStatus } from '../../xds/server.ts';
+
+export const summary = 'xDS sync state of every connected proxy (CDS/LDS/EDS/RDS: SYNCED, STALE, NACKED)';
+
+const usage = `usage: trellis proxy-status [--server URL[,URL...]] [-o table|json]
+
+  --server   control-plane API URL; repeat it or separate with commas to merge
+             several replicas (default $TRELLIS_SERVER, else ${DEFAULT_SERVER})
+  -o         table (default) or json`;
+
+export type TypeState = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT';
+
+export interface ProxyStatusRow {
+  readonly name: string;
+  readonly cluster: string;
+  readonly controlPlane: string;
+  readonly server: string;
+  readonly connectedAt: string;
+  readonly version: string | null;
+  /** By xDS short name: CDS, LDS, EDS, RDS (and SDS when subscribed). */
+  readonly types: Readonly<Record<string, { readonly state: TypeState; readonly sentVersion: string | null; readonly ackedVersion: string | null; readonly nack: string | null }>>;
+}
+
+export interface ProxyStatusReport {
+  readonly proxies: ProxyStatusRow[];
+  /** Replicas that could not be asked, with the reason. */
+  readonly unreachable: { readonly server: string; readonly error: string }[];
+}
+
+const TYPES: readonly [string, string][] = [
+  ['CDS', 'Cluster'],
+  ['LDS', 'Listener'],
+  ['EDS', 'ClusterLoadAssignment'],
+  ['RDS', 'RouteConfiguration'],
+  ['SDS', 'Secret'],
+];
+
+/** One type's state from the server's view of it. */
+export function typeState(t: TypeSyncStatus | undefined): TypeState {
+  if (t === undefined || t.sentVersion === null) return 'NOT SENT';
+  if (t.nacked !== null) return 'NACKED';
+  if (t.ackedVersion !== t.sentVersion) return 'STALE';
+  if (t.latestVersion !== null && t.latestVersion !== t.sentVersion) return 'STALE';
+  return 'SYNCED';
+}
+
+function toRow(p: ProxyStatus, controlPlane: string, server: string): ProxyStatusRow {
+  const types: Record<string, ProxyStatusRow['types'][string]> = {};
+  for (const [short, long] of TYPES) {
+    const t = p.perType[long];
+    if (t === undefined && short === 'SDS') continue;
+    types[short] = {
+      state: typeState(t),
+      sentVersion: t?.sentVersion ?? null,
+      ackedVersion: t?.ackedVersion ?? null,
+      nack: t?.nacked ? `version ${t.nacked.version}: ${t.nacked.message}` : null,
+    };
+  }
+  return { name: p.nodeId, cluster: p.cluster, controlPlane, server, connectedAt: p.connectedAt, version: p.snapshotLabel, types };
+}
+
+/** Asks every server and merges; rows sorted by proxy, then replica. */
+export async function collectProxyStatus(servers: readonly string[], timeoutMs = 10_000): Promise<ProxyStatusReport> {
+  const proxies: ProxyStatusRow[] = [];
+  const unreachable: { server: string; error: string }[] = [];
+  await Promise.all(
+    servers.map(async (server) => {
+      try {
+        const res = await fetch(`${server}/api/v1/proxies`, { signal: AbortSignal.timeout(timeoutMs) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const body = (await res.json()) as { controlPlane?: string; proxies?: ProxyStatus[] };
+        if (!Array.isArray(body.proxies)) throw new Error('the answer has no "proxies" list');
+        for (const p of body.proxies) proxies.push(toRow(p, body.controlPlane ?? server, server));
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string } }).cause;
+        unreachable.push({ server, error: cause?.code ?? (err as Error).message });
+      }
+    }),
+  );
+  proxies.sort((a, b) => (a.name === b.name ? (a.controlPlane < b.controlPlane ? -1 : 1) : a.name < b.name ? -1 : 1));
+  unreachable.sort((a, b) => (a.server < b.server ? -1 : 1));
+  return { proxies, unreachable };
+}
+
+/** The table, then every NACK in full. */
+export function renderProxyStatus(report: ProxyStatusReport, now = Date.now()): string {
+  if (report.proxies.length === 0) return 'No proxies connected.';
+  const showSds = report.proxies.some((p) => p.types['SDS'] !== undefined);
+  const shown = TYPES.map(([s]) => s).filter((s) => s !== 'SDS' || showSds);
+  const header = ['NAME', 'CLUSTER', ...shown, 'VERSION', 'CONTROL PLANE', 'CONNECTED SINCE'];
+  const rows = report.proxies.map((p) => [
+    p.name,
+    p.cluster || '-',
+    ...shown.map((s) => p.types[s]?.state ?? '-'),
+    p.version ?? '-',
+    p.controlPlane,
+    formatAge(p.connectedAt, now),
+  ]);
+  const out = [renderTable(header, rows)];
+  const nacks = report.proxies.flatMap((p) => shown.flatMap((s) => (p.types[s]?.nack ? [`  ${p.name} ${s} (${p.controlPlane}) ${p.types[s]!.nack}`] : [])));
+  if (nacks.length > 0) out.push('', 'NACKED:', ...nacks);
+  return out.join('\n');
+}
+
+export function serverList(flags: readonly string[] | undefined): string[] {
+  const raw = flags && flags.length > 0 ? flags : [process.env['TRELLIS_SERVER'] ?? DEFAULT_SERVER];
+  return [...new Set(raw.flatMap((f) => f.split(',')).map((s) => s.trim().replace(/\/+$/, '')).filter((s) => s !== ''))];
+}
+
+export async function exec(argv: string[], io: CommandIO): Promise<number> {
+  let values: { server?: string[]; output?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { server: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (err) {
+    io.err(`trellis proxy-status: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(usage);
+    return 0;
+  }
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json') {
+    io.err(`trellis proxy-status: -o: must be table or json (got "${output}")`);
+    return 2;
+  }
+  const servers = serverList(values.server);
+  const bad = servers.find((s) => !/^https?:\/\/[^/]+/.test(s));
+  if (bad !== undefined) {
+    io.err(`trellis proxy-status: --server: must be an http(s) URL such as ${DEFAULT_SERVER} (got "${bad}")`);
+    return 2;
+  }
+  const report = await collectProxyStatus(servers);
+  for (const u of report.unreachable) io.err(`trellis proxy-status: cannot reach the control plane at ${u.server} (${u.error})`);
+  if (report.unreachable.length === servers.length) return 1;
+  io.out(output === 'json' ? JSON.stringify(report, null, 2) : renderProxyStatus(report));
+  return 0;
+}
+
+export function run(argv: string[]): Promise<number> {
+  return exec(argv, processIO());
+}
