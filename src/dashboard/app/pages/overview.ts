@@ -31,7 +31,9 @@ export function Overview(): VNode {
   const below = [...rows.values()].filter((r) => healthOf(r.stat?.successRate, r.slo) === 'bad');
   const hist = (r: Row) => m.history.get(r.key) ?? [];
   const columns: Column<Row>[] = [
-    { key: 'name', label: 'Service', sort: (r) => r.key, render: (r) => h('a', { href: `#/service/${r.namespace}/${r.name}` }, r.namespace === 'default' ? r.name : `${r.namespace}/${r.name}`) },
+    { key: 'name', label: 'Service', sort: (r) => r.key, render: (r) => (r.name === 'unknown'
+      ? h('span', { class: 'muted', title: 'requests whose destination service the proxies could not name' }, 'unknown service')
+      : h('a', { href: `#/service/${r.namespace}/${r.name}` }, r.namespace === 'default' ? r.name : `${r.namespace}/${r.name}`)) },
     {
       key: 'success', label: 'Success', numeric: true, sort: (r) => r.stat?.successRate ?? null,
       render: (r) => {
