@@ -13,7 +13,10 @@
 // `allowMissing` passes a request without a token but fails one whose token
 // is invalid; `allowMissingOrFailed` passes both (claims only when valid).
 // A request without any token and a requirement that allows that goes on
-// synchronously; everything else waits for the key lookup.
+// synchronously; everything else waits for the key lookup. Tokens whose
+// signature verified are remembered (per config, at most TOKEN_CACHE_SIZE,
+// oldest dropped first) so a client reusing its token pays only the claims
+// checks (exp / nbf are checked again on every request).
 import type { JwtAuthnSpec, JwtProviderSpec, JwtRequirement } from '../config/envoy-jwt.ts';
 import type { Dispatch, Layer, ProxyRequest, ResponseHandler } from '../http/exchange.ts';
 import { getHeaderAll, removeHeader } from '../http/exchange.ts';
@@ -26,6 +29,7 @@ import type { Counter } from '../stats.ts';
 export const JWT_METADATA_ATTR = 'metadata:envoy.filters.http.jwt_authn';
 /** The verified claims of the first valid token (ctx.attrs). */
 export const JWT_CLAIMS_ATTR = 'jwt.claims';
+export const TOKEN_CACHE_SIZE = 1024;
 
 export interface JwtLayerDeps {
   readonly jwks: JwksStore;
@@ -43,6 +47,20 @@ export function jwtAuthnLayer(spec: JwtAuthnSpec, deps: JwtLayerDeps): Layer {
   const providers = [...spec.providers.values()];
   const sources = new Map(providers.map((p) => [p.name, deps.jwks.source(p.jwks)]));
   const now = deps.now ?? Date.now;
+  // provider NUL token -> claims whose signature verified
+  const verified = new Map<string, Record<string, unknown>>();
+  const verifyCached = async (token: string, p: JwtProviderSpec): Promise<Verified> => {
+    const key = `${p.name}\u0000${token}`;
+    const nowS = Math.floor(now() / 1000);
+    const hit = verified.get(key);
+    if (hit) return checkClaims(hit, claimOptions(p, nowS));
+    const r = await verifyToken(token, p, sources.get(p.name)!, nowS);
+    if (r.signed) {
+      if (verified.size >= TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+      verified.set(key, r.signed);
+    }
+    return r.result;
+  };
 
   return (next: Dispatch): Dispatch =>
     function jwtAuthn(req, handler) {
@@ -65,7 +83,7 @@ export function jwtAuthnLayer(spec: JwtAuthnSpec, deps: JwtLayerDeps): Layer {
         let v = memo.get(name);
         if (!v) {
           const p = spec.providers.get(name)!;
-          v = verifyToken(tokens.get(name)!, p, sources.get(name)!, Math.floor(now() / 1000));
+          v = verifyCached(tokens.get(name)!, p);
           memo.set(name, v);
         }
         return v;
@@ -182,22 +200,27 @@ async function evaluate(r: JwtRequirement, tokens: ReadonlyMap<string, string>, 
   }
 }
 
-async function verifyToken(token: string, p: JwtProviderSpec, source: ReturnType<JwksStore['source']>, nowS: number): Promise<Verified> {
-  const jwt = decodeJwt(token);
-  if ('error' in jwt) return { ok: false, code: 'JWT_MALFORMED', detail: jwt.error };
-  const alg = jwt.header.alg;
-  if (!isSupportedAlg(alg)) return { ok: false, code: 'JWT_UNSUPPORTED_ALG', detail: `alg ${JSON.stringify(alg)} (supported: RS256, ES256)` };
-  // Issuer first: a token meant for another provider is not this one's.
-  if (p.issuer !== undefined && jwt.claims.iss !== p.issuer) return { ok: false, code: 'JWT_BAD_ISSUER', detail: `issuer ${JSON.stringify(jwt.claims.iss ?? null)} is not ${JSON.stringify(p.issuer)}` };
-  const found = await source.find(jwt.header.kid);
-  if (!found.ok) return found;
-  const good = found.keys.some((k) => (k.alg === undefined || k.alg === alg) && verifySignature(jwt, alg, k.key));
-  if (!good) return { ok: false, code: 'JWT_BAD_SIGNATURE', detail: 'the signature does not verify' };
-  return checkClaims(jwt.claims, {
+function claimOptions(p: JwtProviderSpec, nowS: number): Parameters<typeof checkClaims>[1] {
+  return {
     ...(p.issuer !== undefined ? { issuer: p.issuer } : {}),
     audiences: p.audiences,
     clockSkewSeconds: p.clockSkewSeconds,
     requireExpiration: p.requireExpiration,
     now: nowS,
-  });
+  };
+}
+
+/** The verification result, and the claims when the signature verified. */
+async function verifyToken(token: string, p: JwtProviderSpec, source: ReturnType<JwksStore['source']>, nowS: number): Promise<{ result: Verified; signed?: Record<string, unknown> }> {
+  const jwt = decodeJwt(token);
+  if ('error' in jwt) return { result: { ok: false, code: 'JWT_MALFORMED', detail: jwt.error } };
+  const alg = jwt.header.alg;
+  if (!isSupportedAlg(alg)) return { result: { ok: false, code: 'JWT_UNSUPPORTED_ALG', detail: `alg ${JSON.stringify(alg)} (supported: RS256, ES256)` } };
+  // Issuer first: a token meant for another provider is not this one's.
+  if (p.issuer !== undefined && jwt.claims.iss !== p.issuer) return { result: { ok: false, code: 'JWT_BAD_ISSUER', detail: `issuer ${JSON.stringify(jwt.claims.iss ?? null)} is not ${JSON.stringify(p.issuer)}` } };
+  const found = await source.find(jwt.header.kid);
+  if (!found.ok) return { result: found };
+  const good = found.keys.some((k) => (k.alg === undefined || k.alg === alg) && verifySignature(jwt, alg, k.key));
+  if (!good) return { result: { ok: false, code: 'JWT_BAD_SIGNATURE', detail: 'the signature does not verify' } };
+  return { result: checkClaims(jwt.claims, claimOptions(p, nowS)), signed: jwt.claims };
 }
