@@ -20,6 +20,8 @@ const server = http.createServer((req, res) => {
     sendJson(res, 200, {
       productId,
       served_by: `productpage (${process.env.TRELLIS_WORKLOAD ?? 'local'})`,
+      // The ingress gateway's SPIFFE identity when it called over mTLS.
+      ...(typeof req.headers['x-trellis-peer-identity'] === 'string' ? { caller: req.headers['x-trellis-peer-identity'] } : {}),
       complete: ok,
       details: { status: details.status, body: details.body, proxyError: details.headers['x-trellis-error'] },
       reviews: { status: reviews.status, body: reviews.body, proxyError: reviews.headers['x-trellis-error'] },

@@ -96,6 +96,7 @@ test('trellis demo serves the page through the mesh and stops cleanly on SIGINT'
     assert.equal(res.status, 200);
     const page = (await res.json()) as {
       served_by: string;
+      caller?: string;
       details: { status: number; body: { served_by?: string; caller?: string } };
       reviews: { status: number; body: { served_by?: string; caller?: string; rating?: { served_by?: string } } };
     };
@@ -106,6 +107,8 @@ test('trellis demo serves the page through the mesh and stops cleanly on SIGINT'
     if (page.details.status === 200 && page.reviews.status === 200) {
       assert.match(String(page.details.body.caller), /^spiffe:\/\/[^/]+\/ns\/default\/sa\/productpage$/);
       assert.match(String(page.reviews.body.caller), /^spiffe:\/\/[^/]+\/ns\/default\/sa\/productpage$/);
+      // The ingress gateway reaches productpage over mTLS too.
+      assert.match(String(page.caller), /^spiffe:\/\/[^/]+\/ns\/default\/sa\/demo-ingress$/);
       reached.add('mtls');
     }
     if (page.reviews.body.rating?.served_by?.startsWith('ratings (grpc-js')) reached.add('ratings-grpc');

@@ -22,7 +22,10 @@ const usage = `usage: trellis gateway --name NAME [options]
   --cert-dir DIR          where HTTPS certificateRefs resolve: DIR/<namespace>/<name>/tls.crt
                           and tls.key (the Kubernetes TLS Secret layout)
   --admin-port N          admin listener on 127.0.0.1 (default 15000; 0 picks a free port)
-  --drain-ms N            drain on SIGTERM (default the proxy's)`;
+  --drain-ms N            drain on SIGTERM (default the proxy's)
+  --join-token T          a join token for the gateway's SPIFFE identity, so it calls mesh
+                          services over mTLS (or TRELLIS_JOIN_TOKEN)
+  --identity-url URL      control plane API for the identity (default: the xDS host, port 15080)`;
 
 function fail(msg: string): number {
   console.error(`trellis gateway: ${msg}\n\n${usage}`);
@@ -43,6 +46,8 @@ export async function run(argv: string[]): Promise<number> {
         'cert-dir': { type: 'string' },
         'admin-port': { type: 'string', default: '15000' },
         'drain-ms': { type: 'string' },
+        'join-token': { type: 'string' },
+        'identity-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -74,5 +79,10 @@ export async function run(argv: string[]): Promise<number> {
     portMap,
     ...(values['cert-dir'] ? { certDir: path.resolve(values['cert-dir']) } : {}),
   }), null, 2));
-  return runProxy(['--config', file, '--no-watch', ...(values['drain-ms'] ? ['--drain-ms', values['drain-ms']] : [])]);
+  return runProxy([
+    '--config', file, '--no-watch',
+    ...(values['drain-ms'] ? ['--drain-ms', values['drain-ms']] : []),
+    ...(values['join-token'] ? ['--join-token', values['join-token']] : []),
+    ...(values['identity-url'] ? ['--identity-url', values['identity-url']] : []),
+  ]);
 }
