@@ -59,7 +59,10 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   const built = await buildDashboard();
   assert.ok(built.ok, built.ok ? '' : built.message);
 
+  const t0 = Date.now();
+  const phase = (what: string): void => t.diagnostic(`${what}: ${Date.now() - t0} ms`);
   const { api } = await startMesh(t);
+  phase('mesh up');
   mkdirSync(SHOTS, { recursive: true });
 
   // The served app and the API's own 404s.
@@ -76,6 +79,7 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
     return ['details', 'reviews'].every((n) => r.body.items.some((s) => s.name === n && s.rps > 0)) ? true : undefined;
   }, 40_000);
 
+  phase('traffic scraped');
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(path.join(tmpdir(), 'trellis-chromium-'));
   t.after(() => rmSync(profile, { recursive: true, force: true }));
@@ -109,6 +113,7 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   assert.equal(await page.locator('th[aria-sort="descending"]').textContent(), 'RPS ▾');
   await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
 
+  phase('overview checked');
   // Topology: the demo's call graph.
   await page.goto(`${api}/#/topology`);
   const expected = ['productpage-v1>details-v1', 'productpage-v1>reviews-v1', 'productpage-v1>reviews-v2', 'productpage-v1>reviews-v3', 'reviews-v2>ratings-v1', 'reviews-v3>ratings-v1'];
@@ -123,6 +128,7 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.waitForTimeout(500); // let the layout settle for the screenshot
   await page.screenshot({ path: path.join(SHOTS, 'topology.png'), fullPage: true });
 
+  phase('topology checked');
   // Config: an invalid weight is refused with the error next to its line.
   await page.goto(`${api}/#/config/HTTPRoute/default/reviews`);
   const editor = page.getByLabel('Resource YAML');
@@ -162,6 +168,7 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.waitForTimeout(500); // the split bar animates its widths
   await page.screenshot({ path: path.join(SHOTS, 'service.png'), fullPage: true });
 
+  phase('config and canary checked');
   // Live tap: requests stream in while the page is open.
   await page.goto(`${api}/#/tap?service=reviews`);
   await page.getByRole('button', { name: 'Start' }).click();
@@ -176,5 +183,6 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   assert.match(await page.locator('table[aria-label="Connected proxies"]').textContent() ?? '', /synced/);
   await page.screenshot({ path: path.join(SHOTS, 'proxies.png'), fullPage: true });
 
+  phase('tap and proxies checked');
   assert.deepEqual(pageErrors, [], 'no script errors in the page');
 });
