@@ -18,7 +18,9 @@ import { etcdMissingReason, startEtcd } from '../util/etcd.ts';
 import { freePort } from '../proxy/helpers.ts';
 import { openEtcdStore } from '../../src/control-plane/store/etcd.ts';
 import { vipKey } from '../../src/control-plane/registry/vip.ts';
-import type { HaStatus } from '../../src/control-plane/ha.ts';
+import { runLeaderDuties, caMaintenanceDuty, type HaStatus, type DutyContext } from '../../src/control-plane/ha.ts';
+import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
+import { startCertificateAuthority } from '../../src/control-plane/ca/ca.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TRELLIS = path.join(ROOT, 'bin', 'trellis.ts');
@@ -272,4 +274,62 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
   await until('a VIP for a Service created after the failover', 5_000, async () => (await store.get(vipKey('default', 'ratings'))) !== null);
   assert.equal(failures, 0);
   t.diagnostic(`cross-replica change ${crossReplica} ms; resync ${resynced} ms; new leader ${elected} ms after the kill`);
+});
+
+test('leader duties: started on election only, stopped when deposed, fenced by term; handed over on stop', async (t) => {
+  const store = openMemoryStore({ leaseCheckMs: 50 });
+  t.after(() => store.close());
+  const events: string[] = [];
+  const contexts: DutyContext[] = [];
+  const duty = (who: string) => ({
+    name: 'probe',
+    start(ctx: DutyContext) {
+      events.push(`${who} start ${ctx.term}`);
+      contexts.push(ctx);
+      return { stop: () => void events.push(`${who} stop`) };
+    },
+  });
+  const one = runLeaderDuties(store, { identity: 'one', ttlSeconds: 1, duties: [duty('one')] });
+  await until('one elected', 3_000, async () => one.status().isLeader);
+  await one.settled();
+  const two = runLeaderDuties(store, { identity: 'two', ttlSeconds: 1, duties: [duty('two')] });
+  t.after(() => two.stop());
+  await until('two sees the leader', 3_000, async () => two.status().leader === 'one');
+  assert.deepEqual(two.status().duties, []);
+  assert.deepEqual(one.status().duties, ['probe']);
+  const firstTerm = one.status().term!;
+  assert.equal(contexts[0]!.fenced(), true);
+
+  await one.stop(); // resigns: the other takes over at once
+  await until('two elected', 3_000, async () => two.status().isLeader);
+  await two.settled();
+  assert.equal(contexts[0]!.fenced(), false, 'the old term is fenced off');
+  assert.equal(contexts[1]!.fenced(), true);
+  assert.ok(two.status().term! > firstTerm, 'terms grow');
+  assert.deepEqual(events, [`one start ${firstTerm}`, 'one stop', `two start ${two.status().term}`]);
+  assert.deepEqual(two.status().duties, ['probe']);
+});
+
+test('CA maintenance duty: rotates an intermediate close to expiry, leaves a fresh one alone, not when fenced', async (t) => {
+  const store = openMemoryStore();
+  t.after(() => store.close());
+  const started = await startCertificateAuthority({ store, trustDomain: 'cluster.local', intermediateTtlMs: 10 * 24 * 3600_000 });
+  assert.ok(started.ok);
+  const ca = started.ca;
+  const before = ca.status().intermediate.fingerprint;
+  const logs: string[] = [];
+  const ctx = (fenced: boolean): DutyContext => ({ term: 7, fenced: () => fenced, log: (m) => void logs.push(m) });
+  // Fresh enough (10 days left, renew under 1 day): nothing happens.
+  let running = await caMaintenanceDuty(ca, { renewBeforeMs: 24 * 3600_000 }).start(ctx(true));
+  await running.stop();
+  assert.equal(ca.status().intermediate.fingerprint, before);
+  // A deposed leader does not rotate even when it is due.
+  running = await caMaintenanceDuty(ca, { renewBeforeMs: 30 * 24 * 3600_000 }).start(ctx(false));
+  await running.stop();
+  assert.equal(ca.status().intermediate.fingerprint, before);
+  // Due, and still the leader: rotated, recorded in the store.
+  running = await caMaintenanceDuty(ca, { renewBeforeMs: 30 * 24 * 3600_000 }).start(ctx(true));
+  await running.stop();
+  assert.notEqual(ca.status().intermediate.fingerprint, before, logs.join('\n'));
+  assert.match(logs.join('\n'), /intermediate rotated \(term 7\)/);
 });

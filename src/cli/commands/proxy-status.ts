@@ -81,8 +81,8 @@ export async function collectProxyStatus(servers: readonly string[], timeoutMs =
         if (!Array.isArray(body.proxies)) throw new Error('the answer has no "proxies" list');
         for (const p of body.proxies) proxies.push(toRow(p, body.controlPlane ?? server, server));
       } catch (err) {
-        const cause = (err as { cause?: { code?: string } }).cause;
-        unreachable.push({ server, error: cause?.code ?? (err as Error).message });
+        const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
+        unreachable.push({ server, error: cause?.code ?? cause?.errors?.[0]?.code ?? (cause as Error | undefined)?.message ?? (err as Error).message });
       }
     }),
   );

@@ -106,6 +106,11 @@ nodee: {}
 test('bootstrap: dynamicResources as ads.address or Envoy adsConfig naming a static cluster', () => {
   const short = ok(parseBootstrap('node: { id: n }\ndynamicResources: { ads: { address: "127.0.0.1:15010" } }\n'));
   assert.deepEqual(short.dynamicResources, { ads: { address: '127.0.0.1:15010' } });
+  // Several control-plane replicas, tried in turn.
+  const replicas = ok(parseBootstrap('node: { id: n }\ndynamicResources: { ads: { address: "cp-0:15010, cp-1:15010" } }\n'));
+  assert.deepEqual(replicas.dynamicResources, { ads: { address: 'cp-0:15010,cp-1:15010' } });
+  const badList = parseBootstrap('node: { id: n }\ndynamicResources: { ads: { address: "cp-0:15010,cp-1" } }\n');
+  assert.ok(!badList.ok && badList.errors.some((e) => /comma-separated list/.test(e.message)), JSON.stringify(badList));
   const envoy = ok(
     parseBootstrap(`
 node: { id: n, cluster: c }
