@@ -56,12 +56,12 @@ test('two pods talk through their sidecars with transparent capture', { skip: wh
       await reviews.exit;
     }
   });
-  await waitFor('reviews app started in its pod', () => (events(reviews.stderr()).some((e) => e.event === 'app_started') ? true : events(reviews.stderr()).some((e) => e.event === 'sidecar_not_ready') || reviews.child.exitCode !== null ? Promise.reject(new Error(reviews.stderr())) : undefined), 30_000);
+  await waitFor('reviews app started in its pod', () => (events(reviews.stderr()).some((e) => e.event === 'app_started') ? true : events(reviews.stderr()).some((e) => e.event === 'sidecar_not_ready') || reviews.child.exitCode !== null ? Promise.reject(new Error(reviews.stderr())) : undefined), 60_000);
   const w = (await workloads(cp)).find((x) => x.name === 'reviews-t1') as unknown as { address: string; ports: { port: number; proxyPort?: number }[] };
   assert.match(w.address, /^198\.18\.0\.\d+$/);
   assert.equal(w.ports[0]!.proxyPort, undefined, 'peers dial the app port itself');
   assert.ok(netnsExists('reviews-t1'));
-  await waitFor('db app started in its pod', () => (events(db.stderr()).some((e) => e.event === 'app_started') ? true : db.child.exitCode !== null ? Promise.reject(new Error(db.stderr())) : undefined), 30_000);
+  await waitFor('db app started in its pod', () => (events(db.stderr()).some((e) => e.event === 'app_started') ? true : db.child.exitCode !== null ? Promise.reject(new Error(db.stderr())) : undefined), 60_000);
 
   // Inbound capture on its own: a caller outside the mesh (the host) dials
   // the pod's address on the app port; PREROUTING hands it to the sidecar,

@@ -17,7 +17,7 @@ function get(): Promise<{ status: number; body: string; headers: http.IncomingHt
 }
 const errors: string[] = [];
 let result: { status: number; body: string; headers: http.IncomingHttpHeaders } | undefined;
-for (let i = 0; i < 20 && !result; i++) {
+for (let i = 0; i < 50 && !result; i++) {
   try {
     const r = await get();
     if (r.status === 200) result = r;
