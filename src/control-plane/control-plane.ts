@@ -18,6 +18,8 @@ import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
 import { statusRoutes } from './status-api.ts';
 import { runLeaderDuties, haRoutes, vipAllocationDuty, caMaintenanceDuty, type LeaderDuties } from './ha.ts';
+import { trackConnectedSidecars, type ConnectedSidecars } from './connected-sidecars.ts';
+import { needsConnectedSidecars } from './translate/policies.ts';
 import { startMeshIdentity, type MeshIdentity, type MeshIdentityOptions } from './ca/mesh-identity.ts';
 import { trackProxyNodes, type ProxyNodes } from './telemetry/proxy-nodes.ts';
 import { Scraper, DEFAULT_SCRAPE_INTERVAL_MS } from './telemetry/scraper.ts';
@@ -95,7 +97,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const snapshots = new MeshSnapshotSource({ log });
     const identity = opts.identity === false ? undefined : await startMeshIdentity(store, opts.identity ?? {});
     if (identity) cleanups.push(() => identity.stop());
-    const decorate = (state: MeshState): MeshState => (identity ? identity.decorate(state) : state);
+    // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
+    let connected: ConnectedSidecars | undefined;
+    const decorate = (state: MeshState): MeshState => {
+      const s = identity ? identity.decorate(state) : state;
+      return connected && needsConnectedSidecars(s) ? { ...s, connectedSidecars: connected.current() } : s;
+    };
     const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(decorate(state), revision));
     cleanups.push(() => watcher.stop());
     identity?.onChange(() => snapshots.setState(decorate(watcher.current()), watcher.revision()));
@@ -103,6 +110,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const xds = createXdsServer({ source: snapshots, controlPlaneId: id });
     const xdsPort = await xds.listen(host, opts.xdsPort ?? 15010);
     cleanups.push(() => xds.close({ graceMs: 0 }));
+    connected = trackConnectedSidecars(xds, () => {
+      if (needsConnectedSidecars(watcher.current())) snapshots.setState(decorate(watcher.current()), watcher.revision());
+    });
+    cleanups.push(() => connected?.stop());
 
     const registry = registryRoutes(store, { log });
     cleanups.push(() => registry.close());

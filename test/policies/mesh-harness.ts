@@ -30,7 +30,7 @@ export interface Mesh {
   remove(kind: string, name: string): Promise<void>;
   register(w: { name: string; port: number; labels: Record<string, string>; proxyPort?: number; zone?: string }): Promise<void>;
   /** Start a sidecar; `workload` gives it inbound listeners. */
-  sidecar(o: { id: string; workload?: string; zone?: string }): Promise<{ outbound: number; nodeId: string }>;
+  sidecar(o: { id: string; workload?: string; zone?: string }): Promise<{ outbound: number; nodeId: string; kill(): Promise<void> }>;
   /** Until the proxy has ACKed a snapshot computed from at least `revision`
    * (store revisions are global: an apply's revision covers earlier registrations). */
   synced(nodeId: string, revision: number): Promise<void>;
@@ -133,7 +133,7 @@ export async function startMesh(t: TestContext): Promise<Mesh> {
       });
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       children.push({ kill: () => child.kill('SIGKILL'), exited });
-      return { outbound, nodeId };
+      return { outbound, nodeId, kill: async () => { child.kill('SIGKILL'); await exited; } };
     },
     async synced(nodeId, revision) {
       const until = Date.now() + 15_000;

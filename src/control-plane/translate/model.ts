@@ -174,6 +174,8 @@ export interface MeshState {
   security?: SecurityPolicies;
   /** Traffic policies (TimeoutPolicy, RetryPolicy, ...: translate/policies.ts). */
   policies?: readonly PolicyResource[];
+  /** "namespace/workload" of workloads whose sidecar is connected now (set by the control plane when a global rate limit needs it). */
+  connectedSidecars?: ReadonlySet<string>;
 }
 
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';

@@ -117,6 +117,10 @@ test('rate limits land on the target workloads\' inbound route; a global rate is
   const three = translate(state([rl], { workloads: [...state([]).workloads, wl('reviews-3', { app: 'reviews', version: 'v1' }, 15104)] }), me) as unknown as Json;
   const cfg3 = (three.listeners as Json[]).find((l) => l.name === 'inbound|9080')!.filterChains[0].filters[0].typedConfig.routeConfig.virtualHosts[0].routes[0].typedPerFilterConfig['envoy.filters.http.local_ratelimit'];
   assert.equal(cfg3.tokenBucket.fillInterval, '0.05s');
+  // With the control plane's view of connections, only connected sidecars count.
+  const one = translate(state([rl], { connectedSidecars: new Set(['default/reviews-1']) }), me) as unknown as Json;
+  const cfg1 = (one.listeners as Json[]).find((l) => l.name === 'inbound|9080')!.filterChains[0].filters[0].typedConfig.routeConfig.virtualHosts[0].routes[0].typedPerFilterConfig['envoy.filters.http.local_ratelimit'];
+  assert.deepEqual(cfg1.tokenBucket, shareBucket(60, undefined, 1));
   // Callers of reviews get no limit of their own.
   const caller = translate(state([rl]), node) as unknown as Json;
   assert.ok(!JSON.stringify(caller.listeners).includes('local_ratelimit'));

@@ -12,7 +12,9 @@
 //     TimeoutPolicy.idle -> HttpProtocolOptions.commonHttpProtocolOptions.idleTimeout
 //   inbound (the target's own sidecars): RateLimitPolicy -> LocalRateLimit on
 //     the inbound route; `global` becomes this proxy's share, rate / n, n =
-//     the target's meshed workloads in the registry.
+//     the target's meshed workloads whose sidecar is connected now
+//     (MeshState.connectedSidecars, from xDS connect/disconnect events;
+//     without it, all meshed workloads in the registry).
 // Precedence: a policy targeting the HTTPRoute beats one targeting a
 // Service port (sectionName/port), which beats one targeting the Service;
 // among equals the oldest wins (creationTimestamp, then namespace/name), as
@@ -303,7 +305,11 @@ function rateLimitConfig(state: MeshState, svc: ServiceResource, rl: RateLimitPo
   const out: Obj = { '@type': LOCAL_RATE_LIMIT_TYPE_URL, statPrefix: `${svc.metadata.name}.${nsOf(svc.metadata)}` };
   const l = rl.local;
   if (rl.global) {
-    const n = state.workloads.filter((w) => w.healthy !== false && selects(svc, w) && w.ports.some((p) => p.proxyPort !== undefined)).length;
+    // The target's meshed workloads; with the control plane's view of
+    // connections, only those whose sidecar is connected now.
+    const conn = state.connectedSidecars;
+    const n = state.workloads.filter((w) => w.healthy !== false && selects(svc, w) && w.ports.some((p) => p.proxyPort !== undefined)
+      && (conn === undefined || conn.has(`${w.namespace}/${w.name}`))).length;
     out.tokenBucket = shareBucket(rl.global.requestsPerSecond, rl.global.burst, n);
   } else if (l?.requests !== undefined && l.interval) {
     out.tokenBucket = bucket(l.requests, l.interval, l.burst);
@@ -355,6 +361,11 @@ function inboundWithRateLimits(state: MeshState, node: ProxyNode, listeners: obj
 }
 
 // ---- entry point ----
+
+/** Does the state hold a global rate limit (whose shares follow connected sidecars)? */
+export function needsConnectedSidecars(state: MeshState): boolean {
+  return (state.policies ?? []).some((p) => p.kind === 'RateLimitPolicy' && p.spec.global !== undefined);
+}
 
 type Resources = TranslationParts['shared'];
 
