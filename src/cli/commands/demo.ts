@@ -12,7 +12,7 @@
 // the gateway and the control plane. Every child runs in its own process
 // group, so a straggler is killed with its whole group (no orphans).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,7 @@ import { startControlPlane, type ControlPlane } from '../../control-plane/contro
 import { parseYamlDocuments } from '../../api/yaml-documents.ts';
 import type { RunOptions } from '../../runner/runner.ts';
 import { TRELLIS_BIN } from '../../runner/sidecar.ts';
+import { freePort, freePorts } from '../../runner/ports.ts';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
 
 export const summary = 'run a demo mesh: control plane, ingress gateway, 4 services (JS, Python, gRPC) with sidecars and steady traffic';
@@ -174,8 +175,10 @@ async function stopChild(c: Child, graceMs: number): Promise<void> {
   if (c.proc.exitCode === null && c.proc.signalCode === null) await c.exited;
 }
 
-async function waitPort(port: number, deadline: number): Promise<boolean> {
+async function waitPort(port: number, deadline: number, gone: () => string | undefined): Promise<boolean> {
   while (Date.now() < deadline) {
+    const g = gone();
+    if (g) throw new Error(`${g} exited during start-up (see its output above and the logs directory)`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port }, () => {
         s.destroy();
@@ -260,7 +263,6 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         proxyLog: path.join(logsDir, `${w.name}-proxy.log`),
       };
       // Local upstream ports for gRPC clients (TRELLIS_UPSTREAM_<SVC>_<PORT>).
-      const { freePorts } = await import('../../runner/ports.ts');
       const locals = await freePorts((w.upstreams ?? []).length);
       spec.upstreams = (w.upstreams ?? []).map((u, i) => ({ ...u, localPort: locals[i]! }));
       // The sidecar inherits the runner's environment: TRELLIS_JOIN_TOKEN gives it its identity.
@@ -272,8 +274,6 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     // The ingress gateway: a Trellis proxy in gateway mode for the demo's
     // Gateway (examples/demo/gateway.yaml), on the ingress port.
     const bootstrapPath = path.join(opts.dataDir, 'ingress-bootstrap.json');
-    const { freePort } = await import('../../runner/ports.ts');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(bootstrapPath, JSON.stringify(gatewayBootstrap({
       gateway: 'demo-ingress', namespace: 'default', xdsAddress, admin: { address: '127.0.0.1', port: await freePort() },
       listenAddress: '127.0.0.1', portMap: { 80: ports.ingress },
@@ -286,8 +286,9 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     children.at(-1)!.exited.then(() => ingressLog.end());
 
     const deadline = Date.now() + 45_000;
+    const exitedEarly = (): string | undefined => children.find((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)?.name;
     for (const [role, port] of [['productpage', ports.productpage], ['ingress', ports.ingress]] as const) {
-      if (!(await waitPort(port, deadline))) throw new Error(`${role} did not start listening on 127.0.0.1:${port} (logs in ${logsDir})`);
+      if (!(await waitPort(port, deadline, exitedEarly))) throw new Error(`${role} did not start listening on 127.0.0.1:${port} (logs in ${logsDir})`);
     }
     const ingressUrl = `http://127.0.0.1:${ports.ingress}/`;
     children.push(spawnChild('loadgen', process.execPath, [path.join(DEMO_DIR, 'loadgen.ts')], {
