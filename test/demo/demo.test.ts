@@ -15,7 +15,8 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 async function freeBase(): Promise<number> {
   for (let i = 0; i < 20; i++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
+    // Below the ephemeral range (32768+), so listen(0) elsewhere cannot take them meanwhile.
+    const base = 20000 + Math.floor(Math.random() * 12000);
     if ((await checkPortsFree(demoPorts(base))).ok) return base;
   }
   throw new Error('no free port range for the demo');
