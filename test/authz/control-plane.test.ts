@@ -1,7 +1,8 @@
 // The whole path with a real `trellis proxy` process: AuthorizationPolicy and
 // RequestAuthentication applied through the control plane's API reach the
-// sidecar's inbound listener over xDS and are enforced; deleting the policy
-// lifts it.
+// sidecar's inbound listener over xDS and are enforced (keys from an HTTPS
+// JWKS server the proxy trusts through --jwks-ca); deleting the policy lifts
+// it.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { freePort } from '../proxy/helpers.ts';
-import { jwks, nowS, request, signer, startApp, token } from './kit.ts';
+import { jwks, nowS, request, signer, startApp, startJwksServer, testCert, token } from './kit.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -35,16 +36,18 @@ async function eventually(what: string, probe: () => Promise<boolean>): Promise<
   assert.fail(`timed out waiting for: ${what}`);
 }
 
-async function startSidecar(t: TestContext, xdsPort: number): Promise<void> {
+async function startSidecar(t: TestContext, xdsPort: number, caPem: string): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'trellis-authz-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = path.join(dir, 'jwks-ca.pem');
+  writeFileSync(ca, caPem);
   const file = path.join(dir, 'sidecar.json');
   writeFileSync(file, JSON.stringify({
     node: { id: 'shop/orders-1', cluster: 'orders', metadata: { trellis: { kind: 'sidecar', namespace: 'shop', workload: 'orders-1', inboundAddress: '127.0.0.1', outbound: { address: '127.0.0.1', port: await freePort() } } } },
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
     dynamicResources: { ads: { address: `127.0.0.1:${xdsPort}` } },
   }));
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'trellis.ts'), 'proxy', '--config', file], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'trellis.ts'), 'proxy', '--config', file, '--jwks-ca', ca], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'ignore'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   t.after(async () => {
     child.kill('SIGKILL');
@@ -65,12 +68,14 @@ test('apply AuthorizationPolicy / RequestAuthentication -> xDS -> a real sidecar
     ports: [{ name: 'http', port: app, protocol: 'http', proxyPort: inbound }], ttlSeconds: 60,
   });
   assert.equal(reg.status, 201, reg.text);
-  await startSidecar(t, xdsPort);
+  const key = signer('ES256', 'k1');
+  const cert = await testCert();
+  const jwksServer = await startJwksServer(t, jwks(key), cert);
+  await startSidecar(t, xdsPort, cert.cert);
   await eventually('the inbound listener serves', async () => (await request(inbound, { path: '/private' })).status === 200);
 
-  const key = signer('ES256', 'k1');
   const policies = [
-    { apiVersion: 'trellis.dev/v1alpha1', kind: 'RequestAuthentication', metadata: { name: 'orders-jwt', namespace: 'shop' }, spec: { selector: { app: 'orders' }, jwtRules: [{ issuer: 'https://issuer.test', audiences: ['orders'], jwks: jwks(key) }] } },
+    { apiVersion: 'trellis.dev/v1alpha1', kind: 'RequestAuthentication', metadata: { name: 'orders-jwt', namespace: 'shop' }, spec: { selector: { app: 'orders' }, jwtRules: [{ issuer: 'https://issuer.test', audiences: ['orders'], jwksUri: jwksServer.url }] } },
     { apiVersion: 'trellis.dev/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'orders-access', namespace: 'shop' }, spec: {
       selector: { app: 'orders' },
       rules: [
@@ -90,6 +95,7 @@ test('apply AuthorizationPolicy / RequestAuthentication -> xDS -> a real sidecar
   assert.equal((await request(inbound, { path: '/private', headers: { authorization: `Bearer ${token(key, claims('user'))}` } })).status, 403);
   const forged = await request(inbound, { path: '/public/x', headers: { authorization: `Bearer ${token(signer('ES256', 'k1'), claims('admin'))}` } });
   assert.equal(forged.status, 401, 'an invalid token is refused even where no token is needed');
+  assert.ok(jwksServer.hits >= 1, 'the keys came from the HTTPS JWKS server');
 
   const del = await api(cp, 'DELETE', '/api/v1/resources/AuthorizationPolicy/shop/orders-access');
   assert.ok(del.status < 300, del.text);

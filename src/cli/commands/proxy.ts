@@ -11,6 +11,7 @@
 //   --drain-ms, default 5000), then exit 0. A second signal exits at once (1).
 // - Logs: one JSON object per line on stdout: {"ts","level","event",...}.
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { loadBootstrapFile } from '../../proxy/config/bootstrap.ts';
 import { formatErrors } from '../../proxy/config/envoy.ts';
 import type { ProxyConfig } from '../../proxy/config/types.ts';
@@ -38,7 +39,10 @@ workload identity and mTLS (docs/identity-and-mtls.md):
   --join-token T         join token from \`POST /api/v1/identity/join-tokens\` (or TRELLIS_JOIN_TOKEN)
   --join-token-file F    read it from a file (or TRELLIS_JOIN_TOKEN_FILE)
   --identity-url URL     control plane API (default TRELLIS_IDENTITY_URL, else http://<ADS host>:15080)
-  Without a join token the proxy has no identity and ignores mTLS config (plaintext).`;
+  Without a join token the proxy has no identity and ignores mTLS config (plaintext).
+
+JWT authentication (docs/authorization.md):
+  --jwks-ca FILE         extra CA certificates (PEM) trusted for HTTPS JWKS URLs`;
 
 type Level = 'info' | 'warn' | 'error';
 
@@ -46,7 +50,7 @@ function logLine(level: Level, event: string, fields: Record<string, unknown> = 
   process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields })}\n`);
 }
 
-const WARN_EVENTS = new Set(['config_rejected', 'config_invalid', 'tcp_connect_failed', 'no_filter_chain', 'tls_not_terminated', 'listener_error', 'serve_failed']);
+const WARN_EVENTS = new Set(['jwks_fetch_failed', 'config_rejected', 'config_invalid', 'tcp_connect_failed', 'no_filter_chain', 'tls_not_terminated', 'listener_error', 'serve_failed']);
 const QUIET_EVENTS = new Set(['downstream_error', 'tcp_upstream_error']);
 
 function intOption(v: string | undefined, name: string): number | undefined | Error {
@@ -70,6 +74,7 @@ export async function run(argv: string[]): Promise<number> {
         'join-token': { type: 'string' },
         'join-token-file': { type: 'string' },
         'identity-url': { type: 'string' },
+        'jwks-ca': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -95,6 +100,15 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const drainMs = drainOpt ?? DEFAULT_DRAIN_MS;
+  let jwksCa: string | undefined;
+  if (values['jwks-ca'] !== undefined) {
+    try {
+      jwksCa = readFileSync(values['jwks-ca'], 'utf8');
+    } catch (err) {
+      console.error(`trellis proxy: --jwks-ca: ${(err as Error).message}`);
+      return 2;
+    }
+  }
 
   const loaded = loadBootstrapFile(file);
   for (const w of loaded.warnings) logLine('warn', 'bootstrap_warning', { file, warning: w });
@@ -184,6 +198,7 @@ export async function run(argv: string[]): Promise<number> {
     admin,
     log,
     ...(detectTimeoutMs === undefined ? {} : { detectTimeoutMs }),
+    ...(jwksCa === undefined ? {} : { security: { jwks: { ca: jwksCa } } }),
     ...tlsOptions,
     // Gateway mode: the operator's certificates by SNI (proxy/gateway-tls.ts).
     ...gatewayTlsProxyOptions(boot.node, tlsOptions, () => proxyRef?.config, log),
