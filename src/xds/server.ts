@@ -201,6 +201,10 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       send(st, ts, typeUrl, typeRes.version, changed, null, typeRes);
       return;
     }
+    if (!force && ts.names === '*' && typeRes !== undefined && ts.sentFingerprint === `*${typeRes.version}`) {
+      ts.sentTypeRes = typeRes;
+      return;
+    }
     const want = desired(snapshot, typeUrl, ts);
     if (want === undefined) return; // answered when a snapshot lands
     if (!force && want.fingerprint === ts.sentFingerprint) {
@@ -265,9 +269,10 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       }
     }
     const wildcard = req.resourceNames.includes('*') || (req.resourceNames.length === 0 && WILDCARD_TYPES.has(typeUrl));
-    const names: ReadonlySet<string> | '*' = wildcard ? '*' : new Set(req.resourceNames);
-    const changed = !sameNames(ts.names, names);
-    ts.names = names;
+    // ACKs repeat the whole subscription (thousands of EDS names): keep the
+    // current Set when nothing changed instead of building a new one.
+    const changed = wildcard ? ts.names !== '*' : !sameList(ts.names, req.resourceNames);
+    if (changed) ts.names = wildcard ? '*' : new Set(req.resourceNames);
     // The first request of a type, or one without a nonce (a reconnecting
     // client telling us what it has), always gets an answer.
     respond(st, typeUrl, first || req.responseNonce === '' || changed);
@@ -429,9 +434,9 @@ function pushOrder(st: StreamState): string[] {
   return [...PUSH_ORDER.filter((t) => st.types.has(t)), ...[...st.types.keys()].filter((t) => !PUSH_ORDER.includes(t))];
 }
 
-function sameNames(a: ReadonlySet<string> | '*', b: ReadonlySet<string> | '*'): boolean {
-  if (a === '*' || b === '*') return a === b;
-  if (a.size !== b.size) return false;
-  for (const n of a) if (!b.has(n)) return false;
+function sameList(a: ReadonlySet<string> | '*', list: readonly string[]): boolean {
+  if (a === '*' || a.size !== list.length) return false;
+  for (const n of list) if (!a.has(n)) return false;
   return true;
 }
+
