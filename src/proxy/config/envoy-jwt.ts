@@ -174,8 +174,11 @@ function readRouteMatch(r: FieldReader): StringMatch | undefined {
       }
     }
   }
-  r.ignore('caseSensitive', 'headers', 'queryParameters', 'grpc', 'runtimeFraction', 'dynamicMetadata', 'tlsContext');
-  if (r.has('headers') || r.has('queryParameters')) r.error('headers', 'rule matches by path only');
+  for (const k of ['headers', 'queryParameters', 'grpc', 'runtimeFraction', 'dynamicMetadata', 'tlsContext', 'connectMatcher', 'pathMatchPolicy']) {
+    if (r.has(k)) r.error(k, 'not supported: jwt_authn rules match by path only (prefix, path, pathSeparatedPrefix, safeRegex)');
+    r.ignore(k);
+  }
+  r.ignore('caseSensitive');
   r.done();
   return out;
 }

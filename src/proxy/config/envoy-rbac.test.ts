@@ -90,3 +90,8 @@ test('jwt_authn: providers, defaults, requirements; unknown providers and source
     'f.rules[0].requires.providerName: no provider named "nope" (have: none)',
   ]);
 });
+
+test('jwt_authn rules match by path only: other match fields are errors', () => {
+  const bad = run({ providers: { p: { localJwks: { inlineString: '{"keys":[]}' } } }, rules: [{ match: { prefix: '/', headers: [{ name: 'x' }] } }] }, readJwtAuthn);
+  assert.deepEqual(bad.errors, ['f.rules[0].match.headers: not supported: jwt_authn rules match by path only (prefix, path, pathSeparatedPrefix, safeRegex)']);
+});

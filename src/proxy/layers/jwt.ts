@@ -117,7 +117,6 @@ export function jwtAuthnLayer(spec: JwtAuthnSpec, deps: JwtLayerDeps): Layer {
 
 function reject(req: ProxyRequest, handler: ResponseHandler, o: Extract<Outcome, { ok: false }>, deps: JwtLayerDeps): void {
   deps.failures?.labels(o.code).inc();
-  req.ctx.responseFlags.push('UAEX');
   const err = o.code === 'JWT_MISSING' ? 'Jwt is missing' : `Jwt verification fails (${o.code})`;
   handler.onError(new ProxyError('UNAUTHENTICATED', `${err}: ${o.detail}`, {
     headers: ['www-authenticate', `Bearer realm="${req.head.scheme}://${req.head.authority}${pathOnly(req.head.path)}", error="invalid_token"`],
