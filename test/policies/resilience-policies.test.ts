@@ -46,6 +46,18 @@ test('retry, timeout, fault, circuit breaker and outlier detection policies thro
   }));
 
   const { outbound, nodeId } = await mesh.sidecar({ id: 'caller-1' });
+
+  // Meanwhile, through the same API: a bad policy is refused naming the field,
+  // and a policy whose target does not exist says so in its status.
+  const bad = await fetch(`${mesh.cp.apiUrl}/api/v1/apply`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(policy('RetryPolicy', 'bad', { targetRef: { kind: 'Service', name: 'flaky' }, attempts: 2, retryOn: ['sometimes'] })),
+  });
+  assert.equal(bad.status, 422);
+  assert.match(await bad.text(), /RetryPolicy default\/bad: spec\.retryOn\[0\]/);
+  await mesh.apply(policy('RetryPolicy', 'orphan', { targetRef: { kind: 'Service', name: 'nowhere' }, attempts: 1 }));
+  const orphan = await (await fetch(`${mesh.cp.apiUrl}/api/v1/resources/RetryPolicy/default/orphan`)).json();
+  assert.match(JSON.stringify(orphan), /TargetNotFound/);
   await mesh.synced(nodeId, rev);
 
   // Retry: every GET succeeds although every other upstream answer is a 503.
