@@ -315,6 +315,7 @@ export function banner(ports: DemoPorts, ingressUrl: string): string {
     `  trellis stat services${cpFlag}             golden metrics per service`,
     `  trellis apply -f examples/canary/reviews-90-10.yaml${cpFlag}   then 50-50, then 0-100`,
     `  trellis apply -f examples/resilience/timeouts.yaml${cpFlag}    cut reviews v2's slow tail (504s)`,
+    `  trellis apply -f examples/policies/retries.yaml${cpFlag}       hide reviews v3's 503s`,
     `  trellis apply -f examples/routing/mirror.yaml${cpFlag}         shadow traffic to reviews v3`,
     `  trellis apply -f examples/demo/reviews-route.yaml${cpFlag}     back to the start`,
     '  More in examples/ (README.md lists every feature).',
