@@ -76,13 +76,16 @@ test('proxy-status: SYNCED / NACKED / STALE / NOT SENT per type, NACK reasons in
     '',
     'NACKED:',
     ` default/bad-1 LDS (cp-a) version ${bad.ldsVersion}: listener "outbound": filterChains[0]: unsupported filter "envoy.filters.network.mongo_proxy"`,
+    '',
+    // Each standalone control plane leads its own (sqlite) store.
+    'CONTROL PLANES: cp-a (leader) 3 proxies, cp-b (leader) 1 proxy',
   ]);
   assert.match(io.stderr.join('\n'), new RegExp(`cannot reach the control plane at ${dead} \\(ECONNREFUSED\\)`));
 
   // JSON: the same rows, machine-readable.
   const json = captureIO();
   assert.equal(await exec(['--server', a.apiUrl, '-o', 'json'], json), 0);
-  const report = JSON.parse(json.stdout.join('\n')) as { proxies: { name: string; controlPlane: string; types: Record<string, { state: string; nack: string | null }> }[]; unreachable: unknown[] };
+  const report = JSON.parse(json.stdout.join('\n')) as { replicas: unknown[]; proxies: { name: string; controlPlane: string; types: Record<string, { state: string; nack: string | null }> }[]; unreachable: unknown[] };
   assert.deepEqual(report.proxies.map((p) => [p.name, p.controlPlane, p.types['CDS']!.state, p.types['LDS']!.state]), [
     ['default/bad-1', 'cp-a', 'SYNCED', 'NACKED'],
     ['default/good-1', 'cp-a', 'SYNCED', 'SYNCED'],
@@ -90,6 +93,7 @@ test('proxy-status: SYNCED / NACKED / STALE / NOT SENT per type, NACK reasons in
   ]);
   assert.match(report.proxies[0]!.types['LDS']!.nack!, /unsupported filter "envoy\.filters\.network\.mongo_proxy"$/);
   assert.deepEqual(report.unreachable, []);
+  assert.deepEqual(report.replicas, [{ server: a.apiUrl, controlPlane: 'cp-a', isLeader: true, proxies: 3 }]);
 });
 
 test('proxy-status: bad flags and no reachable control plane', async () => {

@@ -30,8 +30,17 @@ export interface ProxyStatusRow {
   readonly types: Readonly<Record<string, { readonly state: TypeState; readonly sentVersion: string | null; readonly ackedVersion: string | null; readonly nack: string | null }>>;
 }
 
+export interface ReplicaInfo {
+  readonly server: string;
+  readonly controlPlane: string;
+  /** From `GET /api/v1/ha`; null when the replica does not say. */
+  readonly isLeader: boolean | null;
+  readonly proxies: number;
+}
+
 export interface ProxyStatusReport {
   readonly proxies: ProxyStatusRow[];
+  readonly replicas: ReplicaInfo[];
   /** Replicas that could not be asked, with the reason. */
   readonly unreachable: { readonly server: string; readonly error: string }[];
 }
@@ -71,6 +80,7 @@ function toRow(p: ProxyStatus, controlPlane: string, server: string): ProxyStatu
 /** Asks every server and merges; rows sorted by proxy, then replica. */
 export async function collectProxyStatus(servers: readonly string[], timeoutMs = 10_000): Promise<ProxyStatusReport> {
   const proxies: ProxyStatusRow[] = [];
+  const replicas: ReplicaInfo[] = [];
   const unreachable: { server: string; error: string }[] = [];
   await Promise.all(
     servers.map(async (server) => {
@@ -79,7 +89,9 @@ export async function collectProxyStatus(servers: readonly string[], timeoutMs =
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         const body = (await res.json()) as { controlPlane?: string; proxies?: ProxyStatus[] };
         if (!Array.isArray(body.proxies)) throw new Error('the answer has no "proxies" list');
-        for (const p of body.proxies) proxies.push(toRow(p, body.controlPlane ?? server, server));
+        const controlPlane = body.controlPlane ?? server;
+        for (const p of body.proxies) proxies.push(toRow(p, controlPlane, server));
+        replicas.push({ server, controlPlane, isLeader: await leaderFlag(server, timeoutMs), proxies: body.proxies.length });
       } catch (err) {
         const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
         unreachable.push({ server, error: cause?.code ?? cause?.errors?.[0]?.code ?? (cause as Error | undefined)?.message ?? (err as Error).message });
@@ -88,12 +100,26 @@ export async function collectProxyStatus(servers: readonly string[], timeoutMs =
   );
   proxies.sort((a, b) => (a.name === b.name ? (a.controlPlane < b.controlPlane ? -1 : 1) : a.name < b.name ? -1 : 1));
   unreachable.sort((a, b) => (a.server < b.server ? -1 : 1));
-  return { proxies, unreachable };
+  replicas.sort((a, b) => (a.controlPlane < b.controlPlane ? -1 : 1));
+  return { proxies, replicas, unreachable };
+}
+
+async function leaderFlag(server: string, timeoutMs: number): Promise<boolean | null> {
+  try {
+    const res = await fetch(`${server}/api/v1/ha`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = res.ok ? ((await res.json()) as { isLeader?: unknown }) : {};
+    return typeof body.isLeader === 'boolean' ? body.isLeader : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The table, then every NACK in full. */
 export function renderProxyStatus(report: ProxyStatusReport, now = Date.now()): string {
-  if (report.proxies.length === 0) return 'No proxies connected.';
+  const planes = report.replicas.length + report.unreachable.length > 1
+    ? ['', `CONTROL PLANES: ${report.replicas.map((r) => `${r.controlPlane}${r.isLeader ? ' (leader)' : ''} ${r.proxies} prox${r.proxies === 1 ? 'y' : 'ies'}`).join(', ')}`]
+    : [];
+  if (report.proxies.length === 0) return ['No proxies connected.', ...planes].join('\n');
   const showSds = report.proxies.some((p) => p.types['SDS'] !== undefined);
   const shown = TYPES.map(([s]) => s).filter((s) => s !== 'SDS' || showSds);
   const header = ['NAME', 'CLUSTER', ...shown, 'VERSION', 'CONTROL PLANE', 'CONNECTED SINCE'];
@@ -108,6 +134,7 @@ export function renderProxyStatus(report: ProxyStatusReport, now = Date.now()): 
   const out = [renderTable(header, rows)];
   const nacks = report.proxies.flatMap((p) => shown.flatMap((s) => (p.types[s]?.nack ? [`  ${p.name} ${s} (${p.controlPlane}) ${p.types[s]!.nack}`] : [])));
   if (nacks.length > 0) out.push('', 'NACKED:', ...nacks);
+  out.push(...planes);
   return out.join('\n');
 }
 
