@@ -17,7 +17,7 @@ import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
 import { statusRoutes } from './status-api.ts';
-import { runLeaderDuties, haRoutes, vipAllocationDuty, caMaintenanceDuty, type LeaderDuties } from './ha.ts';
+import { runLeaderDuties, haRoutes, vipAllocationDuty, caMaintenanceDuty, followCaState, type LeaderDuties } from './ha.ts';
 import { trackConnectedSidecars, type ConnectedSidecars } from './connected-sidecars.ts';
 import { needsConnectedSidecars } from './translate/policies.ts';
 import { startMeshIdentity, type MeshIdentity, type MeshIdentityOptions } from './ca/mesh-identity.ts';
@@ -131,6 +131,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     });
     cleanups.push(() => ha.stop());
     api.addRoutes(haRoutes(ha));
+    if (identity) {
+      // A CA rotation through another replica (or the leader's maintenance) reaches this one.
+      const follower = followCaState(store, identity.ca, { onReloaded: () => identity.refreshBundle(), log });
+      cleanups.push(() => follower.stop());
+    }
 
     // Telemetry: scrape every connected proxy's admin listener; golden
     // metrics, the live tap and the dashboard on the same port.

@@ -14,7 +14,8 @@ import type { Store } from './store/types.ts';
 import { campaign, type Election } from './leader.ts';
 import { sendJson, type ApiRoute } from './api/server.ts';
 import { startVipAllocator } from './registry/vip-allocator.ts';
-import type { CertificateAuthority } from './ca/ca.ts';
+import { CA_STATE_KEY, type CertificateAuthority } from './ca/ca.ts';
+import type { StoreError, Watch } from './store/types.ts';
 
 export const CONTROL_PLANE_ELECTION = 'control-plane';
 
@@ -208,6 +209,56 @@ export function caMaintenanceDuty(ca: CertificateAuthority, opts: CaMaintenanceO
           await busy;
         },
       };
+    },
+  };
+}
+
+/** Every replica (not only the leader): follow the CA state in the store, so
+ * a rotation made through (or by) another replica is signed with and
+ * distributed here too. `onReloaded` re-pushes the trust bundle. */
+export function followCaState(store: Store, ca: CertificateAuthority, opts: { onReloaded: () => void; log?: (msg: string) => void; retryMs?: number }): { stop(): void } {
+  let watch: Watch | null = null;
+  let stopped = false;
+  let retry: NodeJS.Timeout | null = null;
+  let chain: Promise<void> = Promise.resolve();
+  const reload = (): void => {
+    chain = chain.then(async () => {
+      if (stopped) return;
+      try {
+        await ca.reload();
+        opts.onReloaded();
+      } catch (err) {
+        opts.log?.(`ca: reload failed: ${(err as Error).message}`);
+      }
+    });
+  };
+  const start = async (): Promise<void> => {
+    if (stopped) return;
+    try {
+      const listed = await store.list(CA_STATE_KEY);
+      if (stopped) return;
+      watch = store.watch(CA_STATE_KEY, { fromRevision: listed.revision + 1 }, {
+        onEvent: (ev) => {
+          if ((ev.type === 'put' ? ev.kv.key : ev.key) === CA_STATE_KEY) reload();
+        },
+        onError: (err: StoreError) => {
+          watch = null;
+          if (err.code === 'closed' || stopped) return;
+          reload(); // whatever was missed
+          retry = setTimeout(() => void start(), opts.retryMs ?? 1_000);
+        },
+      });
+    } catch (err) {
+      if ((err as StoreError).code === 'closed' || stopped) return;
+      retry = setTimeout(() => void start(), opts.retryMs ?? 1_000);
+    }
+  };
+  void start();
+  return {
+    stop() {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      watch?.cancel();
     },
   };
 }

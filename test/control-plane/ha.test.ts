@@ -1,7 +1,8 @@
 // A highly available control plane end to end: two `trellis control-plane`
 // processes share one real etcd; a real `trellis proxy` lists both xDS
 // addresses. Writes through either replica reach proxies on the other within
-// a second; exactly one replica leads and allocates VIPs; SIGKILLing the
+// a second (resources, and a CA root rotation); exactly one replica leads and
+// allocates VIPs; SIGKILLing the
 // replica the proxy is connected to (the leader) under load loses no request,
 // the proxy resyncs with the survivor, which takes over the leader duties
 // within the lease TTL.
@@ -177,6 +178,13 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
   assert.equal(got.status, 200, `a Service applied through ${follower.id} is read back through ${leader.id}: ${JSON.stringify(got.json)}`);
   // The leader allocates VIPs for services created through the follower.
   await until('VIPs for the three services', 5_000, async () => (await Promise.all(['reviews', 'reviews-v1', 'reviews-v2'].map((n) => store.get(vipKey('default', n))))).every((kv) => kv !== null));
+
+  // A CA root staged through one replica shows in the other's trust bundle.
+  const roots = async (r: Replica): Promise<number> => ((await call(r.api, 'GET', '/api/v1/identity/trust-bundle')).json.roots as unknown[]).length;
+  assert.equal(await roots(leader), 1);
+  const staged = await call(follower.api, 'POST', '/api/v1/identity/ca/rotate', { step: 'stage' });
+  assert.equal(staged.status, 200, JSON.stringify(staged.json));
+  await until(`the staged root in ${leader.id}'s trust bundle`, 3_000, async () => (await roots(leader)) === 2);
 
   // A proxy listing both replicas, the leader first (it connects there).
   const outbound = await freePort();
