@@ -53,6 +53,8 @@ async function fakeControlPlane(t: TestContext, port = 0) {
       stream?.write(encodeResponse({ versionInfo: version, typeUrl, nonce, resources }));
     },
     pending: () => requests.length,
+    /** Drops every stream and stops listening (a replica that died). */
+    shutdown: () => server.forceShutdown(),
   };
 }
 
@@ -168,4 +170,33 @@ test('keeps trying with backoff until the control plane appears, then resubscrib
     assert.ok(Date.now() < until, 'not connected');
     await new Promise((r) => setTimeout(r, 5));
   }
+});
+
+test('several control-plane addresses: skips one that is down, moves to the next when the stream ends, comes back round', async (t) => {
+  const down = await freePort();
+  const cp1 = await fakeControlPlane(t);
+  const client = startAdsClient({
+    serverUri: `127.0.0.1:${down}, 127.0.0.1:${cp1.port}`,
+    node: { id: 'ha' },
+    backoff: { initialMs: 10, maxMs: 40 },
+    onResponse: () => ({ ok: true }),
+  });
+  t.after(() => client.close());
+  client.subscribe(TypeUrl.cluster, '*');
+  // The first address refuses: the client reaches the second.
+  const first = await cp1.next(10_000);
+  assert.equal(first.node?.id, 'ha');
+  assert.equal(client.state().server, `127.0.0.1:${cp1.port}`);
+  assert.match(client.state().lastError ?? '', new RegExp(`^127\\.0\\.0\\.1:${down}: `));
+  // Now the first address comes up and the second one goes away: the client moves on, round to the first.
+  const cp0 = await fakeControlPlane(t, down);
+  cp1.send(TypeUrl.cluster, 'v1', 'n1', []);
+  await cp1.next(); // the ACK
+  const disconnects = client.state().disconnects;
+  cp1.shutdown();
+  const again = await cp0.next(10_000);
+  assert.equal(again.node?.id, 'ha', 'a new stream starts with the node');
+  assert.equal(again.versionInfo, 'v1', 'and the last ACKed version');
+  assert.ok(client.state().disconnects > disconnects);
+  assert.equal(client.state().server, `127.0.0.1:${down}`);
 });
