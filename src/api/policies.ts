@@ -51,6 +51,12 @@ export const RetryPolicySpec = Closed({
   /** With retryOn `retriable-status-codes`. */
   retriableStatusCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { maxItems: 32 })),
   backoff: Type.Optional(Closed({ baseInterval: Duration, maxInterval: Type.Optional(Duration) })),
+  /** Linkerd-style budget for the clusters this policy's routes send to: over
+   * 10 s, retries <= ratio x requests + minRetriesPerSecond x 10 (proxy default 0.2 and 10). */
+  budget: Type.Optional(Closed({
+    ratio: Type.Number({ minimum: 0, maximum: 100 }),
+    minRetriesPerSecond: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000 })),
+  })),
 });
 export type RetryPolicySpec = Static<typeof RetryPolicySpec>;
 

@@ -21,7 +21,7 @@ import { ATTR_ROUTE_SPEC } from './router.ts';
 import { compose, getHeader, removeHeader } from './http/exchange.ts';
 import type { Dispatch, Layer, ProxyRequest } from './http/exchange.ts';
 import { Registry, type Counter } from './stats.ts';
-import { RetryBudget, type RetryBudgetOptions } from './layers/retry-budget.ts';
+import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './layers/retry-budget.ts';
 import { DEADLINE_HEADER, realTimer, retryLayer } from './layers/retry.ts';
 import { mirrorLayer } from './layers/mirror.ts';
 import { faultLayer } from './layers/fault.ts';
@@ -190,7 +190,13 @@ export class Resilience {
 
   budgetFor(cluster: string): RetryBudget {
     let b = this.budgets.get(cluster);
-    if (!b) this.budgets.set(cluster, (b = new RetryBudget(this.opts.retryBudget)));
+    // A cluster's own budget (RetryPolicy.budget via cluster metadata) wins;
+    // a changed budget starts afresh, an unchanged one survives config swaps.
+    const own = this.plan?.clusters.get(cluster)?.retryBudget;
+    const want = own ? { ...this.opts.retryBudget, ...own } : this.opts.retryBudget;
+    const ratio = want?.ratio ?? DEFAULT_RETRY_BUDGET.ratio;
+    const min = want?.minRetriesPerSecond ?? DEFAULT_RETRY_BUDGET.minRetriesPerSecond;
+    if (!b || b.ratio !== ratio || b.minRetriesPerSecond !== min) this.budgets.set(cluster, (b = new RetryBudget(want)));
     return b;
   }
 

@@ -128,7 +128,7 @@ test('rate limits land on the target workloads\' inbound route; a global rate is
 
 test('every policy survives protobuf packing and the proxy\'s strict readers', () => {
   const all = [
-    pol('RetryPolicy', 'r', { targetRef: { kind: 'Service', name: 'reviews' }, attempts: 2, perTryTimeout: '300ms', retryOn: ['5xx', 'retriable-status-codes', 'unavailable'], retriableStatusCodes: [409], backoff: { baseInterval: '10ms', maxInterval: '100ms' } }),
+    pol('RetryPolicy', 'r', { targetRef: { kind: 'Service', name: 'reviews' }, attempts: 2, perTryTimeout: '300ms', retryOn: ['5xx', 'retriable-status-codes', 'unavailable'], retriableStatusCodes: [409], backoff: { baseInterval: '10ms', maxInterval: '100ms' }, budget: { ratio: 0.1, minRetriesPerSecond: 2 } }),
     pol('TimeoutPolicy', 't', { targetRef: { kind: 'Service', name: 'reviews' }, request: '1s', backendRequest: '500ms', idle: '30s' }),
     pol('FaultInjectionPolicy', 'f', { targetRef: { kind: 'Service', name: 'reviews' }, delay: { fixed: '10ms', percent: 50 }, abort: { grpcStatus: 14, percent: 1 }, match: { headers: [{ name: 'x-chaos', value: 'on' }] } }),
     pol('LoadBalancerPolicy', 'l', { targetRef: { kind: 'Service', name: 'reviews' }, type: 'ringHash', hash: { cookie: 'session' }, locality: { preferZone: true } }),
@@ -153,4 +153,8 @@ test('every policy survives protobuf packing and the proxy\'s strict readers', (
   assert.equal(c.lbPolicy, 'ring_hash');
   assert.equal(c.localityAware, true);
   assert.equal(c.circuitBreakers.maxRequests, 10);
+  // The retry budget lands on the clusters the retried routes send to (the HTTPRoute's backends).
+  assert.deepEqual(plan.plan.clusters.get('reviews-v1.default.svc:9080').retryBudget, { ratio: 0.1, minRetriesPerSecond: 2 });
+  assert.deepEqual(plan.plan.clusters.get('reviews-v2.default.svc:9080').retryBudget, { ratio: 0.1, minRetriesPerSecond: 2 });
+  assert.equal(plan.plan.clusters.get('ratings.default.svc:9080').retryBudget, undefined);
 });

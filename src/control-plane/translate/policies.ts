@@ -2,7 +2,8 @@
 // proxy enforces (docs/resilience.md, docs/load-balancing.md):
 //   route level (caller side, every sidecar's outbound routes for the target):
 //     TimeoutPolicy -> route.timeout, retryPolicy.perTryTimeout
-//     RetryPolicy -> route.retryPolicy
+//     RetryPolicy -> route.retryPolicy; its budget -> metadata.filterMetadata.trellis.retryBudget
+//       of the clusters those routes send to
 //     FaultInjectionPolicy -> typedPerFilterConfig HTTPFault (header match: a copy of the route ahead of it)
 //     LoadBalancerPolicy.hash -> route.hashPolicy
 //   cluster level (the target service's clusters):
@@ -140,7 +141,8 @@ function serviceOfCluster(state: MeshState, cluster: string): { svc: ServiceReso
 
 type Obj = Record<string, unknown>;
 
-function clusterWithPolicies(state: MeshState, cluster: Obj, warnings: RouteWarning[]): Obj {
+function clusterWithPolicies(state: MeshState, cluster: Obj, warnings: RouteWarning[], budgets: ReadonlyMap<string, Obj>): Obj {
+  const budget = budgets.get(String(cluster.name));
   const site = serviceOfCluster(state, String(cluster.name));
   if (!site) return cluster;
   const warn = (message: string): void => {
@@ -151,7 +153,7 @@ function clusterWithPolicies(state: MeshState, cluster: Obj, warnings: RouteWarn
   const hc = pick(state, 'HealthCheckPolicy', site, warn);
   const lb = pick(state, 'LoadBalancerPolicy', site, warn);
   const to = pick(state, 'TimeoutPolicy', site);
-  if (!cb && !od && !hc && !lb && !to?.idle) return cluster;
+  if (!cb && !od && !hc && !lb && !to?.idle && !budget) return cluster;
   const out: Obj = { ...cluster };
   if (cb) {
     const t: Obj = { priority: 'DEFAULT' };
@@ -182,9 +184,12 @@ function clusterWithPolicies(state: MeshState, cluster: Obj, warnings: RouteWarn
         : { tcpHealthCheck: {} }),
     }];
   }
-  if (lb) {
+  if (lb || budget) {
     const md = (cluster.metadata as { filterMetadata?: Record<string, Obj> } | undefined) ?? {};
-    out.metadata = { ...md, filterMetadata: { ...(md.filterMetadata ?? {}), trellis: { ...(md.filterMetadata?.trellis ?? {}), lbPolicy: LB_NAMES[lb.type] } } };
+    const trellis = { ...(md.filterMetadata?.trellis ?? {}), ...(lb ? { lbPolicy: LB_NAMES[lb.type] } : {}), ...(budget ? { retryBudget: budget } : {}) };
+    out.metadata = { ...md, filterMetadata: { ...(md.filterMetadata ?? {}), trellis } };
+  }
+  if (lb) {
     if (lb.type === 'ringHash') out.lbPolicy = 'RING_HASH';
     else if (lb.type === 'leastRequest') out.lbPolicy = 'LEAST_REQUEST';
     else if (lb.type === 'random') out.lbPolicy = 'RANDOM';
@@ -220,7 +225,7 @@ function faultConfig(f: FaultInjectionPolicySpec): Obj {
 
 /** One Envoy route with the route-level policies of its site; a fault with a
  * header match yields a copy of the route (with the match) ahead of it. */
-function routeWithPolicies(state: MeshState, route: Obj, vhostSite: Site | undefined, warnings: RouteWarning[]): Obj[] {
+function routeWithPolicies(state: MeshState, route: Obj, vhostSite: Site | undefined, warnings: RouteWarning[], budgets: Map<string, Obj>): Obj[] {
   const action = route.route as Obj | undefined;
   if (!action) return [route];
   const name = typeof route.name === 'string' ? route.name : '';
@@ -249,6 +254,10 @@ function routeWithPolicies(state: MeshState, route: Obj, vhostSite: Site | undef
   if (to?.request && a.timeout === undefined) a.timeout = dur(to.request);
   const existing = a.retryPolicy as Obj | undefined;
   const perTry = rp?.perTryTimeout ? dur(rp.perTryTimeout) : (existing?.perTryTimeout as string | undefined) ?? (to?.backendRequest ? dur(to.backendRequest) : undefined);
+  if (rp?.budget) {
+    const b = { ratio: rp.budget.ratio, ...(rp.budget.minRetriesPerSecond !== undefined ? { minRetriesPerSecond: rp.budget.minRetriesPerSecond } : {}) };
+    for (const c of clustersOf(a)) if (!budgets.has(c)) budgets.set(c, b);
+  }
   if (rp) {
     a.retryPolicy = {
       retryOn: (rp.retryOn ?? ['5xx', 'reset', 'connect-failure']).join(','),
@@ -272,13 +281,13 @@ function routeWithPolicies(state: MeshState, route: Obj, vhostSite: Site | undef
   return [{ ...base, name: `${name || 'route'}/fault`, match, typedPerFilterConfig: tpfc }, base];
 }
 
-function routeConfigWithPolicies(state: MeshState, rc: Obj, warnings: RouteWarning[]): Obj {
+function routeConfigWithPolicies(state: MeshState, rc: Obj, warnings: RouteWarning[], budgets: Map<string, Obj>): Obj {
   const vhosts = (rc.virtualHosts as Obj[] | undefined) ?? [];
   let changed = false;
   const out = vhosts.map((vh) => {
     const s = serviceOfCluster(state, String(vh.name));
     const routes = (vh.routes as Obj[] | undefined) ?? [];
-    const next = routes.flatMap((r) => routeWithPolicies(state, r, s, warnings));
+    const next = routes.flatMap((r) => routeWithPolicies(state, r, s, warnings, budgets));
     if (next.length === routes.length && next.every((r, i) => r === routes[i])) return vh;
     changed = true;
     return { ...vh, routes: next };
@@ -372,11 +381,10 @@ type Resources = TranslationParts['shared'];
 const sharedDone = new WeakMap<Resources, { value: Resources; warnings: RouteWarning[] }>();
 
 function withPolicies(state: MeshState, r: Resources, warnings: RouteWarning[]): Resources {
-  return {
-    ...r,
-    routes: r.routes.map((rc) => routeConfigWithPolicies(state, rc as Obj, warnings)),
-    clusters: r.clusters.map((c) => clusterWithPolicies(state, c as Obj, warnings)),
-  };
+  // Routes first: a RetryPolicy's budget goes to the clusters its routes send to.
+  const budgets = new Map<string, Obj>();
+  const routes = r.routes.map((rc) => routeConfigWithPolicies(state, rc as Obj, warnings, budgets));
+  return { ...r, routes, clusters: r.clusters.map((c) => clusterWithPolicies(state, c as Obj, warnings, budgets)) };
 }
 
 /** The translation with every traffic policy of the mesh state applied. */

@@ -78,7 +78,7 @@ export function readCluster(json: unknown, path: string, issues: Issues): Parsed
   const meta = parseTrellisMetadata(r.obj('metadata'));
   if (meta) {
     for (const k of Object.keys(meta)) {
-      if (k !== 'lbPolicy') r.issues.error(`${r.at('metadata')}.filterMetadata.trellis.${k}`, 'unknown Trellis cluster metadata (supported: lbPolicy)');
+      if (k !== 'lbPolicy' && k !== 'retryBudget') r.issues.error(`${r.at('metadata')}.filterMetadata.trellis.${k}`, 'unknown Trellis cluster metadata (supported: lbPolicy, retryBudget)');
     }
     const t = meta.lbPolicy;
     if (t !== undefined) {
@@ -187,6 +187,8 @@ export function readCluster(json: unknown, path: string, issues: Issues): Parsed
   keepObjectList(r, 'transportSocketMatches', extensions);
   keepObject(r, 'upstreamConnectionOptions', extensions);
   if (circuitBreakers.retryBudget) extensions.retryBudget = circuitBreakers.retryBudget;
+  // Linkerd-style retry budget for this cluster (read strictly in envoy-resilience.ts).
+  if (meta?.retryBudget !== undefined) extensions.trellisRetryBudget = meta.retryBudget;
   if (circuitBreakers.perHostThresholds) extensions.perHostThresholds = circuitBreakers.perHostThresholds;
 
   r.ignore('altStatName', 'perConnectionBufferLimitBytes', 'dnsLookupFamily', 'dnsRefreshRate', 'dnsFailureRefreshRate', 'respectDnsTtl', 'dnsResolvers', 'useTcpForDnsLookups', 'cleanupInterval', 'waitForWarmOnInit', 'ignoreHealthOnHostRemoval', 'closeConnectionsOnHostHealthFailure', 'trackClusterStats', 'trackTimeoutBudgets', 'preconnectPolicy');

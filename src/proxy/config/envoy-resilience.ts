@@ -108,6 +108,8 @@ export interface HealthCheckSpec {
 export interface ClusterResilience {
   readonly outlier?: OutlierDetectionSpec;
   readonly healthChecks: readonly HealthCheckSpec[];
+  /** `metadata.filterMetadata.trellis.retryBudget`: this cluster's budget instead of the proxy's default. */
+  readonly retryBudget?: { readonly ratio: number; readonly minRetriesPerSecond: number };
 }
 
 export const DEFAULT_RETRY_BACKOFF = { baseMs: 25, maxMs: 250 } as const;
@@ -473,7 +475,30 @@ export function readClusterResilience(ext: Readonly<Record<string, unknown>> | u
       if (spec) healthChecks.push(spec);
     });
   }
-  return { ...(outlier ? { outlier } : {}), healthChecks };
+  let retryBudget: ClusterResilience['retryBudget'];
+  if (ext.trellisRetryBudget !== undefined) retryBudget = readRetryBudget(ext.trellisRetryBudget, `${path}.metadata.filterMetadata.trellis.retryBudget`, issues);
+  return { ...(outlier ? { outlier } : {}), healthChecks, ...(retryBudget ? { retryBudget } : {}) };
+}
+
+/** {ratio, minRetriesPerSecond} (docs/resilience.md, "Retry budget"). */
+function readRetryBudget(json: unknown, path: string, issues: Issues): ClusterResilience['retryBudget'] {
+  if (!isPlainObject(json)) {
+    issues.error(path, 'must be an object {ratio, minRetriesPerSecond}');
+    return undefined;
+  }
+  const before = issues.errors.length;
+  const num = (k: string, max: number): number | undefined => {
+    const v = json[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) issues.error(`${path}.${k}`, `must be a number between 0 and ${max}`);
+    else return v;
+    return undefined;
+  };
+  const ratio = num('ratio', 100);
+  const minRetriesPerSecond = num('minRetriesPerSecond', 1_000_000);
+  for (const k of Object.keys(json)) if (k !== 'ratio' && k !== 'minRetriesPerSecond') issues.error(`${path}.${k}`, 'unknown field (supported: ratio, minRetriesPerSecond)');
+  if (issues.errors.length > before) return undefined;
+  return { ratio: ratio ?? 0.2, minRetriesPerSecond: minRetriesPerSecond ?? 10 };
 }
 
 /** Everything resilience-related in one config, read strictly. */
