@@ -4,14 +4,14 @@
 // policy: retries hide a flaky upstream from GETs but POSTs are not retried;
 // a timeout gives 504 at the configured time; faults come at their rate; a
 // circuit breaker sheds with fast 503s; outlier detection ejects a dead
-// endpoint under load.
+// endpoint under load; an endpoint failing its health checks leaves the rotation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { freePort } from '../proxy/helpers.ts';
 import { policy, server, service, startMesh, withinBinomial } from './mesh-harness.ts';
 
-test('retry, timeout, fault, circuit breaker and outlier detection policies through the control plane', async (t) => {
+test('retry, timeout, fault, circuit breaker, health check and outlier detection policies through the control plane', async (t) => {
   const mesh = await startMesh(t);
 
   // Upstreams.
@@ -32,15 +32,23 @@ test('retry, timeout, fault, circuit breaker and outlier detection policies thro
   const trioA = await server(t, (_req, res) => res.end('a'));
   const trioB = await server(t, (_req, res) => res.end('b'));
   const dead = await freePort(); // nothing listens here
+  const well = await server(t, (_req, res) => res.end('well'));
+  const sick = await server(t, (req, res) => {
+    res.statusCode = req.url === '/healthz' ? 503 : 200; // serves, but fails its health check
+    res.end('sick');
+  });
 
-  for (const [name, port] of [['flaky', flaky], ['slow', slow], ['chaos', chaos], ['narrow', narrow], ['trio-a', trioA], ['trio-b', trioB], ['trio-dead', dead]] as const) {
-    await mesh.register({ name, port, labels: { app: name.startsWith('trio') ? 'trio' : name } });
+  for (const [name, port] of [['flaky', flaky], ['slow', slow], ['chaos', chaos], ['narrow', narrow], ['trio-a', trioA], ['trio-b', trioB], ['trio-dead', dead], ['probed-well', well], ['probed-sick', sick]] as const) {
+    await mesh.register({ name, port, labels: { app: name.replace(/-.*$/, '') } });
   }
-  for (const name of ['flaky', 'slow', 'chaos', 'narrow', 'trio']) await mesh.apply(service(name, { app: name }));
+  for (const name of ['flaky', 'slow', 'chaos', 'narrow', 'trio', 'probed']) await mesh.apply(service(name, { app: name }));
   await mesh.apply(policy('RetryPolicy', 'flaky-retries', { targetRef: { kind: 'Service', name: 'flaky' }, attempts: 2, retryOn: ['5xx'], backoff: { baseInterval: '5ms' } }));
   await mesh.apply(policy('TimeoutPolicy', 'slow-timeout', { targetRef: { kind: 'Service', name: 'slow' }, request: '400ms' }));
   await mesh.apply(policy('FaultInjectionPolicy', 'chaos', { targetRef: { kind: 'Service', name: 'chaos' }, abort: { httpStatus: 503, percent: 25 } }));
   await mesh.apply(policy('CircuitBreakerPolicy', 'narrow', { targetRef: { kind: 'Service', name: 'narrow' }, maxRequests: 2 }));
+  await mesh.apply(policy('HealthCheckPolicy', 'probed', {
+    targetRef: { kind: 'Service', name: 'probed' }, http: { path: '/healthz' }, interval: '200ms', timeout: '150ms', unhealthyThreshold: 1, healthyThreshold: 1,
+  }));
   const rev = await mesh.apply(policy('OutlierDetectionPolicy', 'trio', {
     targetRef: { kind: 'Service', name: 'trio' }, consecutiveGatewayErrors: 2, interval: '10s', baseEjectionTime: '60s', maxEjectionPercent: 50,
   }));
@@ -104,6 +112,16 @@ test('retry, timeout, fault, circuit breaker and outlier detection policies thro
   }
   for (const r of narrowHeld) r.end('late');
   for (const r of await Promise.all(pending)) assert.equal(r.status, 200);
+
+  // Health checks: the endpoint failing /healthz leaves the rotation.
+  let streak = 0;
+  for (let i = 0; i < 400 && streak < 50; i++) {
+    const r = await mesh.request(outbound, 'probed:9080');
+    streak = r.body === 'well' ? streak + 1 : 0;
+    if (r.body === 'sick' && i > 0) await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.equal(streak, 50, 'the sick endpoint was taken out by its failed health checks');
+  for (let i = 0; i < 50; i++) assert.equal((await mesh.request(outbound, 'probed:9080')).body, 'well');
 
   // Outlier detection: one of three endpoints is dead; under load it is
   // ejected after its first failures and at least 99.9% of requests succeed.
