@@ -332,6 +332,19 @@ test('TLS origination: requests over a verified TLS connection, reused', async (
   assert.equal(bad.kind === 'error' && bad.code, 'UPSTREAM_CONNECT_FAILED');
 });
 
+test('TLS origination to a plaintext server that hangs up on the ClientHello fails at once, never hangs', async (t) => {
+  const server = net.createServer((s) => s.once('data', () => s.end()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as net.AddressInfo).port;
+  const p = pool(t, port, { tls: { servername: 'localhost', rejectUnauthorized: false }, connectTimeoutMs: 10_000 });
+  const started = Date.now();
+  const o = await send(p, request('/'));
+  assert.equal(o.kind === 'error' && o.code, 'UPSTREAM_CONNECT_FAILED');
+  assert.ok(Date.now() - started < 5000, 'failed by the hang-up, not the connect timeout');
+  assert.deepEqual(p.stats(), { connections: 0, active: 0, pending: 0 });
+});
+
 test('a handler that throws fails its exchange, not the process', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('ok'));
   const p = pool(t, up.port);

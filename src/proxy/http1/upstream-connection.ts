@@ -490,6 +490,13 @@ export class UpstreamConnection implements BodyTarget {
 
   private onEof(): void {
     this.eof = true;
+    // The peer hung up before the connection was ready (e.g. a plaintext
+    // server closing on our TLS ClientHello): 'close' follows and reports the
+    // failed connect to the pool, which fails or re-places its waiters.
+    if (!this.ready) {
+      this.socket.destroy();
+      return;
+    }
     if (this.ex !== null && this.buf !== null && this.paused) return; // finish what is buffered first
     if (this.ex !== null) this.atEof();
     else this.destroy();
