@@ -183,6 +183,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         namespace: opts.namespace,
         workload,
         xdsAddress: pod ? pod.xdsAddress() : opts.xdsAddress,
+        ...(pod ? {} : { identityUrl: opts.apiUrl }),
         admin,
         outbound: { address: pod ? '127.0.0.1' : '127.0.0.1', port: outboundPort! },
         inboundAddress: bindHost,

@@ -29,6 +29,9 @@ export interface SidecarSpec {
   workload?: string;
   /** Control plane ADS address, host:port. */
   xdsAddress: string;
+  /** Control plane API, where a sidecar with a join token gets its
+   * certificate (TRELLIS_IDENTITY_URL for the proxy). */
+  identityUrl?: string;
   admin: { address: string; port: number };
   outbound: { address: string; port: number };
   inboundAddress?: string;
@@ -141,7 +144,9 @@ export class Sidecar {
   #spawn(): ChildProcess {
     const args = [TRELLIS_BIN, 'proxy', '--config', this.bootstrapPath, '--no-watch', '--drain-ms', String(this.spec.drainMs ?? 5000)];
     const [cmd, ...pre] = [...(this.spec.wrap ?? []), process.execPath, ...args];
-    const child = spawn(cmd!, pre, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_NO_WARNINGS: '1' };
+    if (this.spec.identityUrl !== undefined && env.TRELLIS_IDENTITY_URL === undefined) env.TRELLIS_IDENTITY_URL = this.spec.identityUrl;
+    const child = spawn(cmd!, pre, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const sink = this.#logStream;
     for (const s of [child.stdout, child.stderr]) {
       if (sink) s?.pipe(sink, { end: false });

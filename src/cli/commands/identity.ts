@@ -93,7 +93,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     const b = r.body as { token: string; expiresAt: string };
     if (values.output === 'json') console.log(JSON.stringify(b));
-    else console.log(`${b.token}\n# expires ${b.expiresAt}; pass it to \`trellis proxy --join-token\` or TRELLIS_JOIN_TOKEN`);
+    else {
+      // The token alone on stdout, so `export TRELLIS_JOIN_TOKEN=$(trellis identity token ...)` works.
+      console.log(b.token);
+      console.error(`# expires ${b.expiresAt}; pass it to \`trellis proxy --join-token\`, or as TRELLIS_JOIN_TOKEN to \`trellis run\``);
+    }
     return 0;
   }
 

@@ -13,7 +13,10 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
   --namespace, -n NS        default "default"
   --service-account SA      default: the service name
   --workload NAME           instance name (default <service>-<pid>)
-  --port, -p PORT[:PROTO]   an app port (the app listens on 127.0.0.1:PORT); PROTO http|http2|grpc|tcp (default http); repeatable
+  --port, -p PORT[:PROTO[:NAME]]
+                            an app port (the app listens on 127.0.0.1:PORT); PROTO http|http2|grpc|tcp
+                            (default http); NAME is what a Service's targetPort can name
+                            (default: the protocol, when it is the only port of it); repeatable
   --upstream SVC[.NS]:PORT=LOCALPORT
                             a local port for an upstream service (gRPC, TCP); the app gets
                             TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; repeatable
@@ -35,14 +38,18 @@ function fail(msg: string): number {
 
 const PROTOCOLS: readonly PortProtocol[] = ['http', 'http2', 'grpc', 'tcp'];
 
+/** PORT[:PROTOCOL[:NAME]]. Without a name, a port that is the only one of
+ * its protocol is named after it (runner.ts), so a Service's
+ * `targetPort: http` finds it whatever number each instance listens on. */
 export function parsePort(s: string): AppPort | string {
-  const m = /^(\d{1,5})(?::([a-z0-9]+))?$/.exec(s);
-  if (!m) return `--port ${JSON.stringify(s)}: expected PORT or PORT:PROTOCOL`;
+  const m = /^(\d{1,5})(?::([a-z0-9]+))?(?::([a-z0-9]([-a-z0-9]*[a-z0-9])?))?$/.exec(s);
+  if (!m) return `--port ${JSON.stringify(s)}: expected PORT, PORT:PROTOCOL or PORT:PROTOCOL:NAME`;
   const port = Number(m[1]);
   if (port < 1 || port > 65535) return `--port ${s}: port must be 1-65535`;
   const proto = (m[2] ?? 'http') as PortProtocol;
   if (!PROTOCOLS.includes(proto)) return `--port ${s}: protocol must be one of ${PROTOCOLS.join(', ')}`;
-  return { port, protocol: proto };
+  if (m[3] !== undefined && m[3].length > 15) return `--port ${s}: name must be at most 15 characters (a Kubernetes port name)`;
+  return { port, protocol: proto, ...(m[3] !== undefined ? { name: m[3] } : {}) };
 }
 
 export function parseUpstream(s: string): UpstreamDecl | string {
