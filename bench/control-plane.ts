@@ -30,7 +30,9 @@ const C = Number(values.clients);
 const CHANGES = Number(values.changes);
 
 function child(script: string, args: string[], cpu: string): { proc: ChildProcess; lines: AsyncIterableIterator<string> } {
-  const proc = spawn('taskset', ['-c', cpu, process.execPath, path.join(import.meta.dirname, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // TRELLIS_BENCH_PROFILE=DIR writes a CPU profile of the control plane there.
+  const prof = script === 'cp-server.ts' && process.env.TRELLIS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TRELLIS_BENCH_PROFILE}`] : [];
+  const proc = spawn('taskset', ['-c', cpu, process.execPath, ...prof, path.join(import.meta.dirname, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = readline.createInterface({ input: proc.stdout! });
   return { proc, lines: rl[Symbol.asyncIterator]() };
 }
