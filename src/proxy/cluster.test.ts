@@ -215,3 +215,16 @@ test('an upgrade closes the books at 101; 1xx and upgrade callbacks pass through
   assert.equal(plain.onUpgrade, undefined);
   assert.equal(plain.onInformational, undefined);
 });
+
+test('pickTcp: opaque TCP picks through the balancer, never an ejected or unhealthy endpoint', () => {
+  const eps = localities(['10.0.0.1', '10.0.0.2', '10.0.0.3']).map((l) => ({
+    ...l,
+    endpoints: l.endpoints.map((e) => (e.address === '10.0.0.3' ? { ...e, health: 'unhealthy' as const } : e)),
+  }));
+  const { cluster } = setup({ lbPolicy: 'round_robin' }, eps);
+  const seen = new Set<string>();
+  for (let i = 0; i < 20; i++) seen.add(cluster.pickTcp()!.address);
+  assert.deepEqual([...seen].sort(), ['10.0.0.1', '10.0.0.2']);
+  cluster.setEndpointEjected('10.0.0.2:8080', true);
+  for (let i = 0; i < 20; i++) assert.equal(cluster.pickTcp()!.address, '10.0.0.1');
+});

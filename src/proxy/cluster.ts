@@ -89,6 +89,9 @@ export interface Cluster {
   readonly dispatch: Dispatch;
   /** Requests in flight through this cluster (all config versions of it). */
   active(): number;
+  /** An endpoint for an opaque TCP connection, chosen by the cluster's
+   * balancer among healthy, non-ejected endpoints; undefined when none. */
+  pickTcp(): { address: string; port: number; labels: Readonly<Record<string, string>> } | undefined;
   /** Outlier detection's hook. Returns false for an unknown endpoint key. */
   setEndpointEjected(key: string, ejected: boolean): boolean;
   /** Active health checking's hook. Returns false for an unknown endpoint key. */
@@ -243,6 +246,12 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     spec,
     dispatch,
     active: () => counter.active,
+    pickTcp() {
+      const picked = balancer.pick(noKey);
+      if (picked.kind !== 'pick') return undefined;
+      const { address, port, labels } = picked.endpoint;
+      return { address, port, labels };
+    },
     setEndpointEjected: (key, ejected) =>
       setAndPublish(key, (m) => {
         if (m.ejected === ejected) return false;

@@ -217,10 +217,12 @@ export class Proxy {
       return this.reject(config, [`clusters: ${(err as Error).message}`]);
     }
     const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
+    const staticPick = createStaticPicker(config);
     const runtime: Runtime = {
       config,
       httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l) => this.telemetry.layer(l.direction, config, this.opts.upstreamTls), httpFilters: (hcm) => this.security.layers(hcm) }),
-      pickEndpoint: createStaticPicker(config),
+      // Opaque TCP picks through the cluster's balancer too (health, ejection, policy).
+      pickEndpoint: (name) => clusters.get(name)?.pickTcp() ?? staticPick(name),
     };
 
     // 2. Bind listeners that are new or moved; nothing is switched yet.

@@ -1,6 +1,7 @@
-// A minimal endpoint picker over ProxyConfig.endpoints, used by the opaque
-// TCP proxy until the cluster manager offers one (balancers, outlier
-// detection and health live there). Round-robin over the endpoints of the
+// A minimal endpoint picker over ProxyConfig.endpoints: the opaque TCP
+// proxy's fallback for a cluster the cluster manager does not hold (the
+// manager's `Cluster.pickTcp()` is used first: balancers, outlier detection
+// and health live there). Round-robin over the endpoints of the
 // best priority tier that has any usable endpoint (healthy or unknown
 // health); weights are ignored.
 import type { ProxyConfig } from './config/types.ts';
