@@ -32,7 +32,7 @@ test('sidecar bootstrap: ADS, node metadata the control plane reads', () => {
   assert.equal(b.node.id, 'default/r-1');
   assert.deepEqual(b.node.metadata.trellis, {
     kind: 'sidecar', namespace: 'default', outbound: { address: '127.0.0.1', port: 15001 }, admin: '127.0.0.1:15000',
-    workload: 'r-1', inboundAddress: '127.0.0.1', upstreams: [{ service: 'db', port: 5432, localPort: 7002 }],
+    workload: 'r-1', service: 'r', inboundAddress: '127.0.0.1', upstreams: [{ service: 'db', port: 5432, localPort: 7002 }],
   });
   assert.deepEqual(b.dynamicResources, { ads: { address: '127.0.0.1:15010' } });
 });

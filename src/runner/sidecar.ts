@@ -60,6 +60,8 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
     admin: `${spec.admin.address}:${spec.admin.port}`,
   };
   if (spec.workload) trellis.workload = spec.workload;
+  // The service this sidecar serves: inbound destination_service (telemetry/identity.ts).
+  if (spec.kind === 'sidecar') trellis.service = spec.cluster;
   if (spec.inboundAddress) trellis.inboundAddress = spec.inboundAddress;
   if (spec.upstreams && spec.upstreams.length > 0) trellis.upstreams = spec.upstreams;
   if (spec.capture) trellis.capture = spec.capture;

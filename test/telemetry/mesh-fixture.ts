@@ -28,6 +28,8 @@ export interface Upstream {
   readonly inboundAddress?: string;
   /** Opaque TCP instead of HTTP: a dedicated outbound TCP listener. */
   readonly tcp?: boolean;
+  /** gRPC / h2 service: the cluster speaks HTTP/2 to the endpoint. */
+  readonly h2?: boolean;
 }
 
 export interface SidecarSpec {
@@ -39,6 +41,10 @@ export interface SidecarSpec {
   readonly inboundTcp?: boolean;
   readonly upstreams?: readonly Upstream[];
   readonly telemetry?: StartProxyOptions['telemetry'];
+  /** Node metadata `trellis.service`: the service this sidecar serves. */
+  readonly service?: string;
+  /** The app speaks h2c (gRPC): the inbound cluster uses HTTP/2. */
+  readonly appH2?: boolean;
 }
 
 export interface Sidecar {
@@ -50,6 +56,8 @@ export interface Sidecar {
   /** Outbound TCP listener address:port per upstream service name. */
   readonly tcpPorts: ReadonlyMap<string, { address: string; port: number }>;
 }
+
+const H2_OPTIONS = { typedExtensionProtocolOptions: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicitHttpConfig: { http2ProtocolOptions: {} } } } };
 
 function hcm(name: string, routeConfigName: string): object {
   return { name: 'envoy.filters.network.http_connection_manager', typedConfig: { '@type': HCM, statPrefix: name, codecType: 'AUTO', rds: { routeConfigName }, httpFilters: [{ name: 'envoy.filters.http.router' }] } };
@@ -64,7 +72,10 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
   const routes: object[] = [];
   if (s.appPort !== undefined) {
     const name = `inbound|${s.appPort}`;
-    clusters.push({ name, type: 'STATIC', connectTimeout: '1s', loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: sockAddr(s.appPort) } }] }] } });
+    clusters.push({
+      name, type: 'STATIC', connectTimeout: '1s', loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: sockAddr(s.appPort) } }] }] },
+      ...(s.appH2 ? H2_OPTIONS : {}),
+    });
     if (s.inboundTcp) {
       listeners.push({ name, address: sockAddr(0, INBOUND_ADDRESS), trafficDirection: 'INBOUND', filterChains: [{ name, filters: [tcpProxy(name, name)] }] });
     } else {
@@ -84,6 +95,7 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
         clusterName: cluster,
         endpoints: [{ lbEndpoints: [{ endpoint: { address: sockAddr(u.inboundPort, u.inboundAddress ?? INBOUND_ADDRESS) }, metadata: { filterMetadata: { trellis: { 'trellis.dev/workload': u.workload } } } }] }],
       },
+      ...(u.h2 ? H2_OPTIONS : {}),
     });
     if (u.tcp) listeners.push({ name: `outbound-tcp-${u.service}`, address: sockAddr(0, `127.0.0.${3 + tcpIndex++}`), trafficDirection: 'OUTBOUND', filterChains: [{ name: `tcp-${u.service}`, filters: [tcpProxy(u.service, cluster)] }] });
   }
@@ -99,7 +111,7 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
     listeners.push({ name: 'outbound', address: sockAddr(0), trafficDirection: 'OUTBOUND', filterChains: [{ name: 'outbound-http', filters: [hcm('outbound', 'outbound')] }] });
   }
   const doc = {
-    node: { id: `${s.namespace}/${s.workload}`, cluster: s.workload, metadata: { trellis: { kind: 'sidecar', workload: s.workload, namespace: s.namespace } } },
+    node: { id: `${s.namespace}/${s.workload}`, cluster: s.workload, metadata: { trellis: { kind: 'sidecar', workload: s.workload, namespace: s.namespace, ...(s.service ? { service: s.service } : {}) } } },
     admin: { address: sockAddr(0) },
     staticResources: { listeners, clusters, routes },
   };

@@ -68,6 +68,9 @@ export function gatewayBootstrap(i: GatewayBootstrapInput): object {
   if (i.listenAddress) trellis.listenAddress = i.listenAddress;
   if (i.portMap) trellis.portMap = Object.fromEntries(Object.entries(i.portMap).map(([k, v]) => [String(k), v]));
   if (i.certDir) trellis.certDir = i.certDir;
+  // Where the control plane scrapes metrics and taps, like a sidecar
+  // (telemetry/proxy-nodes.ts); an ephemeral port (0) cannot be advertised.
+  if (i.admin.port !== 0) trellis.admin = `${i.admin.address === '0.0.0.0' ? '127.0.0.1' : i.admin.address}:${i.admin.port}`;
   return {
     node: { id: i.nodeId ?? `${i.namespace}/gateway-${i.gateway}`, cluster: i.gateway, metadata: { trellis } },
     admin: { address: { socketAddress: { address: i.admin.address, portValue: i.admin.port } } },
@@ -215,7 +218,10 @@ export function gatewayOwn(state: MeshState, node: ProxyNode, warnings: RouteWar
     }
     if (http.some((x) => x.protocol === 'HTTP')) chains.push({ name: `${name}|http`, filters: [hcm(name, name)] });
     if (chains.length === 0) continue;
-    listeners.push({ name, address, trafficDirection: 'INBOUND', filterChains: chains });
+    // Direction "gateway": telemetry labels it like a caller (destination
+    // service from the cluster, x-trellis-peer stamped), not like the inbound
+    // side of a workload, which it is not.
+    listeners.push({ name, address, trafficDirection: 'INBOUND', metadata: { filterMetadata: { trellis: { direction: 'gateway' } } }, filterChains: chains });
   }
   return { listeners, routes };
 }

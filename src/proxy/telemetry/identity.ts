@@ -15,17 +15,26 @@ export const PEER_HEADER = 'x-trellis-peer';
 export interface WorkloadIdentity {
   readonly workload: string;
   readonly namespace: string;
+  /** The proxy's own service host (`<name>.<ns>.svc.cluster.local`), when
+   * its node says which service it serves (selfIdentity only). */
+  readonly service?: string;
 }
 
 /** The proxy's own identity: node metadata `trellis.workload` and
  * `trellis.namespace` (what `trellis bootstrap proxy` writes), else the node
- * cluster and "default". */
+ * cluster and "default". The service it serves (the inbound
+ * destination_service): `trellis.service`, else, for a sidecar, the node
+ * cluster when it is not just the workload name (`trellis run` sets the node
+ * cluster to the service). */
 export function selfIdentity(node: Pick<NodeInfo, 'cluster' | 'metadata'>): WorkloadIdentity {
   const t = node.metadata['trellis'];
   const m = t !== null && typeof t === 'object' ? (t as Record<string, unknown>) : {};
   const workload = typeof m['workload'] === 'string' && m['workload'] !== '' ? m['workload'] : node.cluster || UNKNOWN;
   const namespace = typeof m['namespace'] === 'string' && m['namespace'] !== '' ? m['namespace'] : 'default';
-  return { workload, namespace };
+  let service: string | undefined;
+  if (typeof m['service'] === 'string' && NAME_RE.test(m['service'])) service = m['service'];
+  else if (m['kind'] === 'sidecar' && typeof m['workload'] === 'string' && node.cluster !== m['workload'] && NAME_RE.test(node.cluster)) service = node.cluster;
+  return service === undefined ? { workload, namespace } : { workload, namespace, service: serviceHost(service, namespace) };
 }
 
 /** The admin address a proxy advertises in its node metadata
@@ -44,6 +53,7 @@ export function parseSpiffe(id: string): { namespace: string; serviceAccount: st
 }
 
 const NAME = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
+const NAME_RE = new RegExp(`^${NAME}$`);
 const CLUSTER_RE = new RegExp(`^(${NAME})\\.(${NAME})\\.svc:\\d+$`);
 const HOST_RE = new RegExp(`^(${NAME})(?:\\.(${NAME}))?(?:\\.svc(?:\\.cluster\\.local)?)?$`);
 

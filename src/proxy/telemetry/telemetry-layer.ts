@@ -192,7 +192,10 @@ class TelemetryHandler implements ResponseHandler {
       srcWorkload = this.peer && (!spiffe || spiffe.namespace === this.peer.namespace) ? this.peer.workload : UNKNOWN;
       dstWorkload = d.self.workload;
       dstNamespace = d.self.namespace;
-      dstService = serviceFromAuthority(head.authority, d.self.namespace) ?? UNKNOWN;
+      // The service this sidecar serves (node metadata) is authoritative: the
+      // authority is whatever the caller typed (an IP, the ingress host, a
+      // gRPC target such as 127.0.0.1:port) and only a fallback.
+      dstService = d.self.service ?? serviceFromAuthority(head.authority, d.self.namespace) ?? UNKNOWN;
     } else {
       srcWorkload = d.self.workload;
       srcNamespace = d.self.namespace;

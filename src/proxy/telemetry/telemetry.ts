@@ -75,7 +75,7 @@ export class Telemetry {
     let values: [string, string, string, string, string, string, string];
     if (r.direction === 'inbound') {
       const spiffe = r.peerIdentity ? parseSpiffe(r.peerIdentity) : undefined;
-      values = [r.direction, UNKNOWN, spiffe?.namespace ?? UNKNOWN, this.self.workload, this.self.namespace, UNKNOWN, String(r.peerIdentity !== undefined)];
+      values = [r.direction, UNKNOWN, spiffe?.namespace ?? UNKNOWN, this.self.workload, this.self.namespace, this.self.service ?? UNKNOWN, String(r.peerIdentity !== undefined)];
     } else {
       const svc = r.cluster !== undefined ? serviceFromCluster(r.cluster) : undefined;
       values = [r.direction, this.self.workload, this.self.namespace, UNKNOWN, svc?.namespace ?? UNKNOWN, svc?.service ?? r.cluster ?? UNKNOWN, 'false'];
