@@ -1,11 +1,15 @@
 // The control plane, assembled: store -> resources API + registry -> mesh
 // state -> per-proxy snapshots -> xDS. One process; several replicas share an
-// etcd and each serves xDS (proxies list them all and fail over).
+// etcd and each serves the API and xDS (proxies list them all and fail over);
+// singleton duties run on the elected leader.
 //
 //   store (sqlite | etcd)
 //     ├─ resources service  ── HTTP API (apply/get/list/delete/watch)
 //     ├─ registry           ── HTTP API (register/heartbeat/deregister)
+//     ├─ mesh CA            ── HTTP API (join tokens, CSRs, trust bundle)
+//     ├─ leader duties      ── VIP allocation, CA maintenance (ha.ts)
 //     └─ watchMeshState ── MeshSnapshotSource (translate per proxy view) ── ADS server
+//   ADS server ── connected proxies ── scraper -> golden metrics, tap ── dashboard
 import type { ServerResponse } from 'node:http';
 import type { Store } from './store/types.ts';
 import { openSqliteStore } from './store/sqlite.ts';
