@@ -283,6 +283,9 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
   assert.ok((await call(follower.api, 'POST', '/api/v1/apply', service('ratings', { app: 'ratings' }))).status < 300);
   await until('a VIP for a Service created after the failover', 5_000, async () => (await store.get(vipKey('default', 'ratings'))) !== null);
   assert.equal(failures, 0);
+  // The new Service (and its VIP) changed every type: let the proxy ACK them
+  // before reading the table, which would rightly say STALE meanwhile.
+  await until('the proxy synced after the new Service', 10_000, async () => (await connectedTo(follower))?.status === 'synced');
 
   // `trellis proxy-status` over both replicas: the proxy on the survivor, now the leader; the dead one reported.
   const io = captureIO();
