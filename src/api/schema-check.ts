@@ -5,6 +5,7 @@
 // serve: operator-facing messages (`must be >= 0`, `unknown field`, the
 // pattern said in words) and defaults applied in the same walk.
 import { PATTERN_MESSAGES } from './schema-common.ts';
+import { closestName } from '../lib/did-you-mean.ts';
 
 export type PathSegment = string | number;
 export interface SchemaIssue {
@@ -130,27 +131,5 @@ function walkObject(schema: Json, value: unknown, at: PathSegment[], issues: Sch
 
 /** The known name within edit distance 2 of `key`, if any (for "did you mean"). */
 function closest(key: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const k of known) {
-    const d = distance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function distance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 99;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 99;
+  return closestName(key, known, 2);
 }

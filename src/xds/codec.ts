@@ -13,6 +13,7 @@
 // well-known wrappers unwrapped, Struct as plain JSON, nested Any with "@type".
 import type protobuf from 'protobufjs';
 import { TYPE_PREFIX, findType, typeForUrl } from './protos.ts';
+import { closestName, typoLimit } from '../lib/did-you-mean.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -485,28 +486,6 @@ function describe(v: unknown): string {
 
 /** The closest known name, if it is close enough to be a typo. */
 function suggest(key: string, names: readonly string[]): string | undefined {
-  const k = camel(key).toLowerCase();
-  let best: string | undefined;
-  let bestD = Math.max(2, Math.floor(k.length / 4)) + 1;
-  for (const n of names) {
-    const d = editDistance(k, n.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = n;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 4) return 99;
-  let prev = Array.from({ length: b.length + 1 }, (_v, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 99;
+  const k = camel(key);
+  return closestName(k, names, typoLimit(k));
 }

@@ -5,6 +5,7 @@
 // misspelt field fails loudly instead of silently doing nothing.
 import { parseDuration } from './duration.ts';
 import { type Issues, joinPath } from './field-error.ts';
+import { closestName, typoLimit } from '../../lib/did-you-mean.ts';
 
 export function snakeToCamel(key: string): string {
   return key.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
@@ -269,28 +270,5 @@ export function describe(v: unknown): string {
 }
 
 function suggest(key: string, known: ReadonlySet<string>): string | undefined {
-  let best: string | undefined;
-  let bestDist = Math.max(2, Math.floor(key.length / 4)) + 1;
-  const lower = key.toLowerCase();
-  for (const k of known) {
-    const d = editDistance(lower, k.toLowerCase());
-    if (d < bestDist) {
-      best = k;
-      bestDist = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 4) return 99;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
+  return closestName(key, known, typoLimit(key));
 }
