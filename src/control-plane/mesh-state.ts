@@ -11,9 +11,9 @@ import type {
 import { isPolicyKind, type PolicyResource } from './translate/policies.ts';
 import type { AuthorizationPolicyResource, RequestAuthenticationResource } from './translate/authz.ts';
 
-export const RESOURCES_PREFIX = '/trellis/resources/';
-export const WORKLOADS_PREFIX = '/trellis/registry/workloads/';
-export const VIPS_PREFIX = '/trellis/registry/vips/';
+import { RESOURCES_PREFIX } from './resources/keys.ts';
+import { WORKLOADS_PREFIX } from './registry/workload.ts';
+import { VIPS_PREFIX } from './registry/vip.ts';
 
 export interface MeshStateWatcher {
   current(): MeshState;
@@ -103,7 +103,9 @@ export function buildMeshState(raw: Raw): MeshState {
   return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices, policies, ...security };
 }
 
-function apply(raw: Raw, key: string, value: unknown | undefined): void {
+/** Folds one key into `raw`; false for keys the mesh state does not read
+ * (leader election, CA state, VIP claims...), which need no recomputation. */
+function apply(raw: Raw, key: string, value: unknown | undefined): boolean {
   if (key.startsWith(RESOURCES_PREFIX)) {
     const kind = key.slice(RESOURCES_PREFIX.length).split('/')[0] ?? '';
     if (value === undefined) raw.resources.delete(key);
@@ -115,7 +117,8 @@ function apply(raw: Raw, key: string, value: unknown | undefined): void {
     const vip = value === undefined ? undefined : vipOf(value);
     if (vip === undefined) raw.vips.delete(tail2(key, VIPS_PREFIX));
     else raw.vips.set(tail2(key, VIPS_PREFIX), vip);
-  }
+  } else return false;
+  return true;
 }
 
 /** Watch the store and call `onChange` with each new MeshState (debounced). */
@@ -152,9 +155,8 @@ export async function watchMeshState(
     watch = store.watch('/trellis/', { fromRevision: revision + 1 }, {
       onEvent(ev: WatchEvent) {
         rev = ev.revision;
-        if (ev.type === 'put') apply(raw, ev.kv.key, parse(ev.kv));
-        else apply(raw, ev.key, undefined);
-        schedule();
+        const relevant = ev.type === 'put' ? apply(raw, ev.kv.key, parse(ev.kv)) : apply(raw, ev.key, undefined);
+        if (relevant) schedule();
       },
       onError(err) {
         if (stopped || err.code === 'closed') return;
