@@ -2,6 +2,7 @@
 // DNS-like host names a service answers to, and ClusterLoadAssignments.
 import type { MeshState, PortProtocol, ServicePort, ServiceResource, WorkloadInstance } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
+import { selectorMatches } from '../registry/endpoints.ts';
 
 /** Cluster (and EDS) name of a service port: `reviews.default.svc:9080`. */
 export function serviceClusterName(namespace: string, name: string, port: number): string {
@@ -37,12 +38,7 @@ export function serviceDomains(svc: ServiceResource, port: number, callerNamespa
 }
 
 export function selects(svc: ServiceResource, w: WorkloadInstance): boolean {
-  if (nsOf(svc.metadata) !== w.namespace) return false;
-  const sel = svc.spec.selector;
-  if (!sel || Object.keys(sel).length === 0) return false;
-  const labels = w.labels ?? {};
-  for (const [k, v] of Object.entries(sel)) if (labels[k] !== v) return false;
-  return true;
+  return nsOf(svc.metadata) === w.namespace && selectorMatches(svc.spec.selector, w.labels ?? {});
 }
 
 /** The workload port a service port targets (by number or by name). */
