@@ -79,6 +79,10 @@ export class MeshSnapshotSource implements SnapshotSource {
   setState(state: MeshState, revision: number): void {
     this.#state = state;
     this.#revision = revision;
+    // Keep a fallback only for views asked for under the previous state (the
+    // connected proxies ask again on every change), so workloads that come
+    // and go under new names do not accumulate snapshots.
+    for (const key of this.#lastGood.keys()) if (!this.#views.has(key)) this.#lastGood.delete(key);
     this.#views = new Map();
     this.#shared = new Map();
     this.#reports = new Map();
