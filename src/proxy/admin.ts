@@ -28,7 +28,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export type AdminResult = { ok: true; admin: AdminServer } | { ok: false; error: string };
+export type AdminResult = { ok: true; admin: AdminServer } | { ok: false; error: string; code?: string };
 
 /** JSON.stringify replacer: Maps become objects, RegExps their source text. */
 export function configReplacer(_key: string, value: unknown): unknown {
@@ -80,7 +80,7 @@ export function startAdmin(address: string, port: number, src: AdminSource): Pro
   });
   server.keepAliveTimeout = 5_000;
   return new Promise((resolve) => {
-    server.once('error', (err) => resolve({ ok: false, error: `admin: cannot listen on ${address}:${port}: ${err.message}` }));
+    server.once('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, error: `admin: cannot listen on ${address}:${port}: ${err.message}`, ...(err.code ? { code: err.code } : {}) }));
     server.listen({ host: address, port }, () => {
       server.removeAllListeners('error');
       resolve({

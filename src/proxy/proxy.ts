@@ -60,8 +60,10 @@ export interface StartProxyOptions {
   readonly security?: SecurityOptions;
 }
 
-export type ApplyResult = { ok: true; version: string } | { ok: false; errors: string[] };
-export type StartResult = { ok: true; proxy: Proxy } | { ok: false; errors: string[] };
+/** `portInUse`: the only failures were ports another socket holds (a caller
+ * that picked the ports may pick others and try again). */
+export type ApplyResult = { ok: true; version: string } | { ok: false; errors: string[]; portInUse?: boolean };
+export type StartResult = { ok: true; proxy: Proxy } | { ok: false; errors: string[]; portInUse?: boolean };
 
 interface Active {
   readonly runtime: Runtime;
@@ -82,7 +84,7 @@ export async function startProxy(opts: StartProxyOptions): Promise<StartResult> 
     const ar = await proxy.startAdmin(a.address, a.port);
     if (!ar.ok) {
       await proxy.stop({ drainMs: 0 });
-      return { ok: false, errors: [ar.error] };
+      return { ok: false, errors: [ar.error], ...(ar.code === 'EADDRINUSE' ? { portInUse: true } : {}) };
     }
   }
   return { ok: true, proxy };
@@ -166,7 +168,7 @@ export class Proxy {
     return this.active?.clusters.clusters() ?? [];
   }
 
-  async startAdmin(address: string, port: number): Promise<{ ok: true; port: number } | { ok: false; error: string }> {
+  async startAdmin(address: string, port: number): Promise<{ ok: true; port: number } | { ok: false; error: string; code?: string }> {
     const r = await startAdmin(address, port, {
       ready: () => this.ready(),
       config: () => this.config,
@@ -229,6 +231,7 @@ export class Proxy {
     const fresh: Listener[] = [];
     const replaced: Listener[] = [];
     const bindErrors: string[] = [];
+    let allInUse = true;
     for (const spec of config.listeners) {
       const old = this.listeners.get(spec.name);
       if (old && old.spec.address === spec.address && old.spec.port === spec.port) continue;
@@ -239,8 +242,10 @@ export class Proxy {
         old.drain();
         r = await l.listen();
       }
-      if (!r.ok) bindErrors.push(r.error);
-      else {
+      if (!r.ok) {
+        bindErrors.push(r.error);
+        if (r.code !== 'EADDRINUSE') allInUse = false;
+      } else {
         fresh.push(l);
         if (old) replaced.push(old);
       }
@@ -248,7 +253,7 @@ export class Proxy {
     if (bindErrors.length > 0) {
       for (const l of fresh) void l.closeAll(0);
       clusters.retire();
-      return this.reject(config, bindErrors);
+      return this.reject(config, bindErrors, allInUse);
     }
 
     // 3. Switch.
@@ -279,10 +284,10 @@ export class Proxy {
     return { ok: true, version: config.version };
   }
 
-  private reject(config: ProxyConfig, errors: string[]): ApplyResult {
+  private reject(config: ProxyConfig, errors: string[], portInUse = false): ApplyResult {
     this.stats.configUpdates.labels('rejected').inc();
     this.log('config_rejected', { version: config.version, errors, serving: this.active?.runtime.config.version ?? null });
-    return { ok: false, errors };
+    return { ok: false, errors, ...(portInUse ? { portInUse } : {}) };
   }
 
   private retireListener(l: Listener): void {

@@ -85,3 +85,39 @@ test('trellis proxy with dynamicResources: starts on the first xDS config and fo
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
 });
+
+test('trellis proxy waits for an unreachable control plane instead of exiting, and starts once it appears', async (t) => {
+  const a = await httpBackend(t, 'a');
+  const listenerPort = await freePort();
+  const xdsPort = await freePort(); // nothing listens there yet
+  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-xds-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'proxy.yaml');
+  writeFileSync(file, `node: { id: xds-proxy, cluster: test }\nadmin: { address: { socketAddress: { address: 127.0.0.1, portValue: 0 } } }\ndynamicResources: { ads: { address: "127.0.0.1:${xdsPort}" } }\n`);
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'trellis.ts'), 'proxy', '--config', file, '--no-watch'], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  // Several reconnect attempts (100 ms backoff, doubling) go unanswered.
+  const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('running'), 2000))]);
+  assert.equal(early, 'running', `the proxy exited while the control plane was away:\n${out}`);
+
+  const cache = new SnapshotCache();
+  cache.setSnapshot('xds-proxy', snapshot(serviceSnapshotInput('echo', [{ cluster: 'echo-a', weight: 1, ports: [a.port] }], { listenerPort }), 's1'));
+  const server = createXdsServer({ source: cache });
+  await server.listen('127.0.0.1', xdsPort);
+  t.after(() => server.close());
+  const deadline = Date.now() + 20_000;
+  while (!out.includes('"event":"started"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.match(out, /"event":"started"/);
+  assert.equal((await request(listenerPort, { agent: false })).headers['x-backend'], 'a');
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+});

@@ -1,7 +1,10 @@
 // `trellis proxy --config FILE`: run a sidecar proxy from a bootstrap file.
 //
 // - Bad bootstrap: every error printed with its field path, exit 2.
-// - A listener or the admin port cannot bind: exit 1.
+// - A listener or the admin port cannot bind: exit 1; exit 3
+//   (EXIT_PORT_IN_USE) when every failure was a port already in use, so a
+//   runner that picked the ports can pick others (runner/sidecar.ts).
+// - Waiting for the control plane at start-up: keeps trying, however long.
 // - SIGHUP, or a change to the file (debounced): reload; a bad edit is
 //   logged and the running config keeps serving.
 // - With `dynamicResources.ads` the config comes from the control plane over
@@ -24,6 +27,8 @@ import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secre
 import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
 import { composeUpstreamTls, createEgressTls, type UpstreamTlsHook } from '../../proxy/egress-tls.ts';
+
+export const EXIT_PORT_IN_USE = 3;
 
 export const summary = 'run a sidecar proxy from a bootstrap file (static config or xDS)';
 
@@ -163,6 +168,10 @@ export async function run(argv: string[]): Promise<number> {
     source = xds;
     log('waiting_for_xds', { server: boot.dynamicResources.ads.address, node: boot.node.id });
     const onSignal: { fn?: () => void } = {};
+    // The xDS client's reconnect timer does not hold the process open; until
+    // the first config binds listeners, this does (an unreachable control
+    // plane at start-up is waited for, not a silent exit).
+    const keepAlive = setInterval(() => {}, 60_000);
     const got = await new Promise<ProxyConfig | 'signal'>((resolve) => {
       const off = xds.onConfig((c) => {
         queueMicrotask(off);
@@ -172,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
       process.on('SIGTERM', onSignal.fn);
       process.on('SIGINT', onSignal.fn);
     });
+    clearInterval(keepAlive);
     process.removeListener('SIGTERM', onSignal.fn!);
     process.removeListener('SIGINT', onSignal.fn!);
     if (got === 'signal') {
@@ -209,7 +219,7 @@ export async function run(argv: string[]): Promise<number> {
     source.close();
     identity?.stop();
     for (const e of started.errors) logLine('error', 'start_failed', { error: e });
-    return 1;
+    return started.portInUse ? EXIT_PORT_IN_USE : 1;
   }
   const proxy: Proxy = started.proxy;
   proxyRef = proxy;
