@@ -56,6 +56,8 @@ export interface RunOptions {
   log?: Log;
   /** Observes lifecycle steps (tests). */
   onStep?: (step: 'registered' | 'sidecar_ready' | 'app_started' | 'app_exited' | 'deregistered' | 'sidecar_stopped', detail?: unknown) => void;
+  /** Picks free ports (tests hand out taken ones); default ports.ts. */
+  freePorts?: (n: number, host: string) => Promise<number[]>;
   /** Exposes the running sidecar and guard (tests). */
   onRunning?: (r: { sidecar: Sidecar; guard: PortGuard | undefined }) => void;
 }
@@ -80,6 +82,9 @@ export interface PodNetwork {
 }
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Tries at a free set of sidecar ports when another process takes one. */
+const PORT_ATTEMPTS = 3;
 
 /** `setpriv --pdeathsig` (util-linux) is there: children die with the runner. */
 const PDEATHSIG = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
@@ -133,20 +138,34 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
     // address peers dial (then every interface), always so in a pod.
     const bindHost = pod || (opts.address !== undefined && opts.address !== '127.0.0.1') ? '0.0.0.0' : '127.0.0.1';
     // Ports: admin, outbound, one inbound proxy port per app port (explicit)
-    // or one shared inbound capture port (transparent). In a pod, every port
-    // is free (a fresh network namespace); still take distinct free ones.
-    const [adminPort, outboundPort, ...inbound] = await freePorts(2 + (pod ? 1 : opts.ports.length), bindHost);
+    // or one shared inbound capture port (transparent), and a local port for
+    // each upstream declared with localPort 0. In a pod, every port is free
+    // (a fresh network namespace); still take distinct free ones. Outside a
+    // pod another process may take a picked port before the proxy binds it:
+    // the proxy then exits EXIT_PORT_IN_USE and we pick again (bounded).
+    const pickPorts = async (): Promise<{ admin: number; outbound: number; inbound: number[]; upstreams: UpstreamDecl[] }> => {
+      const inboundCount = pod ? 1 : opts.ports.length;
+      const wanted = opts.upstreams.filter((u) => u.localPort === 0).length;
+      const [admin, outbound, ...rest] = await (opts.freePorts ?? freePorts)(2 + inboundCount + wanted, bindHost);
+      const locals = rest.slice(inboundCount);
+      return {
+        admin: admin!, outbound: outbound!, inbound: rest.slice(0, inboundCount),
+        upstreams: opts.upstreams.map((u) => (u.localPort === 0 ? { ...u, localPort: locals.shift()! } : u)),
+      };
+    };
+    let picked = await pickPorts();
+    const appPorts = (inbound: readonly number[]): WorkloadRegistration['ports'] => opts.ports.map((p, i) => ({
+      port: p.port,
+      protocol: p.protocol,
+      ...(portName(p, opts.ports) ? { name: portName(p, opts.ports)! } : {}),
+      ...(pod ? {} : { proxyPort: inbound[i]! }),
+    }));
     const registration: WorkloadRegistration = {
       name: workload,
       namespace: opts.namespace,
       serviceAccount: opts.serviceAccount ?? opts.service,
       address: pod?.address ?? opts.address ?? '127.0.0.1',
-      ports: opts.ports.map((p, i) => ({
-        port: p.port,
-        protocol: p.protocol,
-        ...(portName(p, opts.ports) ? { name: portName(p, opts.ports)! } : {}),
-        ...(pod ? {} : { proxyPort: inbound[i]! }),
-      })),
+      ports: appPorts(picked.inbound),
       labels: { app: opts.service, ...(opts.labels ?? {}) },
       locality: opts.locality ?? {},
     };
@@ -171,11 +190,8 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
     opts.onStep?.('registered', registration);
     log('registered', { workload, lease: reg.value.leaseId });
 
-    const required = pod
-      ? ['outbound', 'inbound']
-      : [...opts.ports.map((p) => `inbound|${p.port}`), ...opts.upstreams.map((u) => `upstream|${u.localPort}`)];
-    const admin = { address: pod ? pod.adminHost : '127.0.0.1', port: adminPort! };
-    const sidecar = new Sidecar(
+    const admin = { address: pod ? pod.adminHost : '127.0.0.1', port: picked.admin };
+    const sidecarFor = (ports: typeof picked): Sidecar => new Sidecar(
       {
         kind: 'sidecar',
         nodeId: `${opts.namespace}/${workload}`,
@@ -184,13 +200,15 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         workload,
         xdsAddress: pod ? pod.xdsAddress() : opts.xdsAddress,
         ...(pod ? {} : { identityUrl: opts.apiUrl }),
-        admin,
-        outbound: { address: pod ? '127.0.0.1' : '127.0.0.1', port: outboundPort! },
+        admin: { address: admin.address, port: ports.admin },
+        outbound: { address: '127.0.0.1', port: ports.outbound },
         inboundAddress: bindHost,
-        upstreams: opts.upstreams,
-        ...(pod ? { capture: 'transparent' as const, inboundPort: inbound[0]! } : {}),
+        upstreams: ports.upstreams,
+        ...(pod ? { capture: 'transparent' as const, inboundPort: ports.inbound[0]! } : {}),
         ...(opts.locality ? { locality: opts.locality } : {}),
-        requiredListeners: required,
+        requiredListeners: pod
+          ? ['outbound', 'inbound']
+          : [...opts.ports.map((p) => `inbound|${p.port}`), ...ports.upstreams.map((u) => `upstream|${u.localPort}`)],
         drainMs: opts.drainMs ?? 5000,
         // The sidecar dies with its runner, even a SIGKILLed one.
         ...(pod ? { wrap: pod.proxyWrap() } : PDEATHSIG ? { wrap: ['setpriv', '--pdeathsig', 'SIGKILL', '--'] } : {}),
@@ -199,10 +217,23 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       },
       log,
     );
-    if (pod) await pod.capture({ outbound: outboundPort!, inbound: inbound[0]!, admin: adminPort! });
-    const ready = await sidecar.start(opts.readyTimeoutMs ?? 30_000);
-    cleanups.push(async () => {
+    if (pod) await pod.capture({ outbound: picked.outbound, inbound: picked.inbound[0]!, admin: picked.admin });
+    let sidecar = sidecarFor(picked);
+    let ready = await sidecar.start(opts.readyTimeoutMs ?? 30_000);
+    for (let attempt = 2; !ready.ok && ready.code === 'SIDECAR_PORT_IN_USE' && !pod && attempt <= PORT_ATTEMPTS; attempt++) {
+      log('sidecar_port_in_use', { attempt, error: ready.message });
       await sidecar.stop();
+      picked = await pickPorts();
+      admin.port = picked.admin;
+      registration.ports = appPorts(picked.inbound);
+      const again = await registry.register(registration);
+      if (!again.ok) log('register_failed', { code: again.code, error: again.message });
+      sidecar = sidecarFor(picked);
+      ready = await sidecar.start(opts.readyTimeoutMs ?? 30_000);
+    }
+    const started = sidecar;
+    cleanups.push(async () => {
+      await started.stop();
       opts.onStep?.('sidecar_stopped');
     });
     if (!ready.ok) {
@@ -210,8 +241,11 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       console.error(`trellis run: ${ready.message}`);
       return 1;
     }
+    const adminPort = picked.admin;
+    const outboundPort = picked.outbound;
+    const upstreams = picked.upstreams;
     opts.onStep?.('sidecar_ready');
-    log('sidecar_ready', { admin: adminPort, outbound: outboundPort });
+    log('sidecar_ready', { admin: adminPort, outbound: outboundPort, upstreams: Object.fromEntries(upstreams.map((u) => [`${u.service}:${u.port}`, u.localPort])) });
 
     // Transparent mode: service names resolve to VIPs inside the pod, kept
     // current from the sidecar's own routes.
@@ -255,7 +289,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       : explicitAppEnv({
           base: process.env,
           proxy: { host: '127.0.0.1', port: guard!.port },
-          upstreams: opts.upstreams,
+          upstreams,
           service: opts.service,
           namespace: opts.namespace,
           workload,

@@ -7,7 +7,7 @@
 // restarted with backoff (100 ms doubling to 5 s) while the app keeps
 // running; `stop()` sends SIGTERM (the proxy drains) and waits.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 
 export const TRELLIS_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'trellis.ts');
@@ -16,6 +16,7 @@ export interface UpstreamDecl {
   service: string;
   namespace?: string;
   port: number;
+  /** 0: the runner picks a free one (runner.ts). */
   localPort: number;
   localAddress?: string;
 }
@@ -80,7 +81,22 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
   };
 }
 
-export type ReadyResult = { ok: true } | { ok: false; code: 'SIDECAR_EXITED' | 'SIDECAR_NOT_READY'; message: string };
+/** SIDECAR_PORT_IN_USE: the proxy exited because a port it was given is
+ * taken (EXIT_PORT_IN_USE); whoever picked the ports may pick others. */
+export type ReadyResult = { ok: true } | { ok: false; code: 'SIDECAR_EXITED' | 'SIDECAR_PORT_IN_USE' | 'SIDECAR_NOT_READY'; message: string };
+
+/** `trellis proxy`'s exit code when a port it must bind is in use. */
+const EXIT_PORT_IN_USE = 3;
+
+/** The last lines of a log file, for an error message (empty when unreadable). */
+export function logTail(file: string, lines = 8): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
 
 type Log = (event: string, fields?: Record<string, unknown>) => void;
 
@@ -119,6 +135,10 @@ export class Sidecar {
   #restartTimer: NodeJS.Timeout | undefined;
   #logStream: WriteStream | undefined;
   #exited: Promise<void> = Promise.resolve();
+  /** While start() waits: an exit is reported to the caller, not restarted. */
+  #starting = false;
+  /** Per process: its output streams are closed (its log is complete). */
+  readonly #closed = new WeakMap<ChildProcess, Promise<void>>();
   readonly #onRestart = new Set<() => void>();
 
   constructor(spec: SidecarSpec, log: Log) {
@@ -155,10 +175,15 @@ export class Sidecar {
       else s?.pipe(process.stderr, { end: false });
     }
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.#closed.set(child, new Promise((resolve) => child.once('close', () => resolve())));
     child.once('exit', (code, signal) => {
       if (this.#child !== child) return;
       this.#child = undefined;
       if (this.#stopping) return;
+      if (this.#starting) {
+        this.#log('sidecar_exited', { code, signal, restartInMs: null });
+        return;
+      }
       this.#restarts++;
       const delay = Math.min(5000, 100 * 2 ** Math.min(6, this.#restarts - 1));
       this.#log('sidecar_exited', { code, signal, restartInMs: delay, restarts: this.#restarts });
@@ -178,20 +203,39 @@ export class Sidecar {
   async start(timeoutMs = 30_000): Promise<ReadyResult> {
     this.#child = this.#spawn();
     this.#log('sidecar_started', { pid: this.#child.pid, admin: this.spec.admin.port, outbound: this.spec.outbound.port });
-    return this.waitReady(timeoutMs, true);
+    this.#starting = true;
+    try {
+      return await this.waitReady(timeoutMs, true);
+    } finally {
+      this.#starting = false;
+    }
   }
 
   async waitReady(timeoutMs: number, failOnExit = false): Promise<ReadyResult> {
     const deadline = Date.now() + timeoutMs;
     const first = this.#child;
     while (Date.now() < deadline) {
-      if (failOnExit && this.#child !== first) {
-        return { ok: false, code: 'SIDECAR_EXITED', message: `the sidecar proxy exited before it was ready (see ${this.spec.logTo === 'inherit' ? 'stderr' : this.spec.logTo})` };
-      }
+      if (failOnExit && first && this.#child !== first) return this.#exitedEarly(first);
       if (await probeReady(this.spec.admin, this.spec.requiredListeners)) return { ok: true };
       await new Promise((r) => setTimeout(r, 50));
     }
     return { ok: false, code: 'SIDECAR_NOT_READY', message: `the sidecar proxy was not ready within ${timeoutMs} ms (listeners ${this.spec.requiredListeners.join(', ')} bound, config from ${this.spec.xdsAddress})` };
+  }
+
+  async #exitedEarly(child: ChildProcess): Promise<ReadyResult> {
+    const inUse = child.exitCode === EXIT_PORT_IN_USE;
+    if (this.spec.logTo === 'inherit') {
+      return { ok: false, code: inUse ? 'SIDECAR_PORT_IN_USE' : 'SIDECAR_EXITED', message: 'the sidecar proxy exited before it was ready (see its output above)' };
+    }
+    // Its last words, so the failure explains itself wherever it is reported.
+    await Promise.race([this.#closed.get(child), new Promise((r) => setTimeout(r, 1000))]);
+    await new Promise((r) => setTimeout(r, 50)); // the file stream's last write
+    const tail = logTail(this.spec.logTo);
+    return {
+      ok: false,
+      code: inUse ? 'SIDECAR_PORT_IN_USE' : 'SIDECAR_EXITED',
+      message: `the sidecar proxy exited before it was ready (${this.spec.logTo})${tail ? `:\n${tail}` : ''}`,
+    };
   }
 
   /** SIGTERM (drain), wait up to drain + 3 s, then SIGKILL. */

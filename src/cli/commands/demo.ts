@@ -21,7 +21,6 @@ import { startControlPlane, type ControlPlane } from '../../control-plane/contro
 import { parseYamlDocuments } from '../../api/yaml-documents.ts';
 import type { RunOptions } from '../../runner/runner.ts';
 import { TRELLIS_BIN } from '../../runner/sidecar.ts';
-import { freePort, freePorts } from '../../runner/ports.ts';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
 
 export const summary = 'run a demo mesh: control plane, ingress gateway, 4 services (JS, Python, gRPC) with sidecars and steady traffic';
@@ -32,8 +31,9 @@ const EXAMPLES_DIR = path.join(ROOT, 'examples', 'demo');
 
 const usage = `usage: trellis demo [--base-port N] [--data-dir DIR] [--rps N] [--no-mtls]
 
-  --base-port N   move every fixed port: API N, xDS N+1, ingress N+2, apps N+10..N+15
-                  (default: API 15080, xDS 15010, ingress 18080, apps 19080-19085;
+  --base-port N   move every fixed port: API N, xDS N+1, ingress N+2 (its admin N+3),
+                  apps N+10..N+15 (default: API 15080, xDS 15010, ingress 18080 and 18081,
+                  apps 19080-19085;
                   also $TRELLIS_DEMO_BASE_PORT)
   --data-dir DIR  the control plane's embedded store (default .trellis/demo)
   --rps N         traffic generator rate, requests per second (default 20, max 200)
@@ -45,6 +45,7 @@ export interface DemoPorts {
   api: number;
   xds: number;
   ingress: number;
+  ingressAdmin: number;
   productpage: number;
   details: number;
   reviewsV1: number;
@@ -55,10 +56,10 @@ export interface DemoPorts {
 
 export function demoPorts(base?: number): DemoPorts {
   if (base === undefined) {
-    return { api: 15080, xds: 15010, ingress: 18080, productpage: 19080, details: 19081, reviewsV1: 19082, reviewsV2: 19083, reviewsV3: 19084, ratings: 19085 };
+    return { api: 15080, xds: 15010, ingress: 18080, ingressAdmin: 18081, productpage: 19080, details: 19081, reviewsV1: 19082, reviewsV2: 19083, reviewsV3: 19084, ratings: 19085 };
   }
   return {
-    api: base, xds: base + 1, ingress: base + 2,
+    api: base, xds: base + 1, ingress: base + 2, ingressAdmin: base + 3,
     productpage: base + 10, details: base + 11, reviewsV1: base + 12, reviewsV2: base + 13, reviewsV3: base + 14, ratings: base + 15,
   };
 }
@@ -262,9 +263,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
         drainMs: 500,
         proxyLog: path.join(logsDir, `${w.name}-proxy.log`),
       };
-      // Local upstream ports for gRPC clients (TRELLIS_UPSTREAM_<SVC>_<PORT>).
-      const locals = await freePorts((w.upstreams ?? []).length);
-      spec.upstreams = (w.upstreams ?? []).map((u, i) => ({ ...u, localPort: locals[i]! }));
+      // Local upstream ports for gRPC clients (TRELLIS_UPSTREAM_<SVC>_<PORT>), picked by the runner.
+      spec.upstreams = (w.upstreams ?? []).map((u) => ({ ...u, localPort: 0 }));
       // The sidecar inherits the runner's environment: TRELLIS_JOIN_TOKEN gives it its identity.
       const token = opts.mtls ? await joinToken(cp, w.service, w.name) : undefined;
       const env = { ...process.env, ...(w.env ?? {}), NODE_NO_WARNINGS: '1', ...(token ? { TRELLIS_JOIN_TOKEN: token, TRELLIS_IDENTITY_URL: cp.apiUrl } : {}) };
@@ -275,7 +275,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     // Gateway (examples/demo/gateway.yaml), on the ingress port.
     const bootstrapPath = path.join(opts.dataDir, 'ingress-bootstrap.json');
     writeFileSync(bootstrapPath, JSON.stringify(gatewayBootstrap({
-      gateway: 'demo-ingress', namespace: 'default', xdsAddress, admin: { address: '127.0.0.1', port: await freePort() },
+      gateway: 'demo-ingress', namespace: 'default', xdsAddress, admin: { address: '127.0.0.1', port: ports.ingressAdmin },
       listenAddress: '127.0.0.1', portMap: { 80: ports.ingress },
     }), null, 2));
     const ingressLog = createWriteStream(path.join(logsDir, 'ingress-proxy.log'), { flags: 'a' });

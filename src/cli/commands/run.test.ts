@@ -12,6 +12,7 @@ test('--port and --upstream parsing names the flag and the reason', () => {
   assert.match(parsePort('9081:http:Bad_Name') as string, /expected PORT/);
   assert.deepEqual(parseUpstream('ratings:50051=7001'), { service: 'ratings', port: 50051, localPort: 7001 });
   assert.deepEqual(parseUpstream('db.data:5432=7002'), { service: 'db', namespace: 'data', port: 5432, localPort: 7002 });
-  assert.match(parseUpstream('db:5432') as string, /expected SERVICE\[\.NAMESPACE\]:PORT=LOCALPORT/);
+  assert.deepEqual(parseUpstream('db:5432'), { service: 'db', port: 5432, localPort: 0 });
+  assert.match(parseUpstream('db') as string, /expected SERVICE\[\.NAMESPACE\]:PORT\[=LOCALPORT\]/);
   assert.match(parseUpstream('db:5432=70000') as string, /ports must be 1-65535/);
 });

@@ -17,9 +17,10 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
                             an app port (the app listens on 127.0.0.1:PORT); PROTO http|http2|grpc|tcp
                             (default http); NAME is what a Service's targetPort can name
                             (default: the protocol, when it is the only port of it); repeatable
-  --upstream SVC[.NS]:PORT=LOCALPORT
+  --upstream SVC[.NS]:PORT[=LOCALPORT]
                             a local port for an upstream service (gRPC, TCP); the app gets
-                            TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; repeatable
+                            TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; without
+                            LOCALPORT (or 0) a free one is picked; repeatable
   --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE or http://127.0.0.1:15080)
   --xds HOST:PORT           control plane xDS (default: the API host, port 15010; $TRELLIS_XDS)
   --address ADDR            address registered for the workload (default 127.0.0.1)
@@ -53,11 +54,12 @@ export function parsePort(s: string): AppPort | string {
 }
 
 export function parseUpstream(s: string): UpstreamDecl | string {
-  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?:\.([a-z0-9]([-a-z0-9]*[a-z0-9])?))?:(\d{1,5})=(\d{1,5})$/.exec(s);
-  if (!m) return `--upstream ${JSON.stringify(s)}: expected SERVICE[.NAMESPACE]:PORT=LOCALPORT`;
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?:\.([a-z0-9]([-a-z0-9]*[a-z0-9])?))?:(\d{1,5})(?:=(\d{1,5}))?$/.exec(s);
+  if (!m) return `--upstream ${JSON.stringify(s)}: expected SERVICE[.NAMESPACE]:PORT[=LOCALPORT]`;
   const port = Number(m[5]);
-  const localPort = Number(m[6]);
-  if (port < 1 || port > 65535 || localPort < 1 || localPort > 65535) return `--upstream ${s}: ports must be 1-65535`;
+  // 0 or none: the runner picks a free local port (runner.ts).
+  const localPort = Number(m[6] ?? 0);
+  if (port < 1 || port > 65535 || localPort > 65535) return `--upstream ${s}: ports must be 1-65535 (LOCALPORT 0 picks one)`;
   return { service: m[1]!, ...(m[3] ? { namespace: m[3] } : {}), port, localPort };
 }
 
