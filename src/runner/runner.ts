@@ -13,6 +13,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
+import { MESHED_LABEL } from '../control-plane/translate/services.ts';
 import { explicitAppEnv } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
@@ -74,6 +75,8 @@ export interface PodNetwork {
   appWrap(): string[];
   /** The xDS address the proxy uses from inside the pod. */
   xdsAddress(): string;
+  /** Where the proxy inside the pod reaches the CA (identity calls only). */
+  identityUrl(): string | undefined;
   /** Installs the capture rules once the proxy's ports are known. */
   capture(ports: { outbound: number; inbound: number; admin: number }): Promise<void>;
   /** Service names -> VIPs for the app's name resolution. */
@@ -166,7 +169,8 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       serviceAccount: opts.serviceAccount ?? opts.service,
       address: pod?.address ?? opts.address ?? '127.0.0.1',
       ports: appPorts(picked.inbound),
-      labels: { app: opts.service, ...(opts.labels ?? {}) },
+      // In a pod every port is captured: peers dial the app port with mTLS (translate/mtls.ts).
+      labels: { app: opts.service, ...(opts.labels ?? {}), ...(pod ? { [MESHED_LABEL]: 'true' } : {}) },
       locality: opts.locality ?? {},
     };
     const registry = new RegistryClient(opts.apiUrl);
@@ -199,7 +203,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         namespace: opts.namespace,
         workload,
         xdsAddress: pod ? pod.xdsAddress() : opts.xdsAddress,
-        ...(pod ? {} : { identityUrl: opts.apiUrl }),
+        ...(pod ? (pod.identityUrl() ? { identityUrl: pod.identityUrl()! } : {}) : { identityUrl: opts.apiUrl }),
         admin: { address: admin.address, port: ports.admin },
         outbound: { address: '127.0.0.1', port: ports.outbound },
         inboundAddress: bindHost,

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hostsFromConfigDump, netnsName } from './transparent.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostsFromConfigDump, netnsName, startIdentityRelay } from './transparent.ts';
 
 test('hosts from a config dump: HTTP virtual hosts and TCP VIP chains', () => {
   const dump = {
@@ -32,4 +34,42 @@ test('hosts from a config dump: HTTP virtual hosts and TCP VIP chains', () => {
 test('namespace names are bounded and safe', () => {
   assert.equal(netnsName('Reviews_1'), 'trl-reviews-1');
   assert.ok(netnsName('x'.repeat(100)).length <= 28);
+});
+
+test('identity relay: forwards the CSR and trust-bundle calls with their credentials, refuses the rest of the API', async (t) => {
+  const seen: string[] = [];
+  const api = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? '-'} ${body}`);
+      res.writeHead(req.url === '/api/v1/identity/csr' ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: req.url }));
+    });
+  });
+  await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+  t.after(() => api.close());
+  const relay = await startIdentityRelay(`http://127.0.0.1:${(api.address() as AddressInfo).port}`, '127.0.0.1');
+  t.after(() => relay.close());
+  const base = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+
+  const csr = await fetch(`${base}/api/v1/identity/csr`, { method: 'POST', headers: { authorization: 'Bearer tjt_x', 'content-type': 'application/json' }, body: '{"csr":"pem"}' });
+  assert.equal(csr.status, 200);
+  assert.deepEqual(await csr.json(), { ok: '/api/v1/identity/csr' });
+  assert.equal((await fetch(`${base}/api/v1/identity/trust-bundle`)).status, 404, 'the API\'s own status passes through');
+  assert.deepEqual(seen, ['POST /api/v1/identity/csr Bearer tjt_x {"csr":"pem"}', 'GET /api/v1/identity/trust-bundle - ']);
+
+  // Admin calls (the control plane would see the runner's loopback address) never leave the relay.
+  for (const [method, p] of [['POST', '/api/v1/identity/join-tokens'], ['POST', '/api/v1/apply'], ['GET', '/api/v1/identity/csr'], ['DELETE', '/api/v1/registry/workloads/default/x']]) {
+    const res = await fetch(`${base}${p}`, { method, ...(method === 'POST' ? { body: '{}' } : {}) });
+    assert.equal(res.status, 403, `${method} ${p}`);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'PERMISSION_DENIED');
+  }
+  assert.equal(seen.length, 2);
+
+  // The control plane away: 502 with the reason.
+  api.close();
+  api.closeAllConnections();
+  const down = await fetch(`${base}/api/v1/identity/trust-bundle`);
+  assert.equal(down.status, 502);
+  assert.equal(((await down.json()) as { error: { code: string } }).error.code, 'UNAVAILABLE');
 });

@@ -16,10 +16,16 @@
 //   /etc/netns/<pod>/hosts maps service names to their VIPs (ip netns exec
 //   bind-mounts it over /etc/hosts), refreshed from the proxy's own config.
 //   The proxy reaches the control plane's xDS through a relay the runner
-//   listens on at 198.18.0.1 (the control plane may stay on loopback).
+//   listens on at 198.18.0.1 (the control plane may stay on loopback), and
+//   its CA through a second relay that forwards only the two identity calls
+//   a sidecar makes (CSR, trust bundle): the control plane sees the runner's
+//   loopback address, so forwarding its whole API would hand the pod admin
+//   rights. Only the proxy's uid reaches either relay (the app's TCP is
+//   redirected to the proxy, whose outbound routes only to services).
 // Everything is removed on close: the netns (with its veth and rules), the
 // hosts file, the address lease, and the bridge once no pod uses it.
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -141,12 +147,13 @@ export class Pod implements PodNetwork {
   readonly #release: () => void;
   readonly #relay: net.Server;
   readonly #relayPort: number;
+  readonly #identityRelay: http.Server | undefined;
   readonly #log: NonNullable<PodOptions['log']>;
   #closed = false;
 
   readonly #vethHost: string;
 
-  constructor(netns: string, address: string, vethHost: string, proxyUid: number, release: () => void, relay: net.Server, log: NonNullable<PodOptions['log']>) {
+  constructor(netns: string, address: string, vethHost: string, proxyUid: number, release: () => void, relay: net.Server, identityRelay: http.Server | undefined, log: NonNullable<PodOptions['log']>) {
     this.netns = netns;
     this.#vethHost = vethHost;
     this.address = address;
@@ -155,6 +162,7 @@ export class Pod implements PodNetwork {
     this.#release = release;
     this.#relay = relay;
     this.#relayPort = (relay.address() as net.AddressInfo).port;
+    this.#identityRelay = identityRelay;
     this.#log = log;
   }
 
@@ -174,6 +182,11 @@ export class Pod implements PodNetwork {
 
   xdsAddress(): string {
     return `${GATEWAY}:${this.#relayPort}`;
+  }
+
+  identityUrl(): string | undefined {
+    const a = this.#identityRelay?.address() as net.AddressInfo | undefined;
+    return a ? `http://${GATEWAY}:${a.port}` : undefined;
   }
 
   /** Runs a command inside the pod (tests, tooling). */
@@ -202,6 +215,11 @@ export class Pod implements PodNetwork {
     if (this.#closed) return;
     this.#closed = true;
     await new Promise<void>((resolve) => this.#relay.close(() => resolve()));
+    const ir = this.#identityRelay;
+    if (ir) {
+      ir.closeAllConnections();
+      await new Promise<void>((resolve) => ir.close(() => resolve()));
+    }
     // The veth first: a namespace's devices go away asynchronously.
     await tryRun(['ip', 'link', 'del', this.#vethHost]);
     await tryRun(['ip', 'netns', 'del', this.netns]);
@@ -238,6 +256,43 @@ async function startRelay(target: string): Promise<net.Server> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, GATEWAY, () => resolve());
+  });
+  return server;
+}
+
+/** What a sidecar asks of the CA (proxy/identity/ca-client.ts); nothing else passes. */
+const IDENTITY_CALLS = new Set(['POST /api/v1/identity/csr', 'GET /api/v1/identity/trust-bundle']);
+
+/** The identity relay: an HTTP server on `host` forwarding the identity
+ * calls to the control plane API at `apiUrl`; anything else gets 403. */
+export async function startIdentityRelay(apiUrl: string, host: string): Promise<http.Server> {
+  const target = new URL(apiUrl);
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (!IDENTITY_CALLS.has(`${req.method} ${path}`)) {
+      const body = JSON.stringify({ error: { code: 'PERMISSION_DENIED', message: `the pod's control-plane relay forwards only ${[...IDENTITY_CALLS].join(' and ')}` } });
+      res.writeHead(403, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const h of ['authorization', 'content-type', 'content-length', 'accept']) if (req.headers[h] !== undefined) headers[h] = req.headers[h];
+    const up = http.request({ host: target.hostname, port: target.port || 80, method: req.method, path: req.url, headers, timeout: 15_000 }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, { 'content-type': ur.headers['content-type'] ?? 'application/json' });
+      ur.pipe(res);
+    });
+    up.on('timeout', () => up.destroy(new Error('timeout')));
+    up.on('error', (err) => {
+      if (res.headersSent) return void res.destroy();
+      const body = JSON.stringify({ error: { code: 'UNAVAILABLE', message: `control plane ${target.host}: ${err.message}` } });
+      res.writeHead(502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
   });
   return server;
 }
@@ -285,7 +340,9 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
     mkdirSync(`/etc/netns/${netns}`, { recursive: true });
     undo.push(async () => rmSync(`/etc/netns/${netns}`, { recursive: true, force: true }));
     const relay = await startRelay(opts.xdsAddress);
-    const pod = new Pod(netns, lease.ip, vethHost, opts.proxyUid ?? DEFAULT_PROXY_UID, lease.release, relay, log);
+    undo.push(() => new Promise((r) => relay.close(r)));
+    const identityRelay = opts.apiUrl ? await startIdentityRelay(opts.apiUrl, GATEWAY) : undefined;
+    const pod = new Pod(netns, lease.ip, vethHost, opts.proxyUid ?? DEFAULT_PROXY_UID, lease.release, relay, identityRelay, log);
     pod.writeHosts(new Map());
     log('pod_created', { netns, address: lease.ip });
     return { ok: true, pod };

@@ -88,3 +88,36 @@ test('DISABLE: plaintext inbound chain and callers do not originate TLS', () => 
   const plain = translate({ ...state, meshTls: undefined }, { id: 'r1', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' });
   assert.equal(plain.secrets, undefined, 'no mTLS input: output unchanged');
 });
+
+test('transparent capture: pods marked meshed get TLS from callers, their one inbound listener splits each port chain by mode', () => {
+  // Two pods: no proxy ports (peers dial pod:app-port), the meshed label set by the runner.
+  const pod = (name: string, app: string, ip: string): WorkloadInstance => ({
+    name, namespace: 'shop', serviceAccount: app, address: ip, labels: { app, 'trellis.dev/meshed': 'true' },
+    ports: [{ port: 9080 }, { port: 5432, protocol: 'tcp' }],
+  });
+  const s: MeshState = {
+    ...state,
+    workloads: [pod('reviews-p', 'reviews', '198.18.0.2'), pod('client-p', 'client', '198.18.0.3'), w('legacy-1', { app: 'legacy' }, 'legacy', null)],
+    vips: new Map([['shop/db', '10.96.0.5']]),
+    meshTls: { ...state.meshTls!, policies: [{ metadata: { name: 'strict', namespace: 'shop' }, spec: { mode: 'STRICT', portLevel: [{ port: 5432, mode: 'PERMISSIVE' }] } }] },
+  };
+  const out = translate(s, { id: 'shop/reviews-p', kind: 'sidecar', namespace: 'shop', workload: 'reviews-p', capture: 'transparent' });
+  assert.deepEqual(out.warnings, []);
+  const snap = createSnapshot(out);
+  assert.ok(snap.ok, JSON.stringify(!snap.ok && snap.errors));
+  const decode = (url: string): unknown[] => [...snapshotResources(snap.snapshot, url as never).values()].map((r) => unpackAny(r.any));
+  const built = buildProxyConfig({ version: 'v1', listeners: decode(TypeUrl.listener), routeConfigs: decode(TypeUrl.route), clusters: decode(TypeUrl.cluster), endpoints: decode(TypeUrl.endpoint) }, { references: 'error' });
+  assert.ok(built.ok, JSON.stringify(!built.ok && built.errors));
+  const cfg = built.config;
+
+  const ep = cfg.endpoints.get('reviews.shop.svc:9080')![0]!.endpoints[0]!;
+  assert.equal(ep.port, 9080, 'the app port itself');
+  assert.deepEqual(readUpstreamTls(transportSocketFor(cfg.clusters.get('reviews.shop.svc:9080')!, ep))?.sans, ['spiffe://mesh.test/ns/shop/sa/reviews']);
+  assert.equal(readUpstreamTls(transportSocketFor(cfg.clusters.get('legacy.shop.svc:9080')!, cfg.endpoints.get('legacy.shop.svc:9080')![0]!.endpoints[0]!)), undefined, 'unmeshed stays plaintext');
+
+  const inbound = cfg.listeners.find((l) => l.name === 'inbound')!;
+  assert.deepEqual(
+    inbound.filterChains.map((c) => [c.name, c.match.destinationPort, c.match.transportProtocol, c.extensions?.['transportSocket'] !== undefined]),
+    [['inbound|9080-mtls', 9080, 'tls', true], ['inbound|5432-mtls', 5432, 'tls', true], ['inbound|5432-plaintext', 5432, 'raw_buffer', false]],
+  );
+});

@@ -2,12 +2,14 @@
 // translate/). When the mesh state carries `meshTls`:
 //
 //  - Service clusters get `transportSocketMatches`: endpoints
-//    labelled `trellis.dev/meshed: "true"` (a sidecar fronts them) are dialled
+//    labelled `trellis.dev/meshed: "true"` (a sidecar fronts them: a proxy
+//    port, or a transparent pod's meshed label, services.ts) are dialled
 //    with an UpstreamTlsContext whose `matchTypedSubjectAltNames` lists the
 //    SPIFFE IDs of the service's workloads; other endpoints stay plaintext
 //    (the cluster has no default transportSocket). No TLS when every meshed
 //    workload behind the port is in DISABLE mode.
-//  - A sidecar's inbound listeners (HTTP and TCP) get filter chains per
+//  - A sidecar's inbound listeners (HTTP and TCP; under transparent capture
+//    each per-port chain of the `inbound` listener) get filter chains per
 //    MeshTLS mode: STRICT one `transportProtocol: tls` chain with a
 //    DownstreamTlsContext (plaintext finds no chain and is closed),
 //    PERMISSIVE that chain plus a `raw_buffer` one, DISABLE the plaintext
@@ -22,14 +24,14 @@
 import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } from './model.ts';
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
-import { isHttpLike, portProtocol, selects, serviceClusterName, targetPortOf } from './services.ts';
+import { isHttpLike, isMeshed, MESHED_LABEL, portProtocol, selects, serviceClusterName, targetPortOf } from './services.ts';
 
 export type TlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 export const DEFAULT_TLS_MODE: TlsMode = 'PERMISSIVE';
 export const MESH_ROOT_NAMESPACE = 'trellis-system';
 export const TRUST_BUNDLE_SECRET = 'trellis-trust-bundle';
-export const MESHED_LABEL = 'trellis.dev/meshed';
+export { MESHED_LABEL };
 const TLS_TYPE_PREFIX = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.';
 
 export interface MeshTLSPolicy {
@@ -117,7 +119,7 @@ function clusterTls(state: MeshState, input: MeshTlsInput): Map<string, object> 
       let tls = false;
       for (const w of members) {
         const tp = targetPortOf(sp, w);
-        if (!tp || tp.proxyPort === undefined) continue; // not meshed
+        if (!tp || !isMeshed(w, tp)) continue; // no sidecar in front
         sans.add(spiffeIdOf(input.trustDomain, w));
         if (tlsModeFor(input, w, tp.port) !== 'DISABLE') tls = true;
       }
@@ -153,15 +155,22 @@ interface ListenerShape {
   filterChains: { name: string; filterChainMatch?: object; filters: { name: string }[] }[];
 }
 
-function inboundChains(l: ListenerShape, mode: TlsMode): ListenerShape['filterChains'] {
-  const [chain] = l.filterChains;
-  const filter = chain?.filters[0]?.name;
-  if (!chain || (filter !== 'envoy.filters.network.http_connection_manager' && filter !== 'envoy.filters.network.tcp_proxy')) return l.filterChains;
-  if (filter === 'envoy.filters.network.tcp_proxy' && mode === 'DISABLE') return l.filterChains;
-  const tls = { ...chain, name: `${chain.name}-mtls`, filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() };
-  const plain = { ...chain, name: `${chain.name}-plaintext`, filterChainMatch: { transportProtocol: 'raw_buffer' } };
+type Chain = ListenerShape['filterChains'][number];
+
+/** One inbound chain as the mode wants it: STRICT a TLS chain, PERMISSIVE a
+ * TLS and a plaintext one, DISABLE plaintext (TCP: the chain untouched, so
+ * server-first protocols are not delayed). Its destination match is kept. */
+function chainsForMode(chain: Chain, mode: TlsMode): Chain[] {
+  const filter = chain.filters[0]?.name;
+  if (filter !== 'envoy.filters.network.http_connection_manager' && filter !== 'envoy.filters.network.tcp_proxy') return [chain];
+  if (filter === 'envoy.filters.network.tcp_proxy' && mode === 'DISABLE') return [chain];
+  const match = chain.filterChainMatch ?? {};
+  const tls = { ...chain, name: `${chain.name}-mtls`, filterChainMatch: { ...match, transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() };
+  const plain = { ...chain, name: `${chain.name}-plaintext`, filterChainMatch: { ...match, transportProtocol: 'raw_buffer' } };
   return mode === 'STRICT' ? [tls] : mode === 'PERMISSIVE' ? [tls, plain] : [plain];
 }
+
+const INBOUND_PORT = /^inbound\|(\d+)$/;
 
 /** translateParts() output with mTLS applied (unchanged without `state.meshTls`). */
 export function applyMeshTls(parts: TranslationParts, state: MeshState, node: ProxyNode): TranslationParts {
@@ -169,9 +178,21 @@ export function applyMeshTls(parts: TranslationParts, state: MeshState, node: Pr
   if (!input || node.kind === 'proxyless') return parts;
   const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
   const listeners = (parts.own.listeners as ListenerShape[]).map((l) => {
-    const m = /^inbound\|(\d+)$/.exec(l.name);
-    if (!m || !me || l.trafficDirection !== 'INBOUND') return l;
-    return { ...l, filterChains: inboundChains(l, tlsModeFor(input, me, Number(m[1]))) };
+    if (!me || l.trafficDirection !== 'INBOUND') return l;
+    // Explicit mode: a listener per app port (its one chain); transparent
+    // capture: one listener with a chain per app port (translate/transparent.ts).
+    const m = INBOUND_PORT.exec(l.name);
+    if (m) {
+      const [chain] = l.filterChains;
+      return chain ? { ...l, filterChains: chainsForMode(chain, tlsModeFor(input, me, Number(m[1]))) } : l;
+    }
+    return {
+      ...l,
+      filterChains: l.filterChains.flatMap((c) => {
+        const cm = INBOUND_PORT.exec(c.name);
+        return cm ? chainsForMode(c, tlsModeFor(input, me, Number(cm[1]))) : [c];
+      }),
+    };
   });
   let shared = sharedParts.get(parts.shared);
   if (!shared) {

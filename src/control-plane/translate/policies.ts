@@ -29,7 +29,7 @@ import type { Meta, MeshState, ProxyNode, ServiceResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import type { RouteWarning } from './http-routes.ts';
 import { gatewayDuration } from './http-routes.ts';
-import { findService, selects, targetPortOf } from './services.ts';
+import { findService, isMeshed, selects, targetPortOf } from './services.ts';
 import type { TranslationParts } from './translate.ts';
 
 export const FAULT_FILTER = 'envoy.filters.http.fault';
@@ -317,7 +317,7 @@ function rateLimitConfig(state: MeshState, svc: ServiceResource, rl: RateLimitPo
     // The target's meshed workloads; with the control plane's view of
     // connections, only those whose sidecar is connected now.
     const conn = state.connectedSidecars;
-    const n = state.workloads.filter((w) => w.healthy !== false && selects(svc, w) && w.ports.some((p) => p.proxyPort !== undefined)
+    const n = state.workloads.filter((w) => w.healthy !== false && selects(svc, w) && isMeshed(w)
       && (conn === undefined || conn.has(`${w.namespace}/${w.name}`))).length;
     out.tokenBucket = shareBucket(rl.global.requestsPerSecond, rl.global.burst, n);
   } else if (l?.requests !== undefined && l.interval) {
@@ -330,14 +330,33 @@ function rateLimitConfig(state: MeshState, svc: ServiceResource, rl: RateLimitPo
   return out.tokenBucket || out.descriptors ? out : undefined;
 }
 
+/** The inbound HTTP route of one chain with the rate limit on it. */
+function chainWithRateLimit(fc: Obj, rlCfg: Obj): Obj {
+  return {
+    ...fc,
+    filters: ((fc.filters as Obj[] | undefined) ?? []).map((f) => {
+      const tc = f.typedConfig as Obj | undefined;
+      const rc = tc?.routeConfig as Obj | undefined;
+      if (!tc || !rc) return f;
+      const vhs = ((rc.virtualHosts as Obj[] | undefined) ?? []).map((vh) => ({
+        ...vh,
+        routes: ((vh.routes as Obj[] | undefined) ?? []).map((r) => ({ ...r, typedPerFilterConfig: { ...((r.typedPerFilterConfig as Obj | undefined) ?? {}), [RATE_LIMIT_FILTER]: rlCfg } })),
+      }));
+      return { ...f, typedConfig: { ...tc, routeConfig: { ...rc, virtualHosts: vhs } } };
+    }),
+  };
+}
+
+const INBOUND_PORT = /^inbound\|(\d+)$/;
+
+/** Explicit mode: a listener `inbound|<port>` per app port. Transparent
+ * capture: one `inbound` listener with a chain `inbound|<port>` per port. */
 function inboundWithRateLimits(state: MeshState, node: ProxyNode, listeners: object[], warnings: RouteWarning[]): object[] {
   const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
   if (!me || !(state.policies ?? []).some((p) => p.kind === 'RateLimitPolicy')) return listeners;
-  return listeners.map((l) => {
-    const lo = l as Obj;
-    const m = /^inbound\|(\d+)$/.exec(String(lo.name));
-    if (!m) return l;
-    const appPort = Number(m[1]);
+  const cache = new Map<number, Obj | undefined>();
+  const configFor = (appPort: number): Obj | undefined => {
+    if (cache.has(appPort)) return cache.get(appPort);
     let cfg: Obj | undefined;
     for (const svc of state.services) {
       if (!selects(svc, me)) continue;
@@ -347,25 +366,27 @@ function inboundWithRateLimits(state: MeshState, node: ProxyNode, listeners: obj
         if (rl && !cfg) cfg = rateLimitConfig(state, svc, rl);
       }
     }
-    if (!cfg) return l;
-    const rlCfg = cfg;
+    cache.set(appPort, cfg);
+    return cfg;
+  };
+  return listeners.map((l) => {
+    const lo = l as Obj;
     const chains = (lo.filterChains as Obj[] | undefined) ?? [];
-    return {
-      ...lo,
-      filterChains: chains.map((fc) => ({
-        ...fc,
-        filters: ((fc.filters as Obj[] | undefined) ?? []).map((f) => {
-          const tc = f.typedConfig as Obj | undefined;
-          const rc = tc?.routeConfig as Obj | undefined;
-          if (!tc || !rc) return f;
-          const vhs = ((rc.virtualHosts as Obj[] | undefined) ?? []).map((vh) => ({
-            ...vh,
-            routes: ((vh.routes as Obj[] | undefined) ?? []).map((r) => ({ ...r, typedPerFilterConfig: { ...((r.typedPerFilterConfig as Obj | undefined) ?? {}), [RATE_LIMIT_FILTER]: rlCfg } })),
-          }));
-          return { ...f, typedConfig: { ...tc, routeConfig: { ...rc, virtualHosts: vhs } } };
-        }),
-      })),
-    };
+    const m = INBOUND_PORT.exec(String(lo.name));
+    if (m) {
+      const cfg = configFor(Number(m[1]));
+      return cfg ? { ...lo, filterChains: chains.map((fc) => chainWithRateLimit(fc, cfg)) } : l;
+    }
+    if (lo.trafficDirection !== 'INBOUND') return l;
+    let changed = false;
+    const next = chains.map((fc) => {
+      const cm = INBOUND_PORT.exec(String(fc.name));
+      const cfg = cm ? configFor(Number(cm[1])) : undefined;
+      if (!cfg) return fc;
+      changed = true;
+      return chainWithRateLimit(fc, cfg);
+    });
+    return changed ? { ...lo, filterChains: next } : l;
   });
 }
 

@@ -9,6 +9,18 @@ export function serviceClusterName(namespace: string, name: string, port: number
   return `${name}.${namespace}.svc:${port}`;
 }
 
+/** On a workload: a sidecar captures all its traffic (transparent mode,
+ * where peers dial the app port itself). On an endpoint: a sidecar fronts it
+ * (the cue for mutual TLS). */
+export const MESHED_LABEL = 'trellis.dev/meshed';
+
+/** A sidecar fronts this workload: it registered a proxy port (explicit
+ * mode) or carries the meshed label (transparent capture). */
+export function isMeshed(w: Pick<WorkloadInstance, 'labels' | 'ports'>, port?: { proxyPort?: number }): boolean {
+  if (w.labels?.[MESHED_LABEL] === 'true') return true;
+  return port ? port.proxyPort !== undefined : w.ports.some((p) => p.proxyPort !== undefined);
+}
+
 export function inboundClusterName(port: number): string {
   return `inbound|${port}`;
 }
@@ -87,7 +99,7 @@ export function buildLoadAssignments(state: MeshState): Map<string, object> {
         }
         const labels: Record<string, string> = { ...(w.labels ?? {}), 'trellis.dev/workload': w.name };
         if (w.serviceAccount) labels['trellis.dev/service-account'] = w.serviceAccount;
-        if (tp.proxyPort !== undefined) labels['trellis.dev/meshed'] = 'true';
+        if (isMeshed(w, tp)) labels[MESHED_LABEL] = 'true';
         group.lbEndpoints.push({
           endpoint: { address: { socketAddress: { address: w.address, portValue: tp.proxyPort ?? tp.port } } },
           healthStatus: w.healthy === false ? 'UNHEALTHY' : 'HEALTHY',
