@@ -124,6 +124,10 @@ test('rate limits land on the target workloads\' inbound route; a global rate is
   // Callers of reviews get no limit of their own.
   const caller = translate(state([rl]), node) as unknown as Json;
   assert.ok(!JSON.stringify(caller.listeners).includes('local_ratelimit'));
+  // Transparent capture: the limit lands on the `inbound|9080` chain of the one inbound listener.
+  const pod = translate(state([rl]), { ...me, capture: 'transparent' }) as unknown as Json;
+  const chain = ((pod.listeners as Json[]).find((l) => l.name === 'inbound')!.filterChains as Json[]).find((c) => c.name === 'inbound|9080')!;
+  assert.deepEqual(chain.filters[0].typedConfig.routeConfig.virtualHosts[0].routes[0].typedPerFilterConfig['envoy.filters.http.local_ratelimit'].tokenBucket, shareBucket(60, undefined, 2));
 });
 
 test('every policy survives protobuf packing and the proxy\'s strict readers', () => {
