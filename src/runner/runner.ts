@@ -13,7 +13,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
-import { MESHED_LABEL } from '../control-plane/translate/services.ts';
+import { MESHED_LABEL, TLS_MODE_LABEL } from '../control-plane/translate/services.ts';
+import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
 import { explicitAppEnv } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
@@ -85,6 +86,14 @@ export interface PodNetwork {
 }
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function hasJoinToken(): boolean {
+  try {
+    return resolveJoinToken() !== undefined;
+  } catch {
+    return true; // an unreadable token file: the sidecar fails and says why
+  }
+}
 
 /** Tries at a free set of sidecar ports when another process takes one. */
 const PORT_ATTEMPTS = 3;
@@ -170,7 +179,15 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       address: pod?.address ?? opts.address ?? '127.0.0.1',
       ports: appPorts(picked.inbound),
       // In a pod every port is captured: peers dial the app port with mTLS (translate/mtls.ts).
-      labels: { app: opts.service, ...(opts.labels ?? {}), ...(pod ? { [MESHED_LABEL]: 'true' } : {}) },
+      labels: {
+        app: opts.service,
+        ...(opts.labels ?? {}),
+        ...(pod ? { [MESHED_LABEL]: 'true' } : {}),
+        // The sidecar starts only once it holds a certificate when it has a
+        // join token (it inherits ours): callers may dial it with mTLS. Without
+        // one they must not, or its PERMISSIVE port could never answer them.
+        [TLS_MODE_LABEL]: hasJoinToken() ? 'mtls' : 'none',
+      },
       locality: opts.locality ?? {},
     };
     const registry = new RegistryClient(opts.apiUrl);

@@ -121,3 +121,23 @@ test('transparent capture: pods marked meshed get TLS from callers, their one in
     [['inbound|9080-mtls', 9080, 'tls', true], ['inbound|5432-mtls', 5432, 'tls', true], ['inbound|5432-plaintext', 5432, 'raw_buffer', false]],
   );
 });
+
+test('a meshed workload labelled tls-mode none (its sidecar has no identity) is dialled in plaintext and left out of the SANs', () => {
+  const noId = { ...w('reviews-2', { app: 'reviews', 'trellis.dev/tls-mode': 'none' }, 'reviews-v2') };
+  const s: MeshState = { ...state, workloads: [w('reviews-1', { app: 'reviews', 'trellis.dev/tls-mode': 'mtls' }), noId, w('legacy-1', { app: 'legacy' }, 'legacy', null)] };
+  const out = translate(s, { id: 'c', kind: 'sidecar', namespace: 'shop', workload: 'legacy-1' });
+  const snap = createSnapshot(out);
+  assert.ok(snap.ok);
+  const decode = (url: string): unknown[] => [...snapshotResources(snap.snapshot, url as never).values()].map((r) => unpackAny(r.any));
+  const built = buildProxyConfig({ version: 'v1', listeners: decode(TypeUrl.listener), routeConfigs: decode(TypeUrl.route), clusters: decode(TypeUrl.cluster), endpoints: decode(TypeUrl.endpoint) }, { references: 'error' });
+  assert.ok(built.ok, JSON.stringify(!built.ok && built.errors));
+  const cluster = built.config.clusters.get('reviews.shop.svc:9080')!;
+  const eps = built.config.endpoints.get('reviews.shop.svc:9080')![0]!.endpoints;
+  const tlsOf = (workload: string) => readUpstreamTls(transportSocketFor(cluster, eps.find((e) => e.labels?.['trellis.dev/workload'] === workload)!));
+  assert.deepEqual(tlsOf('reviews-1')?.sans, ['spiffe://mesh.test/ns/shop/sa/reviews-1']);
+  assert.equal(tlsOf('reviews-2'), undefined);
+  // Nobody behind the port has an identity: no TLS at all.
+  const none = translate({ ...s, workloads: [noId] }, { id: 'c', kind: 'sidecar', namespace: 'shop', workload: 'legacy-1' });
+  const c = none.clusters.find((x) => (x as { name: string }).name === 'reviews.shop.svc:9080') as Record<string, unknown>;
+  assert.equal(c['transportSocketMatches'], undefined);
+});

@@ -2,8 +2,9 @@
 // translate/). When the mesh state carries `meshTls`:
 //
 //  - Service clusters get `transportSocketMatches`: endpoints
-//    labelled `trellis.dev/meshed: "true"` (a sidecar fronts them: a proxy
-//    port, or a transparent pod's meshed label, services.ts) are dialled
+//    labelled `trellis.dev/mtls: "true"` (a sidecar with an identity fronts
+//    them: a proxy port or a transparent pod's meshed label, and no
+//    `trellis.dev/tls-mode: none`; services.ts) are dialled
 //    with an UpstreamTlsContext whose `matchTypedSubjectAltNames` lists the
 //    SPIFFE IDs of the service's workloads; other endpoints stay plaintext
 //    (the cluster has no default transportSocket). No TLS when every meshed
@@ -24,14 +25,14 @@
 import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } from './model.ts';
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
-import { isHttpLike, isMeshed, MESHED_LABEL, portProtocol, selects, serviceClusterName, targetPortOf } from './services.ts';
+import { isHttpLike, MESHED_LABEL, MTLS_LABEL, portProtocol, selects, serviceClusterName, speaksMeshTls, targetPortOf } from './services.ts';
 
 export type TlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 export const DEFAULT_TLS_MODE: TlsMode = 'PERMISSIVE';
 export const MESH_ROOT_NAMESPACE = 'trellis-system';
 export const TRUST_BUNDLE_SECRET = 'trellis-trust-bundle';
-export { MESHED_LABEL };
+export { MESHED_LABEL, MTLS_LABEL };
 const TLS_TYPE_PREFIX = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.';
 
 export interface MeshTLSPolicy {
@@ -119,14 +120,14 @@ function clusterTls(state: MeshState, input: MeshTlsInput): Map<string, object> 
       let tls = false;
       for (const w of members) {
         const tp = targetPortOf(sp, w);
-        if (!tp || !isMeshed(w, tp)) continue; // no sidecar in front
+        if (!tp || !speaksMeshTls(w, tp)) continue; // no sidecar in front, or one without an identity
         sans.add(spiffeIdOf(input.trustDomain, w));
         if (tlsModeFor(input, w, tp.port) !== 'DISABLE') tls = true;
       }
       if (!tls) continue;
       const alpn = !isHttpLike(proto) ? [] : proto === 'grpc' || proto === 'http2' ? ['h2'] : ['http/1.1'];
       out.set(serviceClusterName(ns, svc.metadata.name, sp.port), {
-        transportSocketMatches: [{ name: 'trellis-mtls', match: { [MESHED_LABEL]: 'true' }, transportSocket: upstreamTlsSocket([...sans].sort(), alpn) }],
+        transportSocketMatches: [{ name: 'trellis-mtls', match: { [MTLS_LABEL]: 'true' }, transportSocket: upstreamTlsSocket([...sans].sort(), alpn) }],
       });
     }
   }

@@ -21,6 +21,19 @@ export function isMeshed(w: Pick<WorkloadInstance, 'labels' | 'ports'>, port?: {
   return port ? port.proxyPort !== undefined : w.ports.some((p) => p.proxyPort !== undefined);
 }
 
+/** On a workload: whether its sidecar holds a mesh identity, `mtls` or
+ * `none` (set by `trellis run` from its join token; absent: a meshed
+ * workload is assumed to, as before). Callers originate mTLS only to
+ * sidecars that can answer it (Istio's `security.istio.io/tlsMode`). */
+export const TLS_MODE_LABEL = 'trellis.dev/tls-mode';
+/** On an endpoint: dial it with mutual TLS (translate/mtls.ts matches it). */
+export const MTLS_LABEL = 'trellis.dev/mtls';
+
+/** A sidecar fronts this workload and can answer mutual TLS. */
+export function speaksMeshTls(w: Pick<WorkloadInstance, 'labels' | 'ports'>, port?: { proxyPort?: number }): boolean {
+  return isMeshed(w, port) && w.labels?.[TLS_MODE_LABEL] !== 'none';
+}
+
 export function inboundClusterName(port: number): string {
   return `inbound|${port}`;
 }
@@ -100,6 +113,8 @@ export function buildLoadAssignments(state: MeshState): Map<string, object> {
         const labels: Record<string, string> = { ...(w.labels ?? {}), 'trellis.dev/workload': w.name };
         if (w.serviceAccount) labels['trellis.dev/service-account'] = w.serviceAccount;
         if (isMeshed(w, tp)) labels[MESHED_LABEL] = 'true';
+        if (speaksMeshTls(w, tp)) labels[MTLS_LABEL] = 'true';
+        else delete labels[MTLS_LABEL]; // only the translator says so
         group.lbEndpoints.push({
           endpoint: { address: { socketAddress: { address: w.address, portValue: tp.proxyPort ?? tp.port } } },
           healthStatus: w.healthy === false ? 'UNHEALTHY' : 'HEALTHY',

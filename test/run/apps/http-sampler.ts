@@ -1,0 +1,31 @@
+// A client app that knows nothing of the mesh except HTTP_PROXY: COUNT
+// (default 40) GETs of URL, recording per answer the status, which app
+// answered (x-app) and which caller identity that app was told (x-peer);
+// writes the list to OUT.
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+
+const target = new URL(process.argv[2] ?? 'http://reviews:9080/');
+const proxy = new URL(process.env.HTTP_PROXY ?? 'http://127.0.0.1:1');
+const count = Number(process.env.COUNT ?? 40);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function get(): Promise<{ status: number; app?: string; peer?: string; error?: string }> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: proxy.hostname, port: Number(proxy.port), path: target.href, headers: { host: target.host }, agent, timeout: 3000 }, (res) => {
+      res.resume().on('end', () => resolve({
+        status: res.statusCode ?? 0,
+        ...(typeof res.headers['x-app'] === 'string' ? { app: res.headers['x-app'] } : {}),
+        ...(typeof res.headers['x-peer'] === 'string' ? { peer: res.headers['x-peer'] } : {}),
+      }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => resolve({ status: 0, error: err.message }));
+    req.end();
+  });
+}
+
+const answers = [];
+for (let i = 0; i < count; i++) answers.push(await get());
+agent.destroy();
+writeFileSync(process.env.OUT!, JSON.stringify(answers));
