@@ -8,18 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { freePort } from '../../src/runner/ports.ts';
-import { APPS, apply, controlPlane, events, service, tempDir, trellisRun, waitFor, workloads, type Running } from '../run/harness.ts';
+import { APPS, apply, controlPlane, events, joinToken, service, tempDir, trellisRun, waitFor, workloads, type Running } from '../run/harness.ts';
 
-async function joinToken(cp: ControlPlane, serviceAccount: string, workload: string): Promise<string> {
-  const res = await fetch(`${cp.apiUrl}/api/v1/identity/join-tokens`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ namespace: 'default', serviceAccount, workload, ttl: '1h' }),
-  });
-  assert.equal(res.status, 201, await res.clone().text());
-  return ((await res.json()) as { token: string }).token;
-}
 
 async function started(r: Running, what: string): Promise<void> {
   await waitFor(what, () => (events(r.stderr()).some((e) => e.event === 'app_started') ? true

@@ -23,6 +23,16 @@ export async function controlPlane(t: TestContext, host = '127.0.0.1'): Promise<
   return cp;
 }
 
+/** A join token for default/<serviceAccount>, bound to `workload` (its sidecar's identity). */
+export async function joinToken(cp: ControlPlane, serviceAccount: string, workload: string): Promise<string> {
+  const res = await fetch(`${cp.apiUrl}/api/v1/identity/join-tokens`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ namespace: 'default', serviceAccount, workload, ttl: '1h' }),
+  });
+  assert.equal(res.status, 201, await res.clone().text());
+  return ((await res.json()) as { token: string }).token;
+}
+
 export function tempDir(t: TestContext): string {
   const d = mkdtempSync(path.join(tmpdir(), 'trellis-run-test-'));
   t.after(() => rmSync(d, { recursive: true, force: true }));

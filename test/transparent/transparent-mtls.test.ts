@@ -13,8 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { allocateVip } from '../../src/control-plane/registry/vip.ts';
 import { netnsName, transparentUnsupported } from '../../src/runner/transparent.ts';
-import type { ControlPlane } from '../../src/control-plane/control-plane.ts';
-import { APPS, apply, controlPlane, events, service, tempDir, trellisRun, waitFor, workloads, type Running } from '../run/harness.ts';
+import { APPS, apply, controlPlane, events, joinToken, service, tempDir, trellisRun, waitFor, workloads, type Running } from '../run/harness.ts';
 
 const why = await transparentUnsupported();
 if (why) console.log(`# transparent mTLS tests skipped: ${why}`);
@@ -28,14 +27,6 @@ function forceCleanup(name: string): void {
   }
 }
 
-async function joinToken(cp: ControlPlane, serviceAccount: string, workload: string): Promise<string> {
-  const res = await fetch(`${cp.apiUrl}/api/v1/identity/join-tokens`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ namespace: 'default', serviceAccount, workload, ttl: '1h' }),
-  });
-  assert.equal(res.status, 201, await res.clone().text());
-  return ((await res.json()) as { token: string }).token;
-}
 
 function stopAtEnd(t: { after(fn: () => unknown): void }, r: Running): void {
   t.after(async () => {
