@@ -9,7 +9,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +23,7 @@ import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
 import { exec as proxyStatus } from '../../src/cli/commands/proxy-status.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import { startCertificateAuthority } from '../../src/control-plane/ca/ca.ts';
+import { agent, backend, call, get, reviewsSplit, service } from './fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TRELLIS = path.join(ROOT, 'bin', 'trellis.ts');
@@ -60,17 +60,6 @@ async function startReplica(t: TestContext, etcd: string, id: string): Promise<R
   return { id, api: `http://127.0.0.1:${apiPort}`, xds: `127.0.0.1:${xdsPort}`, child, exited, output: () => out };
 }
 
-async function call(base: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(`${base}${p}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(5_000),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
 const ha = async (r: Replica): Promise<HaStatus> => (await call(r.api, 'GET', '/api/v1/ha')).json as HaStatus;
 
 async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>): Promise<T> {
@@ -86,45 +75,6 @@ async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | u
     await sleep(50);
   }
 }
-
-async function backend(t: TestContext, name: string): Promise<number> {
-  const server = http.createServer((_req, res) => res.end(name));
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
-  return (server.address() as { port: number }).port;
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const service = (name: string, selector: Record<string, string>) => ({
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'Service',
-  metadata: { name, namespace: 'default' },
-  spec: { selector, ports: [{ name: 'http', port: 9080, targetPort: 'http', protocol: 'http' }] },
-});
-
-const route = (weights: [number, number]) => ({
-  apiVersion: 'gateway.networking.k8s.io/v1',
-  kind: 'HTTPRoute',
-  metadata: { name: 'reviews', namespace: 'default' },
-  spec: {
-    parentRefs: [{ group: '', kind: 'Service', name: 'reviews', port: 9080 }],
-    rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: weights[0] }, { name: 'reviews-v2', port: 9080, weight: weights[1] }] }],
-  },
-});
 
 /** How long until `n` consecutive answers say `body`. */
 async function switchTime(port: number, body: string, since: number, maxMs: number): Promise<number> {
@@ -227,7 +177,7 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
 
   // A route applied through the replica the proxy is NOT on reaches it within a second.
   const t0 = Date.now();
-  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', route([0, 100]))).status < 300);
+  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', reviewsSplit([0, 100]))).status < 300);
   const crossReplica = await switchTime(outbound, 'v2', t0, 3_000);
   assert.ok(crossReplica < 1000, `a change through ${follower.id} took ${crossReplica} ms to reach a proxy on ${leader.id}`);
 
@@ -275,7 +225,7 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
 
   // A route change through the survivor reaches the proxy.
   const t1 = Date.now();
-  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', route([100, 0]))).status < 300);
+  assert.ok((await call(follower.api, 'POST', '/api/v1/apply', reviewsSplit([100, 0]))).status < 300);
   const after = await switchTime(outbound, 'v1', t1, 3_000);
   assert.ok(after < 1000, `route change through the survivor took ${after} ms`);
 

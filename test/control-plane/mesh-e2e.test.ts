@@ -4,10 +4,9 @@
 // second; an invalid resource is refused with a precise error while the old
 // config keeps serving; the control plane is killed and restarted under load
 // with zero failed requests through the proxy.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,57 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { freePort } from '../proxy/helpers.ts';
+import { agent, backend, call, get, reviewsSplit, service, type ApiAnswer } from './fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-async function backend(t: TestContext, name: string): Promise<number> {
-  const server = http.createServer((_req, res) => res.end(name));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
-  server.keepAliveTimeout = 60_000;
-  return (server.address() as { port: number }).port;
-}
-
-async function api(cp: ControlPlane, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(`${cp.apiUrl}${p}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const service = (name: string, selector: Record<string, string>) => ({
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'Service',
-  metadata: { name, namespace: 'default' },
-  spec: { selector, ports: [{ name: 'http', port: 9080, targetPort: 'http', protocol: 'http' }] },
-});
-
-const route = (weights: [number, number]) => ({
-  apiVersion: 'gateway.networking.k8s.io/v1',
-  kind: 'HTTPRoute',
-  metadata: { name: 'reviews', namespace: 'default' },
-  spec: {
-    parentRefs: [{ group: '', kind: 'Service', name: 'reviews', port: 9080 }],
-    rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: weights[0] }, { name: 'reviews-v2', port: 9080, weight: weights[1] }] }],
-  },
-});
+const api = (cp: ControlPlane, method: string, p: string, body?: unknown): Promise<ApiAnswer> => call(cp.apiUrl, method, p, body);
 
 test('apply -> xDS -> proxy: routes change within a second, bad input is refused, the data plane survives a control-plane restart', async (t) => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'trellis-cp-'));
@@ -121,7 +74,7 @@ test('apply -> xDS -> proxy: routes change within a second, bad input is refused
 
   // A route sending everything to v2 takes effect within a second.
   const applied = Date.now();
-  assert.ok((await api(cp, 'POST', '/api/v1/apply', route([0, 100]))).status < 300);
+  assert.ok((await api(cp, 'POST', '/api/v1/apply', reviewsSplit([0, 100]))).status < 300);
   let streak = 0;
   let switchedAfter = -1;
   for (let i = 0; i < 400 && streak < 20; i++) {
@@ -133,7 +86,7 @@ test('apply -> xDS -> proxy: routes change within a second, bad input is refused
   assert.ok(switchedAfter < 1000, `route change took ${switchedAfter} ms`);
 
   // An invalid resource: a precise error, and the old config keeps serving.
-  const bad = route([0, 100]);
+  const bad = reviewsSplit([0, 100]);
   (bad.spec.rules[0]!.backendRefs[1] as { weight: number }).weight = -5;
   const rej = await api(cp, 'POST', '/api/v1/apply', bad);
   assert.equal(rej.status, 422);
@@ -161,7 +114,7 @@ test('apply -> xDS -> proxy: routes change within a second, bad input is refused
   await sleep(700);
   cp = await startControlPlane({ dataDir, apiPort: 0, xdsPort, log: () => {} });
   // The restarted control plane has the same config (durable store): a change still reaches the proxy.
-  assert.ok((await api(cp, 'POST', '/api/v1/apply', route([100, 0]))).status < 300);
+  assert.ok((await api(cp, 'POST', '/api/v1/apply', reviewsSplit([100, 0]))).status < 300);
   let backToV1 = false;
   const until = Date.now() + 10_000;
   while (!backToV1 && Date.now() < until) {

@@ -17,21 +17,13 @@ import { startControlPlane, type ControlPlane } from '../../src/control-plane/co
 import { TypeUrl } from '../../src/xds/protos.ts';
 import type { XdsServerEvent } from '../../src/xds/server.ts';
 import { freePort } from '../proxy/helpers.ts';
+import { call, service as grpcService, type ApiAnswer } from './fixtures.ts';
 import { startEchoBackend, startGrpcXdsClient, type CallResult, type GrpcXdsClientProcess } from '../util/xds-grpc-fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TARGET = 'xds:///echo.default.svc:50051';
 
-async function api(cp: ControlPlane, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(`${cp.apiUrl}${p}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(5000),
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : null };
-}
+const api = (cp: ControlPlane, method: string, p: string, body?: unknown): Promise<ApiAnswer> => call(cp.apiUrl, method, p, body);
 
 async function apply(cp: ControlPlane, resource: unknown): Promise<void> {
   const r = await api(cp, 'POST', '/api/v1/apply', resource);
@@ -46,12 +38,7 @@ async function register(cp: ControlPlane, name: string, port: number, version: s
   assert.equal(r.status, 201, JSON.stringify(r.json));
 }
 
-const service = (name: string, selector: Record<string, string>) => ({
-  apiVersion: 'trellis.dev/v1alpha1',
-  kind: 'Service',
-  metadata: { name, namespace: 'default' },
-  spec: { selector, ports: [{ name: 'grpc', port: 50051, targetPort: 'grpc', protocol: 'grpc' }] },
-});
+const service = (name: string, selector: Record<string, string>) => grpcService(name, selector, { port: 50051, protocol: 'grpc' });
 
 const grpcRoute = (weights: [number, number]) => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
