@@ -1,4 +1,6 @@
-// Shared option parsing for the resource commands (node:util parseArgs).
+// Shared option parsing for the CLI commands (node:util parseArgs, strict,
+// positionals allowed): a parse error prints the reason and the usage (exit
+// 2), --help prints the usage (exit 0).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export const COMMON_OPTIONS = {
@@ -18,4 +20,29 @@ export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options'
   } catch (err) {
     return { ok: false, error: `trellis ${command}: ${(err as Error).message}` };
   }
+}
+
+/** Where a command prints: its CommandIO, or the console. */
+export interface UsageIO {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const CONSOLE_IO: UsageIO = { out: (s) => console.log(s), err: (s) => console.error(s) };
+
+export type ParsedArgs<O extends NonNullable<ParseArgsConfig['options']>> = Extract<Parsed<O>, { ok: true }>;
+
+/** The parsed arguments, or the exit code once handled: 2 after a parse
+ * error (printed with the usage), 0 after --help (the usage printed). */
+export function parseOrExit<O extends NonNullable<ParseArgsConfig['options']>>(command: string, argv: string[], options: O, usage: string, io: UsageIO = CONSOLE_IO): ParsedArgs<O> | number {
+  const args = parseCommandArgs(command, argv, options);
+  if (!args.ok) {
+    io.err(`${args.error}\n\n${usage}`);
+    return 2;
+  }
+  if ((args.values as { help?: boolean }).help) {
+    io.out(usage);
+    return 0;
+  }
+  return args;
 }

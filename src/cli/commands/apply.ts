@@ -1,5 +1,5 @@
 // trellis apply -f FILE|DIR|- [--dry-run]: create or update resources, like kubectl apply.
-import { COMMON_OPTIONS, parseCommandArgs } from '../command-args.ts';
+import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
 import { createClient, formatApiError, serverUrl, type ApplyResponse } from '../client.ts';
 import { loadManifests } from '../manifests.ts';
 import { qualifiedName } from '../output.ts';
@@ -16,20 +16,13 @@ const USAGE = `usage: trellis apply -f FILE|DIR|- [-f ...] [--dry-run] [-n NAMES
       --server     control plane URL (default $TRELLIS_SERVER or http://127.0.0.1:15080)`;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommandArgs('apply', argv, {
+  const args = parseOrExit('apply', argv, {
     ...COMMON_OPTIONS,
     filename: { type: 'string', short: 'f', multiple: true },
     'dry-run': { type: 'boolean' },
-  });
-  if (!args.ok) {
-    console.error(`${args.error}\n\n${USAGE}`);
-    return 2;
-  }
+  }, USAGE);
+  if (typeof args === 'number') return args;
   const { values, positionals } = args;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   const files = values.filename ?? [];
   if (files.length === 0 || positionals.length > 0) {
     console.error(`error: must specify one or more -f (unexpected ${positionals.length > 0 ? `argument "${positionals[0]}"` : 'usage'})\n\n${USAGE}`);

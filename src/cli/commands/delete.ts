@@ -1,5 +1,5 @@
 // trellis delete KIND NAME [NAME...] [-n NS] | trellis delete -f FILE|DIR|-
-import { COMMON_OPTIONS, parseCommandArgs } from '../command-args.ts';
+import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
 import { createClient, formatApiError, serverUrl } from '../client.ts';
 import { loadManifests } from '../manifests.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
@@ -10,21 +10,14 @@ const USAGE = `usage: trellis delete KIND NAME [NAME...] [-n NAMESPACE] [--ignor
        trellis delete -f FILE|DIR|- [--ignore-not-found]`;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommandArgs('delete', argv, {
+  const args = parseOrExit('delete', argv, {
     ...COMMON_OPTIONS,
     filename: { type: 'string', short: 'f', multiple: true },
     'ignore-not-found': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
-  });
-  if (!args.ok) {
-    console.error(`${args.error}\n\n${USAGE}`);
-    return 2;
-  }
+  }, USAGE);
+  if (typeof args === 'number') return args;
   const { values, positionals } = args;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   const targets: { kind: string; plural: string; namespace: string; name: string }[] = [];
   if (values.filename && values.filename.length > 0) {
     if (positionals.length > 0) {

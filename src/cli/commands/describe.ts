@@ -1,6 +1,6 @@
 // trellis describe KIND NAME [-n NS]: metadata, a readable spec summary, the
 // spec itself, status conditions and warnings (dangling references).
-import { COMMON_OPTIONS, parseCommandArgs } from '../command-args.ts';
+import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
 import { createClient, formatApiError, serverUrl } from '../client.ts';
 import { formatAge, renderTable, toYamlText } from '../output.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
@@ -85,16 +85,9 @@ export function describeResource(res: Resource, now = Date.now()): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommandArgs('describe', argv, COMMON_OPTIONS);
-  if (!args.ok) {
-    console.error(`${args.error}\n\n${USAGE}`);
-    return 2;
-  }
+  const args = parseOrExit('describe', argv, COMMON_OPTIONS, USAGE);
+  if (typeof args === 'number') return args;
   const { values, positionals } = args;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   const [kindArg, name, ...extra] = positionals;
   if (kindArg === undefined || name === undefined || extra.length > 0) {
     console.error(`error: you must specify a kind and one name\n\n${USAGE}`);

@@ -1,5 +1,5 @@
 // trellis get KIND [NAME] [-n NS|-A] [-l SELECTOR] [-o yaml|json|wide|name]
-import { COMMON_OPTIONS, parseCommandArgs } from '../command-args.ts';
+import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
 import { createClient, formatApiError, serverUrl } from '../client.ts';
 import { qualifiedName, resourceTable, toYamlText } from '../output.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
@@ -17,21 +17,14 @@ const USAGE = `usage: trellis get KIND [NAME] [-n NAMESPACE | -A] [-l SELECTOR] 
 const OUTPUTS = new Set(['yaml', 'json', 'wide', 'name']);
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommandArgs('get', argv, {
+  const args = parseOrExit('get', argv, {
     ...COMMON_OPTIONS,
     'all-namespaces': { type: 'boolean', short: 'A' },
     selector: { type: 'string', short: 'l' },
     output: { type: 'string', short: 'o' },
-  });
-  if (!args.ok) {
-    console.error(`${args.error}\n\n${USAGE}`);
-    return 2;
-  }
+  }, USAGE);
+  if (typeof args === 'number') return args;
   const { values, positionals } = args;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
   const [kindArg, name, ...extra] = positionals;
   if (kindArg === undefined || extra.length > 0) {
     console.error(`error: ${kindArg === undefined ? 'you must specify the type of resource to get' : `unexpected argument "${extra[0]}"`}\n\n${USAGE}`);

@@ -1,7 +1,7 @@
 // `trellis routes SERVICE [-n NS] [--window 1m] [-o json]`: golden metrics per
 // route of a service, as its callers' proxies saw them (routes are the
 // callers' HTTPRoute rules).
-import { parseArgs } from 'node:util';
+import { parseOrExit } from '../command-args.ts';
 import type { GoldenMetrics, StatRow } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
 import { fitTable, fmtMs, fmtPercent, fmtRps, type Column } from '../fit-table.ts';
@@ -24,22 +24,9 @@ const columns: Column<StatRow>[] = [
 ];
 
 export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetrics): Promise<number> {
-  let values: { namespace?: string; window?: string; output?: string; server?: string; help?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { namespace: { type: 'string', short: 'n' }, window: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (err) {
-    io.err(`trellis routes: ${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(usage);
-    return 0;
-  }
+  const args = parseOrExit('routes', argv, { namespace: { type: 'string', short: 'n' }, window: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, usage, io);
+  if (typeof args === 'number') return args;
+  const { values, positionals } = args;
   const service = positionals[0];
   if (!service || positionals.length > 1) {
     io.err(`trellis routes: SERVICE: exactly one service name is required\n\n${usage}`);

@@ -1,6 +1,6 @@
 // `trellis stat [services|workloads] [-n NS] [--window 1m|5m|15m] [-o json|table]`:
 // golden metrics per service or workload, like `linkerd viz stat`.
-import { parseArgs } from 'node:util';
+import { parseOrExit } from '../command-args.ts';
 import type { GoldenMetrics, StatRow } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
 import { fitTable, fmtMs, fmtPercent, fmtRps, type Column } from '../fit-table.ts';
@@ -38,29 +38,16 @@ export function statColumns(allNamespaces: boolean): Column<StatRow>[] {
 }
 
 export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetrics): Promise<number> {
-  let values: { namespace?: string; window?: string; output?: string; server?: string; help?: boolean; 'all-namespaces'?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+  const args = parseOrExit('stat', argv, {
         namespace: { type: 'string', short: 'n' },
         'all-namespaces': { type: 'boolean', short: 'A' },
         window: { type: 'string', short: 'w' },
         output: { type: 'string', short: 'o' },
         server: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    io.err(`trellis stat: ${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(usage);
-    return 0;
-  }
+      }, usage, io);
+  if (typeof args === 'number') return args;
+  const { values, positionals } = args;
   const kindArg = positionals[0] ?? 'services';
   const kind = KINDS[kindArg];
   if (!kind || positionals.length > 1) {

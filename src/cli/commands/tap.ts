@@ -3,7 +3,7 @@
 // live request/response metadata from the proxies (never bodies; credentials
 // redacted by the proxy). Without --admin, every proxy the control plane
 // scrapes is tapped.
-import { parseArgs } from 'node:util';
+import { parseOrExit } from '../command-args.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { httpMetrics, metricsServer } from '../metrics-client.ts';
 import { formatTapEvent, openTaps, parseDuration, type TapLine } from '../tap-stream.ts';
@@ -20,26 +20,13 @@ export interface TapDeps {
 }
 
 export async function exec(argv: string[], io: CommandIO, deps: TapDeps = {}): Promise<number> {
-  let values: { path?: string; method?: string; code?: string; authority?: string; admin?: string[]; max?: string; duration?: string; output?: string; server?: string; help?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+  const args = parseOrExit('tap', argv, {
         path: { type: 'string' }, method: { type: 'string' }, code: { type: 'string' }, authority: { type: 'string' },
         admin: { type: 'string', multiple: true }, max: { type: 'string' }, duration: { type: 'string' },
         output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    io.err(`trellis tap: ${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(usage);
-    return 0;
-  }
+      }, usage, io);
+  if (typeof args === 'number') return args;
+  const { values, positionals } = args;
   const max = values.max === undefined ? Infinity : Number(values.max);
   if (!(max > 0)) {
     io.err('trellis tap: --max: must be a positive number');

@@ -3,7 +3,7 @@
 // success, best / worst / last latency per (method, authority, path). On a
 // terminal the table is redrawn every interval; piped, it is printed once
 // when the duration ends.
-import { parseArgs } from 'node:util';
+import { parseOrExit } from '../command-args.ts';
 import type { TapEvent } from '../../proxy/telemetry/tap.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { fitTable, fmtMs, fmtPercent, type Column } from '../fit-table.ts';
@@ -70,25 +70,12 @@ export const topColumns: Column<PathStats>[] = [
 ];
 
 export async function exec(argv: string[], io: CommandIO, deps: { targets?: () => Promise<string[]>; tty?: boolean } = {}): Promise<number> {
-  let values: { path?: string; admin?: string[]; interval?: string; duration?: string; rows?: string; server?: string; help?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+  const args = parseOrExit('top', argv, {
         path: { type: 'string' }, admin: { type: 'string', multiple: true }, interval: { type: 'string' }, duration: { type: 'string' },
         rows: { type: 'string' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    io.err(`trellis top: ${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(usage);
-    return 0;
-  }
+      }, usage, io);
+  if (typeof args === 'number') return args;
+  const { values, positionals } = args;
   const intervalMs = parseDuration(values.interval ?? '1s');
   if (intervalMs === undefined || intervalMs < 100) {
     io.err('trellis top: --interval: must be a duration of at least 100ms (e.g. 1s)');
