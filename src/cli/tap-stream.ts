@@ -3,6 +3,9 @@
 // `--admin host:port` or, by default, from the control plane's scrape targets
 // (`/api/v1/metrics/targets`).
 import type { TapEvent } from '../proxy/telemetry/tap.ts';
+import type { CommandIO } from './command-io.ts';
+import { httpMetrics, metricsServer } from './metrics-client.ts';
+import { withSpinner } from './spinner.ts';
 
 export interface TapQuery {
   readonly service?: string | undefined;
@@ -88,4 +91,23 @@ export function parseDuration(v: string): number | undefined {
   if (!m) return undefined;
   const n = Number(m[1]);
   return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+/** The admin addresses to tap: `--admin` as given, else the control plane's
+ * scrape targets; or the exit code once the reason is printed (1). */
+export async function tapAddresses(command: string, admin: string[] | undefined, server: string | undefined, io: CommandIO, targets?: () => Promise<string[]>): Promise<string[] | number> {
+  if (admin && admin.length > 0) return admin;
+  const find = targets ?? (async () => (await httpMetrics(metricsServer(server)).targets()).map((t) => t.address));
+  let addresses: string[];
+  try {
+    addresses = await withSpinner('finding proxies…', find, io.spinnerOut);
+  } catch (err) {
+    io.err(`trellis ${command}: ${(err as Error).message}`);
+    return 1;
+  }
+  if (addresses.length === 0) {
+    io.err(`trellis ${command}: no proxies to tap (the control plane reports no scrape targets; use --admin HOST:PORT)`);
+    return 1;
+  }
+  return addresses;
 }

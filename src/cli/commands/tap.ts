@@ -5,9 +5,7 @@
 // scrapes is tapped.
 import { parseOrExit } from '../command-args.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
-import { httpMetrics, metricsServer } from '../metrics-client.ts';
-import { formatTapEvent, openTaps, parseDuration, type TapLine } from '../tap-stream.ts';
-import { withSpinner } from '../spinner.ts';
+import { formatTapEvent, openTaps, parseDuration, tapAddresses, type TapLine } from '../tap-stream.ts';
 
 export const summary = 'stream live request metadata from the proxies (filter by service, path, method, status)';
 
@@ -42,20 +40,8 @@ export async function exec(argv: string[], io: CommandIO, deps: TapDeps = {}): P
     io.err(`trellis tap: -o: must be text or json (got "${output}")`);
     return 2;
   }
-  let addresses = values.admin ?? [];
-  if (addresses.length === 0) {
-    const targets = deps.targets ?? (async () => (await httpMetrics(metricsServer(values.server)).targets()).map((t) => t.address));
-    try {
-      addresses = await withSpinner('finding proxies…', targets, io.spinnerOut);
-    } catch (err) {
-      io.err(`trellis tap: ${(err as Error).message}`);
-      return 1;
-    }
-    if (addresses.length === 0) {
-      io.err('trellis tap: no proxies to tap (the control plane reports no scrape targets; use --admin HOST:PORT)');
-      return 1;
-    }
-  }
+  const addresses = await tapAddresses('tap', values.admin, values.server, io, deps.targets);
+  if (typeof addresses === 'number') return addresses;
   let seen = 0;
   const handle = openTaps(addresses, { service: positionals[0], path: values.path, method: values.method, code: values.code, authority: values.authority }, (line: TapLine) => {
     if (line.type === 'start') return;

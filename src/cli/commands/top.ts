@@ -7,9 +7,7 @@ import { parseOrExit } from '../command-args.ts';
 import type { TapEvent } from '../../proxy/telemetry/tap.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { fitTable, fmtMs, fmtPercent, type Column } from '../fit-table.ts';
-import { httpMetrics, metricsServer } from '../metrics-client.ts';
-import { openTaps, parseDuration } from '../tap-stream.ts';
-import { withSpinner } from '../spinner.ts';
+import { openTaps, parseDuration, tapAddresses } from '../tap-stream.ts';
 
 export const summary = 'live view of the busiest paths (from the tap stream)';
 
@@ -96,20 +94,8 @@ export async function exec(argv: string[], io: CommandIO, deps: { targets?: () =
     io.err('trellis top: output is not a terminal: pass --duration to print the table once it ends');
     return 2;
   }
-  let addresses = values.admin ?? [];
-  if (addresses.length === 0) {
-    const targets = deps.targets ?? (async () => (await httpMetrics(metricsServer(values.server)).targets()).map((t) => t.address));
-    try {
-      addresses = await withSpinner('finding proxies…', targets, io.spinnerOut);
-    } catch (err) {
-      io.err(`trellis top: ${(err as Error).message}`);
-      return 1;
-    }
-  }
-  if (addresses.length === 0) {
-    io.err('trellis top: no proxies to tap (use --admin HOST:PORT)');
-    return 1;
-  }
+  const addresses = await tapAddresses('top', values.admin, values.server, io, deps.targets);
+  if (typeof addresses === 'number') return addresses;
   const table = new TopTable();
   const handle = openTaps(addresses, { service: positionals[0], path: values.path }, (line) => {
     if (line.type === 'exchange') table.add(line);
