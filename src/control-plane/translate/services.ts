@@ -38,6 +38,29 @@ export function inboundClusterName(port: number): string {
   return `inbound|${port}`;
 }
 
+/** Upstream HTTP/2 for a cluster (gRPC, h2c backends). */
+export function http2ProtocolOptions(): object {
+  return {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+      explicitHttpConfig: { http2ProtocolOptions: {} },
+    },
+  };
+}
+
+/** The cluster a sidecar's inbound side forwards to: the app on 127.0.0.1:`port`. */
+export function inboundAppCluster(port: number, protocol: PortProtocol): object {
+  const name = inboundClusterName(port);
+  return {
+    name,
+    type: 'STATIC',
+    connectTimeout: '1s',
+    lbPolicy: 'ROUND_ROBIN',
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: port } } } }] }] },
+    ...(protocol === 'grpc' || protocol === 'http2' ? { typedExtensionProtocolOptions: http2ProtocolOptions() } : {}),
+  };
+}
+
 export function portProtocol(p: ServicePort): PortProtocol {
   return p.protocol ?? 'http';
 }

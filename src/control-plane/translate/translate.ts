@@ -18,7 +18,7 @@ import { gatewayOwn } from './gateway.ts';
 import { egressClusters, egressVirtualHosts } from './egress.ts';
 import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
-  buildLoadAssignments, findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
+  buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
 } from './services.ts';
 import { transparentOwn } from './transparent.ts';
 import { applyMeshTls } from './mtls.ts';
@@ -89,14 +89,6 @@ function tcpProxy(statPrefix: string, clusters: { name: string; weight: number }
   };
 }
 
-function http2Options(): object {
-  return {
-    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-      '@type': HTTP_OPTIONS_TYPE,
-      explicitHttpConfig: { http2ProtocolOptions: {} },
-    },
-  };
-}
 
 function edsCluster(name: string, h2: boolean, proxyless: boolean): object {
   return {
@@ -107,7 +99,7 @@ function edsCluster(name: string, h2: boolean, proxyless: boolean): object {
     // Proxyless gRPC clients take round robin explicitly; Trellis proxies
     // default to peak-EWMA when no policy is set (see docs/load-balancing.md).
     ...(proxyless ? { lbPolicy: 'ROUND_ROBIN' } : {}),
-    ...(h2 ? { typedExtensionProtocolOptions: http2Options() } : {}),
+    ...(h2 ? { typedExtensionProtocolOptions: http2ProtocolOptions() } : {}),
   };
 }
 
@@ -251,14 +243,7 @@ function sidecarOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[])
     if (p.proxyPort === undefined) continue;
     const proto = p.protocol ?? 'http';
     const cluster = inboundClusterName(p.port);
-    clusters.push({
-      name: cluster,
-      type: 'STATIC',
-      connectTimeout: '1s',
-      lbPolicy: 'ROUND_ROBIN',
-      loadAssignment: { clusterName: cluster, endpoints: [{ lbEndpoints: [{ endpoint: { address: socketAddress('127.0.0.1', p.port) } }] }] },
-      ...(proto === 'grpc' || proto === 'http2' ? { typedExtensionProtocolOptions: http2Options() } : {}),
-    });
+    clusters.push(inboundAppCluster(p.port, proto));
     const name = `inbound|${p.port}`;
     const address = socketAddress(node.inboundAddress ?? '0.0.0.0', p.proxyPort);
     const filter = isHttpLike(proto)

@@ -14,13 +14,12 @@
 // Peers dial the workload's pod address on the app port itself (no proxyPort).
 import type { MeshState, ProxyNode, ServiceResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
-import { findService, inboundClusterName, isHttpLike, portProtocol, serviceClusterName } from './services.ts';
+import { findService, inboundAppCluster, inboundClusterName, isHttpLike, portProtocol, serviceClusterName } from './services.ts';
 import type { RouteWarning } from './http-routes.ts';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 const TCP = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
-const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 export const DEFAULT_INBOUND_CAPTURE_PORT = 15006;
 
@@ -94,16 +93,7 @@ export function transparentOwn(state: MeshState, node: ProxyNode, warnings: Rout
   for (const p of me?.ports ?? []) {
     const proto = p.protocol ?? 'http';
     const cluster = inboundClusterName(p.port);
-    clusters.push({
-      name: cluster,
-      type: 'STATIC',
-      connectTimeout: '1s',
-      lbPolicy: 'ROUND_ROBIN',
-      loadAssignment: { clusterName: cluster, endpoints: [{ lbEndpoints: [{ endpoint: { address: addr('127.0.0.1', p.port) } }] }] },
-      ...(proto === 'grpc' || proto === 'http2'
-        ? { typedExtensionProtocolOptions: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_OPTS, explicitHttpConfig: { http2ProtocolOptions: {} } } } }
-        : {}),
-    });
+    clusters.push(inboundAppCluster(p.port, proto));
     const name = `inbound|${p.port}`;
     const filter = isHttpLike(proto)
       ? hcm(name, { routeConfig: { name, virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'inbound', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }] } })
