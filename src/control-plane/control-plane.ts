@@ -123,7 +123,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     cleanups.push(() => registry.close());
     const api = createApiServer({ resources });
     api.addRoutes(registry.routes);
-    api.addRoutes(statusRoutes({ xds, snapshots, id }));
+    // Who is connected, with what their node metadata says (admin address, workload).
+    const proxies = trackProxyNodes(xds);
+    cleanups.push(() => proxies.stop());
+    api.addRoutes(statusRoutes({ xds, snapshots, id, nodes: proxies }));
     if (identity) api.addRoutes(identity.routes);
 
     // Singleton duties run on the elected replica only (docs/high-availability.md).
@@ -143,8 +146,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     // Telemetry: scrape every connected proxy's admin listener; golden
     // metrics, the live tap and the dashboard on the same port.
-    const proxies = trackProxyNodes(xds);
-    cleanups.push(() => proxies.stop());
     const scraper = new Scraper({ targets: () => proxies.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
     scraper.start();
     cleanups.push(() => scraper.stop());

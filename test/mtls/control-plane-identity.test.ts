@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,9 +51,17 @@ test('join token -> certificate -> xDS trust bundle Secret -> root staged -> `tr
   assert.ok(got.ok);
   assert.equal(got.credentials.spiffeId, 'spiffe://mesh.test/ns/shop/sa/reviews');
 
+  // The admin address in node metadata: the control plane scrapes it, and
+  // `trellis identity` without --admin asks every scraped proxy.
+  const adminPort = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
   const xds = startXdsSource({
     serverUri: cp.xdsAddress,
-    node: { id: 'reviews-1', cluster: 'reviews', metadata: { trellis: { kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' } } },
+    node: { id: 'reviews-1', cluster: 'reviews', metadata: { trellis: { kind: 'sidecar', namespace: 'shop', workload: 'reviews-1', admin: `127.0.0.1:${adminPort}` } } },
     secrets: trustBundleSubscription(identity),
   });
   t.after(() => xds.close());
@@ -65,7 +74,7 @@ test('join token -> certificate -> xDS trust bundle Secret -> root staged -> `tr
   const mesh = meshTlsProxyOptions(identity);
   const started = await startProxy({
     config: xds.current()!, node: { id: 'reviews-1', cluster: 'reviews', locality: { region: '', zone: '', subZone: '' }, metadata: {} },
-    admin: { address: '127.0.0.1', port: 0 }, ...mesh, identity,
+    admin: { address: '127.0.0.1', port: adminPort }, ...mesh, identity,
   });
   assert.ok(started.ok);
   t.after(() => {
@@ -78,6 +87,9 @@ test('join token -> certificate -> xDS trust bundle Secret -> root staged -> `tr
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
   assert.match(ok.stdout, /trust domain: mesh\.test/);
   assert.match(ok.stdout, /spiffe:\/\/mesh\.test\/ns\/shop\/sa\/reviews\s+(23|24)h\s+\S+\s+in sync/);
+  const all = await cli(['identity', '--api', cp.apiUrl]);
+  assert.equal(all.code, 0, all.stdout + all.stderr);
+  assert.match(all.stdout, new RegExp(`reviews-1\\s+${admin.replace(/\./g, '\\.')}\\s+spiffe://mesh\\.test/ns/shop/sa/reviews\\s`), 'every connected proxy that advertises its admin');
 
   const staged = await cli(['identity', 'rotate', 'stage', '--api', cp.apiUrl]);
   assert.equal(staged.code, 0, staged.stderr);

@@ -12,7 +12,8 @@ export const summary = 'mesh CA, workload identities and trust bundles; mint joi
 
 const usage = `usage:
   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
-      CA status, connected proxies, and per proxy admin: SPIFFE ID, expiry, trust bundle in sync
+      CA status, connected proxies, and per proxy (--admin, default every connected proxy
+      that advertises its admin address): SPIFFE ID, expiry, trust bundle in sync
   trellis identity token --namespace NS [--service-account SA] --workload W [--ttl 720h]
       mint a join token for a workload (prints the token once; it is stored hashed)
   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT]
@@ -121,7 +122,10 @@ export async function run(argv: string[]): Promise<number> {
 
   const ca = await call(`${api}/api/v1/identity/ca`);
   const proxies = await call(`${api}/api/v1/proxies`);
-  const admins = values.admin ?? ['127.0.0.1:15000'];
+  // Every connected proxy that advertises its admin address, unless named.
+  const listed = proxies.ok ? (proxies.body as { proxies: { nodeId: string; admin?: string }[] }).proxies : [];
+  const admins = values.admin ?? listed.flatMap((p) => (p.admin ? [p.admin] : [])).sort();
+  const nodeOf = new Map(listed.flatMap((p) => (p.admin ? [[p.admin, p.nodeId] as const] : [])));
   const identities = await Promise.all(admins.map(async (a) => ({ admin: a, r: await call(`http://${a}/identity`) })));
   if (values.output === 'json') {
     console.log(JSON.stringify({
@@ -145,19 +149,21 @@ export async function run(argv: string[]): Promise<number> {
     const list = (proxies.body as { proxies: { nodeId: string; status: string }[] }).proxies;
     console.log(`\nconnected proxies: ${list.length}${list.length > 0 ? ` (${list.map((p) => `${p.nodeId}:${p.status}`).join(', ')})` : ''}`);
   }
-  console.log(`\n${'ADMIN'.padEnd(22)}${'SPIFFE ID'.padEnd(48)}${'EXPIRES'.padEnd(10)}${'RENEW'.padEnd(8)}BUNDLE`);
+  console.log(`\n${'PROXY'.padEnd(28)}${'ADMIN'.padEnd(22)}${'SPIFFE ID'.padEnd(48)}${'EXPIRES'.padEnd(10)}${'RENEW'.padEnd(8)}BUNDLE`);
   const now = Date.now();
   for (const { admin, r } of identities) {
     if (!r.ok) {
-      console.log(`${admin.padEnd(22)}unreachable or no identity: ${r.message}`);
-      problems++;
+      // A proxy started without a join token has no identity (plaintext); not a fault.
+      const none = /404/.test(r.message);
+      console.log(`${(nodeOf.get(admin) ?? '-').padEnd(28)}${admin.padEnd(22)}${none ? 'no identity (started without a join token: plaintext)' : `unreachable: ${r.message}`}`);
+      if (!none) problems++;
       continue;
     }
     const id = r.body as ProxyIdentity;
     const fps = id.trustBundle.map((b) => b.fingerprint);
     const inSync = caRoots === undefined ? '?' : fps.length === caRoots.size && fps.every((f) => caRoots!.has(f)) ? 'in sync' : 'STALE';
     if (inSync === 'STALE' || !id.spiffeId || (id.expiresAt && Date.parse(id.expiresAt) < now)) problems++;
-    console.log(`${admin.padEnd(22)}${(id.spiffeId ?? '<none>').padEnd(48)}${until(id.expiresAt, now).padEnd(10)}${until(id.renewAt, now).padEnd(8)}${inSync} [${fps.map(short).join(' ')}]${id.lastError ? `  last error: ${id.lastError}` : ''}`);
+    console.log(`${(nodeOf.get(admin) ?? '-').padEnd(28)}${admin.padEnd(22)}${(id.spiffeId ?? '<none>').padEnd(48)}${until(id.expiresAt, now).padEnd(10)}${until(id.renewAt, now).padEnd(8)}${inSync} [${fps.map(short).join(' ')}]${id.lastError ? `  last error: ${id.lastError}` : ''}`);
   }
   return problems === 0 ? 0 : 1;
 }
