@@ -2,13 +2,14 @@
 // set, the balancer over the eligible ones, the max_requests circuit breaker
 // and the request path
 //
-//   dispatch -> breaker -> pick -> count -> endpoint's pool
+//   dispatch -> breaker -> pick -> count -> endpoint's pool (a CONNECT: a tunnel, connect-tunnel.ts)
 //
 // Endpoints are eligible when their health is healthy or unknown (Envoy
 // treats unknown as healthy), not draining, and not ejected by outlier
 // detection (setEndpointEjected). Any change to eligibility publishes a new
 // picker whole. Pools and load counters come from the PoolRegistry, so they
 // outlive this object; retire() gives them back.
+import { openTunnel } from './connect-tunnel.ts';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClusterSpec, EndpointSpec, HealthStatus, LbPolicy, LocalityEndpoints, NodeInfo, UpstreamProtocol } from './config/types.ts';
 import { createBalancer } from './balancer/balancer.ts';
@@ -226,6 +227,11 @@ export function createCluster(spec: ClusterSpec, localities: readonly LocalityEn
     counter.active++;
     balancer.onStart(ep);
     const tracked = new TrackedHandler(handler, state, ep, now());
+    if (req.head.upgrade === 'CONNECT') {
+      // A CONNECT tunnel is a TCP connection of its own, not a pooled request.
+      openTunnel({ host: ep.address, port: ep.port, tls: deps.tls?.(spec, m.spec), connectTimeoutMs: spec.connectTimeoutMs }, tracked);
+      return;
+    }
     try {
       lease!.pool().dispatch(req, tracked);
     } catch (err) {

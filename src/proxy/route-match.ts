@@ -97,8 +97,11 @@ export function selectRoute(table: RouteTable, head: RequestHead): RouteSelectio
   const path = q < 0 ? full : full.slice(0, q);
   const query = new QueryLookup(full, q);
   const routes = vh.routes;
+  // CONNECT is matched by connectMatcher routes only, and they by nothing else.
+  const connect = head.method === 'CONNECT';
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i]!;
+    if ((r.spec.match.connect === true) !== connect) continue;
     if (r.matches(head, path, query)) return { vhost: vh.spec, route: r.spec, compiled: r };
   }
   return null;

@@ -2,8 +2,9 @@
 // HTTP_PROXY (curl, Go, Python requests, Node with NODE_USE_ENV_PROXY=1)
 // send every call through the sidecar's outbound listener (via the port
 // guard), which routes by Host. Loopback stays direct (NO_PROXY), so the
-// app's own listener and local tools are not proxied. gRPC and raw TCP
-// clients dial the per-upstream local ports named in
+// app's own listener and local tools are not proxied. gRPC clients that
+// tunnel through http_proxy (grpc-js) reach services by name with CONNECT;
+// others, and raw TCP clients, dial the per-upstream local ports named in
 // TRELLIS_UPSTREAM_<SERVICE>_<PORT>=127.0.0.1:<localPort>.
 import type { UpstreamDecl } from './sidecar.ts';
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { freePort } from '../../src/runner/ports.ts';
 import { greeterDefinition } from './apps/greeter.ts';
-import { APPS, apply, controlPlane, service, tempDir, trellisRun } from './harness.ts';
+import { APPS, apply, controlPlane, events, service, tempDir, trellisRun, waitFor } from './harness.ts';
 
 async function register(apiUrl: string, name: string, app: string, port: number, protocol: string): Promise<void> {
   const res = await fetch(`${apiUrl}/api/v1/registry/workloads`, {
@@ -48,4 +48,23 @@ test('trellis run: gRPC and TCP through per-upstream local ports', async (t) => 
   assert.equal(rec.tcpAddr, `127.0.0.1:${e}`);
   assert.equal(rec.grpcReply, 'hello mesh');
   assert.equal(rec.tcpReply, 'echo: ping over tcp');
+});
+
+test('trellis run: a gRPC client dials a mesh service by name; grpc-js CONNECTs through the sidecar (http_proxy)', async (t) => {
+  const cp = await controlPlane(t);
+  const dir = tempDir(t);
+  await apply(cp, service('greeter', 50051, 'grpc'));
+  await apply(cp, service('caller', 8080, 'http'));
+  // The server runs in the mesh too: the tunnel ends at its sidecar's inbound port.
+  const grpcPort = await freePort();
+  const srv = trellisRun(t, cp, ['--service', 'greeter', '--workload', 'greeter-1', '--port', `${grpcPort}:grpc`, '--', process.execPath, path.join(APPS, 'greeter-server.ts'), String(grpcPort)]);
+  await waitFor('greeter started', () => (events(srv.stderr()).some((e) => e.event === 'app_started') ? true : srv.child.exitCode !== null ? Promise.reject(new Error(srv.stderr())) : undefined));
+
+  const out = path.join(dir, 'by-name.json');
+  const r = trellisRun(t, cp, ['--service', 'caller', '--', process.execPath, path.join(APPS, 'grpc-by-name.ts'), 'greeter:50051'], { OUT: out });
+  const ex = await r.exit;
+  assert.equal(ex.code, 0, r.stderr());
+  const rec = JSON.parse(readFileSync(out, 'utf8')) as { replies: string[]; proxy: string };
+  assert.match(rec.proxy, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.deepEqual(rec.replies, ['hello call 0', 'hello call 1', 'hello call 2']);
 });

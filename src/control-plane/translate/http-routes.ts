@@ -293,6 +293,16 @@ function grpcMatches(rule: { matches?: { method?: { type?: string; service?: str
 }
 
 /** The route for a service port with no HTTPRoute attached: everything to the service itself. */
+/** A CONNECT to the service port (HTTPS_PROXY / grpc_proxy clients): a TCP
+ * tunnel to the service's endpoints, through the sidecars like any call. */
+export function connectRoute(svc: ServiceResource, port: number): object {
+  return {
+    name: 'connect',
+    match: { connectMatcher: {} },
+    route: { cluster: serviceClusterName(nsOf(svc.metadata), svc.metadata.name, port), upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] },
+  };
+}
+
 export function defaultRoutes(svc: ServiceResource, port: number): object[] {
   return [{ name: 'default', match: { prefix: '/' }, route: { cluster: serviceClusterName(nsOf(svc.metadata), svc.metadata.name, port) } }];
 }

@@ -56,7 +56,10 @@ test('route-level policies: retry, timeout, fault (with a header-matched copy), 
     pol('FaultInjectionPolicy', 'chaos', { targetRef: { kind: 'Service', name: 'ratings' }, abort: { httpStatus: 503, percent: 12.5 }, match: { headers: [{ name: 'X-Chaos', value: 'on' }] } }),
     pol('LoadBalancerPolicy', 'sticky', { targetRef: { kind: 'Service', name: 'ratings' }, type: 'ringHash', hash: { header: 'X-User' } }),
   ]) , node) as unknown as Json;
-  const routes = vhost(out, 'ratings.default.svc:9080').routes as Json[];
+  const all = vhost(out, 'ratings.default.svc:9080').routes as Json[];
+  // The CONNECT route comes last and takes no policy (a tunnel is not a request).
+  assert.deepEqual(all.at(-1), { name: 'connect', match: { connectMatcher: {} }, route: { cluster: 'ratings.default.svc:9080', upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] } });
+  const routes = all.slice(0, -1);
   assert.equal(routes.length, 2);
   assert.equal(routes[0]!.name, 'default/fault');
   assert.deepEqual(routes[0]!.match.headers, [{ name: 'x-chaos', stringMatch: { exact: 'on' } }]);

@@ -287,7 +287,8 @@ function routeConfigWithPolicies(state: MeshState, rc: Obj, warnings: RouteWarni
   const out = vhosts.map((vh) => {
     const s = serviceOfCluster(state, String(vh.name));
     const routes = (vh.routes as Obj[] | undefined) ?? [];
-    const next = routes.flatMap((r) => routeWithPolicies(state, r, s, warnings, budgets));
+    // A CONNECT tunnel is not a request: retry, timeout and fault policies stay off it.
+    const next = routes.flatMap((r) => ((r.match as Obj | undefined)?.connectMatcher ? [r] : routeWithPolicies(state, r, s, warnings, budgets)));
     if (next.length === routes.length && next.every((r, i) => r === routes[i])) return vh;
     changed = true;
     return { ...vh, routes: next };

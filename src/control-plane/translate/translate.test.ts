@@ -76,7 +76,11 @@ test('the outbound route table answers to every documented service name, default
   assert.deepEqual(vh.domains, [
     'reviews.default.svc.cluster.local:9080', 'reviews.default.svc:9080', 'reviews.default:9080', 'reviews:9080', '240.240.0.1:9080',
   ]);
-  assert.deepEqual(vh.routes, [{ name: 'default', match: { prefix: '/' }, route: { cluster: 'reviews.default.svc:9080' } }]);
+  assert.deepEqual(vh.routes, [
+    { name: 'default', match: { prefix: '/' }, route: { cluster: 'reviews.default.svc:9080' } },
+    // HTTPS_PROXY / grpc_proxy clients: CONNECT reviews:9080 tunnels to the service.
+    { name: 'connect', match: { connectMatcher: {} }, route: { cluster: 'reviews.default.svc:9080', upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] } },
+  ]);
   assert.ok(!rc.virtualHosts.some((v: Json) => v.name.startsWith('db.')), 'TCP ports are not HTTP virtual hosts');
 });
 
@@ -94,7 +98,8 @@ test('an HTTPRoute canary splits by weight and steers a user group by header, in
   };
   const out = translate(baseState({ httpRoutes: [route] }), sidecar);
   const vh = (out.routes as Json[]).find((r) => r.name === 'outbound')!.virtualHosts.find((v: Json) => v.name === 'reviews.default.svc:9080');
-  assert.equal(vh.routes.length, 3);
+  assert.equal(vh.routes.length, 4);
+  assert.deepEqual(vh.routes[3].match, { connectMatcher: {} }, 'the CONNECT route last');
   assert.deepEqual(vh.routes[0].match, { path: '/health' }, 'exact path first');
   assert.equal(vh.routes[0].route.timeout, '1.5s');
   assert.deepEqual(vh.routes[1].match, { prefix: '/', headers: [{ name: 'x-user-group', stringMatch: { exact: 'beta' } }] }, 'then more header matches');

@@ -16,7 +16,7 @@ import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './
 import { keyOf, nsOf } from './model.ts';
 import { gatewayOwn } from './gateway.ts';
 import { egressClusters, egressVirtualHosts } from './egress.ts';
-import { attaches, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
+import { attaches, connectRoute, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
   buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
 } from './services.ts';
@@ -118,7 +118,7 @@ function outboundVirtualHosts(state: MeshState, callerNs: string, warnings: Rout
       vhosts.push({
         name: serviceClusterName(ns, svc.metadata.name, sp.port),
         domains: serviceDomains(svc, sp.port, callerNs, state.vips.get(keyOf(svc.metadata))),
-        routes: routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port),
+        routes: [...(routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port)), connectRoute(svc, sp.port)],
       });
     }
   }

@@ -132,8 +132,12 @@ function parseRouteMatch(r: FieldReader): RouteMatchSpec | undefined {
   const caseSensitive = r.bool('caseSensitive') ?? true;
   const ignoreCase = !caseSensitive;
   let path: StringMatch | undefined;
-  const which = r.oneOf(['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix'], { required: true });
-  if (which === 'prefix') {
+  const which = r.oneOf(['prefix', 'path', 'safeRegex', 'pathSeparatedPrefix', 'connectMatcher'], { required: true });
+  let connect = false;
+  if (which === 'connectMatcher') {
+    r.obj('connectMatcher')?.done();
+    connect = true;
+  } else if (which === 'prefix') {
     const v = r.str('prefix');
     if (v !== undefined) path = { kind: 'prefix', value: v, ...(ignoreCase ? { ignoreCase } : {}) };
   } else if (which === 'path') {
@@ -187,8 +191,8 @@ function parseRouteMatch(r: FieldReader): RouteMatchSpec | undefined {
     grpc = true;
   }
   r.done();
-  if (!path) return undefined;
-  return { path, headers, queryParams, ...(method !== undefined ? { method } : {}), ...(grpc ? { grpc } : {}) };
+  if (!path && !connect) return undefined;
+  return { ...(path ? { path } : {}), headers, queryParams, ...(method !== undefined ? { method } : {}), ...(grpc ? { grpc } : {}), ...(connect ? { connect } : {}) };
 }
 
 const HEADER_NAME_RE = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;

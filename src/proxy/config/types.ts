@@ -125,6 +125,9 @@ export interface RouteMatchSpec {
   /** ':method' is matched as a header in Envoy; kept explicit here. */
   readonly method?: string;
   readonly grpc?: boolean;
+  /** Envoy `connectMatcher`: matches CONNECT requests, and only those (no
+   * other route matches a CONNECT). */
+  readonly connect?: boolean;
 }
 
 export interface WeightedCluster {

@@ -302,6 +302,8 @@ class ServerConnection {
     // h2c is the proxy's own business (prior knowledge or ALPN), not a
     // protocol switch to pass through.
     if (p.connectionUpgrade && p.upgrade !== undefined && !http10 && p.upgrade.toLowerCase() !== 'h2c') head.upgrade = p.upgrade;
+    // CONNECT is a protocol switch too (Envoy's upgradeType CONNECT): 2xx, then a pipe.
+    if (p.method === 'CONNECT') head.upgrade = 'CONNECT';
     if (p.expectContinue && !http10) head.expectContinue = true;
     const ex = new ServerExchange(this, head, p);
     const ctx: RequestContext = {
@@ -711,7 +713,8 @@ class ServerExchange implements BodySource, ResponseHandler, BodyTarget {
       return;
     }
     this.resState = RES_DONE;
-    c.write(statusLine(101) + headerLines(head.headers, isResponseFramingName) + 'connection: upgrade\r\nupgrade: ' + this.head.upgrade + '\r\n\r\n');
+    if (this.head.upgrade === 'CONNECT') c.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    else c.write(statusLine(101) + headerLines(head.headers, isResponseFramingName) + 'connection: upgrade\r\nupgrade: ' + this.head.upgrade + '\r\n\r\n');
     const rest = c.buf;
     c.buf = null;
     c.ex = null;
@@ -735,11 +738,15 @@ interface Target {
   path: string;
 }
 
-/** Origin-form, absolute-form (HTTP_PROXY clients) and `OPTIONS *`. */
+const CONNECT_TARGET = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
+/** Origin-form, absolute-form (HTTP_PROXY clients), `OPTIONS *` and CONNECT's authority-form. */
 function resolveTarget(p: ParsedRequestHead, tls: boolean): Target | string {
   const t = p.target;
   const first = t.charCodeAt(0);
-  if (p.method === 'CONNECT') return 'CONNECT is not supported';
+  // CONNECT host:port (authority-form): a tunnel, routed by that authority
+  // to a connectMatcher route (cluster.ts opens it; docs/http1.md).
+  if (p.method === 'CONNECT') return CONNECT_TARGET.test(t) ? { scheme: 'http', authority: t.toLowerCase(), path: '' } : 'CONNECT needs an authority-form target (host:port)';
   if (p.version === '1.1' && p.host === undefined) return 'missing Host header';
   if (first === 47 /* / */) {
     return { scheme: tls ? 'https' : 'http', authority: p.host ?? '', path: t };
