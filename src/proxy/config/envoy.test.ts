@@ -442,7 +442,7 @@ test('route configuration errors', () => {
     'routeConfiguration (rc): virtualHosts[0].routes[0].route.weightedClusters.clusters: the weights must not all be zero',
   ]);
   assert.deepEqual(e([{ match: { prefx: '/' }, route: { cluster: 'a' } }]), [
-    'routeConfiguration (rc): virtualHosts[0].routes[0].match: one of prefix, path, safeRegex, pathSeparatedPrefix is required',
+    'routeConfiguration (rc): virtualHosts[0].routes[0].match: one of prefix, path, safeRegex, pathSeparatedPrefix, connectMatcher is required',
     'routeConfiguration (rc): virtualHosts[0].routes[0].match.prefx: unknown field (did you mean "prefix"?); not in the supported subset (docs/proxy-config.md)',
   ]);
   assert.deepEqual(e([{ match: { prefix: '/' } }]), ['routeConfiguration (rc): virtualHosts[0].routes[0]: one of route, redirect, directResponse is required']);
