@@ -1,6 +1,7 @@
 // The one gRPC method both sides of ADS speak:
 // envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources,
 // with DiscoveryRequest / DiscoveryResponse (de)serialized by the shared Root.
+import { createHash } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { decodeMessage, encodeMessage } from './codec.ts';
 import type { Json, JsonObject, PackedAny } from './codec.ts';
@@ -82,29 +83,158 @@ export function encodeRequest(req: {
   return Buffer.from(encodeMessage('envoy.service.discovery.v3.DiscoveryRequest', json));
 }
 
-export function decodeRequest(buf: Buffer): DiscoveryRequest {
-  const json = decodeMessage('envoy.service.discovery.v3.DiscoveryRequest', buf);
-  const err = json.errorDetail === undefined ? undefined : obj(json.errorDetail);
-  return {
-    versionInfo: str(json.versionInfo),
-    node: json.node === undefined ? undefined : nodeFromJson(obj(json.node)),
-    resourceNames: Array.isArray(json.resourceNames) ? json.resourceNames.map(str) : [],
-    typeUrl: str(json.typeUrl),
-    responseNonce: str(json.responseNonce),
-    errorDetail: err === undefined ? undefined : { code: typeof err.code === 'number' ? err.code : 0, message: str(err.message) },
-  };
+/** Reuses the names of an earlier request of the same type whose
+ * resource_names bytes were identical (`digest`), or undefined. */
+export type ReuseNames = (typeUrl: string, digest: string, byteLength: number) => readonly string[] | undefined;
+
+/** A decoded request, with the digest of its resource_names bytes for `ReuseNames`. */
+export type DecodedRequest = DiscoveryRequest & { readonly namesDigest: string; readonly namesByteLength: number };
+
+function readVarint(buf: Buffer, pos: number): [number, number] {
+  let n = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= buf.length) throw new Error('truncated varint');
+    const b = buf[pos++]!;
+    n += (b & 0x7f) * mul;
+    if (b < 0x80) return [n, pos];
+    mul *= 128;
+  }
+  throw new Error('varint longer than 10 bytes');
+}
+
+/**
+ * DiscoveryRequest (1 version_info, 2 node, 3 repeated resource_names,
+ * 4 type_url, 5 response_nonce, 6 error_detail; others skipped) read by
+ * hand: an ACK repeats thousands of EDS names, and when their bytes are
+ * those of the stream's previous request (`reuse`), the earlier array is
+ * returned instead of decoding a thousand strings again. Node and
+ * error_detail, rare, go through the strict codec.
+ */
+export function decodeRequest(buf: Buffer, reuse?: ReuseNames): DecodedRequest {
+  let versionInfo = '';
+  let typeUrl = '';
+  let responseNonce = '';
+  let node: XdsNode | undefined;
+  let errorDetail: DiscoveryRequest['errorDetail'];
+  const nameRanges: number[] = [];
+  // The names' fields as one contiguous byte range (encoders write them
+  // together), digested in one pass; -1 once another field interrupts them.
+  let namesStart = -1;
+  let namesEnd = -1;
+  let namesBytes = 0;
+  let pos = 0;
+  while (pos < buf.length) {
+    const tagPos = pos;
+    let tag: number;
+    [tag, pos] = readVarint(buf, pos);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (wire === 0) {
+      [, pos] = readVarint(buf, pos);
+      continue;
+    }
+    if (wire === 1 || wire === 5) {
+      pos += wire === 1 ? 8 : 4;
+      if (pos > buf.length) throw new Error(`field ${field}: truncated`);
+      continue;
+    }
+    if (wire !== 2) throw new Error(`field ${field}: unsupported wire type ${wire}`);
+    let len: number;
+    [len, pos] = readVarint(buf, pos);
+    const end = pos + len;
+    if (end > buf.length) throw new Error(`field ${field}: length ${len} past the end`);
+    switch (field) {
+      case 1: versionInfo = buf.toString('utf8', pos, end); break;
+      case 2: node = nodeFromJson(decodeMessage('envoy.config.core.v3.Node', buf.subarray(pos, end))); break;
+      case 3:
+        if (namesStart === -1 && nameRanges.length === 0) namesStart = tagPos;
+        else if (namesEnd !== tagPos) namesStart = -2; // interleaved with other fields
+        namesEnd = end;
+        nameRanges.push(pos, end);
+        namesBytes += end - pos;
+        break;
+      case 4: typeUrl = buf.toString('utf8', pos, end); break;
+      case 5: responseNonce = buf.toString('utf8', pos, end); break;
+      case 6: {
+        const st = decodeMessage('google.rpc.Status', buf.subarray(pos, end));
+        errorDetail = { code: typeof st.code === 'number' ? st.code : 0, message: str(st.message) };
+        break;
+      }
+      default: break;
+    }
+    pos = end;
+  }
+  const namesDigest = namesStart < 0 ? '' : createHash('sha1').update(buf.subarray(namesStart, namesEnd)).digest('base64');
+  let resourceNames = namesDigest === '' ? undefined : reuse?.(typeUrl, namesDigest, namesBytes);
+  if (resourceNames === undefined) {
+    const names: string[] = [];
+    for (let i = 0; i < nameRanges.length; i += 2) names.push(buf.toString('utf8', nameRanges[i], nameRanges[i + 1]));
+    resourceNames = names;
+  }
+  return { versionInfo, node, resourceNames, typeUrl, responseNonce, errorDetail, namesDigest, namesByteLength: namesBytes };
+}
+
+// DiscoveryResponse on the wire (envoy/service/discovery/v3/discovery.proto):
+// 1 version_info, 2 repeated Any resources (1 type_url, 2 value), 4 type_url,
+// 5 nonce, 6 control_plane (1 identifier). Written by hand into one buffer:
+// the server sends thousands of responses per change, and each resource's
+// encoded field is cached by its packed value (a snapshot's resources are
+// shared by every stream that receives them), so a response costs one
+// allocation and copies, not a protobuf writer per resource.
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** `tag, length, bytes` of a length-delimited field. */
+function lengthDelimited(tag: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(1 + varintLength(body.length) + body.length);
+  out[0] = tag;
+  const at = writeVarint(out, 1, body.length);
+  out.set(body, at);
+  return out;
+}
+
+const resourceFields = new WeakMap<Uint8Array, Buffer>();
+
+/** Field 2 of a DiscoveryResponse for one packed resource (cached). */
+function resourceField(r: PackedAny): Buffer {
+  let f = resourceFields.get(r.value);
+  if (f === undefined) {
+    const any = Buffer.concat([lengthDelimited(0x0a, Buffer.from(r.type_url, 'utf8')), lengthDelimited(0x12, r.value)]);
+    f = lengthDelimited(0x12, any);
+    resourceFields.set(r.value, f);
+  }
+  return f;
 }
 
 export function encodeResponse(res: DiscoveryResponse): Buffer {
-  const T = requireType('envoy.service.discovery.v3.DiscoveryResponse');
-  const wire: Record<string, unknown> = {
-    version_info: res.versionInfo,
-    resources: res.resources.map((r) => ({ type_url: r.type_url, value: r.value })),
-    type_url: res.typeUrl,
-    nonce: res.nonce,
-  };
-  if (res.controlPlane !== undefined) wire.control_plane = { identifier: res.controlPlane };
-  return Buffer.from(T.encode(wire).finish());
+  const parts: Buffer[] = [];
+  if (res.versionInfo !== '') parts.push(lengthDelimited(0x0a, Buffer.from(res.versionInfo, 'utf8')));
+  for (const r of res.resources) parts.push(resourceField(r));
+  if (res.typeUrl !== '') parts.push(lengthDelimited(0x22, Buffer.from(res.typeUrl, 'utf8')));
+  if (res.nonce !== '') parts.push(lengthDelimited(0x2a, Buffer.from(res.nonce, 'utf8')));
+  if (res.controlPlane !== undefined && res.controlPlane !== '') {
+    parts.push(lengthDelimited(0x32, lengthDelimited(0x0a, Buffer.from(res.controlPlane, 'utf8'))));
+  } else if (res.controlPlane !== undefined) {
+    parts.push(Buffer.from([0x32, 0x00]));
+  }
+  return Buffer.concat(parts);
 }
 
 export function decodeResponse(buf: Buffer): DiscoveryResponse {

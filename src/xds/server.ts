@@ -26,8 +26,7 @@
 //   snapshot lands.
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
-import { adsMethod, decodeRequest, encodeResponse } from './ads-method.ts';
-import type { DiscoveryRequest } from './ads-method.ts';
+import { adsMethod, decodeRequest, encodeResponse, type DecodedRequest } from './ads-method.ts';
 import type { SnapshotSource, XdsNode } from './cache.ts';
 import { TypeUrl } from './protos.ts';
 import type { ResourceTypeUrl } from './protos.ts';
@@ -96,6 +95,11 @@ export interface XdsServer {
 
 interface TypeState {
   names: ReadonlySet<string> | '*';
+  /** The resource_names list that set `names`, in the client's order, and
+   * the digest of its bytes: an ACK repeating them reuses this array
+   * (ads-method.ts decodeRequest) and is recognised by identity. */
+  namesList: readonly string[] | null;
+  namesDigest: string;
   sentVersion: string | null;
   sentNonce: string | null;
   sentFingerprint: string | null;
@@ -171,9 +175,17 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     return { version: typeRes.version, resources, fingerprint };
   }
 
-  /** Named subscriptions (RDS, EDS) whose resources changed since `sent`. */
+  /** Named subscriptions (RDS, EDS) whose resources changed since `sent`.
+   * The resource maps are shared by every proxy of a namespace, so the diff
+   * of a pair is computed once (changedSince) and each stream intersects it
+   * with its subscription: O(changed), not O(subscribed), per stream. */
   function changedNamed(typeRes: SnapshotTypeResources, names: ReadonlySet<string>, sent: SnapshotTypeResources | null): SnapshotResource[] {
     const out: SnapshotResource[] = [];
+    const all = sent === null ? undefined : changedSince(typeRes, sent);
+    if (all !== undefined && all.length <= names.size) {
+      for (const r of all) if (names.has(r.name)) out.push(r);
+      return out;
+    }
     for (const name of names) {
       const r = typeRes.resources.get(name);
       if (r !== undefined && sent?.resources.get(name)?.hash !== r.hash) out.push(r);
@@ -232,7 +244,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version, nonce, resources: resources.map((r) => r.name) });
   }
 
-  function onRequest(st: StreamState, req: DiscoveryRequest): void {
+  function onRequest(st: StreamState, req: DecodedRequest): void {
     if (st.node === undefined) {
       if (req.node === undefined || req.node.id === '') {
         st.call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'the first DiscoveryRequest on a stream must carry node.id' });
@@ -247,7 +259,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     let ts = st.types.get(typeUrl);
     const first = ts === undefined;
     if (ts === undefined) {
-      ts = { names: '*', sentVersion: null, sentNonce: null, sentFingerprint: null, sentTypeRes: null, ackedVersion: null, nacked: null };
+      ts = { names: '*', namesList: null, namesDigest: '', sentVersion: null, sentNonce: null, sentFingerprint: null, sentTypeRes: null, ackedVersion: null, nacked: null };
       st.types.set(typeUrl, ts);
     }
     if (req.responseNonce !== '') {
@@ -271,8 +283,12 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     const wildcard = req.resourceNames.includes('*') || (req.resourceNames.length === 0 && WILDCARD_TYPES.has(typeUrl));
     // ACKs repeat the whole subscription (thousands of EDS names): keep the
     // current Set when nothing changed instead of building a new one.
-    const changed = wildcard ? ts.names !== '*' : !sameList(ts.names, req.resourceNames);
-    if (changed) ts.names = wildcard ? '*' : new Set(req.resourceNames);
+    const changed = wildcard ? ts.names !== '*' : !sameList(ts, req.resourceNames);
+    if (changed) {
+      ts.names = wildcard ? '*' : new Set(req.resourceNames);
+      ts.namesList = wildcard ? null : req.resourceNames;
+      ts.namesDigest = wildcard ? '' : req.namesDigest;
+    }
     // The first request of a type, or one without a nonce (a reconnecting
     // client telling us what it has), always gets an answer.
     respond(st, typeUrl, first || req.responseNonce === '' || changed);
@@ -298,9 +314,12 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       if (st.node !== undefined) emit({ kind: 'disconnect', streamId: st.id, nodeId: st.node.id, reason });
     };
     call.on('data', (buf: Buffer) => {
-      let req: DiscoveryRequest;
+      let req: DecodedRequest;
       try {
-        req = decodeRequest(buf);
+        req = decodeRequest(buf, (typeUrl, digest) => {
+          const ts = st.types.get(typeUrl);
+          return ts !== undefined && ts.namesList !== null && ts.namesDigest === digest ? ts.namesList : undefined;
+        });
       } catch (err) {
         emit({ kind: 'stream_error', streamId: st.id, message: (err as Error).message });
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `bad DiscoveryRequest: ${(err as Error).message}` });
@@ -434,9 +453,36 @@ function pushOrder(st: StreamState): string[] {
   return [...PUSH_ORDER.filter((t) => st.types.has(t)), ...[...st.types.keys()].filter((t) => !PUSH_ORDER.includes(t))];
 }
 
-function sameList(a: ReadonlySet<string> | '*', list: readonly string[]): boolean {
+/** Does `list` name exactly the subscription? Clients repeat their list in
+ * the same order, so an in-order comparison (no hashing) settles the common
+ * case; another order falls back to the set. */
+function sameList(ts: TypeState, list: readonly string[]): boolean {
+  const a = ts.names;
   if (a === '*' || a.size !== list.length) return false;
+  const prev = ts.namesList;
+  if (prev === list) return true; // the same bytes as before: decodeRequest reused the array
+  if (prev !== null && prev.length === list.length) {
+    let i = 0;
+    while (i < list.length && prev[i] === list[i]) i++;
+    if (i === list.length) return true;
+  }
   for (const n of list) if (!a.has(n)) return false;
   return true;
+}
+
+/** Resources of `next` that are new or changed against `prev`, per pair of
+ * shared resource maps (weakly held: dropped with the snapshots). */
+const diffs = new WeakMap<SnapshotTypeResources, WeakMap<SnapshotTypeResources, SnapshotResource[]>>();
+
+function changedSince(next: SnapshotTypeResources, prev: SnapshotTypeResources): SnapshotResource[] {
+  let byNext = diffs.get(prev);
+  if (byNext === undefined) diffs.set(prev, (byNext = new WeakMap()));
+  let d = byNext.get(next);
+  if (d === undefined) {
+    d = [];
+    for (const [name, r] of next.resources) if (prev.resources.get(name)?.hash !== r.hash) d.push(r);
+    byNext.set(next, d);
+  }
+  return d;
 }
 
