@@ -10,6 +10,10 @@
 //   tls        TLS origination: the app speaks plain HTTP, its sidecar speaks
 //              TLS to the destination (SNI, verified against `caFile` or the
 //              system roots)
+//   egressGateway  send this destination's traffic through a dedicated
+//              egress gateway (a Gateway of class `trellis-egress` served by
+//              `trellis gateway --name NAME`): sidecars dial the gateway over
+//              mTLS and the gateway originates; unknown gateway: denied
 import { Type, type Static } from '@sinclair/typebox';
 import { Closed, StringEnum, PortNumber, HOSTNAME } from './schema-common.ts';
 
@@ -31,6 +35,12 @@ export const ExternalServiceSpec = Closed({
     sni: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
     /** PEM file on the proxy's host with the CAs to trust; default the system roots. */
     caFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  })),
+  /** Route through this egress Gateway instead of originating from each sidecar. */
+  egressGateway: Type.Optional(Closed({
+    name: Type.String({ minLength: 1, maxLength: 253 }),
+    /** Default: the ExternalService's namespace. */
+    namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
   })),
 });
 export type ExternalServiceSpec = Static<typeof ExternalServiceSpec>;

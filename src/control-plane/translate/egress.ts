@@ -10,9 +10,56 @@
 // other host with 403 and `x-trellis-proxy-error: EGRESS_DENIED`, so an app
 // (or a compromised dependency) cannot reach undeclared destinations through
 // its sidecar, and the refusal says why.
-import type { ExternalServiceResource, MeshState } from './model.ts';
-import { keyOf } from './model.ts';
+//
+// Egress gateway: an ExternalService with `egressGateway: {name, namespace?}`
+// is not originated by sidecars. Their virtual host for it routes to
+// `egress-gateway|<ns>|<name>` (a STATIC cluster of the workloads labelled
+// `trellis.dev/gateway: NAME`, registered by `trellis gateway`, dialled on
+// their proxyPort with mesh mTLS, SANs = their SPIFFE IDs), keeping the
+// Host; only the gateway holds the `external|` cluster with TLS origination.
+// The gateway (a Gateway of class `trellis-egress`) gets, per listener, one
+// mTLS-only chain routing by Host to its declared destinations, then the
+// deny-all. A missing gateway denies the host (fail closed), with a warning.
+import type { ExternalServiceResource, GatewayResource, MeshState, ProxyNode } from './model.ts';
+import { keyOf, nsOf } from './model.ts';
 import type { RouteWarning } from './http-routes.ts';
+import { downstreamTlsSocket, spiffeIdOf, upstreamTlsSocket } from './mtls.ts';
+import { HCM_TYPE, ROUTER_TYPE } from './translate.ts';
+
+export const EGRESS_GATEWAY_CLASS = 'trellis-egress';
+/** The registry label `trellis gateway` puts on its workload: the Gateway's name. */
+export const GATEWAY_LABEL = 'trellis.dev/gateway';
+
+export function egressGatewayClusterName(namespace: string, name: string): string {
+  return `egress-gateway|${namespace}|${name}`;
+}
+
+/** The Gateway key ("ns/name") an ExternalService goes through, if any. */
+function gatewayKeyOf(es: ExternalServiceResource): string | undefined {
+  const g = es.spec.egressGateway;
+  return g ? `${g.namespace ?? nsOf(es.metadata)}/${g.name}` : undefined;
+}
+
+/** The egress Gateway an ExternalService names, or why not. */
+export function resolveEgressGateway(state: MeshState, es: ExternalServiceResource): { ok: true; gateway: GatewayResource } | { ok: false; message: string } {
+  const key = gatewayKeyOf(es);
+  const gw = (state.gateways ?? []).find((g) => keyOf(g.metadata) === key);
+  if (!gw) return { ok: false, message: `egressGateway ${key}: no such Gateway; traffic to its hosts is denied` };
+  if (gw.spec.gatewayClassName !== EGRESS_GATEWAY_CLASS) {
+    return { ok: false, message: `egressGateway ${key}: gatewayClassName is ${JSON.stringify(gw.spec.gatewayClassName)}, not ${EGRESS_GATEWAY_CLASS}; traffic to its hosts is denied` };
+  }
+  return { ok: true, gateway: gw };
+}
+
+/** Which ExternalServices a translation covers: those sidecars originate
+ * themselves (`direct`), or those a given egress Gateway ("ns/name") serves. */
+export type EgressScope = { via: 'direct' } | { via: 'gateway'; gateway: string };
+const DIRECT: EgressScope = { via: 'direct' };
+
+function inScope(es: ExternalServiceResource, scope: EgressScope): boolean {
+  const key = gatewayKeyOf(es);
+  return scope.via === 'direct' ? key === undefined : key === scope.gateway;
+}
 
 export const EGRESS_DENIED = 'EGRESS_DENIED';
 export const UPSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
@@ -25,11 +72,12 @@ function sorted(state: MeshState): ExternalServiceResource[] {
   return [...(state.externalServices ?? [])].sort((a, b) => keyOf(a.metadata).localeCompare(keyOf(b.metadata)));
 }
 
-/** One cluster per declared host and port. */
-export function egressClusters(state: MeshState): object[] {
+/** One cluster per declared host and port (of the ExternalServices in `scope`). */
+export function egressClusters(state: MeshState, scope: EgressScope = DIRECT): object[] {
   const out: object[] = [];
   const seen = new Set<string>();
   for (const es of sorted(state)) {
+    if (!inScope(es, scope)) continue;
     for (const host of es.spec.hosts) {
       for (const p of es.spec.ports) {
         const name = externalClusterName(host, p.port);
@@ -67,11 +115,29 @@ export function egressClusters(state: MeshState): object[] {
   return out;
 }
 
-/** Virtual hosts for declared HTTP destinations, then the deny-all one. */
-export function egressVirtualHosts(state: MeshState, warnings: RouteWarning[]): object[] {
+const DENIED_BODY = 'egress denied: the destination is neither a mesh Service nor a declared ExternalService\n';
+
+function deniedRoute(name: string, body = DENIED_BODY): object {
+  return {
+    name,
+    match: { prefix: '/' },
+    directResponse: { status: 403, body: { inlineString: body } },
+    responseHeadersToAdd: [{ header: { key: 'x-trellis-proxy-error', value: EGRESS_DENIED }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+  };
+}
+
+/** Virtual hosts for declared HTTP destinations, then the deny-all one.
+ * Sidecars (`direct`, the default) route gatewayed destinations to their
+ * egress gateway (or deny them when it is unknown); an egress gateway
+ * routes only the destinations that name it. */
+export function egressVirtualHosts(state: MeshState, warnings: RouteWarning[], scope: EgressScope = DIRECT): object[] {
   const vhosts: object[] = [];
   const claimed = new Map<string, string>();
   for (const es of sorted(state)) {
+    const viaGateway = scope.via === 'direct' && gatewayKeyOf(es) !== undefined;
+    if (!viaGateway && !inScope(es, scope)) continue;
+    const gw = viaGateway ? resolveEgressGateway(state, es) : undefined;
+    if (gw && !gw.ok) warnings.push({ route: `ExternalService ${keyOf(es.metadata)}`, message: gw.message });
     for (const host of es.spec.hosts) {
       for (const p of es.spec.ports) {
         if ((p.protocol ?? 'http') !== 'http') continue;
@@ -83,6 +149,17 @@ export function egressVirtualHosts(state: MeshState, warnings: RouteWarning[]): 
         }
         for (const d of domains) claimed.set(d, keyOf(es.metadata));
         const cluster = externalClusterName(host, p.port);
+        if (gw) {
+          // Sidecar side of a gatewayed destination: to the gateway, Host kept.
+          vhosts.push({
+            name: cluster,
+            domains,
+            routes: [gw.ok
+              ? { name: `egress/${keyOf(es.metadata)}`, match: { prefix: '/' }, route: { cluster: egressGatewayClusterName(nsOf(gw.gateway.metadata), gw.gateway.metadata.name), timeout: '0s' } }
+              : deniedRoute(`egress/${keyOf(es.metadata)}`, `egress denied: ${gw.message}\n`)],
+          });
+          continue;
+        }
         vhosts.push({
           name: cluster,
           domains,
@@ -96,15 +173,86 @@ export function egressVirtualHosts(state: MeshState, warnings: RouteWarning[]): 
       }
     }
   }
-  vhosts.push({
-    name: 'egress-denied',
-    domains: ['*'],
-    routes: [{
-      name: 'egress-denied',
-      match: { prefix: '/' },
-      directResponse: { status: 403, body: { inlineString: 'egress denied: the destination is neither a mesh Service nor a declared ExternalService\n' } },
-      responseHeadersToAdd: [{ header: { key: 'x-trellis-proxy-error', value: EGRESS_DENIED }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
-    }],
-  });
+  vhosts.push({ name: 'egress-denied', domains: ['*'], routes: [deniedRoute('egress-denied')] });
   return vhosts;
+}
+
+/** Sidecars' clusters for the egress gateways that ExternalServices name:
+ * STATIC, the registered gateway workloads (label `trellis.dev/gateway`) at
+ * the proxyPort of the Gateway's first listener port, mesh mTLS to their
+ * SPIFFE IDs when the mesh has mTLS. */
+export function egressGatewayClusters(state: MeshState): object[] {
+  const out: object[] = [];
+  const seen = new Set<string>();
+  for (const es of sorted(state)) {
+    if (!es.spec.egressGateway) continue;
+    const r = resolveEgressGateway(state, es);
+    if (!r.ok) continue;
+    const ns = nsOf(r.gateway.metadata);
+    const name = egressGatewayClusterName(ns, r.gateway.metadata.name);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const port = r.gateway.spec.listeners[0]?.port;
+    const members = state.workloads
+      .filter((w) => w.namespace === ns && w.labels?.[GATEWAY_LABEL] === r.gateway.metadata.name && w.healthy !== false)
+      .map((w) => ({ w, p: w.ports.find((p) => p.port === port && p.proxyPort !== undefined) }))
+      .filter((x) => x.p !== undefined)
+      .sort((a, b) => `${a.w.address}:${a.p!.proxyPort}`.localeCompare(`${b.w.address}:${b.p!.proxyPort}`));
+    const sans = [...new Set(members.map((x) => spiffeIdOf(state.meshTls?.trustDomain ?? '', x.w)))].sort();
+    out.push({
+      name,
+      type: 'STATIC',
+      connectTimeout: '5s',
+      lbPolicy: 'ROUND_ROBIN',
+      loadAssignment: {
+        clusterName: name,
+        endpoints: [{ lbEndpoints: members.map((x) => ({ endpoint: { address: { socketAddress: { address: x.w.address, portValue: x.p!.proxyPort } } } })) }],
+      },
+      ...(state.meshTls ? { transportSocket: upstreamTlsSocket(sans, ['http/1.1']) } : {}),
+    });
+  }
+  return out;
+}
+
+/** An egress gateway node's own resources: per Gateway listener port, a
+ * listener `gateway|<port>` whose one chain accepts mesh mTLS only and
+ * routes by Host (RDS `egress-gateway|<port>`) to the destinations naming
+ * this Gateway; their `external|` clusters with TLS origination. */
+export function egressGatewayOwn(state: MeshState, gw: GatewayResource, node: ProxyNode, warnings: RouteWarning[]): { listeners: object[]; routes: object[]; clusters: object[] } {
+  const key = keyOf(gw.metadata);
+  if (!state.meshTls) {
+    warnings.push({ route: `Gateway ${key}`, message: 'an egress gateway accepts mesh mTLS only, and the mesh has no mTLS: no listeners' });
+    return { listeners: [], routes: [], clusters: [] };
+  }
+  const scope: EgressScope = { via: 'gateway', gateway: key };
+  const listeners: object[] = [];
+  const routes: object[] = [];
+  for (const port of [...new Set(gw.spec.listeners.map((l) => l.port))].sort((a, b) => a - b)) {
+    const name = `gateway|${port}`;
+    const rc = `egress-gateway|${port}`;
+    routes.push({ name: rc, virtualHosts: egressVirtualHosts(state, port === gw.spec.listeners[0]?.port ? warnings : [], scope) });
+    listeners.push({
+      name,
+      address: { socketAddress: { address: node.listenAddress ?? '0.0.0.0', portValue: node.portMap?.[String(port)] ?? port } },
+      trafficDirection: 'INBOUND',
+      metadata: { filterMetadata: { trellis: { direction: 'gateway' } } },
+      // No plaintext chain: a caller without a mesh identity finds no chain.
+      filterChains: [{
+        name: `${name}-mtls`,
+        filterChainMatch: { transportProtocol: 'tls' },
+        filters: [{
+          name: 'envoy.filters.network.http_connection_manager',
+          typedConfig: {
+            '@type': HCM_TYPE,
+            statPrefix: name,
+            codecType: 'AUTO',
+            rds: { configSource: { ads: {} }, routeConfigName: rc },
+            httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER_TYPE } }],
+          },
+        }],
+        transportSocket: downstreamTlsSocket(),
+      }],
+    });
+  }
+  return { listeners, routes, clusters: egressClusters(state, scope) };
 }

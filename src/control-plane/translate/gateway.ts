@@ -16,10 +16,15 @@
 //    `<certDir>/<namespace>/<name>/tls.crt|tls.key` on the gateway's host
 //    (the Kubernetes TLS Secret layout); the control plane never sees keys;
 //  - clusters and EDS: the mesh's, shared with the sidecars of the namespace.
+//
+// A Gateway of class `trellis-egress` is an egress gateway instead
+// (translate/egress.ts `egressGatewayOwn`): mTLS-only listeners routing to
+// the ExternalServices that name it, plus their origination clusters.
 import type { GatewayListenerSpec, GatewayResource, HTTPRouteResource, MeshState, ParentRef, ProxyNode, ServiceResource } from './model.ts';
 import { nsOf } from './model.ts';
 import { routesFor, type RouteWarning } from './http-routes.ts';
 import { HCM_TYPE, ROUTER_TYPE } from './translate.ts';
+import { EGRESS_GATEWAY_CLASS, egressGatewayOwn } from './egress.ts';
 
 export type { GatewayListenerSpec, GatewayResource };
 
@@ -164,13 +169,15 @@ function certPaths(certDir: string, gwNs: string, ref: { name: string; namespace
   return { cert: `${dir}/tls.crt`, key: `${dir}/tls.key` };
 }
 
-/** The gateway node's own listeners and routes (clusters are shared). */
-export function gatewayOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): { listeners: object[]; routes: object[] } {
+/** The gateway node's own listeners and routes (mesh clusters are shared;
+ * an egress gateway adds its `external|` clusters). */
+export function gatewayOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): { listeners: object[]; routes: object[]; clusters: object[] } {
   const gw = (state.gateways ?? []).find((g) => g.metadata.name === node.gateway && nsOf(g.metadata) === node.namespace);
   if (!gw) {
     warnings.push({ route: `node ${node.id}`, message: `Gateway ${node.namespace}/${node.gateway ?? '?'} not found` });
-    return { listeners: [], routes: [] };
+    return { listeners: [], routes: [], clusters: [] };
   }
+  if (gw.spec.gatewayClassName === EGRESS_GATEWAY_CLASS) return egressGatewayOwn(state, gw, node, warnings);
   const gwNs = nsOf(gw.metadata);
   const byPort = new Map<number, GatewayListenerSpec[]>();
   for (const l of gw.spec.listeners) byPort.set(l.port, [...(byPort.get(l.port) ?? []), l]);
@@ -223,5 +230,5 @@ export function gatewayOwn(state: MeshState, node: ProxyNode, warnings: RouteWar
     // side of a workload, which it is not.
     listeners.push({ name, address, trafficDirection: 'INBOUND', metadata: { filterMetadata: { trellis: { direction: 'gateway' } } }, filterChains: chains });
   }
-  return { listeners, routes };
+  return { listeners, routes, clusters: [] };
 }

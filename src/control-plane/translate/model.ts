@@ -153,6 +153,8 @@ export interface ExternalServiceResource {
     ports: { name?: string; port: number; targetPort?: number; protocol?: 'http' | 'tcp' }[];
     endpoints?: { address: string; port?: number }[];
     tls?: { mode: 'ORIGINATE'; sni?: string; caFile?: string };
+    /** Through a dedicated egress gateway (translate/egress.ts). */
+    egressGateway?: { name: string; namespace?: string };
   };
 }
 

@@ -15,7 +15,7 @@
 import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import { gatewayOwn } from './gateway.ts';
-import { egressClusters, egressVirtualHosts } from './egress.ts';
+import { egressClusters, egressGatewayClusters, egressVirtualHosts } from './egress.ts';
 import { attaches, connectRoute, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
   buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
@@ -190,7 +190,7 @@ function edsFor(state: MeshState, clusters: object[], warnings: RouteWarning[]):
 function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarning[]): Resources {
   return memo(state, `sidecar|${namespace}`, warnings, (w) => {
     // Egress (translate/egress.ts): declared ExternalServices, then deny the rest.
-    const clusters = [...allServiceClusters(state, false), ...egressClusters(state)];
+    const clusters = [...allServiceClusters(state, false), ...egressClusters(state), ...egressGatewayClusters(state)];
     return {
       listeners: [],
       routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...outboundVirtualHosts(state, namespace, w), ...egressVirtualHosts(state, w)] }],
@@ -284,7 +284,7 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
   }
   const shared = sidecarShared(state, node.namespace, warnings);
   // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes are their own.
-  const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), clusters: [], endpoints: [] }
+  const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result.
   const parts = applyPolicies({ sharedKey: `sidecar|${node.namespace}`, shared, own, warnings }, state, node);
