@@ -1,12 +1,19 @@
 // `trellis gateway --name NAME`: a Trellis proxy in gateway mode serving one
 // Gateway (Gateway API) from the control plane: its listeners, the
 // HTTPRoutes attached to it, TLS termination with the operator's
-// certificates by SNI. See docs/gateways.md.
+// certificates by SNI; or, for a Gateway of class `trellis-egress`, the
+// mesh's egress gateway. With `--register` it enters the workload registry
+// (label `trellis.dev/gateway: NAME`, each `--port-map` port as a meshed
+// port), heartbeats and deregisters on exit, so sidecars can find it.
+// See docs/gateways.md.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
+import { GATEWAY_LABEL } from '../../control-plane/translate/egress.ts';
+import { keepRegistered, RegistryClient, type WorkloadRegistration } from '../../runner/registration.ts';
 import { run as runProxy } from './proxy.ts';
 
 export const summary = 'run an ingress/egress gateway: a proxy serving a Gateway resource (HTTP, HTTPS by SNI) from the control plane';
@@ -25,7 +32,26 @@ const usage = `usage: trellis gateway --name NAME [options]
   --drain-ms N            drain on SIGTERM (default the proxy's)
   --join-token T          a join token for the gateway's SPIFFE identity, so it calls mesh
                           services over mTLS (or TRELLIS_JOIN_TOKEN)
-  --identity-url URL      control plane API for the identity (default: the xDS host, port 15080)`;
+  --identity-url URL      control plane API for the identity and the registry (default: the
+                          xDS host, port 15080)
+  --register              enter the workload registry (label trellis.dev/gateway=NAME, each
+                          --port-map PORT as a meshed port on BOUND; BOUND 0 picks a free port),
+                          so sidecars reach it: needed for an egress gateway (class trellis-egress)
+  --service-account SA    the registered service account; must be the join token's
+                          (default gateway-NAME)
+  --advertise-address A   the registered address (default --listen-address, 127.0.0.1 for 0.0.0.0)`;
+
+/** A free TCP port on `host` (closed again: the proxy binds it next). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 function fail(msg: string): number {
   console.error(`trellis gateway: ${msg}\n\n${usage}`);
@@ -48,6 +74,9 @@ export async function run(argv: string[]): Promise<number> {
         'drain-ms': { type: 'string' },
         'join-token': { type: 'string' },
         'identity-url': { type: 'string' },
+        register: { type: 'boolean' },
+        'service-account': { type: 'string' },
+        'advertise-address': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -68,6 +97,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const adminPort = Number(values['admin-port']);
   if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) return fail('--admin-port: must be a port number');
+  if (values.register && Object.keys(portMap).length === 0) return fail('--register needs --port-map PORT=BOUND for the listener ports to register');
+  if (values.register) {
+    for (const [k, v] of Object.entries(portMap)) if (v === 0) portMap[Number(k)] = await freePort(values['listen-address']);
+  }
   const dir = mkdtempSync(path.join(os.tmpdir(), `trellis-gateway-${values.name}-`));
   const file = path.join(dir, 'gateway-bootstrap.json');
   writeFileSync(file, JSON.stringify(gatewayBootstrap({
@@ -79,10 +112,38 @@ export async function run(argv: string[]): Promise<number> {
     portMap,
     ...(values['cert-dir'] ? { certDir: path.resolve(values['cert-dir']) } : {}),
   }), null, 2));
-  return runProxy([
+  const proxyArgs = [
     '--config', file, '--no-watch',
     ...(values['drain-ms'] ? ['--drain-ms', values['drain-ms']] : []),
     ...(values['join-token'] ? ['--join-token', values['join-token']] : []),
     ...(values['identity-url'] ? ['--identity-url', values['identity-url']] : []),
-  ]);
+  ];
+  if (!values.register) return runProxy(proxyArgs);
+  const log = (event: string, fields: Record<string, unknown> = {}) => console.error(JSON.stringify({ component: 'gateway', event, ...fields }));
+  const listen = values['listen-address'];
+  const apiUrl = values['identity-url'] ?? `http://${values.xds.replace(/:\d+$/, '')}:15080`;
+  const registration: WorkloadRegistration = {
+    name: `gateway-${values.name}-${process.pid}`,
+    namespace: values.namespace,
+    serviceAccount: values['service-account'] ?? `gateway-${values.name}`,
+    address: values['advertise-address'] ?? (listen === '0.0.0.0' || listen === '::' ? '127.0.0.1' : listen),
+    ports: Object.entries(portMap).map(([p, bound]) => ({ port: Number(p), protocol: 'http' as const, proxyPort: bound })),
+    labels: { [GATEWAY_LABEL]: values.name, ...(values['join-token'] ?? process.env.TRELLIS_JOIN_TOKEN ? { 'trellis.dev/tls-mode': 'mtls' } : {}) },
+    locality: {},
+  };
+  const registry = new RegistryClient(apiUrl);
+  const reg = await registry.register(registration);
+  if (!reg.ok) {
+    console.error(`trellis gateway: registering ${values.namespace}/${registration.name}: ${reg.message}`);
+    return 1;
+  }
+  log('registered', { workload: `${values.namespace}/${registration.name}`, ports: registration.ports });
+  const keeper = keepRegistered(registry, registration, reg.value, log);
+  try {
+    return await runProxy(proxyArgs);
+  } finally {
+    keeper.stop();
+    const d = await registry.deregister(values.namespace, registration.name);
+    if (!d.ok) log('deregister_failed', { error: d.message });
+  }
 }
