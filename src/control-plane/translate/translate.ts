@@ -283,7 +283,7 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
     return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
   }
   const shared = sidecarShared(state, node.namespace, warnings);
-  // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes are their own.
+  // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes (and an egress gateway's external clusters) are their own.
   const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result.
