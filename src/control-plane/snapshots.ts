@@ -69,6 +69,10 @@ export class MeshSnapshotSource implements SnapshotSource {
   /** Last good snapshot per view, kept when a new translation is rejected. */
   #lastGood = new Map<string, Snapshot>();
   #reports = new Map<string, TranslationReport>();
+  /** Each view's own part as last encoded, by its translation's JSON: a state
+   * change that leaves a proxy's own resources alone (most do: an endpoint
+   * moved elsewhere) reuses the encoding. Dropped with the view's fallback. */
+  #own = new Map<string, { json: string; snapshot: Snapshot }>();
   readonly #listeners = new Set<() => void>();
   readonly #log: (msg: string) => void;
 
@@ -83,6 +87,7 @@ export class MeshSnapshotSource implements SnapshotSource {
     // connected proxies ask again on every change), so workloads that come
     // and go under new names do not accumulate snapshots.
     for (const key of this.#lastGood.keys()) if (!this.#views.has(key)) this.#lastGood.delete(key);
+    for (const key of this.#own.keys()) if (!this.#views.has(key)) this.#own.delete(key);
     this.#views = new Map();
     this.#shared = new Map();
     this.#reports = new Map();
@@ -110,7 +115,10 @@ export class MeshSnapshotSource implements SnapshotSource {
     let errors: SnapshotError[] = [...shared.errors];
     let composed: Snapshot | undefined;
     if (shared.snapshot && errors.length === 0) {
-      const own = createSnapshot(parts.own, label);
+      const json = JSON.stringify(parts.own);
+      const prev = this.#own.get(key);
+      const own: ReturnType<typeof createSnapshot> = prev?.json === json ? { ok: true, snapshot: prev.snapshot } : createSnapshot(parts.own, label);
+      if (own.ok && prev?.json !== json) this.#own.set(key, { json, snapshot: own.snapshot });
       if (!own.ok) errors = own.errors;
       else {
         const c = composeSnapshots(shared.snapshot, own.snapshot, label);
