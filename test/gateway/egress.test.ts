@@ -123,3 +123,21 @@ test('undeclared hosts are refused with 403 EGRESS_DENIED', async () => {
   assert.equal(r.error, 'EGRESS_DENIED');
   assert.match(r.body, /egress denied/);
 });
+
+test('CONNECT to an undeclared host:port (an HTTPS_PROXY-style client) is refused with 403 EGRESS_DENIED too', async () => {
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: outbound, method: 'CONNECT', path: 'evil.example.org:443', agent: false });
+    req.on('connect', (res, socket) => {
+      socket.destroy();
+      resolve(`${res.statusCode} ${String(res.headers['x-trellis-proxy-error'])}`);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(`${res.statusCode} ${String(res.headers['x-trellis-proxy-error'])}`);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(answer, '403 EGRESS_DENIED');
+});

@@ -47,6 +47,7 @@ test('CONNECT host:port through a connectMatcher route: 200, then a tunnel to th
       virtualHosts: [
         { name: 'echo', domains: ['echo.internal:7000'], routes: [{ match: { connectMatcher: {} }, route: { cluster: 'echo', upgradeConfigs: [{ upgradeType: 'CONNECT' }] } }] },
         { name: 'dead', domains: ['dead.internal:7000'], routes: [{ match: { connectMatcher: {} }, route: { cluster: 'nowhere' } }] },
+        { name: 'denied', domains: ['denied.example:443'], routes: [{ match: { connectMatcher: {} }, directResponse: { status: 403, body: { inlineString: 'egress denied\n' } } }] },
         // Ordinary routes only: a CONNECT finds nothing here.
         { name: 'web', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'web' } }] },
       ],
@@ -61,6 +62,9 @@ test('CONNECT host:port through a connectMatcher route: 200, then a tunnel to th
   const none = await connectExchange(port, 'CONNECT elsewhere.example:443 HTTP/1.1\r\nHost: elsewhere.example:443\r\n\r\n', null);
   assert.match(none.answer, /^HTTP\/1\.1 404 /, 'no connectMatcher route: refused');
   assert.equal(web.hits(), 0, 'the ordinary route did not take the CONNECT');
+
+  const denied = await connectExchange(port, 'CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n', null);
+  assert.match(denied.answer, /^HTTP\/1\.1 403 /, 'a connectMatcher route with a direct response answers it');
 
   const refused = await connectExchange(port, 'CONNECT dead.internal:7000 HTTP/1.1\r\nHost: dead.internal:7000\r\n\r\n', null);
   assert.match(refused.answer, /^HTTP\/1\.1 50[23] /, 'the endpoint refuses: an error answer, no tunnel');

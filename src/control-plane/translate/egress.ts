@@ -173,7 +173,8 @@ export function egressVirtualHosts(state: MeshState, warnings: RouteWarning[], s
       }
     }
   }
-  vhosts.push({ name: 'egress-denied', domains: ['*'], routes: [deniedRoute('egress-denied')] });
+  // CONNECT to an undeclared host:port (HTTPS_PROXY-style clients) is refused the same way.
+  vhosts.push({ name: 'egress-denied', domains: ['*'], routes: [deniedRoute('egress-denied'), { ...deniedRoute('egress-denied-connect'), match: { connectMatcher: {} } }] });
   return vhosts;
 }
 
