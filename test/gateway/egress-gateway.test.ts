@@ -7,7 +7,7 @@
 // connection straight to the gateway's port finds no chain.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -22,16 +22,11 @@ import { Sidecar } from '../../src/runner/sidecar.ts';
 import { joinToken } from '../run/harness.ts';
 import { createCaClient } from '../../src/proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type Credentials } from '../../src/proxy/identity/workload-identity.ts';
+import { eventually, testCertificate, viaProxy, type ProxiedAnswer } from './kit.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-egress-gw-test-'));
-mkdirSync(path.join(dir, 'pki'));
-const keyFile = path.join(dir, 'pki', 'api.key');
-const certFile = path.join(dir, 'pki', 'api.crt');
-execFileSync('openssl', [
-  'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-  '-keyout', keyFile, '-out', certFile, '-subj', '/CN=api.example.com', '-addext', 'subjectAltName=DNS:api.example.com',
-], { stdio: 'ignore' });
+const { keyFile, certFile } = testCertificate(dir, 'api.example.com');
 
 let cp: ControlPlane;
 let external: https.Server;
@@ -48,22 +43,6 @@ async function apply(doc: unknown): Promise<void> {
   assert.ok(r.ok, JSON.stringify(r));
 }
 
-/** Bounded polling for a condition reached through the mesh (config pushes, registration). */
-async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (ok(v)) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: not in time: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-}
 
 before(async () => {
   external = https.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (req, res) => {
@@ -128,22 +107,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function viaSidecar(url: string): Promise<{ status: number; body: string; error?: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: outbound, path: u.href, headers: { host: u.host }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const e = res.headers['x-trellis-proxy-error'];
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), ...(typeof e === 'string' ? { error: e } : {}) });
-      });
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const viaSidecar = (url: string): Promise<ProxiedAnswer> => viaProxy(outbound, url);
 
 const adminText = async (port: number, p: string): Promise<string> => (await fetch(`http://127.0.0.1:${port}${p}`)).text();
 

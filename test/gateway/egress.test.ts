@@ -4,8 +4,7 @@
 // and any undeclared host is refused with 403 EGRESS_DENIED.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -16,15 +15,10 @@ import { startControlPlane, type ControlPlane } from '../../src/control-plane/co
 import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
 import { freePorts } from '../../src/runner/ports.ts';
 import { Sidecar } from '../../src/runner/sidecar.ts';
+import { testCertificate, viaProxy, type ProxiedAnswer } from './kit.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-egress-test-'));
-mkdirSync(path.join(dir, 'pki'));
-const keyFile = path.join(dir, 'pki', 'api.key');
-const certFile = path.join(dir, 'pki', 'api.crt');
-execFileSync('openssl', [
-  'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-  '-keyout', keyFile, '-out', certFile, '-subj', '/CN=api.example.com', '-addext', 'subjectAltName=DNS:api.example.com',
-], { stdio: 'ignore' });
+const { keyFile, certFile } = testCertificate(dir, 'api.example.com');
 
 let cp: ControlPlane;
 let external: https.Server;
@@ -82,23 +76,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A call as an app with HTTP_PROXY pointing at the sidecar makes it. */
-function viaSidecar(url: string): Promise<{ status: number; body: string; error?: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: outbound, path: u.href, headers: { host: u.host }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const e = res.headers['x-trellis-proxy-error'];
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), ...(typeof e === 'string' ? { error: e } : {}) });
-      });
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const viaSidecar = (url: string): Promise<ProxiedAnswer> => viaProxy(outbound, url);
 
 test('a declared ExternalService is reached with TLS originated by the sidecar (SNI, CA verified)', async () => {
   const r = await viaSidecar('http://api.example.com/v1/things');

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
 import { freePorts } from '../../src/runner/ports.ts';
+import { eventually } from './kit.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-gateway-test-'));
@@ -109,32 +110,16 @@ function get(opts: http.RequestOptions & { tls?: { servername: string; ca: Buffe
   });
 }
 
-/** Retries until the gateway has its config (bounded). */
-async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (ok(v)) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`not ready in time: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-}
 
 test('an HTTP Gateway listener routes its HTTPRoute to a mesh service', async () => {
-  const r = await eventually(() => get({ host: '127.0.0.1', port: httpPort, path: '/hello', headers: { host: 'shop.example.com' } }), (v) => v.status === 200);
+  const r = await eventually('the gateway routing', () => get({ host: '127.0.0.1', port: httpPort, path: '/hello', headers: { host: 'shop.example.com' } }), (v) => v.status === 200);
   const body = JSON.parse(r.body) as { backend: string; path: string };
   assert.equal(body.backend, 'web');
   assert.equal(body.path, '/hello');
 });
 
 test('HTTPS listeners terminate TLS with the certificate chosen by SNI', async () => {
-  const a = await eventually(() => get({ host: '127.0.0.1', port: httpsPort, path: '/a', headers: { host: 'a.example.com' }, tls: { servername: 'a.example.com', ca: certA.cert } }), (v) => v.status === 200);
+  const a = await eventually('the gateway routing', () => get({ host: '127.0.0.1', port: httpsPort, path: '/a', headers: { host: 'a.example.com' }, tls: { servername: 'a.example.com', ca: certA.cert } }), (v) => v.status === 200);
   assert.equal(a.cn, 'a.example.com');
   assert.equal((JSON.parse(a.body) as { backend: string }).backend, 'web');
   const b = await get({ host: '127.0.0.1', port: httpsPort, path: '/b', headers: { host: 'b.example.com' }, tls: { servername: 'b.example.com', ca: certB.cert } });

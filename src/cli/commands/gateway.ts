@@ -7,13 +7,14 @@
 // port), heartbeats and deregisters on exit, so sidecars can find it.
 // See docs/gateways.md.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
 import { GATEWAY_LABEL } from '../../control-plane/translate/egress.ts';
 import { keepRegistered, RegistryClient, type WorkloadRegistration } from '../../runner/registration.ts';
+import { freePort } from '../../runner/ports.ts';
+import { TLS_MODE_LABEL } from '../../control-plane/translate/services.ts';
 import { run as runProxy } from './proxy.ts';
 
 export const summary = 'run an ingress/egress gateway: a proxy serving a Gateway resource (HTTP, HTTPS by SNI) from the control plane';
@@ -40,18 +41,6 @@ const usage = `usage: trellis gateway --name NAME [options]
   --service-account SA    the registered service account; must be the join token's
                           (default gateway-NAME)
   --advertise-address A   the registered address (default --listen-address, 127.0.0.1 for 0.0.0.0)`;
-
-/** A free TCP port on `host` (closed again: the proxy binds it next). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function fail(msg: string): number {
   console.error(`trellis gateway: ${msg}\n\n${usage}`);
@@ -128,7 +117,8 @@ export async function run(argv: string[]): Promise<number> {
     serviceAccount: values['service-account'] ?? `gateway-${values.name}`,
     address: values['advertise-address'] ?? (listen === '0.0.0.0' || listen === '::' ? '127.0.0.1' : listen),
     ports: Object.entries(portMap).map(([p, bound]) => ({ port: Number(p), protocol: 'http' as const, proxyPort: bound })),
-    labels: { [GATEWAY_LABEL]: values.name, ...(values['join-token'] ?? process.env.TRELLIS_JOIN_TOKEN ? { 'trellis.dev/tls-mode': 'mtls' } : {}) },
+    // As `trellis run` does: callers originate mTLS only to a gateway that has an identity.
+    labels: { [GATEWAY_LABEL]: values.name, [TLS_MODE_LABEL]: values['join-token'] ?? process.env.TRELLIS_JOIN_TOKEN ? 'mtls' : 'none' },
     locality: {},
   };
   const registry = new RegistryClient(apiUrl);
