@@ -43,6 +43,12 @@ export function openTunnel(target: TunnelTarget, handler: ResponseHandler): void
     settled = true;
     clearTimeout(timer);
     socket.setNoDelay(true);
-    handler.onUpgrade?.({ status: 200, headers: [] }, socket, EMPTY);
+    if (!handler.onUpgrade) {
+      // Nothing downstream can take a pipe (not an HTTP/1 CONNECT): no tunnel.
+      socket.destroy();
+      handler.onError(new ProxyError('BAD_REQUEST', 'CONNECT: the downstream cannot carry a tunnel'));
+      return;
+    }
+    handler.onUpgrade({ status: 200, headers: [] }, socket, EMPTY);
   });
 }

@@ -85,7 +85,9 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
  * taken (EXIT_PORT_IN_USE); whoever picked the ports may pick others. */
 export type ReadyResult = { ok: true } | { ok: false; code: 'SIDECAR_EXITED' | 'SIDECAR_PORT_IN_USE' | 'SIDECAR_NOT_READY'; message: string };
 
-/** `trellis proxy`'s exit code when a port it must bind is in use. */
+/** `trellis proxy`'s exit code when a port it must bind is in use (the
+ * command's EXIT_PORT_IN_USE; not imported, to keep the proxy's modules out
+ * of the runner). */
 const EXIT_PORT_IN_USE = 3;
 
 /** The last lines of a log file, for an error message (empty when unreadable). */
