@@ -38,12 +38,16 @@ async function startMesh(t: TestContext): Promise<{ api: string }> {
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   let ports: ReturnType<typeof demo.demoPorts> | undefined;
   for (let i = 0; i < 10 && !ports; i++) {
-    const p = demo.demoPorts(20_000 + Math.floor(Math.random() * 40_000));
+    // Below the ephemeral range (32768+), so listen(0) and outgoing
+    // connections elsewhere cannot take these fixed ports meanwhile.
+    const p = demo.demoPorts(20_000 + Math.floor(Math.random() * 12_000));
     if ((await demo.checkPortsFree(p)).ok) ports = p;
   }
   assert.ok(ports, 'no free port range for the demo mesh');
   const lines: string[] = [];
-  const d = await demo.startDemo({ ports, dataDir, rps: 25, mtls: true, log: (l) => { lines.push(l); } });
+  const d = await demo.startDemo({ ports, dataDir, rps: 25, mtls: true, log: (l) => { lines.push(l); } }).catch((err: Error) => {
+    throw new Error(`${err.message}\n${lines.slice(-30).join('\n')}`);
+  });
   t.after(() => d.stop());
   return { api: d.cp.apiUrl };
 }
