@@ -84,7 +84,9 @@ rl.on('line', (line) => {
   const cmd = JSON.parse(line) as { op: string; id: string; expect: number };
   if (cmd.op === 'stats') {
     const cpu = process.cpuUsage();
-    out({ id: cmd.id, cpuSeconds: (cpu.user + cpu.system) / 1e6, rss: process.memoryUsage().rss, peakRss, connected: xds.status().length });
+    const m = process.memoryUsage();
+    if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] heapUsed ${(m.heapUsed / 2 ** 20).toFixed(0)} MB heapTotal ${(m.heapTotal / 2 ** 20).toFixed(0)} MB external ${(m.external / 2 ** 20).toFixed(0)} MB arrayBuffers ${(m.arrayBuffers / 2 ** 20).toFixed(0)} MB rss ${(m.rss / 2 ** 20).toFixed(0)} MB\n`);
+    out({ id: cmd.id, cpuSeconds: (cpu.user + cpu.system) / 1e6, rss: m.rss, peakRss, connected: xds.status().length });
     return;
   }
   const t0 = performance.now();
@@ -96,7 +98,10 @@ rl.on('line', (line) => {
     extraServices++;
     typeUrl = TypeUrl.cluster;
   } else return out({ id: cmd.id, error: `unknown op ${cmd.op}` });
-  source.setState(meshState(), ++generation);
+  const state = meshState();
+  const t1 = performance.now();
+  source.setState(state, ++generation);
+  if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${cmd.op}: state ${(t1 - t0).toFixed(0)} ms, setState and pushes ${(performance.now() - t1).toFixed(0)} ms\n`);
   waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id };
 });
 process.on('SIGTERM', () => {

@@ -28,8 +28,9 @@ test('the hand-written DiscoveryResponse encoder writes the bytes protobufjs wri
   }
 });
 
-test('the hand-written DiscoveryRequest reader: every field, names reused by digest, interleaved names, malformed input', async () => {
+test('the hand-written DiscoveryRequest reader: every field, names matched by bytes and interned, interleaved names, malformed input', async () => {
   const { decodeRequest, encodeRequest } = await import('./ads-method.ts');
+  const { NO_NAMES } = await import('./resource-names.ts');
   const names = Array.from({ length: 50 }, (_, i) => `svc-${i}.default.svc:9080`);
   const first = encodeRequest({
     versionInfo: 'v9', resourceNames: names, typeUrl: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment', responseNonce: '3-4',
@@ -44,26 +45,43 @@ test('the hand-written DiscoveryRequest reader: every field, names reused by dig
   assert.equal(a.node?.id, 'default/reviews-1');
   assert.deepEqual(a.node?.metadata, { trellis: { kind: 'sidecar' } });
   assert.deepEqual(a.errorDetail, { code: 3, message: 'bad cluster' });
-  assert.notEqual(a.namesDigest, '');
+  assert.equal(a.names.set.size, 50);
+  assert.equal(a.names.wildcard, false);
+  assert.deepEqual(a.names.sorted(), [...names].sort());
 
-  // An ACK with the same names: the earlier array comes back, undecoded.
+  // An ACK with the same names, matched against the stream's list: that very list comes back.
   const ack = encodeRequest({ versionInfo: 'v10', resourceNames: names, typeUrl: a.typeUrl, responseNonce: '3-5' });
-  const asked: string[] = [];
-  const b = decodeRequest(ack, (typeUrl, digest) => (asked.push(typeUrl), digest === a.namesDigest ? a.resourceNames : undefined));
+  const b = decodeRequest(ack, [a.names]);
+  assert.equal(b.names, a.names);
   assert.equal(b.resourceNames, a.resourceNames);
-  assert.deepEqual(asked, [a.typeUrl]);
-  // Different names, different digest: decoded afresh.
-  const c = decodeRequest(encodeRequest({ versionInfo: '', resourceNames: [...names, 'new'], typeUrl: a.typeUrl, responseNonce: '' }), (_t, d) => (d === a.namesDigest ? a.resourceNames : undefined));
-  assert.equal(c.resourceNames.length, 51);
-  assert.equal(decodeRequest(encodeRequest({ versionInfo: '', resourceNames: [], typeUrl: 't', responseNonce: '' })).namesDigest, '');
+  assert.equal(b.versionInfo, 'v10');
+  assert.equal(b.responseNonce, '3-5');
+  assert.equal(b.typeUrl, a.typeUrl);
+  // Another stream with the same subscription shares the interned list, without `known`.
+  assert.equal(decodeRequest(ack).names, a.names);
+  // One name more (the list's bytes are a prefix) or one less: decoded afresh, not matched.
+  const more = decodeRequest(encodeRequest({ versionInfo: '', resourceNames: [...names, 'new'], typeUrl: a.typeUrl, responseNonce: '' }), [a.names]);
+  assert.notEqual(more.names, a.names);
+  assert.equal(more.resourceNames.length, 51);
+  assert.equal(more.resourceNames[50], 'new');
+  const fewer = decodeRequest(encodeRequest({ versionInfo: '', resourceNames: names.slice(0, 49), typeUrl: a.typeUrl, responseNonce: '' }), [a.names, more.names]);
+  assert.equal(fewer.resourceNames.length, 49);
+  assert.equal(decodeRequest(encodeRequest({ versionInfo: '', resourceNames: [], typeUrl: 't', responseNonce: '' }), [a.names]).names, NO_NAMES);
+  assert.equal(decodeRequest(encodeRequest({ versionInfo: '', resourceNames: ['*'], typeUrl: 't', responseNonce: '' })).names.wildcard, true);
 
-  // Names split by another field (legal protobuf): no digest, still all decoded.
+  // Names split by another field (legal protobuf): not matchable by bytes, still all decoded.
   const s = (field: number, v: string): Buffer => { const b = Buffer.from(v); return Buffer.concat([Buffer.from([(field << 3) | 2, b.length]), b]); };
-  const odd = decodeRequest(Buffer.concat([s(3, 'a'), s(4, 'T'), s(3, 'b'), Buffer.from([0x38, 0x01])]), () => ['wrong']);
+  const odd = decodeRequest(Buffer.concat([s(3, 'a'), s(4, 'T'), s(3, 'b'), Buffer.from([0x38, 0x01])]));
   assert.deepEqual(odd.resourceNames, ['a', 'b']);
   assert.equal(odd.typeUrl, 'T');
-  assert.equal(odd.namesDigest, '');
+  assert.equal(odd.names.bytes, null);
+  // A known list matched first, then more names later in the message: decoded whole.
+  const ab = decodeRequest(Buffer.concat([s(3, 'a'), s(3, 'b')]));
+  const split = decodeRequest(Buffer.concat([s(3, 'a'), s(3, 'b'), s(4, 'T'), s(3, 'c')]), [ab.names]);
+  assert.deepEqual(split.resourceNames, ['a', 'b', 'c']);
+  assert.equal(split.typeUrl, 'T');
 
   assert.throws(() => decodeRequest(Buffer.from([0x1a, 0x10, 0x61])), /past the end/);
   assert.throws(() => decodeRequest(Buffer.from([0x1b])), /wire type 3/);
+  assert.throws(() => decodeRequest(Buffer.from([0x1a])), /truncated/);
 });

@@ -1,12 +1,12 @@
 // The one gRPC method both sides of ADS speak:
 // envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources,
 // with DiscoveryRequest / DiscoveryResponse (de)serialized by the shared Root.
-import { createHash } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { decodeMessage, encodeMessage } from './codec.ts';
 import type { Json, JsonObject, PackedAny } from './codec.ts';
 import { requireType } from './protos.ts';
 import type { XdsNode } from './cache.ts';
+import { internNames, type NameList } from './resource-names.ts';
 
 export const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -83,12 +83,9 @@ export function encodeRequest(req: {
   return Buffer.from(encodeMessage('envoy.service.discovery.v3.DiscoveryRequest', json));
 }
 
-/** Reuses the names of an earlier request of the same type whose
- * resource_names bytes were identical (`digest`), or undefined. */
-export type ReuseNames = (typeUrl: string, digest: string, byteLength: number) => readonly string[] | undefined;
-
-/** A decoded request, with the digest of its resource_names bytes for `ReuseNames`. */
-export type DecodedRequest = DiscoveryRequest & { readonly namesDigest: string; readonly namesByteLength: number };
+/** A decoded request; `names` is its resource_names as a shared NameList
+ * (resource-names.ts), `resourceNames` the same array. */
+export type DecodedRequest = DiscoveryRequest & { readonly names: NameList };
 
 function readVarint(buf: Buffer, pos: number): [number, number] {
   let n = 0;
@@ -103,31 +100,43 @@ function readVarint(buf: Buffer, pos: number): [number, number] {
   throw new Error('varint longer than 10 bytes');
 }
 
+/** One of `known` whose bytes are those of `buf` at `at`. */
+function matchKnown(buf: Buffer, at: number, known: readonly NameList[]): NameList | undefined {
+  for (const k of known) {
+    const b = k.bytes;
+    if (b === null || b.length === 0 || at + b.length > buf.length) continue;
+    if (buf.compare(b, 0, b.length, at, at + b.length) === 0) return k;
+  }
+  return undefined;
+}
+
 /**
  * DiscoveryRequest (1 version_info, 2 node, 3 repeated resource_names,
  * 4 type_url, 5 response_nonce, 6 error_detail; others skipped) read by
  * hand: an ACK repeats thousands of EDS names, and when their bytes are
- * those of the stream's previous request (`reuse`), the earlier array is
- * returned instead of decoding a thousand strings again. Node and
+ * those of one of the stream's current lists (`known`), that list is
+ * returned after one byte comparison, without decoding a name. Node and
  * error_detail, rare, go through the strict codec.
  */
-export function decodeRequest(buf: Buffer, reuse?: ReuseNames): DecodedRequest {
+export function decodeRequest(buf: Buffer, known: readonly NameList[] = []): DecodedRequest {
   let versionInfo = '';
   let typeUrl = '';
   let responseNonce = '';
   let node: XdsNode | undefined;
   let errorDetail: DiscoveryRequest['errorDetail'];
+  /** Matched whole from `known`. */
+  let matched: NameList | undefined;
   const nameRanges: number[] = [];
   // The names' fields as one contiguous byte range (encoders write them
-  // together), digested in one pass; -1 once another field interrupts them.
+  // together); -2 once another field interrupts them.
   let namesStart = -1;
   let namesEnd = -1;
-  let namesBytes = 0;
   let pos = 0;
   while (pos < buf.length) {
     const tagPos = pos;
-    let tag: number;
-    [tag, pos] = readVarint(buf, pos);
+    let tag = buf[pos]!;
+    if (tag < 0x80) pos++;
+    else [tag, pos] = readVarint(buf, pos);
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
     if (wire === 0) {
@@ -140,19 +149,28 @@ export function decodeRequest(buf: Buffer, reuse?: ReuseNames): DecodedRequest {
       continue;
     }
     if (wire !== 2) throw new Error(`field ${field}: unsupported wire type ${wire}`);
-    let len: number;
-    [len, pos] = readVarint(buf, pos);
+    if (pos >= buf.length) throw new Error(`field ${field}: truncated`);
+    let len = buf[pos]!;
+    if (len < 0x80) pos++;
+    else [len, pos] = readVarint(buf, pos);
     const end = pos + len;
     if (end > buf.length) throw new Error(`field ${field}: length ${len} past the end`);
     switch (field) {
       case 1: versionInfo = buf.toString('utf8', pos, end); break;
       case 2: node = nodeFromJson(decodeMessage('envoy.config.core.v3.Node', buf.subarray(pos, end))); break;
       case 3:
-        if (namesStart === -1 && nameRanges.length === 0) namesStart = tagPos;
-        else if (namesEnd !== tagPos) namesStart = -2; // interleaved with other fields
+        // More names after a list matched whole: not that list after all.
+        if (matched !== undefined) return decodeRequest(buf);
+        if (namesStart === -1) {
+          matched = matchKnown(buf, tagPos, known);
+          if (matched !== undefined) {
+            pos = tagPos + matched.bytes!.length;
+            continue;
+          }
+          namesStart = tagPos;
+        } else if (namesEnd !== tagPos) namesStart = -2; // interleaved with other fields
         namesEnd = end;
         nameRanges.push(pos, end);
-        namesBytes += end - pos;
         break;
       case 4: typeUrl = buf.toString('utf8', pos, end); break;
       case 5: responseNonce = buf.toString('utf8', pos, end); break;
@@ -165,14 +183,13 @@ export function decodeRequest(buf: Buffer, reuse?: ReuseNames): DecodedRequest {
     }
     pos = end;
   }
-  const namesDigest = namesStart < 0 ? '' : createHash('sha1').update(buf.subarray(namesStart, namesEnd)).digest('base64');
-  let resourceNames = namesDigest === '' ? undefined : reuse?.(typeUrl, namesDigest, namesBytes);
-  if (resourceNames === undefined) {
-    const names: string[] = [];
-    for (let i = 0; i < nameRanges.length; i += 2) names.push(buf.toString('utf8', nameRanges[i], nameRanges[i + 1]));
-    resourceNames = names;
+  let names = matched;
+  if (names === undefined) {
+    const list: string[] = [];
+    for (let i = 0; i < nameRanges.length; i += 2) list.push(buf.toString('utf8', nameRanges[i], nameRanges[i + 1]));
+    names = internNames(namesStart >= 0 ? buf.subarray(namesStart, namesEnd) : null, list);
   }
-  return { versionInfo, node, resourceNames, typeUrl, responseNonce, errorDetail, namesDigest, namesByteLength: namesBytes };
+  return { versionInfo, node, resourceNames: names.list, typeUrl, responseNonce, errorDetail, names };
 }
 
 // DiscoveryResponse on the wire (envoy/service/discovery/v3/discovery.proto):

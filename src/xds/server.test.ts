@@ -9,7 +9,7 @@ import type { XdsServerEvent } from './server.ts';
 import { TypeUrl } from './protos.ts';
 import { unpackAny } from './codec.ts';
 import { edsCluster, loadAssignment, serviceSnapshotInput } from '../../test/util/xds-fixtures.ts';
-import { openRawAds } from '../../test/util/xds-raw-stream.ts';
+import { openRawAds, openStalledAds } from '../../test/util/xds-raw-stream.ts';
 
 const node = { id: 'proxy-1', cluster: 'echo-client', locality: { region: 'r1', zone: 'z1' } };
 const backends = [
@@ -24,15 +24,15 @@ function build(input: SnapshotInput, label: string): Snapshot {
   return r.snapshot;
 }
 
-async function start(t: import('node:test').TestContext) {
+async function start(t: import('node:test').TestContext, opts: { pushBudgetBytes?: number; pushStallMs?: number } = {}) {
   const cache = new SnapshotCache();
-  const server = createXdsServer({ source: cache, controlPlaneId: 'test' });
+  const server = createXdsServer({ source: cache, controlPlaneId: 'test', ...opts });
   const port = await server.listen('127.0.0.1', 0);
   const events: XdsServerEvent[] = [];
   server.on((e) => events.push(e));
   t.after(() => server.close());
-  const open = () => {
-    const s = openRawAds(port);
+  const open = (o: { ownConnection?: boolean } = {}) => {
+    const s = openRawAds(port, o);
     t.after(() => s.close());
     return s;
   };
@@ -50,12 +50,13 @@ test('a subscription made before the snapshot exists is answered when it lands; 
   assert.equal(server.status()[0]!.snapshotLabel, null);
 
   assert.deepEqual(cache.setSnapshot('proxy-1', build(base, 'rev-1')), { ok: true });
-  const lds = await ads.next();
-  assert.equal(lds.typeUrl, TypeUrl.listener);
+  // Both come (clusters first when both are due: make before break).
+  const got = [await ads.next(), await ads.next()];
+  const lds = got.find((r) => r.typeUrl === TypeUrl.listener)!;
+  const cds = got.find((r) => r.typeUrl === TypeUrl.cluster)!;
+  assert.ok(lds && cds, 'an LDS and a CDS response');
   assert.equal(lds.resources.length, 1);
   assert.equal(unpackAny(lds.resources[0]!).name, 'echo');
-  const cds = await ads.next();
-  assert.equal(cds.typeUrl, TypeUrl.cluster);
   assert.deepEqual(cds.resources.map((r) => unpackAny(r).name), ['echo-v1', 'echo-v2']);
   assert.notEqual(lds.nonce, cds.nonce);
 
@@ -85,9 +86,11 @@ test('a subscription made before the snapshot exists is answered when it lands; 
   // resources changed (echo-v2 is not subscribed here).
   events.length = 0;
   cache.setSnapshot('proxy-1', build({ ...base, endpoints: [loadAssignment('echo-v1', [9001]), loadAssignment('echo-v2', [9005])] }, 'rev-2'));
+  await settle();
   assert.deepEqual(events.filter((e) => e.kind === 'push'), []);
   assert.equal(server.status()[0]!.status, 'synced');
   cache.setSnapshot('proxy-1', build({ ...base, endpoints: [loadAssignment('echo-v1', [9001, 9003]), loadAssignment('echo-v2', [9005])] }, 'rev-3'));
+  await settle();
   assert.deepEqual(events.filter((e) => e.kind === 'push').map((e) => e.kind === 'push' && e.typeUrl), [TypeUrl.endpoint]);
   assert.equal(server.status()[0]!.status, 'stale');
   const eds2 = await ads.next();
@@ -128,6 +131,7 @@ test('NACKs are matched by nonce: the proxy is rejected with the message until a
   // The same rejected content is not sent again; a fixed snapshot is, and its ACK clears the rejection.
   const pushesBefore = events.filter((e) => e.kind === 'push').length;
   cache.setGroupSnapshot('echo-client', build({ ...base, clusters: [...(base.clusters ?? []), { name: 'extra', type: 'STATIC' }] }, 'g2-again'));
+  await settle();
   assert.equal(events.filter((e) => e.kind === 'push').length, pushesBefore);
   assert.equal(server.status()[0]!.status, 'rejected');
   cache.setGroupSnapshot('echo-client', build(base, 'g3'));
@@ -165,6 +169,11 @@ test('a reconnecting client gets the current state again, on a new server too', 
   assert.equal(second.resources.length, 1);
 });
 
+/** Lets the server's push slices for a change run (they start on setImmediate). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+}
+
 async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -188,7 +197,10 @@ test('a client that does not read gets the latest state when it drains, not ever
   await ads.next();
   ads.pause();
   const changes = 60;
-  for (let i = 1; i <= changes; i++) cache.setDefaultSnapshot(big(i));
+  for (let i = 1; i <= changes; i++) {
+    cache.setDefaultSnapshot(big(i));
+    await settle(); // each change pushed (not coalesced) until the stream's buffer is full
+  }
   const pushedWhilePaused = events.filter((e) => e.kind === 'push').length;
   assert.ok(pushedWhilePaused < changes, `pushed ${pushedWhilePaused} of ${changes}: no backpressure`);
   ads.resume();
@@ -225,4 +237,36 @@ test('an endpoint change sends only the changed ClusterLoadAssignment; a named C
   const cds2 = await ads.next();
   assert.equal(cds2.typeUrl, TypeUrl.cluster);
   assert.deepEqual(cds2.resources.map((r) => unpackAny(r).name), ['echo-v1', 'echo-v2']);
+});
+
+test('pushes wait for budget; a proxy that stops reading is not waited for past the stall time, nor once it is gone', async (t) => {
+  // A budget of one byte: each push waits for the previous one to be taken by its socket.
+  const { cache, server, open, port } = await start(t, { pushBudgetBytes: 1, pushStallMs: 1500 });
+  // Bigger than a stream's HTTP/2 window, so a reader that stopped cannot take it.
+  const big = (n: number): Snapshot =>
+    build({ clusters: [edsCluster('c')], endpoints: [loadAssignment('c', Array.from({ length: 6000 }, (_v, i) => 1000 + i + n))] }, String(n));
+  cache.setDefaultSnapshot(big(0));
+  const stalled = openStalledAds(port, { typeUrl: TypeUrl.endpoint, resourceNames: ['c'], node: { ...node, id: 'stalled' } });
+  t.after(stalled);
+  await waitFor(() => server.pushQueue().inflightBytes > 0);
+  const readers = Array.from({ length: 8 }, () => open({ ownConnection: true }));
+  for (const [i, r] of readers.entries()) r.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['c'], node: { ...node, id: `reader-${i}` } });
+  // The readers wait behind the stalled stream's first push until it has
+  // been stalled for pushStallMs; then each gets its answer, one at a time.
+  await waitFor(() => server.pushQueue().waitingStreams === readers.length, 1000);
+  for (const r of readers) await r.next(3000);
+  assert.equal(server.pushQueue().waitingStreams, 0);
+  assert.equal(server.pushQueue().inflightBytes, 0, 'the stalled write no longer counts');
+
+  // A stalled proxy that goes away while holding the budget: its writes stop counting at once.
+  const slow = await start(t, { pushBudgetBytes: 1, pushStallMs: 60_000 });
+  slow.cache.setDefaultSnapshot(big(0));
+  const gone = openStalledAds(slow.port, { typeUrl: TypeUrl.endpoint, resourceNames: ['c'], node: { ...node, id: 'gone' } });
+  await waitFor(() => slow.server.pushQueue().inflightBytes > 0);
+  const reader = slow.open({ ownConnection: true });
+  reader.send({ typeUrl: TypeUrl.endpoint, resourceNames: ['c'], node: { ...node, id: 'reader' } });
+  await waitFor(() => slow.server.pushQueue().waitingStreams === 1, 1000); // the reader waits
+  gone();
+  assert.equal((await reader.next(3000)).versionInfo, big(0).types.get(TypeUrl.endpoint)!.version);
+  await waitFor(() => slow.server.pushQueue().inflightBytes === 0);
 });

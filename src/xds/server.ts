@@ -24,6 +24,12 @@
 //   version is not sent again; the next change is.
 // - A client that subscribes before its snapshot exists is answered when the
 //   snapshot lands.
+// - After a change, streams are pushed in slices of a few milliseconds, so
+//   the first proxies' pushes are on the wire (and their ACKs coming back)
+//   while the rest are computed; and no more than `pushBudgetBytes` of
+//   responses wait in memory for their sockets at once (a full config to
+//   thousands of proxies would otherwise be encoded all at once). A stream
+//   whose own buffer is full waits for 'drain', then gets the latest.
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { adsMethod, decodeRequest, encodeResponse, type DecodedRequest } from './ads-method.ts';
@@ -31,6 +37,7 @@ import type { SnapshotSource, XdsNode } from './cache.ts';
 import { TypeUrl } from './protos.ts';
 import type { ResourceTypeUrl } from './protos.ts';
 import type { Snapshot, SnapshotResource, SnapshotTypeResources } from './snapshot.ts';
+import type { NameList } from './resource-names.ts';
 
 export type SyncState = 'synced' | 'stale' | 'rejected';
 
@@ -80,6 +87,19 @@ export interface XdsServerOptions {
   readonly controlPlaneId?: string;
   /** grpc-js server options (keepalive etc.). */
   readonly grpcOptions?: grpc.ServerOptions;
+  /** Responses written but not yet taken by their sockets, at most (default
+   * 64 MiB); over it, pushes wait. One response may go over it. */
+  readonly pushBudgetBytes?: number;
+  /** A write not taken by its socket for this long stops counting against
+   * the budget (default 1000 ms; see STALL_MS). */
+  readonly pushStallMs?: number;
+}
+
+export interface PushQueueStats {
+  /** Bytes written and not yet taken by their sockets, as counted against the budget. */
+  readonly inflightBytes: number;
+  /** Streams with a push waiting for its slice or for budget. */
+  readonly waitingStreams: number;
 }
 
 export interface XdsServer {
@@ -89,17 +109,17 @@ export interface XdsServer {
   status(): ProxyStatus[];
   /** Subscribes to protocol events; returns the unsubscribe function. */
   on(listener: (event: XdsServerEvent) => void): () => void;
+  /** The push queue now. */
+  pushQueue(): PushQueueStats;
   /** Stops serving; open streams are cancelled after `graceMs` (default 0). */
   close(opts?: { graceMs?: number }): Promise<void>;
 }
 
 interface TypeState {
   names: ReadonlySet<string> | '*';
-  /** The resource_names list that set `names`, in the client's order, and
-   * the digest of its bytes: an ACK repeating them reuses this array
-   * (ads-method.ts decodeRequest) and is recognised by identity. */
-  namesList: readonly string[] | null;
-  namesDigest: string;
+  /** The resource_names that set `names` (interned, resource-names.ts): an
+   * ACK repeating their bytes decodes to this same object. */
+  nameList: NameList | null;
   sentVersion: string | null;
   sentNonce: string | null;
   sentFingerprint: string | null;
@@ -119,6 +139,19 @@ interface StreamState {
   closed: boolean;
   /** The last write filled the stream's buffer: hold pushes until 'drain', then send the latest. */
   blocked: boolean;
+  /** Types to answer at the next flush, and whether each must be answered
+   * even if unchanged (a first request, a subscription change). */
+  due: Map<string, boolean>;
+  /** Writes on this stream that have not completed. */
+  flights: Set<Flight>;
+}
+
+/** A response written and not yet taken by the stream's socket. */
+interface Flight {
+  readonly bytes: number;
+  readonly at: number;
+  /** Still counted against the push budget. */
+  counted: boolean;
 }
 
 const WILDCARD_TYPES = new Set<string>([TypeUrl.listener, TypeUrl.cluster]);
@@ -132,6 +165,13 @@ const PUSH_ORDER: readonly string[] = [TypeUrl.secret, TypeUrl.cluster, TypeUrl.
 const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
 
 const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+/** How long one slice of pushes may hold the event loop. */
+const SLICE_MS = 5;
+/** A write not taken by its socket for this long is a slow reader's, parked
+ * in its own buffers: it stops counting against the budget, so one stalled
+ * proxy cannot hold up the pushes to all the others. */
+const STALL_MS = 1000;
+const PUSH_BUDGET_BYTES = 64 * 1024 * 1024;
 
 export function createXdsServer(opts: XdsServerOptions): XdsServer {
   const grpcServer = new grpc.Server({
@@ -145,6 +185,51 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   const listeners = new Set<(e: XdsServerEvent) => void>();
   let nextStreamId = 1;
   let closed = false;
+  const budget = opts.pushBudgetBytes ?? PUSH_BUDGET_BYTES;
+  const stallMs = opts.pushStallMs ?? STALL_MS;
+  /** Bytes of counted flights. */
+  let inflight = 0;
+  /** Counted flights, oldest first (uncounted ones are dropped lazily), and how many are counted. */
+  let flights: Flight[] = [];
+  let countedFlights = 0;
+  /** Streams with due types waiting for a slice (or for budget). */
+  const pending = new Set<StreamState>();
+  let scheduled = false;
+  let stallTimer: NodeJS.Timeout | undefined;
+
+  function uncount(f: Flight): void {
+    if (!f.counted) return;
+    f.counted = false;
+    countedFlights--;
+    inflight -= f.bytes;
+    if (pending.size > 0 && inflight < budget) wait(pending.values().next().value!);
+  }
+
+  /** Over budget: stop counting flights stalled for STALL_MS, and check again later. */
+  function overBudget(): boolean {
+    if (inflight < budget) return false;
+    const cutoff = performance.now() - stallMs;
+    let i = 0;
+    while (i < flights.length && (!flights[i]!.counted || flights[i]!.at <= cutoff)) {
+      const f = flights[i++]!;
+      if (f.counted) {
+        f.counted = false;
+        countedFlights--;
+        inflight -= f.bytes;
+      }
+    }
+    if (i > 0) flights = flights.slice(i);
+    if (inflight < budget) return false;
+    if (stallTimer === undefined && !closed) {
+      const oldest = flights.find((f) => f.counted)?.at ?? performance.now();
+      stallTimer = setTimeout(() => {
+        stallTimer = undefined;
+        if (pending.size > 0) wait(pending.values().next().value!);
+      }, Math.max(1, oldest + stallMs - performance.now()));
+      stallTimer.unref();
+    }
+    return true;
+  }
 
   const emit = (e: XdsServerEvent): void => {
     for (const l of [...listeners]) l(e);
@@ -159,7 +244,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     if (ts.names === '*') {
       resources.push(...typeRes.resources.values());
     } else {
-      for (const name of [...ts.names].sort()) {
+      for (const name of ts.nameList?.sorted() ?? [...ts.names].sort()) {
         const r = typeRes.resources.get(name);
         if (r !== undefined) resources.push(r);
       }
@@ -193,11 +278,52 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     return out;
   }
 
-  function respond(st: StreamState, typeUrl: string, force: boolean): void {
-    if (st.closed || st.node === undefined || st.blocked) return;
+  /** Asks for `typeUrl` to be answered on `st`: now if the budget allows,
+   * else in a later slice. */
+  function due(st: StreamState, typeUrl: string, force: boolean): void {
+    st.due.set(typeUrl, force || st.due.get(typeUrl) === true);
+    if (st.blocked) return; // 'drain' flushes
+    if (overBudget()) wait(st);
+    else flush(st);
+  }
+
+  function wait(st: StreamState): void {
+    pending.add(st);
+    if (scheduled || closed) return;
+    scheduled = true;
+    setImmediate(runPending);
+  }
+
+  /** One slice: flush waiting streams until the slice is used up or the
+   * budget is (then a write completing resumes). */
+  function runPending(): void {
+    scheduled = false;
+    const t0 = performance.now();
+    for (const st of pending) {
+      if (closed || overBudget()) return; // resumed by a write completing, or by the stall timer
+      pending.delete(st);
+      flush(st);
+      if (performance.now() - t0 >= SLICE_MS) break;
+    }
+    if (pending.size > 0) wait(pending.values().next().value!);
+  }
+
+  /** Answers the stream's due types, in push order, from one snapshot. */
+  function flush(st: StreamState): void {
+    if (st.closed || st.node === undefined || st.blocked || st.due.size === 0) return;
+    pending.delete(st);
+    const dueNow = st.due;
+    st.due = new Map();
+    const snapshot = opts.source.snapshotFor(st.node);
+    for (const typeUrl of pushOrder(dueNow.keys())) {
+      if (st.blocked) st.due.set(typeUrl, dueNow.get(typeUrl)! || st.due.get(typeUrl) === true);
+      else respond(st, typeUrl, dueNow.get(typeUrl)!, snapshot);
+    }
+  }
+
+  function respond(st: StreamState, typeUrl: string, force: boolean, snapshot: Snapshot | undefined): void {
     const ts = st.types.get(typeUrl);
     if (ts === undefined) return;
-    const snapshot = opts.source.snapshotFor(st.node);
     const typeRes = snapshot?.types.get(typeUrl as ResourceTypeUrl);
     // Nothing changed for this type since the last response: the common case
     // for every type but the one that changed, checked in O(1).
@@ -240,7 +366,17 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     ts.sentNonce = nonce;
     ts.sentFingerprint = fingerprint;
     ts.sentTypeRes = typeRes;
-    if (!st.call.write(body)) st.blocked = true;
+    const flight: Flight = { bytes: body.length, at: performance.now(), counted: true };
+    inflight += flight.bytes;
+    countedFlights++;
+    flights.push(flight);
+    if (flights.length > 4096 && flights.length > 4 * countedFlights) flights = flights.filter((f) => f.counted);
+    st.flights.add(flight);
+    const written = (): void => {
+      st.flights.delete(flight);
+      uncount(flight);
+    };
+    if (!st.call.write(body, written)) st.blocked = true;
     emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version, nonce, resources: resources.map((r) => r.name) });
   }
 
@@ -259,7 +395,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     let ts = st.types.get(typeUrl);
     const first = ts === undefined;
     if (ts === undefined) {
-      ts = { names: '*', namesList: null, namesDigest: '', sentVersion: null, sentNonce: null, sentFingerprint: null, sentTypeRes: null, ackedVersion: null, nacked: null };
+      ts = { names: '*', nameList: null, sentVersion: null, sentNonce: null, sentFingerprint: null, sentTypeRes: null, ackedVersion: null, nacked: null };
       st.types.set(typeUrl, ts);
     }
     if (req.responseNonce !== '') {
@@ -280,22 +416,26 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
         if (news) emit({ kind: 'ack', streamId: st.id, nodeId, typeUrl, version, nonce: req.responseNonce });
       }
     }
-    const wildcard = req.resourceNames.includes('*') || (req.resourceNames.length === 0 && WILDCARD_TYPES.has(typeUrl));
-    // ACKs repeat the whole subscription (thousands of EDS names): keep the
-    // current Set when nothing changed instead of building a new one.
-    const changed = wildcard ? ts.names !== '*' : !sameList(ts, req.resourceNames);
-    if (changed) {
-      ts.names = wildcard ? '*' : new Set(req.resourceNames);
-      ts.namesList = wildcard ? null : req.resourceNames;
-      ts.namesDigest = wildcard ? '' : req.namesDigest;
+    const wildcard = req.names.wildcard || (req.resourceNames.length === 0 && WILDCARD_TYPES.has(typeUrl));
+    // ACKs repeat the whole subscription (thousands of EDS names): the same
+    // bytes decode to the same interned list, recognised by identity.
+    const changed = wildcard ? ts.names !== '*' : !sameList(ts, req.names);
+    // The list as last sent is what the next ACK's bytes are matched against.
+    if (changed || !wildcard) {
+      ts.names = wildcard ? '*' : req.names.set;
+      ts.nameList = wildcard ? null : req.names;
     }
     // The first request of a type, or one without a nonce (a reconnecting
     // client telling us what it has), always gets an answer.
-    respond(st, typeUrl, first || req.responseNonce === '' || changed);
+    due(st, typeUrl, first || req.responseNonce === '' || changed);
   }
 
   function onSnapshotChange(): void {
-    for (const st of streams.values()) for (const typeUrl of pushOrder(st)) respond(st, typeUrl, false);
+    for (const st of streams.values()) {
+      if (st.closed || st.node === undefined) continue;
+      for (const typeUrl of st.types.keys()) if (!st.due.has(typeUrl)) st.due.set(typeUrl, false);
+      if (!st.blocked) wait(st);
+    }
   }
   const unsubscribe = opts.source.onChange(onSnapshotChange);
 
@@ -304,22 +444,22 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'xDS server is shutting down' });
       return;
     }
-    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false, blocked: false };
+    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false, blocked: false, due: new Map(), flights: new Set() };
     streams.set(st.id, st);
     call.sendMetadata(new grpc.Metadata()); // lets the client see the stream is up before any response
     const finish = (reason: string): void => {
       if (st.closed) return;
       st.closed = true;
       streams.delete(st.id);
+      pending.delete(st);
+      for (const f of st.flights) uncount(f);
+      st.flights.clear();
       if (st.node !== undefined) emit({ kind: 'disconnect', streamId: st.id, nodeId: st.node.id, reason });
     };
     call.on('data', (buf: Buffer) => {
       let req: DecodedRequest;
       try {
-        req = decodeRequest(buf, (typeUrl, digest) => {
-          const ts = st.types.get(typeUrl);
-          return ts !== undefined && ts.namesList !== null && ts.namesDigest === digest ? ts.namesList : undefined;
-        });
+        req = decodeRequest(buf, knownNames(st));
       } catch (err) {
         emit({ kind: 'stream_error', streamId: st.id, message: (err as Error).message });
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `bad DiscoveryRequest: ${(err as Error).message}` });
@@ -330,7 +470,9 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     });
     call.on('drain', () => {
       st.blocked = false;
-      for (const typeUrl of pushOrder(st)) respond(st, typeUrl, false);
+      if (st.due.size === 0) return;
+      if (overBudget()) wait(st);
+      else flush(st);
     });
     call.on('end', () => {
       finish('client closed the stream');
@@ -418,6 +560,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       });
     },
     status,
+    pushQueue: () => ({ inflightBytes: inflight, waitingStreams: pending.size }),
     on(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -445,28 +588,34 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
         st.closed = true;
         streams.delete(st.id);
       }
+      pending.clear();
+      flights = [];
+      countedFlights = 0;
+      inflight = 0;
+      clearTimeout(stallTimer);
     },
   };
 }
 
-function pushOrder(st: StreamState): string[] {
-  return [...PUSH_ORDER.filter((t) => st.types.has(t)), ...[...st.types.keys()].filter((t) => !PUSH_ORDER.includes(t))];
+function pushOrder(types: Iterable<string>): string[] {
+  const all = [...types];
+  return [...PUSH_ORDER.filter((t) => all.includes(t)), ...all.filter((t) => !PUSH_ORDER.includes(t))];
 }
 
-/** Does `list` name exactly the subscription? Clients repeat their list in
- * the same order, so an in-order comparison (no hashing) settles the common
- * case; another order falls back to the set. */
-function sameList(ts: TypeState, list: readonly string[]): boolean {
+/** The stream's current named subscriptions, for decodeRequest to match ACKs against. */
+function knownNames(st: StreamState): NameList[] {
+  const out: NameList[] = [];
+  for (const ts of st.types.values()) if (ts.nameList !== null) out.push(ts.nameList);
+  return out;
+}
+
+/** Does `names` name exactly the subscription? The same bytes as before
+ * decode to the same interned list; otherwise (another order, say) compare as sets. */
+function sameList(ts: TypeState, names: NameList): boolean {
   const a = ts.names;
-  if (a === '*' || a.size !== list.length) return false;
-  const prev = ts.namesList;
-  if (prev === list) return true; // the same bytes as before: decodeRequest reused the array
-  if (prev !== null && prev.length === list.length) {
-    let i = 0;
-    while (i < list.length && prev[i] === list[i]) i++;
-    if (i === list.length) return true;
-  }
-  for (const n of list) if (!a.has(n)) return false;
+  if (ts.nameList === names) return true;
+  if (a === '*' || a.size !== names.set.size) return false;
+  for (const n of names.set) if (!a.has(n)) return false;
   return true;
 }
 

@@ -73,6 +73,7 @@ test('dangling references are reported with paths', () => {
     checkConsistency(s3).map((e) => e.message),
     ['cluster "db" is not in the snapshot', 'secret "cert" is not in the snapshot'],
   );
+  assert.match(checkConsistency(s3)[1]!.path, /^listeners\[[^\]]+\]\.filterChains\[0\]\..*\.typedConfig\.commonTlsContext\.tlsCertificateSdsSecretConfigs\[0\]\.name$/);
 });
 
 test('invalid, unnamed and duplicate resources are rejected at creation', () => {

@@ -172,20 +172,22 @@ export function checkConsistency(snapshot: Snapshot, only?: Snapshot): SnapshotE
       errors.push({ code: 'XDS_DANGLING_REFERENCE', path, message: `cluster "${name}" is not in the snapshot` });
     }
   };
+  // Paths are built only for an error: a shared part has thousands of routes.
   const checkRouteConfig = (rc: Obj, base: string): void => {
     arr(rc.virtualHosts).forEach((vh, v) => {
       if (!isObj(vh)) return;
       arr(vh.routes).forEach((r, i) => {
         if (!isObj(r) || !isObj(r.route)) return;
-        const p = `${base}.virtualHosts[${v}].routes[${i}].route`;
-        needCluster(r.route.cluster, `${p}.cluster`);
-        if (isObj(r.route.weightedClusters)) {
-          arr(r.route.weightedClusters.clusters).forEach((wc, w) => {
-            if (isObj(wc)) needCluster(wc.name, `${p}.weightedClusters.clusters[${w}].name`);
+        const p = (rest: string): string => `${base}.virtualHosts[${v}].routes[${i}].route${rest}`;
+        const route = r.route;
+        if (typeof route.cluster === 'string' && !clusters.has(route.cluster)) needCluster(route.cluster, p('.cluster'));
+        if (isObj(route.weightedClusters)) {
+          arr(route.weightedClusters.clusters).forEach((wc, w) => {
+            if (isObj(wc) && typeof wc.name === 'string' && !clusters.has(wc.name)) needCluster(wc.name, p(`.weightedClusters.clusters[${w}].name`));
           });
         }
-        arr(r.route.requestMirrorPolicies).forEach((m, k) => {
-          if (isObj(m)) needCluster(m.cluster, `${p}.requestMirrorPolicies[${k}].cluster`);
+        arr(route.requestMirrorPolicies).forEach((m, k) => {
+          if (isObj(m) && typeof m.cluster === 'string' && !clusters.has(m.cluster)) needCluster(m.cluster, p(`.requestMirrorPolicies[${k}].cluster`));
         });
       });
     });
@@ -246,28 +248,48 @@ export function checkConsistency(snapshot: Snapshot, only?: Snapshot): SnapshotE
       }
     });
   }
-  // SDS: names of secrets referenced anywhere in listeners and clusters.
-  const walkSds = (v: unknown, path: string): void => {
-    if (Array.isArray(v)) v.forEach((e, i) => walkSds(e, `${path}[${i}]`));
-    if (!isObj(v)) return;
-    for (const [k, e] of Object.entries(v)) {
-      const p = `${path}.${k}`;
-      if (k === 'tlsCertificateSdsSecretConfigs') {
-        arr(e).forEach((s, i) => checkSecret(s, `${p}[${i}].name`));
-      } else if (k === 'validationContextSdsSecretConfig') {
-        checkSecret(e, `${p}.name`);
-      } else {
-        walkSds(e, p);
+  // SDS: names of secrets referenced anywhere in listeners and clusters. The
+  // path is kept as segments and joined only for an error.
+  const at: string[] = [];
+  const walkSds = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null) return;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        at.push(`[${i}]`);
+        walkSds(v[i]);
+        at.pop();
       }
+      return;
+    }
+    for (const k in v) {
+      const e = (v as Obj)[k];
+      if (typeof e !== 'object' || e === null) continue;
+      at.push(`.${k}`);
+      if (k === 'tlsCertificateSdsSecretConfigs') {
+        arr(e).forEach((s, i) => checkSecret(s, `[${i}].name`));
+      } else if (k === 'validationContextSdsSecretConfig') {
+        checkSecret(e, '.name');
+      } else {
+        walkSds(e);
+      }
+      at.pop();
     }
   };
-  const checkSecret = (s: unknown, path: string): void => {
+  const checkSecret = (s: unknown, rest: string): void => {
     if (isObj(s) && typeof s.name === 'string' && !secrets.has(s.name)) {
-      errors.push({ code: 'XDS_DANGLING_REFERENCE', path, message: `secret "${s.name}" is not in the snapshot` });
+      errors.push({ code: 'XDS_DANGLING_REFERENCE', path: `${at.join('')}${rest}`, message: `secret "${s.name}" is not in the snapshot` });
     }
   };
-  for (const [name, l] of snapshotResources(scope, TypeUrl.listener)) walkSds(l.json, `listeners[${name}]`);
-  for (const [name, c] of snapshotResources(scope, TypeUrl.cluster)) walkSds(c.json, `clusters[${name}]`);
+  for (const [name, l] of snapshotResources(scope, TypeUrl.listener)) {
+    at.push(`listeners[${name}]`);
+    walkSds(l.json);
+    at.pop();
+  }
+  for (const [name, c] of snapshotResources(scope, TypeUrl.cluster)) {
+    at.push(`clusters[${name}]`);
+    walkSds(c.json);
+    at.pop();
+  }
   return errors;
 }
 

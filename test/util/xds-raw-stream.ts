@@ -1,6 +1,7 @@
 // A bare ADS stream for server tests: send DiscoveryRequests by hand, await
 // DiscoveryResponses one by one (each wait bounded).
 import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { adsMethod, decodeResponse, encodeRequest } from '../../src/xds/ads-method.ts';
 import type { DiscoveryResponse, NodeInput } from '../../src/xds/ads-method.ts';
 
@@ -17,8 +18,10 @@ export interface RawAdsStream {
 
 const AdsClient = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod }, 'ads');
 
-export function openRawAds(port: number): RawAdsStream {
-  const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+/** `ownConnection`: not shared with other streams to the same server (a
+ * paused stream then stalls only itself). */
+export function openRawAds(port: number, opts: { ownConnection?: boolean } = {}): RawAdsStream {
+  const client = new AdsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), opts.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {});
   const call = (client as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> }).StreamAggregatedResources();
   const queue: DiscoveryResponse[] = [];
   let waiter: (() => void) | undefined;
@@ -64,5 +67,30 @@ export function openRawAds(port: number): RawAdsStream {
       call.cancel();
       client.close();
     },
+  };
+}
+
+/** An ADS stream that sends one request and never reads a byte of the
+ * answer, on its own HTTP/2 connection: the server's writes to it stop once
+ * the stream's flow-control window (64 KiB) is full. Returns its close(). */
+export function openStalledAds(port: number, req: { typeUrl: string; resourceNames?: readonly string[]; node: NodeInput }): () => void {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  stream.on('error', () => {});
+  stream.pause();
+  const msg = encodeRequest({ typeUrl: req.typeUrl, resourceNames: req.resourceNames ?? [], responseNonce: '', versionInfo: '', node: req.node });
+  const frame = Buffer.alloc(5 + msg.length);
+  frame.writeUInt32BE(msg.length, 1);
+  msg.copy(frame, 5);
+  stream.write(frame);
+  return () => {
+    stream.destroy();
+    session.destroy();
   };
 }

@@ -25,7 +25,7 @@ import type { AuthorizationPolicySpec, AuthzOperation, AuthzRule, AuthzSource, R
 import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } from './model.ts';
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
-import { selects } from './services.ts';
+import { nodeWorkload, selects } from './services.ts';
 
 export const MESH_ROOT_NAMESPACE = 'trellis-system';
 const RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
@@ -339,7 +339,7 @@ export function applySecurity(parts: TranslationParts, state: MeshState, node: P
   const gateway = node.kind === 'gateway';
   const me: PolicySubject | undefined = gateway
     ? (node.gateway !== undefined ? { gateway: node.gateway, namespace: node.namespace } : undefined)
-    : state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+    : nodeWorkload(state, node);
   if (!me) return parts;
   const cache = new Map<number | undefined, object[]>();
   const filtersFor = (port: number | undefined) => {

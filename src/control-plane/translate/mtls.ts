@@ -25,7 +25,7 @@
 import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } from './model.ts';
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
-import { isHttpLike, MESHED_LABEL, MTLS_LABEL, portProtocol, selects, serviceClusterName, speaksMeshTls, targetPortOf } from './services.ts';
+import { isHttpLike, nodeWorkload, MESHED_LABEL, MTLS_LABEL, portProtocol, selects, serviceClusterName, speaksMeshTls, targetPortOf } from './services.ts';
 
 export type TlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
@@ -177,7 +177,7 @@ const INBOUND_PORT = /^inbound\|(\d+)$/;
 export function applyMeshTls(parts: TranslationParts, state: MeshState, node: ProxyNode): TranslationParts {
   const input = state.meshTls;
   if (!input || node.kind === 'proxyless') return parts;
-  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  const me = nodeWorkload(state, node);
   const listeners = (parts.own.listeners as ListenerShape[]).map((l) => {
     if (!me || l.trafficDirection !== 'INBOUND') return l;
     // Explicit mode: a listener per app port (its one chain); transparent

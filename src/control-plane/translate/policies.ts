@@ -29,7 +29,7 @@ import type { Meta, MeshState, ProxyNode, ServiceResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import type { RouteWarning } from './http-routes.ts';
 import { gatewayDuration } from './http-routes.ts';
-import { findService, isMeshed, selects, targetPortOf } from './services.ts';
+import { findService, isMeshed, nodeWorkload, selects, targetPortOf } from './services.ts';
 import type { TranslationParts } from './translate.ts';
 
 export const FAULT_FILTER = 'envoy.filters.http.fault';
@@ -353,7 +353,7 @@ const INBOUND_PORT = /^inbound\|(\d+)$/;
 /** Explicit mode: a listener `inbound|<port>` per app port. Transparent
  * capture: one `inbound` listener with a chain `inbound|<port>` per port. */
 function inboundWithRateLimits(state: MeshState, node: ProxyNode, listeners: object[], warnings: RouteWarning[]): object[] {
-  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  const me = nodeWorkload(state, node);
   if (!me || !(state.policies ?? []).some((p) => p.kind === 'RateLimitPolicy')) return listeners;
   const cache = new Map<number, Obj | undefined>();
   const configFor = (appPort: number): Obj | undefined => {

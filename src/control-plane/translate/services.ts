@@ -1,6 +1,6 @@
 // Services, their ports and the workloads behind them: cluster names, the
 // DNS-like host names a service answers to, and ClusterLoadAssignments.
-import type { MeshState, PortProtocol, ServicePort, ServiceResource, WorkloadInstance } from './model.ts';
+import type { MeshState, PortProtocol, ProxyNode, ServicePort, ServiceResource, WorkloadInstance } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import { selectorMatches } from '../registry/endpoints.ts';
 
@@ -94,6 +94,25 @@ export function targetPortOf(sp: ServicePort, w: WorkloadInstance): WorkloadInst
   const t = sp.targetPort ?? sp.port;
   if (typeof t === 'number') return w.ports.find((p) => p.port === t) ?? { port: t };
   return w.ports.find((p) => p.name === t);
+}
+
+/** Workloads by "namespace/name" (the first of a name wins), once per state. */
+const workloadIndex = new WeakMap<MeshState, Map<string, WorkloadInstance>>();
+
+/** The registered workload a proxy node stands for, if any: looked up for
+ * every proxy on every change, so indexed rather than searched. */
+export function nodeWorkload(state: MeshState, node: ProxyNode): WorkloadInstance | undefined {
+  if (node.workload === undefined) return undefined;
+  let index = workloadIndex.get(state);
+  if (index === undefined) {
+    index = new Map();
+    for (const w of state.workloads) {
+      const key = `${w.namespace}/${w.name}`;
+      if (!index.has(key)) index.set(key, w);
+    }
+    workloadIndex.set(state, index);
+  }
+  return index.get(`${node.namespace}/${node.workload}`);
 }
 
 export function findService(state: MeshState, namespace: string, name: string): ServiceResource | undefined {

@@ -18,7 +18,7 @@ import { gatewayOwn } from './gateway.ts';
 import { egressClusters, egressGatewayClusters, egressVirtualHosts } from './egress.ts';
 import { attaches, connectRoute, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
-  buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, portProtocol, serviceClusterName, serviceDomains,
+  buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, nodeWorkload, portProtocol, serviceClusterName, serviceDomains,
 } from './services.ts';
 import { transparentOwn } from './transparent.ts';
 import { applyMeshTls } from './mtls.ts';
@@ -238,7 +238,7 @@ function sidecarOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[])
   }
 
   // Inbound: one listener per port of this sidecar's own workload.
-  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  const me = nodeWorkload(state, node);
   for (const p of me?.ports ?? []) {
     if (p.proxyPort === undefined) continue;
     const proto = p.protocol ?? 'http';

@@ -14,7 +14,7 @@
 // Peers dial the workload's pod address on the app port itself (no proxyPort).
 import type { MeshState, ProxyNode, ServiceResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
-import { findService, inboundAppCluster, inboundClusterName, isHttpLike, portProtocol, serviceClusterName } from './services.ts';
+import { findService, inboundAppCluster, inboundClusterName, isHttpLike, nodeWorkload, portProtocol, serviceClusterName } from './services.ts';
 import type { RouteWarning } from './http-routes.ts';
 
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -88,7 +88,7 @@ export function transparentOwn(state: MeshState, node: ProxyNode, warnings: Rout
     filterChains: chains,
   });
 
-  const me = state.workloads.find((w) => w.name === node.workload && w.namespace === node.namespace);
+  const me = nodeWorkload(state, node);
   const inChains: object[] = [];
   for (const p of me?.ports ?? []) {
     const proto = p.protocol ?? 'http';
