@@ -30,8 +30,8 @@ const C = Number(values.clients);
 const CHANGES = Number(values.changes);
 
 function child(script: string, args: string[], cpu: string): { proc: ChildProcess; lines: AsyncIterableIterator<string> } {
-  // TRELLIS_BENCH_PROFILE=DIR writes a CPU profile of the control plane there.
-  const prof = script === 'cp-server.ts' && process.env.TRELLIS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TRELLIS_BENCH_PROFILE}`] : [];
+  // TRELLIS_BENCH_PROFILE=DIR writes CPU profiles of the control plane and the clients there.
+  const prof = process.env.TRELLIS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TRELLIS_BENCH_PROFILE}`, `--cpu-prof-name=${script.replace('.ts', '')}-\${pid}.cpuprofile`] : [];
   const proc = spawn('taskset', ['-c', cpu, process.execPath, ...prof, path.join(import.meta.dirname, script), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = readline.createInterface({ input: proc.stdout! });
   return { proc, lines: rl[Symbol.asyncIterator]() };

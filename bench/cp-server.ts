@@ -48,6 +48,10 @@ interface Waiting {
   acked: Map<string, number>;
   expect: number;
   id: string;
+  pushes: number;
+  cpu: NodeJS.CpuUsage;
+  firstPushMs: number;
+  lastPushMs: number;
 }
 let waiting: Waiting | undefined;
 let peakRss = process.memoryUsage().rss;
@@ -56,6 +60,11 @@ setInterval(() => {
 }, 200).unref();
 
 xds.on((ev) => {
+  if (waiting && ev.kind === 'push' && ev.typeUrl === waiting.typeUrl && ev.version === waiting.version) {
+    waiting.pushes++;
+    waiting.lastPushMs = performance.now() - waiting.t0;
+    if (waiting.pushes === 1) waiting.firstPushMs = waiting.lastPushMs;
+  }
   if (!waiting || ev.kind !== 'ack' || ev.typeUrl !== waiting.typeUrl || ev.version !== waiting.version) return;
   if (waiting.acked.has(ev.nodeId)) return;
   waiting.acked.set(ev.nodeId, performance.now() - waiting.t0);
@@ -63,6 +72,8 @@ xds.on((ev) => {
     const w = waiting;
     waiting = undefined;
     const lat = [...w.acked.values()].sort((a, b) => a - b);
+    const cpu = process.cpuUsage(w.cpu);
+    if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${w.pushes} pushes from ${w.firstPushMs.toFixed(0)} to ${w.lastPushMs.toFixed(0)} ms; ACKs from ${lat[0]!.toFixed(0)} to ${lat[lat.length - 1]!.toFixed(0)} ms; CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms\n`);
     out({ id: w.id, done: true, lastAckMs: lat[lat.length - 1], p50Ms: lat[Math.floor(lat.length * 0.5)], p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] });
   }
 });
@@ -90,6 +101,7 @@ rl.on('line', (line) => {
     return;
   }
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let typeUrl: string;
   if (cmd.op === 'endpoint-change') {
     generation++;
@@ -101,8 +113,8 @@ rl.on('line', (line) => {
   const state = meshState();
   const t1 = performance.now();
   source.setState(state, ++generation);
-  if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${cmd.op}: state ${(t1 - t0).toFixed(0)} ms, setState and pushes ${(performance.now() - t1).toFixed(0)} ms\n`);
-  waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id };
+  if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${cmd.op}: state ${(t1 - t0).toFixed(0)} ms, setState ${(performance.now() - t1).toFixed(0)} ms\n`);
+  waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id, pushes: 0, cpu: cpu0, firstPushMs: 0, lastPushMs: 0 };
 });
 process.on('SIGTERM', () => {
   void xds.close().then(() => process.exit(0));

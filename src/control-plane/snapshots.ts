@@ -4,6 +4,7 @@
 // share one snapshot), so a change costs one translation per distinct view,
 // not one per proxy. A translation that fails the snapshot checks is logged
 // and the node keeps its last good snapshot.
+import { createHash } from 'node:crypto';
 import type { SnapshotSource, XdsNode } from '../xds/cache.ts';
 import { createSnapshot, checkConsistency, composeSnapshots, type Snapshot, type SnapshotError } from '../xds/snapshot.ts';
 import type { Json } from '../xds/codec.ts';
@@ -60,19 +61,67 @@ export interface TranslationReport {
   errors: SnapshotError[];
 }
 
+/** A digest of everything in `state` but the workloads' addresses. Two
+ * states with the same key differ at most in where workloads are, which
+ * only the shared part reads (EDS, an egress gateway's static members): so
+ * each proxy's own part, and every warning, is the same under both
+ * (snapshots.test.ts holds translate to that). */
+export function ownInputsKey(state: MeshState): string {
+  const { workloads, vips, connectedSidecars, ...rest } = state;
+  const h = createHash('sha1');
+  h.update(JSON.stringify(rest, (_k, v: unknown) => {
+    if (v instanceof Map || v instanceof Set) throw new Error('ownInputsKey: a MeshState field holds a Map or Set: add it here by hand');
+    return v;
+  }));
+  h.update(JSON.stringify(workloads.map((w) => ({ ...w, address: '' }))));
+  h.update(JSON.stringify([...vips]));
+  h.update(JSON.stringify(connectedSidecars === undefined ? null : [...connectedSidecars].sort()));
+  return h.digest('base64');
+}
+
+/** The names in a snapshot, per type, as a digest (cached): a proxy's own
+ * part checked against one shared part needs no new check against another
+ * with the same names. */
+const namesDigests = new WeakMap<Snapshot, string>();
+function namesDigest(snapshot: Snapshot): string {
+  let d = namesDigests.get(snapshot);
+  if (d === undefined) {
+    const h = createHash('sha1');
+    for (const [typeUrl, t] of snapshot.types) h.update(`${typeUrl}\u0000${[...t.resources.keys()].join('\u0000')}\n`);
+    d = h.digest('base64');
+    namesDigests.set(snapshot, d);
+  }
+  return d;
+}
+
+/** A view's own part as last translated. */
+interface OwnPart {
+  /** The translation's JSON (a new translation with the same JSON reuses `snapshot`). */
+  readonly json: string;
+  readonly snapshot: Snapshot;
+  /** ownInputsKey of the state it was translated from. */
+  readonly inputs: string;
+  readonly sharedKey: string;
+  readonly warnings: RouteWarning[];
+  /** namesDigest of the shared part it was last found consistent with. */
+  checkedNames: string;
+}
+
 export class MeshSnapshotSource implements SnapshotSource {
   #state: MeshState | undefined;
   #revision = 0;
+  /** ownInputsKey(#state), computed on first use. */
+  #inputs: string | undefined;
   #views = new Map<string, Snapshot>();
   /** The encoded shared part of each view family, once per state. */
   #shared = new Map<string, { snapshot?: Snapshot; errors: SnapshotError[] }>();
   /** Last good snapshot per view, kept when a new translation is rejected. */
   #lastGood = new Map<string, Snapshot>();
   #reports = new Map<string, TranslationReport>();
-  /** Each view's own part as last encoded, by its translation's JSON: a state
-   * change that leaves a proxy's own resources alone (most do: an endpoint
-   * moved elsewhere) reuses the encoding. Dropped with the view's fallback. */
-  #own = new Map<string, { json: string; snapshot: Snapshot }>();
+  /** Each view's own part. A state that moved only endpoints (the common
+   * change) reuses it untranslated; one whose translation gives the same
+   * JSON reuses its encoding. Dropped with the view's fallback. */
+  #own = new Map<string, OwnPart>();
   readonly #listeners = new Set<() => void>();
   readonly #log: (msg: string) => void;
 
@@ -83,6 +132,7 @@ export class MeshSnapshotSource implements SnapshotSource {
   setState(state: MeshState, revision: number): void {
     this.#state = state;
     this.#revision = revision;
+    this.#inputs = undefined;
     // Keep a fallback only for views asked for under the previous state (the
     // connected proxies ask again on every change), so workloads that come
     // and go under new names do not accumulate snapshots.
@@ -99,34 +149,49 @@ export class MeshSnapshotSource implements SnapshotSource {
   }
 
   snapshotFor(node: XdsNode): Snapshot | undefined {
-    if (!this.#state) return undefined;
+    const state = this.#state;
+    if (!state) return undefined;
     const pn = proxyNodeOf(node);
     const key = viewKey(pn);
     const cached = this.#views.get(key);
     if (cached) return cached;
-    const parts = translateParts(this.#state, pn);
     const label = String(this.#revision);
-    let shared = this.#shared.get(parts.sharedKey);
-    if (!shared) {
-      const built = createSnapshot(parts.shared, label);
-      shared = built.ok ? { snapshot: built.snapshot, errors: checkConsistency(built.snapshot) } : { errors: built.errors };
-      this.#shared.set(parts.sharedKey, shared);
-    }
-    let errors: SnapshotError[] = [...shared.errors];
-    let composed: Snapshot | undefined;
-    if (shared.snapshot && errors.length === 0) {
+    const inputs = (this.#inputs ??= ownInputsKey(state));
+    let own = this.#own.get(key);
+    let shared = own?.inputs === inputs ? this.#shared.get(own.sharedKey) : undefined;
+    let errors: SnapshotError[] = [];
+    let warnings: RouteWarning[];
+    if (own !== undefined && shared !== undefined) {
+      // Only endpoints moved since this view's own part was translated.
+      warnings = own.warnings;
+    } else {
+      const parts = translateParts(state, pn);
+      warnings = parts.warnings;
+      shared = this.#sharedPart(parts.sharedKey, parts.shared, label);
       const json = JSON.stringify(parts.own);
-      const prev = this.#own.get(key);
-      const own: ReturnType<typeof createSnapshot> = prev?.json === json ? { ok: true, snapshot: prev.snapshot } : createSnapshot(parts.own, label);
-      if (own.ok && prev?.json !== json) this.#own.set(key, { json, snapshot: own.snapshot });
-      if (!own.ok) errors = own.errors;
-      else {
-        const c = composeSnapshots(shared.snapshot, own.snapshot, label);
-        if (!c.ok) errors = c.errors;
+      if (own?.json !== json) {
+        const built = createSnapshot(parts.own, label);
+        if (built.ok) own = { json, snapshot: built.snapshot, inputs, sharedKey: parts.sharedKey, warnings, checkedNames: '' };
         else {
-          errors = checkConsistency(c.snapshot, own.snapshot);
-          composed = c.snapshot;
+          errors = built.errors;
+          own = undefined;
         }
+      } else own = { ...own, inputs, sharedKey: parts.sharedKey, warnings };
+      if (own) this.#own.set(key, own);
+      else this.#own.delete(key);
+    }
+    errors = [...shared.errors, ...errors];
+    let composed: Snapshot | undefined;
+    if (shared.snapshot && own && errors.length === 0) {
+      const c = composeSnapshots(shared.snapshot, own.snapshot, label);
+      if (!c.ok) errors = c.errors;
+      else {
+        const names = namesDigest(shared.snapshot);
+        if (own.checkedNames !== names) {
+          errors = checkConsistency(c.snapshot, own.snapshot);
+          if (errors.length === 0) own.checkedNames = names;
+        }
+        composed = c.snapshot;
       }
     }
     let snap: Snapshot | undefined;
@@ -137,10 +202,20 @@ export class MeshSnapshotSource implements SnapshotSource {
       this.#log(`translation for ${pn.kind} view of ${pn.namespace}/${pn.workload ?? pn.id} rejected: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
       snap = this.#lastGood.get(key);
     }
-    const out = { warnings: parts.warnings };
-    this.#reports.set(key, { view: key, warnings: out.warnings, errors });
+    this.#reports.set(key, { view: key, warnings, errors });
     if (snap) this.#views.set(key, snap);
     return snap;
+  }
+
+  /** The shared part for `sharedKey` in this state, encoded and checked once. */
+  #sharedPart(sharedKey: string, resources: Parameters<typeof createSnapshot>[0], label: string): { snapshot?: Snapshot; errors: SnapshotError[] } {
+    let shared = this.#shared.get(sharedKey);
+    if (!shared) {
+      const built = createSnapshot(resources, label);
+      shared = built.ok ? { snapshot: built.snapshot, errors: checkConsistency(built.snapshot) } : { errors: built.errors };
+      this.#shared.set(sharedKey, shared);
+    }
+    return shared;
   }
 
   /** Warnings and rejections from the latest translations. */
