@@ -10,6 +10,11 @@
 // Targets (issue 3): endpoint change to all clients p99 <= 1 s; RSS <= 1.5 GB.
 //
 //   npm run bench:control-plane [-- --services 1000 --clients 2000 --changes 20]
+//
+// TRELLIS_BENCH_DEBUG=1: per change, when the pushes went out, when the ACKs
+// came back, and the control plane's CPU and GC. TRELLIS_BENCH_PROFILE=DIR:
+// CPU profiles of every process; TRELLIS_BENCH_PHASE_PROFILE=DIR: of the
+// control plane during the endpoint changes alone.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -75,6 +80,9 @@ try {
   const fullPushMs = performance.now() - t0;
   console.log(`full config to all ${C} clients: ${fullPushMs.toFixed(0)} ms`);
   const afterConnect = await ask('stats');
+  // Endpoint changes are timed in steady state, not in the wake of 2,000
+  // proxies connecting at once (the full push above has its own figure).
+  await sleep(1000);
 
   const endpoint: { lastAckMs: number; p50Ms: number; p99Ms: number }[] = [];
   for (let i = 0; i < CHANGES; i++) {

@@ -4,8 +4,11 @@
 // (one JSON per line) and answering on stdout. Timing is taken here, from
 // the server's own ACK events, so it measures the control plane and the
 // clients' round trip, not the parent's scheduling.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import path from 'node:path';
 import readline from 'node:readline';
-import { performance } from 'node:perf_hooks';
+import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { MeshSnapshotSource } from '../src/control-plane/snapshots.ts';
 import { createXdsServer } from '../src/xds/server.ts';
 import { TypeUrl } from '../src/xds/protos.ts';
@@ -50,10 +53,23 @@ interface Waiting {
   id: string;
   pushes: number;
   cpu: NodeJS.CpuUsage;
+  gc0: number;
+  gcMajor0: number;
   firstPushMs: number;
   lastPushMs: number;
 }
 let waiting: Waiting | undefined;
+// Time spent in GC, by kind (for TRELLIS_BENCH_DEBUG).
+let gcMs = 0;
+let gcMajorMs = 0;
+if (process.env.TRELLIS_BENCH_DEBUG) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcMs += e.duration;
+      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcMajorMs += e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
+}
 let peakRss = process.memoryUsage().rss;
 setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -73,7 +89,7 @@ xds.on((ev) => {
     waiting = undefined;
     const lat = [...w.acked.values()].sort((a, b) => a - b);
     const cpu = process.cpuUsage(w.cpu);
-    if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${w.pushes} pushes from ${w.firstPushMs.toFixed(0)} to ${w.lastPushMs.toFixed(0)} ms; ACKs from ${lat[0]!.toFixed(0)} to ${lat[lat.length - 1]!.toFixed(0)} ms; CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms\n`);
+    if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${w.pushes} pushes from ${w.firstPushMs.toFixed(0)} to ${w.lastPushMs.toFixed(0)} ms; ACKs from ${lat[0]!.toFixed(0)} to ${lat[lat.length - 1]!.toFixed(0)} ms; CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, GC ${(gcMs - w.gc0).toFixed(0)} ms (major ${(gcMajorMs - w.gcMajor0).toFixed(0)})\n`);
     out({ id: w.id, done: true, lastAckMs: lat[lat.length - 1], p50Ms: lat[Math.floor(lat.length * 0.5)], p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] });
   }
 });
@@ -88,10 +104,30 @@ function expectedVersion(typeUrl: string): string {
   return snap?.types.get(typeUrl as never)?.version ?? '';
 }
 
+// TRELLIS_BENCH_PHASE_PROFILE=DIR: a CPU profile of the endpoint changes alone
+// (from the first to the first service added), written to DIR.
+const phaseDir = process.env.TRELLIS_BENCH_PHASE_PROFILE;
+let profiler: Session | undefined;
+async function phaseProfile(op: string): Promise<void> {
+  if (!phaseDir) return;
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => profiler!.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+  if (op === 'endpoint-change' && profiler === undefined) {
+    profiler = new Session();
+    profiler.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+  } else if (op === 'service-added' && profiler !== undefined) {
+    const { profile } = (await post('Profiler.stop')) as { profile: object };
+    writeFileSync(path.join(phaseDir, 'endpoint-changes.cpuprofile'), JSON.stringify(profile));
+    profiler.disconnect();
+  }
+}
+
 out({ ready: true, port, services: N });
 
 const rl = readline.createInterface({ input: process.stdin });
-rl.on('line', (line) => {
+rl.on('line', async (line) => {
   const cmd = JSON.parse(line) as { op: string; id: string; expect: number };
   if (cmd.op === 'stats') {
     const cpu = process.cpuUsage();
@@ -100,8 +136,11 @@ rl.on('line', (line) => {
     out({ id: cmd.id, cpuSeconds: (cpu.user + cpu.system) / 1e6, rss: m.rss, peakRss, connected: xds.status().length });
     return;
   }
+  await phaseProfile(cmd.op);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const gc0 = gcMs;
+  const gcMajor0 = gcMajorMs;
   let typeUrl: string;
   if (cmd.op === 'endpoint-change') {
     generation++;
@@ -114,7 +153,7 @@ rl.on('line', (line) => {
   const t1 = performance.now();
   source.setState(state, ++generation);
   if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${cmd.op}: state ${(t1 - t0).toFixed(0)} ms, setState ${(performance.now() - t1).toFixed(0)} ms\n`);
-  waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id, pushes: 0, cpu: cpu0, firstPushMs: 0, lastPushMs: 0 };
+  waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id, pushes: 0, cpu: cpu0, gc0, gcMajor0, firstPushMs: 0, lastPushMs: 0 };
 });
 process.on('SIGTERM', () => {
   void xds.close().then(() => process.exit(0));
