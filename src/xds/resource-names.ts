@@ -60,10 +60,3 @@ export function internNames(bytes: Buffer | null, list: readonly string[]): Name
   collected.register(made, key);
   return made;
 }
-
-/** How many interned lists are alive (for tests). */
-export function internedCount(): number {
-  let n = 0;
-  for (const ref of interned.values()) if (ref.deref() !== undefined) n++;
-  return n;
-}
