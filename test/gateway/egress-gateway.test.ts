@@ -22,7 +22,7 @@ import { Sidecar } from '../../src/runner/sidecar.ts';
 import { joinToken } from '../run/harness.ts';
 import { createCaClient } from '../../src/proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type Credentials } from '../../src/proxy/identity/workload-identity.ts';
-import { eventually, testCertificate, viaProxy, type ProxiedAnswer } from './kit.ts';
+import { eventually, startExternalApi, testCertificate, viaProxy, type ProxiedAnswer } from './kit.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-egress-gw-test-'));
@@ -45,12 +45,7 @@ async function apply(doc: unknown): Promise<void> {
 
 
 before(async () => {
-  external = https.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (req, res) => {
-    seenSni.push(String((req.socket as TLSSocket).servername));
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ external: 'api', host: req.headers.host, path: req.url }));
-  });
-  await new Promise<void>((r) => external.listen(0, '127.0.0.1', r));
+  external = await startExternalApi({ keyFile, certFile }, seenSni);
   const cpDir = path.join(dir, 'cp');
   mkdirSync(cpDir);
   const [xds, ga, sa, ob] = (await freePorts(4)) as [number, number, number, number];

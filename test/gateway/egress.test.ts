@@ -8,14 +8,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
 import { freePorts } from '../../src/runner/ports.ts';
 import { Sidecar } from '../../src/runner/sidecar.ts';
-import { testCertificate, viaProxy, type ProxiedAnswer } from './kit.ts';
+import { startExternalApi, testCertificate, viaProxy, type ProxiedAnswer } from './kit.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-egress-test-'));
 const { keyFile, certFile } = testCertificate(dir, 'api.example.com');
@@ -28,12 +27,7 @@ let outbound = 0;
 const seenSni: string[] = [];
 
 before(async () => {
-  external = https.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, (req, res) => {
-    seenSni.push(String((req.socket as TLSSocket).servername));
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ external: 'api', host: req.headers.host, path: req.url }));
-  });
-  await new Promise<void>((r) => external.listen(0, '127.0.0.1', r));
+  external = await startExternalApi({ keyFile, certFile }, seenSni);
   plain = http.createServer((req, res) => res.end(`plain ${req.headers.host}`));
   await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
   cp = await startControlPlane({ store: openMemoryStore(), apiPort: 0, xdsPort: 0, log: () => {} });

@@ -1,10 +1,12 @@
-// Shared pieces of the gateway tests: a test certificate for an "external"
+// Shared pieces of the gateway tests: a test certificate and an "external"
 // HTTPS server, a call made as an app whose HTTP_PROXY is a sidecar's
 // outbound port, and bounded polling for what reaches a proxy through the
 // control plane (config pushes, registration).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import path from 'node:path';
 
 /** A self-signed P-256 certificate for `host` (a test fixture made by openssl in `dir`/pki). */
@@ -17,6 +19,19 @@ export function testCertificate(dir: string, host: string): { keyFile: string; c
     '-keyout', keyFile, '-out', certFile, '-subj', `/CN=${host}`, '-addext', `subjectAltName=DNS:${host}`,
   ], { stdio: 'ignore' });
   return { keyFile, certFile };
+}
+
+/** The HTTPS server standing for an external API on 127.0.0.1 (a free
+ * port), with `testCertificate`'s files: it records the SNI of each request
+ * in `seenSni` and answers with the Host and path it saw as JSON. */
+export async function startExternalApi(cert: { keyFile: string; certFile: string }, seenSni: string[]): Promise<https.Server> {
+  const server = https.createServer({ key: readFileSync(cert.keyFile), cert: readFileSync(cert.certFile) }, (req, res) => {
+    seenSni.push(String((req.socket as TLSSocket).servername));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ external: 'api', host: req.headers.host, path: req.url }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
 }
 
 export interface ProxiedAnswer {
