@@ -24,7 +24,7 @@ import type { ExternalServiceResource, GatewayResource, MeshState, ProxyNode } f
 import { keyOf, nsOf } from './model.ts';
 import type { RouteWarning } from './http-routes.ts';
 import { downstreamTlsSocket, spiffeIdOf, upstreamTlsSocket } from './mtls.ts';
-import { HCM_TYPE, ROUTER_TYPE } from './translate.ts';
+import { hcm } from './filters.ts';
 
 export const EGRESS_GATEWAY_CLASS = 'trellis-egress';
 /** The registry label `trellis gateway` puts on its workload: the Gateway's name. */
@@ -241,16 +241,7 @@ export function egressGatewayOwn(state: MeshState, gw: GatewayResource, node: Pr
       filterChains: [{
         name: `${name}-mtls`,
         filterChainMatch: { transportProtocol: 'tls' },
-        filters: [{
-          name: 'envoy.filters.network.http_connection_manager',
-          typedConfig: {
-            '@type': HCM_TYPE,
-            statPrefix: name,
-            codecType: 'AUTO',
-            rds: { configSource: { ads: {} }, routeConfigName: rc },
-            httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER_TYPE } }],
-          },
-        }],
+        filters: [hcm(name, { routeConfigName: rc })],
         transportSocket: downstreamTlsSocket(),
       }],
     });

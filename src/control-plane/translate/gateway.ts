@@ -23,7 +23,7 @@
 import type { GatewayListenerSpec, GatewayResource, HTTPRouteResource, MeshState, ParentRef, ProxyNode, ServiceResource } from './model.ts';
 import { nsOf } from './model.ts';
 import { routesFor, type RouteWarning } from './http-routes.ts';
-import { HCM_TYPE, ROUTER_TYPE } from './translate.ts';
+import { hcm } from './filters.ts';
 import { EGRESS_GATEWAY_CLASS, egressGatewayOwn } from './egress.ts';
 
 export type { GatewayListenerSpec, GatewayResource };
@@ -80,19 +80,6 @@ export function gatewayBootstrap(i: GatewayBootstrapInput): object {
     node: { id: i.nodeId ?? `${i.namespace}/gateway-${i.gateway}`, cluster: i.gateway, metadata: { trellis } },
     admin: { address: { socketAddress: { address: i.admin.address, portValue: i.admin.port } } },
     dynamicResources: { ads: { address: i.xdsAddress } },
-  };
-}
-
-function hcm(statPrefix: string, routeConfigName: string): object {
-  return {
-    name: 'envoy.filters.network.http_connection_manager',
-    typedConfig: {
-      '@type': HCM_TYPE,
-      statPrefix,
-      codecType: 'AUTO',
-      rds: { configSource: { ads: {} }, routeConfigName },
-      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER_TYPE } }],
-    },
   };
 }
 
@@ -207,7 +194,7 @@ export function gatewayOwn(state: MeshState, node: ProxyNode, warnings: RouteWar
       chains.push({
         name: `${name}|${l.name}`,
         filterChainMatch: { transportProtocol: 'tls', ...(l.hostname ? { serverNames: [l.hostname.toLowerCase()] } : {}) },
-        filters: [hcm(`${name}|${l.name}`, name)],
+        filters: [hcm(`${name}|${l.name}`, { routeConfigName: name })],
         transportSocket: {
           name: 'envoy.transport_sockets.tls',
           typedConfig: {
@@ -223,7 +210,7 @@ export function gatewayOwn(state: MeshState, node: ProxyNode, warnings: RouteWar
         },
       });
     }
-    if (http.some((x) => x.protocol === 'HTTP')) chains.push({ name: `${name}|http`, filters: [hcm(name, name)] });
+    if (http.some((x) => x.protocol === 'HTTP')) chains.push({ name: `${name}|http`, filters: [hcm(name, { routeConfigName: name })] });
     if (chains.length === 0) continue;
     // Direction "gateway": telemetry labels it like a caller (destination
     // service from the cluster, x-trellis-peer stamped), not like the inbound

@@ -24,10 +24,8 @@ import { transparentOwn } from './transparent.ts';
 import { applyMeshTls } from './mtls.ts';
 import { applySecurity } from './authz.ts';
 import { applyPolicies } from './policies.ts';
+import { hcm, tcpProxy } from './filters.ts';
 
-export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
-export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 export const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 export const OUTBOUND_ROUTE_NAME = 'outbound';
@@ -64,31 +62,6 @@ function memo<T>(state: MeshState, key: string, warnings: RouteWarning[], comput
   warnings.push(...hit.warnings);
   return hit.value as T;
 }
-
-function hcm(statPrefix: string, rds: { routeConfigName: string } | { routeConfig: object }, codecType = 'AUTO'): object {
-  return {
-    name: 'envoy.filters.network.http_connection_manager',
-    typedConfig: {
-      '@type': HCM_TYPE,
-      statPrefix,
-      codecType,
-      ...('routeConfigName' in rds ? { rds: { configSource: { ads: {} }, routeConfigName: rds.routeConfigName } } : { routeConfig: rds.routeConfig }),
-      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER_TYPE } }],
-    },
-  };
-}
-
-function tcpProxy(statPrefix: string, clusters: { name: string; weight: number }[]): object {
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typedConfig: {
-      '@type': TCP_PROXY_TYPE,
-      statPrefix,
-      ...(clusters.length === 1 ? { cluster: clusters[0]!.name } : { weightedClusters: { clusters } }),
-    },
-  };
-}
-
 
 function edsCluster(name: string, h2: boolean, proxyless: boolean): object {
   return {

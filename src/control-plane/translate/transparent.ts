@@ -16,31 +16,11 @@ import type { MeshState, ProxyNode, ServiceResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import { findService, inboundAppCluster, inboundClusterName, isHttpLike, nodeWorkload, portProtocol, serviceClusterName } from './services.ts';
 import type { RouteWarning } from './http-routes.ts';
-
-const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
-const TCP = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+import { hcm, tcpProxy } from './filters.ts';
 
 export const DEFAULT_INBOUND_CAPTURE_PORT = 15006;
 
 const addr = (address: string, port: number): object => ({ socketAddress: { address, portValue: port } });
-
-function hcm(statPrefix: string, rds: { routeConfigName: string } | { routeConfig: object }): object {
-  return {
-    name: 'envoy.filters.network.http_connection_manager',
-    typedConfig: {
-      '@type': HCM,
-      statPrefix,
-      codecType: 'AUTO',
-      ...('routeConfigName' in rds ? { rds: { configSource: { ads: {} }, routeConfigName: rds.routeConfigName } } : { routeConfig: rds.routeConfig }),
-      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER } }],
-    },
-  };
-}
-
-function tcpProxy(statPrefix: string, cluster: string): object {
-  return { name: 'envoy.filters.network.tcp_proxy', typedConfig: { '@type': TCP, statPrefix, cluster } };
-}
 
 export interface OwnResources {
   listeners: object[];
@@ -73,7 +53,7 @@ export function transparentOwn(state: MeshState, node: ProxyNode, warnings: Rout
       chains.push({
         name: `tcp|${cluster}`,
         filterChainMatch: { destinationPort: sp.port, prefixRanges: [{ addressPrefix: vip, prefixLen: 32 }] },
-        filters: [tcpProxy(`outbound|${cluster}`, cluster)],
+        filters: [tcpProxy(`outbound|${cluster}`, [{ name: cluster, weight: 1 }])],
       });
     }
   }
@@ -97,7 +77,7 @@ export function transparentOwn(state: MeshState, node: ProxyNode, warnings: Rout
     const name = `inbound|${p.port}`;
     const filter = isHttpLike(proto)
       ? hcm(name, { routeConfig: { name, virtualHosts: [{ name, domains: ['*'], routes: [{ name: 'inbound', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }] } })
-      : tcpProxy(name, cluster);
+      : tcpProxy(name, [{ name: cluster, weight: 1 }]);
     inChains.push({ name, filterChainMatch: { destinationPort: p.port }, filters: [filter] });
   }
   listeners.push({
