@@ -14,6 +14,7 @@ import { fakeCaStore } from '../src/control-plane/ca/fake-store.ts';
 import { identityRoutes } from '../src/control-plane/ca/identity-routes.ts';
 import { Router } from '../src/control-plane/api/router.ts';
 import { downstreamTlsSocket, upstreamTlsSocket } from '../src/control-plane/translate/mtls.ts';
+import { PROXY_NODE_FLAGS } from '../src/proxy/runtime.ts';
 
 export const BODY_1K = 'x'.repeat(1024);
 /** One gRPC message frame (5-byte prefix + a 5-byte protobuf message). */
@@ -241,7 +242,7 @@ async function startTrellisProcess(
   const file = path.join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(trellisBootstrap({ adminPort, h1Port, h2Port, upstreamH1: upstream.h1Port, upstreamH2: upstream.h2Port, ...(mtls ? { mtls: mtls.bootstrap } : {}) }), null, 2));
   const identityArgs = mtls ? ['--identity-url', mtls.identityUrl, '--join-token', mtls.joinToken] : [];
-  const child = launch(process.execPath, [path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file, ...identityArgs], cpu, path.join(dir, `${name}.log`));
+  const child = launch(process.execPath, [...PROXY_NODE_FLAGS, path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file, ...identityArgs], cpu, path.join(dir, `${name}.log`));
   await waitForPort(h1Port);
   await waitForPort(h2Port);
   return { child, h1Port, h2Port };

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/runner/ports.ts';
+import { PROXY_NODE_FLAGS } from '../../src/proxy/runtime.ts';
 import { APPS, apply, controlPlane, events, service, tempDir, trellisRun, waitFor, workloads } from './harness.ts';
 
 test('trellis run: app after sidecar ready, HTTP_PROXY routing, SIGTERM forwarded, exit codes, deregistration', async (t) => {
@@ -45,6 +46,9 @@ test('trellis run: app after sidecar ready, HTTP_PROXY routing, SIGTERM forwarde
 
   // The sidecar dies: the runner restarts it while the app keeps running.
   const firstPid = events(reviews.stderr()).find((e) => e.event === 'sidecar_started')?.pid as number;
+  // Started with the proxy's V8 options (src/proxy/runtime.ts).
+  const argv = readFileSync(`/proc/${firstPid}/cmdline`, 'utf8').split('\0');
+  for (const flag of PROXY_NODE_FLAGS) assert.ok(argv.indexOf(flag) > 0 && argv.indexOf(flag) < argv.indexOf('proxy'), `${flag} before the script: ${argv.join(' ')}`);
   process.kill(firstPid, 'SIGKILL');
   await waitFor('sidecar restarted', () => (events(reviews.stderr()).some((e) => e.event === 'sidecar_restarted') ? true : undefined));
   const again = await waitFor('inbound through the restarted sidecar', async () => {

@@ -27,6 +27,7 @@ import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secre
 import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
 import { composeUpstreamTls, createEgressTls, type UpstreamTlsHook } from '../../proxy/egress-tls.ts';
+import { tuneProxyRuntime } from '../../proxy/runtime.ts';
 
 export const EXIT_PORT_IN_USE = 3;
 
@@ -104,6 +105,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`trellis proxy: ${bad.message}`);
     return 2;
   }
+  tuneProxyRuntime();
   const drainMs = drainOpt ?? DEFAULT_DRAIN_MS;
   let jwksCa: string | undefined;
   if (values['jwks-ca'] !== undefined) {
