@@ -26,7 +26,8 @@ import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
 import { startAdmin, type AdminServer } from './admin.ts';
 import type { ClusterSnapshot } from './cluster.ts';
 import { Resilience, type ResilienceOptions } from './resilience.ts';
-import { Telemetry, type TelemetryOptions } from './telemetry/telemetry.ts';
+import { Telemetry, loadTracer, type TelemetryConfig } from './telemetry/telemetry.ts';
+import type { ProxyTracer } from './telemetry/tracing.ts';
 import { Security, type SecurityOptions } from './layers/security.ts';
 
 export const DEFAULT_DRAIN_MS = 5_000;
@@ -55,7 +56,7 @@ export interface StartProxyOptions {
   readonly identity?: { describe(): unknown };
   /** Tracing, access log and series bounds (telemetry/telemetry.ts); the
    * standard metrics are always on. */
-  readonly telemetry?: Omit<TelemetryOptions, 'registry' | 'node'>;
+  readonly telemetry?: TelemetryConfig;
   /** JWKS trust and refresh for JWT authentication (layers/security.ts). */
   readonly security?: SecurityOptions;
 }
@@ -73,7 +74,7 @@ interface Active {
 /** Start a proxy on `config`. Fails (nothing left running) when the config
  * is invalid or a listener cannot bind. */
 export async function startProxy(opts: StartProxyOptions): Promise<StartResult> {
-  const proxy = new Proxy(opts);
+  const proxy = new Proxy(opts, await loadTracer(opts.node, opts.telemetry?.tracing));
   const r = await proxy.applyConfig(opts.config);
   if (!r.ok) {
     await proxy.stop({ drainMs: 0 });
@@ -111,12 +112,12 @@ export class Proxy {
   /** Serialises applyConfig calls. */
   private applying: Promise<unknown> = Promise.resolve();
 
-  constructor(opts: StartProxyOptions) {
+  constructor(opts: StartProxyOptions, tracer?: ProxyTracer) {
     this.opts = opts;
     this.stats = opts.stats ?? createProxyStats();
     this.log = opts.log ?? (() => {});
     this.resilience = new Resilience({ ...opts.resilience, registry: this.stats.registry, log: this.log });
-    this.telemetry = new Telemetry({ ...opts.telemetry, registry: this.stats.registry, node: opts.node });
+    this.telemetry = new Telemetry({ ...opts.telemetry, tracer, registry: this.stats.registry, node: opts.node });
     this.security = new Security({ ...opts.security, registry: this.stats.registry, log: this.log });
     this.pools = createPoolRegistry(opts.createPool ?? defaultPoolFactory);
     this.serve = createConnectionHandler({

@@ -1,6 +1,7 @@
 // The real `trellis proxy --config FILE` process: start, serve, reload on a
 // file change and on SIGHUP, a bad edit keeps the old config, SIGTERM drains
-// an in-flight request and exits 0, a bad bootstrap exits 2.
+// an in-flight request and exits 0, a bad bootstrap exits 2; tracing from
+// its flags, with the queued spans flushed at exit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { bootstrapDoc, getText, httpBackend, httpListener, request, routeConfig, staticCluster } from './helpers.ts';
+import { collector } from '../telemetry/collector.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(ROOT, 'bin', 'trellis.ts');
@@ -23,8 +25,8 @@ class ProxyProcess {
   private waiters: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [BIN, 'proxy', ...args], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [BIN, 'proxy', ...args], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       buf += d;
@@ -57,8 +59,8 @@ class ProxyProcess {
   }
 }
 
-function spawnProxy(t: TestContext, args: string[]): ProxyProcess {
-  const p = new ProxyProcess(args);
+function spawnProxy(t: TestContext, args: string[], env?: NodeJS.ProcessEnv): ProxyProcess {
+  const p = new ProxyProcess(args, env);
   t.after(async () => {
     if (p.child.exitCode === null && p.child.signalCode === null) {
       p.child.kill('SIGKILL');
@@ -168,4 +170,53 @@ test('SIGHUP reloads with --no-watch; SIGTERM drains an in-flight slow request, 
   assert.equal(r.body, 'slow done');
   assert.equal(await p.exited, 0);
   assert.ok(p.lines.some((l) => l.event === 'exit'));
+});
+
+test('tracing from --tracing-collector/--tracing-sampling: spans exported, flushed at SIGTERM; bad values exit 2; off by default', async (t) => {
+  const seen: Array<string | undefined> = [];
+  const a = await httpBackend(t, 'a', (req, res) => {
+    seen.push(req.headers.traceparent as string | undefined);
+    req.resume();
+    res.end('a');
+  });
+  const file = tempFile(t, 'proxy.json');
+  writeFileSync(file, doc('a', a.port, a.port));
+
+  for (const [args, message] of [
+    [['--tracing-collector', 'ftp://collector/v1/traces'], /--tracing-collector: must be an http\(s\) URL/],
+    [['--tracing-collector', 'http://127.0.0.1:4318/v1/traces', '--tracing-sampling', '1.5'], /--tracing-sampling: must be between 0 and 1/],
+    [['--tracing-sampling', '1'], /--tracing-sampling: needs --tracing-collector/],
+  ] as const) {
+    const bad = spawnProxy(t, ['--config', file, ...args]);
+    assert.equal(await bad.exited, 2, args.join(' '));
+    assert.match(bad.stderr, message);
+  }
+  // The environment is read too (how `trellis run` passes it to its sidecar).
+  const badEnv = spawnProxy(t, ['--config', file], { TRELLIS_TRACING_COLLECTOR: 'collector:4318' });
+  assert.equal(await badEnv.exited, 2);
+  assert.match(badEnv.stderr, /--tracing-collector: must be an http\(s\) URL/);
+
+  // Off by default: no trace context is added.
+  const plain = spawnProxy(t, ['--config', file, '--admin-port', '0']);
+  assert.equal((await request((await started(plain)).port, { agent: false })).status, 200);
+  assert.equal(seen.shift(), undefined);
+  plain.child.kill('SIGTERM');
+  assert.equal(await plain.exited, 0);
+
+  // On: every new trace sampled; the batch (5 s delay) leaves at SIGTERM.
+  const c = await collector(t);
+  const p = spawnProxy(t, ['--config', file, '--admin-port', '0', '--tracing-collector', c.url, '--tracing-sampling', '1']);
+  const { port } = await started(p);
+  assert.equal((await request(port, { agent: false, path: '/traced' })).status, 200);
+  const traceparent = seen.shift();
+  assert.match(traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  assert.equal(c.spans.length, 0, 'batched, not sent per request');
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0);
+  assert.equal(c.spans.length, 1, JSON.stringify(c.spans));
+  const span = c.spans[0]!;
+  assert.equal(span.service, 'test');
+  assert.equal(traceparent, `00-${span.traceId}-${span.spanId}-01`);
+  assert.equal(span.attributes['url.path'], '/traced');
+  assert.equal(span.attributes['http.response.status_code'], 200);
 });

@@ -5,31 +5,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { app, call, startSidecar, type Sidecar } from './mesh-fixture.ts';
-import { decodeTraceExport, SPAN_KIND, type DecodedSpan } from './otlp-decode.ts';
-
-async function collector(t: TestContext): Promise<{ url: string; spans: DecodedSpan[]; contentTypes: Set<string> }> {
-  const spans: DecodedSpan[] = [];
-  const contentTypes = new Set<string>();
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      contentTypes.add(String(req.headers['content-type']));
-      if (req.url === '/v1/traces') spans.push(...decodeTraceExport(Buffer.concat(chunks)));
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, spans, contentTypes };
-}
+import { SPAN_KIND, type DecodedSpan } from './otlp-decode.ts';
+import { collector } from './collector.ts';
 
 const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
 

@@ -28,6 +28,8 @@ import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
 import { composeUpstreamTls, createEgressTls, type UpstreamTlsHook } from '../../proxy/egress-tls.ts';
 import { tuneProxyRuntime } from '../../proxy/runtime.ts';
+import { checkTracingOptions } from '../../proxy/telemetry/tracing-options.ts';
+import type { TracerConfig } from '../../proxy/telemetry/telemetry.ts';
 
 export const EXIT_PORT_IN_USE = 3;
 
@@ -48,7 +50,13 @@ workload identity and mTLS (docs/identity-and-mtls.md):
   Without a join token the proxy has no identity and ignores mTLS config (plaintext).
 
 JWT authentication (docs/authorization.md):
-  --jwks-ca FILE         extra CA certificates (PEM) trusted for HTTPS JWKS URLs`;
+  --jwks-ca FILE         extra CA certificates (PEM) trusted for HTTPS JWKS URLs
+
+tracing (docs/telemetry.md), off unless a collector is given:
+  --tracing-collector URL  OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces
+                           (or TRELLIS_TRACING_COLLECTOR)
+  --tracing-sampling R     probability of sampling a new trace, 0..1 (default 0.01,
+                           or TRELLIS_TRACING_SAMPLING); a caller's decision is kept`;
 
 type Level = 'info' | 'warn' | 'error';
 
@@ -63,6 +71,17 @@ function intOption(v: string | undefined, name: string): number | undefined | Er
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v)) return new Error(`--${name}: "${v}" is not a non-negative integer`);
   return Number(v);
+}
+
+/** Tracing from the flags (or their environment variables): off without a
+ * collector; a sampling rate alone is an error, since it would do nothing. */
+function tracingOption(collector: string | undefined, sampling: string | undefined): TracerConfig | undefined | Error {
+  const url = collector === '' ? undefined : collector;
+  const rate = sampling === '' || sampling === undefined ? undefined : Number(sampling);
+  if (url === undefined) return rate === undefined ? undefined : new Error('--tracing-sampling: needs --tracing-collector (or TRELLIS_TRACING_COLLECTOR)');
+  const config: TracerConfig = rate === undefined ? { collectorUrl: url } : { collectorUrl: url, samplingRate: rate };
+  const errors = checkTracingOptions(config).map((e) => e.replace('tracing.collectorUrl', '--tracing-collector').replace('tracing.samplingRate', '--tracing-sampling'));
+  return errors.length > 0 ? new Error(errors.join('; ')) : config;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -81,6 +100,8 @@ export async function run(argv: string[]): Promise<number> {
         'join-token-file': { type: 'string' },
         'identity-url': { type: 'string' },
         'jwks-ca': { type: 'string' },
+        'tracing-collector': { type: 'string' },
+        'tracing-sampling': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -103,6 +124,11 @@ export async function run(argv: string[]): Promise<number> {
   if (adminPort instanceof Error || drainOpt instanceof Error || detectTimeoutMs instanceof Error) {
     const bad = [adminPort, drainOpt, detectTimeoutMs].find((v) => v instanceof Error) as Error;
     console.error(`trellis proxy: ${bad.message}`);
+    return 2;
+  }
+  const tracing = tracingOption(values['tracing-collector'] ?? process.env.TRELLIS_TRACING_COLLECTOR, values['tracing-sampling'] ?? process.env.TRELLIS_TRACING_SAMPLING);
+  if (tracing instanceof Error) {
+    console.error(`trellis proxy: ${tracing.message}`);
     return 2;
   }
   tuneProxyRuntime();
@@ -211,6 +237,7 @@ export async function run(argv: string[]): Promise<number> {
     log,
     ...(detectTimeoutMs === undefined ? {} : { detectTimeoutMs }),
     ...(jwksCa === undefined ? {} : { security: { jwks: { ca: jwksCa } } }),
+    ...(tracing === undefined ? {} : { telemetry: { tracing } }),
     ...tlsOptions,
     // Gateway mode: the operator's certificates by SNI (proxy/gateway-tls.ts).
     ...gatewayTlsProxyOptions(boot.node, tlsOptions, () => proxyRef?.config, log),

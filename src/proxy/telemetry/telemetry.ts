@@ -19,16 +19,34 @@ import { UNKNOWN, parseSpiffe, selfIdentity, serviceFromCluster, type WorkloadId
 import { TapHub, parseTapFilter } from './tap.ts';
 import { createTelemetryStats, type TelemetryStats } from './telemetry-stats.ts';
 import { telemetryLayer, type EndpointDirectory, type EndpointFacts } from './telemetry-layer.ts';
-import { createTracer, type ProxyTracer, type TracingOptions } from './tracing.ts';
+import type { ProxyTracer } from './tracing.ts';
+import type { TracingOptions } from './tracing-options.ts';
 
-export interface TelemetryOptions {
-  readonly registry: Registry;
-  readonly node: Pick<NodeInfo, 'cluster' | 'metadata'>;
-  /** Tracing is off unless configured. */
-  readonly tracing?: Omit<TracingOptions, 'serviceName'> & { serviceName?: string };
+/** What a proxy's owner configures (StartProxyOptions.telemetry). */
+export interface TelemetryConfig {
+  /** Tracing is off unless configured; `serviceName` defaults to the workload. */
+  readonly tracing?: TracerConfig;
   readonly accessLog?: AccessLogOptions;
   /** Bound on distinct label tuples per metric family. */
   readonly maxTuples?: number;
+}
+
+export type TracerConfig = Omit<TracingOptions, 'serviceName'> & { serviceName?: string };
+
+export interface TelemetryOptions extends Omit<TelemetryConfig, 'tracing'> {
+  readonly registry: Registry;
+  readonly node: Pick<NodeInfo, 'cluster' | 'metadata'>;
+  /** From loadTracer. */
+  readonly tracer?: ProxyTracer | undefined;
+}
+
+/** The tracer for `tracing`, or none. The OpenTelemetry SDK (~20 MB of a
+ * proxy's memory) is imported here, only when tracing is configured. */
+export async function loadTracer(node: Pick<NodeInfo, 'cluster' | 'metadata'>, tracing: TracerConfig | undefined): Promise<ProxyTracer | undefined> {
+  if (tracing === undefined) return undefined;
+  const self = selfIdentity(node);
+  const { createTracer } = await import('./tracing.ts');
+  return createTracer({ serviceName: self.workload, namespace: self.namespace, ...tracing });
 }
 
 export interface TcpConnectionReport {
@@ -52,7 +70,7 @@ export class Telemetry {
   constructor(o: TelemetryOptions) {
     this.self = selfIdentity(o.node);
     this.stats = createTelemetryStats(o.registry, o.maxTuples === undefined ? {} : { maxTuples: o.maxTuples });
-    this.tracer = o.tracing ? createTracer({ serviceName: this.self.workload, namespace: this.self.namespace, ...o.tracing }) : undefined;
+    this.tracer = o.tracer;
     this.accessLog = new AccessLog(o.accessLog);
   }
 

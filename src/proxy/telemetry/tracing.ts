@@ -10,7 +10,7 @@
 // TraceIdRatioBased). Unsampled requests still get a context propagated
 // (flag 00), so the whole trace agrees on the decision.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Span, type Tracer } from '@opentelemetry/api';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -25,24 +25,9 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import type { ProxyRequest } from '../http/exchange.ts';
+import { checkTracingOptions, type TracingOptions } from './tracing-options.ts';
 import { getHeader } from '../http/exchange.ts';
 import { b3DenyOnly, extractTraceContext, injectTraceContext } from './trace-context.ts';
-
-export interface TracingOptions {
-  /** OTLP/HTTP traces endpoint, e.g. `http://collector:4318/v1/traces`. */
-  readonly collectorUrl: string;
-  /** Resource `service.name` (the proxy's workload). */
-  readonly serviceName: string;
-  readonly namespace?: string;
-  /** Probability of sampling a new trace, 0..1. Default 0.01 (as Istio). */
-  readonly samplingRate?: number;
-  /** Batch export delay. Default 5000 ms. */
-  readonly exportDelayMs?: number;
-  /** Spans queued for export before new ones are dropped. Default 2048. */
-  readonly maxQueueSize?: number;
-  /** Tests: replace the OTLP exporter. */
-  readonly exporter?: SpanExporter;
-}
 
 export interface HopSpan {
   readonly traceId: string;
@@ -57,19 +42,6 @@ export interface ProxyTracer {
   start(req: ProxyRequest): HopSpan;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
-}
-
-export function checkTracingOptions(o: TracingOptions): string[] {
-  const errors: string[] = [];
-  try {
-    const u = new URL(o.collectorUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') errors.push('tracing.collectorUrl: must be an http(s) URL');
-  } catch {
-    errors.push(`tracing.collectorUrl: "${o.collectorUrl}" is not a URL`);
-  }
-  if (o.samplingRate !== undefined && !(o.samplingRate >= 0 && o.samplingRate <= 1)) errors.push('tracing.samplingRate: must be between 0 and 1');
-  if (!o.serviceName) errors.push('tracing.serviceName: required');
-  return errors;
 }
 
 export function createTracer(o: TracingOptions): ProxyTracer {
