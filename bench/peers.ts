@@ -3,7 +3,7 @@
 // proxy, and a Trellis sidecar pair (client proxy -> server proxy), also with
 // mutual TLS between the two (`trellis-mtls`). Configs
 // are generated into a temporary directory; nothing listens beyond the run.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { fakeCaStore } from '../src/control-plane/ca/fake-store.ts';
 import { identityRoutes } from '../src/control-plane/ca/identity-routes.ts';
 import { Router } from '../src/control-plane/api/router.ts';
 import { downstreamTlsSocket, upstreamTlsSocket } from '../src/control-plane/translate/mtls.ts';
-import { PROXY_NODE_FLAGS } from '../src/proxy/runtime.ts';
+import { PROXY_NODE_FLAGS, proxyEnv } from '../src/proxy/runtime.ts';
 
 export const BODY_1K = 'x'.repeat(1024);
 /** One gRPC message frame (5-byte prefix + a 5-byte protobuf message). */
@@ -57,8 +57,8 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
   }
 }
 
-function launch(cmd: string, args: string[], cpu: string, logFile: string): ChildProcess {
-  const child = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+function launch(cmd: string, args: string[], cpu: string, logFile: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env } : {}) });
   const chunks: Buffer[] = [];
   child.stderr?.on('data', (c: Buffer) => chunks.push(c));
   child.on('exit', () => writeFileSync(logFile, Buffer.concat(chunks)));
@@ -232,17 +232,29 @@ export function trellisBootstrap(opts: {
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
+let compileCacheWarm = false;
+
+/** A sidecar starts from Node's compile cache once its modules have been
+ * compiled on the machine (src/proxy/runtime.ts); fill it first, so the
+ * first proxy measured is not the one that did. */
+function warmCompileCache(): void {
+  if (compileCacheWarm) return;
+  compileCacheWarm = true;
+  execFileSync(process.execPath, [...PROXY_NODE_FLAGS, path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--help'], { env: proxyEnv(), stdio: 'ignore' });
+}
+
 async function startTrellisProcess(
   dir: string, cpu: string, name: string, upstream: { h1Port: number; h2Port: number },
   mtls?: { bootstrap: NonNullable<Parameters<typeof trellisBootstrap>[0]['mtls']>; identityUrl: string; joinToken: string },
 ): Promise<{ child: ChildProcess; h1Port: number; h2Port: number }> {
+  warmCompileCache();
   const h1Port = await freePort();
   const h2Port = await freePort();
   const adminPort = await freePort();
   const file = path.join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(trellisBootstrap({ adminPort, h1Port, h2Port, upstreamH1: upstream.h1Port, upstreamH2: upstream.h2Port, ...(mtls ? { mtls: mtls.bootstrap } : {}) }), null, 2));
   const identityArgs = mtls ? ['--identity-url', mtls.identityUrl, '--join-token', mtls.joinToken] : [];
-  const child = launch(process.execPath, [...PROXY_NODE_FLAGS, path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file, ...identityArgs], cpu, path.join(dir, `${name}.log`));
+  const child = launch(process.execPath, [...PROXY_NODE_FLAGS, path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file, ...identityArgs], cpu, path.join(dir, `${name}.log`), proxyEnv());
   await waitForPort(h1Port);
   await waitForPort(h2Port);
   return { child, h1Port, h2Port };

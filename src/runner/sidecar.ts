@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { PROXY_NODE_FLAGS } from '../proxy/runtime.ts';
+import { PROXY_NODE_FLAGS, proxyEnv } from '../proxy/runtime.ts';
 
 export const TRELLIS_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'trellis.ts');
 
@@ -169,7 +169,7 @@ export class Sidecar {
   #spawn(): ChildProcess {
     const args = [TRELLIS_BIN, 'proxy', '--config', this.bootstrapPath, '--no-watch', '--drain-ms', String(this.spec.drainMs ?? 5000)];
     const [cmd, ...pre] = [...(this.spec.wrap ?? []), process.execPath, ...PROXY_NODE_FLAGS, ...args];
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_NO_WARNINGS: '1' };
+    const env = proxyEnv({ ...process.env, NODE_NO_WARNINGS: '1' });
     if (this.spec.identityUrl !== undefined && env.TRELLIS_IDENTITY_URL === undefined) env.TRELLIS_IDENTITY_URL = this.spec.identityUrl;
     const child = spawn(cmd!, pre, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const sink = this.#logStream;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/runner/ports.ts';
-import { PROXY_NODE_FLAGS } from '../../src/proxy/runtime.ts';
+import { PROXY_NODE_FLAGS, proxyEnv } from '../../src/proxy/runtime.ts';
 import { APPS, apply, controlPlane, events, service, tempDir, trellisRun, waitFor, workloads } from './harness.ts';
 
 test('trellis run: app after sidecar ready, HTTP_PROXY routing, SIGTERM forwarded, exit codes, deregistration', async (t) => {
@@ -49,6 +49,9 @@ test('trellis run: app after sidecar ready, HTTP_PROXY routing, SIGTERM forwarde
   // Started with the proxy's V8 options (src/proxy/runtime.ts).
   const argv = readFileSync(`/proc/${firstPid}/cmdline`, 'utf8').split('\0');
   for (const flag of PROXY_NODE_FLAGS) assert.ok(argv.indexOf(flag) > 0 && argv.indexOf(flag) < argv.indexOf('proxy'), `${flag} before the script: ${argv.join(' ')}`);
+  const environ = readFileSync(`/proc/${firstPid}/environ`, 'utf8').split('\0');
+  const cache = proxyEnv(process.env).NODE_COMPILE_CACHE;
+  if (!process.env.NODE_DISABLE_COMPILE_CACHE) assert.ok(environ.includes(`NODE_COMPILE_CACHE=${cache}`), `Node's compile cache (${cache}) on for the sidecar`);
   process.kill(firstPid, 'SIGKILL');
   await waitFor('sidecar restarted', () => (events(reviews.stderr()).some((e) => e.event === 'sidecar_restarted') ? true : undefined));
   const again = await waitFor('inbound through the restarted sidecar', async () => {

@@ -21,7 +21,7 @@ import { startControlPlane, type ControlPlane } from '../../control-plane/contro
 import { parseYamlDocuments } from '../../api/yaml-documents.ts';
 import type { RunOptions } from '../../runner/runner.ts';
 import { TRELLIS_BIN } from '../../runner/sidecar.ts';
-import { PROXY_NODE_FLAGS } from '../../proxy/runtime.ts';
+import { PROXY_NODE_FLAGS, proxyEnv } from '../../proxy/runtime.ts';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
 
 export const summary = 'run a demo mesh: control plane, ingress gateway, 4 services (JS, Python, gRPC) with sidecars and steady traffic';
@@ -281,9 +281,9 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     }), null, 2));
     const ingressLog = createWriteStream(path.join(logsDir, 'ingress-proxy.log'), { flags: 'a' });
     const ingressToken = opts.mtls ? await joinToken(cp, 'demo-ingress', 'demo-ingress') : undefined;
-    children.push(spawnChild('ingress', process.execPath, [...PROXY_NODE_FLAGS, TRELLIS_BIN, 'proxy', '--config', bootstrapPath, '--no-watch', '--drain-ms', '500'], {
+    children.push(spawnChild('ingress', process.execPath, [...PROXY_NODE_FLAGS, TRELLIS_BIN, 'proxy', '--config', bootstrapPath, '--no-watch', '--drain-ms', '500'], proxyEnv({
       ...process.env, NODE_NO_WARNINGS: '1', ...(ingressToken ? { TRELLIS_JOIN_TOKEN: ingressToken, TRELLIS_IDENTITY_URL: cp.apiUrl } : {}),
-    }, log, ingressLog));
+    }), log, ingressLog));
     children.at(-1)!.exited.then(() => ingressLog.end());
 
     const deadline = Date.now() + 45_000;
