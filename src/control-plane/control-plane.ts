@@ -10,6 +10,7 @@
 //     ├─ leader duties      ── VIP allocation, CA maintenance (ha.ts)
 //     └─ watchMeshState ── MeshSnapshotSource (translate per proxy view) ── ADS server
 //   ADS server ── connected proxies ── scraper -> golden metrics, tap ── dashboard
+//   ADS server, snapshots, leader ── GET /metrics (self-metrics.ts)
 import type { ServerResponse } from 'node:http';
 import type { Store } from './store/types.ts';
 import { openSqliteStore } from './store/sqlite.ts';
@@ -21,6 +22,7 @@ import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
 import { statusRoutes } from './status-api.ts';
+import { createSelfMetrics } from './self-metrics.ts';
 import { runLeaderDuties, haRoutes, vipAllocationDuty, caMaintenanceDuty, followCaState, type LeaderDuties } from './ha.ts';
 import { trackConnectedSidecars, type ConnectedSidecars } from './connected-sidecars.ts';
 import { needsConnectedSidecars } from './translate/policies.ts';
@@ -138,6 +140,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     });
     cleanups.push(() => ha.stop());
     api.addRoutes(haRoutes(ha));
+    // Its own metrics for Prometheus: proxies in sync, pushes, convergence, leadership.
+    const self = createSelfMetrics({ id, storeKind: store.kind, xds, snapshots, state: () => watcher.current(), ha: () => ha.status() });
+    cleanups.push(() => self.stop());
+    api.addRoutes(self.routes);
     if (identity) {
       // A CA rotation through another replica (or the leader's maintenance) reaches this one.
       const follower = followCaState(store, identity.ca, { onReloaded: () => identity.refreshBundle(), log });

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { exec, typeState } from '../../src/cli/commands/proxy-status.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
-import { openRawAds, type RawAdsStream } from '../util/xds-raw-stream.ts';
+import { fakeProxy } from './fake-proxy.ts';
 import { TypeUrl } from '../../src/xds/protos.ts';
 import { freePort } from '../proxy/helpers.ts';
 
@@ -22,22 +22,6 @@ async function controlPlane(t: TestContext, id: string): Promise<ControlPlane> {
   const cp = await startControlPlane({ dataDir, apiPort: 0, xdsPort: 0, id, identity: false, dashboard: false, log: () => {} });
   t.after(() => cp.close());
   return cp;
-}
-
-type Answer = 'ack' | 'nack' | 'none';
-
-/** A proxy on a raw ADS stream: CDS then LDS, each answered as told. */
-async function fakeProxy(t: TestContext, cp: ControlPlane, id: string, cluster: string, lds: Answer): Promise<{ stream: RawAdsStream; ldsVersion: string }> {
-  const s = openRawAds(cp.xdsPort);
-  t.after(() => s.close());
-  s.send({ typeUrl: TypeUrl.cluster, node: { id, cluster, metadata: { trellis: { kind: 'sidecar', namespace: 'default' } } } });
-  const cds = await s.next();
-  s.send({ typeUrl: TypeUrl.cluster, versionInfo: cds.versionInfo, responseNonce: cds.nonce });
-  s.send({ typeUrl: TypeUrl.listener });
-  const ldsRes = await s.next();
-  if (lds === 'ack') s.send({ typeUrl: TypeUrl.listener, versionInfo: ldsRes.versionInfo, responseNonce: ldsRes.nonce });
-  if (lds === 'nack') s.send({ typeUrl: TypeUrl.listener, responseNonce: ldsRes.nonce, error: 'listener "outbound": filterChains[0]: unsupported filter "envoy.filters.network.mongo_proxy"' });
-  return { stream: s, ldsVersion: ldsRes.versionInfo };
 }
 
 async function statusOf(cp: ControlPlane, want: Record<string, string>): Promise<{ label: string }> {
