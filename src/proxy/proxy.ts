@@ -219,11 +219,17 @@ export class Proxy {
     } catch (err) {
       return this.reject(config, [`clusters: ${(err as Error).message}`]);
     }
+    try {
+      await this.telemetry.prepare(config);
+    } catch (err) {
+      clusters.retire();
+      return this.reject(config, [`tracing: ${(err as Error).message}`]);
+    }
     const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
     const staticPick = createStaticPicker(config);
     const runtime: Runtime = {
       config,
-      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l) => this.telemetry.layer(l.direction, config, this.opts.upstreamTls), httpFilters: (hcm) => this.security.layers(hcm) }),
+      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l, hcm) => this.telemetry.layer(l.direction, config, hcm, this.opts.upstreamTls), httpFilters: (hcm) => this.security.layers(hcm) }),
       // Opaque TCP picks through the cluster's balancer too (health, ejection, policy).
       pickEndpoint: (name) => clusters.get(name)?.pickTcp() ?? staticPick(name),
     };
@@ -274,6 +280,7 @@ export class Proxy {
     }
     for (const l of gone) this.retireListener(l);
     previous?.clusters.retire();
+    void this.telemetry.retire(config);
 
     this.stats.configUpdates.labels('applied').inc();
     this.log('config_applied', {

@@ -53,8 +53,8 @@ export interface HttpStackDeps {
   readonly router: (routeConfigName: string) => Dispatch;
   /** Per-listener metric series, kept across config versions. */
   readonly series: (listener: ListenerSpec) => ListenerSeries;
-  /** The telemetry layer of a listener under this config (telemetry/telemetry.ts). */
-  readonly telemetry?: (listener: ListenerSpec) => Layer;
+  /** The telemetry layer of a listener chain under this config (telemetry/telemetry.ts). */
+  readonly telemetry?: (listener: ListenerSpec, hcm: HttpConnectionManagerSpec) => Layer;
   /** Layers for the HCM's honoured HTTP filters (JWT authn, RBAC: layers/security.ts). */
   readonly httpFilters?: (hcm: HttpConnectionManagerSpec) => readonly Layer[];
 }
@@ -65,7 +65,7 @@ export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManage
       // Inbound: the caller's verified SPIFFE ID for the app; spoofed copies removed.
       ...(listener.direction === 'inbound' ? [peerIdentityLayer()] : []),
       forwardedLayer(hcm.via === undefined ? {} : { via: hcm.via }),
-      ...(deps.telemetry ? [deps.telemetry(listener)] : []),
+      ...(deps.telemetry ? [deps.telemetry(listener, hcm)] : []),
       metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
       timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
       ...(deps.httpFilters ? deps.httpFilters(hcm) : []),

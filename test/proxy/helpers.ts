@@ -26,6 +26,8 @@ export interface HttpListenerOpts {
   idleTimeout?: string;
   /** Restrict the HTTP chain to detected HTTP and add a default TCP chain. */
   fallbackTcpCluster?: string;
+  /** HttpConnectionManager.tracing, as written. */
+  tracing?: object;
 }
 
 export function httpListener(name: string, o: HttpListenerOpts): object {
@@ -38,6 +40,7 @@ export function httpListener(name: string, o: HttpListenerOpts): object {
   };
   if (o.requestTimeout) hcm.requestTimeout = o.requestTimeout;
   if (o.via) hcm.via = o.via;
+  if (o.tracing) hcm.tracing = o.tracing;
   if (o.idleTimeout) hcm.commonHttpProtocolOptions = { idleTimeout: o.idleTimeout };
   const chain: Record<string, unknown> = { name: `${name}-http`, filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] };
   const l: Record<string, unknown> = { name, address: sockAddr(o.port ?? 0), trafficDirection: 'OUTBOUND', filterChains: [chain] };

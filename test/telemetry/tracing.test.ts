@@ -8,6 +8,8 @@ import http from 'node:http';
 import { app, call, startSidecar, type Sidecar } from './mesh-fixture.ts';
 import { SPAN_KIND, type DecodedSpan } from './otlp-decode.ts';
 import { collector } from './collector.ts';
+import { bootstrapDoc, httpBackend, httpListener, parse, portOf, request, routeConfig, runProxy, staticCluster } from '../proxy/helpers.ts';
+import { bootstrapFromJson } from '../../src/proxy/config/bootstrap.ts';
 
 const TRACE_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
 
@@ -116,4 +118,65 @@ test('the caller\'s decision is respected: unsampled traces export nothing but s
   const last = c.spans.find((s) => s.service === 'ratings-v1')!;
   assert.equal(seen['x-b3-spanid'], last.spanId);
   assert.equal(seen['x-b3-sampled'], '1');
+});
+
+/** HttpConnectionManager.tracing as the control plane writes it. */
+function otelTracing(uri: string, percent: number, serviceName?: string): object {
+  return {
+    randomSampling: { value: percent },
+    provider: {
+      name: 'envoy.tracers.opentelemetry',
+      typedConfig: {
+        '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+        httpService: { httpUri: { uri, cluster: 'otel-collector', timeout: '1s' } },
+        ...(serviceName ? { serviceName } : {}),
+      },
+    },
+  };
+}
+
+test('tracing from the listener config (HCM tracing): spans exported, switched off by the next config; bad settings name the field', async (t) => {
+  const c = await collector(t);
+  const seen: Array<string | undefined> = [];
+  const be = await httpBackend(t, 'be', (req, res) => {
+    seen.push(req.headers.traceparent as string | undefined);
+    req.resume();
+    res.end('ok');
+  });
+  const doc = (tracing?: object) => bootstrapDoc({
+    listeners: [httpListener('edge', { routeConfigName: 'r', ...(tracing ? { tracing } : {}) })],
+    clusters: [staticCluster('be', [be.port])],
+    routes: [routeConfig('r', [{ cluster: 'be' }])],
+  });
+  const proxy = await runProxy(t, doc(otelTracing(c.url, 100, 'edge-gw')));
+  const port = portOf(proxy, 'edge');
+  assert.equal((await request(port, { agent: false, path: '/a' })).status, 200);
+  await proxy.telemetry.flushTracing();
+  assert.equal(c.spans.length, 1);
+  assert.equal(c.spans[0]!.service, 'edge-gw');
+  assert.equal(seen.shift(), `00-${c.spans[0]!.traceId}-${c.spans[0]!.spanId}-01`);
+
+  // 0 %: context propagated unsampled, nothing exported.
+  assert.ok((await proxy.applyConfig(parse(doc(otelTracing(c.url, 0)), 'v2').config)).ok);
+  await request(port, { agent: false, path: '/b' });
+  await proxy.telemetry.flushTracing();
+  assert.equal(c.spans.length, 1);
+  assert.match(seen.shift() ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+
+  // No tracing in the config (and none for the proxy): no context at all.
+  assert.ok((await proxy.applyConfig(parse(doc(), 'v3').config)).ok);
+  await request(port, { agent: false, path: '/c' });
+  assert.equal(seen.shift(), undefined);
+
+  const errorsOf = (tracing: object): string[] => {
+    const r = bootstrapFromJson(doc(tracing), 'bad');
+    assert.equal(r.ok, false);
+    return r.ok ? [] : r.errors.map((e) => `${e.path}: ${e.message}`);
+  };
+  const at = 'staticResources.listeners[0].filterChains[0].filters[0].typedConfig.tracing';
+  assert.deepEqual(errorsOf({ provider: { name: 'envoy.tracers.zipkin', typedConfig: { '@type': 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig' } } }), [
+    `${at}.provider.name: tracer "envoy.tracers.zipkin" is not supported (Trellis exports OpenTelemetry: envoy.tracers.opentelemetry)`,
+  ]);
+  assert.deepEqual(errorsOf(otelTracing(c.url, 150)), [`${at}.randomSampling.value: must be a percentage from 0 to 100 (got 150)`]);
+  assert.deepEqual(errorsOf(otelTracing('collector:4318', 1)), [`${at}.provider.typedConfig.httpService.httpUri.uri: must be an http(s) URL (got "collector:4318")`]);
 });

@@ -18,6 +18,7 @@ import { anyType, keepObject, parseAddress, parseTrellisMetadata } from './envoy
 import { readRouteConfiguration, parseWeightedClusters } from './envoy-route.ts';
 import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME } from './envoy-rbac.ts';
 import { readJwtAuthn, JWT_AUTHN_TYPE, JWT_AUTHN_FILTER_NAME } from './envoy-jwt.ts';
+import { readHcmTracing } from './envoy-tracing.ts';
 
 export const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -230,8 +231,10 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
     if (!isRouter && name !== undefined && honoured === 'other') f.warn('name', `HTTP filter "${name}" is ignored (Trellis applies its own layers; recognised: ${ROUTER_NAME}, ${RBAC_FILTER_NAME}, ${JWT_AUTHN_FILTER_NAME})`);
     if (!isRouter && last) r.error('httpFilters', `the last HTTP filter must be the router (${ROUTER_NAME})`);
   });
+  const tracingReader = r.obj('tracing');
+  const tracing = tracingReader ? readHcmTracing(tracingReader) : undefined;
   r.ignore(
-    'accessLog', 'tracing', 'useRemoteAddress', 'xffNumTrustedHops', 'skipXffAppend', 'generateRequestId', 'preserveExternalRequestId',
+    'accessLog', 'useRemoteAddress', 'xffNumTrustedHops', 'skipXffAppend', 'generateRequestId', 'preserveExternalRequestId',
     'alwaysSetRequestIdInResponse', 'normalizePath', 'mergeSlashes', 'serverName', 'serverHeaderTransformation', 'streamIdleTimeout',
     'drainTimeout', 'delayedCloseTimeout', 'requestHeadersTimeout', 'upgradeConfigs', 'forwardClientCertDetails', 'setCurrentClientCertDetails',
     'httpProtocolOptions', 'http2ProtocolOptions', 'stripMatchingHostPort', 'stripAnyHostPort', 'pathWithEscapedSlashesAction',
@@ -247,6 +250,7 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
       ...(requestTimeoutMs !== undefined && requestTimeoutMs > 0 ? { requestTimeoutMs } : {}),
       ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
       ...(httpFilters.length > 0 ? { httpFilters } : {}),
+      ...(tracing ? { tracing } : {}),
     },
     protocol,
   };

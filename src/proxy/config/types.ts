@@ -66,6 +66,18 @@ export interface HttpConnectionManagerSpec {
   /** HTTP filters the proxy honours before the router, in order
    * (envoy-rbac.ts, envoy-jwt.ts); other filters are ignored with a warning. */
   readonly httpFilters?: readonly HttpFilterSpec[];
+  /** Spans for this listener's requests (envoy-tracing.ts); the proxy's own
+   * tracing settings, if any, when absent. */
+  readonly tracing?: TracingSpec;
+}
+
+export interface TracingSpec {
+  /** OTLP/HTTP traces endpoint. */
+  readonly collectorUrl: string;
+  /** Probability of sampling a new trace, 0..1. */
+  readonly samplingRate: number;
+  /** Resource service.name; the proxy's workload when absent. */
+  readonly serviceName?: string;
 }
 
 export type HttpFilterSpec =

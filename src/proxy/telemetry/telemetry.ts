@@ -10,7 +10,7 @@
 //        NDJSON stream of matching exchanges (metadata only, credentials redacted)
 import type http from 'node:http';
 import type { ConnectionOptions } from 'node:tls';
-import type { ClusterSpec, EndpointSpec, NodeInfo, ProxyConfig } from '../config/types.ts';
+import type { ClusterSpec, EndpointSpec, HttpConnectionManagerSpec, NodeInfo, ProxyConfig, TracingSpec } from '../config/types.ts';
 import type { Layer } from '../http/exchange.ts';
 import type { Registry } from '../stats.ts';
 import { endpointKey } from '../cluster.ts';
@@ -21,6 +21,14 @@ import { createTelemetryStats, type TelemetryStats } from './telemetry-stats.ts'
 import { telemetryLayer, type EndpointDirectory, type EndpointFacts } from './telemetry-layer.ts';
 import type { ProxyTracer } from './tracing.ts';
 import type { TracingOptions } from './tracing-options.ts';
+
+const tracerKey = (t: TracingSpec): string => JSON.stringify([t.collectorUrl, t.samplingRate, t.serviceName ?? '']);
+
+function tracingSpecs(config: ProxyConfig): TracingSpec[] {
+  const out: TracingSpec[] = [];
+  for (const l of config.listeners) for (const c of l.filterChains) if (c.http?.tracing) out.push(c.http.tracing);
+  return out;
+}
 
 /** What a proxy's owner configures (StartProxyOptions.telemetry). */
 export interface TelemetryConfig {
@@ -62,27 +70,58 @@ export type UpstreamTls = (cluster: ClusterSpec, endpoint: EndpointSpec) => Conn
 export class Telemetry {
   readonly self: WorkloadIdentity;
   readonly stats: TelemetryStats;
+  /** The proxy's own tracer (TelemetryConfig.tracing, `--tracing-collector`),
+   * for listeners whose config does not say. */
   readonly tracer: ProxyTracer | undefined;
+  /** Tracers the listeners' configs ask for (HCM `tracing`), by settings. */
+  private readonly tracers = new Map<string, ProxyTracer>();
+  private readonly node: Pick<NodeInfo, 'cluster' | 'metadata'>;
   readonly accessLog: AccessLog;
   readonly tap = new TapHub();
   private readonly directories = new WeakMap<ProxyConfig, EndpointDirectory>();
 
   constructor(o: TelemetryOptions) {
     this.self = selfIdentity(o.node);
+    this.node = o.node;
     this.stats = createTelemetryStats(o.registry, o.maxTuples === undefined ? {} : { maxTuples: o.maxTuples });
     this.tracer = o.tracer;
     this.accessLog = new AccessLog(o.accessLog);
   }
 
-  /** The telemetry layer of one listener under one config version.
+  /** Create the tracers `config`'s listeners ask for that do not exist yet
+   * (loading the SDK on the first); before its layers are built. */
+  async prepare(config: ProxyConfig): Promise<void> {
+    for (const spec of tracingSpecs(config)) {
+      const key = tracerKey(spec);
+      if (this.tracers.has(key)) continue;
+      const tracer = await loadTracer(this.node, spec);
+      if (tracer) this.tracers.set(key, tracer);
+    }
+  }
+
+  /** Shut down the tracers `config` (now in force) no longer uses; what
+   * they hold is exported first. */
+  async retire(config: ProxyConfig): Promise<void> {
+    const used = new Set(tracingSpecs(config).map(tracerKey));
+    const gone = [...this.tracers].filter(([key]) => !used.has(key));
+    for (const [key] of gone) this.tracers.delete(key);
+    await Promise.all(gone.map(([, t]) => t.shutdown().catch(() => {})));
+  }
+
+  /** Export every queued span now (tests, shutdown). */
+  async flushTracing(): Promise<void> {
+    await Promise.all([this.tracer, ...this.tracers.values()].map((t) => t?.flush()));
+  }
+
+  /** The telemetry layer of one listener chain under one config version.
    * `upstreamTls` is the proxy's TLS origination (outbound `mtls` label). */
-  layer(direction: 'inbound' | 'outbound' | 'gateway', config: ProxyConfig, upstreamTls?: UpstreamTls): Layer {
+  layer(direction: 'inbound' | 'outbound' | 'gateway', config: ProxyConfig, hcm: HttpConnectionManagerSpec, upstreamTls?: UpstreamTls): Layer {
     return telemetryLayer({
       stats: this.stats,
       self: this.self,
       direction,
       endpoints: this.directory(config, upstreamTls),
-      tracer: this.tracer,
+      tracer: hcm.tracing ? this.tracers.get(tracerKey(hcm.tracing)) : this.tracer,
       accessLog: this.accessLog,
       tap: this.tap,
     });
@@ -161,7 +200,8 @@ export class Telemetry {
   }
 
   async close(): Promise<void> {
-    await this.tracer?.shutdown();
+    await Promise.all([this.tracer, ...this.tracers.values()].map((t) => t?.shutdown()));
+    this.tracers.clear();
     await this.accessLog.close();
   }
 
