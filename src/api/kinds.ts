@@ -19,6 +19,7 @@ import {
 } from './security.ts';
 import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT } from './external-service.ts';
 import { POLICY_KINDS } from './policies.ts';
+import { TelemetrySpec, checkTelemetry, DEFAULT_SAMPLING_PERCENTAGE, type TelemetrySpec as TelemetrySpecT } from './telemetry.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
 
@@ -227,6 +228,15 @@ export const KINDS: readonly KindDef[] = [
     columns: [
       { header: 'TARGET', value: (r) => targetColumn(r.spec as RequestAuthenticationSpecT) },
       { header: 'ISSUERS', value: (r) => list((r.spec as RequestAuthenticationSpecT).jwtRules.map((j) => j.issuer)) },
+    ],
+  }),
+  def<TelemetrySpecT>({
+    kind: 'Telemetry', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'telemetries', shortNames: ['telemetry', 'tel'],
+    specSchema: TelemetrySpec, nameRule: 'dns1123-subdomain', check: checkTelemetry,
+    columns: [
+      { header: 'TRACING', value: (r) => { const t = (r.spec as TelemetrySpecT).tracing; return !t ? '<none>' : t.disabled ? 'disabled' : `${t.samplingPercentage ?? DEFAULT_SAMPLING_PERCENTAGE}%`; } },
+      { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as TelemetrySpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
+      { header: 'COLLECTOR', wide: true, value: (r) => (r.spec as TelemetrySpecT).tracing?.collector ?? '-' },
     ],
   }),
   // ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 import type { MeshTlsInput } from './mtls.ts';
 import type { SecurityPolicies } from './authz.ts';
 import type { PolicyResource } from './policies.ts';
+import type { TelemetrySpec } from '../../api/telemetry.ts';
 
 export interface Meta {
   name: string;
@@ -158,6 +159,12 @@ export interface ExternalServiceResource {
   };
 }
 
+export interface TelemetryResource {
+  kind: 'Telemetry';
+  metadata: Meta;
+  spec: TelemetrySpec;
+}
+
 export interface MeshState {
   services: readonly ServiceResource[];
   httpRoutes: readonly HTTPRouteResource[];
@@ -176,6 +183,8 @@ export interface MeshState {
   security?: SecurityPolicies;
   /** Traffic policies (TimeoutPolicy, RetryPolicy, ...: translate/policies.ts). */
   policies?: readonly PolicyResource[];
+  /** Telemetry resources: tracing settings per workload (translate/telemetry.ts). */
+  telemetry?: readonly TelemetryResource[];
   /** "namespace/workload" of workloads whose sidecar is connected now (set by the control plane when a global rate limit needs it). */
   connectedSidecars?: ReadonlySet<string>;
 }
