@@ -1,9 +1,18 @@
 // Shared pieces of the control-plane end-to-end tests (ha, mesh-e2e,
-// proxyless-grpc): the JSON API client, an HTTP backend that answers its
-// name, a GET through a proxy by Host, and the Service / split-route
-// resources they apply.
+// proxyless-grpc, telemetry-resource): the JSON API client, an HTTP backend
+// that answers its name, a `trellis proxy` sidecar process on xDS, a GET
+// through a proxy by Host, and the Service / split-route resources they
+// apply.
 import type { TestContext } from 'node:test';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../proxy/helpers.ts';
+
+const TRELLIS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'trellis.ts');
 
 export type ApiAnswer = { status: number; json: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -26,6 +35,32 @@ export async function backend(t: TestContext, name: string): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   return (server.address() as { port: number }).port;
+}
+
+/** A `trellis proxy` process, sidecar `default/productpage-1`, configured
+ * over ADS from `ads` ("host:port[,host:port...]": it fails over in order),
+ * with its explicit outbound listener on `outbound`; killed after the test
+ * (and `agent` destroyed). */
+export async function xdsSidecar(t: TestContext, ads: string): Promise<{ outbound: number; pid: number; stderr: () => string }> {
+  const outbound = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-sidecar-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'sidecar.json');
+  writeFileSync(file, JSON.stringify({
+    node: { id: 'default/productpage-1', cluster: 'productpage', metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'productpage-1', outbound: { address: '127.0.0.1', port: outbound } } } },
+    admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
+    dynamicResources: { ads: { address: ads } },
+  }));
+  const child = spawn(process.execPath, [TRELLIS, 'proxy', '--config', file], { env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  t.after(async () => {
+    child.kill('SIGKILL');
+    await exited;
+    agent.destroy();
+  });
+  return { outbound, pid: child.pid!, stderr: () => stderr };
 }
 
 /** Keep-alive for `get`; destroy it when the proxy goes away. */

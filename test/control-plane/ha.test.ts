@@ -9,8 +9,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +21,7 @@ import { openMemoryStore } from '../../src/control-plane/store/memory.ts';
 import { exec as proxyStatus } from '../../src/cli/commands/proxy-status.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import { startCertificateAuthority } from '../../src/control-plane/ca/ca.ts';
-import { agent, backend, call, get, reviewsSplit, service } from './fixtures.ts';
+import { backend, call, get, reviewsSplit, service, xdsSidecar } from './fixtures.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TRELLIS = path.join(ROOT, 'bin', 'trellis.ts');
@@ -137,24 +135,7 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
   await until(`the staged root in ${leader.id}'s trust bundle`, 3_000, async () => (await roots(leader)) === 2);
 
   // A proxy listing both replicas, the leader first (it connects there).
-  const outbound = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-ha-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'sidecar.json');
-  writeFileSync(file, JSON.stringify({
-    node: { id: 'default/productpage-1', cluster: 'productpage', metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'productpage-1', outbound: { address: '127.0.0.1', port: outbound } } } },
-    admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
-    dynamicResources: { ads: { address: `${leader.xds},${follower.xds}` } },
-  }));
-  const proxy = spawn(process.execPath, [TRELLIS, 'proxy', '--config', file], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let proxyErr = '';
-  proxy.stderr.setEncoding('utf8').on('data', (d: string) => (proxyErr += d));
-  const proxyExited = new Promise<void>((r) => proxy.once('exit', () => r()));
-  t.after(async () => {
-    proxy.kill('SIGKILL');
-    await proxyExited;
-    agent.destroy();
-  });
+  const { outbound, stderr: proxyErr } = await xdsSidecar(t, `${leader.xds},${follower.xds}`);
   const seen = new Set<string>();
   for (let i = 0; i < 300 && seen.size < 2; i++) {
     try {
@@ -164,7 +145,7 @@ test('two replicas over one etcd: shared writes, one leader, proxy failover with
       await sleep(50);
     }
   }
-  assert.deepEqual([...seen].sort(), ['v1', 'v2'], `proxy never served both versions; stderr: ${proxyErr}`);
+  assert.deepEqual([...seen].sort(), ['v1', 'v2'], `proxy never served both versions; stderr: ${proxyErr()}`);
 
   // Which replica is the proxy on? (From each replica's /api/v1/proxies.)
   const connectedTo = async (r: Replica): Promise<{ status: string } | undefined> =>

@@ -6,17 +6,13 @@
 // with zero failed requests through the proxy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
 import { freePort } from '../proxy/helpers.ts';
-import { agent, backend, call, get, reviewsSplit, service, type ApiAnswer } from './fixtures.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { backend, call, get, reviewsSplit, service, xdsSidecar, type ApiAnswer } from './fixtures.ts';
 
 const api = (cp: ControlPlane, method: string, p: string, body?: unknown): Promise<ApiAnswer> => call(cp.apiUrl, method, p, body);
 
@@ -41,24 +37,7 @@ test('apply -> xDS -> proxy: routes change within a second, bad input is refused
   }
 
   // A sidecar taking its config from the control plane.
-  const outbound = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-sidecar-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'sidecar.json');
-  writeFileSync(file, JSON.stringify({
-    node: { id: 'default/productpage-1', cluster: 'productpage', metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'productpage-1', outbound: { address: '127.0.0.1', port: outbound } } } },
-    admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
-    dynamicResources: { ads: { address: `127.0.0.1:${xdsPort}` } },
-  }));
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'trellis.ts'), 'proxy', '--config', file], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.after(async () => {
-    child.kill('SIGKILL');
-    await exited;
-    agent.destroy();
-  });
+  const { outbound, stderr } = await xdsSidecar(t, `127.0.0.1:${xdsPort}`);
 
   // The proxy comes up with the mesh: both versions answer for `reviews`.
   const seen = new Set<string>();
@@ -70,7 +49,7 @@ test('apply -> xDS -> proxy: routes change within a second, bad input is refused
       await sleep(50);
     }
   }
-  assert.deepEqual([...seen].sort(), ['v1', 'v2'], `proxy never served both versions; stderr: ${stderr}`);
+  assert.deepEqual([...seen].sort(), ['v1', 'v2'], `proxy never served both versions; stderr: ${stderr()}`);
 
   // A route sending everything to v2 takes effect within a second.
   const applied = Date.now();

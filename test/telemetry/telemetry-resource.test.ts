@@ -5,21 +5,16 @@
 // one, and the proxy's retired tracer sends what it held.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane } from '../../src/control-plane/control-plane.ts';
-import { freePort } from '../proxy/helpers.ts';
-import { agent, call, get, service } from '../control-plane/fixtures.ts';
+import { call, get, service, xdsSidecar } from '../control-plane/fixtures.ts';
 import { collector } from './collector.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const telemetry = (name: string, namespace: string, tracing: object) => ({ apiVersion: 'trellis.dev/v1alpha1', kind: 'Telemetry', metadata: { name, namespace }, spec: { tracing } });
 
@@ -53,24 +48,7 @@ test('a Telemetry resource switches tracing on for running proxies; a namespace 
   });
   assert.equal(reg.status, 201, JSON.stringify(reg.json));
 
-  const outbound = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-tel-sidecar-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'sidecar.json');
-  writeFileSync(file, JSON.stringify({
-    node: { id: 'default/productpage-1', cluster: 'productpage', metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'productpage-1', outbound: { address: '127.0.0.1', port: outbound } } } },
-    admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
-    dynamicResources: { ads: { address: cp.xdsAddress } },
-  }));
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'trellis.ts'), 'proxy', '--config', file], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  t.after(async () => {
-    child.kill('SIGKILL');
-    await exited;
-    agent.destroy();
-  });
+  const { outbound, stderr } = await xdsSidecar(t, cp.xdsAddress);
 
   /** Requests until the upstream sees a trace context matching `want`. */
   const untilSeen = async (what: string, want: (tp: string | undefined) => boolean): Promise<string | undefined> => {
@@ -83,7 +61,7 @@ test('a Telemetry resource switches tracing on for running proxies; a namespace 
       } catch {
         // not serving yet
       }
-      if (Date.now() > deadline) throw new Error(`never saw ${what}; last: ${JSON.stringify(seen)}; stderr: ${stderr}`);
+      if (Date.now() > deadline) throw new Error(`never saw ${what}; last: ${JSON.stringify(seen)}; stderr: ${stderr()}`);
       await sleep(50);
     }
   };

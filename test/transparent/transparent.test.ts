@@ -84,7 +84,7 @@ test('two pods talk through their sidecars with transparent capture', { skip: wh
   // to the app on loopback.
   assert.equal(rec?.result?.body, 'reviews-pod /through-the-mesh');
   assert.equal(rec?.result?.headers['x-app'], 'reviews-pod');
-  assert.equal(rec?.tcp, 'db-pod: ping', 'TCP by VIP: the original destination picked the chain');
+  assert.equal(rec?.tcp, 'db-pod: ping', `TCP by VIP: the original destination picked the chain; client: ${JSON.stringify(rec)}\ndb pod: ${db.stderr().slice(-3000)}\nclient pod: ${client.stderr().slice(-3000)}`);
   assert.equal(netnsExists('productpage-t1'), false, 'the client pod was removed on exit');
 
   reviews.child.kill('SIGTERM');

@@ -27,11 +27,13 @@ for (let i = 0; i < 50 && !result; i++) {
   }
   if (!result) await new Promise((r) => setTimeout(r, 200));
 }
-// Optionally a raw TCP exchange with HOST:PORT (argv[3]).
+// Optionally a raw TCP exchange with HOST:PORT (argv[3]). A reply-less
+// close means the app behind the sidecar is not listening yet (it starts
+// after its sidecar is ready): retried, bounded, as for HTTP.
 let tcp: string | undefined;
 if (process.argv[3]) {
   const [host, port] = process.argv[3].split(':') as [string, string];
-  tcp = await new Promise<string>((resolve) => {
+  const ping = (): Promise<string> => new Promise<string>((resolve) => {
     const sock = net.connect(Number(port), host, () => sock.end('ping'));
     let got = '';
     sock.setEncoding('utf8').on('data', (d: string) => (got += d));
@@ -39,6 +41,12 @@ if (process.argv[3]) {
     sock.on('error', (e) => resolve(`error: ${e.message}`));
     sock.setTimeout(5000, () => sock.destroy());
   });
+  for (let i = 0; i < 25; i++) {
+    tcp = await ping();
+    if (tcp !== '' && !tcp.startsWith('error:')) break;
+    errors.push(`tcp: ${tcp || 'closed without a reply'}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 writeFileSync(process.env.OUT!, JSON.stringify({ result, tcp, errors: errors.slice(0, 5) }));
 process.exit(result ? 0 : 1);
