@@ -22,19 +22,23 @@
 //   keeps ~20 MB of a process's memory. With the cache, a process whose
 //   modules were stripped and compiled before (the cache is keyed by their
 //   content) never loads it, and starts faster. Same launchers.
-import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 
 /** Node options for a `trellis proxy` process, before the script. */
 export const PROXY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
 
+/** Where the compile cache lives: in the installation's node_modules/.cache,
+ * writable only by whoever installed it (the cache holds code that is run,
+ * so not a shared temporary directory another user could fill first). */
+export const COMPILE_CACHE_DIR = path.resolve(import.meta.dirname, '..', '..', 'node_modules', '.cache', 'trellis-compile');
+
 /** The environment for a `trellis proxy` process: `env` with Node's compile
- * cache on, in the temporary directory unless the operator chose one (or
- * turned it off with NODE_DISABLE_COMPILE_CACHE). */
+ * cache on, unless the operator chose a directory for it or turned it off
+ * (NODE_COMPILE_CACHE, NODE_DISABLE_COMPILE_CACHE). */
 export function proxyEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   if (env.NODE_COMPILE_CACHE || env.NODE_DISABLE_COMPILE_CACHE) return env;
-  return { ...env, NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'trellis-compile-cache') };
+  return { ...env, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR };
 }
 
 let tuned = false;
