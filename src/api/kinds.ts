@@ -235,6 +235,7 @@ export const KINDS: readonly KindDef[] = [
     specSchema: TelemetrySpec, nameRule: 'dns1123-subdomain', check: checkTelemetry,
     columns: [
       { header: 'TRACING', value: (r) => { const t = (r.spec as TelemetrySpecT).tracing; return !t ? '<none>' : t.disabled ? 'disabled' : `${t.samplingPercentage ?? DEFAULT_SAMPLING_PERCENTAGE}%`; } },
+      { header: 'ACCESS-LOG', value: (r) => { const a = (r.spec as TelemetrySpecT).accessLogging; return !a ? '<none>' : a.disabled ? 'disabled' : 'on'; } },
       { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as TelemetrySpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
       { header: 'COLLECTOR', wide: true, value: (r) => (r.spec as TelemetrySpecT).tracing?.collector ?? '-' },
     ],

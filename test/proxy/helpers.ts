@@ -28,6 +28,8 @@ export interface HttpListenerOpts {
   fallbackTcpCluster?: string;
   /** HttpConnectionManager.tracing, as written. */
   tracing?: object;
+  /** HttpConnectionManager.accessLog, as written. */
+  accessLog?: object[];
 }
 
 export function httpListener(name: string, o: HttpListenerOpts): object {
@@ -41,6 +43,7 @@ export function httpListener(name: string, o: HttpListenerOpts): object {
   if (o.requestTimeout) hcm.requestTimeout = o.requestTimeout;
   if (o.via) hcm.via = o.via;
   if (o.tracing) hcm.tracing = o.tracing;
+  if (o.accessLog) hcm.accessLog = o.accessLog;
   if (o.idleTimeout) hcm.commonHttpProtocolOptions = { idleTimeout: o.idleTimeout };
   const chain: Record<string, unknown> = { name: `${name}-http`, filters: [{ name: 'envoy.filters.network.http_connection_manager', typedConfig: hcm }] };
   const l: Record<string, unknown> = { name, address: sockAddr(o.port ?? 0), trafficDirection: 'OUTBOUND', filterChains: [chain] };

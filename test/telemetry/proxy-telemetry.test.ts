@@ -9,7 +9,8 @@ import path from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
 import { INBOUND_ADDRESS, app, call, eventually, metricsText, startSidecar } from './mesh-fixture.ts';
-import { tcpBackend } from '../proxy/helpers.ts';
+import { bootstrapDoc, httpBackend, httpListener, parse, portOf, request, routeConfig, runProxy, staticCluster, tcpBackend } from '../proxy/helpers.ts';
+import { bootstrapFromJson } from '../../src/proxy/config/bootstrap.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import * as tapCommand from '../../src/cli/commands/tap.ts';
 import * as topCommand from '../../src/cli/commands/top.ts';
@@ -218,4 +219,36 @@ test('tap: admin stream with a filter, credentials redacted, no subscriber left 
   const notty = captureIO();
   assert.equal(await topCommand.exec(['--admin', '127.0.0.1:1'], notty), 2);
   assert.match(notty.stderr.join(''), /pass --duration/);
+});
+
+test('access log from the listener config (HCM accessLog, the stdout logger): every request logged whatever the runtime switch; other loggers ignored with a warning', async (t) => {
+  const lines: string[] = [];
+  const be = await httpBackend(t, 'be');
+  const stdout = [{ name: 'envoy.access_loggers.stdout', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog' } }];
+  const doc = (accessLog?: object[]) => bootstrapDoc({
+    listeners: [httpListener('edge', { routeConfigName: 'r', ...(accessLog ? { accessLog } : {}) })],
+    clusters: [staticCluster('be', [be.port])],
+    routes: [routeConfig('r', [{ cluster: 'be' }])],
+  });
+  const proxy = await runProxy(t, doc(stdout), { telemetry: { accessLog: { sink: (line) => lines.push(line) } } });
+  const port = portOf(proxy, 'edge');
+  assert.equal((await request(port, { agent: false, path: '/one' })).status, 200);
+  await eventually(() => (lines.length === 1 ? true : undefined), 'the access log line');
+  assert.equal((JSON.parse(lines[0]!) as { path: string }).path, '/one');
+  assert.equal(proxy.telemetry.accessLog.enabled, false, 'the runtime switch is still off');
+
+  // The next config without it: back to the switch (off).
+  assert.ok((await proxy.applyConfig(parse(doc(), 'v2').config)).ok);
+  await request(port, { agent: false, path: '/two' });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(lines.length, 1);
+
+  // Another logger (written for Envoy): the config loads, with a warning, and logs nothing.
+  const r = bootstrapFromJson(doc([{ name: 'envoy.access_loggers.file', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: '/tmp/x' } }]), 'v3');
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.ok(r.warnings.some((w) => w.includes('access logger envoy.extensions.access_loggers.file.v3.FileAccessLog is ignored')), JSON.stringify(r.warnings));
+  assert.ok((await proxy.applyConfig(r.bootstrap.config)).ok);
+  await request(port, { agent: false, path: '/three' });
+  await new Promise((res) => setTimeout(res, 100));
+  assert.equal(lines.length, 1);
 });

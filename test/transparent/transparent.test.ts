@@ -41,7 +41,9 @@ test('two pods talk through their sidecars with transparent capture', { skip: wh
 
   // A TCP server in a third pod: reached by VIP and port (no Host header),
   // so only the original destination can route it.
-  const db = trellisRun(t, cp, ['--transparent', '--service', 'db', '--workload', 'db-t1', '--port', '7000:tcp', '--', process.execPath, path.join(APPS, 'tcp-echo.ts'), '7000', 'db-pod']);
+  const proxyLog = (pod: string): string => path.join(dir, `${pod}-proxy.log`);
+  const tail = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8').slice(-4000) : '(no log)');
+  const db = trellisRun(t, cp, ['--transparent', '--service', 'db', '--workload', 'db-t1', '--port', '7000:tcp', '--proxy-log', proxyLog('db'), '--', process.execPath, path.join(APPS, 'tcp-echo.ts'), '7000', 'db-pod']);
   t.after(async () => {
     if (db.child.exitCode === null) {
       db.child.kill('SIGTERM');
@@ -75,7 +77,7 @@ test('two pods talk through their sidecars with transparent capture', { skip: wh
   assert.equal(direct, 'reviews-pod /from-host');
 
   const out = path.join(dir, 'client.json');
-  const client = trellisRun(t, cp, ['--transparent', '--service', 'productpage', '--workload', 'productpage-t1', '--port', '9080:http', '--', process.execPath, path.join(APPS, 'plain-client.ts'), 'http://reviews:9080/through-the-mesh', 'db:7000'], { OUT: out });
+  const client = trellisRun(t, cp, ['--transparent', '--service', 'productpage', '--workload', 'productpage-t1', '--port', '9080:http', '--proxy-log', proxyLog('client'), '--', process.execPath, path.join(APPS, 'plain-client.ts'), 'http://reviews:9080/through-the-mesh', 'db:7000'], { OUT: out });
   const ce = await client.exit;
   const rec = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as { result?: { body: string; headers: Record<string, string> }; tcp?: string; errors: string[] }) : undefined;
   assert.equal(ce.code, 0, `client failed: ${JSON.stringify(rec)}\n${client.stderr()}`);
@@ -84,7 +86,7 @@ test('two pods talk through their sidecars with transparent capture', { skip: wh
   // to the app on loopback.
   assert.equal(rec?.result?.body, 'reviews-pod /through-the-mesh');
   assert.equal(rec?.result?.headers['x-app'], 'reviews-pod');
-  assert.equal(rec?.tcp, 'db-pod: ping', `TCP by VIP: the original destination picked the chain; client: ${JSON.stringify(rec)}\ndb pod: ${db.stderr().slice(-3000)}\nclient pod: ${client.stderr().slice(-3000)}`);
+  assert.equal(rec?.tcp, 'db-pod: ping', `TCP by VIP: the original destination picked the chain; client: ${JSON.stringify(rec)}\ndb pod: ${db.stderr().slice(-3000)}\nclient pod: ${client.stderr().slice(-3000)}\ndb proxy: ${tail(proxyLog('db'))}\nclient proxy: ${tail(proxyLog('client'))}`);
   assert.equal(netnsExists('productpage-t1'), false, 'the client pod was removed on exit');
 
   reviews.child.kill('SIGTERM');

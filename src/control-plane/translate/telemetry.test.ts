@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { translate } from './translate.ts';
 import type { MeshState, ProxyNode, TelemetryResource, WorkloadInstance } from './model.ts';
-import { tracingFor } from './telemetry.ts';
+import { accessLoggingFor, tracingFor } from './telemetry.ts';
 import { createSnapshot, snapshotResources } from '../../xds/snapshot.ts';
 import { TypeUrl } from '../../xds/protos.ts';
 import { unpackAny } from '../../xds/codec.ts';
@@ -48,6 +48,19 @@ test('translate: every HTTP listener of a selected sidecar carries HttpConnectio
   const hcms = built.config.listeners.flatMap((l) => l.filterChains.flatMap((c) => (c.http ? [[l.name, c.http.tracing]] : [])));
   assert.ok(hcms.length >= 2, `inbound and outbound: ${JSON.stringify(hcms)}`);
   for (const [name, tracing] of hcms) assert.deepEqual(tracing, { collectorUrl: 'http://otel.shop:4318/v1/traces', samplingRate: 0.05 }, String(name));
+
+  // Access logging resolved on its own: the mesh turns it on, web's selector turns it off; tracing unaffected.
+  const logs: MeshState = { ...state, telemetry: [...state.telemetry!, tel('mesh-logs', 'trellis-system', { accessLogging: {} }), tel('web-quiet', 'shop', { selector: { app: 'web' }, accessLogging: { disabled: true } })] };
+  assert.equal(accessLoggingFor(logs, node('reviews-1')), true);
+  assert.equal(accessLoggingFor(logs, node('web-1')), false);
+  assert.equal(tracingFor(logs, node('web-1'))?.collector, 'http://otel.shop:4318/v1/traces');
+  const logged = createSnapshot(translate(logs, node('reviews-1')));
+  assert.ok(logged.ok, JSON.stringify(!logged.ok && logged.errors));
+  const decodeLogged = (url: string): unknown[] => [...snapshotResources(logged.snapshot, url as never).values()].map((r) => unpackAny(r.any));
+  const parsed = buildProxyConfig({ version: 'v2', listeners: decodeLogged(TypeUrl.listener), routeConfigs: decodeLogged(TypeUrl.route), clusters: decodeLogged(TypeUrl.cluster), endpoints: decodeLogged(TypeUrl.endpoint) }, { references: 'error' });
+  assert.ok(parsed.ok, JSON.stringify(!parsed.ok && parsed.errors));
+  const https = parsed.config.listeners.flatMap((l) => l.filterChains.flatMap((c) => (c.http ? [c.http] : [])));
+  assert.ok(https.length >= 2 && https.every((h) => h.accessLog === true && h.tracing !== undefined));
 
   // Not selected: no tracing at all.
   const none = translate({ ...state, telemetry: [tel('x', 'elsewhere', { tracing: { collector: 'http://x:4318/v1/traces' } })] }, node('reviews-1'));

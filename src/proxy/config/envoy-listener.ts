@@ -19,6 +19,7 @@ import { readRouteConfiguration, parseWeightedClusters } from './envoy-route.ts'
 import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME } from './envoy-rbac.ts';
 import { readJwtAuthn, JWT_AUTHN_TYPE, JWT_AUTHN_FILTER_NAME } from './envoy-jwt.ts';
 import { readHcmTracing } from './envoy-tracing.ts';
+import { readHcmAccessLog } from './envoy-access-log.ts';
 
 export const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -233,8 +234,9 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
   });
   const tracingReader = r.obj('tracing');
   const tracing = tracingReader ? readHcmTracing(tracingReader) : undefined;
+  const accessLog = readHcmAccessLog(r.objList('accessLog'));
   r.ignore(
-    'accessLog', 'useRemoteAddress', 'xffNumTrustedHops', 'skipXffAppend', 'generateRequestId', 'preserveExternalRequestId',
+    'useRemoteAddress', 'xffNumTrustedHops', 'skipXffAppend', 'generateRequestId', 'preserveExternalRequestId',
     'alwaysSetRequestIdInResponse', 'normalizePath', 'mergeSlashes', 'serverName', 'serverHeaderTransformation', 'streamIdleTimeout',
     'drainTimeout', 'delayedCloseTimeout', 'requestHeadersTimeout', 'upgradeConfigs', 'forwardClientCertDetails', 'setCurrentClientCertDetails',
     'httpProtocolOptions', 'http2ProtocolOptions', 'stripMatchingHostPort', 'stripAnyHostPort', 'pathWithEscapedSlashesAction',
@@ -251,6 +253,7 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
       ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
       ...(httpFilters.length > 0 ? { httpFilters } : {}),
       ...(tracing ? { tracing } : {}),
+      ...(accessLog ? { accessLog } : {}),
     },
     protocol,
   };

@@ -69,6 +69,9 @@ export interface HttpConnectionManagerSpec {
   /** Spans for this listener's requests (envoy-tracing.ts); the proxy's own
    * tracing settings, if any, when absent. */
   readonly tracing?: TracingSpec;
+  /** Log every request of this listener to the access log sink
+   * (envoy-access-log.ts), whatever the runtime switch says. */
+  readonly accessLog?: boolean;
 }
 
 export interface TracingSpec {

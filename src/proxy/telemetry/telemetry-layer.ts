@@ -42,6 +42,8 @@ export interface TelemetryLayerDeps {
   readonly endpoints: EndpointDirectory;
   readonly tracer?: ProxyTracer | undefined;
   readonly accessLog?: AccessLog | undefined;
+  /** The listener's config asks for every request to be logged (HCM accessLog). */
+  readonly logAll?: boolean;
   readonly tap?: TapHub | undefined;
   /** performance.now() by default. */
   readonly now?: () => number;
@@ -232,7 +234,7 @@ class TelemetryHandler implements ResponseHandler {
     this.span?.end({ status: this.status, route: ctx.route, cluster, upstream: ctx.upstreamEndpoint, flags, endTime: end, error: err?.code });
 
     const log = d.accessLog;
-    if (log?.active && log.wants(dstService)) {
+    if (log && (d.logAll === true || (log.active && log.wants(dstService)))) {
       const entry: AccessLogEntry = {
         start_time: new Date(performance.timeOrigin + ctx.startTime).toISOString(),
         direction: ctx.direction,

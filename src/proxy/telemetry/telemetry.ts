@@ -123,6 +123,7 @@ export class Telemetry {
       endpoints: this.directory(config, upstreamTls),
       tracer: hcm.tracing ? this.tracers.get(tracerKey(hcm.tracing)) : this.tracer,
       accessLog: this.accessLog,
+      logAll: hcm.accessLog === true,
       tap: this.tap,
     });
   }
