@@ -26,7 +26,7 @@
 // hosts file, the address lease, and the bridge once no pod uses it.
 import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -92,6 +92,19 @@ async function tryRun(args: string[]): Promise<boolean> {
   }
 }
 
+/** Whether a lease file belongs to a pod: its namespace exists, or it was
+ * just created and not yet filled in (10 s); undefined when it is gone. */
+function leaseLive(file: string): boolean | undefined {
+  let owner: string;
+  try {
+    owner = readFileSync(file, 'utf8').trim();
+    if (owner === '') return Date.now() - statSync(file).mtimeMs < 10_000;
+  } catch {
+    return undefined;
+  }
+  return existsSync(`/run/netns/${owner}`);
+}
+
 /** Takes a free pod address with an O_EXCL lease file (safe across
  * runners). A lease whose network namespace is gone (its runner was
  * killed) is taken back. */
@@ -107,15 +120,9 @@ function leaseAddress(netns: string): { ip: string; release(): void } {
         closeSync(fd);
         return { ip, release: () => rmSync(file, { force: true }) };
       } catch {
-        let owner = '';
-        try {
-          owner = readFileSync(file, 'utf8').trim();
-        } catch {
-          continue;
-        }
-        // Still in use, or just created and not yet filled in (give it 10 s).
-        if (existsSync(`/run/netns/${owner}`)) break;
-        if (owner === '' && Date.now() - statSync(file).mtimeMs < 10_000) break;
+        const live = leaseLive(file);
+        if (live === undefined) continue;
+        if (live) break;
         rmSync(file, { force: true });
       }
     }
@@ -129,8 +136,33 @@ export async function ensureBridge(): Promise<void> {
   await run(['ip', 'link', 'set', BRIDGE, 'up']);
 }
 
-/** Removes the bridge when no veth is attached to it any more. */
+/** Puts a pod's host-side veth on the bridge, creating the bridge if
+ * needed. Once more if the bridge went away in between (another runner's
+ * last pod closing in the instant between its checks and the delete). */
+async function attachToBridge(vethHost: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    await ensureBridge();
+    try {
+      await run(['ip', 'link', 'set', vethHost, 'master', BRIDGE, 'up']);
+      return;
+    } catch (err) {
+      if (attempt > 0 || (await tryRun(['ip', 'link', 'show', BRIDGE]))) throw err;
+    }
+  }
+}
+
+/** Removes the bridge when no pod holds an address lease (a pod being set up
+ * takes its lease before it needs the bridge) and no veth is attached to it
+ * any more. Without the lease check, one runner's last pod closing removed
+ * the bridge under another runner's pod being set up. */
 export async function maybeRemoveBridge(): Promise<void> {
+  let leases: string[] = [];
+  try {
+    leases = readdirSync(LEASE_DIR);
+  } catch {
+    // no lease directory: no pods
+  }
+  if (leases.some((f) => leaseLive(path.join(LEASE_DIR, f)) === true)) return;
   try {
     const { stdout } = await exec('ip', ['-o', 'link', 'show', 'master', BRIDGE]);
     if (stdout.trim() === '') await tryRun(['ip', 'link', 'del', BRIDGE]);
@@ -321,16 +353,18 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
     await run(['ip', 'netns', 'add', netns]);
     undo.push(() => tryRun(['ip', 'netns', 'del', netns]));
     const lease = leaseAddress(netns);
-    undo.push(async () => lease.release());
+    // Undone last but one: the lease goes, then the bridge if no pod is left.
+    undo.push(async () => {
+      lease.release();
+      await maybeRemoveBridge();
+    });
     const id = lease.ip.split('.').pop()!;
     const vethHost = `trlh${id}-${process.pid % 10000}`.slice(0, 15);
     const vethPod = `trlp${id}-${process.pid % 10000}`.slice(0, 15);
-    await ensureBridge();
-    undo.push(() => maybeRemoveBridge());
     await run(['ip', 'link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethPod]);
     undo.push(() => tryRun(['ip', 'link', 'del', vethHost]));
     await run(['ip', 'link', 'set', vethPod, 'netns', netns]);
-    await run(['ip', 'link', 'set', vethHost, 'master', BRIDGE, 'up']);
+    await attachToBridge(vethHost);
     const inNs = (...a: string[]): Promise<void> => run(['ip', 'netns', 'exec', netns, ...a]);
     await inNs('ip', 'link', 'set', 'lo', 'up');
     await inNs('ip', 'link', 'set', vethPod, 'name', 'eth0');
