@@ -1,5 +1,5 @@
-// Telemetry (trellis.dev/v1alpha1): tracing settings for workloads' proxies,
-// in the spirit of Istio's Telemetry API.
+// Telemetry (trellis.dev/v1alpha1): tracing and access logging for
+// workloads' proxies, in the spirit of Istio's Telemetry API.
 //
 //   spec.tracing.collector           OTLP/HTTP traces endpoint, e.g. http://otel-collector.observability:4318/v1/traces
 //   spec.tracing.samplingPercentage  new traces sampled, 0..100 (default 1); a caller's decision is kept
