@@ -118,7 +118,16 @@ function leaseAddress(netns: string): { ip: string; release(): void } {
         const fd = openSync(file, 'wx');
         writeFileSync(fd, netns);
         closeSync(fd);
-        return { ip, release: () => rmSync(file, { force: true }) };
+        // Only while it is still ours: a lease taken back as stale (our
+        // namespace gone first) may belong to another pod by now.
+        const release = (): void => {
+          try {
+            if (readFileSync(file, 'utf8').trim() === netns) rmSync(file, { force: true });
+          } catch {
+            // already gone
+          }
+        };
+        return { ip, release };
       } catch {
         const live = leaseLive(file);
         if (live === undefined) continue;
@@ -252,11 +261,13 @@ export class Pod implements PodNetwork {
       ir.closeAllConnections();
       await new Promise<void>((resolve) => ir.close(() => resolve()));
     }
-    // The veth first: a namespace's devices go away asynchronously.
+    // The veth first: a namespace's devices go away asynchronously. With it
+    // the address is off the bridge, so the lease can go before the
+    // namespace (a lease whose namespace is gone is taken back as stale).
     await tryRun(['ip', 'link', 'del', this.#vethHost]);
+    this.#release();
     await tryRun(['ip', 'netns', 'del', this.netns]);
     rmSync(path.dirname(this.hostsFile), { recursive: true, force: true });
-    this.#release();
     await maybeRemoveBridge();
     this.#log('pod_removed', { netns: this.netns });
   }
