@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostsFromConfigDump, netnsName, startIdentityRelay } from './transparent.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { hostsFromConfigDump, leaseAddress, LEASE_DIR, netnsName, startIdentityRelay } from './transparent.ts';
 
 test('hosts from a config dump: HTTP virtual hosts and TCP VIP chains', () => {
   const dump = {
@@ -72,4 +74,19 @@ test('identity relay: forwards the CSR and trust-bundle calls with their credent
   const down = await fetch(`${base}/api/v1/identity/trust-bundle`);
   assert.equal(down.status, 502);
   assert.equal(((await down.json()) as { error: { code: string } }).error.code, 'UNAVAILABLE');
+});
+
+test('address leases: a lease whose namespace is gone is taken back, and its first owner\'s release leaves the new owner\'s lease alone', { skip: process.getuid?.() !== 0 ? 'needs root (/run/trellis)' : false }, () => {
+  // Neither namespace exists, so the first lease is stale as soon as it is taken.
+  const first = leaseAddress(`trl-lease-test-a-${process.pid}`);
+  const second = leaseAddress(`trl-lease-test-b-${process.pid}`);
+  const file = path.join(LEASE_DIR, second.ip);
+  try {
+    assert.equal(second.ip, first.ip, 'the stale lease was taken back');
+    first.release();
+    assert.equal(readFileSync(file, 'utf8'), `trl-lease-test-b-${process.pid}`, 'the first owner did not delete the new lease');
+  } finally {
+    second.release();
+  }
+  assert.equal(existsSync(file), false);
 });

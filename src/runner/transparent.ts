@@ -39,7 +39,7 @@ export const BRIDGE = 'trellis0';
 export const SUBNET_PREFIX = '198.18.0.';
 export const GATEWAY = `${SUBNET_PREFIX}1`;
 export const DEFAULT_PROXY_UID = 1337;
-const LEASE_DIR = '/run/trellis/pod-ips';
+export const LEASE_DIR = '/run/trellis/pod-ips';
 
 export type PodResult = { ok: true; pod: Pod } | { ok: false; code: 'TRANSPARENT_UNSUPPORTED' | 'TRANSPARENT_SETUP_FAILED'; message: string };
 
@@ -108,7 +108,7 @@ function leaseLive(file: string): boolean | undefined {
 /** Takes a free pod address with an O_EXCL lease file (safe across
  * runners). A lease whose network namespace is gone (its runner was
  * killed) is taken back. */
-function leaseAddress(netns: string): { ip: string; release(): void } {
+export function leaseAddress(netns: string): { ip: string; release(): void } {
   mkdirSync(LEASE_DIR, { recursive: true });
   for (let i = 2; i < 255; i++) {
     const ip = `${SUBNET_PREFIX}${i}`;
