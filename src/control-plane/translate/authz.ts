@@ -26,11 +26,11 @@ import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } fr
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
 import { nodeWorkload, selects } from './services.ts';
+import { withHcmConfig } from './filters.ts';
 
 export const MESH_ROOT_NAMESPACE = 'trellis-system';
 const RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
 const JWT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
-const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 const JWT_FILTER = 'envoy.filters.http.jwt_authn';
 /** Where the jwt_authn filter puts verified claims (payloadInMetadata). */
 export const JWT_PAYLOAD_KEY = 'payload';
@@ -323,10 +323,8 @@ interface ChainShape {
 }
 
 function withFilters(chain: ChainShape, filters: object[]): ChainShape {
-  const f = chain.filters[0];
-  if (filters.length === 0 || !f || f.name !== HCM_NAME || !f.typedConfig) return chain;
-  const hf = f.typedConfig.httpFilters ?? [];
-  return { ...chain, filters: [{ ...f, typedConfig: { ...f.typedConfig, httpFilters: [...filters, ...hf] } }, ...chain.filters.slice(1)] };
+  if (filters.length === 0) return chain;
+  return withHcmConfig(chain, (tc) => ({ ...tc, httpFilters: [...filters, ...((tc.httpFilters as object[] | undefined) ?? [])] }));
 }
 
 const PORT_NAME = /^inbound\|(\d+)/;

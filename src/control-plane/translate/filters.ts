@@ -5,9 +5,19 @@ export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.ht
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 
+export const HCM_NAME = 'envoy.filters.network.http_connection_manager';
+
+/** A filter chain whose first filter is an HTTP connection manager, with
+ * `update` applied to its typed config; any other chain unchanged. */
+export function withHcmConfig<C extends { filters: { name: string; typedConfig?: object }[] }>(chain: C, update: (config: Record<string, unknown>) => object): C {
+  const f = chain.filters[0];
+  if (!f || f.name !== HCM_NAME || !f.typedConfig) return chain;
+  return { ...chain, filters: [{ ...f, typedConfig: update(f.typedConfig as Record<string, unknown>) }, ...chain.filters.slice(1)] };
+}
+
 export function hcm(statPrefix: string, rds: { routeConfigName: string } | { routeConfig: object }): object {
   return {
-    name: 'envoy.filters.network.http_connection_manager',
+    name: HCM_NAME,
     typedConfig: {
       '@type': HCM_TYPE,
       statPrefix,
