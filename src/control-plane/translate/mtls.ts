@@ -26,6 +26,7 @@ import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } fr
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
 import { isHttpLike, nodeWorkload, MESHED_LABEL, MTLS_LABEL, portProtocol, selects, serviceClusterName, speaksMeshTls, targetPortOf } from './services.ts';
+import { HCM_NAME } from './filters.ts';
 
 export type TlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
@@ -57,16 +58,25 @@ function matchesSelector(sel: Record<string, string> | undefined, labels: Record
   return Object.entries(sel ?? {}).every(([k, v]) => labels?.[k] === v);
 }
 
+/** Workload-scoped resources (MeshTLS, Telemetry) that apply to a workload
+ * in `namespace` with `labels`, most specific tier first: its namespace's
+ * with a matching selector, its namespace's without one, the mesh root's
+ * without one; by name within a tier. */
+export function scopeTiers<T extends { metadata: Meta; spec: { selector?: Record<string, string> } }>(items: readonly T[], namespace: string, labels: Record<string, string> | undefined): T[][] {
+  const hasSelector = (t: T): boolean => Object.keys(t.spec.selector ?? {}).length > 0;
+  const byName = (a: T, b: T): number => a.metadata.name.localeCompare(b.metadata.name);
+  const inNs = items.filter((t) => nsOf(t.metadata) === namespace).sort(byName);
+  return [
+    inNs.filter((t) => hasSelector(t) && matchesSelector(t.spec.selector, labels)),
+    inNs.filter((t) => !hasSelector(t)),
+    items.filter((t) => nsOf(t.metadata) === MESH_ROOT_NAMESPACE && !hasSelector(t)).sort(byName),
+  ];
+}
+
 /** The mode of `port` on workload `w`: the most specific policy that says
  * something (selector > namespace > mesh root), port level first. */
 export function tlsModeFor(input: MeshTlsInput, w: WorkloadInstance, port: number): TlsMode {
-  const byName = (a: MeshTLSPolicy, b: MeshTLSPolicy) => a.metadata.name.localeCompare(b.metadata.name);
-  const inNs = input.policies.filter((p) => nsOf(p.metadata) === w.namespace).sort(byName);
-  const tiers: MeshTLSPolicy[][] = [
-    inNs.filter((p) => Object.keys(p.spec.selector ?? {}).length > 0 && matchesSelector(p.spec.selector, w.labels)),
-    inNs.filter((p) => Object.keys(p.spec.selector ?? {}).length === 0),
-    input.policies.filter((p) => nsOf(p.metadata) === MESH_ROOT_NAMESPACE && Object.keys(p.spec.selector ?? {}).length === 0).sort(byName),
-  ];
+  const tiers = scopeTiers(input.policies, w.namespace, w.labels);
   for (const tier of tiers) {
     for (const p of tier) {
       const pl = p.spec.portLevel?.find((x) => x.port === port);
@@ -163,7 +173,7 @@ type Chain = ListenerShape['filterChains'][number];
  * server-first protocols are not delayed). Its destination match is kept. */
 function chainsForMode(chain: Chain, mode: TlsMode): Chain[] {
   const filter = chain.filters[0]?.name;
-  if (filter !== 'envoy.filters.network.http_connection_manager' && filter !== 'envoy.filters.network.tcp_proxy') return [chain];
+  if (filter !== HCM_NAME && filter !== 'envoy.filters.network.tcp_proxy') return [chain];
   if (filter === 'envoy.filters.network.tcp_proxy' && mode === 'DISABLE') return [chain];
   const match = chain.filterChainMatch ?? {};
   const tls = { ...chain, name: `${chain.name}-mtls`, filterChainMatch: { ...match, transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() };

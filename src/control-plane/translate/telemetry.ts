@@ -10,15 +10,14 @@
 // when registered, else the namespace's and the mesh's; proxyless clients and
 // node proxies get nothing (the node proxy serves many workloads).
 import { DEFAULT_SAMPLING_PERCENTAGE, type TelemetrySpec } from '../../api/telemetry.ts';
-import { MESH_ROOT_NAMESPACE } from '../../api/mesh-tls.ts';
-import type { MeshState, ProxyNode, TelemetryResource } from './model.ts';
-import { nsOf } from './model.ts';
+import type { MeshState, ProxyNode } from './model.ts';
+import { scopeTiers } from './mtls.ts';
 import { nodeWorkload } from './services.ts';
 import type { TranslationParts } from './translate.ts';
+import { withHcmConfig } from './filters.ts';
 
 export const OTEL_TRACER = 'envoy.tracers.opentelemetry';
 export const OTEL_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
-const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 
 type Tracing = NonNullable<TelemetrySpec['tracing']>;
 type Section = 'tracing' | 'accessLogging';
@@ -29,15 +28,8 @@ type Section = 'tracing' | 'accessLogging';
 function resolve<S extends Section>(state: MeshState, node: ProxyNode, section: S): NonNullable<TelemetrySpec[S]> | undefined {
   const all = state.telemetry;
   if (!all || all.length === 0 || node.kind === 'proxyless' || node.kind === 'node-proxy') return undefined;
-  const labels = nodeWorkload(state, node)?.labels;
-  const having = all.filter((t) => t.spec[section] !== undefined).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-  const hasSelector = (t: TelemetryResource): boolean => Object.keys(t.spec.selector ?? {}).length > 0;
-  const inNs = having.filter((t) => nsOf(t.metadata) === node.namespace);
-  const tiers = [
-    labels ? inNs.filter((t) => hasSelector(t) && Object.entries(t.spec.selector!).every(([k, v]) => labels[k] === v)) : [],
-    inNs.filter((t) => !hasSelector(t)),
-    having.filter((t) => nsOf(t.metadata) === MESH_ROOT_NAMESPACE && !hasSelector(t)),
-  ];
+  const having = all.filter((t) => t.spec[section] !== undefined);
+  const tiers = scopeTiers(having, node.namespace, nodeWorkload(state, node)?.labels);
   for (const tier of tiers) {
     const v = tier[0]?.spec[section];
     if (v) return v.disabled === true ? undefined : (v as NonNullable<TelemetrySpec[S]>);
@@ -71,18 +63,12 @@ export function hcmTracing(t: Tracing): object {
   };
 }
 
-interface ListenerShape {
-  filterChains?: ChainShape[];
-  defaultFilterChain?: ChainShape;
-}
 interface ChainShape {
   filters: { name: string; typedConfig?: object }[];
 }
-
-function withFields(chain: ChainShape, fields: object): ChainShape {
-  const f = chain.filters[0];
-  if (!f || f.name !== HCM_NAME || !f.typedConfig) return chain;
-  return { ...chain, filters: [{ ...f, typedConfig: { ...f.typedConfig, ...fields } }, ...chain.filters.slice(1)] };
+interface ListenerShape {
+  filterChains?: ChainShape[];
+  defaultFilterChain?: ChainShape;
 }
 
 /** translateParts() output with tracing and access logging on this proxy's HTTP listeners. */
@@ -90,10 +76,11 @@ export function applyTelemetry(parts: TranslationParts, state: MeshState, node: 
   const t = tracingFor(state, node);
   const fields = { ...(t ? { tracing: hcmTracing(t) } : {}), ...(accessLoggingFor(state, node) ? { accessLog: STDOUT_ACCESS_LOG } : {}) };
   if (Object.keys(fields).length === 0) return parts;
+  const add = (c: ChainShape): ChainShape => withHcmConfig(c, (tc) => ({ ...tc, ...fields }));
   const listeners = (parts.own.listeners as ListenerShape[]).map((l) => ({
     ...l,
-    ...(l.filterChains ? { filterChains: l.filterChains.map((c) => withFields(c, fields)) } : {}),
-    ...(l.defaultFilterChain ? { defaultFilterChain: withFields(l.defaultFilterChain, fields) } : {}),
+    ...(l.filterChains ? { filterChains: l.filterChains.map(add) } : {}),
+    ...(l.defaultFilterChain ? { defaultFilterChain: add(l.defaultFilterChain) } : {}),
   }));
   return { ...parts, own: { ...parts.own, listeners } };
 }
