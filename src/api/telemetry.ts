@@ -16,6 +16,7 @@
 // HttpConnectionManager.tracing and .accessLog (translate/telemetry.ts).
 import { Type, type Static } from '@sinclair/typebox';
 import { Closed, StringMap } from './schema-common.ts';
+import { isHttpUrl } from '../lib/http-url.ts';
 
 export const TelemetrySpec = Closed({
   /** Workload labels; absent or empty: every workload of the namespace. */
@@ -45,12 +46,5 @@ export function checkTelemetry(spec: TelemetrySpec, report: (path: (string | num
     report(['spec', 'tracing', 'collector'], 'is required (an OTLP/HTTP endpoint such as http://otel-collector:4318/v1/traces), unless disabled');
     return;
   }
-  let ok = false;
-  try {
-    const u = new URL(t.collector);
-    ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-  } catch {
-    // reported below
-  }
-  if (!ok) report(['spec', 'tracing', 'collector'], `must be an http(s) URL (got "${t.collector}")`);
+  if (!isHttpUrl(t.collector)) report(['spec', 'tracing', 'collector'], `must be an http(s) URL (got "${t.collector}")`);
 }

@@ -8,6 +8,7 @@
 import type { TracingSpec } from './types.ts';
 import type { FieldReader } from './field-reader.ts';
 import { anyType } from './envoy-common.ts';
+import { isHttpUrl } from '../../lib/http-url.ts';
 
 export const OTEL_TRACER_NAME = 'envoy.tracers.opentelemetry';
 export const OTEL_CONFIG_TYPE = 'envoy.config.trace.v3.OpenTelemetryConfig';
@@ -52,14 +53,7 @@ export function readHcmTracing(r: FieldReader): TracingSpec | undefined {
   uri.ignore('cluster', 'timeout');
   uri.done();
   if (url === undefined) return undefined;
-  let ok = false;
-  try {
-    const u = new URL(url);
-    ok = u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    // reported below
-  }
-  if (!ok) {
+  if (!isHttpUrl(url)) {
     uri.error('uri', `must be an http(s) URL (got ${JSON.stringify(url)})`);
     return undefined;
   }

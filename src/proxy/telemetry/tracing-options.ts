@@ -3,6 +3,7 @@
 // OpenTelemetry SDK: that is imported only when tracing is on
 // (telemetry.ts, loadTracer).
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { isHttpUrl } from '../../lib/http-url.ts';
 
 export interface TracingOptions {
   /** OTLP/HTTP traces endpoint, e.g. `http://collector:4318/v1/traces`. */
@@ -23,12 +24,8 @@ export interface TracingOptions {
 /** Field errors; `serviceName` is checked only when given. */
 export function checkTracingOptions(o: Omit<TracingOptions, 'serviceName'> & { serviceName?: string }): string[] {
   const errors: string[] = [];
-  try {
-    const u = new URL(o.collectorUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') errors.push('tracing.collectorUrl: must be an http(s) URL');
-  } catch {
-    errors.push(`tracing.collectorUrl: "${o.collectorUrl}" is not a URL`);
-  }
+  if (!URL.canParse(o.collectorUrl)) errors.push(`tracing.collectorUrl: "${o.collectorUrl}" is not a URL`);
+  else if (!isHttpUrl(o.collectorUrl)) errors.push('tracing.collectorUrl: must be an http(s) URL');
   if (o.samplingRate !== undefined && !(o.samplingRate >= 0 && o.samplingRate <= 1)) errors.push('tracing.samplingRate: must be between 0 and 1');
   if (o.serviceName !== undefined && o.serviceName === '') errors.push('tracing.serviceName: must not be empty');
   return errors;
