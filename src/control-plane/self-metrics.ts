@@ -10,7 +10,7 @@
 // `trellis apply` or an endpoint change takes to be in force. A stream's first
 // pushes (a proxy connecting) are not convergence; their push-to-ACK time is
 // in trellis_xds_ack_latency_seconds with every other push.
-import type { XdsServer, XdsServerEvent } from '../xds/server.ts';
+import { shortType, type XdsServer, type XdsServerEvent } from '../xds/server.ts';
 import type { MeshSnapshotSource } from './snapshots.ts';
 import type { MeshState } from './translate/model.ts';
 import type { HaStatus } from './ha.ts';
@@ -50,8 +50,6 @@ interface StreamTimes {
   readonly pushedChange: Map<string, number>;
   readonly pending: Map<string, Pending>;
 }
-
-const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
 
 export function createSelfMetrics(d: SelfMetricsDeps): SelfMetrics {
   const now = d.now ?? (() => performance.now());

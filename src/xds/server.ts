@@ -164,7 +164,8 @@ const INCREMENTAL_TYPES = new Set<string>([TypeUrl.route, TypeUrl.endpoint]);
 const PUSH_ORDER: readonly string[] = [TypeUrl.secret, TypeUrl.cluster, TypeUrl.endpoint, TypeUrl.listener, TypeUrl.route];
 const KNOWN_TYPES = new Set<string>(Object.values(TypeUrl));
 
-const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+/** "type.googleapis.com/envoy.config.cluster.v3.Cluster" -> "Cluster". */
+export const shortType = (typeUrl: string): string => typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
 /** How long one slice of pushes may hold the event loop. */
 const SLICE_MS = 5;
 /** A write not taken by its socket for this long is a slow reader's, parked
