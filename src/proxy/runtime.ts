@@ -34,11 +34,13 @@ export const PROXY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
 export const COMPILE_CACHE_DIR = path.resolve(import.meta.dirname, '..', '..', 'node_modules', '.cache', 'trellis-compile');
 
 /** The environment for a `trellis proxy` process: `env` with Node's compile
- * cache on, unless the operator chose a directory for it or turned it off
- * (NODE_COMPILE_CACHE, NODE_DISABLE_COMPILE_CACHE). */
-export function proxyEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+ * cache in `cacheDir` on, unless the operator chose a directory for it or
+ * turned it off (NODE_COMPILE_CACHE, NODE_DISABLE_COMPILE_CACHE). Its keys
+ * are relative to the cache (portable), so a cache filled in one place
+ * serves a copy moved elsewhere (runner/staged-runtime.ts). */
+export function proxyEnv(env: NodeJS.ProcessEnv = process.env, cacheDir: string = COMPILE_CACHE_DIR): NodeJS.ProcessEnv {
   if (env.NODE_COMPILE_CACHE || env.NODE_DISABLE_COMPILE_CACHE) return env;
-  return { ...env, NODE_COMPILE_CACHE: COMPILE_CACHE_DIR };
+  return { ...env, NODE_COMPILE_CACHE: cacheDir, NODE_COMPILE_CACHE_PORTABLE: '1' };
 }
 
 let tuned = false;

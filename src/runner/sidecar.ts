@@ -9,9 +9,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { PROXY_NODE_FLAGS, proxyEnv } from '../proxy/runtime.ts';
+import { COMPILE_CACHE_DIR, PROXY_NODE_FLAGS, proxyEnv } from '../proxy/runtime.ts';
 
 export const TRELLIS_BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'trellis.ts');
+
+/** What a proxy process is started from: a Node binary, `trellis.ts`, and
+ * Node's compile cache for that code. */
+export interface ProxyRuntime {
+  node: string;
+  entry: string;
+  compileCache: string;
+}
+
+/** The installation the runner itself runs from. A pod's proxy, running as
+ * its own uid, uses a staged copy instead (staged-runtime.ts). */
+export const INSTALLED_RUNTIME: ProxyRuntime = { node: process.execPath, entry: TRELLIS_BIN, compileCache: COMPILE_CACHE_DIR };
 
 export interface UpstreamDecl {
   service: string;
@@ -47,6 +59,10 @@ export interface SidecarSpec {
   drainMs?: number;
   /** Prefix for the command (e.g. `ip netns exec POD setpriv ...`). */
   wrap?: string[];
+  /** Default INSTALLED_RUNTIME. */
+  runtime?: ProxyRuntime;
+  /** The proxy's environment before the runner adds to it; default process.env. */
+  env?: NodeJS.ProcessEnv;
   /** Where the bootstrap file goes. */
   dir: string;
   /** Proxy stdout/stderr: a file path, or 'inherit' (to the runner's stderr). */
@@ -167,9 +183,10 @@ export class Sidecar {
   }
 
   #spawn(): ChildProcess {
-    const args = [TRELLIS_BIN, 'proxy', '--config', this.bootstrapPath, '--no-watch', '--drain-ms', String(this.spec.drainMs ?? 5000)];
-    const [cmd, ...pre] = [...(this.spec.wrap ?? []), process.execPath, ...PROXY_NODE_FLAGS, ...args];
-    const env = proxyEnv({ ...process.env, NODE_NO_WARNINGS: '1' });
+    const runtime = this.spec.runtime ?? INSTALLED_RUNTIME;
+    const args = [runtime.entry, 'proxy', '--config', this.bootstrapPath, '--no-watch', '--drain-ms', String(this.spec.drainMs ?? 5000)];
+    const [cmd, ...pre] = [...(this.spec.wrap ?? []), runtime.node, ...PROXY_NODE_FLAGS, ...args];
+    const env = proxyEnv({ ...(this.spec.env ?? process.env), NODE_NO_WARNINGS: '1' }, runtime.compileCache);
     if (this.spec.identityUrl !== undefined && env.TRELLIS_IDENTITY_URL === undefined) env.TRELLIS_IDENTITY_URL = this.spec.identityUrl;
     const child = spawn(cmd!, pre, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const sink = this.#logStream;
