@@ -9,7 +9,7 @@
 // namespace, iptables capture) supplies a `PodNetwork` that changes where
 // things bind and how the proxy and the app are launched.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
@@ -19,7 +19,7 @@ import { explicitAppEnv } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
 import { RegistryClient, keepRegistered, type WorkloadRegistration } from './registration.ts';
-import { probeReady, Sidecar, type UpstreamDecl } from './sidecar.ts';
+import { probeReady, Sidecar, type ProxyRuntime, type UpstreamDecl } from './sidecar.ts';
 import { hostsFromConfigDump } from './transparent.ts';
 
 export type Log = (event: string, fields?: Record<string, unknown>) => void;
@@ -72,6 +72,13 @@ export interface PodNetwork {
   readonly adminHost: string;
   /** Command prefix for the proxy (netns + its own uid). */
   proxyWrap(): string[];
+  /** What the proxy runs from: a copy its uid can reach (staged-runtime.ts). */
+  readonly proxyRuntime: ProxyRuntime;
+  /** Where its bootstrap goes: readable by its uid, writable only by root. */
+  readonly proxyDir: string;
+  /** The proxy's environment from `base`, its join token handed over so
+   * that only its uid can read it. */
+  proxyEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
   /** Command prefix for the app (netns). */
   appWrap(): string[];
   /** The xDS address the proxy uses from inside the pod. */
@@ -118,8 +125,6 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
   const log: Log = opts.log ?? (() => {});
   const workload = opts.workload ?? `${opts.service}-${process.pid}`;
   const dir = mkdtempSync(path.join(os.tmpdir(), `trellis-run-${opts.service}-`));
-  // In a pod the proxy runs as its own uid and must read its bootstrap.
-  if (opts.pod) chmodSync(dir, 0o755);
   const cleanups: (() => Promise<unknown> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   const cleanup = async (): Promise<void> => {
     for (const c of cleanups.splice(0).reverse()) {
@@ -232,8 +237,9 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
           : [...opts.ports.map((p) => `inbound|${p.port}`), ...ports.upstreams.map((u) => `upstream|${u.localPort}`)],
         drainMs: opts.drainMs ?? 5000,
         // The sidecar dies with its runner, even a SIGKILLed one.
-        ...(pod ? { wrap: pod.proxyWrap() } : PDEATHSIG ? { wrap: ['setpriv', '--pdeathsig', 'SIGKILL', '--'] } : {}),
-        dir,
+        ...(pod ? { wrap: pod.proxyWrap(), runtime: pod.proxyRuntime, env: pod.proxyEnv(process.env) } : PDEATHSIG ? { wrap: ['setpriv', '--pdeathsig', 'SIGKILL', '--'] } : {}),
+        // In a pod the proxy runs as its own uid: its bootstrap goes where it can read it.
+        dir: pod ? pod.proxyDir : dir,
         logTo: opts.proxyLog ?? path.join(dir, 'proxy.log'),
       },
       log,

@@ -22,16 +22,26 @@
 //   loopback address, so forwarding its whole API would hand the pod admin
 //   rights. Only the proxy's uid reaches either relay (the app's TCP is
 //   redirected to the proxy, whose outbound routes only to services).
+//   The proxy's uid runs a copy of Node and of the proxy's code staged where
+//   it can read them (staged-runtime.ts; the installation may be in a
+//   private directory such as /root), and a trial run as that uid comes
+//   before anything is created: what it cannot reach is said up front.
+//   Its bootstrap and join token are in /run/trellis/pods/<pod>/ (root,
+//   group <proxy uid>, 0750: the proxy reads, cannot write, others see
+//   nothing); the token file is the proxy uid's, 0400.
 // Everything is removed on close: the netns (with its veth and rules), the
 // hosts file, the address lease, and the bridge once no pod uses it.
 import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
 import { loadOrigDst } from '../proxy/orig-dst.ts';
 import type { PodNetwork } from './runner.ts';
+import type { ProxyRuntime } from './sidecar.ts';
+import { proxyUidCannotRun, stageProxyRuntime } from './staged-runtime.ts';
 
 const exec = promisify(execFile);
 
@@ -40,6 +50,8 @@ export const SUBNET_PREFIX = '198.18.0.';
 export const GATEWAY = `${SUBNET_PREFIX}1`;
 export const DEFAULT_PROXY_UID = 1337;
 export const LEASE_DIR = '/run/trellis/pod-ips';
+/** Per pod, the files its proxy reads (bootstrap, join token). */
+export const POD_DIR = '/run/trellis/pods';
 
 export type PodResult = { ok: true; pod: Pod } | { ok: false; code: 'TRANSPARENT_UNSUPPORTED' | 'TRANSPARENT_SETUP_FAILED'; message: string };
 
@@ -180,11 +192,32 @@ export async function maybeRemoveBridge(): Promise<void> {
   }
 }
 
+/** /run/trellis/pods, which every user may enter (the proxy's uid does),
+ * whatever umask made /run/trellis. */
+function makePodDirRoot(): void {
+  mkdirSync(POD_DIR, { recursive: true });
+  for (const d of [path.dirname(POD_DIR), POD_DIR]) chmodSync(d, 0o755);
+}
+
+/** The pod's directory for its proxy: root's, group `uid`, 0750. The proxy
+ * reads it and cannot write it, so root writing files there never meets a
+ * link the proxy planted. */
+function makeProxyDir(netns: string, uid: number): string {
+  const dir = path.join(POD_DIR, netns);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  chownSync(dir, 0, uid);
+  chmodSync(dir, 0o750);
+  return dir;
+}
+
 export class Pod implements PodNetwork {
   readonly netns: string;
   readonly address: string;
   readonly proxyUid: number;
   readonly hostsFile: string;
+  readonly proxyDir: string;
+  readonly proxyRuntime: ProxyRuntime;
   readonly #release: () => void;
   readonly #relay: net.Server;
   readonly #relayPort: number;
@@ -194,8 +227,10 @@ export class Pod implements PodNetwork {
 
   readonly #vethHost: string;
 
-  constructor(netns: string, address: string, vethHost: string, proxyUid: number, release: () => void, relay: net.Server, identityRelay: http.Server | undefined, log: NonNullable<PodOptions['log']>) {
+  constructor(netns: string, address: string, vethHost: string, proxyUid: number, proxy: { dir: string; runtime: ProxyRuntime }, release: () => void, relay: net.Server, identityRelay: http.Server | undefined, log: NonNullable<PodOptions['log']>) {
     this.netns = netns;
+    this.proxyDir = proxy.dir;
+    this.proxyRuntime = proxy.runtime;
     this.#vethHost = vethHost;
     this.address = address;
     this.proxyUid = proxyUid;
@@ -215,6 +250,28 @@ export class Pod implements PodNetwork {
     // The second setpriv sets the parent-death signal after the uid change
     // (a credential change clears it): the proxy dies with its runner.
     return ['ip', 'netns', 'exec', this.netns, 'setpriv', `--reuid=${this.proxyUid}`, `--regid=${this.proxyUid}`, '--clear-groups', '--', 'setpriv', '--pdeathsig', 'SIGKILL', '--'];
+  }
+
+  /** `base` without the join token, which goes into a file only the
+   * proxy's uid (and root) can read: TRELLIS_JOIN_TOKEN_FILE. A token file
+   * of the runner's own may be where that uid cannot reach. */
+  proxyEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    const env = { ...base };
+    let token: string | undefined;
+    try {
+      token = resolveJoinToken({ env: base });
+    } catch {
+      return env; // unreadable: the proxy says why
+    }
+    delete env.TRELLIS_JOIN_TOKEN;
+    if (token === undefined) return env;
+    const file = path.join(this.proxyDir, 'join-token');
+    rmSync(file, { force: true });
+    writeFileSync(file, token, { mode: 0o400, flag: 'wx' });
+    chownSync(file, this.proxyUid, this.proxyUid);
+    chmodSync(file, 0o400);
+    env.TRELLIS_JOIN_TOKEN_FILE = file;
+    return env;
   }
 
   appWrap(): string[] {
@@ -268,6 +325,7 @@ export class Pod implements PodNetwork {
     this.#release();
     await tryRun(['ip', 'netns', 'del', this.netns]);
     rmSync(path.dirname(this.hostsFile), { recursive: true, force: true });
+    rmSync(this.proxyDir, { recursive: true, force: true });
     await maybeRemoveBridge();
     this.#log('pod_removed', { netns: this.netns });
   }
@@ -349,6 +407,13 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
   const why = await transparentUnsupported();
   if (why) return { ok: false, code: 'TRANSPARENT_UNSUPPORTED', message: why };
   const log = opts.log ?? (() => {});
+  const uid = opts.proxyUid ?? DEFAULT_PROXY_UID;
+  const staged = stageProxyRuntime({ uid });
+  if (!staged.ok) return { ok: false, code: 'TRANSPARENT_UNSUPPORTED', message: staged.message };
+  for (const dir of staged.built) log('proxy_runtime_staged', { dir });
+  makePodDirRoot();
+  const cannot = proxyUidCannotRun(staged.runtime, uid, [POD_DIR]);
+  if (cannot) return { ok: false, code: 'TRANSPARENT_UNSUPPORTED', message: cannot };
   const netns = netnsName(opts.name);
   // A namespace left by a runner that was killed: removed if nothing runs in it.
   if (existsSync(`/run/netns/${netns}`)) {
@@ -384,10 +449,12 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
     await inNs('ip', 'route', 'add', 'default', 'via', GATEWAY);
     mkdirSync(`/etc/netns/${netns}`, { recursive: true });
     undo.push(async () => rmSync(`/etc/netns/${netns}`, { recursive: true, force: true }));
+    const proxyDir = makeProxyDir(netns, uid);
+    undo.push(async () => rmSync(proxyDir, { recursive: true, force: true }));
     const relay = await startRelay(opts.xdsAddress);
     undo.push(() => new Promise((r) => relay.close(r)));
     const identityRelay = opts.apiUrl ? await startIdentityRelay(opts.apiUrl, GATEWAY) : undefined;
-    const pod = new Pod(netns, lease.ip, vethHost, opts.proxyUid ?? DEFAULT_PROXY_UID, lease.release, relay, identityRelay, log);
+    const pod = new Pod(netns, lease.ip, vethHost, uid, { dir: proxyDir, runtime: staged.runtime }, lease.release, relay, identityRelay, log);
     pod.writeHosts(new Map());
     log('pod_created', { netns, address: lease.ip });
     return { ok: true, pod };

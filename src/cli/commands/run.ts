@@ -134,20 +134,20 @@ export async function run(argv: string[]): Promise<number> {
     nodeProxy = { host: '127.0.0.1', port: n };
   }
 
+  const log = (event: string, fields: Record<string, unknown> = {}): void => {
+    process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-run', event, ...fields })}\n`);
+  };
+
   let pod: PodNetwork | undefined;
   if (values.transparent) {
     const { createPod } = await import('../../runner/transparent.ts');
-    const made = await createPod({ name: values.workload ?? `${values.service}-${process.pid}`, namespace: values.namespace, xdsAddress, apiUrl: api.toString() });
+    const made = await createPod({ name: values.workload ?? `${values.service}-${process.pid}`, namespace: values.namespace, xdsAddress, apiUrl: api.toString(), log });
     if (!made.ok) {
       console.error(`trellis run: --transparent: ${made.message}`);
       return 1;
     }
     pod = made.pod;
   }
-
-  const log = (event: string, fields: Record<string, unknown> = {}): void => {
-    process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-run', event, ...fields })}\n`);
-  };
   return runWorkload({
     service: values.service,
     namespace: values.namespace,
