@@ -7,7 +7,7 @@
 // restarted with backoff (100 ms doubling to 5 s) while the app keeps
 // running; `stop()` sends SIGTERM (the proxy drains) and waits.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { chmodSync, createWriteStream, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { COMPILE_CACHE_DIR, PROXY_NODE_FLAGS, proxyEnv } from '../proxy/runtime.ts';
 
@@ -165,6 +165,9 @@ export class Sidecar {
     this.#log = log;
     this.bootstrapPath = path.join(spec.dir, `${spec.kind}-bootstrap.json`);
     writeFileSync(this.bootstrapPath, JSON.stringify(sidecarBootstrap(spec), null, 2));
+    // Whatever the umask: a pod's proxy runs as another uid (its directory
+    // decides who reaches the file).
+    chmodSync(this.bootstrapPath, 0o644);
     if (spec.logTo !== 'inherit') this.#logStream = createWriteStream(spec.logTo, { flags: 'a' });
   }
 

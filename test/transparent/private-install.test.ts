@@ -1,12 +1,12 @@
 // Transparent mode from an installation the proxy's uid cannot enter
 // (issue 19). The repository is copied into a `mktemp -d` directory (0700,
 // as /root is), node_modules hard-linked in with the Node binary among them,
-// and `trellis run --transparent` runs from there with that Node: two pods,
-// mTLS (the server's join token in a 0600 file inside the private
-// directory), a plain HTTP call by service name through both sidecars. The
-// old runner started the sidecar, uid 1337, on the copy's own Node:
-// "setpriv: failed to execute <copy>/node_modules/node/bin/node: Permission
-// denied". Root and Linux only; skips with the reason otherwise.
+// and `trellis run --transparent` runs from there with that Node, under
+// umask 077: two pods, mTLS (the server's join token in a 0600 file inside
+// the private directory), a plain HTTP call by service name through both
+// sidecars. The old runner started the sidecar, uid 1337, on the copy's own
+// Node: "setpriv: failed to execute <copy>/node_modules/node/bin/node:
+// Permission denied". Root and Linux only; skips with the reason otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -48,10 +48,12 @@ function copyInstallation(dest: string): void {
   }
 }
 
-/** `trellis run ARGS` from the copy, on the copy's Node. */
+/** `trellis run ARGS` from the copy, on the copy's Node, under umask 077
+ * (as on a hardened system: every file the runner makes is private unless
+ * it says otherwise). */
 function runFromCopy(t: TestContext, copy: string, cp: { apiUrl: string; xdsAddress: string }, args: string[], env: NodeJS.ProcessEnv): Running {
   const node = path.join(copy, 'node_modules', 'node', 'bin', 'node');
-  const child = spawn(node, [path.join(copy, 'bin', 'trellis.ts'), 'run', '--control-plane', cp.apiUrl, '--xds', cp.xdsAddress, '--drain-ms', '500', ...args], {
+  const child = spawn('sh', ['-c', 'umask 077 && exec "$@"', 'sh', node, path.join(copy, 'bin', 'trellis.ts'), 'run', '--control-plane', cp.apiUrl, '--xds', cp.xdsAddress, '--drain-ms', '500', ...args], {
     cwd: copy,
     env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
