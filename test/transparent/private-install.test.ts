@@ -40,6 +40,8 @@ function copyInstallation(dest: string): void {
   const addon = path.join(dest, path.relative(ROOT, ADDON_PATH));
   mkdirSync(path.dirname(addon), { recursive: true });
   copyFileSync(ADDON_PATH, addon);
+  // As a clone made under umask 077 would be (not node_modules: its files are links).
+  execFileSync('chmod', ['-R', 'go-rwx', ...['package.json', 'bin', 'src', 'test', 'native'].map((d) => path.join(dest, d))]);
   try {
     execFileSync('cp', ['-al', path.join(ROOT, 'node_modules'), path.join(dest, 'node_modules')], { stdio: 'pipe' });
   } catch {
