@@ -286,12 +286,19 @@ function resolvePackage(name: string, from: string, top: string): string | undef
   }
 }
 
+/** The environment for a trial run of the staged Node: what Node itself
+ * reads from the runner's, and nothing else (no join token). */
+function nodeEnv(): NodeJS.ProcessEnv {
+  const { PATH = '/usr/bin:/bin', NODE_OPTIONS } = process.env;
+  return { PATH, NODE_NO_WARNINGS: '1', ...(NODE_OPTIONS ? { NODE_OPTIONS } : {}) };
+}
+
 /** Runs `proxy --help` from the copy as root so Node fills the compile
  * cache, then gives root's cache the proxy uid's name. */
 function warmCompileCache(node: string, dir: string, uid: number): void {
   const cache = path.join(dir, 'compile-cache');
   const r = spawnSync(node, [...PROXY_NODE_FLAGS, path.join(dir, 'bin', 'trellis.ts'), 'proxy', '--help'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_NO_WARNINGS: '1', NODE_COMPILE_CACHE: cache, NODE_COMPILE_CACHE_PORTABLE: '1' },
+    env: { ...nodeEnv(), NODE_COMPILE_CACHE: cache, NODE_COMPILE_CACHE_PORTABLE: '1' },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -317,7 +324,7 @@ await import(dir + '/src/cli/commands/proxy.ts');
 export function proxyUidCannotRun(runtime: ProxyRuntime, uid: number, dirs: readonly string[] = []): string | undefined {
   const dir = path.dirname(path.dirname(runtime.entry));
   const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', runtime.node, '--input-type=module', '-e', PREFLIGHT, dir, ...dirs], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_NO_WARNINGS: '1', NODE_COMPILE_CACHE: runtime.compileCache, NODE_COMPILE_CACHE_PORTABLE: '1' },
+    env: { ...nodeEnv(), NODE_COMPILE_CACHE: runtime.compileCache, NODE_COMPILE_CACHE_PORTABLE: '1' },
     encoding: 'utf8',
     timeout: 30_000,
   });
