@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { allocateVip } from '../../src/control-plane/registry/vip.ts';
 import { ADDON_PATH } from '../../src/proxy/orig-dst.ts';
+import { runtimeDir } from '../../src/runner/staged-runtime.ts';
 import { DEFAULT_PROXY_UID, netnsName, transparentUnsupported } from '../../src/runner/transparent.ts';
 import { apply, controlPlane, events, joinToken, ROOT, service, waitFor, type Running } from '../run/harness.ts';
 
@@ -101,6 +102,24 @@ test('transparent pods run from an installation in a 0700 directory, mTLS with a
     { TRELLIS_JOIN_TOKEN_FILE: tokenFile });
   await waitFor('reviews app started in its pod', () => (events(reviews.stderr()).some((e) => e.event === 'app_started') ? true
     : reviews.child.exitCode !== null ? Promise.reject(new Error(reviews.stderr())) : undefined), 90_000);
+
+  // The server's proxy: uid 1337, on the staged Node, its join token in a
+  // file only it can read, not in its environment.
+  const pid = events(reviews.stderr()).find((e) => e.event === 'sidecar_started')?.pid as number;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  assert.match(status, new RegExp(`^Uid:\\s+${DEFAULT_PROXY_UID}\\s`, 'm'));
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  assert.ok(argv[0]!.startsWith(`${runtimeDir()}/node-`), argv.join(' '));
+  assert.ok(argv.some((a) => a.startsWith(`${runtimeDir()}/proxy-`) && a.endsWith('/bin/trellis.ts')), argv.join(' '));
+  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  const podDir = `/run/trellis/pods/${netnsName('reviews-p1')}`;
+  assert.ok(environ.includes(`TRELLIS_JOIN_TOKEN_FILE=${podDir}/join-token`), environ.filter((e) => e.startsWith('TRELLIS')).join(' '));
+  assert.ok(environ.some((e) => e.startsWith(`NODE_COMPILE_CACHE=${runtimeDir()}/proxy-`)));
+  assert.ok(!environ.some((e) => e.startsWith('TRELLIS_JOIN_TOKEN=')));
+  const tokenSt = statSync(`${podDir}/join-token`);
+  assert.deepEqual([tokenSt.uid, tokenSt.mode & 0o777], [DEFAULT_PROXY_UID, 0o400]);
+  const podDirSt = statSync(podDir);
+  assert.deepEqual([podDirSt.uid, podDirSt.gid, podDirSt.mode & 0o777], [0, DEFAULT_PROXY_UID, 0o750]);
 
   const out = path.join(priv, 'client.json');
   const client = runFromCopy(t, copy, cp, ['--transparent', '--service', 'productpage', '--workload', 'productpage-p1', '--port', '9080:http', '--', node, path.join(copy, 'test/run/apps/plain-client.ts'), 'http://reviews:9080/from-a-private-install'],
