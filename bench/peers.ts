@@ -281,6 +281,35 @@ export async function startTrellisPair(dir: string, cpu: string, be: { h1Port: n
   };
 }
 
+/** Explicit mode with kept-alive connections: the runner's port guard (the
+ * app's HTTP_PROXY) -> client sidecar -> server sidecar -> backend, all on
+ * the proxy's core. Every load generator keeps its connections alive, so a
+ * relay without TCP_NODELAY shows here as ~40 ms at p50. */
+export async function startTrellisExplicit(dir: string, cpu: string, be: { h1Port: number; h2Port: number }): Promise<Peer> {
+  const pair = await startTrellisPair(dir, cpu, be);
+  const h1Port = await freePort();
+  const h2Port = await freePort();
+  const guard = launch(process.execPath, [path.join(repoRoot, 'bench/port-guard.ts'), JSON.stringify({ listen: [h1Port, h2Port], primary: [pair.h1Port, pair.h2Port] })], cpu, path.join(dir, 'port-guard.log'));
+  try {
+    await waitForPort(h1Port);
+    await waitForPort(h2Port);
+  } catch (err) {
+    await stopChild(guard);
+    await pair.stop();
+    throw err;
+  }
+  return {
+    name: 'trellis-explicit',
+    pids: [pidOf(guard), ...pair.pids],
+    h1Port,
+    h2Port,
+    stop: async () => {
+      await stopChild(guard);
+      await pair.stop();
+    },
+  };
+}
+
 /** The sidecar pair with mutual TLS between the proxies: an in-process CA
  * (the control plane's, on loopback) issues both workload certificates. */
 export async function startTrellisMtlsPair(dir: string, cpu: string, be: { h1Port: number; h2Port: number }): Promise<Peer> {

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  startBackend, startHaproxy, startNginxProxy, startTrellis, startTrellisPair, startTrellisMtlsPair,
+  startBackend, startHaproxy, startNginxProxy, startTrellis, startTrellisPair, startTrellisExplicit, startTrellisMtlsPair,
   rssBytes, cpuSeconds, processTree, GRPC_FRAME, type Peer,
 } from './peers.ts';
 import type { LoadgenResult } from './loadgen.ts';
@@ -134,6 +134,7 @@ async function main(): Promise<void> {
       ['nginx', startNginxProxy],
       ['trellis', startTrellis],
       ['trellis-pair', startTrellisPair],
+      ['trellis-explicit', startTrellisExplicit],
       ['trellis-mtls', startTrellisMtlsPair],
     ];
     for (const [name, start] of starters) {

@@ -23,8 +23,8 @@ export function openTunnel(target: TunnelTarget, handler: ResponseHandler): void
   let settled = false;
   // The tunnel carries opaque bytes: no ALPN (the options are shared with HTTP pools).
   const socket = target.tls
-    ? tls.connect({ ...target.tls, ALPNProtocols: [], host: target.host, port: target.port })
-    : net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    ? tls.connect({ ...target.tls, ALPNProtocols: [], host: target.host, port: target.port }).setNoDelay(true)
+    : net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
   const fail = (err: ProxyError): void => {
     if (settled) return;
     settled = true;
@@ -42,7 +42,6 @@ export function openTunnel(target: TunnelTarget, handler: ResponseHandler): void
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    socket.setNoDelay(true);
     if (!handler.onUpgrade) {
       // Nothing downstream can take a pipe (not an HTTP/1 CONNECT): no tunnel.
       socket.destroy();

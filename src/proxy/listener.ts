@@ -130,7 +130,7 @@ export class Listener {
 
   listen(): Promise<ListenResult> {
     return new Promise((resolve) => {
-      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.accept(s));
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (s) => this.accept(s));
       server.once('error', (err: NodeJS.ErrnoException) => {
         resolve({ ok: false, error: `listener ${this.spec.name}: cannot listen on ${this.spec.address}:${this.spec.port}: ${err.message}`, code: err.code });
       });

@@ -72,9 +72,8 @@ export function proxyTcp(downstream: Socket, initial: Buffer, conn: ConnectionCo
     const tlsOpts = deps.tls?.(cluster, target);
     // An opaque stream offers no ALPN (the options are shared with HTTP pools).
     const upstream = tlsOpts
-      ? tls.connect({ ...tlsOpts, ALPNProtocols: [], host: target.address, port: target.port })
-      : net.connect({ host: target.address, port: target.port, allowHalfOpen: true });
-    upstream.setNoDelay(true);
+      ? tls.connect({ ...tlsOpts, ALPNProtocols: [], host: target.address, port: target.port }).setNoDelay(true)
+      : net.connect({ host: target.address, port: target.port, allowHalfOpen: true, noDelay: true });
     downstream.setNoDelay(true);
 
     const untrack = conn.track({

@@ -337,8 +337,8 @@ async function startRelay(target: string): Promise<net.Server> {
   const host = target.slice(0, i);
   const port = Number(target.slice(i + 1));
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((c) => {
-    const up = net.connect({ host, port });
+  const server = net.createServer({ noDelay: true }, (c) => {
+    const up = net.connect({ host, port, noDelay: true });
     for (const s of [c, up]) {
       sockets.add(s);
       s.once('close', () => sockets.delete(s));

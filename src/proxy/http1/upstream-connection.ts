@@ -136,7 +136,7 @@ export class UpstreamConnection implements BodyTarget {
     const o = owner.opts;
     let socket: Socket;
     if (o.tls !== undefined) {
-      socket = tls.connect({ servername: net.isIP(o.host) === 0 ? o.host : undefined, ...o.tls, host: o.host, port: o.port });
+      socket = tls.connect({ servername: net.isIP(o.host) === 0 ? o.host : undefined, ...o.tls, host: o.host, port: o.port }).setNoDelay(true);
       socket.once('secureConnect', () => this.onConnect());
     } else {
       socket = net.connect({ host: o.host, port: o.port, allowHalfOpen: true, noDelay: true });
@@ -158,7 +158,6 @@ export class UpstreamConnection implements BodyTarget {
     if (this.dead) return;
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    this.socket.setNoDelay(true);
     this.ready = true;
     this.owner.onReady(this);
   }

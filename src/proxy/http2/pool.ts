@@ -280,8 +280,8 @@ function connect(opts: PoolOptions): http2.ClientHttp2Session {
           ALPNProtocols: ['h2'],
           ...(net.isIP(opts.host) ? {} : { servername: opts.host }),
           ...tlsOpts,
-        })
-        : net.connect({ host: opts.host, port: opts.port }),
+        }).setNoDelay(true)
+        : net.connect({ host: opts.host, port: opts.port, noDelay: true }),
   });
 }
 

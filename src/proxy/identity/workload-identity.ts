@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { generateKeyAndCsr } from './csr.ts';
 import type { CaClient } from './ca-client.ts';
+import { backoffDelay, RECONNECT_BACKOFF } from '../../lib/backoff.ts';
 
 export interface Credentials {
   readonly spiffeId: string;
@@ -93,9 +94,6 @@ export function bundleFingerprints(pem: string): IdentityReport['trustBundle'] {
   });
 }
 
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 30_000;
-
 export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadIdentity {
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
@@ -149,7 +147,7 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
     if (stopped) return;
     const r = await rotate();
     if (r.ok || stopped) return;
-    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt) * (0.5 + random() / 2);
+    const delay = backoffDelay(attempt, RECONNECT_BACKOFF, random);
     renewTimer = setTimeout(() => void renew(attempt + 1), delay);
     renewTimer.unref();
   };
@@ -198,7 +196,7 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
           return { ok: true, credentials: r.credentials };
         }
         lastError = `${r.code}: ${r.message}`;
-        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt);
+        const delay = backoffDelay(attempt, RECONNECT_BACKOFF, random);
         if (!r.retryable || stopped || now() + delay > deadline) return { ok: false, code: r.code, message: r.message };
         await new Promise((res) => setTimeout(res, delay));
       }

@@ -1,7 +1,7 @@
 // A client app that knows nothing of the mesh except HTTP_PROXY: COUNT
 // (default 40) GETs of URL, recording per answer the status, which app
-// answered (x-app) and which caller identity that app was told (x-peer);
-// writes the list to OUT.
+// answered (x-app), which caller identity that app was told (x-peer) and
+// how long it took (ms, over one kept-alive connection); writes the list to OUT.
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 
@@ -10,17 +10,20 @@ const proxy = new URL(process.env.HTTP_PROXY ?? 'http://127.0.0.1:1');
 const count = Number(process.env.COUNT ?? 40);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-function get(): Promise<{ status: number; app?: string; peer?: string; error?: string }> {
+function get(): Promise<{ status: number; ms: number; app?: string; peer?: string; error?: string }> {
+  const t0 = performance.now();
+  const ms = (): number => performance.now() - t0;
   return new Promise((resolve) => {
     const req = http.request({ host: proxy.hostname, port: Number(proxy.port), path: target.href, headers: { host: target.host }, agent, timeout: 3000 }, (res) => {
       res.resume().on('end', () => resolve({
         status: res.statusCode ?? 0,
+        ms: ms(),
         ...(typeof res.headers['x-app'] === 'string' ? { app: res.headers['x-app'] } : {}),
         ...(typeof res.headers['x-peer'] === 'string' ? { peer: res.headers['x-peer'] } : {}),
       }));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => resolve({ status: 0, error: err.message }));
+    req.on('error', (err) => resolve({ status: 0, ms: ms(), error: err.message }));
     req.end();
   });
 }
