@@ -1,8 +1,8 @@
 // An ADS client (state of the world) on grpc-js: one stream to the control
 // plane, subscriptions per type URL, every response decoded and handed to the
 // owner, who accepts it (ACK) or rejects it (NACK with the reason in
-// error_detail). Reconnects forever with exponential backoff and jitter; the
-// owner keeps whatever it last accepted while the control plane is away.
+// error_detail). Reconnects forever (src/lib/backoff.ts: full jitter, a
+// ceiling of a few seconds while an outage is young); the owner keeps whatever it last accepted while the control plane is away.
 // Several control-plane replicas may be listed ("host:port,host:port"): the
 // client stays on one while its stream lives and moves to the next address
 // each time a stream ends or fails to open (docs/high-availability.md).
@@ -16,6 +16,7 @@ import type { DiscoveryResponse, NodeInput } from './ads-method.ts';
 import { unpackAny, XdsCodecError } from './codec.ts';
 import type { JsonObject } from './codec.ts';
 import { TypeUrl } from './protos.ts';
+import { backoffDelay, RECONNECT_BACKOFF, type Backoff } from '../lib/backoff.ts';
 
 export interface DecodedResource {
   readonly name: string;
@@ -24,13 +25,8 @@ export interface DecodedResource {
 
 export type ResponseVerdict = { readonly ok: true } | { readonly ok: false; readonly message: string };
 
-export interface BackoffOptions {
-  readonly initialMs?: number;
-  readonly maxMs?: number;
-  readonly multiplier?: number;
-  /** Fraction of the delay randomized either way (0.2 = ±20 %). */
-  readonly jitter?: number;
-}
+/** Reconnect backoff; default RECONNECT_BACKOFF (src/lib/backoff.ts). */
+export type BackoffOptions = Partial<Backoff>;
 
 export interface AdsClientOptions {
   /** host:port of the control plane, or several comma-separated (replicas, tried in turn). */
@@ -79,7 +75,7 @@ const NAME_FIELD: Record<string, string> = { [TypeUrl.endpoint]: 'clusterName' }
 const INVALID_ARGUMENT = 3;
 
 export function startAdsClient(opts: AdsClientOptions): AdsClient {
-  const backoff = { initialMs: 100, maxMs: 30_000, multiplier: 2, jitter: 0.2, ...opts.backoff };
+  const backoff: Backoff = { ...RECONNECT_BACKOFF, ...opts.backoff };
   const Client = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod }, 'ads');
   const servers = parseServerList(opts.serverUri);
   const grpcClients = new Map<string, grpc.Client>();
@@ -89,9 +85,9 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     if (c === undefined) {
       c = new Client(address, opts.credentials ?? grpc.credentials.createInsecure(), {
         // The channel's own reconnect backoff (default up to 120 s) must not
-        // outlast ours, or a long outage delays the return by minutes.
+        // outlast ours: while it waits, every stream we open fails at once.
         'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
-        'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+        'grpc.max_reconnect_backoff_ms': Math.min(backoff.earlyMaxMs, backoff.maxMs),
         'grpc.keepalive_time_ms': 30_000,
         'grpc.keepalive_timeout_ms': 10_000,
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -229,9 +225,8 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
 
   function scheduleReconnect(): void {
     if (closed || timer !== undefined) return;
-    const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.multiplier ** attempt);
+    const delay = backoffDelay(attempt, backoff);
     attempt++;
-    const delay = Math.max(0, base * (1 + backoff.jitter * (Math.random() * 2 - 1)));
     timer = setTimeout(connect, delay);
     timer.unref?.();
   }
