@@ -46,3 +46,31 @@ export function parseOrExit<O extends NonNullable<ParseArgsConfig['options']>>(c
   }
   return args;
 }
+
+/** `--region R --zone Z`: where a workload, gateway or node proxy runs. Its
+ * endpoints are registered in that locality and its proxy's node carries it,
+ * so LoadBalancerPolicy `locality` (preferZone, failover) can use it. The
+ * registry's Workload has region and zone (no sub-zone). */
+export const LOCALITY_OPTIONS = {
+  region: { type: 'string' },
+  zone: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface LocalityArgs {
+  region?: string;
+  zone?: string;
+}
+
+const LOCALITY_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,126}[A-Za-z0-9])?$/;
+
+/** The locality from --region/--zone, or an error naming the flag. */
+export function parseLocality(values: { region?: string | undefined; zone?: string | undefined }): LocalityArgs | string {
+  const out: LocalityArgs = {};
+  for (const k of ['region', 'zone'] as const) {
+    const v = values[k];
+    if (v === undefined) continue;
+    if (!LOCALITY_NAME.test(v)) return `--${k} ${JSON.stringify(v)}: expected 1-128 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`;
+    out[k] = v;
+  }
+  return out;
+}

@@ -20,6 +20,8 @@ export interface NodeProxyOptions {
   /** Namespace whose short service names the node proxy resolves. */
   namespace?: string;
   nodeName?: string;
+  /** The node's locality (the proxy's xDS node). */
+  locality?: { region?: string; zone?: string };
   drainMs?: number;
   proxyLog?: string;
   log?: (event: string, fields?: Record<string, unknown>) => void;
@@ -48,6 +50,7 @@ export async function startNodeProxy(opts: NodeProxyOptions, readyTimeoutMs = 30
       admin: { address: '127.0.0.1', port: adminPort },
       outbound: { address: '127.0.0.1', port: outboundPort },
       requiredListeners: ['outbound'],
+      ...(opts.locality ? { locality: opts.locality } : {}),
       ...(existsSync('/usr/bin/setpriv') ? { wrap: ['setpriv', '--pdeathsig', 'SIGKILL', '--'] } : {}),
       drainMs: opts.drainMs ?? 5000,
       dir,

@@ -16,6 +16,7 @@ import { keepRegistered, RegistryClient, type WorkloadRegistration } from '../..
 import { freePort } from '../../runner/ports.ts';
 import { TLS_MODE_LABEL } from '../../control-plane/translate/services.ts';
 import { run as runProxy } from './proxy.ts';
+import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
 
 export const summary = 'run an ingress/egress gateway: a proxy serving a Gateway resource (HTTP, HTTPS by SNI) from the control plane';
 
@@ -40,7 +41,9 @@ const usage = `usage: trellis gateway --name NAME [options]
                           so sidecars reach it: needed for an egress gateway (class trellis-egress)
   --service-account SA    the registered service account; must be the join token's
                           (default gateway-NAME)
-  --advertise-address A   the registered address (default --listen-address, 127.0.0.1 for 0.0.0.0)`;
+  --advertise-address A   the registered address (default --listen-address, 127.0.0.1 for 0.0.0.0)
+  --region R, --zone Z    the gateway's locality: its proxy's (preferZone, failover toward mesh
+                          services) and, with --register, its endpoints'`;
 
 function fail(msg: string): number {
   console.error(`trellis gateway: ${msg}\n\n${usage}`);
@@ -66,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
         register: { type: 'boolean' },
         'service-account': { type: 'string' },
         'advertise-address': { type: 'string' },
+        ...LOCALITY_OPTIONS,
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -86,6 +90,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const adminPort = Number(values['admin-port']);
   if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) return fail('--admin-port: must be a port number');
+  const locality = parseLocality(values);
+  if (typeof locality === 'string') return fail(locality);
   if (values.register && Object.keys(portMap).length === 0) return fail('--register needs --port-map PORT=BOUND for the listener ports to register');
   if (values.register) {
     for (const [k, v] of Object.entries(portMap)) if (v === 0) portMap[Number(k)] = await freePort(values['listen-address']);
@@ -100,6 +106,7 @@ export async function run(argv: string[]): Promise<number> {
     listenAddress: values['listen-address'],
     portMap,
     ...(values['cert-dir'] ? { certDir: path.resolve(values['cert-dir']) } : {}),
+    ...(Object.keys(locality).length > 0 ? { locality } : {}),
   }), null, 2));
   const proxyArgs = [
     '--config', file, '--no-watch',
@@ -119,7 +126,7 @@ export async function run(argv: string[]): Promise<number> {
     ports: Object.entries(portMap).map(([p, bound]) => ({ port: Number(p), protocol: 'http' as const, proxyPort: bound })),
     // As `trellis run` does: callers originate mTLS only to a gateway that has an identity.
     labels: { [GATEWAY_LABEL]: values.name, [TLS_MODE_LABEL]: values['join-token'] ?? process.env.TRELLIS_JOIN_TOKEN ? 'mtls' : 'none' },
-    locality: {},
+    locality,
   };
   const registry = new RegistryClient(apiUrl);
   const reg = await registry.register(registration);

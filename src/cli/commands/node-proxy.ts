@@ -2,15 +2,18 @@
 // to when their own sidecar is down (see docs/running.md).
 import { parseArgs } from 'node:util';
 import { DEFAULT_NODE_PROXY_ADMIN_PORT, DEFAULT_NODE_PROXY_PORT, startNodeProxy } from '../../runner/node-proxy.ts';
+import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
 
 export const summary = 'run the per-node shared proxy (fallback for workloads whose sidecar is down)';
 
-const usage = `usage: trellis node-proxy [--xds HOST:PORT] [--port N] [--admin-port N] [-n NS] [--proxy-log FILE|inherit]
+const usage = `usage: trellis node-proxy [--xds HOST:PORT] [--port N] [--admin-port N] [-n NS] [--region R] [--zone Z] [--proxy-log FILE|inherit]
 
   --xds HOST:PORT     control plane xDS (default $TRELLIS_XDS or 127.0.0.1:15010)
   --port N            outbound port workloads fail over to (default ${DEFAULT_NODE_PROXY_PORT}); pass it to \`trellis run --node-proxy N\`
   --admin-port N      admin port (default ${DEFAULT_NODE_PROXY_ADMIN_PORT})
-  --namespace, -n NS  namespace for short service names (default "default")`;
+  --namespace, -n NS  namespace for short service names (default "default")
+  --region R, --zone Z
+                      the node's locality (LoadBalancerPolicy locality: preferZone, failover)`;
 
 export async function run(argv: string[]): Promise<number> {
   let values;
@@ -22,6 +25,7 @@ export async function run(argv: string[]): Promise<number> {
         port: { type: 'string', default: String(DEFAULT_NODE_PROXY_PORT) },
         'admin-port': { type: 'string', default: String(DEFAULT_NODE_PROXY_ADMIN_PORT) },
         namespace: { type: 'string', short: 'n', default: 'default' },
+        ...LOCALITY_OPTIONS,
         'proxy-log': { type: 'string', default: 'inherit' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -42,10 +46,15 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  const locality = parseLocality(values);
+  if (typeof locality === 'string') {
+    console.error(`trellis node-proxy: ${locality}`);
+    return 2;
+  }
   const log = (event: string, fields: Record<string, unknown> = {}): void => {
     process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-node-proxy', event, ...fields })}\n`);
   };
-  const started = await startNodeProxy({ xdsAddress: values.xds, outboundPort: port, adminPort, namespace: values.namespace, proxyLog: values['proxy-log'], log });
+  const started = await startNodeProxy({ xdsAddress: values.xds, outboundPort: port, adminPort, namespace: values.namespace, locality, proxyLog: values['proxy-log'], log });
   if (!started.ok) {
     console.error(`trellis node-proxy: ${started.message}`);
     return 1;

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { PortProtocol } from '../../control-plane/translate/model.ts';
 import { runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
 import type { UpstreamDecl } from '../../runner/sidecar.ts';
+import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
 
 export const summary = 'run a process in the mesh with its own sidecar (explicit HTTP_PROXY mode, or --transparent in a network namespace)';
 
@@ -25,6 +26,8 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
   --xds HOST:PORT           control plane xDS (default: the API host, port 15010; $TRELLIS_XDS)
   --address ADDR            address registered for the workload (default 127.0.0.1)
   --label K=V               extra workload label; repeatable
+  --region R, --zone Z      the workload's locality: its endpoints' and its sidecar's
+                            (LoadBalancerPolicy locality: preferZone, failover)
   --node-proxy PORT         the per-node proxy's outbound port, used when the sidecar is down
   --transparent             run the app in its own network namespace with iptables capture (root, Linux)
   --drain-ms N              sidecar drain on exit (default 5000)
@@ -82,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
         xds: { type: 'string', ...(process.env.TRELLIS_XDS ? { default: process.env.TRELLIS_XDS } : {}) },
         address: { type: 'string' },
         label: { type: 'string', multiple: true, default: [] },
+        ...LOCALITY_OPTIONS,
         'node-proxy': { type: 'string' },
         transparent: { type: 'boolean' },
         'drain-ms': { type: 'string', default: '5000' },
@@ -117,6 +121,8 @@ export async function run(argv: string[]): Promise<number> {
     if (i <= 0) return fail(`--label ${JSON.stringify(l)}: expected KEY=VALUE`);
     labels[l.slice(0, i)] = l.slice(i + 1);
   }
+  const locality = parseLocality(values);
+  if (typeof locality === 'string') return fail(locality);
   let api: URL;
   try {
     api = new URL(values['control-plane']);
@@ -159,6 +165,7 @@ export async function run(argv: string[]): Promise<number> {
     xdsAddress,
     ...(values.address ? { address: values.address } : {}),
     labels,
+    ...(Object.keys(locality).length > 0 ? { locality } : {}),
     command,
     ...(nodeProxy ? { nodeProxy } : {}),
     ...(pod ? { pod } : {}),

@@ -65,6 +65,8 @@ export interface GatewayBootstrapInput {
   /** Where certificateRefs resolve: `<certDir>/<ns>/<name>/tls.crt|tls.key`. */
   certDir?: string;
   nodeId?: string;
+  /** The gateway's locality (its xDS node), for locality-aware balancing. */
+  locality?: { region?: string; zone?: string };
 }
 
 /** A bootstrap for `trellis proxy --config` serving one Gateway over ADS. */
@@ -77,7 +79,12 @@ export function gatewayBootstrap(i: GatewayBootstrapInput): object {
   // (telemetry/proxy-nodes.ts); an ephemeral port (0) cannot be advertised.
   if (i.admin.port !== 0) trellis.admin = `${i.admin.address === '0.0.0.0' ? '127.0.0.1' : i.admin.address}:${i.admin.port}`;
   return {
-    node: { id: i.nodeId ?? `${i.namespace}/gateway-${i.gateway}`, cluster: i.gateway, metadata: { trellis } },
+    node: {
+      id: i.nodeId ?? `${i.namespace}/gateway-${i.gateway}`,
+      cluster: i.gateway,
+      ...(i.locality ? { locality: { region: i.locality.region ?? '', zone: i.locality.zone ?? '', subZone: '' } } : {}),
+      metadata: { trellis },
+    },
     admin: { address: { socketAddress: { address: i.admin.address, portValue: i.admin.port } } },
     dynamicResources: { ads: { address: i.xdsAddress } },
   };
