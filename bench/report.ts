@@ -1,5 +1,6 @@
 // Renders bench results as a markdown table with ratios to direct and HAProxy.
 import type { LoadgenResult } from './loadgen.ts';
+import type { GlobalLimitRow } from './global-limit.ts';
 
 export interface TargetResult {
   name: string;
@@ -20,6 +21,8 @@ export interface BenchResults {
   phaseSeconds: number;
   setup: string;
   targets: TargetResult[];
+  /** Global rate limit accuracy per balancer (bench/global-limit.ts). */
+  globalRateLimit?: GlobalLimitRow[];
 }
 
 const mb = (b: number): string => (b ? `${(b / 1024 / 1024).toFixed(1)} MB` : '–');
@@ -55,6 +58,13 @@ export function renderMarkdown(r: BenchResults): string {
   for (const t of r.targets) {
     if (t.name === 'direct') continue;
     lines.push(`| ${t.name} | ${mb(t.idleRssBytes)} | ${mb(t.peakRssBytes)} | ${ratio(t.idleRssBytes, haproxy?.idleRssBytes)} |`);
+  }
+  if (r.globalRateLimit) {
+    lines.push('', '## Global rate limit accuracy per balancer', '', 'Two server sidecars share a global limit; one caller\'s sidecar offers more than the limit (bench/global-limit.ts).', '');
+    lines.push('| balancer | offered | limit | admitted | of the limit | per server sidecar |', '|---|---|---|---|---|---|');
+    for (const g of r.globalRateLimit) {
+      lines.push(`| ${g.balancer} | ${g.offeredPerSec}/s | ${g.limitPerSec}/s | ${(g.admitted / g.seconds).toFixed(1)}/s | ${(g.accuracy * 100).toFixed(0)}% | ${Object.entries(g.perSidecar).sort().map(([k, v]) => `${k} ${v}`).join(', ')} |`);
+    }
   }
   lines.push('');
   return lines.join('\n');

@@ -6,6 +6,7 @@
 //   npm run bench                  # full run (~6 minutes)
 //   npm run bench -- --quick       # 3-second phases, for a smoke check
 //   npm run bench -- --only trellis,haproxy
+//   npm run bench -- --quick --only global-limit   # global rate limit accuracy per balancer
 //
 // Writes bench/results/latest.json and bench/results/latest.md.
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ import {
   rssBytes, cpuSeconds, processTree, GRPC_FRAME, type Peer,
 } from './peers.ts';
 import type { LoadgenResult } from './loadgen.ts';
+import { measureGlobalLimit, type GlobalLimitRow } from './global-limit.ts';
 import { renderMarkdown, type BenchResults, type TargetResult } from './report.ts';
 
 const PROXY_CPU = '1';
@@ -155,12 +157,22 @@ async function main(): Promise<void> {
   } finally {
     await backend.stop();
   }
+  let globalRateLimit: GlobalLimitRow[] | undefined;
+  if (want('global-limit')) {
+    console.log('- global rate limit accuracy per balancer');
+    try {
+      globalRateLimit = await measureGlobalLimit(phaseSec, PROXY_CPU);
+    } catch (err) {
+      console.error(`  global-limit failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   const out: BenchResults = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', node: process.version },
     phaseSeconds: phaseSec,
     setup: 'proxy pinned to CPU 1 (taskset); backend (NGINX, 1 KiB responses) and load generators on CPU 0; wrk -t1 -c32 (HTTP/1.1), h2load -t1 -c16 -m10 (HTTP/2, gRPC unary); fixed-rate latency from bench/loadgen.ts, 16 connections, open loop',
     targets: results,
+    ...(globalRateLimit ? { globalRateLimit } : {}),
   };
   mkdirSync(values.out, { recursive: true });
   writeFileSync(path.join(values.out, 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);

@@ -17,7 +17,8 @@ import type { Balancer } from './balancer/balancer.ts';
 import { ewmaAt } from './balancer/load.ts';
 import { getLbPolicy } from './balancer/registry.ts';
 import type { Endpoint, PickContext } from './balancer/types.ts';
-import { ProxyError, toProxyError } from './errors.ts';
+import { LOCAL_REJECTIONS, PROXY_ERROR_HEADER, ProxyError, toProxyError } from './errors.ts';
+import { getHeader } from './http/exchange.ts';
 import type { Dispatch, ExchangeController, HeaderList, ResponseHandler, ResponseHead } from './http/exchange.ts';
 import type { LoadLease, PoolLease, PoolProtocol, PoolRegistry } from './pool-registry.ts';
 import { DEFAULT_POOL_OPTIONS } from './upstream/types.ts';
@@ -335,6 +336,8 @@ class TrackedHandler implements ResponseHandler, ExchangeController {
   readonly #start: number;
   #controller: ExchangeController | null = null;
   #status = 0;
+  /** The endpoint's proxy answered with a local rejection (errors.ts LOCAL_REJECTIONS). */
+  #rejected = false;
   #done = false;
   onInformational?: (head: ResponseHead) => void;
   onUpgrade?: (head: ResponseHead, upstream: Duplex, upstreamHead: Buffer) => void;
@@ -360,7 +363,7 @@ class TrackedHandler implements ResponseHandler, ExchangeController {
     const s = this.#state;
     s.ended();
     const latencyMs = Math.max(0, s.now() - this.#start);
-    s.balancer.onEnd(this.#endpoint, { latencyMs, ok });
+    s.balancer.onEnd(this.#endpoint, this.#rejected ? { latencyMs, ok, rejected: true } : { latencyMs, ok });
     s.observe?.(s.cluster, this.#endpoint, error === undefined ? { latencyMs, ok, status: this.#status } : { latencyMs, ok, status: this.#status, error });
   }
 
@@ -382,6 +385,8 @@ class TrackedHandler implements ResponseHandler, ExchangeController {
 
   onHeaders(head: ResponseHead): boolean {
     this.#status = head.status;
+    const synthetic = getHeader(head.headers, PROXY_ERROR_HEADER);
+    if (synthetic !== undefined && LOCAL_REJECTIONS.has(synthetic)) this.#rejected = true;
     return this.#inner.onHeaders(head);
   }
 

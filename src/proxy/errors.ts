@@ -7,6 +7,13 @@ import type { HeaderList } from './http/exchange.ts';
 
 export const PROXY_ERROR_HEADER = 'x-trellis-proxy-error';
 
+/** Codes by which a proxy turns a request away itself, without trying the
+ * app: its rate limit, its circuit breaker or pool limits. In an upstream
+ * answer they say the endpoint has no room right now, nothing about how fast
+ * it serves: the caller's balancer treats them as load (cluster.ts,
+ * balancer/load.ts), never as fast healthy answers. */
+export const LOCAL_REJECTIONS: ReadonlySet<string> = new Set<ProxyErrorCode>(['RATE_LIMITED', 'OVERFLOW']);
+
 interface Kind {
   status: number;
   grpc: number;

@@ -37,12 +37,24 @@ export function recordStart(load: EndpointLoad): void {
   load.active++;
 }
 
+/** What a request turned away by the endpoint's own proxy (rate limit,
+ * overflow) counts as: the wait a caller is told to expect (the shortest
+ * retry-after a Trellis proxy sends), as a peak. The endpoint then costs more
+ * than any that serves, until the peak decays (EWMA_DECAY_MS) or the others
+ * turn requests away too, so traffic goes to the endpoint that turned one
+ * away least recently and every endpoint's share of a global rate limit
+ * gets used. */
+export const REJECTED_MS = 1000;
+
 /** One request ended. Failures never lower the estimate: a fast failure
  * must not make an endpoint look fast (ejecting it is outlier detection's
- * job, not the balancer's). */
+ * job, not the balancer's); nor does a rejection, which raises it. */
 export function recordEnd(load: EndpointLoad, outcome: Outcome, now: number): void {
   if (load.active > 0) load.active--;
-  if (outcome.ok) {
+  if (outcome.rejected) {
+    load.failures++;
+    observeLatency(load, Math.max(REJECTED_MS, ewmaAt(load, now)), now);
+  } else if (outcome.ok) {
     load.successes++;
     observeLatency(load, outcome.latencyMs, now);
   } else {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ewmaAt, observeLatency, recordEnd, recordStart } from './load.ts';
+import { ewmaAt, observeLatency, recordEnd, recordStart, REJECTED_MS } from './load.ts';
 import { NO_DATA_PENALTY, peakEwma, peakEwmaCost } from './peak-ewma.ts';
 import { buildOpts, countPicks, endpoints, seededRandom } from './testing.ts';
 
@@ -72,4 +72,19 @@ test('peak EWMA honours weights: equal latency, the heavier endpoint takes more'
   for (const e of eps) observeLatency(e.load, 10, 0);
   const counts = countPicks(peakEwma.build(eps, buildOpts()), eps, 10_000, seededRandom(26));
   assert.ok(counts.get(eps[0]!.key)! > 6000, `heavy endpoint ${counts.get(eps[0]!.key)}`);
+});
+
+test('a local rejection (rate limited, overflow) is load, not a fast answer: traffic goes to the endpoint that turned one away least recently', () => {
+  let now = 0;
+  const eps = endpoints(2);
+  for (const e of eps) observeLatency(e.load, 5, now);
+  const picker = peakEwma.build(eps, buildOpts({ now: () => now }));
+  // eps[0] answers its 429s in 1 ms: it must not look faster than eps[1].
+  recordEnd(eps[0]!.load, { latencyMs: 1, ok: false, rejected: true }, now);
+  assert.equal(eps[0]!.load.ewmaMs, REJECTED_MS);
+  assert.equal(countPicks(picker, eps, 1000, seededRandom(27)).get(eps[1]!.key), 1000);
+  // Later eps[1] turns one away too: now eps[0], rejected longer ago, costs less.
+  now = 200;
+  recordEnd(eps[1]!.load, { latencyMs: 1, ok: false, rejected: true }, now);
+  assert.equal(countPicks(picker, eps, 1000, seededRandom(28)).get(eps[0]!.key), 1000);
 });

@@ -57,6 +57,10 @@ export interface Outcome {
   readonly latencyMs: number;
   /** Completed without a transport error and with a status below 500. */
   readonly ok: boolean;
+  /** The endpoint's proxy turned the request away itself (a synthetic
+   * answer with a LOCAL_REJECTIONS code, errors.ts): no latency sample, a
+   * sign that it has no room (load.ts). */
+  readonly rejected?: boolean;
 }
 
 export interface BuildOptions {
