@@ -49,5 +49,16 @@ export async function main(argv: string[]): Promise<number | void> {
     console.error(`trellis: unknown command "${name}"\n\n${await help()}`);
     return 2;
   }
-  return cmd.run(rest);
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    // A command that lets node:util parseArgs throw (strict): an unknown or
+    // malformed option is the user's mistake, said in one line, no stack.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+      console.error(`trellis ${name}: ${(err as Error).message}\n(\`trellis ${name} --help\` lists its options)`);
+      return 2;
+    }
+    throw err;
+  }
 }
