@@ -10,7 +10,7 @@ import type { EndpointLoad, Outcome } from './types.ts';
 export const EWMA_DECAY_MS = 10_000;
 
 export function createEndpointLoad(now: number): EndpointLoad {
-  return { active: 0, ewmaMs: 0, ewmaStamp: now, hasData: false, successes: 0, failures: 0 };
+  return { active: 0, ewmaMs: 0, ewmaStamp: now, hasData: false, successes: 0, failures: 0, rejectedAt: -Infinity };
 }
 
 /** The estimate at `now`, decayed since its last update. */
@@ -37,23 +37,30 @@ export function recordStart(load: EndpointLoad): void {
   load.active++;
 }
 
-/** What a request turned away by the endpoint's own proxy (rate limit,
- * overflow) counts as: the wait a caller is told to expect (the shortest
- * retry-after a Trellis proxy sends), as a peak. The endpoint then costs more
- * than any that serves, until the peak decays (EWMA_DECAY_MS) or the others
- * turn requests away too, so traffic goes to the endpoint that turned one
- * away least recently and every endpoint's share of a global rate limit
- * gets used. */
+/** A request turned away by the endpoint's own proxy (rate limit, overflow)
+ * is no latency sample: its fast 429 must not make the endpoint look fast.
+ * It makes the endpoint cost extra instead, REJECTED_MS (the shortest
+ * retry-after a Trellis proxy sends) decaying with REJECTED_DECAY_MS, so
+ * traffic goes to endpoints that serve, and once every endpoint has turned
+ * requests away, to the one that did so least recently: every endpoint's
+ * share of a global rate limit gets used. */
 export const REJECTED_MS = 1000;
+export const REJECTED_DECAY_MS = 1000;
+
+/** The extra cost of an endpoint that turned a request away lately (ms). */
+export function rejectionPenalty(load: EndpointLoad, now: number): number {
+  const dt = now - load.rejectedAt;
+  return dt === Infinity ? 0 : REJECTED_MS * Math.exp(-Math.max(0, dt) / REJECTED_DECAY_MS);
+}
 
 /** One request ended. Failures never lower the estimate: a fast failure
  * must not make an endpoint look fast (ejecting it is outlier detection's
- * job, not the balancer's); nor does a rejection, which raises it. */
+ * job, not the balancer's); rejections leave it alone (rejectionPenalty). */
 export function recordEnd(load: EndpointLoad, outcome: Outcome, now: number): void {
   if (load.active > 0) load.active--;
   if (outcome.rejected) {
     load.failures++;
-    observeLatency(load, Math.max(REJECTED_MS, ewmaAt(load, now)), now);
+    load.rejectedAt = now;
   } else if (outcome.ok) {
     load.successes++;
     observeLatency(load, outcome.latencyMs, now);

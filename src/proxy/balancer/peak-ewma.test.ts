@@ -81,10 +81,23 @@ test('a local rejection (rate limited, overflow) is load, not a fast answer: tra
   const picker = peakEwma.build(eps, buildOpts({ now: () => now }));
   // eps[0] answers its 429s in 1 ms: it must not look faster than eps[1].
   recordEnd(eps[0]!.load, { latencyMs: 1, ok: false, rejected: true }, now);
-  assert.equal(eps[0]!.load.ewmaMs, REJECTED_MS);
+  assert.equal(eps[0]!.load.ewmaMs, 5, 'no latency sample');
+  assert.equal(peakEwmaCost(eps[0]!, now), 5 + REJECTED_MS);
   assert.equal(countPicks(picker, eps, 1000, seededRandom(27)).get(eps[1]!.key), 1000);
   // Later eps[1] turns one away too: now eps[0], rejected longer ago, costs less.
   now = 200;
   recordEnd(eps[1]!.load, { latencyMs: 1, ok: false, rejected: true }, now);
   assert.equal(countPicks(picker, eps, 1000, seededRandom(28)).get(eps[0]!.key), 1000);
+  // The penalty fades within seconds: latency decides again.
+  now = 10_000;
+  assert.ok(peakEwmaCost(eps[0]!, now) - ewmaAt(eps[0]!.load, now) < 0.1);
+});
+
+test('an endpoint with no latency data that only turns requests away is not picked for being "idle"', () => {
+  const eps = endpoints(2);
+  observeLatency(eps[1]!.load, 5, 0);
+  recordEnd(eps[0]!.load, { latencyMs: 1, ok: false, rejected: true }, 0);
+  assert.equal(eps[0]!.load.hasData, false);
+  const counts = countPicks(peakEwma.build(eps, buildOpts({ now: () => 10 })), eps, 1000, seededRandom(29));
+  assert.equal(counts.get(eps[1]!.key), 1000);
 });

@@ -3,8 +3,10 @@
 // requests + 1), divided by its weight; power of two choices over costs.
 // An endpoint with no estimate costs 0 while idle (so it gets probed) and
 // PENALTY + active once a request is outstanding (so a new or silent
-// endpoint gets one probe, not a burst, until its first response).
-import { ewmaAt } from './load.ts';
+// endpoint gets one probe, not a burst, until its first response). An
+// endpoint whose proxy turned requests away lately (rate limited, overflow)
+// costs load.ts's rejectionPenalty on top.
+import { ewmaAt, rejectionPenalty } from './load.ts';
 import type { Endpoint, LbPolicyImpl, PickResult, Picker } from './types.ts';
 import { createWeightedSampler, sampleTwo } from './weighted-sampler.ts';
 
@@ -15,7 +17,7 @@ export function peakEwmaCost(e: Endpoint, now: number): number {
   const est = e.load.hasData ? ewmaAt(e.load, now) : 0;
   const active = e.load.active;
   const cost = est === 0 && active > 0 ? NO_DATA_PENALTY + active : est * (active + 1);
-  return cost / e.weight;
+  return cost / e.weight + rejectionPenalty(e.load, now);
 }
 
 export const peakEwma: LbPolicyImpl = {

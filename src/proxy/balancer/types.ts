@@ -20,6 +20,9 @@ export interface EndpointLoad {
   hasData: boolean;
   successes: number;
   failures: number;
+  /** now() of the last answer in which the endpoint's proxy turned the
+   * request away itself (Outcome.rejected); -Infinity before any. */
+  rejectedAt: number;
 }
 
 export interface Endpoint {
@@ -59,7 +62,7 @@ export interface Outcome {
   readonly ok: boolean;
   /** The endpoint's proxy turned the request away itself (a synthetic
    * answer with a LOCAL_REJECTIONS code, errors.ts): no latency sample, a
-   * sign that it has no room (load.ts). */
+   * sign that it has no room (load.ts rejectionPenalty). */
   readonly rejected?: boolean;
 }
 
