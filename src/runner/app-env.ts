@@ -5,7 +5,8 @@
 // app's own listener and local tools are not proxied. gRPC clients that
 // tunnel through http_proxy (grpc-js) reach services by name with CONNECT;
 // others, and raw TCP clients, dial the per-upstream local ports named in
-// TRELLIS_UPSTREAM_<SERVICE>_<PORT>=127.0.0.1:<localPort>.
+// TRELLIS_UPSTREAM_<SERVICE>_<PORT>=127.0.0.1:<localPort>. Neither mode
+// hands the app a control-plane credential (withoutCredentials).
 import type { UpstreamDecl } from './sidecar.ts';
 
 export interface AppEnvInput {
@@ -24,11 +25,27 @@ export function upstreamEnvName(service: string, port: number): string {
   return `TRELLIS_UPSTREAM_${service.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_${port}`;
 }
 
+/** A TRELLIS_* variable that is a credential for the control plane (the
+ * sidecar's join token or its file, API tokens, keys, passwords). */
+const CREDENTIAL = /^TRELLIS_(?:\w*_)?(?:JOIN_TOKEN|TOKEN|SECRET|PASSWORD|PASSPHRASE|CREDENTIALS?|KEY)(?:_\w*)?$/;
+
+/**
+ * The runner's environment without control-plane credentials: the sidecar
+ * needs the join token (it inherits the runner's environment), the app never
+ * does, and anything the app can read, a compromised app can replay. Both
+ * modes start the app from this.
+ */
+export function withoutCredentials(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(base)) if (!CREDENTIAL.test(k.toUpperCase())) env[k] = v;
+  return env;
+}
+
 export function explicitAppEnv(i: AppEnvInput): NodeJS.ProcessEnv {
   const proxyUrl = `http://${i.proxy.host}:${i.proxy.port}`;
   const noProxy = 'localhost,127.0.0.1,::1';
   const env: NodeJS.ProcessEnv = {
-    ...i.base,
+    ...withoutCredentials(i.base),
     HTTP_PROXY: proxyUrl,
     http_proxy: proxyUrl,
     NO_PROXY: noProxy,

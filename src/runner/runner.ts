@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 import { MESHED_LABEL, TLS_MODE_LABEL } from '../control-plane/translate/services.ts';
 import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
-import { explicitAppEnv } from './app-env.ts';
+import { explicitAppEnv, withoutCredentials } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
 import { RegistryClient, keepRegistered, type WorkloadRegistration } from './registration.ts';
@@ -312,7 +312,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
     }
 
     const env = pod
-      ? { ...process.env, TRELLIS_SERVICE: opts.service, TRELLIS_NAMESPACE: opts.namespace, TRELLIS_WORKLOAD: workload }
+      ? { ...withoutCredentials(process.env), TRELLIS_SERVICE: opts.service, TRELLIS_NAMESPACE: opts.namespace, TRELLIS_WORKLOAD: workload }
       : explicitAppEnv({
           base: process.env,
           proxy: { host: '127.0.0.1', port: guard!.port },
