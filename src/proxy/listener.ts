@@ -4,6 +4,15 @@
 // hand the socket to `serve` (stack.ts decides codec or TCP proxy). Every
 // connection is tracked so the listener can drain: stop accepting, ask each
 // connection to finish its in-flight work, destroy stragglers at the deadline.
+//
+// A new spec (config swap) applies to open connections too, as Envoy's
+// filter-chain update does: each served connection's chain is chosen again
+// under the new spec from what was recorded at accept (destination,
+// detected protocol); a connection the new spec would put on another chain,
+// or on none (a plaintext connection once MeshTLS turns STRICT, an mTLS one
+// under DISABLE), is drained (HTTP: finish the request in flight, then
+// `Connection: close` / GOAWAY; opaque TCP: closed at once) and destroyed
+// after CHAIN_DRAIN_MS.
 import net from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { FilterChainSpec, ListenerSpec } from './config/types.ts';
@@ -45,6 +54,26 @@ export interface ListenerDeps {
   detectTimeoutMs?: number;
   detectMaxBytes?: number;
   getOriginalDst?: (socket: Socket) => OriginalDst | undefined;
+}
+
+/** How long a connection whose chain left the config may finish its in-flight work. */
+export const CHAIN_DRAIN_MS = 5_000;
+
+/** The chain a connection gets under `spec` (accept and config swap alike):
+ * a fixed-protocol first candidate takes it without detection. */
+export function chainFor(spec: ListenerSpec, port: number, address: string, protocol: DetectedProtocol): FilterChainSpec | undefined {
+  const candidates = candidateChains(spec, port, address);
+  const first = candidates[0];
+  if (first && first.protocol !== 'auto') return first;
+  return chooseChain(candidates, protocol);
+}
+
+/** What the listener remembers of a connection it handed over. */
+interface Served {
+  readonly chain: FilterChainSpec;
+  readonly protocol: DetectedProtocol;
+  readonly dst: { port: number; address: string };
+  readonly tracked: Set<TrackedConnection>;
 }
 
 export type ListenResult = { ok: true; port: number } | { ok: false; error: string; code?: string };
@@ -102,6 +131,7 @@ export class Listener {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly tracked = new Set<TrackedConnection>();
+  private readonly served = new Map<Socket, Served>();
   private draining = false;
   private boundPort = 0;
 
@@ -144,10 +174,30 @@ export class Listener {
     });
   }
 
-  /** Replace the spec (same address and port; chains may differ). Existing
-   * connections keep their chain; new ones use the new spec. */
+  /** Replace the spec (same address and port; chains may differ). New
+   * connections use the new spec; an open connection keeps its chain when the
+   * new spec would choose it again, else it is drained (see the header). */
   update(spec: ListenerSpec): void {
     this.spec = spec;
+    for (const [socket, s] of this.served) {
+      const now = chainFor(spec, s.dst.port, s.dst.address, s.protocol);
+      if (now?.name === s.chain.name) continue;
+      this.deps.log?.('connection_chain_removed', { listener: spec.name, chain: s.chain.name, now: now?.name ?? null, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+      this.served.delete(socket);
+      if (s.chain.tcp || s.tracked.size === 0) {
+        // Opaque bytes have no request boundary; a handshake in progress has nothing to finish.
+        for (const c of [...s.tracked]) c.destroy();
+        socket.destroy();
+        continue;
+      }
+      for (const c of [...s.tracked]) c.drain();
+      const timer = setTimeout(() => {
+        for (const c of [...s.tracked]) c.destroy();
+        socket.destroy();
+      }, CHAIN_DRAIN_MS);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    }
   }
 
   /** Stop accepting and ask every connection to drain. */
@@ -204,8 +254,8 @@ export class Listener {
     };
     const dstPort = orig?.port ?? downstream.localPort;
     const dstAddress = orig?.address ?? downstream.localAddress;
-    const candidates = candidateChains(spec, dstPort, dstAddress);
-    const first = candidates[0];
+    const dst = { port: dstPort, address: dstAddress };
+    const first = candidateChains(spec, dstPort, dstAddress)[0];
     if (!first) {
       this.deps.log?.('no_filter_chain', { listener: spec.name, destination: `${dstAddress}:${dstPort}` });
       this.countProtocol('no_chain');
@@ -215,7 +265,7 @@ export class Listener {
     // A fixed protocol skips detection: "opaque" must never wait for client
     // bytes (server-first protocols); "http1"/"http2" are taken on faith.
     if (first.protocol !== 'auto') {
-      this.handOver(socket, Buffer.alloc(0), first.protocol, first, downstream);
+      this.handOver(socket, Buffer.alloc(0), first.protocol, first, downstream, dst);
       return;
     }
     void detectProtocol(socket, {
@@ -226,14 +276,15 @@ export class Listener {
         socket.destroy();
         return;
       }
-      const chain = chooseChain(candidates, r.protocol);
+      // The spec in force now: a config swap during detection applies.
+      const chain = chainFor(this.spec, dstPort, dstAddress, r.protocol);
       if (!chain) {
         this.deps.log?.('no_filter_chain', { listener: spec.name, destination: `${dstAddress}:${dstPort}`, protocol: r.protocol });
         this.countProtocol('no_chain');
         socket.destroy();
         return;
       }
-      this.handOver(socket, r.initial, r.protocol, chain, downstream);
+      this.handOver(socket, r.initial, r.protocol, chain, downstream, dst);
     });
   }
 
@@ -241,14 +292,19 @@ export class Listener {
     this.deps.stats?.downstreamTotal.labels(this.spec.name, protocol).inc();
   }
 
-  private handOver(socket: Socket, initial: Buffer, protocol: DetectedProtocol, chain: FilterChainSpec, downstream: DownstreamInfo): void {
+  private handOver(socket: Socket, initial: Buffer, protocol: DetectedProtocol, chain: FilterChainSpec, downstream: DownstreamInfo, dst: Served['dst']): void {
     if (socket.destroyed) return;
     this.countProtocol(protocol);
+    const served: Served = { chain, protocol, dst, tracked: new Set() };
+    this.served.set(socket, served);
+    socket.once('close', () => this.served.delete(socket));
     const track = (c: TrackedConnection): (() => void) => {
       this.tracked.add(c);
-      if (this.draining) queueMicrotask(() => c.drain());
+      served.tracked.add(c);
+      if (this.draining || this.served.get(socket) !== served) queueMicrotask(() => c.drain());
       return () => {
         this.tracked.delete(c);
+        served.tracked.delete(c);
       };
     };
     try {

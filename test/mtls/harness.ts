@@ -141,18 +141,45 @@ async function runProxy(t: TestContext, version: string, listeners: object[], cl
   return r.proxy;
 }
 
-/** The server side: an inbound listener in `mode` in front of the app. */
-export async function startInbound(t: TestContext, identity: WorkloadIdentity, appPort: number, o: { mode: 'STRICT' | 'PERMISSIVE'; h2App?: boolean }): Promise<number> {
+type Mode = 'STRICT' | 'PERMISSIVE';
+
+/** The inbound listener's chains in `mode`, as translate/mtls.ts shapes them. */
+function inboundChains(mode: Mode): object[] {
   const chains: object[] = [{ name: 'mtls', filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTls, filters: [hcm('inbound', 'app')] }];
-  if (o.mode === 'PERMISSIVE') chains.push({ name: 'plaintext', filterChainMatch: { transportProtocol: 'raw_buffer' }, filters: [hcm('inbound', 'app')] });
-  const p = await runProxy(t, 'inbound-b', [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: chains }], [cluster('app', appPort, { h2: o.h2App ?? false })], identity);
-  return p.ports.get('inbound')!;
+  if (mode === 'PERMISSIVE') chains.push({ name: 'plaintext', filterChainMatch: { transportProtocol: 'raw_buffer' }, filters: [hcm('inbound', 'app')] });
+  return chains;
 }
 
-/** The client side: a plaintext outbound listener whose cluster originates mTLS to `peerPort` expecting `sans`. */
+/** The server side: an inbound listener in `mode` in front of the app. */
+export async function startInbound(t: TestContext, identity: WorkloadIdentity, appPort: number, o: { mode: Mode; h2App?: boolean }): Promise<number> {
+  return (await startInboundProxy(t, identity, appPort, o)).port;
+}
+
+/** startInbound, keeping the proxy: `setMode` pushes the listener in another
+ * mode on the same port, as an xDS update does (the proxy's applyConfig). */
+export async function startInboundProxy(t: TestContext, identity: WorkloadIdentity, appPort: number, o: { mode: Mode; h2App?: boolean }): Promise<{ port: number; proxy: Proxy; setMode(mode: Mode): Promise<void> }> {
+  const clusters = [cluster('app', appPort, { h2: o.h2App ?? false })];
+  const p = await runProxy(t, 'inbound-b', [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: inboundChains(o.mode) }], clusters, identity);
+  const port = p.ports.get('inbound')!;
+  let version = 0;
+  return {
+    port,
+    proxy: p,
+    async setMode(mode) {
+      // Port 0 as first given: the same listener, updated in place.
+      const built = buildProxyConfig({ version: `inbound-b-${++version}`, listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: inboundChains(mode) }], clusters }, { references: 'error' });
+      assert.ok(built.ok, JSON.stringify(built));
+      const r = await p.applyConfig(built.config);
+      assert.ok(r.ok, JSON.stringify(r));
+    },
+  };
+}
+
+/** The client side: a plaintext outbound listener whose cluster originates
+ * mTLS to `peerPort` expecting `sans` (plaintext when `sans` is empty). */
 export async function startOutbound(t: TestContext, identity: WorkloadIdentity, peerPort: number, o: { sans: string[]; h2?: boolean; maxRequestsPerConnection?: number }): Promise<number> {
   const p = await runProxy(t, 'outbound-a', [{ name: 'outbound', address: addr(0), trafficDirection: 'OUTBOUND', filterChains: [{ name: 'out', filters: [hcm('outbound', 'b')] }] }],
-    [cluster('b', peerPort, { h2: o.h2 ?? false, tls: upstreamTls(o.sans), ...(o.maxRequestsPerConnection ? { maxRequestsPerConnection: o.maxRequestsPerConnection } : {}) })], identity);
+    [cluster('b', peerPort, { h2: o.h2 ?? false, ...(o.sans.length > 0 ? { tls: upstreamTls(o.sans) } : {}), ...(o.maxRequestsPerConnection ? { maxRequestsPerConnection: o.maxRequestsPerConnection } : {}) })], identity);
   return p.ports.get('outbound')!;
 }
 
