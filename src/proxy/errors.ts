@@ -46,6 +46,7 @@ export const ERRORS = {
   FORBIDDEN: { status: 403, grpc: GrpcStatus.PERMISSION_DENIED, flag: 'RBAC', message: 'forbidden by authorization policy' },
   UNAUTHENTICATED: { status: 401, grpc: GrpcStatus.UNAUTHENTICATED, flag: 'UAEX', message: 'authentication failed' },
   FAULT_ABORT: { status: 503, grpc: GrpcStatus.UNAVAILABLE, flag: 'FI', message: 'fault injected' },
+  MISDIRECTED_REQUEST: { status: 421, grpc: GrpcStatus.UNAVAILABLE, flag: 'NR', message: 'misdirected request' },
   BAD_REQUEST: { status: 400, grpc: GrpcStatus.INTERNAL, flag: 'DPE', message: 'malformed request' },
   PAYLOAD_TOO_LARGE: { status: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request too large' },
   HEADERS_TOO_LARGE: { status: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request header fields too large' },

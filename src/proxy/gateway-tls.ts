@@ -7,17 +7,33 @@
 //
 // SNI: the listener's TLS chains with file certificates are candidates;
 // the chain whose `serverNames` holds the client's SNI exactly wins, then the
-// longest matching `*.suffix`, then a chain without serverNames, then the
-// chain detection picked. Certificates are read from disk on first use and
-// re-read when the files change (checked at most once a second), so a
-// renewed certificate is served without a restart. No client certificate is
-// asked for: gateway clients are outside the mesh.
+// longest matching `*.suffix`, then a chain without serverNames (a Gateway
+// listener without hostname: the catch-all). Anything else is refused in the
+// handshake: an unknown SNI never gets another host's certificate, and a
+// client without SNI gets the catch-all's certificate or none.
+// Certificates are read from disk on first use and re-read when the files
+// change (checked at most once a second), so a renewed certificate is served
+// without a restart. No client certificate is asked for: gateway clients are
+// outside the mesh.
+//
+// One tls.Server per listener (never listening) performs the handshakes, as
+// tls/terminate.ts does: sockets it hands out are fully set up for
+// node:http2 (a bare `new TLSSocket({isServer})` never finishes
+// `secureConnecting`, so an h2 session on it waited forever).
+//
+// SNI and Host: a request whose Host / :authority would choose another chain
+// than its connection's SNI did is answered 421 Misdirected Request
+// (`misdirectedRequestLayer`, in the gateway's HTTP stack), as Envoy does:
+// the client retries on a connection of its own for that host.
 import { statSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { ConnectionContext, ServeConnection } from './connection.ts';
 import type { Accepted } from './listener.ts';
-import type { FilterChainSpec } from './config/types.ts';
+import type { FilterChainSpec, ListenerSpec } from './config/types.ts';
+import type { Layer } from './http/exchange.ts';
+import { ProxyError } from './errors.ts';
+import type { TlsNext } from './stack.ts';
 import { DOWNSTREAM_TLS_TYPE } from './tls/upstream-tls.ts';
 import { serveHttp1 } from './http1/server.ts';
 import { serveHttp2 } from './http2/server.ts';
@@ -30,7 +46,7 @@ export interface GatewayTlsDeps {
   readonly http1: ServeConnection;
   readonly http2: ServeConnection;
   /** TLS chains that are not gateway chains (mesh mTLS); default: close. */
-  readonly fallback?: (accepted: Accepted, conn: ConnectionContext) => void;
+  readonly fallback?: (accepted: Accepted, conn: ConnectionContext, next?: TlsNext) => void;
   readonly handshakeTimeoutMs?: number;
   readonly log?: (event: string, fields?: Record<string, unknown>) => void;
 }
@@ -55,8 +71,8 @@ export function gatewayCertFiles(chain: FilterChainSpec): CertFiles[] {
   return out;
 }
 
-/** Chooses the chain for `sni` among gateway TLS chains (see the header). */
-export function chainForSni(candidates: readonly FilterChainSpec[], sni: string | undefined, picked: FilterChainSpec): FilterChainSpec {
+/** The chain for `sni` among gateway TLS chains (see the header); undefined: refuse. */
+export function chainForSni(candidates: readonly FilterChainSpec[], sni: string | undefined): FilterChainSpec | undefined {
   const name = sni?.toLowerCase();
   if (name) {
     const exact = candidates.find((c) => c.match.serverNames?.includes(name));
@@ -73,86 +89,160 @@ export function chainForSni(candidates: readonly FilterChainSpec[], sni: string 
     }
     if (best) return best;
   }
-  return candidates.find((c) => !c.match.serverNames || c.match.serverNames.length === 0) ?? picked;
+  return candidates.find((c) => !c.match.serverNames || c.match.serverNames.length === 0);
+}
+
+/** A listener's gateway TLS chains (TLS chains naming certificate files). */
+export function gatewayChains(chains: readonly FilterChainSpec[]): FilterChainSpec[] {
+  return chains.filter((c) => c.match.transportProtocol === 'tls' && gatewayCertFiles(c).length > 0);
+}
+
+/** `www.example.com:8443` / `[::1]:443` -> the host name, lower case. */
+function hostOf(authority: string): string {
+  const a = authority.trim().toLowerCase();
+  if (a.startsWith('[')) return a.slice(0, a.indexOf(']') + 1);
+  const colon = a.lastIndexOf(':');
+  return colon >= 0 ? a.slice(0, colon) : a;
+}
+
+/**
+ * The gateway's SNI/Host rule (stack.ts puts it in every gateway listener's
+ * HTTP stack, after metrics and access logs): on a connection whose TLS was
+ * terminated with a gateway certificate (`downstream.tlsChain`), a request
+ * whose Host would choose another chain gets 421 Misdirected Request.
+ */
+export function misdirectedRequestLayer(listener: ListenerSpec): Layer {
+  const chains = gatewayChains(listener.filterChains);
+  return (next) =>
+    function misdirected(req, handler) {
+      const served = req.ctx.downstream.tlsChain;
+      if (served !== undefined && chains.length > 0) {
+        const host = hostOf(req.head.authority);
+        const wanted = chainForSni(chains, host || undefined);
+        if (wanted?.name !== served) {
+          handler.onError(new ProxyError('MISDIRECTED_REQUEST', `host "${host}" is not served by this connection's certificate (chain ${served}); open a connection with SNI "${host}"`));
+          return;
+        }
+      }
+      next(req, handler);
+    };
+}
+
+interface CachedContext {
+  ctx: tls.SecureContext;
+  options: tls.SecureContextOptions;
+  mtimes: string;
+  checkedAt: number;
 }
 
 export interface GatewayTls {
-  (accepted: Accepted, conn: ConnectionContext): void;
+  (accepted: Accepted, conn: ConnectionContext, next?: TlsNext): void;
 }
 
 export function createGatewayTls(deps: GatewayTlsDeps): GatewayTls {
   const log = deps.log ?? (() => {});
-  const contexts = new Map<string, { ctx: tls.SecureContext; mtimes: string; checkedAt: number }>();
+  const contexts = new Map<string, CachedContext>();
+  const pending = new WeakMap<Socket, { accepted: Accepted; conn: ConnectionContext; next: TlsNext }>();
+  const servers = new Map<string, { server: tls.Server; defaultKey: string }>();
 
-  function contextFor(files: CertFiles[]): tls.SecureContext | undefined {
+  function cached(files: CertFiles[]): CachedContext | undefined {
     const key = files.map((f) => `${f.cert}\0${f.key}`).join('\0');
     const hit = contexts.get(key);
     const now = Date.now();
-    if (hit && now - hit.checkedAt < 1000) return hit.ctx;
+    if (hit && now - hit.checkedAt < 1000) return hit;
     try {
       const mtimes = files.map((f) => `${statSync(f.cert).mtimeMs}/${statSync(f.key).mtimeMs}`).join(',');
       if (hit && hit.mtimes === mtimes) {
         hit.checkedAt = now;
-        return hit.ctx;
+        return hit;
       }
-      const ctx = tls.createSecureContext({
+      const options: tls.SecureContextOptions = {
         cert: files.map((f) => readFileSync(f.cert)),
         key: files.map((f) => readFileSync(f.key)),
         minVersion: 'TLSv1.2',
-      });
-      contexts.set(key, { ctx, mtimes, checkedAt: now });
-      return ctx;
+      };
+      const entry = { ctx: tls.createSecureContext(options), options, mtimes, checkedAt: now };
+      contexts.set(key, entry);
+      return entry;
     } catch (err) {
       log('gateway_tls_certificate_unreadable', { files, error: (err as Error).message });
-      return hit?.ctx;
+      return hit;
     }
   }
 
-  return function terminateGatewayTls(accepted: Accepted, conn: ConnectionContext): void {
+  const candidatesOf = (listener: string): FilterChainSpec[] => gatewayChains(deps.chains(listener));
+
+  /** The listener's handshake server; its default context (clients without
+   * SNI) is the catch-all chain's certificate, or none (then they fail). */
+  function serverFor(listener: string): tls.Server {
+    let entry = servers.get(listener);
+    if (!entry) {
+      const server = tls.createServer({
+        ALPNProtocols: ['h2', 'http/1.1'],
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: deps.handshakeTimeoutMs ?? GATEWAY_HANDSHAKE_TIMEOUT_MS,
+        SNICallback: (servername, cb) => {
+          const chain = chainForSni(candidatesOf(listener), servername);
+          const ctx = chain ? cached(gatewayCertFiles(chain))?.ctx : undefined;
+          if (!ctx) {
+            log('tls_unknown_server_name', { listener, sni: servername });
+            cb(new Error(`no certificate for server name "${servername}"`), undefined);
+            return;
+          }
+          cb(null, ctx);
+        },
+      });
+      server.on('tlsClientError', (err: Error & { code?: string }, s: tls.TLSSocket) => {
+        const raw = (s as unknown as { _parent?: Socket })._parent;
+        log('tls_handshake_failed', { listener, code: err.code, error: err.message });
+        s.destroy();
+        raw?.destroy();
+      });
+      server.on('secureConnection', (s: tls.TLSSocket) => {
+        const raw = (s as unknown as { _parent?: Socket })._parent;
+        const p = raw ? pending.get(raw) : undefined;
+        if (!p || !raw) {
+          s.destroy();
+          return;
+        }
+        pending.delete(raw);
+        const chain = chainForSni(candidatesOf(listener), s.servername || undefined);
+        if (!chain) {
+          s.destroy();
+          return;
+        }
+        s.on('error', () => {}); // the codec reports what matters through close
+        p.accepted.downstream.tls = true;
+        p.accepted.downstream.tlsChain = chain.name;
+        p.next(s, Buffer.alloc(0), s.alpnProtocol === 'h2' ? 'http2' : 'http1');
+      });
+      entry = { server, defaultKey: '' };
+      servers.set(listener, entry);
+    }
+    const catchAll = chainForSni(candidatesOf(listener), undefined);
+    const def = catchAll ? cached(gatewayCertFiles(catchAll)) : undefined;
+    const defaultKey = def ? `${catchAll!.name}\0${def.mtimes}` : '';
+    if (defaultKey !== entry.defaultKey) {
+      entry.server.setSecureContext(def ? { ...def.options, minVersion: 'TLSv1.2' } : { minVersion: 'TLSv1.2' });
+      entry.defaultKey = defaultKey;
+    }
+    return entry.server;
+  }
+
+  return function terminateGatewayTls(accepted: Accepted, conn: ConnectionContext, next?: TlsNext): void {
     const { socket, initial } = accepted;
     if (gatewayCertFiles(accepted.chain).length === 0) {
-      if (deps.fallback) deps.fallback(accepted, conn);
+      if (deps.fallback) deps.fallback(accepted, conn, next);
       else {
         log('tls_not_configured', { listener: conn.listener, chain: accepted.chain.name });
         socket.destroy();
       }
       return;
     }
-    const candidates = deps.chains(conn.listener).filter((c) => c.match.transportProtocol === 'tls' && gatewayCertFiles(c).length > 0);
-    const initialCtx = contextFor(gatewayCertFiles(accepted.chain));
-    if (!initialCtx) {
-      socket.destroy();
-      return;
-    }
+    const server = serverFor(conn.listener);
+    pending.set(socket, { accepted, conn, next: next ?? ((s, init, proto) => (proto === 'http2' ? deps.http2 : deps.http1)(s, init, conn)) });
     if (initial.length > 0) socket.unshift(initial);
-    let chosen = accepted.chain;
-    const s = new tls.TLSSocket(socket as Socket, {
-      isServer: true,
-      secureContext: initialCtx,
-      ALPNProtocols: ['h2', 'http/1.1'],
-      SNICallback: (servername, cb) => {
-        chosen = chainForSni(candidates, servername, accepted.chain);
-        cb(null, contextFor(gatewayCertFiles(chosen)) ?? initialCtx);
-      },
-    });
-    const timer = setTimeout(() => {
-      log('tls_handshake_timeout', { listener: conn.listener });
-      s.destroy();
-    }, deps.handshakeTimeoutMs ?? GATEWAY_HANDSHAKE_TIMEOUT_MS);
-    s.once('error', (err: Error & { code?: string }) => {
-      clearTimeout(timer);
-      log('tls_handshake_failed', { listener: conn.listener, code: err.code, error: err.message });
-      s.destroy();
-      socket.destroy();
-    });
-    s.once('secure', () => {
-      clearTimeout(timer);
-      s.removeAllListeners('error');
-      s.on('error', () => {}); // the codec reports what matters through close
-      accepted.downstream.tls = true;
-      if (s.alpnProtocol === 'h2') deps.http2(s, Buffer.alloc(0), conn);
-      else deps.http1(s, Buffer.alloc(0), conn);
-    });
+    server.emit('connection', socket);
   };
 }
 
@@ -161,7 +251,7 @@ export function createGatewayTls(deps: GatewayTlsDeps): GatewayTls {
  * chains to `base.terminateTls` (mesh mTLS). Empty for other nodes. */
 export function gatewayTlsProxyOptions(
   node: { metadata: Readonly<Record<string, unknown>> },
-  base: { terminateTls?: (accepted: Accepted, conn: ConnectionContext) => void; http1?: ServeConnection; http2?: ServeConnection },
+  base: { terminateTls?: (accepted: Accepted, conn: ConnectionContext, next?: TlsNext) => void; http1?: ServeConnection; http2?: ServeConnection },
   config: () => { listeners: readonly { name: string; filterChains: readonly FilterChainSpec[] }[] } | undefined,
   log?: (event: string, fields?: Record<string, unknown>) => void,
 ): { terminateTls?: GatewayTls } {

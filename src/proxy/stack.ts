@@ -9,6 +9,7 @@
 //   -> telemetry (telemetry/)       mesh metrics, trace span, access log, tap
 //   -> metrics (layers/)            per-listener counts, latency, bytes
 //   -> timeout (layers/)            listener / route / grpc-timeout deadline
+//   -> misdirected (gateway-tls.ts) gateway HTTPS: Host not served by the SNI's certificate -> 421
 //   -> jwt_authn, rbac (layers/)    the HCM's honoured HTTP filters, in order (layers/security.ts)
 //   -> router (router.ts)           route, rewrites, weighted cluster, route timeout
 //   -> cluster (cluster.ts)         circuit breaker, balancer, endpoint
@@ -32,6 +33,7 @@ import { timeoutLayer } from './layers/timeout.ts';
 import { proxyTcp, DEFAULT_TCP_CONNECT_TIMEOUT_MS } from './tcp-proxy.ts';
 import type { PickEndpoint } from './static-pick.ts';
 import { peerIdentityLayer } from './tls/peer-identity-layer.ts';
+import { misdirectedRequestLayer } from './gateway-tls.ts';
 
 export type Log = (event: string, fields?: Record<string, unknown>) => void;
 
@@ -68,6 +70,8 @@ export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManage
       ...(deps.telemetry ? [deps.telemetry(listener, hcm)] : []),
       metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
       timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
+      // Gateway HTTPS: a Host the connection's certificate (SNI) does not serve gets 421.
+      ...(listener.direction === 'gateway' ? [misdirectedRequestLayer(listener)] : []),
       ...(deps.httpFilters ? deps.httpFilters(hcm) : []),
     ],
     deps.router(hcm.routeConfigName),

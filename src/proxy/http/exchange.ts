@@ -116,6 +116,8 @@ export interface DownstreamInfo {
   /** Set by TLS termination: the peer's verified identity (SPIFFE ID). */
   peerIdentity?: string;
   tls?: boolean;
+  /** Set by gateway TLS termination: the filter chain the SNI chose (its certificate). */
+  tlsChain?: string;
 }
 
 export interface ProxyRequest {
