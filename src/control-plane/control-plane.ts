@@ -101,7 +101,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   try {
     const resources = createResourceService(store);
     const snapshots = new MeshSnapshotSource({ log });
-    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, opts.identity ?? {});
+    // Which workloads have a proxy connected (set below, once xDS runs): a
+    // connected proxy's certificate blocks retiring its root.
+    let proxies: ProxyNodes | undefined;
+    const isConnected = (namespace: string, workload: string): boolean => proxies?.list().some((p) => p.namespace === namespace && p.workload === workload) ?? false;
+    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, { ...opts.identity, routes: { isConnected, ...opts.identity?.routes } });
     if (identity) cleanups.push(() => identity.stop());
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;
@@ -126,9 +130,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const api = createApiServer({ resources });
     api.addRoutes(registry.routes);
     // Who is connected, with what their node metadata says (admin address, workload).
-    const proxies = trackProxyNodes(xds);
-    cleanups.push(() => proxies.stop());
-    api.addRoutes(statusRoutes({ xds, snapshots, id, nodes: proxies }));
+    const nodes = trackProxyNodes(xds);
+    proxies = nodes;
+    cleanups.push(() => nodes.stop());
+    api.addRoutes(statusRoutes({ xds, snapshots, id, nodes }));
     if (identity) api.addRoutes(identity.routes);
 
     // Singleton duties run on the elected replica only (docs/high-availability.md).
@@ -152,7 +157,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     // Telemetry: scrape every connected proxy's admin listener; golden
     // metrics, the live tap and the dashboard on the same port.
-    const scraper = new Scraper({ targets: () => proxies.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
+    const scraper = new Scraper({ targets: () => nodes.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
     scraper.start();
     cleanups.push(() => scraper.stop());
     const metrics = createGoldenMetrics(scraper.aggregator);
@@ -161,8 +166,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       for (const s of streams) s.end();
     });
     api.addRoutes(metricsRoutes({ metrics, scraper, streams }));
-    api.addRoutes(tapRoutes({ targets: () => proxies.targets().map((t) => t.address), streams }));
-    const board = dashboardApi({ metrics, scraper, xds, nodes: proxies });
+    api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), streams }));
+    const board = dashboardApi({ metrics, scraper, xds, nodes });
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);
     if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path
@@ -185,7 +190,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       api,
       identity,
       ha,
-      proxies,
+      proxies: nodes,
       metrics,
       scraper,
       async close() {

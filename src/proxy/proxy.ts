@@ -52,8 +52,8 @@ export interface StartProxyOptions {
   readonly resilience?: Omit<ResilienceOptions, 'registry' | 'log'>;
   /** TLS origination per cluster endpoint (mTLS: tls/mesh-tls.ts); plaintext when absent. */
   readonly upstreamTls?: ClusterManagerDeps['tls'];
-  /** The workload identity, shown at GET /identity on the admin listener. */
-  readonly identity?: { describe(): unknown };
+  /** The workload identity, shown at GET /identity on the admin listener and renewed by POST /identity/renew. */
+  readonly identity?: { describe(): unknown; rotateNow(): Promise<{ ok: true } | { ok: false; code: string; message: string }> };
   /** Tracing, access log and series bounds (telemetry/telemetry.ts); the
    * standard metrics are always on. */
   readonly telemetry?: TelemetryConfig;
@@ -177,10 +177,22 @@ export class Proxy {
       clusters: () => this.clusters(),
       registry: this.stats.registry,
       handle: (req, res) => {
-        if (this.opts.identity && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/identity') {
-          const body = `${JSON.stringify(this.opts.identity.describe(), null, 2)}\n`;
+        const id = this.opts.identity;
+        const path = (req.url ?? '').split('?')[0];
+        if (id && req.method === 'GET' && path === '/identity') {
+          const body = `${JSON.stringify(id.describe(), null, 2)}\n`;
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
           res.end(body);
+          return true;
+        }
+        // Renew the certificate now (`trellis identity renew`): 200 with the new identity, 502 with the CA's error.
+        if (id && req.method === 'POST' && path === '/identity/renew') {
+          req.resume();
+          void id.rotateNow().then((r) => {
+            const body = `${JSON.stringify(r.ok ? id.describe() : { error: { code: r.code, message: r.message } }, null, 2)}\n`;
+            res.writeHead(r.ok ? 200 : 502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+            res.end(body);
+          });
           return true;
         }
         return this.telemetry.handleAdmin(req, res);

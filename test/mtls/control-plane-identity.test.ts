@@ -86,7 +86,7 @@ test('join token -> certificate -> xDS trust bundle Secret -> root staged -> `tr
   const ok = await cli(['identity', '--api', cp.apiUrl, '--admin', admin]);
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
   assert.match(ok.stdout, /trust domain: mesh\.test/);
-  assert.match(ok.stdout, /spiffe:\/\/mesh\.test\/ns\/shop\/sa\/reviews\s+(23|24)h\s+\S+\s+in sync/);
+  assert.match(ok.stdout, /spiffe:\/\/mesh\.test\/ns\/shop\/sa\/reviews\s+(23|24)h\s+\S+\s+[0-9a-f]{16} active\s+in sync/);
   const all = await cli(['identity', '--api', cp.apiUrl]);
   assert.equal(all.code, 0, all.stdout + all.stderr);
   assert.match(all.stdout, new RegExp(`reviews-1\\s+${admin.replace(/\./g, '\\.')}\\s+spiffe://mesh\\.test/ns/shop/sa/reviews\\s`), 'every connected proxy that advertises its admin');

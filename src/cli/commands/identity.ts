@@ -5,7 +5,8 @@
 //
 //   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
 //   trellis identity token --namespace NS --service-account SA --workload W [--ttl 720h]
-//   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT]
+//   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
+//   trellis identity renew [--admin HOST:PORT ...]
 import { parseArgs } from 'node:util';
 
 export const summary = 'mesh CA, workload identities and trust bundles; mint join tokens; rotate roots (alias: check)';
@@ -16,9 +17,13 @@ const usage = `usage:
       that advertises its admin address): SPIFFE ID, expiry, trust bundle in sync
   trellis identity token --namespace NS [--service-account SA] --workload W [--ttl 720h]
       mint a join token for a workload (prints the token once; it is stored hashed)
-  trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT]
+  trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
       root rotation with overlap: stage (new root joins the bundle), activate
-      (issue under it), retire FINGERPRINT (drop the old root), or a new intermediate
+      (issue under it; proxies renew onto it within TRELLIS_IDENTITY_ROLLOVER_WINDOW),
+      retire FINGERPRINT (drop the old root: refused while a connected proxy's
+      certificate still chains to it, unless --force), or a new intermediate
+  trellis identity renew [--admin HOST:PORT ...]
+      every connected proxy (or those named) renews its certificate now
 
   --api URL   control plane API (default TRELLIS_API or http://127.0.0.1:15080)`;
 
@@ -27,6 +32,8 @@ interface CaStatusBody {
   bundle: { roots: { fingerprint: string; state: string; notAfter: string }[] };
   intermediate: { fingerprint: string; notAfter: string; rootFingerprint: string };
   operatorSupplied: boolean;
+  /** Each workload's last unexpired certificate (GET /ca only). */
+  holders?: { namespace: string; workload: string; rootFingerprint: string; notAfter: string; connected: boolean }[];
 }
 
 interface ProxyIdentity {
@@ -35,6 +42,7 @@ interface ProxyIdentity {
   renewAt: string | null;
   rotations: number;
   lastError: string | null;
+  root?: string | null;
   trustBundle: { fingerprint: string }[];
 }
 
@@ -69,6 +77,7 @@ export async function run(argv: string[]): Promise<number> {
       'service-account': { type: 'string' },
       workload: { type: 'string' },
       ttl: { type: 'string' },
+      force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -107,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`trellis identity rotate: say stage, activate, intermediate or retire\n\n${usage}`);
       return 2;
     }
-    const r = await post('/api/v1/identity/ca/rotate', { step: arg, ...(positionals[2] ? { fingerprint: positionals[2] } : {}) });
+    const r = await post('/api/v1/identity/ca/rotate', { step: arg, ...(positionals[2] ? { fingerprint: positionals[2] } : {}), ...(values.force ? { force: true } : {}) });
     if (!r.ok) {
       console.error(`trellis identity rotate ${arg}: ${r.message}`);
       return 1;
@@ -115,17 +124,40 @@ export async function run(argv: string[]): Promise<number> {
     printCa(r.body as CaStatusBody);
     return 0;
   }
-  if (sub !== undefined) {
+  if (sub !== undefined && sub !== 'renew') {
     console.error(`trellis identity: unknown subcommand "${sub}"\n\n${usage}`);
     return 2;
   }
 
-  const ca = await call(`${api}/api/v1/identity/ca`);
   const proxies = await call(`${api}/api/v1/proxies`);
   // Every connected proxy that advertises its admin address, unless named.
   const listed = proxies.ok ? (proxies.body as { proxies: { nodeId: string; admin?: string }[] }).proxies : [];
   const admins = values.admin ?? listed.flatMap((p) => (p.admin ? [p.admin] : [])).sort();
   const nodeOf = new Map(listed.flatMap((p) => (p.admin ? [[p.admin, p.nodeId] as const] : [])));
+
+  if (sub === 'renew') {
+    if (!values.admin && !proxies.ok) {
+      console.error(`trellis identity renew: ${proxies.message}`);
+      return 1;
+    }
+    let failed = 0;
+    for (const a of admins) {
+      const r = await call(`http://${a}/identity/renew`, { method: 'POST' });
+      const who = `${(nodeOf.get(a) ?? '-').padEnd(28)}${a.padEnd(22)}`;
+      if (r.ok) {
+        const id = r.body as ProxyIdentity;
+        console.log(`${who}renewed: ${id.spiffeId ?? '<none>'} until ${id.expiresAt ?? '-'} under root ${id.root ? short(id.root) : '?'}`);
+      } else if (/HTTP 404/.test(r.message)) console.log(`${who}no identity (started without a join token)`);
+      else {
+        failed++;
+        console.log(`${who}FAILED: ${r.message}`);
+      }
+    }
+    if (admins.length === 0) console.log('no connected proxy advertises an admin address (name them with --admin HOST:PORT)');
+    return failed === 0 ? 0 : 1;
+  }
+
+  const ca = await call(`${api}/api/v1/identity/ca`);
   const identities = await Promise.all(admins.map(async (a) => ({ admin: a, r: await call(`http://${a}/identity`) })));
   if (values.output === 'json') {
     console.log(JSON.stringify({
@@ -137,10 +169,19 @@ export async function run(argv: string[]): Promise<number> {
   }
   let problems = 0;
   let caRoots: Set<string> | undefined;
+  const rootState = new Map<string, string>();
   if (ca.ok) {
     const c = ca.body as CaStatusBody;
     printCa(c);
     caRoots = new Set(c.bundle.roots.map((r) => r.fingerprint));
+    for (const r of c.bundle.roots) rootState.set(r.fingerprint, r.state);
+    // Who still depends on each root (what blocks `rotate retire`).
+    console.log('certificates by root:');
+    for (const r of c.bundle.roots) {
+      const held = (c.holders ?? []).filter((h) => h.rootFingerprint === r.fingerprint);
+      const names = held.map((h) => `${h.namespace}/${h.workload}${h.connected ? '' : ' (not connected)'}`);
+      console.log(`  ${short(r.fingerprint)} ${r.state.padEnd(8)} ${held.length} workload(s)${names.length > 0 ? `: ${names.join(', ')}` : ''}`);
+    }
   } else {
     console.log(`CA: unavailable (${ca.message})`);
     problems++;
@@ -149,7 +190,7 @@ export async function run(argv: string[]): Promise<number> {
     const list = (proxies.body as { proxies: { nodeId: string; status: string }[] }).proxies;
     console.log(`\nconnected proxies: ${list.length}${list.length > 0 ? ` (${list.map((p) => `${p.nodeId}:${p.status}`).join(', ')})` : ''}`);
   }
-  console.log(`\n${'PROXY'.padEnd(28)}${'ADMIN'.padEnd(22)}${'SPIFFE ID'.padEnd(48)}${'EXPIRES'.padEnd(10)}${'RENEW'.padEnd(8)}BUNDLE`);
+  console.log(`\n${'PROXY'.padEnd(28)}${'ADMIN'.padEnd(22)}${'SPIFFE ID'.padEnd(48)}${'EXPIRES'.padEnd(10)}${'RENEW'.padEnd(8)}${'ROOT'.padEnd(28)}BUNDLE`);
   const now = Date.now();
   for (const { admin, r } of identities) {
     if (!r.ok) {
@@ -163,7 +204,9 @@ export async function run(argv: string[]): Promise<number> {
     const fps = id.trustBundle.map((b) => b.fingerprint);
     const inSync = caRoots === undefined ? '?' : fps.length === caRoots.size && fps.every((f) => caRoots!.has(f)) ? 'in sync' : 'STALE';
     if (inSync === 'STALE' || !id.spiffeId || (id.expiresAt && Date.parse(id.expiresAt) < now)) problems++;
-    console.log(`${(nodeOf.get(admin) ?? '-').padEnd(28)}${admin.padEnd(22)}${(id.spiffeId ?? '<none>').padEnd(48)}${until(id.expiresAt, now).padEnd(10)}${until(id.renewAt, now).padEnd(8)}${inSync} [${fps.map(short).join(' ')}]${id.lastError ? `  last error: ${id.lastError}` : ''}`);
+    // The root its certificate chains to, in the CA's words (active, or previous: it still depends on a retiring root).
+    const root = id.root ? `${short(id.root)} ${rootState.get(id.root) ?? 'unknown'}` : '?';
+    console.log(`${(nodeOf.get(admin) ?? '-').padEnd(28)}${admin.padEnd(22)}${(id.spiffeId ?? '<none>').padEnd(48)}${until(id.expiresAt, now).padEnd(10)}${until(id.renewAt, now).padEnd(8)}${root.padEnd(28)}${inSync} [${fps.map(short).join(' ')}]${id.lastError ? `  last error: ${id.lastError}` : ''}`);
   }
   return problems === 0 ? 0 : 1;
 }

@@ -23,6 +23,7 @@ import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.t
 import { startXdsSource } from '../../proxy/xds-source.ts';
 import { createCaClient, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
+import { parseDuration } from '../../api/schema-common.ts';
 import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secret.ts';
 import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
@@ -47,6 +48,8 @@ workload identity and mTLS (docs/identity-and-mtls.md):
   --join-token T         join token from \`POST /api/v1/identity/join-tokens\` (or TRELLIS_JOIN_TOKEN)
   --join-token-file F    read it from a file (or TRELLIS_JOIN_TOKEN_FILE)
   --identity-url URL     control plane API (default TRELLIS_IDENTITY_URL, else http://<ADS host>:15080)
+                         (TRELLIS_IDENTITY_ROLLOVER_WINDOW, default 10s: when the CA activates a new
+                         root, renew at a random point within this long)
   Without a join token the proxy has no identity and ignores mTLS config (plaintext).
 
 JWT authentication (docs/authorization.md):
@@ -174,7 +177,13 @@ export async function run(argv: string[]): Promise<number> {
       console.error('trellis proxy: a join token needs --identity-url (or TRELLIS_IDENTITY_URL, or an ADS address in the bootstrap)');
       return 2;
     }
-    identity = createWorkloadIdentity({ ca: createCaClient({ baseUrl: url, joinToken }), log });
+    const windowText = process.env['TRELLIS_IDENTITY_ROLLOVER_WINDOW'];
+    const rolloverWindowMs = windowText === undefined || windowText === '' ? undefined : parseDuration(windowText);
+    if (rolloverWindowMs === undefined && windowText) {
+      console.error(`trellis proxy: TRELLIS_IDENTITY_ROLLOVER_WINDOW: must be a duration such as 10s or 5m (got ${JSON.stringify(windowText)})`);
+      return 2;
+    }
+    identity = createWorkloadIdentity({ ca: createCaClient({ baseUrl: url, joinToken }), log, ...(rolloverWindowMs === undefined ? {} : { rolloverWindowMs }) });
     const got = await identity.start();
     if (!got.ok) {
       logLine('error', 'identity_failed', { code: got.code, error: got.message, url });

@@ -96,14 +96,21 @@ test('the CA state survives a restart and root rotation keeps the old root in th
   const before = await ca.signCsr((await generateKeyAndCsr()).csrPem, { credentials: { joinToken: tok } });
   assert.ok(before.ok);
   assert.ok(new X509Certificate(splitPem(before.certificateChain)[1]!).checkIssued(new X509Certificate(splitPem(before.trustBundle)[0]!)), 'still issued under the old root');
+  assert.deepEqual((await ca.holders()).map((h) => [h.workload, h.rootFingerprint]), [['reviews-1', oldRoot]], 'issuance recorded with its root');
   await ca.activateRoot();
-  assert.deepEqual(ca.trustBundle().roots.map((r) => [r.fingerprint, r.state]), [[oldRoot, 'previous'], [staged, 'active']]);
+  // The active (issuing) root comes first: proxies read it as the one to chain to.
+  assert.deepEqual(ca.trustBundle().roots.map((r) => [r.fingerprint, r.state]), [[staged, 'active'], [oldRoot, 'previous']]);
+  const refused = await ca.retireRoot(oldRoot);
+  assert.deepEqual(refused.ok ? [] : [refused.code, refused.message.includes('shop/reviews-1')], ['IN_USE', true], 'reviews-1 still holds a certificate under the old root');
   const after = await ca.signCsr((await generateKeyAndCsr()).csrPem, { credentials: { joinToken: tok } });
   assert.ok(after.ok);
-  const newRoot = new X509Certificate(splitPem(after.trustBundle)[1]!);
+  const newRoot = new X509Certificate(splitPem(after.trustBundle)[0]!);
   assert.ok(new X509Certificate(splitPem(after.certificateChain)[1]!).checkIssued(newRoot));
-  assert.equal(await ca.retireRoot(staged), false, 'the active root cannot be retired');
-  assert.ok(await ca.retireRoot(oldRoot));
+  assert.deepEqual((await ca.holders()).map((h) => [h.workload, h.rootFingerprint]), [['reviews-1', staged]], 'the renewal replaced the record');
+  assert.deepEqual(await ca.holders(oldRoot), []);
+  const activeRetire = await ca.retireRoot(staged);
+  assert.equal(activeRetire.ok ? 'ok' : activeRetire.code, 'NOT_PREVIOUS', 'the active root cannot be retired');
+  assert.deepEqual(await ca.retireRoot(oldRoot), { ok: true });
   assert.deepEqual(ca.trustBundle().roots.map((r) => r.fingerprint), [staged]);
   const interBefore = ca.status().intermediate.fingerprint;
   await ca.rotateIntermediate();
@@ -153,4 +160,17 @@ test('HTTP routes: join token (admin), CSR with Bearer token, trust bundle', asy
   const bundle = await client.fetchTrustBundle();
   assert.ok(bundle.ok);
   assert.equal(bundle.value, ca.trustBundle().pem);
+});
+
+test('retire: holders that do not block (not connected) or --force let the old root go', async () => {
+  for (const how of ['blocks', 'force'] as const) {
+    const { ca } = await newCa();
+    const oldRoot = ca.trustBundle().roots[0]!.fingerprint;
+    assert.ok((await ca.signCsr((await generateKeyAndCsr()).csrPem, { credentials: { joinToken: await token(ca) } })).ok);
+    await ca.stageRoot();
+    await ca.activateRoot();
+    assert.equal((await ca.retireRoot(oldRoot)).ok, false);
+    assert.deepEqual(await ca.retireRoot(oldRoot, how === 'force' ? { force: true } : { blocks: () => false }), { ok: true }, how);
+    assert.equal(ca.trustBundle().roots.length, 1);
+  }
 });

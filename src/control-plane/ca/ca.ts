@@ -17,8 +17,14 @@
 //   activateRoot()  a new intermediate under the new root issues from now
 //                   on; the old root stays in the bundle, so certificates it
 //                   issued keep verifying until they expire.
-//   retireRoot()    the old root leaves the bundle (after the longest
-//                   workload TTL has passed since activation).
+//   retireRoot()    the old root leaves the bundle; refused while a live
+//                   proxy still holds a certificate chaining to it
+//                   (`force` overrides).
+// The bundle lists the active (issuing) root first: a proxy whose
+// certificate chains to another root renews onto the active one when a new
+// bundle arrives (proxy/identity/workload-identity.ts). Every issuance is
+// recorded under /trellis/ca/issued/<namespace>/<workload> (SPIFFE ID, root,
+// serial, expiry): `holders()` says which workloads still depend on a root.
 import type { Store } from '../store/types.ts';
 import * as x509 from '../../lib/x509.ts';
 import { spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
@@ -28,6 +34,7 @@ import {
 import { mintJoinToken, revokeJoinToken, verifyJoinToken, type JoinTokenBinding, type MintResult } from './join-tokens.ts';
 
 export const CA_STATE_KEY = '/trellis/ca/state';
+export const ISSUED_PREFIX = '/trellis/ca/issued/';
 export const DEFAULT_WORKLOAD_TTL_MS = 24 * 3600_000;
 export const DEFAULT_ROOT_TTL_MS = 10 * 365 * 24 * 3600_000;
 export const DEFAULT_INTERMEDIATE_TTL_MS = 365 * 24 * 3600_000;
@@ -81,6 +88,22 @@ export interface CaStatus {
   readonly operatorSupplied: boolean;
 }
 
+/** The certificate a workload was last issued: which root it chains to. */
+export interface IssuedRecord {
+  readonly namespace: string;
+  readonly workload: string;
+  readonly spiffeId: string;
+  readonly serial: string;
+  readonly rootFingerprint: string;
+  readonly issuedAt: string;
+  readonly notAfter: string;
+}
+
+export type RetireResult =
+  | { ok: true }
+  | { ok: false; code: 'NOT_PREVIOUS'; message: string }
+  | { ok: false; code: 'IN_USE'; message: string; holders: IssuedRecord[] };
+
 export interface CertificateAuthority {
   readonly trustDomain: string;
   trustBundle(): TrustBundle;
@@ -92,8 +115,12 @@ export interface CertificateAuthority {
   stageRoot(): Promise<string>;
   /** Step 2: issue under the staged root from now on. */
   activateRoot(): Promise<void>;
-  /** Step 3: drop a previous root from the bundle. */
-  retireRoot(fingerprint: string): Promise<boolean>;
+  /** Step 3: drop a previous root from the bundle. Refused (IN_USE) while a
+   * holder `blocks` says is live (default: every unexpired one) still holds a
+   * certificate chaining to it, unless `force`. */
+  retireRoot(fingerprint: string, opts?: { force?: boolean; blocks?: (r: IssuedRecord) => boolean }): Promise<RetireResult>;
+  /** The last unexpired certificate of every workload, optionally only those under `rootFingerprint`. */
+  holders(rootFingerprint?: string): Promise<IssuedRecord[]>;
   rotateIntermediate(): Promise<void>;
   /** Re-read the state (another replica rotated). */
   reload(): Promise<void>;
@@ -178,10 +205,28 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
     modRevision = r.revision;
   };
 
-  const bundle = (): TrustBundle => ({
-    pem: state.roots.map((r) => r.certPem.trimEnd() + '\n').join(''),
-    roots: state.roots.map((r) => ({ fingerprint: fingerprint(r.certPem), state: r.state, notAfter: notAfterOf(r.certPem).toISOString() })),
-  });
+  // Active first (proxies read the first root as the issuing one), then staged, then previous.
+  const ORDER: Record<RootRecord['state'], number> = { active: 0, staged: 1, previous: 2 };
+  const bundle = (): TrustBundle => {
+    const roots = [...state.roots].sort((a, b) => ORDER[a.state] - ORDER[b.state]);
+    return {
+      pem: roots.map((r) => r.certPem.trimEnd() + '\n').join(''),
+      roots: roots.map((r) => ({ fingerprint: fingerprint(r.certPem), state: r.state, notAfter: notAfterOf(r.certPem).toISOString() })),
+    };
+  };
+
+  const holders = async (root?: string): Promise<IssuedRecord[]> => {
+    const out: IssuedRecord[] = [];
+    for (const kv of (await store.list(ISSUED_PREFIX)).items) {
+      try {
+        const r = JSON.parse(kv.value) as IssuedRecord;
+        if (Date.parse(r.notAfter) > now() && (root === undefined || r.rootFingerprint === root)) out.push(r);
+      } catch {
+        // a damaged record says nothing
+      }
+    }
+    return out;
+  };
 
   const ca: CertificateAuthority = {
     trustDomain: opts.trustDomain,
@@ -222,7 +267,13 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
         return { ok: false, code: 'IDENTITY_MISMATCH', message: `csr: asks for ${other.join(', ')}; this join token grants only ${spiffeId}` };
       }
       const { certPem: issuerCertPem, key } = await signingKey();
+      const rootFingerprint = state.intermediate.rootFingerprint;
       const leaf = await signWorkload({ spiffeId, publicKey: csr.publicKey, now: new Date(now()), ttlMs: workloadTtl, issuerCertPem, issuerKey: key });
+      const record: IssuedRecord = {
+        namespace: b.namespace, workload: b.workload, spiffeId, serial: new x509.X509Certificate(leaf.certPem).serialNumber.toLowerCase(),
+        rootFingerprint, issuedAt: new Date(now()).toISOString(), notAfter: leaf.notAfter.toISOString(),
+      };
+      await store.put(`${ISSUED_PREFIX}${b.namespace}/${b.workload}`, JSON.stringify(record));
       return {
         ok: true,
         spiffeId,
@@ -249,13 +300,24 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       const roots = state.roots.map((r): RootRecord => (r === staged ? { ...r, state: 'active' } : r.state === 'active' ? { ...r, state: 'previous' } : r));
       await save({ ...state, roots, intermediate: await newIntermediate(staged) });
     },
-    async retireRoot(fp) {
+    async retireRoot(fp, o = {}) {
       await load();
       const victim = state.roots.find((r) => fingerprint(r.certPem) === fp.toLowerCase());
-      if (!victim || victim.state !== 'previous') return false;
+      if (!victim || victim.state !== 'previous') return { ok: false, code: 'NOT_PREVIOUS', message: `fingerprint: no previous (inactive) root ${fp} in the bundle` };
+      if (!o.force) {
+        const blocking = (await holders(fp.toLowerCase())).filter(o.blocks ?? (() => true));
+        if (blocking.length > 0) {
+          const names = blocking.map((r) => `${r.namespace}/${r.workload}`).sort();
+          return {
+            ok: false, code: 'IN_USE', holders: blocking,
+            message: `${blocking.length} workload(s) still hold a certificate under root ${fp}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''}; renew them (trellis identity renew) or retire with --force`,
+          };
+        }
+      }
       await save({ ...state, roots: state.roots.filter((r) => r !== victim) });
-      return true;
+      return { ok: true };
     },
+    holders,
     async rotateIntermediate() {
       await load();
       const active = state.roots.find((r) => r.state === 'active')!;

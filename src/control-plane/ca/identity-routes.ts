@@ -2,8 +2,12 @@
 //   POST /api/v1/identity/csr            Bearer <join token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
 //   GET  /api/v1/identity/trust-bundle   -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
 //   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
-//   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate)
-//   POST /api/v1/identity/ca/rotate      admin; {step: stage|activate|retire|intermediate, fingerprint?}
+//   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate) and `holders`:
+//                                        each workload's last unexpired certificate, its root, and
+//                                        whether its proxy is connected now
+//   POST /api/v1/identity/ca/rotate      admin; {step: stage|activate|retire|intermediate, fingerprint?, force?}
+//                                        retire: 409 IN_USE (with `holders`) while a connected proxy's
+//                                        certificate chains to that root, unless force
 // Admin routes are allowed to loopback callers unless `isAdmin` says
 // otherwise (the API has no user authentication yet; see the design note).
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,6 +21,9 @@ export interface IdentityRouteOptions {
   isAdmin?: (req: IncomingMessage) => boolean;
   /** Called after a CA rotation step (re-push the trust bundle). */
   onRotate?: () => void;
+  /** Is a proxy of this workload connected now? Its certificate then blocks
+   * retiring its root. Default: every holder counts as connected. */
+  isConnected?: (namespace: string, workload: string) => boolean;
 }
 
 export function isLoopback(req: IncomingMessage): boolean {
@@ -30,6 +37,13 @@ function fail(res: ServerResponse, status: number, code: string, message: string
 
 const STATUS: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_CSR: 400, IDENTITY_MISMATCH: 403, INVALID_ARGUMENT: 400 };
 
+/** CA status with who holds what: each holder marked connected or not. */
+async function statusWithHolders(ca: CertificateAuthority, isConnected: (namespace: string, workload: string) => boolean): Promise<object> {
+  const holders = (await ca.holders()).map((h) => ({ ...h, connected: isConnected(h.namespace, h.workload) }));
+  holders.sort((a, b) => `${a.namespace}/${a.workload}`.localeCompare(`${b.namespace}/${b.workload}`));
+  return { ...ca.status(), holders };
+}
+
 export function bearerToken(req: IncomingMessage): string | undefined {
   const h = req.headers.authorization;
   const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
@@ -38,6 +52,7 @@ export function bearerToken(req: IncomingMessage): string | undefined {
 
 export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOptions = {}): ApiRoute[] {
   const isAdmin = opts.isAdmin ?? isLoopback;
+  const isConnected = opts.isConnected ?? (() => true);
   return [
     {
       method: 'POST',
@@ -89,14 +104,20 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
         if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA rotation is an admin operation');
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
-        const v = (body.value ?? {}) as { step?: unknown; fingerprint?: unknown };
+        const v = (body.value ?? {}) as { step?: unknown; fingerprint?: unknown; force?: unknown };
+        if (v.force !== undefined && typeof v.force !== 'boolean') return fail(res, 400, 'INVALID_ARGUMENT', 'force: must be true or false');
         try {
           if (v.step === 'stage') await ca.stageRoot();
           else if (v.step === 'activate') await ca.activateRoot();
           else if (v.step === 'intermediate') await ca.rotateIntermediate();
           else if (v.step === 'retire') {
             if (typeof v.fingerprint !== 'string') return fail(res, 400, 'INVALID_ARGUMENT', 'fingerprint: required for step "retire"');
-            if (!(await ca.retireRoot(v.fingerprint))) return fail(res, 409, 'FAILED_PRECONDITION', `fingerprint: no previous (inactive) root ${v.fingerprint} in the bundle`);
+            const r = await ca.retireRoot(v.fingerprint, { force: v.force === true, blocks: (h) => isConnected(h.namespace, h.workload) });
+            if (!r.ok && r.code === 'IN_USE') {
+              sendJson(res, 409, { error: { code: 'IN_USE', message: r.message }, holders: r.holders });
+              return;
+            }
+            if (!r.ok) return fail(res, 409, 'FAILED_PRECONDITION', r.message);
           } else return fail(res, 400, 'INVALID_ARGUMENT', 'step: must be stage, activate, retire or intermediate');
         } catch (err) {
           return fail(res, 409, 'FAILED_PRECONDITION', (err as Error).message);
@@ -108,9 +129,9 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
     {
       method: 'GET',
       pattern: '/api/v1/identity/ca',
-      handle(req, res) {
+      async handle(req, res) {
         if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA status is an admin operation');
-        sendJson(res, 200, ca.status());
+        sendJson(res, 200, await statusWithHolders(ca, isConnected));
       },
     },
   ];

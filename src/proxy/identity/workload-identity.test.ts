@@ -88,3 +88,24 @@ test('the trust bundle Secret: parsed, validated, applied; garbage is NACKed and
   assert.equal(id.describe().trustBundle.length, 2);
   assert.equal(id.describe().rotations, 1, 'a bundle update is not a new certificate');
 });
+
+test('root rollover: a bundle whose first (active) root is not our certificate\'s makes us renew onto it; staging alone does not', async (t) => {
+  const { ca, token } = await setup();
+  const c = client(ca, token, { n: 0, retryable: true });
+  const id = createWorkloadIdentity({ ca: c, rolloverWindowMs: 200 });
+  t.after(() => id.stop());
+  assert.ok((await id.start()).ok);
+  const oldRoot = ca.trustBundle().roots[0]!.fingerprint;
+  assert.deepEqual([id.describe().root, id.describe().rootActive], [oldRoot, true]);
+  const staged = await ca.stageRoot();
+  id.setTrustBundle(ca.trustBundle().pem);
+  await new Promise((r) => setTimeout(r, 400));
+  assert.deepEqual([id.describe().rotations, id.describe().root], [1, oldRoot], 'a staged root changes nothing');
+  await ca.activateRoot();
+  id.setTrustBundle(ca.trustBundle().pem);
+  assert.deepEqual([id.describe().root, id.describe().rootActive], [oldRoot, false], 'on the previous root until renewed');
+  const end = Date.now() + 5000;
+  while (id.describe().root !== staged && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual([id.describe().rotations, id.describe().root, id.describe().rootActive], [2, staged, true], 'renewed onto the active root within the window');
+  assert.deepEqual((await ca.holders(oldRoot)).length, 0, 'nothing holds the old root any more');
+});

@@ -9,6 +9,12 @@
 // new context; established connections keep theirs until they close.
 // Listeners subscribe with `onChange` (tls.Server#setSecureContext); upstream
 // TLS options read `current()` at each connect (see tls/upstream-tls.ts).
+//
+// Root rollover: the CA lists its active (issuing) root first in the trust
+// bundle. When a bundle arrives whose first root is not the one our
+// certificate chains to (the CA activated a new root), the certificate is
+// renewed within `rolloverWindowMs` (a random point, so a fleet spreads
+// out), and the old root can then be retired without breaking us.
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { generateKeyAndCsr } from './csr.ts';
@@ -23,6 +29,8 @@ export interface Credentials {
   readonly trustBundle: string;
   readonly notBefore: Date;
   readonly expiresAt: Date;
+  /** SHA-256 fingerprint of the bundle root the chain leads to (undefined: none in the bundle). */
+  readonly root: string | undefined;
   /** key + chain + trust bundle, TLS 1.3 only: for clients and servers. */
   readonly secureContext: tls.SecureContext;
   /** The same material as options, for tls.Server#setSecureContext. */
@@ -42,6 +50,8 @@ export interface WorkloadIdentityOptions {
   readonly jitter?: number;
   /** Re-fetch the trust bundle this often (a bootstrap path besides xDS). Default 5 min; 0 = never. */
   readonly bundlePollMs?: number;
+  /** When the bundle's active root is not our certificate's, renew within this long. Default 10 s. */
+  readonly rolloverWindowMs?: number;
   readonly log?: (event: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -53,7 +63,7 @@ export interface WorkloadIdentity {
   onChange(cb: (c: Credentials) => void): () => void;
   /** Replace the trust bundle (from the xDS Secret); keeps the certificate. */
   setTrustBundle(pem: string): void;
-  /** Renew now (tests, `trellis identity rotate`). */
+  /** Renew now (`POST /identity/renew` on the admin listener, `trellis identity renew`). */
   rotateNow(): Promise<IdentityStartResult>;
   /** What `/identity` on the admin listener shows. */
   describe(): IdentityReport;
@@ -67,7 +77,30 @@ export interface IdentityReport {
   readonly renewAt: string | null;
   readonly rotations: number;
   readonly lastError: string | null;
+  /** The root the certificate chains to, and whether it is the bundle's active (first) root. */
+  readonly root: string | null;
+  readonly rootActive: boolean;
   readonly trustBundle: readonly { readonly fingerprint: string; readonly subject: string; readonly notAfter: string }[];
+}
+
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** The bundle root that issued the last certificate of `chain`, by fingerprint. */
+export function chainRoot(chain: string, bundle: string): string | undefined {
+  const blocks = chain.match(PEM_BLOCK) ?? [];
+  const top = blocks.length > 0 ? new X509Certificate(blocks[blocks.length - 1]!) : undefined;
+  if (!top) return undefined;
+  for (const b of bundle.match(PEM_BLOCK) ?? []) {
+    const root = new X509Certificate(b);
+    if (root.fingerprint256 === top.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey))) return root.fingerprint256.toLowerCase();
+  }
+  return undefined;
+}
+
+/** The bundle's active root: the CA lists it first. */
+function activeRoot(bundle: string): string | undefined {
+  const first = (bundle.match(PEM_BLOCK) ?? [])[0];
+  return first ? new X509Certificate(first).fingerprint256.toLowerCase() : undefined;
 }
 
 export function buildCredentials(privateKeyPem: string, certificateChain: string, trustBundle: string): Credentials {
@@ -81,6 +114,7 @@ export function buildCredentials(privateKeyPem: string, certificateChain: string
     trustBundle,
     notBefore: new Date(leaf.validFrom),
     expiresAt: new Date(leaf.validTo),
+    root: chainRoot(certificateChain, trustBundle),
     secureContext: tls.createSecureContext(contextOptions),
     contextOptions,
   };
@@ -140,6 +174,19 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
     const life = Math.max(0, c.expiresAt.getTime() - from);
     renewAtMs = from + life * (renewAt + jitter * random());
     renewTimer = setTimeout(() => void renew(0), Math.max(0, renewAtMs - now()));
+    renewTimer.unref();
+  };
+
+  /** A new active root: renew at a random point of the rollover window (unless sooner anyway). */
+  const rollover = (c: Credentials): void => {
+    const active = activeRoot(c.trustBundle);
+    if (stopped || active === undefined || c.root === active) return;
+    const at = now() + (opts.rolloverWindowMs ?? 10_000) * random();
+    if (renewAtMs !== null && renewAtMs <= at) return;
+    log('identity_root_rollover', { root: c.root ?? null, active, renewInMs: Math.round(at - now()) });
+    clearTimeout(renewTimer);
+    renewAtMs = at;
+    renewTimer = setTimeout(() => void renew(0), Math.max(0, at - now()));
     renewTimer.unref();
   };
 
@@ -209,8 +256,10 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
     setTrustBundle(pem) {
       if (!creds || pem === creds.trustBundle || pem.trim() === '') return;
       try {
-        publish(buildCredentials(creds.privateKeyPem, creds.certificateChain, pem));
+        const next = buildCredentials(creds.privateKeyPem, creds.certificateChain, pem);
+        publish(next);
         log('trust_bundle_updated', { roots: bundleFingerprints(pem).length });
+        rollover(next);
       } catch (err) {
         log('trust_bundle_rejected', { error: (err as Error).message });
       }
@@ -223,6 +272,8 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
       renewAt: renewAtMs === null ? null : new Date(renewAtMs).toISOString(),
       rotations,
       lastError,
+      root: creds?.root ?? null,
+      rootActive: creds !== undefined && creds.root !== undefined && creds.root === activeRoot(creds.trustBundle),
       trustBundle: creds ? bundleFingerprints(creds.trustBundle) : [],
     }),
     stop() {
