@@ -58,6 +58,9 @@ export interface KindDef {
   /** Cross-field rules the schema cannot state. `spec` has passed the schema and has defaults. */
   check?(spec: never, report: Report): void;
   references?(res: Resource): ObjectRef[];
+  /** How status speaks of it: a route (Accepted by its parents, ResolvedRefs
+   * for its backends) or a policy (Accepted, or TargetNotFound). */
+  role?: 'route' | 'policy';
   /** The kinds `references` may name (status looks these up, and watches re-send dependents when they come and go). */
   refersTo?: readonly string[];
   columns: Column[];
@@ -129,17 +132,17 @@ export const KINDS: readonly KindDef[] = [
   def<HTTPRouteSpecT>({
     kind: 'HTTPRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'httproutes', shortNames: ['hr', 'httproute'],
     alsoServed: [`${GATEWAY_GROUP}/v1beta1`],
-    specSchema: HTTPRouteSpec, nameRule: 'dns1123-subdomain', check: checkHTTPRoute, references: routeRefs, refersTo: ['Service', 'Gateway'],
+    specSchema: HTTPRouteSpec, nameRule: 'dns1123-subdomain', check: checkHTTPRoute, references: routeRefs, refersTo: ['Service', 'Gateway'], role: 'route',
     columns: [{ header: 'HOSTNAMES', value: (r) => list((r.spec as HTTPRouteSpecT).hostnames, '') }, parentsColumn, backendsColumn],
   }),
   def<GRPCRouteSpecT>({
     kind: 'GRPCRoute', group: GATEWAY_GROUP, version: 'v1', plural: 'grpcroutes', shortNames: ['gr', 'grpcroute'],
-    specSchema: GRPCRouteSpec, nameRule: 'dns1123-subdomain', check: checkGRPCRoute, references: routeRefs, refersTo: ['Service', 'Gateway'],
+    specSchema: GRPCRouteSpec, nameRule: 'dns1123-subdomain', check: checkGRPCRoute, references: routeRefs, refersTo: ['Service', 'Gateway'], role: 'route',
     columns: [{ header: 'HOSTNAMES', value: (r) => list((r.spec as GRPCRouteSpecT).hostnames, '') }, parentsColumn, backendsColumn],
   }),
   def<TCPRouteSpecT>({
     kind: 'TCPRoute', group: GATEWAY_GROUP, version: 'v1alpha2', plural: 'tcproutes', shortNames: ['tr', 'tcproute'],
-    specSchema: TCPRouteSpec, nameRule: 'dns1123-subdomain', check: checkTCPRoute, references: routeRefs, refersTo: ['Service', 'Gateway'],
+    specSchema: TCPRouteSpec, nameRule: 'dns1123-subdomain', check: checkTCPRoute, references: routeRefs, refersTo: ['Service', 'Gateway'], role: 'route',
     columns: [parentsColumn, backendsColumn],
   }),
   def<GatewaySpecT>({
@@ -214,7 +217,7 @@ export const KINDS: readonly KindDef[] = [
   def<AuthorizationPolicySpecT>({
     kind: 'AuthorizationPolicy', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'authorizationpolicies', shortNames: ['ap', 'authz', 'authorizationpolicy'],
     specSchema: AuthorizationPolicySpec, nameRule: 'dns1123-subdomain', check: checkAuthorizationPolicy,
-    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { kind?: string; name: string } }>), refersTo: ['Service', 'Gateway'],
+    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { kind?: string; name: string } }>), refersTo: ['Service', 'Gateway'], role: 'policy',
     columns: [
       { header: 'ACTION', value: (r) => (r.spec as AuthorizationPolicySpecT).action ?? 'ALLOW' },
       { header: 'TARGET', value: (r) => targetColumn(r.spec as AuthorizationPolicySpecT) },
@@ -224,7 +227,7 @@ export const KINDS: readonly KindDef[] = [
   def<RequestAuthenticationSpecT>({
     kind: 'RequestAuthentication', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'requestauthentications', shortNames: ['ra', 'requestauthentication'],
     specSchema: RequestAuthenticationSpec, nameRule: 'dns1123-subdomain', check: checkRequestAuthentication,
-    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { kind?: string; name: string } }>), refersTo: ['Service', 'Gateway'],
+    references: (r) => policyTargetRef(r as Resource<{ targetRef?: { kind?: string; name: string } }>), refersTo: ['Service', 'Gateway'], role: 'policy',
     columns: [
       { header: 'TARGET', value: (r) => targetColumn(r.spec as RequestAuthenticationSpecT) },
       { header: 'ISSUERS', value: (r) => list((r.spec as RequestAuthenticationSpecT).jwtRules.map((j) => j.issuer)) },

@@ -288,6 +288,7 @@ function entry<S>(kind: PolicyKindName, plural: string, shortNames: string[], sp
     check: check as (spec: never, report: Report) => void,
     references: targetRefs,
     refersTo: routeLevel ? ['Service', 'HTTPRoute'] : ['Service'],
+    role: 'policy',
     columns: [targetCol, ...extra],
   };
 }

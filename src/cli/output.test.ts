@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAge, renderTable, resourceTable } from './output.ts';
-import { describeResource, summarizeRules } from './commands/describe.ts';
+import { describeResource } from './commands/describe.ts';
+import { summarizeRules } from './describe-kinds.ts';
 import { kindDef } from '../api/kinds.ts';
 import type { Resource } from '../api/types.ts';
 

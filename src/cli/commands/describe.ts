@@ -1,48 +1,16 @@
-// trellis describe KIND NAME [-n NS]: metadata, a readable spec summary, the
-// spec itself, status conditions and warnings (dangling references).
+// trellis describe KIND NAME [-n NS]: metadata, a summary of the spec in the
+// kind's own words (describe-kinds.ts), the spec itself, status conditions
+// and warnings (dangling references).
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
 import { createClient, formatApiError, serverUrl } from '../client.ts';
 import { formatAge, renderTable, toYamlText } from '../output.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
 import type { Resource } from '../../api/types.ts';
+import { describeSpec } from '../describe-kinds.ts';
 
 export const summary = 'Show one resource in detail: spec summary, status conditions and warnings';
 
 const USAGE = 'usage: trellis describe KIND NAME [-n NAMESPACE] [--server URL]';
-
-interface RuleLike {
-  matches?: { path?: { type?: string; value?: string }; method?: string | { service?: string; method?: string }; headers?: { name: string; value: string }[] }[];
-  backendRefs?: { name: string; namespace?: string; port?: number; weight?: number }[];
-  filters?: { type: string }[];
-  timeouts?: { request?: string; backendRequest?: string };
-}
-
-/** One line per rule: `[0] PathPrefix / -> reviews-v1:9080 (weight 90), reviews-v2:9080 (weight 10)`. */
-export function summarizeRules(res: Resource): string[] {
-  const rules = (res.spec as { rules?: RuleLike[] }).rules;
-  if (!Array.isArray(rules)) return [];
-  return rules.map((rule, i) => {
-    const matches = (rule.matches ?? []).map((m) => {
-      const parts: string[] = [];
-      if (m.path) parts.push(`${m.path.type ?? 'PathPrefix'} ${m.path.value ?? '/'}`);
-      if (typeof m.method === 'string') parts.push(m.method);
-      else if (m.method) parts.push(`${m.method.service ?? '*'}/${m.method.method ?? '*'}`);
-      for (const h of m.headers ?? []) parts.push(`${h.name}=${h.value}`);
-      return parts.join(' ') || '*';
-    });
-    const total = (rule.backendRefs ?? []).reduce((s, b) => s + (b.weight ?? 1), 0);
-    const backends = (rule.backendRefs ?? []).map((b) => {
-      const share = total > 0 ? ` ${Math.round(((b.weight ?? 1) / total) * 100)}%` : '';
-      return `${b.namespace ? `${b.namespace}/` : ''}${b.name}${b.port ? `:${b.port}` : ''}${share}`;
-    });
-    const extras = [
-      ...(rule.filters ?? []).map((f) => f.type),
-      ...(rule.timeouts?.request ? [`timeout ${rule.timeouts.request}`] : []),
-      ...(rule.timeouts?.backendRequest ? [`backend timeout ${rule.timeouts.backendRequest}`] : []),
-    ];
-    return `[${i}] ${matches.length > 0 ? matches.join(' | ') : '*'} -> ${backends.length > 0 ? backends.join(', ') : '<no backends>'}${extras.length > 0 ? ` (${extras.join(', ')})` : ''}`;
-  });
-}
 
 function mapText(m: Record<string, string> | undefined): string[] {
   const entries = Object.entries(m ?? {});
@@ -63,10 +31,9 @@ export function describeResource(res: Resource, now = Date.now()): string {
   field('Created', [m.creationTimestamp ? `${m.creationTimestamp} (${formatAge(m.creationTimestamp, now)} ago)` : '<unknown>']);
   field('Generation', [String(m.generation ?? '<unknown>')]);
   field('Resource Version', [m.resourceVersion ?? '<unknown>']);
-  const rules = summarizeRules(res);
-  if (rules.length > 0) {
-    out.push('Rules:');
-    for (const r of rules) out.push(`  ${r}`);
+  for (const [label, lines] of describeSpec(res)) {
+    out.push(`${label}:`);
+    for (const l of lines) out.push(`  ${l}`);
   }
   out.push('Spec:');
   for (const line of toYamlText(res.spec).trimEnd().split('\n')) out.push(`  ${line}`);

@@ -169,3 +169,25 @@ test('apply -f - reads manifests from stdin', async () => {
   const bad = await trellis(['apply', '-f', '-'], { stdin: workload.replace('10.0.0.7', '"10.0.0.7 "') });
   assert.equal(bad.stderr, '<stdin>:8: Workload shop/reviews-1: spec.address: must be an IP address or a DNS name\n');
 });
+
+test('describe an AuthorizationPolicy: its target, action and rules; accepted as a policy, not a route', async () => {
+  const manifest = `apiVersion: trellis.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: ratings-no-admin}
+spec:
+  selector: {app: ratings}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+`;
+  const applied = await trellis(['apply', '-f', '-'], { stdin: manifest });
+  assert.equal(applied.code, 0, applied.stderr);
+  const r = await trellis(['describe', 'authorizationpolicy', 'ratings-no-admin']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Applies to:\n {2}workloads labelled app=ratings in namespace default$/m);
+  assert.match(r.stdout, /^Action:\n {2}DENY: a request matching any rule is denied/m);
+  assert.match(r.stdout, /^Rules:\n {2}\[0\] to paths=\/admin\*$/m);
+  assert.match(r.stdout, /^ {2}Accepted\s+True\s+Accepted\s+Policy is accepted/m);
+  assert.doesNotMatch(r.stdout, /Route is accepted|<no backends>|ResolvedRefs/);
+  await trellis(['delete', 'authorizationpolicy', 'ratings-no-admin']);
+});

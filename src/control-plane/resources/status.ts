@@ -1,7 +1,8 @@
 // Status is computed, not stored: a route whose backendRef or parentRef names
 // a Service or Gateway that does not exist gets Gateway API conditions saying
 // so (ResolvedRefs=False/BackendNotFound, Accepted=False/NoMatchingParent),
-// a policy whose targetRef names nothing gets Accepted=False/TargetNotFound,
+// a policy (KindDef role 'policy') whose targetRef names nothing gets
+// Accepted=False/TargetNotFound, and never a route's words,
 // each with a readable warning. Because it is computed on read, it clears the
 // moment the referenced object is applied.
 import { kindDef, type ObjectRef } from '../../api/kinds.ts';
@@ -33,10 +34,11 @@ export function computeStatus(res: Resource, existing: RefIndex): ResourceStatus
   ];
   const names = (rs: ObjectRef[]) => [...new Set(rs.map((r) => `${r.kind} ${r.namespace}/${r.name}`))].join(', ');
   const conditions: Condition[] = [];
-  if (refs.some((r) => r.role === 'targetRef')) {
+  if (def.role === 'policy') {
     // A policy (Gateway API policy attachment): Accepted, or TargetNotFound.
+    // One scoped by selector or namespace has no target to miss.
     conditions.push(missingTargets.length === 0
-      ? cond('Accepted', true, 'Accepted', 'Policy is accepted')
+      ? cond('Accepted', true, 'Accepted', refs.some((r) => r.role === 'targetRef') ? 'Policy is accepted' : 'Policy is accepted (scoped by selector or namespace, no targetRef)')
       : cond('Accepted', false, 'TargetNotFound', `target not found: ${names(missingTargets)}`));
   } else {
     conditions.push(missingParents.length === 0
