@@ -101,11 +101,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   try {
     const resources = createResourceService(store);
     const snapshots = new MeshSnapshotSource({ log });
-    // Which workloads have a proxy connected (set below, once xDS runs): a
-    // connected proxy's certificate blocks retiring its root.
+    // A live workload's certificate blocks retiring its root: its proxy is
+    // connected to this replica, or it is in the registry (shared by every
+    // replica, so a proxy connected elsewhere counts too). Both are set below.
     let proxies: ProxyNodes | undefined;
-    const isConnected = (namespace: string, workload: string): boolean => proxies?.list().some((p) => p.namespace === namespace && p.workload === workload) ?? false;
-    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, { ...opts.identity, routes: { isConnected, ...opts.identity?.routes } });
+    let registered: (() => MeshState) | undefined;
+    const isLive = (namespace: string, workload: string): boolean =>
+      (proxies?.list().some((p) => p.namespace === namespace && p.workload === workload) ?? false) ||
+      (registered?.().workloads.some((w) => w.namespace === namespace && w.name === workload) ?? false);
+    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, { ...opts.identity, routes: { isLive, ...opts.identity?.routes } });
     if (identity) cleanups.push(() => identity.stop());
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;
@@ -115,6 +119,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     };
     const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(decorate(state), revision));
     cleanups.push(() => watcher.stop());
+    registered = () => watcher.current();
     identity?.onChange(() => snapshots.setState(decorate(watcher.current()), watcher.revision()));
 
     const xds = createXdsServer({ source: snapshots, controlPlaneId: id });

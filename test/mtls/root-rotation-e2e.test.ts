@@ -1,7 +1,7 @@
 // Root rotation end to end with real sidecars (`trellis run`, a real control
 // plane, the `trellis identity` CLI): activating a new root makes proxies
 // renew onto it (the bundle lists the active root first); `rotate retire`
-// is refused while a connected proxy still holds a certificate under the
+// is refused while a live proxy still holds a certificate under the
 // old root and names it, `trellis identity` shows who depends on which root,
 // `trellis identity renew` forces the laggard to renew, then retire succeeds
 // and traffic keeps working: through the caller's sidecar, and on brand-new
@@ -85,6 +85,14 @@ test('root rotation with real sidecars: proxies renew onto the new root, retire 
   });
   assert.deepEqual(first, { status: 200, body: 'reviews-v1 /hello', peer: `spiffe://${td}/ns/default/sa/productpage` });
 
+  // A certificate held by a workload that is neither connected nor registered
+  // (it stopped): listed, but it does not block retiring its root.
+  const tok = await cp.identity.ca.createJoinToken({ namespace: 'default', serviceAccount: 'tester', workload: 'tester-1' });
+  assert.ok(tok.ok);
+  const tester = createWorkloadIdentity({ ca: createCaClient({ baseUrl: cp.apiUrl, joinToken: tok.token }), bundlePollMs: 0 });
+  t.after(() => tester.stop());
+  assert.ok((await tester.start({ timeoutMs: 5000 })).ok);
+
   const oldRoot = cp.identity.ca.trustBundle().roots[0]!.fingerprint;
   assert.equal((await cli(['identity', 'rotate', 'stage', ...api])).code, 0);
   const newRoot = cp.identity.ca.trustBundle().roots.find((r) => r.state === 'staged')!.fingerprint;
@@ -103,10 +111,10 @@ test('root rotation with real sidecars: proxies renew onto the new root, retire 
   const refused = await cli(['identity', 'rotate', 'retire', oldRoot, ...api]);
   assert.equal(refused.code, 1, refused.stdout);
   assert.match(refused.stderr, /default\/reviews-r1/);
-  assert.doesNotMatch(refused.stderr, /productpage-r1/);
+  assert.doesNotMatch(refused.stderr, /productpage-r1|tester-1/);
   assert.equal(cp.identity.ca.trustBundle().roots.length, 2, 'the old root stays');
   const status = await cli(['identity', ...api]);
-  assert.match(status.stdout, new RegExp(`^  ${oldRoot.replace(/:/g, '').slice(0, 16)} previous 1 workload\\(s\\): default/reviews-r1$`, 'm'));
+  assert.match(status.stdout, new RegExp(`^  ${oldRoot.replace(/:/g, '').slice(0, 16)} previous 2 workload\\(s\\): default/reviews-r1, default/tester-1 \\(gone: not connected, not registered\\)$`, 'm'));
   assert.match(status.stdout, /^default\/reviews-r1 .* previous /m);
 
   // `trellis identity renew` makes every connected proxy renew now.
@@ -126,12 +134,10 @@ test('root rotation with real sidecars: proxies renew onto the new root, retire 
   // Traffic keeps working: through the caller's sidecar...
   assert.deepEqual(await call(), { status: 200, body: 'reviews-v1 /hello', peer: `spiffe://${td}/ns/default/sa/productpage` });
   // ...and on a brand-new mTLS connection from a client that trusts only the new root.
-  const tok = await cp.identity.ca.createJoinToken({ namespace: 'default', serviceAccount: 'tester', workload: 'tester-1' });
-  assert.ok(tok.ok);
-  const tester = createWorkloadIdentity({ ca: createCaClient({ baseUrl: cp.apiUrl, joinToken: tok.token }), bundlePollMs: 0 });
-  t.after(() => tester.stop());
-  const creds = await tester.start({ timeoutMs: 5000 });
+  const creds = await tester.rotateNow();
   assert.ok(creds.ok);
+  assert.deepEqual(creds.credentials.root, newRoot);
+  assert.equal(tester.describe().trustBundle.length, 1);
   const proxyPort = (await workloads(cp)).find((w) => w.name === 'reviews-r1')!.ports[0]!.proxyPort!;
   const fresh = await new Promise<{ status: number; peer: unknown }>((resolve, reject) => {
     const req = https.request({

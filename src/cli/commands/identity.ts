@@ -20,7 +20,7 @@ const usage = `usage:
   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
       root rotation with overlap: stage (new root joins the bundle), activate
       (issue under it; proxies renew onto it within TRELLIS_IDENTITY_ROLLOVER_WINDOW),
-      retire FINGERPRINT (drop the old root: refused while a connected proxy's
+      retire FINGERPRINT (drop the old root: refused while a live workload's
       certificate still chains to it, unless --force), or a new intermediate
   trellis identity renew [--admin HOST:PORT ...]
       every connected proxy (or those named) renews its certificate now
@@ -33,7 +33,7 @@ interface CaStatusBody {
   intermediate: { fingerprint: string; notAfter: string; rootFingerprint: string };
   operatorSupplied: boolean;
   /** Each workload's last unexpired certificate (GET /ca only). */
-  holders?: { namespace: string; workload: string; rootFingerprint: string; notAfter: string; connected: boolean }[];
+  holders?: { namespace: string; workload: string; rootFingerprint: string; notAfter: string; live: boolean }[];
 }
 
 interface ProxyIdentity {
@@ -179,7 +179,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log('certificates by root:');
     for (const r of c.bundle.roots) {
       const held = (c.holders ?? []).filter((h) => h.rootFingerprint === r.fingerprint);
-      const names = held.map((h) => `${h.namespace}/${h.workload}${h.connected ? '' : ' (not connected)'}`);
+      const names = held.map((h) => `${h.namespace}/${h.workload}${h.live ? '' : ' (gone: not connected, not registered)'}`);
       console.log(`  ${short(r.fingerprint)} ${r.state.padEnd(8)} ${held.length} workload(s)${names.length > 0 ? `: ${names.join(', ')}` : ''}`);
     }
   } else {

@@ -4,9 +4,9 @@
 //   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
 //   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate) and `holders`:
 //                                        each workload's last unexpired certificate, its root, and
-//                                        whether its proxy is connected now
+//                                        whether the workload is live (connected or registered)
 //   POST /api/v1/identity/ca/rotate      admin; {step: stage|activate|retire|intermediate, fingerprint?, force?}
-//                                        retire: 409 IN_USE (with `holders`) while a connected proxy's
+//                                        retire: 409 IN_USE (with `holders`) while a live workload's
 //                                        certificate chains to that root, unless force
 // Admin routes are allowed to loopback callers unless `isAdmin` says
 // otherwise (the API has no user authentication yet; see the design note).
@@ -21,9 +21,9 @@ export interface IdentityRouteOptions {
   isAdmin?: (req: IncomingMessage) => boolean;
   /** Called after a CA rotation step (re-push the trust bundle). */
   onRotate?: () => void;
-  /** Is a proxy of this workload connected now? Its certificate then blocks
-   * retiring its root. Default: every holder counts as connected. */
-  isConnected?: (namespace: string, workload: string) => boolean;
+  /** Is this workload live (its proxy connected, or registered)? Its
+   * certificate then blocks retiring its root. Default: every holder is live. */
+  isLive?: (namespace: string, workload: string) => boolean;
 }
 
 export function isLoopback(req: IncomingMessage): boolean {
@@ -37,9 +37,9 @@ function fail(res: ServerResponse, status: number, code: string, message: string
 
 const STATUS: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_CSR: 400, IDENTITY_MISMATCH: 403, INVALID_ARGUMENT: 400 };
 
-/** CA status with who holds what: each holder marked connected or not. */
-async function statusWithHolders(ca: CertificateAuthority, isConnected: (namespace: string, workload: string) => boolean): Promise<object> {
-  const holders = (await ca.holders()).map((h) => ({ ...h, connected: isConnected(h.namespace, h.workload) }));
+/** CA status with who holds what: each holder marked live or not. */
+async function statusWithHolders(ca: CertificateAuthority, isLive: (namespace: string, workload: string) => boolean): Promise<object> {
+  const holders = (await ca.holders()).map((h) => ({ ...h, live: isLive(h.namespace, h.workload) }));
   holders.sort((a, b) => `${a.namespace}/${a.workload}`.localeCompare(`${b.namespace}/${b.workload}`));
   return { ...ca.status(), holders };
 }
@@ -52,7 +52,7 @@ export function bearerToken(req: IncomingMessage): string | undefined {
 
 export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOptions = {}): ApiRoute[] {
   const isAdmin = opts.isAdmin ?? isLoopback;
-  const isConnected = opts.isConnected ?? (() => true);
+  const isLive = opts.isLive ?? (() => true);
   return [
     {
       method: 'POST',
@@ -112,7 +112,7 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
           else if (v.step === 'intermediate') await ca.rotateIntermediate();
           else if (v.step === 'retire') {
             if (typeof v.fingerprint !== 'string') return fail(res, 400, 'INVALID_ARGUMENT', 'fingerprint: required for step "retire"');
-            const r = await ca.retireRoot(v.fingerprint, { force: v.force === true, blocks: (h) => isConnected(h.namespace, h.workload) });
+            const r = await ca.retireRoot(v.fingerprint, { force: v.force === true, blocks: (h) => isLive(h.namespace, h.workload) });
             if (!r.ok && r.code === 'IN_USE') {
               sendJson(res, 409, { error: { code: 'IN_USE', message: r.message }, holders: r.holders });
               return;
@@ -131,7 +131,7 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
       pattern: '/api/v1/identity/ca',
       async handle(req, res) {
         if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA status is an admin operation');
-        sendJson(res, 200, await statusWithHolders(ca, isConnected));
+        sendJson(res, 200, await statusWithHolders(ca, isLive));
       },
     },
   ];
