@@ -206,6 +206,8 @@ export async function run(argv: string[]): Promise<number> {
     if (inSync === 'STALE' || !id.spiffeId || (id.expiresAt && Date.parse(id.expiresAt) < now)) problems++;
     // The root its certificate chains to, in the CA's words (active, or previous: it still depends on a retiring root).
     const root = id.root ? `${short(id.root)} ${rootState.get(id.root) ?? 'unknown'}` : '?';
+    // A certificate under a root the CA no longer has (retired with --force) fails every new peer.
+    if (caRoots !== undefined && id.spiffeId && (!id.root || !caRoots.has(id.root))) problems++;
     console.log(`${(nodeOf.get(admin) ?? '-').padEnd(28)}${admin.padEnd(22)}${(id.spiffeId ?? '<none>').padEnd(48)}${until(id.expiresAt, now).padEnd(10)}${until(id.renewAt, now).padEnd(8)}${root.padEnd(28)}${inSync} [${fps.map(short).join(' ')}]${id.lastError ? `  last error: ${id.lastError}` : ''}`);
   }
   return problems === 0 ? 0 : 1;
