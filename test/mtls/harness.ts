@@ -143,10 +143,11 @@ async function runProxy(t: TestContext, version: string, listeners: object[], cl
 
 type Mode = 'STRICT' | 'PERMISSIVE';
 
-/** The inbound listener's chains in `mode`, as translate/mtls.ts shapes them. */
-function inboundChains(mode: Mode): object[] {
-  const chains: object[] = [{ name: 'mtls', filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTls, filters: [hcm('inbound', 'app')] }];
-  if (mode === 'PERMISSIVE') chains.push({ name: 'plaintext', filterChainMatch: { transportProtocol: 'raw_buffer' }, filters: [hcm('inbound', 'app')] });
+/** The inbound listener's chains in `mode`, as translate/mtls.ts shapes them (HTTP, or a TCP proxy). */
+function inboundChains(mode: Mode, tcp = false): object[] {
+  const filter = () => (tcp ? tcpFilter('inbound', 'app') : hcm('inbound', 'app'));
+  const chains: object[] = [{ name: 'mtls', filterChainMatch: { transportProtocol: 'tls' }, transportSocket: downstreamTls, filters: [filter()] }];
+  if (mode === 'PERMISSIVE') chains.push({ name: 'plaintext', filterChainMatch: { transportProtocol: 'raw_buffer' }, filters: [filter()] });
   return chains;
 }
 
@@ -157,9 +158,9 @@ export async function startInbound(t: TestContext, identity: WorkloadIdentity, a
 
 /** startInbound, keeping the proxy: `setMode` pushes the listener in another
  * mode on the same port, as an xDS update does (the proxy's applyConfig). */
-export async function startInboundProxy(t: TestContext, identity: WorkloadIdentity, appPort: number, o: { mode: Mode; h2App?: boolean }): Promise<{ port: number; proxy: Proxy; setMode(mode: Mode): Promise<void> }> {
+export async function startInboundProxy(t: TestContext, identity: WorkloadIdentity, appPort: number, o: { mode: Mode; h2App?: boolean; tcp?: boolean }): Promise<{ port: number; proxy: Proxy; setMode(mode: Mode): Promise<void> }> {
   const clusters = [cluster('app', appPort, { h2: o.h2App ?? false })];
-  const p = await runProxy(t, 'inbound-b', [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: inboundChains(o.mode) }], clusters, identity);
+  const p = await runProxy(t, 'inbound-b', [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: inboundChains(o.mode, o.tcp) }], clusters, identity);
   const port = p.ports.get('inbound')!;
   let version = 0;
   return {
@@ -167,7 +168,7 @@ export async function startInboundProxy(t: TestContext, identity: WorkloadIdenti
     proxy: p,
     async setMode(mode) {
       // Port 0 as first given: the same listener, updated in place.
-      const built = buildProxyConfig({ version: `inbound-b-${++version}`, listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: inboundChains(mode) }], clusters }, { references: 'error' });
+      const built = buildProxyConfig({ version: `inbound-b-${++version}`, listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: inboundChains(mode, o.tcp) }], clusters }, { references: 'error' });
       assert.ok(built.ok, JSON.stringify(built));
       const r = await p.applyConfig(built.config);
       assert.ok(r.ok, JSON.stringify(r));

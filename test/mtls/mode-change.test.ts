@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
 import { get, spiffe, startApp, startCaAndIds, startOutbound } from './sidecar-fixtures.ts';
 import { startInboundProxy } from './harness.ts';
 import { h2Get, heldConnection } from './held-connections.ts';
@@ -60,4 +61,22 @@ test('an unchanged chain keeps its connections across a config push', async (t) 
   assert.equal(await h1.request('/before'), 'HTTP/1.1 200 OK');
   await inbound.setMode('PERMISSIVE');
   assert.equal(await h1.request('/after'), 'HTTP/1.1 200 OK', 'the same connection serves on');
+});
+
+test('PERMISSIVE -> STRICT closes an open plaintext TCP connection at once (no request boundary to drain at)', async (t) => {
+  const { b } = await startCaAndIds(t);
+  const echo = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  t.after(() => echo.close());
+  const inbound = await startInboundProxy(t, b, (echo.address() as AddressInfo).port, { mode: 'PERMISSIVE', tcp: true });
+  const sock = net.connect(inbound.port, '127.0.0.1');
+  sock.on('error', () => {});
+  t.after(() => sock.destroy());
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  const echoed = new Promise<string>((r) => sock.once('data', (d: Buffer) => r(d.toString())));
+  sock.write('ping');
+  assert.equal(await echoed, 'ping', 'plaintext TCP proxied under PERMISSIVE');
+  await inbound.setMode('STRICT');
+  const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open'), 5000))]);
+  assert.equal(outcome, 'closed');
 });
