@@ -2,7 +2,8 @@
 // free client and peer ports and a temporary data dir, waits until /health
 // says true. `restart()` kills the process (SIGKILL: acknowledged writes must
 // already be on disk) and starts it again on the same data dir and ports.
-// Use `etcdMissingReason()` to skip when the binary is absent.
+// Use `etcdMissingReason()` to skip when the binary is absent; `binary` runs
+// another etcd build (test/kube/harness.ts runs the one it builds).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -33,7 +34,7 @@ export function etcdMissingReason(): string | null {
   return missing;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -71,8 +72,9 @@ function exited(proc: ChildProcess): Promise<void> {
   return new Promise((resolve) => proc.once('exit', () => resolve()));
 }
 
-export async function startEtcd(): Promise<EtcdServer> {
-  const reason = etcdMissingReason();
+export async function startEtcd(opts: { binary?: string } = {}): Promise<EtcdServer> {
+  const binary = opts.binary ?? 'etcd';
+  const reason = opts.binary ? null : etcdMissingReason();
   if (reason) throw new Error(reason);
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-etcd-'));
   let endpoint = '';
@@ -87,7 +89,7 @@ export async function startEtcd(): Promise<EtcdServer> {
   const launch = async () => {
     output = '';
     const p = spawn(
-      'etcd',
+      binary,
       [
         '--name', 'trellis-test',
         '--data-dir', dataDir,
