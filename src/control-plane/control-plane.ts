@@ -3,7 +3,7 @@
 // etcd and each serves the API and xDS (proxies list them all and fail over);
 // singleton duties run on the elected leader.
 //
-//   store (sqlite | etcd)
+//   store (sqlite | etcd) ◄── Kubernetes source (--kubernetes: Services, Pods; kubernetes/source.ts)
 //     ├─ resources service  ── HTTP API (apply/get/list/delete/watch)
 //     ├─ registry           ── HTTP API (register/heartbeat/deregister)
 //     ├─ mesh CA            ── HTTP API (join tokens, CSRs, trust bundle)
@@ -34,6 +34,9 @@ import { metricsRoutes } from './telemetry/metrics-routes.ts';
 import { tapRoutes } from './telemetry/tap-proxy.ts';
 import { dashboardApi } from '../dashboard/dashboard-api.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
+import type { KubeConfig } from './kubernetes/kubeconfig.ts';
+import { createKubeClient } from './kubernetes/client.ts';
+import { startKubernetesSource } from './kubernetes/source.ts';
 
 export interface ControlPlaneOptions {
   /** Embedded store directory (default backend). */
@@ -57,6 +60,8 @@ export interface ControlPlaneOptions {
   scrapeIntervalMs?: number;
   /** Serve the web dashboard on the API port (default true). */
   dashboard?: boolean;
+  /** Kubernetes mode: mirror this API server's Services and Pods into the store (docs/kubernetes.md). */
+  kubernetes?: KubeConfig;
 }
 
 export interface ControlPlane {
@@ -99,6 +104,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const { store, owned } = await openStore(opts);
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
+    if (opts.kubernetes) {
+      // Before the mesh state is first read, so it starts with the cluster's services.
+      const client = createKubeClient(opts.kubernetes);
+      cleanups.push(() => client.close());
+      const kube = await startKubernetesSource(store, client, { log });
+      cleanups.push(() => kube.stop());
+      await kube.synced;
+      log(`kubernetes: synced with ${opts.kubernetes.source} at ${opts.kubernetes.server}`);
+    }
     const resources = createResourceService(store);
     const snapshots = new MeshSnapshotSource({ log });
     // A live workload's certificate blocks retiring its root: its proxy is

@@ -5,10 +5,11 @@ import { readFileSync } from 'node:fs';
 import { startControlPlane } from '../../control-plane/control-plane.ts';
 import { parseDuration } from '../../api/schema-common.ts';
 import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
+import { kubeConfigFor, KubeConfigError } from '../../control-plane/kubernetes/kubeconfig.ts';
 
 export const summary = 'start the control plane (API on :15080, xDS on :15010); alias: up';
 
-const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...]] [--host ADDR] [--api-port N] [--xds-port N] [--id NAME]
+const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...]] [--kubernetes [--kubeconfig PATH]] [--host ADDR] [--api-port N] [--xds-port N] [--id NAME]
 
   --data-dir   embedded store directory (default .trellis/data)
   --etcd       share a real etcd with other replicas (highly available control plane)
@@ -17,6 +18,12 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
   --id         this replica's name (xDS control_plane.identifier, leader election)
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
+
+Kubernetes mode (docs/kubernetes.md):
+  --kubernetes             mirror the cluster's Services and Pods into the mesh
+  --kubeconfig PATH        the API server and credentials (default: $KUBECONFIG, then
+                           the pod's in-cluster service account, then ~/.kube/config)
+  --kube-context NAME      a kubeconfig context other than its current-context
 
 identity and mTLS (docs/identity-and-mtls.md):
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
@@ -49,6 +56,9 @@ export async function run(argv: string[]): Promise<number> {
       'ca-key': { type: 'string' },
       'workload-cert-ttl': { type: 'string' },
       'no-identity': { type: 'boolean' },
+      kubernetes: { type: 'boolean' },
+      kubeconfig: { type: 'string' },
+      'kube-context': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,6 +87,17 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
   }
+  if (!values.kubernetes && (values.kubeconfig !== undefined || values['kube-context'] !== undefined)) {
+    console.error('trellis control-plane: --kubeconfig and --kube-context need --kubernetes');
+    return 2;
+  }
+  let kubernetes;
+  try {
+    kubernetes = values.kubernetes ? kubeConfigFor({ kubeconfig: values.kubeconfig, context: values['kube-context'] }) : undefined;
+  } catch (err) {
+    console.error(`trellis control-plane: ${(err as Error).message}`);
+    return 2;
+  }
   const cp = await startControlPlane({
     host: values.host,
     apiPort,
@@ -86,7 +107,16 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.id ? { id: values.id } : {}),
     ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
     ...(identity === undefined ? {} : { identity }),
+    ...(kubernetes ? { kubernetes } : {}),
+  }).catch((err: unknown) => {
+    // The cluster refused us (credentials, RBAC): the API server's words, no stack.
+    if (err instanceof KubeConfigError) return err;
+    throw err;
   });
+  if (cp instanceof KubeConfigError) {
+    console.error(`trellis control-plane: ${cp.message}`);
+    return 1;
+  }
   // Machine-readable readiness line for scripts and tests.
   console.log(JSON.stringify({ event: 'ready', api: cp.apiUrl, xds: cp.xdsAddress, id: cp.id }));
   await new Promise<void>((resolve) => {

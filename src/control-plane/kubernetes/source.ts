@@ -1,0 +1,248 @@
+// The Kubernetes source: keeps the control plane's store in step with the
+// Kubernetes API, so the rest of the control plane (mesh state, translation,
+// xDS, the API, the dashboard) reads Kubernetes-sourced services and
+// workloads exactly as it reads applied and registered ones.
+//
+//   kube-apiserver ─┬─ list+watch Services ───────► serviceFromKube ───► Service resource + VIP ─┐
+//                   ├─ list+watch Pods ───────────► workloadFromPod ───► registered workload ────┤
+//                   └─ list+watch EndpointSlices ─► workloadsFromEndpointSlice (selector-less) ──┤
+//                                                                                               ▼
+//                                                   store ◄── resourceVersion per collection ── writes
+//
+// Each collection has a Reflector (reflector.ts). What it writes is marked
+// (annotation / field `trellis.dev/source: kubernetes`, and the object it
+// came from in `origin`); a full list
+// (first start, or after 410 Gone) deletes the marked objects Kubernetes no
+// longer has and leaves everything else alone. After every handled change the
+// collection's resourceVersion is saved in the store (debounced), so a
+// restarted control plane watches from where it stopped: no event missed.
+// Writes are skipped when the mapped object did not change (a Pod's status
+// heartbeat rewrites nothing).
+import type { Store } from '../store/types.ts';
+import { kindPrefix, resourceKey } from '../resources/keys.ts';
+import { WORKLOADS_PREFIX, workloadKey } from '../registry/workload.ts';
+import { VIPS_PREFIX, vipKey } from '../registry/vip.ts';
+import { canonicalJson } from '../resources/service.ts';
+import type { KubeClient, KubeObject } from './client.ts';
+import { KubeConfigError } from './kubeconfig.ts';
+import { startReflector, type Reflector } from './reflector.ts';
+import { serviceFromKube, workloadFromPod, workloadsFromEndpointSlice, SOURCE_ANNOTATION, SOURCE_KUBERNETES, type KubeEndpointSlice, type KubePod, type KubeService } from './mapping.ts';
+
+export const KUBERNETES_STATE_PREFIX = '/trellis/kubernetes/';
+
+export interface KubernetesSourceOptions {
+  log?: (msg: string) => void;
+  /** How long a handled change may wait before its resourceVersion is saved (default 200 ms). */
+  saveDelayMs?: number;
+  /** Server-side watch timeout in seconds (default 300). */
+  watchTimeoutSeconds?: number;
+}
+
+export interface KubernetesSource {
+  /** Resolves when every collection is listed (or its watch resumed). */
+  readonly synced: Promise<void>;
+  /** Saved resourceVersion per collection path (what a restart resumes from). */
+  resourceVersions(): Record<string, string | undefined>;
+  stop(): Promise<void>;
+}
+
+interface Collection<T> {
+  path: string;
+  kind: string;
+  /** The store keys and values an object maps to now (every key it may own; undefined: delete). */
+  map(obj: T): Map<string, string | undefined>;
+  /** Store prefixes it writes under, for a re-list's clean-up. */
+  prefixes: string[];
+}
+
+/** Which of our collections wrote a stored value ("Service", "Pod", "EndpointSlice"), or undefined if not ours. */
+function ownerKind(key: string, value: string): string | undefined {
+  try {
+    const v = JSON.parse(value) as { source?: unknown; origin?: unknown; metadata?: { annotations?: Record<string, string> } };
+    if (v.metadata?.annotations?.[SOURCE_ANNOTATION] === SOURCE_KUBERNETES) return 'Service';
+    if (v.source !== SOURCE_KUBERNETES) return undefined;
+    if (key.startsWith(VIPS_PREFIX)) return 'Service';
+    return typeof v.origin === 'string' ? v.origin.split('/')[0] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "EndpointSlice/<ns>/<name>" of a stored workload, if it has one. */
+function originOf(value: string): string | undefined {
+  try {
+    const o = (JSON.parse(value) as { origin?: unknown }).origin;
+    return typeof o === 'string' ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const nsName = (o: { metadata: { namespace?: string; name: string } }): [string, string] => [o.metadata.namespace ?? 'default', o.metadata.name];
+const idOf = (kind: string, o: { metadata: { namespace?: string; name: string } }): string => `${kind}/${nsName(o).join('/')}`;
+
+export async function startKubernetesSource(store: Store, client: KubeClient, opts: KubernetesSourceOptions = {}): Promise<KubernetesSource> {
+  const log = opts.log ?? (() => {});
+  const saveDelayMs = opts.saveDelayMs ?? 200;
+  const stateKey = (path: string): string => `${KUBERNETES_STATE_PREFIX}resource-versions${path}`;
+
+  const services: Collection<KubeService> = {
+    path: '/api/v1/services',
+    kind: 'Service',
+    prefixes: [kindPrefix('Service'), VIPS_PREFIX],
+    map(svc) {
+      const [ns, name] = nsName(svc);
+      const out = new Map<string, string | undefined>();
+      const r = serviceFromKube(svc);
+      if (!r.ok) log(`kubernetes: Service ${ns}/${name} not meshed: ${r.reason}`);
+      // The VIP first: the VIP allocator then never allocates one of its own.
+      out.set(vipKey(ns, name), r.ok && r.value.vip ? JSON.stringify({ ip: r.value.vip, allocatedAt: r.value.resource.metadata.creationTimestamp ?? '', source: SOURCE_KUBERNETES }) : undefined);
+      out.set(resourceKey({ kind: 'Service', namespace: ns, name }), r.ok ? JSON.stringify(r.value.resource) : undefined);
+      return out;
+    },
+  };
+  const pods: Collection<KubePod> = {
+    path: '/api/v1/pods',
+    kind: 'Pod',
+    prefixes: [WORKLOADS_PREFIX],
+    map(pod) {
+      const [ns, name] = nsName(pod);
+      const r = workloadFromPod(pod);
+      return new Map([[workloadKey(ns, name), r.ok ? JSON.stringify(r.value) : undefined]]);
+    },
+  };
+  const slices: Collection<KubeEndpointSlice> = {
+    path: '/apis/discovery.k8s.io/v1/endpointslices',
+    kind: 'EndpointSlice',
+    prefixes: [WORKLOADS_PREFIX],
+    map(slice) {
+      const r = workloadsFromEndpointSlice(slice);
+      if (!r.ok) log(`kubernetes: EndpointSlice ${nsName(slice).join('/')} ignored: ${r.reason}`);
+      return new Map(r.ok ? r.value.map((w) => [workloadKey(w.namespace, w.name), JSON.stringify(w)]) : []);
+    },
+  };
+  const collections = [services, pods, slices] as unknown as Collection<KubeObject>[];
+
+  /** canonical JSON of what each of our keys holds now. */
+  const written = new Map<string, string>();
+  /** Keys each object wrote whose names are not fixed by the object's own (an EndpointSlice's endpoints). */
+  const owned = new Map<string, Set<string>>();
+  const canon = (json: string): string => canonicalJson(JSON.parse(json));
+
+  async function write(key: string, value: string | undefined): Promise<void> {
+    if (value === undefined) {
+      const cur = await store.get(key);
+      // Never delete what someone else wrote (an applied Service, a `trellis run` registration).
+      if (cur && ownerKind(key, cur.value) !== undefined) await store.delete(key, { expectModRevision: cur.modRevision });
+      written.delete(key);
+      return;
+    }
+    const c = canon(value);
+    if (written.get(key) === c) return;
+    const put = await store.put(key, value);
+    if (!put.ok) throw new Error(`store: writing ${key} failed: ${put.reason}`);
+    written.set(key, c);
+  }
+
+  /** Bring the store in line with one object: write its keys, delete the ones it no longer maps to. */
+  async function reconcile(id: string, next: Map<string, string | undefined>): Promise<void> {
+    const before = owned.get(id);
+    if (before) for (const k of before) if (!next.has(k)) await write(k, undefined);
+    const now = new Set<string>();
+    for (const [k, v] of next) {
+      await write(k, v);
+      if (v !== undefined) now.add(k);
+    }
+    if (now.size > 0) owned.set(id, now);
+    else owned.delete(id);
+  }
+
+  const saved = new Map<string, string | undefined>();
+  const dirty = new Map<string, string>();
+  let saveTimer: NodeJS.Timeout | undefined;
+  const flush = async (): Promise<void> => {
+    saveTimer = undefined;
+    const batch = [...dirty];
+    dirty.clear();
+    for (const [path, rv] of batch) {
+      await store.put(stateKey(path), JSON.stringify({ server: client.server, resourceVersion: rv }));
+      saved.set(path, rv);
+    }
+  };
+  const progress = (path: string, rv: string): void => {
+    dirty.set(path, rv);
+    if (!saveTimer) saveTimer = setTimeout(() => void flush().catch((err: Error) => log(`kubernetes: saving resourceVersion failed: ${err.message}`)), saveDelayMs);
+  };
+
+  // What this collection wrote, as the store has it now (a restart resumes on top of it).
+  const ours = async (col: Collection<KubeObject>): Promise<Map<string, string>> => {
+    const out = new Map<string, string>();
+    for (const p of col.prefixes) {
+      for (const kv of (await store.list(p)).items) if (ownerKind(kv.key, kv.value) === col.kind) out.set(kv.key, kv.value);
+    }
+    return out;
+  };
+
+  // Fail fast, with the API server's own words, on credentials or RBAC that cannot work.
+  for (const col of collections) {
+    try {
+      await client.request('GET', `${col.path}?limit=1`);
+    } catch (err) {
+      throw new KubeConfigError(`kubernetes: cannot list ${col.path} at ${client.server}: ${(err as Error).message}`);
+    }
+  }
+
+  const reflectors: Reflector[] = [];
+  for (const col of collections) {
+    for (const [k, v] of await ours(col)) {
+      written.set(k, canon(v));
+      const origin = originOf(v);
+      if (origin) owned.set(origin, (owned.get(origin) ?? new Set()).add(k));
+    }
+    const st = await store.get(stateKey(col.path));
+    let resume: string | undefined;
+    if (st) {
+      const v = JSON.parse(st.value) as { server?: string; resourceVersion?: string };
+      // A different API server's resourceVersions mean nothing here: list.
+      if (v.server === client.server && v.resourceVersion) resume = v.resourceVersion;
+    }
+    saved.set(col.path, resume);
+    if (resume) log(`kubernetes ${col.path}: resuming the watch from resourceVersion ${resume}`);
+    reflectors.push(startReflector<KubeObject>(client, {
+      path: col.path,
+      ...(resume ? { resourceVersion: resume } : {}),
+      ...(opts.watchTimeoutSeconds === undefined ? {} : { watchTimeoutSeconds: opts.watchTimeoutSeconds }),
+      log,
+      handlers: {
+        async replace(items) {
+          const want = new Set<string>();
+          const maps = items.map((o) => [idOf(col.kind, o), col.map(o)] as const);
+          for (const [, m] of maps) for (const [k, v] of m) if (v !== undefined) want.add(k);
+          for (const k of (await ours(col)).keys()) if (!want.has(k)) await write(k, undefined);
+          for (const id of [...owned.keys()]) if (id.startsWith(`${col.kind}/`)) owned.delete(id);
+          for (const [id, m] of maps) await reconcile(id, m);
+        },
+        async event(type, obj) {
+          const next = col.map(obj);
+          if (type === 'DELETED') for (const k of next.keys()) next.set(k, undefined);
+          await reconcile(idOf(col.kind, obj), next);
+        },
+        progress: (rv) => progress(col.path, rv),
+      },
+    }));
+  }
+
+  let stopped = false;
+  return {
+    synced: Promise.all(reflectors.map((r) => r.synced)).then(() => {}),
+    resourceVersions: () => Object.fromEntries(saved),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const r of reflectors) r.stop();
+      if (saveTimer) clearTimeout(saveTimer);
+      await flush();
+    },
+  };
+}
+
