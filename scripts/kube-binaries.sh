@@ -5,6 +5,10 @@
 #
 #   ${TRELLIS_TEST_CACHE:-~/.cache/trellis-test}/kube-<version>/kube-apiserver
 #   ${TRELLIS_TEST_CACHE:-~/.cache/trellis-test}/etcd-<version>/etcd
+#   ${TRELLIS_TEST_CACHE:-~/.cache/trellis-test}/gateway-api-<version>/*.yaml
+#
+# and the upstream Gateway API CRDs (config/crd/standard of the
+# sigs.k8s.io/gateway-api Go module, version in test/kube/build/gateway-api.version).
 #
 # Only the first run on a machine builds (measured: see docs/kubernetes.md);
 # later runs print the paths and exit. Without Go it says so and exits 0: the
@@ -26,9 +30,12 @@ if [ -z "$kube_version" ] || [ -z "$etcd_version" ]; then
 fi
 apiserver="$cache/kube-$kube_version/kube-apiserver"
 etcd="$cache/etcd-$etcd_version/etcd"
+gateway_version="$(tr -d '[:space:]' < "$mod/gateway-api.version")"
+crds="$cache/gateway-api-$gateway_version"
 
-if [ -x "$apiserver" ] && [ -x "$etcd" ]; then
-  echo "kube-binaries: cached $apiserver $etcd"
+cached() { [ -x "$apiserver" ] && [ -x "$etcd" ] && [ -d "$crds" ]; }
+if cached; then
+  echo "kube-binaries: cached $apiserver $etcd $crds"
   exit 0
 fi
 
@@ -43,8 +50,8 @@ mkdir -p "$cache"
 # One build at a time per machine (tests or CI may start this concurrently).
 exec 9>"$cache/.kube-build.lock"
 flock 9
-if [ -x "$apiserver" ] && [ -x "$etcd" ]; then
-  echo "kube-binaries: cached $apiserver $etcd"
+if cached; then
+  echo "kube-binaries: cached $apiserver $etcd $crds"
   exit 0
 fi
 
@@ -64,10 +71,18 @@ build() { # <out> <package> <ldflags>
   mv -f "$tmp" "$out"
 }
 
+if [ ! -d "$crds" ]; then
+  dir="$(GOFLAGS= nice -n 15 "$go_bin" mod download -json "sigs.k8s.io/gateway-api@$gateway_version" | awk -F'"' '$2 == "Dir" { print $4 }')"
+  [ -d "$dir/config/crd/standard" ] || { echo "kube-binaries: no config/crd/standard in sigs.k8s.io/gateway-api@$gateway_version" >&2; exit 1; }
+  rm -rf "$crds.tmp" && mkdir -p "$crds.tmp"
+  cp "$dir"/config/crd/standard/*.yaml "$crds.tmp/" && chmod 0644 "$crds.tmp"/*.yaml
+  mv "$crds.tmp" "$crds"
+fi
+
 minor="${kube_version#v1.}"
 minor="${minor%%.*}"
 [ -x "$etcd" ] || build "$etcd" ./etcd ""
 [ -x "$apiserver" ] || build "$apiserver" k8s.io/kubernetes/cmd/kube-apiserver \
   "-X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 
-echo "kube-binaries: built $apiserver $etcd in $(( $(date +%s) - started )) s"
+echo "kube-binaries: built $apiserver $etcd $crds in $(( $(date +%s) - started )) s"

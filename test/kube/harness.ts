@@ -26,8 +26,11 @@ const KUBECTL = '/usr/bin/kubectl';
 export interface KubeBinaries {
   kubeVersion: string;
   etcdVersion: string;
+  gatewayApiVersion: string;
   apiserver: string;
   etcd: string;
+  /** The upstream Gateway API CRDs (config/crd/standard), one YAML file per kind. */
+  gatewayApiCrds: string;
 }
 
 /** The versions test/kube/build/go.mod pins and where scripts/kube-binaries.sh caches their builds. */
@@ -42,7 +45,13 @@ export function kubeBinaries(): KubeBinaries {
   const cache = process.env.TRELLIS_TEST_CACHE ?? join(homedir(), '.cache', 'trellis-test');
   const kubeVersion = version('k8s.io/kubernetes');
   const etcdVersion = version('go.etcd.io/etcd/server/v3');
-  return { kubeVersion, etcdVersion, apiserver: join(cache, `kube-${kubeVersion}`, 'kube-apiserver'), etcd: join(cache, `etcd-${etcdVersion}`, 'etcd') };
+  const gatewayApiVersion = readFileSync(join(ROOT, 'test', 'kube', 'build', 'gateway-api.version'), 'utf8').trim();
+  return {
+    kubeVersion, etcdVersion, gatewayApiVersion,
+    apiserver: join(cache, `kube-${kubeVersion}`, 'kube-apiserver'),
+    etcd: join(cache, `etcd-${etcdVersion}`, 'etcd'),
+    gatewayApiCrds: join(cache, `gateway-api-${gatewayApiVersion}`),
+  };
 }
 
 let missing: string | null | undefined;
@@ -51,14 +60,14 @@ let missing: string | null | undefined;
 export function kubeMissingReason(): string | null {
   if (missing !== undefined) return missing;
   const b = kubeBinaries();
-  const present = () => existsSync(b.apiserver) && existsSync(b.etcd);
+  const present = () => existsSync(b.apiserver) && existsSync(b.etcd) && existsSync(b.gatewayApiCrds);
   if (!present()) {
     // Only the first run on a machine builds (10-20 min); .ci/run does it before the tests.
-    console.log(`# building kube-apiserver ${b.kubeVersion} and etcd ${b.etcdVersion} (scripts/kube-binaries.sh)`);
+    console.log(`# building kube-apiserver ${b.kubeVersion} and etcd ${b.etcdVersion}, fetching the Gateway API ${b.gatewayApiVersion} CRDs (scripts/kube-binaries.sh)`);
     const r = spawnSync('bash', [join(ROOT, 'scripts', 'kube-binaries.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status !== 0) return (missing = `scripts/kube-binaries.sh failed (exit ${r.status ?? r.signal})`);
   }
-  missing = present() ? null : `no kube-apiserver/etcd at ${b.apiserver} and ${b.etcd}, and no Go toolchain to build them (scripts/kube-binaries.sh)`;
+  missing = present() ? null : `no kube-apiserver/etcd/Gateway API CRDs at ${b.apiserver}, ${b.etcd}, ${b.gatewayApiCrds}, and no Go toolchain to build them (scripts/kube-binaries.sh)`;
   if (missing === null && !existsSync(KUBECTL)) missing = `no kubectl at ${KUBECTL} (apt-get install kubernetes-client)`;
   return missing;
 }
@@ -76,6 +85,8 @@ export interface KubeCluster {
   kubectl(args: string[], opts?: { input?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** A JSON request as the admin (for what kubectl cannot do, like writing pod status). */
   api<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<{ status: number; body: T }>;
+  /** Install upstream Gateway API CRDs (e.g. 'httproutes') and wait until they are served. */
+  installGatewayApiCrds(plurals: string[]): Promise<void>;
   /** Kill kube-apiserver (SIGKILL: every watch drops) and start it again on the same port and etcd. */
   restartApiServer(): Promise<void>;
   stop(): Promise<void>;
@@ -242,6 +253,20 @@ export async function startKubeCluster(): Promise<KubeCluster> {
     await ready(launch());
 
     const etcdServer = etcd;
+    const kubectl = (args: string[], opts: { input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> =>
+      new Promise((res) => {
+        const k = spawn(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        k.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+        k.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+        const timer = setTimeout(() => k.kill('SIGKILL'), 60_000);
+        k.once('close', (code) => {
+          clearTimeout(timer);
+          res({ code: code ?? -1, stdout, stderr });
+        });
+        k.stdin.end(opts.input ?? '');
+      });
     let stopped = false;
     return {
       server,
@@ -250,20 +275,16 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       ca: p.ca,
       etcd: etcdServer,
       api,
-      kubectl(args, opts = {}) {
-        return new Promise((res) => {
-          const k = spawn(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-          let stdout = '';
-          let stderr = '';
-          k.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-          k.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-          const timer = setTimeout(() => k.kill('SIGKILL'), 60_000);
-          k.once('close', (code) => {
-            clearTimeout(timer);
-            res({ code: code ?? -1, stdout, stderr });
-          });
-          k.stdin.end(opts.input ?? '');
-        });
+      kubectl,
+      async installGatewayApiCrds(plurals) {
+        for (const plural of plurals) {
+          const file = join(bins.gatewayApiCrds, `gateway.networking.k8s.io_${plural}.yaml`);
+          // Server-side: the CRDs are larger than client-side apply's annotation limit.
+          const r = await kubectl(['apply', '--server-side', '-f', file]);
+          if (r.code !== 0) throw new Error(`installing ${file}: ${r.stderr}`);
+          const w = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${plural}.gateway.networking.k8s.io`]);
+          if (w.code !== 0) throw new Error(`CRD ${plural} not established: ${w.stderr}`);
+        }
       },
       async restartApiServer() {
         await stopProcess(proc!, 'SIGKILL');

@@ -13,116 +13,18 @@
 // Pod and endpoint IPs are documentation addresses (RFC 5737: the API
 // server refuses loopback ones in EndpointSlices); only xDS content is
 // checked, no traffic is sent to them.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { kubeMissingReason, startKubeCluster, type KubeCluster } from './harness.ts';
-import { freePort } from '../util/etcd.ts';
-import { startAdsClient, type AdsClient } from '../../src/xds/client.ts';
-import { TypeUrl } from '../../src/xds/protos.ts';
+import { kubeMissingReason, startKubeCluster } from './harness.ts';
+import { applyObjects, CLUSTER, NS, pod, setPodStatus, startControlPlane, trellis, watchEndpoints } from './fixtures.ts';
 import { openSqliteStore } from '../../src/control-plane/store/sqlite.ts';
-
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const TRELLIS = join(ROOT, 'bin', 'trellis.ts');
-const NS = 'shop';
-const CLUSTER = `reviews.${NS}.svc:9080`;
 
 const skip = kubeMissingReason();
 if (skip) console.log(`# skipping Kubernetes-mode tests: ${skip}`);
-
-interface ControlPlaneProcess {
-  api: string;
-  xds: string;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-async function startControlPlane(t: TestContext, kube: KubeCluster, dataDir: string): Promise<ControlPlaneProcess> {
-  const [apiPort, xdsPort] = [await freePort(), await freePort()];
-  const child: ChildProcess = spawn(process.execPath, [TRELLIS, 'control-plane', '--kubernetes', '--kubeconfig', kube.kubeconfig, '--data-dir', dataDir, '--api-port', String(apiPort), '--xds-port', String(xdsPort)], {
-    cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  t.after(stop);
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('"event":"ready"')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`control plane did not start: ${out}`);
-    await sleep(50);
-  }
-  return { api: `http://127.0.0.1:${apiPort}`, xds: `127.0.0.1:${xdsPort}`, output: () => out, stop };
-}
-
-function trellis(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [TRELLIS, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' }, timeout: 30_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** What a sidecar in `shop` is told about `clusters`: "ip:port HEALTH" per endpoint, sorted. */
-function watchEndpoints(t: TestContext, xds: string, clusters: string[] = [CLUSTER]): { until(want: string[], timeoutMs: number, cluster?: string): Promise<number> } {
-  const latest = new Map<string, string[]>();
-  const client: AdsClient = startAdsClient({
-    serverUri: xds,
-    node: { id: 'probe', cluster: 'probe', metadata: { trellis: { kind: 'sidecar', namespace: NS } } },
-    backoff: { initialMs: 50, maxMs: 500 },
-    onResponse(typeUrl, _version, resources) {
-      if (typeUrl !== TypeUrl.endpoint) return { ok: true };
-      for (const r of resources) {
-        const cla = r.json as { endpoints?: { lbEndpoints?: { endpoint?: { address?: { socketAddress?: { address?: string; portValue?: number } } }; healthStatus?: string }[] }[] };
-        latest.set(r.name, (cla.endpoints ?? []).flatMap((l) => l.lbEndpoints ?? []).map((e) => {
-          const a = e.endpoint?.address?.socketAddress;
-          return `${a?.address}:${a?.portValue} ${e.healthStatus ?? 'UNKNOWN'}`;
-        }).sort());
-      }
-      return { ok: true };
-    },
-  });
-  t.after(() => client.close());
-  client.subscribe(TypeUrl.endpoint, clusters);
-  return {
-    async until(want, timeoutMs, cluster = CLUSTER) {
-      const started = Date.now();
-      const key = JSON.stringify([...want].sort());
-      while (JSON.stringify(latest.get(cluster)) !== key) {
-        if (Date.now() - started > timeoutMs) throw new Error(`EDS for ${cluster} is ${JSON.stringify(latest.get(cluster))}, wanted ${key} (after ${timeoutMs} ms)`);
-        await sleep(5);
-      }
-      return Date.now() - started;
-    },
-  };
-}
-
-const pod = (name: string, version: string) => ({
-  apiVersion: 'v1', kind: 'Pod',
-  metadata: { name, namespace: NS, labels: { app: 'reviews', version } },
-  spec: { serviceAccountName: 'reviews', containers: [{ name: 'app', image: 'example.invalid/reviews:1', ports: [{ name: 'http', containerPort: 9080 }] }] },
-});
-
-/** What the kubelet would report: Running, the pod IP, Ready (or not). */
-async function setPodStatus(kube: KubeCluster, name: string, ip: string, ready: boolean): Promise<void> {
-  const r = await kube.api('PATCH', `/api/v1/namespaces/${NS}/pods/${name}/status`, {
-    status: {
-      phase: 'Running', podIP: ip, podIPs: [{ ip }], startTime: new Date().toISOString(),
-      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date().toISOString() }],
-    },
-  }, 'application/merge-patch+json');
-  assert.equal(r.status, 200, `pod status ${name}: ${JSON.stringify(r.body)}`);
-}
-
-async function applyYaml(kube: KubeCluster, docs: unknown[]): Promise<void> {
-  const r = await kube.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }) });
-  assert.equal(r.code, 0, `kubectl apply: ${r.stderr}`);
-}
 
 test('kubernetes mode: Services and Pods from a real API server reach xDS; deletes, readiness and restarts', { skip: skip ?? false, timeout: 240_000 }, async (t) => {
   const kube = await startKubeCluster();
@@ -130,7 +32,7 @@ test('kubernetes mode: Services and Pods from a real API server reach xDS; delet
   const dataDir = mkdtempSync(join(tmpdir(), 'trellis-kube-cp-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  await applyYaml(kube, [
+  await applyObjects(kube, [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'reviews', namespace: NS } },
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'reviews', namespace: NS, labels: { team: 'books' } }, spec: { selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080, targetPort: 'http' }] } },
@@ -143,7 +45,7 @@ test('kubernetes mode: Services and Pods from a real API server reach xDS; delet
   // the endpoints already: must not count twice), and a Service without a
   // selector whose slice someone else manages (an external database).
   const sliceEndpoint = (ip: string, name: string) => ({ addresses: [ip], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: NS, name } });
-  await applyYaml(kube, [
+  await applyObjects(kube, [
     {
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
       metadata: { name: 'reviews-abc12', namespace: NS, labels: { 'kubernetes.io/service-name': 'reviews', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
@@ -200,17 +102,17 @@ test('kubernetes mode: Services and Pods from a real API server reach xDS; delet
   // Dropped watches: the API server is killed and comes back; the watches
   // re-open by themselves and what happens next arrives.
   await kube.restartApiServer();
-  await applyYaml(kube, [pod('reviews-4', 'v4')]);
+  await applyObjects(kube, [pod('reviews-4', 'v4')]);
   await setPodStatus(kube, 'reviews-4', '192.0.2.4', true);
   await eds.until(['192.0.2.1:9080 HEALTHY', '192.0.2.4:9080 HEALTHY'], 15_000);
   assert.match(cp.output(), /watch dropped/);
 
   // Restart: while the control plane is down, the cluster moves on.
   await cp.stop();
-  await applyYaml(kube, [pod('reviews-3', 'v3')]);
+  await applyObjects(kube, [pod('reviews-3', 'v3')]);
   await setPodStatus(kube, 'reviews-3', '192.0.2.3', true);
   assert.equal((await kube.api('DELETE', `/api/v1/namespaces/${NS}/pods/reviews-1`)).status, 200);
-  await applyYaml(kube, [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ratings', namespace: NS }, spec: { selector: { app: 'ratings' }, ports: [{ name: 'grpc', port: 9090 }] } }]);
+  await applyObjects(kube, [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ratings', namespace: NS }, spec: { selector: { app: 'ratings' }, ports: [{ name: 'grpc', port: 9090 }] } }]);
   const patched = await kube.api('PATCH', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices/legacy-db-1`, { endpoints: [{ addresses: ['198.51.100.3'] }] }, 'application/merge-patch+json');
   assert.equal(patched.status, 200, JSON.stringify(patched.body));
 

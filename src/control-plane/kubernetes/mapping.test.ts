@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { portProtocol, serviceFromKube, workloadFromPod, workloadsFromEndpointSlice, type KubePod, type KubeService } from './mapping.ts';
+import { gatewayResourceFromKube, portProtocol, serviceFromKube, workloadFromPod, workloadsFromEndpointSlice, type KubePod, type KubeService } from './mapping.ts';
 
 test('port protocol: appProtocol, then the name prefix, else tcp', () => {
   assert.equal(portProtocol({ name: 'http', appProtocol: 'kubernetes.io/h2c' }), 'http2');
@@ -75,4 +75,16 @@ test('EndpointSlices: the controller\'s own are left to the Pods; a selector-les
   ]);
   assert.deepEqual(r.value[0]!.labels, { 'kubernetes.io/service-name': 'db' });
   assert.deepEqual(r.value[0]!.ports, [{ port: 5432, protocol: 'tcp', name: 'tcp-pg' }]);
+});
+
+test('Gateway API objects are validated as `trellis apply` validates them; the reason names the field', () => {
+  const meta = { name: 'canary', namespace: 'shop', uid: 'u9', generation: 3, labels: { team: 'books' } };
+  const ok = gatewayResourceFromKube({ metadata: meta, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews' }], rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: 90 }] }] } }, 'gateway.networking.k8s.io/v1', 'HTTPRoute');
+  assert.ok(ok.ok);
+  assert.equal(ok.value.kind, 'HTTPRoute');
+  assert.equal(ok.value.metadata.generation, 3);
+  assert.equal(ok.value.metadata.annotations?.['trellis.dev/source'], 'kubernetes');
+  const bad = gatewayResourceFromKube({ metadata: meta, spec: { rules: [{ backendRefs: [{ name: 'reviews-v1', port: 70000 }] }] } }, 'gateway.networking.k8s.io/v1', 'HTTPRoute');
+  assert.ok(!bad.ok);
+  assert.match(bad.reason, /spec\.rules\[0\]\.backendRefs\[0\]\.port/);
 });

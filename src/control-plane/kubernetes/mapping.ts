@@ -3,6 +3,9 @@
 //   core/v1 Service  -> a Trellis Service resource (/trellis/resources/Service/<ns>/<name>)
 //                       + its ClusterIP as the service VIP (/trellis/registry/vips/<ns>/<name>)
 //   core/v1 Pod      -> a registered workload (/trellis/registry/workloads/<ns>/<name>)
+//   gateway.networking.k8s.io HTTPRoute, GRPCRoute (the upstream CRDs)
+//                    -> the same Gateway API resource (/trellis/resources/<Kind>/<ns>/<name>),
+//                       validated as `trellis apply` validates it
 //   discovery/v1 EndpointSlice of a Service WITHOUT a selector (not managed by
 //                       the EndpointSlice controller) -> one registered workload per
 //                       address, labelled kubernetes.io/service-name=<service>
@@ -203,4 +206,27 @@ export function workloadsFromEndpointSlice(slice: KubeEndpointSlice): Mapped<Pod
     }
   }
   return { ok: true, value: out };
+}
+
+/** A Gateway API object (its CRD served by the API server) as the resource `trellis apply` would store. */
+export function gatewayResourceFromKube(obj: KubeObject & { spec?: unknown }, apiVersion: string, kind: string): Mapped<Resource> {
+  const m = obj.metadata;
+  const input = {
+    apiVersion,
+    kind,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace ?? 'default',
+      ...(m.labels && Object.keys(m.labels).length > 0 ? { labels: m.labels } : {}),
+      annotations: { [SOURCE_ANNOTATION]: SOURCE_KUBERNETES },
+    },
+    spec: obj.spec ?? {},
+  };
+  const v = validateResource(input);
+  if (!v.ok) return { ok: false, reason: v.errors.map((e) => `${e.path}: ${e.message}`).join('; ') };
+  const resource = v.resource;
+  resource.metadata.uid = m.uid ?? '';
+  resource.metadata.generation = m.generation ?? 1;
+  if (m.creationTimestamp) resource.metadata.creationTimestamp = m.creationTimestamp;
+  return { ok: true, value: resource };
 }

@@ -5,7 +5,8 @@
 //
 //   kube-apiserver ─┬─ list+watch Services ───────► serviceFromKube ───► Service resource + VIP ─┐
 //                   ├─ list+watch Pods ───────────► workloadFromPod ───► registered workload ────┤
-//                   └─ list+watch EndpointSlices ─► workloadsFromEndpointSlice (selector-less) ──┤
+//                   ├─ list+watch EndpointSlices ─► workloadsFromEndpointSlice (selector-less) ──┤
+//                   └─ list+watch HTTPRoutes, GRPCRoutes (CRDs, once served) ─► same resources ─┤
 //                                                                                               ▼
 //                                                   store ◄── resourceVersion per collection ── writes
 //
@@ -23,10 +24,11 @@ import { kindPrefix, resourceKey } from '../resources/keys.ts';
 import { WORKLOADS_PREFIX, workloadKey } from '../registry/workload.ts';
 import { VIPS_PREFIX, vipKey } from '../registry/vip.ts';
 import { canonicalJson } from '../resources/service.ts';
-import type { KubeClient, KubeObject } from './client.ts';
+import { KubeApiError, type KubeClient, type KubeObject } from './client.ts';
+import { GATEWAY_GROUP } from '../../api/gateway-api.ts';
 import { KubeConfigError } from './kubeconfig.ts';
 import { startReflector, type Reflector } from './reflector.ts';
-import { serviceFromKube, workloadFromPod, workloadsFromEndpointSlice, SOURCE_ANNOTATION, SOURCE_KUBERNETES, type KubeEndpointSlice, type KubePod, type KubeService } from './mapping.ts';
+import { gatewayResourceFromKube, serviceFromKube, workloadFromPod, workloadsFromEndpointSlice, SOURCE_ANNOTATION, SOURCE_KUBERNETES, type KubeEndpointSlice, type KubePod, type KubeService } from './mapping.ts';
 
 export const KUBERNETES_STATE_PREFIX = '/trellis/kubernetes/';
 
@@ -36,6 +38,8 @@ export interface KubernetesSourceOptions {
   saveDelayMs?: number;
   /** Server-side watch timeout in seconds (default 300). */
   watchTimeoutSeconds?: number;
+  /** How often a kind whose CRD is not installed is looked for again (default 10 s). */
+  absentPollMs?: number;
 }
 
 export interface KubernetesSource {
@@ -49,17 +53,19 @@ export interface KubernetesSource {
 interface Collection<T> {
   path: string;
   kind: string;
+  /** A CRD that may not be installed: watched once the API server serves it. */
+  optional?: boolean;
   /** The store keys and values an object maps to now (every key it may own; undefined: delete). */
   map(obj: T): Map<string, string | undefined>;
   /** Store prefixes it writes under, for a re-list's clean-up. */
   prefixes: string[];
 }
 
-/** Which of our collections wrote a stored value ("Service", "Pod", "EndpointSlice"), or undefined if not ours. */
+/** Which of our collections wrote a stored value ("Service", "HTTPRoute", "Pod", "EndpointSlice"...), or undefined if not ours. */
 function ownerKind(key: string, value: string): string | undefined {
   try {
-    const v = JSON.parse(value) as { source?: unknown; origin?: unknown; metadata?: { annotations?: Record<string, string> } };
-    if (v.metadata?.annotations?.[SOURCE_ANNOTATION] === SOURCE_KUBERNETES) return 'Service';
+    const v = JSON.parse(value) as { kind?: unknown; source?: unknown; origin?: unknown; metadata?: { annotations?: Record<string, string> } };
+    if (v.metadata?.annotations?.[SOURCE_ANNOTATION] === SOURCE_KUBERNETES) return typeof v.kind === 'string' ? v.kind : undefined;
     if (v.source !== SOURCE_KUBERNETES) return undefined;
     if (key.startsWith(VIPS_PREFIX)) return 'Service';
     return typeof v.origin === 'string' ? v.origin.split('/')[0] : undefined;
@@ -84,6 +90,7 @@ const idOf = (kind: string, o: { metadata: { namespace?: string; name: string } 
 export async function startKubernetesSource(store: Store, client: KubeClient, opts: KubernetesSourceOptions = {}): Promise<KubernetesSource> {
   const log = opts.log ?? (() => {});
   const saveDelayMs = opts.saveDelayMs ?? 200;
+  const absentPollMs = opts.absentPollMs ?? 10_000;
   const stateKey = (path: string): string => `${KUBERNETES_STATE_PREFIX}resource-versions${path}`;
 
   const services: Collection<KubeService> = {
@@ -121,7 +128,20 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
       return new Map(r.ok ? r.value.map((w) => [workloadKey(w.namespace, w.name), JSON.stringify(w)]) : []);
     },
   };
-  const collections = [services, pods, slices] as unknown as Collection<KubeObject>[];
+  // The Gateway API kinds, from the upstream CRDs (when installed).
+  const gatewayKinds = ([['HTTPRoute', 'httproutes'], ['GRPCRoute', 'grpcroutes']] as const).map(([kind, plural]): Collection<KubeObject & { spec?: unknown }> => ({
+    path: `/apis/${GATEWAY_GROUP}/v1/${plural}`,
+    kind,
+    optional: true,
+    prefixes: [kindPrefix(kind)],
+    map(obj) {
+      const [ns, name] = nsName(obj);
+      const r = gatewayResourceFromKube(obj, `${GATEWAY_GROUP}/v1`, kind);
+      if (!r.ok) log(`kubernetes: ${kind} ${ns}/${name} not applied: ${r.reason}`);
+      return new Map([[resourceKey({ kind, namespace: ns, name }), r.ok ? JSON.stringify(r.value) : undefined]]);
+    },
+  }));
+  const collections = [services, pods, slices, ...gatewayKinds] as unknown as Collection<KubeObject>[];
 
   /** canonical JSON of what each of our keys holds now. */
   const written = new Map<string, string>();
@@ -183,17 +203,23 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
     return out;
   };
 
-  // Fail fast, with the API server's own words, on credentials or RBAC that cannot work.
-  for (const col of collections) {
+  // Fail fast, with the API server's own words, on credentials or RBAC that
+  // cannot work. A CRD not installed (404) is only noted.
+  const served = async (col: Collection<KubeObject>): Promise<boolean> => {
     try {
       await client.request('GET', `${col.path}?limit=1`);
+      return true;
     } catch (err) {
+      if (col.optional && err instanceof KubeApiError && err.status === 404) return false;
       throw new KubeConfigError(`kubernetes: cannot list ${col.path} at ${client.server}: ${(err as Error).message}`);
     }
-  }
+  };
+  const present: Collection<KubeObject>[] = [];
+  const absent: Collection<KubeObject>[] = [];
+  for (const col of collections) (await served(col) ? present : absent).push(col);
 
   const reflectors: Reflector[] = [];
-  for (const col of collections) {
+  const start = async (col: Collection<KubeObject>): Promise<void> => {
     for (const [k, v] of await ours(col)) {
       written.set(k, canon(v));
       const origin = originOf(v);
@@ -230,15 +256,38 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
         progress: (rv) => progress(col.path, rv),
       },
     }));
-  }
+  };
+  for (const col of present) await start(col);
+  const synced = Promise.all(reflectors.map((r) => r.synced)).then(() => {});
 
+  // Kinds whose CRD is not installed: nothing of theirs can exist (drop what
+  // an earlier run wrote), and they are watched as soon as they are served.
   let stopped = false;
+  let pollTimer: NodeJS.Timeout | undefined;
+  for (const col of absent) {
+    log(`kubernetes: ${col.kind} is not served by the API server (CRD not installed); checking again every ${Math.round(absentPollMs / 1000)} s`);
+    for (const k of (await ours(col)).keys()) await write(k, undefined);
+    await store.delete(stateKey(col.path));
+  }
+  const poll = async (): Promise<void> => {
+    pollTimer = undefined;
+    for (const col of [...absent]) {
+      if (stopped || !(await served(col).catch(() => false))) continue;
+      absent.splice(absent.indexOf(col), 1);
+      log(`kubernetes: ${col.kind} is served now; watching it`);
+      await start(col);
+    }
+    if (!stopped && absent.length > 0) pollTimer = setTimeout(() => void poll(), absentPollMs);
+  };
+  if (absent.length > 0) pollTimer = setTimeout(() => void poll(), absentPollMs);
+
   return {
-    synced: Promise.all(reflectors.map((r) => r.synced)).then(() => {}),
+    synced,
     resourceVersions: () => Object.fromEntries(saved),
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (pollTimer) clearTimeout(pollTimer);
       for (const r of reflectors) r.stop();
       if (saveTimer) clearTimeout(saveTimer);
       await flush();
