@@ -4,13 +4,17 @@
 // an HTTPRoute applied with kubectl splits calls to a Kubernetes Service
 // between two versions in every sidecar's routes, a kubectl edit shifts the
 // canary, `trellis get/describe` show the route with its references
-// resolved, and deleting it leaves the plain Service route.
+// resolved, status conditions are written back on the routes (ResolvedRefs
+// False naming the field of a missing backend until it exists; Accepted
+// False naming the field of a route Trellis refuses), and deleting the
+// route leaves the plain Service route.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kubeMissingReason, startKubeCluster } from './harness.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { kubeMissingReason, startKubeCluster, type KubeCluster } from './harness.ts';
 import { applyObjects, NS, startControlPlane, trellis, watchRoutes } from './fixtures.ts';
 
 const skip = kubeMissingReason();
@@ -51,6 +55,9 @@ test('kubernetes mode: an HTTPRoute applied with kubectl splits a Kubernetes Ser
   await routes.until(`reviews-v1.${NS}.svc:9080=90, reviews-v2.${NS}.svc:9080=10`, 20_000);
   assert.match(cp.output(), /HTTPRoute is served now; watching it/);
 
+  // Status written back, as Gateway API implementations do.
+  await until(async () => JSON.stringify(await conditions(kube, 'reviews-canary')) === JSON.stringify({ Accepted: 'True Accepted', ResolvedRefs: 'True ResolvedRefs' }));
+
   const got = trellis(['get', 'httproutes', '-n', NS, '--server', cp.api]);
   assert.equal(got.code, 0, got.stderr);
   assert.match(got.stdout, /^reviews-canary\s/m);
@@ -63,8 +70,36 @@ test('kubernetes mode: an HTTPRoute applied with kubectl splits a Kubernetes Ser
   await applyObjects(kube, [route(50, 50)]);
   await routes.until(`reviews-v1.${NS}.svc:9080=50, reviews-v2.${NS}.svc:9080=50`, 10_000);
 
+  // A backend that does not exist yet: ResolvedRefs False naming the field;
+  // creating the Service resolves it.
+  await applyObjects(kube, [{ ...route(50, 50), metadata: { name: 'ratings', namespace: NS }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews-v1', port: 9080 }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/ratings' } }], backendRefs: [{ name: 'ratings', port: 9080 }] }] } }]);
+  await until(async () => (await conditions(kube, 'ratings')).ResolvedRefs?.startsWith('False BackendNotFound spec.rules[0].backendRefs[0]: backend Service shop/ratings not found'));
+  await applyObjects(kube, [service('ratings', { app: 'ratings' })]);
+  await until(async () => (await conditions(kube, 'ratings')).ResolvedRefs === 'True ResolvedRefs');
+
+  // A route Trellis refuses (the CRD lets any regular expression through):
+  // Accepted False, the message naming the field; the mesh keeps serving the rest.
+  await applyObjects(kube, [{ ...route(50, 50), metadata: { name: 'bad-regex', namespace: NS }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews-v2', port: 9080 }], rules: [{ matches: [{ path: { type: 'RegularExpression', value: '/(' } }], backendRefs: [{ name: 'reviews-v1', port: 9080 }] }] } }]);
+  await until(async () => (await conditions(kube, 'bad-regex')).Accepted?.startsWith('False UnsupportedValue not accepted by Trellis: spec.rules[0].matches[0].path.value: invalid regular expression'));
+  assert.equal(routes.now(), `reviews-v1.${NS}.svc:9080=50, reviews-v2.${NS}.svc:9080=50`);
+
   // Deleted: calls to reviews go to the reviews Service itself again.
   const del = await kube.kubectl(['-n', NS, 'delete', 'httproute', 'reviews-canary']);
   assert.equal(del.code, 0, del.stderr);
   await routes.until(`reviews.${NS}.svc:9080`, 10_000);
 });
+
+/** Trellis's conditions on a route's first parent: type -> "status reason message". */
+async function conditions(kube: KubeCluster, name: string): Promise<Record<string, string>> {
+  const r = await kube.api<{ status?: { parents?: { controllerName: string; conditions: { type: string; status: string; reason: string; message: string }[] }[] } }>('GET', `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/${name}`);
+  const ours = r.body.status?.parents?.find((p) => p.controllerName === 'trellis.dev/mesh');
+  return Object.fromEntries((ours?.conditions ?? []).map((c) => [c.type, c.status === 'True' ? `${c.status} ${c.reason}` : `${c.status} ${c.reason} ${c.message}`]));
+}
+
+async function until(check: () => Promise<boolean | undefined>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${check.toString().slice(0, 300)}`);
+    await sleep(50);
+  }
+}

@@ -20,7 +20,9 @@
 // Writes are skipped when the mapped object did not change (a Pod's status
 // heartbeat rewrites nothing).
 import type { Store } from '../store/types.ts';
-import { kindPrefix, resourceKey } from '../resources/keys.ts';
+import { kindPrefix, parseResourceKey, resourceKey } from '../resources/keys.ts';
+import { refId } from '../resources/status.ts';
+import { mergeParentStatuses, routeParentStatuses, writeRouteStatus, type KubeRoute } from './route-status.ts';
 import { WORKLOADS_PREFIX, workloadKey } from '../registry/workload.ts';
 import { VIPS_PREFIX, vipKey } from '../registry/vip.ts';
 import { canonicalJson } from '../resources/service.ts';
@@ -55,6 +57,8 @@ interface Collection<T> {
   kind: string;
   /** A CRD that may not be installed: watched once the API server serves it. */
   optional?: boolean;
+  /** After an object's keys are written (or deleted). */
+  changed?(obj: T, deleted: boolean): void;
   /** The store keys and values an object maps to now (every key it may own; undefined: delete). */
   map(obj: T): Map<string, string | undefined>;
   /** Store prefixes it writes under, for a re-list's clean-up. */
@@ -92,6 +96,7 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
   const saveDelayMs = opts.saveDelayMs ?? 200;
   const absentPollMs = opts.absentPollMs ?? 10_000;
   const stateKey = (path: string): string => `${KUBERNETES_STATE_PREFIX}resource-versions${path}`;
+  const statuses = routeStatuses(store, client, log);
 
   const services: Collection<KubeService> = {
     path: '/api/v1/services',
@@ -107,6 +112,8 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
       out.set(resourceKey({ kind: 'Service', namespace: ns, name }), r.ok ? JSON.stringify(r.value.resource) : undefined);
       return out;
     },
+    // Routes' ResolvedRefs/Accepted depend on which Services exist.
+    changed: () => statuses.recheckAll(),
   };
   const pods: Collection<KubePod> = {
     path: '/api/v1/pods',
@@ -140,6 +147,7 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
       if (!r.ok) log(`kubernetes: ${kind} ${ns}/${name} not applied: ${r.reason}`);
       return new Map([[resourceKey({ kind, namespace: ns, name }), r.ok ? JSON.stringify(r.value) : undefined]]);
     },
+    changed: (obj, deleted) => statuses.route(`/apis/${GATEWAY_GROUP}/v1/${plural}`, kind, obj, deleted),
   }));
   const collections = [services, pods, slices, ...gatewayKinds] as unknown as Collection<KubeObject>[];
 
@@ -247,11 +255,13 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
           for (const k of (await ours(col)).keys()) if (!want.has(k)) await write(k, undefined);
           for (const id of [...owned.keys()]) if (id.startsWith(`${col.kind}/`)) owned.delete(id);
           for (const [id, m] of maps) await reconcile(id, m);
+          for (const o of items) col.changed?.(o, false);
         },
         async event(type, obj) {
           const next = col.map(obj);
           if (type === 'DELETED') for (const k of next.keys()) next.set(k, undefined);
           await reconcile(idOf(col.kind, obj), next);
+          col.changed?.(obj, type === 'DELETED');
         },
         progress: (rv) => progress(col.path, rv),
       },
@@ -288,6 +298,7 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
       if (stopped) return;
       stopped = true;
       if (pollTimer) clearTimeout(pollTimer);
+      statuses.stop();
       for (const r of reflectors) r.stop();
       if (saveTimer) clearTimeout(saveTimer);
       await flush();
@@ -295,3 +306,81 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
   };
 }
 
+
+/** Keeps the status of Kubernetes-sourced routes written (route-status.ts): per
+ * route after it changes, every route after a Service changes; debounced. */
+function routeStatuses(store: Store, client: KubeClient, log: (msg: string) => void): {
+  route(path: string, kind: string, obj: KubeObject, deleted: boolean): void;
+  recheckAll(): void;
+  stop(): void;
+} {
+  const known = new Map<string, { path: string; kind: string; obj: KubeRoute }>();
+  const pending = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let stopped = false;
+  const refIndex = async (): Promise<Set<string>> => {
+    const ids = new Set<string>();
+    for (const kind of ['Service', 'Gateway']) {
+      for (const kv of (await store.list(kindPrefix(kind))).items) {
+        const k = parseResourceKey(kv.key);
+        if (k) ids.add(refId(k.kind, k.namespace, k.name));
+      }
+    }
+    return ids;
+  };
+  const run = async (): Promise<void> => {
+    timer = undefined;
+    if (running || stopped) return;
+    running = true;
+    try {
+      const refs = await refIndex();
+      const batch = [...pending];
+      pending.clear();
+      for (const id of batch) {
+        const r = known.get(id);
+        if (!r || stopped) continue;
+        const apiVersion = `${GATEWAY_GROUP}/v1`;
+        const ours = routeParentStatuses(r.obj, r.kind, gatewayResourceFromKube(r.obj, apiVersion, r.kind), refs, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+        const parents = mergeParentStatuses(r.obj.status?.parents, ours);
+        if (!parents) continue;
+        // A conflict: the route changed meanwhile; its event brings it back here.
+        const w = await writeRouteStatus(client, r.path, { apiVersion, kind: r.kind }, r.obj, parents).catch((err: Error) => {
+          log(`kubernetes: writing the status of ${id} failed: ${err.message}`);
+          return 'failed';
+        });
+        if (w === 'written') log(`kubernetes: ${id} status: ${ours[0]?.conditions.map((c) => `${c.type}=${c.status}`).join(' ') ?? 'no parentRefs'}`);
+      }
+    } catch (err) {
+      log(`kubernetes: route status: ${(err as Error).message}`);
+    } finally {
+      running = false;
+      if (pending.size > 0 && !stopped) timer = setTimeout(() => void run(), 50);
+    }
+  };
+  const schedule = (): void => {
+    if (!timer && !stopped) timer = setTimeout(() => void run(), 50);
+  };
+  return {
+    route(path, kind, obj, deleted) {
+      const id = idOf(kind, obj);
+      if (deleted) {
+        known.delete(id);
+        pending.delete(id);
+        return;
+      }
+      known.set(id, { path, kind, obj: obj as KubeRoute });
+      pending.add(id);
+      schedule();
+    },
+    recheckAll() {
+      if (known.size === 0) return;
+      for (const id of known.keys()) pending.add(id);
+      schedule();
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
