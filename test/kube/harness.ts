@@ -282,8 +282,14 @@ export async function startKubeCluster(): Promise<KubeCluster> {
           // Server-side: the CRDs are larger than client-side apply's annotation limit.
           const r = await kubectl(['apply', '--server-side', '-f', file]);
           if (r.code !== 0) throw new Error(`installing ${file}: ${r.stderr}`);
-          const w = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${plural}.gateway.networking.k8s.io`]);
-          if (w.code !== 0) throw new Error(`CRD ${plural} not established: ${w.stderr}`);
+          // Polled here: `kubectl wait` fails at once while the CRD has no conditions yet.
+          const deadline = Date.now() + 60_000;
+          for (;;) {
+            const crd = await api<{ status?: { conditions?: { type: string; status: string }[] } }>('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${plural}.gateway.networking.k8s.io`);
+            if (crd.body.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+            if (Date.now() > deadline) throw new Error(`CRD ${plural} not established after 60 s: ${JSON.stringify(crd.body.status)}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
       },
       async restartApiServer() {
