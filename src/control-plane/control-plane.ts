@@ -3,7 +3,7 @@
 // etcd and each serves the API and xDS (proxies list them all and fail over);
 // singleton duties run on the elected leader.
 //
-//   store (sqlite | etcd) ◄── Kubernetes source (--kubernetes: Services, Pods; kubernetes/source.ts)
+//   store (sqlite | etcd) ◄── Kubernetes source (--kubernetes: Services, Pods, slices, routes; kubernetes/source.ts)
 //     ├─ resources service  ── HTTP API (apply/get/list/delete/watch)
 //     ├─ registry           ── HTTP API (register/heartbeat/deregister)
 //     ├─ mesh CA            ── HTTP API (join tokens, CSRs, trust bundle)
@@ -60,7 +60,7 @@ export interface ControlPlaneOptions {
   scrapeIntervalMs?: number;
   /** Serve the web dashboard on the API port (default true). */
   dashboard?: boolean;
-  /** Kubernetes mode: mirror this API server's Services and Pods into the store (docs/kubernetes.md). */
+  /** Kubernetes mode: keep the store in step with this API server (docs/kubernetes.md). */
   kubernetes?: KubeConfig;
 }
 

@@ -20,7 +20,8 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
 
 Kubernetes mode (docs/kubernetes.md):
-  --kubernetes             mirror the cluster's Services and Pods into the mesh
+  --kubernetes             serve the cluster's Services, Pods, EndpointSlices and Gateway
+                           API routes to the mesh; write route status back
   --kubeconfig PATH        the API server and credentials (default: $KUBECONFIG, then
                            the pod's in-cluster service account, then ~/.kube/config)
   --kube-context NAME      a kubeconfig context other than its current-context
