@@ -7,7 +7,8 @@
 // resolved, status conditions are written back on the routes (ResolvedRefs
 // False naming the field of a missing backend until it exists; Accepted
 // False naming the field of a route Trellis refuses), and deleting the
-// route leaves the plain Service route.
+// route leaves the plain Service route; a TCPRoute (served as v1) is read as
+// Trellis's v1alpha2 kind and gets its status too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -49,7 +50,7 @@ test('kubernetes mode: an HTTPRoute applied with kubectl splits a Kubernetes Ser
   assert.match(cp.output(), /HTTPRoute is not served by the API server \(CRD not installed\)/);
   const routes = watchRoutes(t, cp.xds, `reviews.${NS}.svc.cluster.local:9080`);
   await routes.until(`reviews.${NS}.svc:9080`, 10_000);
-  await kube.installGatewayApiCrds(['httproutes', 'grpcroutes']);
+  await kube.installGatewayApiCrds(['httproutes', 'grpcroutes', 'tcproutes', 'gateways']);
 
   await applyObjects(kube, [route(90, 10)]);
   await routes.until(`reviews-v1.${NS}.svc:9080=90, reviews-v2.${NS}.svc:9080=10`, 20_000);
@@ -83,6 +84,15 @@ test('kubernetes mode: an HTTPRoute applied with kubectl splits a Kubernetes Ser
   await until(async () => (await conditions(kube, 'bad-regex')).Accepted?.startsWith('False UnsupportedValue not accepted by Trellis: spec.rules[0].matches[0].path.value: invalid regular expression'));
   assert.equal(routes.now(), `reviews-v1.${NS}.svc:9080=50, reviews-v2.${NS}.svc:9080=50`);
 
+  // A TCPRoute: Kubernetes serves it as v1, Trellis reads it as its v1alpha2 kind.
+  const tcpService = (name: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS }, spec: { selector: { app: name }, ports: [{ name: 'tcp-pg', port: 5432 }] } });
+  await applyObjects(kube, [tcpService('db'), tcpService('db-v1'), {
+    apiVersion: 'gateway.networking.k8s.io/v1', kind: 'TCPRoute', metadata: { name: 'db', namespace: NS },
+    spec: { parentRefs: [{ group: '', kind: 'Service', name: 'db', port: 5432 }], rules: [{ backendRefs: [{ name: 'db-v1', port: 5432 }] }] },
+  }]);
+  await until(async () => JSON.stringify(await conditions(kube, 'db', 'tcproutes')) === JSON.stringify({ Accepted: 'True Accepted', ResolvedRefs: 'True ResolvedRefs' }));
+  assert.match(trellis(['get', 'tcproutes', '-n', NS, '--server', cp.api]).stdout, /^db\s/m);
+
   // Deleted: calls to reviews go to the reviews Service itself again.
   const del = await kube.kubectl(['-n', NS, 'delete', 'httproute', 'reviews-canary']);
   assert.equal(del.code, 0, del.stderr);
@@ -90,8 +100,8 @@ test('kubernetes mode: an HTTPRoute applied with kubectl splits a Kubernetes Ser
 });
 
 /** Trellis's conditions on a route's first parent: type -> "status reason message". */
-async function conditions(kube: KubeCluster, name: string): Promise<Record<string, string>> {
-  const r = await kube.api<{ status?: { parents?: { controllerName: string; conditions: { type: string; status: string; reason: string; message: string }[] }[] } }>('GET', `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/${name}`);
+async function conditions(kube: KubeCluster, name: string, plural = 'httproutes'): Promise<Record<string, string>> {
+  const r = await kube.api<{ status?: { parents?: { controllerName: string; conditions: { type: string; status: string; reason: string; message: string }[] }[] } }>('GET', `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/${plural}/${name}`);
   const ours = r.body.status?.parents?.find((p) => p.controllerName === 'trellis.dev/mesh');
   return Object.fromEntries((ours?.conditions ?? []).map((c) => [c.type, c.status === 'True' ? `${c.status} ${c.reason}` : `${c.status} ${c.reason} ${c.message}`]));
 }

@@ -79,12 +79,17 @@ test('EndpointSlices: the controller\'s own are left to the Pods; a selector-les
 
 test('Gateway API objects are validated as `trellis apply` validates them; the reason names the field', () => {
   const meta = { name: 'canary', namespace: 'shop', uid: 'u9', generation: 3, labels: { team: 'books' } };
-  const ok = gatewayResourceFromKube({ metadata: meta, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews' }], rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: 90 }] }] } }, 'gateway.networking.k8s.io/v1', 'HTTPRoute');
+  const ok = gatewayResourceFromKube({ metadata: meta, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews' }], rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: 90 }] }] } }, 'HTTPRoute');
   assert.ok(ok.ok);
   assert.equal(ok.value.kind, 'HTTPRoute');
   assert.equal(ok.value.metadata.generation, 3);
   assert.equal(ok.value.metadata.annotations?.['trellis.dev/source'], 'kubernetes');
-  const bad = gatewayResourceFromKube({ metadata: meta, spec: { rules: [{ backendRefs: [{ name: 'reviews-v1', port: 70000 }] }] } }, 'gateway.networking.k8s.io/v1', 'HTTPRoute');
+  const bad = gatewayResourceFromKube({ metadata: meta, spec: { rules: [{ backendRefs: [{ name: 'reviews-v1', port: 70000 }] }] } }, 'HTTPRoute');
   assert.ok(!bad.ok);
   assert.match(bad.reason, /spec\.rules\[0\]\.backendRefs\[0\]\.port/);
+  // Kubernetes serves TCPRoute as v1; Trellis's kind is v1alpha2 with the same fields.
+  const tcp = gatewayResourceFromKube({ metadata: meta, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'db' }], rules: [{ backendRefs: [{ name: 'db-v1', port: 5432 }] }] } }, 'TCPRoute');
+  assert.ok(tcp.ok);
+  assert.equal(tcp.value.apiVersion, 'gateway.networking.k8s.io/v1alpha2');
+  assert.deepEqual(gatewayResourceFromKube({ metadata: meta }, 'UDPRoute'), { ok: false, reason: 'kind UDPRoute is not known to Trellis' });
 });

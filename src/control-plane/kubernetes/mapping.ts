@@ -3,7 +3,7 @@
 //   core/v1 Service  -> a Trellis Service resource (/trellis/resources/Service/<ns>/<name>)
 //                       + its ClusterIP as the service VIP (/trellis/registry/vips/<ns>/<name>)
 //   core/v1 Pod      -> a registered workload (/trellis/registry/workloads/<ns>/<name>)
-//   gateway.networking.k8s.io HTTPRoute, GRPCRoute (the upstream CRDs)
+//   gateway.networking.k8s.io HTTPRoute, GRPCRoute, TCPRoute, Gateway (the upstream CRDs)
 //                    -> the same Gateway API resource (/trellis/resources/<Kind>/<ns>/<name>),
 //                       validated as `trellis apply` validates it
 //   discovery/v1 EndpointSlice of a Service WITHOUT a selector (not managed by
@@ -24,6 +24,7 @@
 // slice's port of that name resolves, as kube-proxy matches them.
 import { isIP } from 'node:net';
 import { validateResource } from '../../api/validate.ts';
+import { kindDef } from '../../api/kinds.ts';
 import { TRELLIS_GROUP, type ServiceSpec } from '../../api/mesh.ts';
 import type { Resource } from '../../api/types.ts';
 import type { PortProtocol, Workload } from '../registry/workload.ts';
@@ -208,11 +209,15 @@ export function workloadsFromEndpointSlice(slice: KubeEndpointSlice): Mapped<Pod
   return { ok: true, value: out };
 }
 
-/** A Gateway API object (its CRD served by the API server) as the resource `trellis apply` would store. */
-export function gatewayResourceFromKube(obj: KubeObject & { spec?: unknown }, apiVersion: string, kind: string): Mapped<Resource> {
+/** A Gateway API object (its CRD served by the API server) as the resource
+ * `trellis apply` would store, at the version Trellis's kind is declared at
+ * (TCPRoute: Kubernetes serves v1, Trellis reads v1alpha2; same fields). */
+export function gatewayResourceFromKube(obj: KubeObject & { spec?: unknown }, kind: string): Mapped<Resource> {
   const m = obj.metadata;
+  const def = kindDef(kind);
+  if (!def) return { ok: false, reason: `kind ${kind} is not known to Trellis` };
   const input = {
-    apiVersion,
+    apiVersion: `${def.group}/${def.version}`,
     kind,
     metadata: {
       name: m.name,

@@ -10,7 +10,7 @@ const route = (backend: string, path = '/'): KubeRoute => ({
   spec: { parentRefs: [parentRef], rules: [{ matches: [{ path: { type: path === '/' ? 'PathPrefix' : 'RegularExpression', value: path } }], backendRefs: [{ name: backend, port: 9080 }] }] } as KubeRoute['spec'],
 });
 const statuses = (r: KubeRoute, refs: string[]) =>
-  routeParentStatuses(r, 'HTTPRoute', gatewayResourceFromKube(r, 'gateway.networking.k8s.io/v1', 'HTTPRoute'), new Set(refs), '2026-01-01T00:00:00Z')[0]!.conditions.map((c) => `${c.type} ${c.status} ${c.reason}: ${c.message} (gen ${c.observedGeneration})`);
+  routeParentStatuses(r, 'HTTPRoute', gatewayResourceFromKube(r, 'HTTPRoute'), new Set(refs), '2026-01-01T00:00:00Z')[0]!.conditions.map((c) => `${c.type} ${c.status} ${c.reason}: ${c.message} (gen ${c.observedGeneration})`);
 
 test('route status: accepted and resolved; a missing backend names its field; a refused route names the field at fault', () => {
   assert.deepEqual(statuses(route('reviews-v1'), ['Service/shop/reviews', 'Service/shop/reviews-v1']), [

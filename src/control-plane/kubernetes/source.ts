@@ -135,19 +135,21 @@ export async function startKubernetesSource(store: Store, client: KubeClient, op
       return new Map(r.ok ? r.value.map((w) => [workloadKey(w.namespace, w.name), JSON.stringify(w)]) : []);
     },
   };
-  // The Gateway API kinds, from the upstream CRDs (when installed).
-  const gatewayKinds = ([['HTTPRoute', 'httproutes'], ['GRPCRoute', 'grpcroutes']] as const).map(([kind, plural]): Collection<KubeObject & { spec?: unknown }> => ({
+  // The Gateway API kinds, from the upstream CRDs (when installed). Routes
+  // get their status written back; a Gateway change re-checks the routes
+  // (their parents), its own status is not written yet.
+  const gatewayKinds = ([['HTTPRoute', 'httproutes'], ['GRPCRoute', 'grpcroutes'], ['TCPRoute', 'tcproutes'], ['Gateway', 'gateways']] as const).map(([kind, plural]): Collection<KubeObject & { spec?: unknown }> => ({
     path: `/apis/${GATEWAY_GROUP}/v1/${plural}`,
     kind,
     optional: true,
     prefixes: [kindPrefix(kind)],
     map(obj) {
       const [ns, name] = nsName(obj);
-      const r = gatewayResourceFromKube(obj, `${GATEWAY_GROUP}/v1`, kind);
+      const r = gatewayResourceFromKube(obj, kind);
       if (!r.ok) log(`kubernetes: ${kind} ${ns}/${name} not applied: ${r.reason}`);
       return new Map([[resourceKey({ kind, namespace: ns, name }), r.ok ? JSON.stringify(r.value) : undefined]]);
     },
-    changed: (obj, deleted) => statuses.route(`/apis/${GATEWAY_GROUP}/v1/${plural}`, kind, obj, deleted),
+    changed: kind === 'Gateway' ? () => statuses.recheckAll() : (obj, deleted) => statuses.route(`/apis/${GATEWAY_GROUP}/v1/${plural}`, kind, obj, deleted),
   }));
   const collections = [services, pods, slices, ...gatewayKinds] as unknown as Collection<KubeObject>[];
 
@@ -341,7 +343,7 @@ function routeStatuses(store: Store, client: KubeClient, log: (msg: string) => v
         const r = known.get(id);
         if (!r || stopped) continue;
         const apiVersion = `${GATEWAY_GROUP}/v1`;
-        const ours = routeParentStatuses(r.obj, r.kind, gatewayResourceFromKube(r.obj, apiVersion, r.kind), refs, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+        const ours = routeParentStatuses(r.obj, r.kind, gatewayResourceFromKube(r.obj, r.kind), refs, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
         const parents = mergeParentStatuses(r.obj.status?.parents, ours);
         if (!parents) continue;
         // A conflict: the route changed meanwhile; its event brings it back here.
