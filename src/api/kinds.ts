@@ -19,6 +19,7 @@ import {
 } from './security.ts';
 import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT } from './external-service.ts';
 import { POLICY_KINDS } from './policies.ts';
+import { PathNormalizationSpec, DEFAULT_PATH_NORMALIZATION_SPEC, type PathNormalizationSpec as PathNormalizationSpecT } from './path-normalization.ts';
 import { TelemetrySpec, checkTelemetry, DEFAULT_SAMPLING_PERCENTAGE, type TelemetrySpec as TelemetrySpecT } from './telemetry.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
@@ -241,6 +242,16 @@ export const KINDS: readonly KindDef[] = [
       { header: 'ACCESS-LOG', value: (r) => { const a = (r.spec as TelemetrySpecT).accessLogging; return !a ? '<none>' : a.disabled ? 'disabled' : 'on'; } },
       { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as TelemetrySpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
       { header: 'COLLECTOR', wide: true, value: (r) => (r.spec as TelemetrySpecT).tracing?.collector ?? '-' },
+    ],
+  }),
+  def<PathNormalizationSpecT>({
+    kind: 'PathNormalization', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'pathnormalizations', shortNames: ['pathnormalization', 'pn'],
+    specSchema: PathNormalizationSpec, nameRule: 'dns1123-subdomain',
+    columns: [
+      { header: 'NORMALIZE', value: (r) => String((r.spec as PathNormalizationSpecT).normalize ?? DEFAULT_PATH_NORMALIZATION_SPEC.normalize) },
+      { header: 'MERGE-SLASHES', value: (r) => String((r.spec as PathNormalizationSpecT).mergeSlashes ?? DEFAULT_PATH_NORMALIZATION_SPEC.mergeSlashes) },
+      { header: 'ESCAPED-SLASHES', value: (r) => (r.spec as PathNormalizationSpecT).escapedSlashes ?? DEFAULT_PATH_NORMALIZATION_SPEC.escapedSlashes },
+      { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as PathNormalizationSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
     ],
   }),
   // ---------------------------------------------------------------------------

@@ -48,6 +48,9 @@ export const ERRORS = {
   FAULT_ABORT: { status: 503, grpc: GrpcStatus.UNAVAILABLE, flag: 'FI', message: 'fault injected' },
   MISDIRECTED_REQUEST: { status: 421, grpc: GrpcStatus.UNAVAILABLE, flag: 'NR', message: 'misdirected request' },
   BAD_REQUEST: { status: 400, grpc: GrpcStatus.INTERNAL, flag: 'DPE', message: 'malformed request' },
+  // Not a failure, but a synthetic answer all the same: the path had escaped
+  // slashes and the listener says unescape-and-redirect (layers/path-normalization.ts).
+  PATH_REDIRECT: { status: 307, grpc: GrpcStatus.INVALID_ARGUMENT, flag: 'DPE', message: 'redirected to the normalized path' },
   PAYLOAD_TOO_LARGE: { status: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request too large' },
   HEADERS_TOO_LARGE: { status: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request header fields too large' },
   DOWNSTREAM_CLOSED: { status: 499, grpc: GrpcStatus.CANCELLED, flag: 'DC', message: 'downstream closed the connection' },

@@ -10,6 +10,7 @@
 //   -> metrics (layers/)            per-listener counts, latency, bytes
 //   -> timeout (layers/)            listener / route / grpc-timeout deadline
 //   -> misdirected (gateway-tls.ts) gateway HTTPS: Host not served by the SNI's certificate -> 421
+//   -> path normalization (layers/) dot segments, escapes, slashes: what RBAC, router and backend see
 //   -> jwt_authn, rbac (layers/)    the HCM's honoured HTTP filters, in order (layers/security.ts)
 //   -> router (router.ts)           route, rewrites, weighted cluster, route timeout
 //   -> cluster (cluster.ts)         circuit breaker, balancer, endpoint
@@ -30,6 +31,8 @@ import type { ProxyStats } from './proxy-stats.ts';
 import { forwardedLayer } from './layers/forwarded.ts';
 import { metricsLayer, ListenerSeries } from './layers/metrics.ts';
 import { timeoutLayer } from './layers/timeout.ts';
+import { pathNormalizationLayer } from './layers/path-normalization.ts';
+import { DEFAULT_PATH_NORMALIZATION } from './http/path-normalize.ts';
 import { proxyTcp, DEFAULT_TCP_CONNECT_TIMEOUT_MS } from './tcp-proxy.ts';
 import type { PickEndpoint } from './static-pick.ts';
 import { peerIdentityLayer } from './tls/peer-identity-layer.ts';
@@ -72,6 +75,7 @@ export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManage
       timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
       // Gateway HTTPS: a Host the connection's certificate (SNI) does not serve gets 421.
       ...(listener.direction === 'gateway' ? [misdirectedRequestLayer(listener)] : []),
+      pathNormalizationLayer(hcm.pathNormalization ?? DEFAULT_PATH_NORMALIZATION),
       ...(deps.httpFilters ? deps.httpFilters(hcm) : []),
     ],
     deps.router(hcm.routeConfigName),

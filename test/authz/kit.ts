@@ -100,7 +100,7 @@ export async function startApp(t: TestContext): Promise<number> {
   return (s.address() as AddressInfo).port;
 }
 
-export function hcmFilter(name: string, cluster: string, httpFilters: object[]): object {
+export function hcmFilter(name: string, cluster: string, httpFilters: object[], extra: Record<string, unknown> = {}): object {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typedConfig: {
@@ -109,6 +109,7 @@ export function hcmFilter(name: string, cluster: string, httpFilters: object[]):
       codecType: 'AUTO',
       routeConfig: { name, virtualHosts: [{ name, domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }] },
       httpFilters: [...httpFilters, { name: 'envoy.filters.http.router' }],
+      ...extra,
     },
   };
 }
@@ -128,14 +129,15 @@ export function cluster(name: string, port: number, o: { h2?: boolean } = {}): o
 }
 
 /** A proxy with one inbound listener in front of the app, with these HTTP filters. */
-export async function startInboundProxy(t: TestContext, appPort: number, httpFilters: object[], o: Partial<StartProxyOptions> & { h2App?: boolean } = {}): Promise<{ proxy: Proxy; port: number }> {
+export async function startInboundProxy(t: TestContext, appPort: number, httpFilters: object[], o: Partial<StartProxyOptions> & { h2App?: boolean; hcm?: Record<string, unknown> } = {}): Promise<{ proxy: Proxy; port: number }> {
   const built = buildProxyConfig({
     version: 'authz-1',
-    listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', httpFilters)] }] }],
+    listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', httpFilters, o.hcm)] }] }],
     clusters: [cluster('app', appPort, { h2: o.h2App ?? false })],
   }, { references: 'error' });
   assert.ok(built.ok, JSON.stringify(built));
-  const r = await startProxy({ config: built.config, node: { id: 'authz', cluster: 'authz', locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false, detectTimeoutMs: 100, ...o });
+  const { h2App: _h2, hcm: _hcm, ...opts } = o;
+  const r = await startProxy({ config: built.config, node: { id: 'authz', cluster: 'authz', locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false, detectTimeoutMs: 100, ...opts });
   assert.ok(r.ok, JSON.stringify(r));
   t.after(() => r.proxy.stop({ drainMs: 0 }));
   return { proxy: r.proxy, port: r.proxy.ports.get('inbound')! };

@@ -7,6 +7,7 @@ import type { MeshTlsInput } from './mtls.ts';
 import type { SecurityPolicies } from './authz.ts';
 import type { PolicyResource } from './policies.ts';
 import type { TelemetrySpec } from '../../api/telemetry.ts';
+import type { PathNormalizationSpec } from '../../api/path-normalization.ts';
 
 export interface Meta {
   name: string;
@@ -165,6 +166,12 @@ export interface TelemetryResource {
   spec: TelemetrySpec;
 }
 
+export interface PathNormalizationResource {
+  kind: 'PathNormalization';
+  metadata: Meta;
+  spec: PathNormalizationSpec;
+}
+
 export interface MeshState {
   services: readonly ServiceResource[];
   httpRoutes: readonly HTTPRouteResource[];
@@ -185,6 +192,8 @@ export interface MeshState {
   policies?: readonly PolicyResource[];
   /** Telemetry resources: tracing settings per workload (translate/telemetry.ts). */
   telemetry?: readonly TelemetryResource[];
+  /** PathNormalization resources (translate/path-normalization.ts); the safe default when none applies. */
+  pathNormalization?: readonly PathNormalizationResource[];
   /** "namespace/workload" of workloads whose sidecar is connected now (set by the control plane when a global rate limit needs it). */
   connectedSidecars?: ReadonlySet<string>;
 }

@@ -20,6 +20,7 @@ import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME } from './envoy-rbac.ts';
 import { readJwtAuthn, JWT_AUTHN_TYPE, JWT_AUTHN_FILTER_NAME } from './envoy-jwt.ts';
 import { readHcmTracing } from './envoy-tracing.ts';
 import { readHcmAccessLog } from './envoy-access-log.ts';
+import { DEFAULT_PATH_NORMALIZATION, type EscapedSlashesAction, type PathNormalization } from '../http/path-normalize.ts';
 
 export const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -213,6 +214,7 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
     common.done();
   }
   const via = r.str('via', { nonEmpty: true });
+  const pathNormalization = readPathNormalization(r);
   const filters = r.objList('httpFilters');
   const httpFilters: HttpFilterSpec[] = [];
   filters.forEach((f, i) => {
@@ -237,9 +239,9 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
   const accessLog = readHcmAccessLog(r.objList('accessLog'));
   r.ignore(
     'useRemoteAddress', 'xffNumTrustedHops', 'skipXffAppend', 'generateRequestId', 'preserveExternalRequestId',
-    'alwaysSetRequestIdInResponse', 'normalizePath', 'mergeSlashes', 'serverName', 'serverHeaderTransformation', 'streamIdleTimeout',
+    'alwaysSetRequestIdInResponse', 'serverName', 'serverHeaderTransformation', 'streamIdleTimeout',
     'drainTimeout', 'delayedCloseTimeout', 'requestHeadersTimeout', 'upgradeConfigs', 'forwardClientCertDetails', 'setCurrentClientCertDetails',
-    'httpProtocolOptions', 'http2ProtocolOptions', 'stripMatchingHostPort', 'stripAnyHostPort', 'pathWithEscapedSlashesAction',
+    'httpProtocolOptions', 'http2ProtocolOptions', 'stripMatchingHostPort', 'stripAnyHostPort',
     'internalAddressConfig', 'maxRequestHeadersKb', 'addUserAgent', 'localReplyConfig', 'requestIdExtension',
   );
   r.done();
@@ -254,8 +256,31 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
       ...(httpFilters.length > 0 ? { httpFilters } : {}),
       ...(tracing ? { tracing } : {}),
       ...(accessLog ? { accessLog } : {}),
+      ...(pathNormalization ? { pathNormalization } : {}),
     },
     protocol,
+  };
+}
+
+const ESCAPED_SLASHES: Record<string, EscapedSlashesAction> = {
+  IMPLEMENTATION_SPECIFIC_DEFAULT: DEFAULT_PATH_NORMALIZATION.escapedSlashes,
+  KEEP_UNCHANGED: 'keep',
+  REJECT_REQUEST: 'reject',
+  UNESCAPE_AND_REDIRECT: 'unescape-and-redirect',
+  UNESCAPE_AND_FORWARD: 'unescape-and-forward',
+};
+const ESCAPED_SLASHES_NUMBERS = ['IMPLEMENTATION_SPECIFIC_DEFAULT', 'KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD'];
+
+/** normalizePath (BoolValue: absent is on here), mergeSlashes, and
+ * pathWithEscapedSlashesAction (unspecified is reject here); undefined when
+ * none is written (the layer then uses DEFAULT_PATH_NORMALIZATION). */
+function readPathNormalization(r: FieldReader): PathNormalization | undefined {
+  if (!r.has('normalizePath') && !r.has('mergeSlashes') && !r.has('pathWithEscapedSlashesAction')) return undefined;
+  const d = DEFAULT_PATH_NORMALIZATION;
+  return {
+    normalize: r.bool('normalizePath') ?? d.normalize,
+    mergeSlashes: r.bool('mergeSlashes') ?? d.mergeSlashes,
+    escapedSlashes: r.enumOf('pathWithEscapedSlashesAction', ESCAPED_SLASHES, ESCAPED_SLASHES_NUMBERS) ?? d.escapedSlashes,
   };
 }
 

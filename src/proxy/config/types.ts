@@ -8,6 +8,7 @@
 
 import type { RbacSpec } from './envoy-rbac.ts';
 import type { JwtAuthnSpec } from './envoy-jwt.ts';
+import type { PathNormalization } from '../http/path-normalize.ts';
 
 export interface ProxyConfig {
   /** Opaque version (xDS version_info, or a hash of the bootstrap file). */
@@ -72,6 +73,9 @@ export interface HttpConnectionManagerSpec {
   /** Log every request of this listener to the access log sink
    * (envoy-access-log.ts), whatever the runtime switch says. */
   readonly accessLog?: boolean;
+  /** normalizePath / mergeSlashes / pathWithEscapedSlashesAction; absent:
+   * DEFAULT_PATH_NORMALIZATION (http/path-normalize.ts). */
+  readonly pathNormalization?: PathNormalization;
 }
 
 export interface TracingSpec {
