@@ -3,6 +3,7 @@
 import { parseDuration } from './schema-common.ts';
 import type { PathSegment } from './schema-check.ts';
 import type { HTTPRouteSpec, GRPCRouteSpec, HTTPRouteFilter, HTTPHeaderFilter, GatewaySpec, TCPRouteSpec } from './gateway-api.ts';
+import { linearRegexError } from '../lib/linear-regex.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
 
@@ -15,12 +16,11 @@ const FILTER_FIELD: Record<string, string> = {
   ExtensionRef: 'extensionRef',
 };
 
+/** RegularExpression values become Envoy safe_regex matchers, which the
+ * proxy runs with linear-time semantics: refuse here what it would refuse. */
 function checkRegex(value: string, at: PathSegment[], report: Report): void {
-  try {
-    new RegExp(value);
-  } catch (err) {
-    report(at, `invalid regular expression: ${(err as Error).message}`);
-  }
+  const e = linearRegexError(value);
+  if (e !== null) report(at, e);
 }
 
 function checkHeaderFilter(f: HTTPHeaderFilter, at: PathSegment[], report: Report): void {

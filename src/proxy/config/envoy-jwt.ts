@@ -11,6 +11,7 @@
 // allowMissing | allowMissingOrFailed.
 import type { StringMatch } from './types.ts';
 import { FieldReader } from './field-reader.ts';
+import { compileRegex } from './envoy-route.ts';
 
 export const JWT_AUTHN_TYPE = 'envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
 export const JWT_AUTHN_FILTER_NAME = 'envoy.filters.http.jwt_authn';
@@ -166,11 +167,8 @@ function readRouteMatch(r: FieldReader): StringMatch | undefined {
       rx.ignore('googleRe2');
       rx.done();
       if (src !== undefined) {
-        try {
-          out = { kind: 'regex', value: src, regex: new RegExp(`^(?:${src})$`) };
-        } catch (err) {
-          rx.error('regex', `invalid regular expression: ${(err as Error).message}`);
-        }
+        const regex = compileRegex(rx, 'regex', src, '', true);
+        if (regex) out = { kind: 'regex', value: src, regex };
       }
     }
   }

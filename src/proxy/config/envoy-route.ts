@@ -16,6 +16,7 @@ import type {
 import { FieldReader, isPlainObject, describe, camelizeDeep } from './field-reader.ts';
 import { parseDuration } from './duration.ts';
 import type { Issues } from './field-error.ts';
+import { compileLinearRegex, linearRegexError } from '../../lib/linear-regex.ts';
 
 export function readRouteConfiguration(json: unknown, path: string, issues: Issues, opts: { name?: string } = {}): RouteConfigSpec | undefined {
   const r = FieldReader.of(json, path, issues);
@@ -153,7 +154,7 @@ function parseRouteMatch(r: FieldReader): RouteMatchSpec | undefined {
     const rx = r.obj('safeRegex');
     if (rx) {
       // caseSensitive does not apply to regexes (as in Envoy).
-      const m = parseRegexMatcher(rx, '');
+      const m = parseRegexMatcher(rx);
       if (m) path = m;
     }
   }
@@ -224,7 +225,7 @@ export function parseHeaderMatcher(r: FieldReader): HeaderMatchSpec | undefined 
     }
     case 'safeRegexMatch': {
       const rx = r.obj('safeRegexMatch');
-      if (rx) match = parseRegexMatcher(rx, '');
+      if (rx) match = parseRegexMatcher(rx);
       break;
     }
     case 'stringMatch': {
@@ -245,7 +246,7 @@ export function parseStringMatcher(r: FieldReader): StringMatch | undefined {
   let out: StringMatch | undefined;
   if (which === 'safeRegex') {
     const rx = r.obj('safeRegex');
-    if (rx) out = parseRegexMatcher(rx, '');
+    if (rx) out = parseRegexMatcher(rx);
   } else if (which !== undefined) {
     const v = r.str(which);
     if (v !== undefined) {
@@ -258,23 +259,31 @@ export function parseStringMatcher(r: FieldReader): StringMatch | undefined {
 }
 
 /** type.matcher.v3.RegexMatcher; the regex must match the whole input (RE2
- * semantics), compiled as an ECMAScript RegExp. */
-function parseRegexMatcher(r: FieldReader, flags: string): StringMatch | undefined {
+ * semantics), compiled as an ECMAScript RegExp the linear-time engine can
+ * run (src/lib/linear-regex.ts). */
+function parseRegexMatcher(r: FieldReader): StringMatch | undefined {
   const src = r.str('regex', { required: true });
   r.ignore('googleRe2');
   r.done();
   if (src === undefined) return undefined;
-  const regex = compileRegex(r, 'regex', `^(?:${src})$`, flags);
+  const regex = compileRegex(r, 'regex', src, '', true);
   return regex ? { kind: 'regex', value: src, regex } : undefined;
 }
 
-function compileRegex(r: FieldReader, key: string, src: string, flags: string): RegExp | undefined {
-  try {
-    return new RegExp(src, flags);
-  } catch (err) {
-    r.error(key, `invalid regular expression: ${(err as Error).message}`);
+/** `src` checked for the linear engine (errors name the field), then
+ * compiled, anchored to the whole input when `whole`. */
+export function compileRegex(r: FieldReader, key: string, src: string, flags: string, whole: boolean): RegExp | undefined {
+  const e = linearRegexError(src, flags);
+  if (e !== null) {
+    r.error(key, e);
     return undefined;
   }
+  const c = compileLinearRegex(whole ? `^(?:${src})$` : src, flags);
+  if (typeof c === 'string') {
+    r.error(key, c);
+    return undefined;
+  }
+  return c;
 }
 
 // ---- actions ----
@@ -360,7 +369,7 @@ function parseRegexRewrite(r: FieldReader): { regex: RegExp; substitution: strin
     const src = p.str('regex', { required: true });
     p.ignore('googleRe2');
     p.done();
-    if (src !== undefined) regex = compileRegex(p, 'regex', src, 'g');
+    if (src !== undefined) regex = compileRegex(p, 'regex', src, 'g', false);
   }
   const substitution = r.str('substitution');
   if (substitution === undefined && !r.has('substitution')) r.error('substitution', 'required');
