@@ -29,7 +29,14 @@ export function parseYamlDocuments(text: string, source = '<stdin>'): ParseYamlR
     }
     const contents = doc.contents;
     if (contents === null || contents === undefined) continue;
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      // The yaml library throws past maxAliasCount (a "billion laughs" alias
+      // bomb): the caller's mistake, not the server's.
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      return { ok: false, error: `${source}: invalid YAML: ${(err as Error).message}` };
+    }
     if (value === null || value === undefined) continue;
     const lineAt = (node: Node): number | undefined => (node.range ? counter.linePos(node.range[0]).line : undefined);
     // A list document (`kind: List` or a bare sequence) is flattened by the caller.

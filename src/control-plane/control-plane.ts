@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Store } from './store/types.ts';
 import { openSqliteStore } from './store/sqlite.ts';
-import { createResourceService, type ResourceService } from './resources/service.ts';
+import { createResourceService, type KindQuota, type ResourceService } from './resources/service.ts';
 import { watchMeshState, type MeshStateWatcher } from './mesh-state.ts';
 import { MeshSnapshotSource } from './snapshots.ts';
 import type { MeshState } from './translate/model.ts';
@@ -62,6 +62,8 @@ export interface ControlPlaneOptions {
   dashboard?: boolean;
   /** Kubernetes mode: keep the store in step with this API server (docs/kubernetes.md). */
   kubernetes?: KubeConfig;
+  /** Objects and bytes per kind (default DEFAULT_KIND_QUOTA). */
+  quota?: KindQuota;
 }
 
 export interface ControlPlane {
@@ -113,7 +115,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await kube.synced;
       log(`kubernetes: synced with ${opts.kubernetes.source} at ${opts.kubernetes.server}`);
     }
-    const resources = createResourceService(store);
+    const resources = createResourceService(store, opts.quota ? { quota: opts.quota } : {});
     const snapshots = new MeshSnapshotSource({ log });
     // A live workload's certificate blocks retiring its root: its proxy is
     // connected to this replica, or it is in the registry (shared by every

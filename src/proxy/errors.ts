@@ -52,6 +52,7 @@ export const ERRORS = {
   // slashes and the listener says unescape-and-redirect (layers/path-normalization.ts).
   PATH_REDIRECT: { status: 307, grpc: GrpcStatus.INVALID_ARGUMENT, flag: 'DPE', message: 'redirected to the normalized path' },
   PAYLOAD_TOO_LARGE: { status: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request too large' },
+  EXPECTATION_FAILED: { status: 417, grpc: GrpcStatus.INVALID_ARGUMENT, flag: 'DPE', message: 'expectation failed' },
   HEADERS_TOO_LARGE: { status: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request header fields too large' },
   DOWNSTREAM_CLOSED: { status: 499, grpc: GrpcStatus.CANCELLED, flag: 'DC', message: 'downstream closed the connection' },
   DRAINING: { status: 503, grpc: GrpcStatus.UNAVAILABLE, flag: 'DR', message: 'proxy is shutting down' },

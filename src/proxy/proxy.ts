@@ -19,7 +19,7 @@ import { createRouter } from './router.ts';
 import { serveHttp1, createHttp1Server } from './http1/server.ts';
 import { serveHttp2, createHttp2Server } from './http2/server.ts';
 import { Listener, type ListenerDeps } from './listener.ts';
-import { createConnectionHandler, buildHttpStacks, codecsByIdleTimeout, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
+import { createConnectionHandler, buildHttpStacks, codecsByOptions, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
 import { ListenerSeries } from './layers/metrics.ts';
 import { createStaticPicker } from './static-pick.ts';
 import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
@@ -126,8 +126,8 @@ export class Proxy {
       log: this.log,
       // HttpConnectionManager idle timeout -> the codec's idle timeout
       // (HTTP/1: keep-alive idle close; HTTP/2: GOAWAY when idle).
-      http1: opts.http1 ? () => opts.http1! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp1 : createHttp1Server({ idleTimeoutMs: ms }))),
-      http2: opts.http2 ? () => opts.http2! : codecsByIdleTimeout((ms) => (ms === undefined ? serveHttp2 : createHttp2Server({ idleTimeoutMs: ms }))),
+      http1: opts.http1 ? () => opts.http1! : codecsByOptions((o) => (Object.keys(o).length === 0 ? serveHttp1 : createHttp1Server(o))),
+      http2: opts.http2 ? () => opts.http2! : codecsByOptions((o) => (Object.keys(o).length === 0 ? serveHttp2 : createHttp2Server(o))),
       ...(opts.terminateTls ? { terminateTls: opts.terminateTls } : {}),
       ...(opts.upstreamTls ? { upstreamTls: opts.upstreamTls } : {}),
       onTcpClosed: (r) => this.telemetry.tcpClosed(r),

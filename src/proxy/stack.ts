@@ -100,12 +100,23 @@ export function buildHttpStacks(config: ProxyConfig, deps: HttpStackDeps): Runti
 
 // ---- the connection: codec or TCP proxy ----
 
-/** Codecs built once per distinct idle timeout (a handful at most). */
-export function codecsByIdleTimeout(create: (idleTimeoutMs: number | undefined) => ServeConnection): (hcm: HttpConnectionManagerSpec) => ServeConnection {
-  const cache = new Map<number | undefined, ServeConnection>();
+/** What a downstream codec takes from the HttpConnectionManager. */
+export interface CodecOptions {
+  readonly idleTimeoutMs?: number;
+  readonly maxHeadersCount?: number;
+}
+
+/** Codecs built once per distinct idle timeout and header-count limit (a
+ * handful at most); `create({})` is the default codec. */
+export function codecsByOptions(create: (o: CodecOptions) => ServeConnection): (hcm: HttpConnectionManagerSpec) => ServeConnection {
+  const cache = new Map<string, ServeConnection>();
   return (hcm) => {
-    let c = cache.get(hcm.idleTimeoutMs);
-    if (!c) cache.set(hcm.idleTimeoutMs, (c = create(hcm.idleTimeoutMs)));
+    const key = `${hcm.idleTimeoutMs}|${hcm.maxHeadersCount}`;
+    let c = cache.get(key);
+    if (!c) {
+      const o: CodecOptions = { ...(hcm.idleTimeoutMs !== undefined ? { idleTimeoutMs: hcm.idleTimeoutMs } : {}), ...(hcm.maxHeadersCount !== undefined ? { maxHeadersCount: hcm.maxHeadersCount } : {}) };
+      cache.set(key, (c = create(o)));
+    }
     return c;
   };
 }

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { startControlPlane } from '../../control-plane/control-plane.ts';
+import { DEFAULT_KIND_QUOTA } from '../../control-plane/resources/service.ts';
 import { parseDuration } from '../../api/schema-common.ts';
 import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
 import { kubeConfigFor, KubeConfigError } from '../../control-plane/kubernetes/kubeconfig.ts';
@@ -18,6 +19,8 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
   --id         this replica's name (xDS control_plane.identifier, leader election)
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
+  --max-objects-per-kind N   resources of one kind the API accepts (default 10000)
+  --max-bytes-per-kind N     bytes of one kind's stored resources (default 33554432, 32 MiB)
 
 Kubernetes mode (docs/kubernetes.md):
   --kubernetes             serve the cluster's Services, Pods, EndpointSlices and Gateway
@@ -60,6 +63,8 @@ export async function run(argv: string[]): Promise<number> {
       kubernetes: { type: 'boolean' },
       kubeconfig: { type: 'string' },
       'kube-context': { type: 'string' },
+      'max-objects-per-kind': { type: 'string' },
+      'max-bytes-per-kind': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -75,6 +80,17 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
+  }
+  const quota = { ...DEFAULT_KIND_QUOTA };
+  for (const [flag, field] of [['max-objects-per-kind', 'maxObjects'], ['max-bytes-per-kind', 'maxBytes']] as const) {
+    const text = values[flag];
+    if (text === undefined) continue;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`trellis control-plane: --${flag}: must be a whole number >= 1, got "${text}"`);
+      return 2;
+    }
+    quota[field] = n;
   }
   const leaderTtl = values['leader-ttl'] === undefined ? undefined : Number(values['leader-ttl']);
   if (leaderTtl !== undefined && (!Number.isInteger(leaderTtl) || leaderTtl < 1)) {
@@ -109,6 +125,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
     ...(identity === undefined ? {} : { identity }),
     ...(kubernetes ? { kubernetes } : {}),
+    quota,
   }).catch((err: unknown) => {
     // The cluster refused us (credentials, RBAC): the API server's words, no stack.
     if (err instanceof KubeConfigError) return err;

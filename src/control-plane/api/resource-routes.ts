@@ -98,6 +98,8 @@ export function resourceRoutes(resources: ResourceService): ApiRoute[] {
             });
           } else if (r.code === 'conflict') {
             results.push({ ok: false, ...w, error: apiError('conflict', r.message, { current: r.current }) });
+          } else if (r.code === 'quota_exceeded') {
+            results.push({ ok: false, ...w, error: apiError('quota_exceeded', r.message) });
           } else {
             results.push({ ok: false, ...w, error: apiError('invalid', r.message, { fields: r.errors.map((e) => ({ path: e.path, message: e.message, text: e.text })) }) });
           }

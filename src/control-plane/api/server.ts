@@ -7,7 +7,7 @@
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/types.ts';
-import { createResourceService, type ResourceService } from '../resources/service.ts';
+import { createResourceService, type KindQuota, type ResourceService } from '../resources/service.ts';
 import { apiError, sendError } from './http-errors.ts';
 import { resourceRoutes } from './resource-routes.ts';
 import { Router, type ApiRoute } from './router.ts';
@@ -90,8 +90,8 @@ export interface StartedApi {
 }
 
 /** For `trellis control-plane`: the resource service over `store`, served on host:port. */
-export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[] }): Promise<StartedApi> {
-  const resources = createResourceService(opts.store);
+export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[]; quota?: KindQuota }): Promise<StartedApi> {
+  const resources = createResourceService(opts.store, opts.quota ? { quota: opts.quota } : {});
   const api = createApiServer({ resources, ...(opts.routes ? { routes: opts.routes } : {}) });
   const { port, url } = await api.listen(opts.port ?? DEFAULT_API_PORT, opts.host ?? '127.0.0.1');
   return { api, resources, port, url, close: () => api.close() };

@@ -24,6 +24,7 @@ export interface ApplyOptions {
 export type ApplyResult =
   | { ok: true; action: ApplyAction; resource: Resource; /** Unified diff of the YAML (empty when unchanged). */ diff: string }
   | { ok: false; code: 'invalid'; message: string; errors: FieldError[] }
+  | { ok: false; code: 'quota_exceeded'; message: string }
   | { ok: false; code: 'conflict'; message: string; current: Resource | null };
 
 export type DeleteResourceResult =
@@ -58,6 +59,22 @@ export interface ResourceService {
 }
 
 const MAX_APPLY_ATTEMPTS = 5;
+
+/** How much of one kind the store may hold: a caller cannot fill the
+ * control plane's disk or memory (every watcher holds every resource). */
+export interface KindQuota {
+  /** Objects of one kind, all namespaces together. */
+  readonly maxObjects: number;
+  /** Bytes of one kind's stored JSON, all namespaces together. */
+  readonly maxBytes: number;
+}
+
+export const DEFAULT_KIND_QUOTA: KindQuota = { maxObjects: 10_000, maxBytes: 32 * 1024 * 1024 };
+
+export interface ResourceServiceOptions {
+  /** Per kind; DEFAULT_KIND_QUOTA when absent. */
+  readonly quota?: KindQuota;
+}
 
 function nonEmpty(m: Record<string, string> | undefined): m is Record<string, string> {
   return m !== undefined && Object.keys(m).length > 0;
@@ -101,7 +118,20 @@ function decode(kv: KeyValue): Resource | undefined {
   }
 }
 
-export function createResourceService(store: Store): ResourceService {
+export function createResourceService(store: Store, opts: ResourceServiceOptions = {}): ResourceService {
+  const quota = opts.quota ?? DEFAULT_KIND_QUOTA;
+  /** Would writing `value` at `key` (replacing `old` bytes) exceed the kind's quota? */
+  async function overQuota(kind: string, key: string, value: string, old: KeyValue | null): Promise<string | null> {
+    const { items } = await store.list(kindPrefix(kind));
+    let bytes = 0;
+    for (const kv of items) if (kv.key !== key) bytes += Buffer.byteLength(kv.value);
+    const count = items.length + (old ? 0 : 1);
+    if (!old && count > quota.maxObjects) return `quota exceeded for kind ${kind}: at most ${quota.maxObjects} objects (there are ${items.length}); delete some or raise --max-objects-per-kind`;
+    const total = bytes + Buffer.byteLength(value);
+    if (total > quota.maxBytes) return `quota exceeded for kind ${kind}: at most ${quota.maxBytes} bytes of ${kind} objects (this write would make ${total}); delete some or raise --max-bytes-per-kind`;
+    return null;
+  }
+
   /** Kinds other resources' status depends on. */
   const REFERENCED_KINDS = new Set(referencedKinds());
   async function refIndex(): Promise<RefIndex> {
@@ -161,11 +191,14 @@ export function createResourceService(store: Store): ResourceService {
       }
       const action: ApplyAction = old ? 'configured' : 'created';
       const diff = unifiedDiff(yamlOf(old), yamlOf(next), { oldName: `${who} (current)`, newName: `${who} (applied)` });
+      const value = JSON.stringify(next);
+      const over = await overQuota(key.kind, resourceKey(key), value, cur);
+      if (over !== null) return { ok: false, code: 'quota_exceeded', message: `${who}: ${over}` };
       if (opts.dryRun) {
         if (cur) next.metadata.resourceVersion = String(cur.modRevision);
         return { ok: true, action, resource: withStatus(next, await refIndex()), diff };
       }
-      const put = await store.put(resourceKey(key), JSON.stringify(next), { expectModRevision: cur ? cur.modRevision : 0 });
+      const put = await store.put(resourceKey(key), value, { expectModRevision: cur ? cur.modRevision : 0 });
       if (put.ok) {
         next.metadata.resourceVersion = String(put.kv.modRevision);
         return { ok: true, action, resource: withStatus(next, await refIndex()), diff };

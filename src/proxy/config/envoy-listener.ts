@@ -207,10 +207,12 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
   }
   const requestTimeoutMs = r.duration('requestTimeout');
   let idleTimeoutMs: number | undefined;
+  let maxHeadersCount: number | undefined;
   const common = r.obj('commonHttpProtocolOptions');
   if (common) {
     idleTimeoutMs = common.duration('idleTimeout');
-    common.ignore('maxHeadersCount', 'headersWithUnderscoresAction', 'maxConnectionDuration', 'maxStreamDuration', 'maxRequestsPerConnection');
+    maxHeadersCount = common.uint('maxHeadersCount', { min: 1, max: 10_000 });
+    common.ignore('headersWithUnderscoresAction', 'maxConnectionDuration', 'maxStreamDuration', 'maxRequestsPerConnection');
     common.done();
   }
   const via = r.str('via', { nonEmpty: true });
@@ -253,6 +255,7 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
       ...(via !== undefined ? { via } : {}),
       ...(requestTimeoutMs !== undefined && requestTimeoutMs > 0 ? { requestTimeoutMs } : {}),
       ...(idleTimeoutMs !== undefined && idleTimeoutMs > 0 ? { idleTimeoutMs } : {}),
+      ...(maxHeadersCount !== undefined ? { maxHeadersCount } : {}),
       ...(httpFilters.length > 0 ? { httpFilters } : {}),
       ...(tracing ? { tracing } : {}),
       ...(accessLog ? { accessLog } : {}),

@@ -64,6 +64,9 @@ export interface HttpConnectionManagerSpec {
   readonly via?: string;
   readonly requestTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** commonHttpProtocolOptions.maxHeadersCount: header fields per request
+   * head (HTTP/1) or header list (HTTP/2); absent: 100, as Envoy. */
+  readonly maxHeadersCount?: number;
   /** HTTP filters the proxy honours before the router, in order
    * (envoy-rbac.ts, envoy-jwt.ts); other filters are ignored with a warning. */
   readonly httpFilters?: readonly HttpFilterSpec[];

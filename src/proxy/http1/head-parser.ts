@@ -11,6 +11,9 @@
 import type { HeaderList } from '../http/exchange.ts';
 
 export const DEFAULT_MAX_HEAD_BYTES = 64 * 1024;
+/** Header fields in one head (or trailer section), as Envoy's
+ * `max_headers_count`: more is 431 (requests) or a protocol error (responses). */
+export const DEFAULT_MAX_HEADERS_COUNT = 100;
 
 /** What the header scan learned besides the end-to-end header list. */
 export interface HeadFields {
@@ -30,7 +33,7 @@ export interface HeadFields {
   teTrailers: boolean;
 }
 
-export type HeadError = { kind: 'error'; code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE'; reason: string };
+export type HeadError = { kind: 'error'; code: 'BAD_REQUEST' | 'HEADERS_TOO_LARGE' | 'EXPECTATION_FAILED'; reason: string };
 export type Incomplete = { kind: 'incomplete' };
 export const INCOMPLETE: Incomplete = { kind: 'incomplete' };
 
@@ -116,10 +119,12 @@ function isOws(c: number): boolean {
 /** Scan header lines in `s` from `pos` (the first header line) to `end`
  * (the offset of the final empty line's CRLF). `request` selects the
  * request-only treatment of host/expect/content-length. */
-function scanFields(s: string, pos: number, end: number, request: boolean, out: HeadFields): HeadError | null {
+function scanFields(s: string, pos: number, end: number, request: boolean, out: HeadFields, maxHeaders: number): HeadError | null {
   let connectionOther: string[] | null = null;
   let teSeen = 0;
+  let count = 0;
   while (pos < end) {
+    if (++count > maxHeaders) return err(`more than ${maxHeaders} header fields`, 'HEADERS_TOO_LARGE');
     const nl = s.indexOf('\n', pos);
     // nl is never -1 here: the head ends with CRLF CRLF.
     if (s.charCodeAt(nl - 1) !== 13) return err('bare LF in a header line');
@@ -167,7 +172,10 @@ function scanFields(s: string, pos: number, end: number, request: boolean, out: 
         }
         break;
       case 6:
-        if (request && name === 'expect' && value.toLowerCase() === '100-continue') {
+        if (request && name === 'expect') {
+          // RFC 9110 10.1.1: the only expectation is 100-continue; answer
+          // others with 417 rather than pass on a promise nobody keeps.
+          if (value.toLowerCase() !== '100-continue') return err(`unsupported Expect "${value.slice(0, 64)}" (only 100-continue)`, 'EXPECTATION_FAILED');
           out.expectContinue = true;
           keep = false;
         }
@@ -268,7 +276,7 @@ function emptyFields(): HeadFields {
 }
 
 /** Parse a request head at `start` (leading empty lines are skipped). */
-export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFAULT_MAX_HEAD_BYTES): ParsedRequestHead | Incomplete | HeadError {
+export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFAULT_MAX_HEAD_BYTES, maxHeaders = DEFAULT_MAX_HEADERS_COUNT): ParsedRequestHead | Incomplete | HeadError {
   // RFC 9112 §2.2: ignore at least one empty line before the request-line.
   const first = start;
   while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
@@ -300,7 +308,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFA
   head.method = s.slice(0, sp1);
   head.target = target;
   head.version = version;
-  const e = scanFields(s, lineEnd + 2, s.length - 2, true, head);
+  const e = scanFields(s, lineEnd + 2, s.length - 2, true, head, maxHeaders);
   if (e !== null) return e;
   if (version === '1.0' && head.chunked) return err('Transfer-Encoding in an HTTP/1.0 request');
   return head;
@@ -308,7 +316,7 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFA
 
 /** Parse a response head at `start`. Errors are protocol errors of the
  * upstream (the code field still says BAD_REQUEST/HEADERS_TOO_LARGE). */
-export function parseResponseHead(buf: Buffer, start: number, maxHeadBytes = DEFAULT_MAX_HEAD_BYTES): ParsedResponseHead | Incomplete | HeadError {
+export function parseResponseHead(buf: Buffer, start: number, maxHeadBytes = DEFAULT_MAX_HEAD_BYTES, maxHeaders = DEFAULT_MAX_HEADERS_COUNT): ParsedResponseHead | Incomplete | HeadError {
   const end = findHeadEnd(buf, start, maxHeadBytes);
   if (end === -1) return INCOMPLETE;
   if (typeof end !== 'number') return end;
@@ -330,7 +338,7 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeadBytes = DEF
   head.end = end;
   head.status = status;
   head.version = minor === 49 ? '1.1' : '1.0';
-  const e = scanFields(s, lineEnd + 2, s.length - 2, false, head);
+  const e = scanFields(s, lineEnd + 2, s.length - 2, false, head, maxHeaders);
   if (e !== null) return e;
   return head;
 }
@@ -338,10 +346,10 @@ export function parseResponseHead(buf: Buffer, start: number, maxHeadBytes = DEF
 /** Parse a trailer section (the lines after the last chunk, ending with an
  * empty line). Framing and routing fields are not allowed there and are
  * dropped, as are hop-by-hop fields. */
-export function parseTrailers(s: string): HeaderList | HeadError {
+export function parseTrailers(s: string, maxHeaders = DEFAULT_MAX_HEADERS_COUNT): HeaderList | HeadError {
   const out = emptyFields();
   if (BAD_CTL.test(s)) return err('control character in trailers');
-  const e = scanFields(s, 0, s.length - 2, true, out);
+  const e = scanFields(s, 0, s.length - 2, true, out, maxHeaders);
   if (e !== null) return e;
   // scanFields(request=true) drops host/content-length/expect already.
   const h = out.headers;

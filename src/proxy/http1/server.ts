@@ -16,7 +16,7 @@ import { getHeader } from '../http/exchange.ts';
 import { ProxyError, rescue, toProxyError } from '../errors.ts';
 import type { SyntheticResponse } from '../errors.ts';
 import type { ParsedRequestHead } from './head-parser.ts';
-import { DEFAULT_MAX_HEAD_BYTES, parseContentLength, parseRequestHead } from './head-parser.ts';
+import { DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_HEADERS_COUNT, parseContentLength, parseRequestHead } from './head-parser.ts';
 import { BODY_CHUNKED, BODY_LENGTH, BodyDecoder } from './body-decoder.ts';
 import type { BodyTarget } from './body-decoder.ts';
 import { chunkHeader, headerLines, lastChunk, statusLine } from './serialize.ts';
@@ -24,6 +24,8 @@ import { chunkHeader, headerLines, lastChunk, statusLine } from './serialize.ts'
 export interface Http1ServerOptions {
   /** Largest request head accepted; larger gets 431. */
   maxHeadBytes: number;
+  /** Most header fields in a request head; more gets 431 (Envoy's max_headers_count). */
+  maxHeadersCount: number;
   /** Time allowed to receive a whole request head once it has begun. */
   headersTimeoutMs: number;
   /** Close a keep-alive connection idle this long between requests. */
@@ -37,6 +39,7 @@ export interface Http1ServerOptions {
 
 export const DEFAULT_HTTP1_SERVER_OPTIONS: Http1ServerOptions = {
   maxHeadBytes: DEFAULT_MAX_HEAD_BYTES,
+  maxHeadersCount: DEFAULT_MAX_HEADERS_COUNT,
   headersTimeoutMs: 30_000,
   idleTimeoutMs: 60_000,
   lingerMs: 2_000,
@@ -212,7 +215,7 @@ class ServerConnection {
         const ex = this.ex;
         if (ex === null) {
           if (this.closeAfter || this.draining) { this.closeGracefully(); break; }
-          const r = parseRequestHead(this.buf, 0, this.opts.maxHeadBytes);
+          const r = parseRequestHead(this.buf, 0, this.opts.maxHeadBytes, this.opts.maxHeadersCount);
           if (r.kind === 'incomplete') {
             if (!this.headPending) this.beginHeadTimer();
             break;

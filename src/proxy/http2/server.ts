@@ -15,6 +15,7 @@ import type {
 import { getHeader, removeHeader } from '../http/exchange.ts';
 import { grpcDeadline, isGrpcRequest } from '../grpc.ts';
 import { appendEndToEnd, splitRaw, toHeaderObject, withFields } from './headers.ts';
+import { DEFAULT_MAX_HEADERS_COUNT } from '../http1/head-parser.ts';
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -26,6 +27,9 @@ export interface Http2ServerOptions {
   idleTimeoutMs?: number;
   /** node:http2 per-session memory cap in MB (default 10). */
   maxSessionMemory?: number;
+  /** Most header fields in a request's header list, pseudo-headers aside;
+   * more gets 431 (Envoy's max_headers_count; default 100). */
+  maxHeadersCount?: number;
 }
 
 const DEFAULT_SETTINGS: http2.Settings = { maxConcurrentStreams: 256 };
@@ -33,12 +37,15 @@ const DEFAULT_SETTINGS: http2.Settings = { maxConcurrentStreams: 256 };
 /** Build a downstream HTTP/2 codec with its own settings. */
 export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnection {
   const settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+  const maxHeadersCount = opts.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
   return function serveHttp2(socket: Socket, initial: Buffer, conn: ConnectionContext): void {
     // The detector already read the preface; put it back so nghttp2 sees it.
     // node:http2 drains whatever is buffered on the socket when it attaches.
     if (initial.length > 0) socket.unshift(initial);
     const session = http2.performServerHandshake(socket, {
       settings,
+      // nghttp2 refuses the stream beyond this; below it the count is ours (onStream).
+      maxHeaderListPairs: maxHeadersCount + 8,
       ...(opts.maxSessionMemory === undefined ? {} : { maxSessionMemory: opts.maxSessionMemory }),
     });
     const tls = conn.downstream.tls === true || (socket as { encrypted?: boolean }).encrypted === true;
@@ -57,7 +64,7 @@ export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnectio
       conn.onClose?.({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten });
     });
     session.on('stream', (stream, _headers, flags, rawHeaders) => {
-      onStream(stream, rawHeaders, flags, conn, tls);
+      onStream(stream, rawHeaders, flags, conn, tls, maxHeadersCount);
     });
   };
 }
@@ -71,7 +78,7 @@ function endStreamFlag(flags: number): boolean {
   return (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
 }
 
-function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number, conn: ConnectionContext, tls: boolean): void {
+function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number, conn: ConnectionContext, tls: boolean, maxHeadersCount: number): void {
   stream.on('error', noop); // resets surface through 'close'
   const { pseudo, headers: fields } = splitRaw(raw);
   const method = pseudo.get(':method') ?? 'GET';
@@ -103,6 +110,14 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
   }
   const endStream = endStreamFlag(flags);
   const exchange = new Http2Exchange(stream, ctx, method, endStream, headers, expectContinue);
+  if (fields.length / 2 > maxHeadersCount) {
+    exchange.onError(new ProxyError('HEADERS_TOO_LARGE', `more than ${maxHeadersCount} header fields`));
+    return;
+  }
+  if (expect !== undefined && !expectContinue && expect.toLowerCase() !== '100-continue') {
+    exchange.onError(new ProxyError('EXPECTATION_FAILED', `unsupported Expect "${expect.slice(0, 64)}" (only 100-continue)`));
+    return;
+  }
   if (path === undefined || method === 'CONNECT') {
     // Plain CONNECT tunnels and extended CONNECT are not proxied over HTTP/2.
     exchange.onError(new ProxyError('BAD_REQUEST', method === 'CONNECT' ? 'CONNECT is not supported over HTTP/2' : ':path is missing'));
