@@ -19,7 +19,7 @@ import { createRouter } from './router.ts';
 import { serveHttp1, createHttp1Server } from './http1/server.ts';
 import { serveHttp2, createHttp2Server } from './http2/server.ts';
 import { Listener, type ListenerDeps } from './listener.ts';
-import { createConnectionHandler, buildHttpStacks, codecsByOptions, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
+import { createConnectionHandler, buildHttpStacks, buildTcpAuthz, codecsByOptions, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
 import { ListenerSeries } from './layers/metrics.ts';
 import { createStaticPicker } from './static-pick.ts';
 import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
@@ -244,6 +244,7 @@ export class Proxy {
       httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l, hcm) => this.telemetry.layer(l.direction, config, hcm, this.opts.upstreamTls), httpFilters: (hcm) => this.security.layers(hcm) }),
       // Opaque TCP picks through the cluster's balancer too (health, ejection, policy).
       pickEndpoint: (name) => clusters.get(name)?.pickTcp() ?? staticPick(name),
+      tcpAuthz: buildTcpAuthz(config, (chain) => this.security.connectionAuthz(chain)),
     };
 
     // 2. Bind listeners that are new or moved; nothing is switched yet.

@@ -37,6 +37,7 @@ import { proxyTcp, DEFAULT_TCP_CONNECT_TIMEOUT_MS } from './tcp-proxy.ts';
 import type { PickEndpoint } from './static-pick.ts';
 import { peerIdentityLayer } from './tls/peer-identity-layer.ts';
 import { misdirectedRequestLayer } from './gateway-tls.ts';
+import type { ConnectionAuthz } from './layers/security.ts';
 
 export type Log = (event: string, fields?: Record<string, unknown>) => void;
 
@@ -48,6 +49,20 @@ export interface Runtime {
   httpStack(listener: string, chain: string): Dispatch | undefined;
   /** Opaque TCP endpoint choice. */
   readonly pickEndpoint: PickEndpoint;
+  /** A TCP chain's network RBAC (layers/security.ts), or undefined when it has none. */
+  tcpAuthz?(listener: string, chain: string): ConnectionAuthz | undefined;
+}
+
+/** Every TCP chain's network RBAC decision for one config. */
+export function buildTcpAuthz(config: ProxyConfig, compile: (chain: FilterChainSpec) => ConnectionAuthz | undefined): NonNullable<Runtime['tcpAuthz']> {
+  const out = new Map<string, ConnectionAuthz>();
+  for (const l of config.listeners) {
+    for (const chain of l.filterChains) {
+      const a = chain.tcp ? compile(chain) : undefined;
+      if (a) out.set(l.name + KEY_SEP + chain.name, a);
+    }
+  }
+  return (listener, chain) => out.get(listener + KEY_SEP + chain);
 }
 
 // ---- HTTP: forwarded -> metrics -> timeout -> router ----
@@ -167,6 +182,13 @@ export function createConnectionHandler(deps: ConnectionDeps): (accepted: Accept
     }
     function serveTcp(socket: Socket, initial: Buffer): void {
       const spec = chain.tcp!;
+      // Network RBAC: once per connection, after TLS termination gave the peer's identity.
+      const denied = deps.current().tcpAuthz?.(listener.name, chain.name)?.({ ctx: { downstream: conn.downstream } }) ?? null;
+      if (denied !== null) {
+        deps.log('tcp_rbac_denied', { listener: listener.name, chain: chain.name, policy: denied.policy, namespace: denied.namespace, peer: conn.downstream.peerIdentity ?? null, remote: conn.downstream.remoteAddress });
+        socket.destroy();
+        return;
+      }
       const upstreamTls = deps.upstreamTls;
       const done = proxyTcp(socket, initial, conn, {
         spec,

@@ -114,3 +114,29 @@ test('gateways: policies whose targetRef names the Gateway apply to its HTTP lis
   assert.match(JSON.stringify(filters[0]), /"destinationPort":443/);
   assert.equal(applySecurity(parts, s, { id: 'gw', kind: 'gateway', namespace: 'shop', gateway: 'other' }, s.security), parts);
 });
+
+test('a TCP port gets the network RBAC filter before tcp_proxy, read back by the proxy after the xDS encoding; HTTP-only rules warn', () => {
+  const s: MeshState = {
+    ...state([
+      ap('shop', 'db-callers', { selector: { app: 'db' }, rules: [{ from: [{ source: { namespaces: ['shop'] } }] }, { to: [{ operation: { paths: ['/x'] } }] }] }),
+      ap('shop', 'no-intruder', { action: 'DENY', rules: [{ from: [{ source: { principals: ['mesh.test/ns/shop/sa/intruder'] } }] }] }),
+    ]),
+    services: [{ metadata: { name: 'db', namespace: 'shop' }, spec: { selector: { app: 'db' }, ports: [{ port: 5432, protocol: 'tcp' }] } }],
+    workloads: [{ name: 'db-1', namespace: 'shop', address: '127.0.0.1', serviceAccount: 'db', labels: { app: 'db' }, ports: [{ port: 5432, protocol: 'tcp', proxyPort: 15100 }] }],
+  };
+  const out = translate(s, { id: 'shop/db-1', kind: 'sidecar', namespace: 'shop', workload: 'db-1' } as ProxyNode);
+  assert.deepEqual(out.warnings, [{ route: 'AuthorizationPolicy shop/db-callers', message: 'rules[1]: to[0].operation.paths cannot apply to TCP port 5432: the rule is ignored there (it allows nothing)' }]);
+  const snap = createSnapshot(out);
+  assert.ok(snap.ok, JSON.stringify(!snap.ok && snap.errors));
+  const decode = (url: string): unknown[] => [...snapshotResources(snap.snapshot, url as never).values()].map((r) => unpackAny(r.any));
+  const built = buildProxyConfig({ version: 'v1', listeners: decode(TypeUrl.listener), routeConfigs: decode(TypeUrl.route), clusters: decode(TypeUrl.cluster), endpoints: decode(TypeUrl.endpoint) }, { references: 'error' });
+  assert.ok(built.ok, JSON.stringify(!built.ok && built.errors));
+  const chains = built.config.listeners.filter((l) => l.direction === 'inbound').flatMap((l) => l.filterChains).filter((c) => c.tcp);
+  assert.ok(chains.length >= 1);
+  for (const c of chains) {
+    assert.deepEqual(c.networkRbac?.map((f) => [f.name, f.rbac.action, f.rbac.policies.map((p) => p.name)]), [
+      ['envoy.filters.network.rbac.deny', 'DENY', ['ns[shop]-policy[no-intruder]-rule[0]']],
+      ['envoy.filters.network.rbac.allow', 'ALLOW', ['ns[shop]-policy[db-callers]-rule[0]']],
+    ]);
+  }
+});

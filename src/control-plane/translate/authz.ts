@@ -1,6 +1,8 @@
 // AuthorizationPolicy and RequestAuthentication -> Envoy HTTP filters on the
-// inbound listeners of the workloads they select (pure, like the rest of
-// translate/). For each inbound HTTP listener (port P of workload W):
+// inbound listeners of the workloads they select, and network RBAC filters
+// on their inbound TCP listeners (below: only identity, IP and port rules
+// apply there), pure like the rest of translate/. For each inbound HTTP
+// listener (port P of workload W):
 //
 //   jwt_authn  (RequestAuthentication)  a provider per jwtRule; every path
 //              requires any provider OR allowMissing (Istio: a missing token
@@ -26,10 +28,12 @@ import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } fr
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
 import { nodeWorkload, selects } from './services.ts';
-import { withHcmConfig } from './filters.ts';
+import { HCM_NAME, withHcmConfig } from './filters.ts';
+import type { RouteWarning } from './http-routes.ts';
 
 export const MESH_ROOT_NAMESPACE = 'trellis-system';
 const RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+const NETWORK_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
 const JWT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
 const JWT_FILTER = 'envoy.filters.http.jwt_authn';
 /** Where the jwt_authn filter puts verified claims (payloadInMetadata). */
@@ -301,6 +305,78 @@ function jwtFilter(policies: readonly RequestAuthenticationResource[]): object |
   };
 }
 
+// ---- TCP: the network RBAC filter ----
+//
+// On a TCP port only who connects (principals, namespaces, service accounts,
+// IP blocks) and the port can be decided. A rule with HTTP-only fields
+// (methods, paths, hosts, requestPrincipals, request.* conditions) is treated
+// as Istio does: ignored in an ALLOW policy (it cannot match), and in a DENY
+// policy applied without those fields (it denies more, failing closed). Each
+// such rule is reported as a translation warning (trellis proxy-status).
+
+/** The HTTP-only fields a rule uses, as paths inside the rule. */
+export function httpOnlyFields(rule: AuthzRule): string[] {
+  const out: string[] = [];
+  (rule.to ?? []).forEach((t, i) => {
+    for (const f of ['methods', 'notMethods', 'paths', 'notPaths', 'hosts', 'notHosts'] as const) if (t.operation[f]?.length) out.push(`to[${i}].operation.${f}`);
+  });
+  (rule.from ?? []).forEach((f, i) => {
+    for (const k of ['requestPrincipals', 'notRequestPrincipals'] as const) if (f.source[k]?.length) out.push(`from[${i}].source.${k}`);
+  });
+  (rule.when ?? []).forEach((w, i) => {
+    if (w.key.startsWith('request.')) out.push(`when[${i}] ${w.key}`);
+  });
+  return out;
+}
+
+/** The rule without its HTTP-only fields (for DENY on TCP). */
+function withoutHttpOnly(rule: AuthzRule): AuthzRule {
+  return {
+    ...(rule.from ? { from: rule.from.map((f) => ({ source: { ...f.source, requestPrincipals: undefined, notRequestPrincipals: undefined } })) } : {}),
+    ...(rule.to ? { to: rule.to.map((t) => ({ operation: { ...t.operation, methods: undefined, notMethods: undefined, paths: undefined, notPaths: undefined, hosts: undefined, notHosts: undefined } })) } : {}),
+    ...(rule.when ? { when: rule.when.filter((w) => !w.key.startsWith('request.')) } : {}),
+  } as AuthzRule;
+}
+
+function networkRbacFilter(action: 'ALLOW' | 'DENY', policies: readonly AuthorizationPolicyResource[], port: number, td: string | undefined, warn: (w: RouteWarning) => void): object | undefined {
+  const out: Record<string, Json> = {};
+  for (const p of policies) {
+    const ns = nsOf(p.metadata);
+    const key = (i: number) => `ns[${ns}]-policy[${p.metadata.name}]-rule[${i}]`;
+    let any = false;
+    (p.spec.rules ?? []).forEach((rule, i) => {
+      const http = httpOnlyFields(rule);
+      if (http.length > 0) {
+        warn({
+          route: `AuthorizationPolicy ${ns}/${p.metadata.name}`,
+          message: `rules[${i}]: ${http.join(', ')} cannot apply to TCP port ${port}: ${action === 'ALLOW' ? 'the rule is ignored there (it allows nothing)' : 'the rule is applied there without them (it denies more)'}`,
+        });
+        if (action === 'ALLOW') return;
+      }
+      const pol = rulePolicy(http.length > 0 ? withoutHttpOnly(rule) : rule, port, td, ns);
+      if (pol) {
+        out[key(i)] = pol;
+        any = true;
+      }
+    });
+    if (!any && action === 'ALLOW') out[key(0)] = NEVER;
+  }
+  if (Object.keys(out).length === 0) return undefined;
+  return { name: `envoy.filters.network.rbac.${action.toLowerCase()}`, typedConfig: { '@type': NETWORK_RBAC_TYPE, statPrefix: `tcp_rbac_${action.toLowerCase()}.`, rules: { action, policies: out } } };
+}
+
+/** The network filters (before tcp_proxy) for workload `w`'s TCP listener on `port`. */
+export function networkSecurityFilters(sec: SecurityPolicies, state: MeshState, w: PolicySubject, port: number, warn: (w: RouteWarning) => void): object[] {
+  const { deny, allow } = policiesFor(sec, state, w);
+  const td = state.meshTls?.trustDomain;
+  const out: object[] = [];
+  const d = deny.length > 0 ? networkRbacFilter('DENY', deny, port, td, warn) : undefined;
+  if (d) out.push(d);
+  const a = allow.length > 0 ? networkRbacFilter('ALLOW', allow, port, td, warn) : undefined;
+  if (a) out.push(a);
+  return out;
+}
+
 /** The HTTP filters (before the router) for workload `w`'s listener on `port`
  * (undefined: ports are matched at run time, as at gateways). */
 export function securityFilters(sec: SecurityPolicies, state: MeshState, w: PolicySubject, port: number | undefined): object[] {
@@ -327,6 +403,8 @@ function withFilters(chain: ChainShape, filters: object[]): ChainShape {
   return withHcmConfig(chain, (tc) => ({ ...tc, httpFilters: [...filters, ...((tc.httpFilters as object[] | undefined) ?? [])] }));
 }
 
+const isTcpChain = (c: ChainShape): boolean => c.filters.length > 0 && c.filters[0]!.name !== HCM_NAME && (c.filters[c.filters.length - 1]!.typedConfig as { '@type'?: string } | undefined)?.['@type'] === 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+
 const PORT_NAME = /^inbound\|(\d+)/;
 
 /** translateParts() output with the security filters on this proxy's
@@ -346,17 +424,29 @@ export function applySecurity(parts: TranslationParts, state: MeshState, node: P
     return f;
   };
   let changed = false;
+  const warnings: RouteWarning[] = [];
   const listeners = (parts.own.listeners as { name: string; trafficDirection?: string; filterChains?: ChainShape[] }[]).map((l) => {
     if (!l.filterChains || (!gateway && l.trafficDirection !== 'INBOUND')) return l;
     const chains = l.filterChains.map((c) => {
       const m = PORT_NAME.exec(c.name) ?? PORT_NAME.exec(l.name);
       const port = gateway ? undefined : m ? Number(m[1]) : c.filterChainMatch?.destinationPort;
       if (!gateway && port === undefined) return c;
+      if (isTcpChain(c)) {
+        // Gateways' TCP listeners are not covered (policies there name a Gateway and match ports at run time).
+        if (gateway || port === undefined) return c;
+        const nf = networkSecurityFilters(sec, state, me, port, (w) => warnings.push(w));
+        if (nf.length === 0) return c;
+        changed = true;
+        return { ...c, filters: [...nf, ...c.filters] };
+      }
       const next = withFilters(c, filtersFor(port));
       if (next !== c) changed = true;
       return next;
     });
     return { ...l, filterChains: chains };
   });
-  return changed ? { ...parts, own: { ...parts.own, listeners } } : parts;
+  if (!changed) return parts;
+  const seen = new Set(parts.warnings.map((w) => `${w.route}\u0000${w.message}`));
+  const fresh = warnings.filter((w) => !seen.has(`${w.route}\u0000${w.message}`) && seen.add(`${w.route}\u0000${w.message}`));
+  return { ...parts, own: { ...parts.own, listeners }, warnings: [...parts.warnings, ...fresh] };
 }

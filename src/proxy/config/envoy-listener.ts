@@ -16,7 +16,7 @@ import { FieldReader } from './field-reader.ts';
 import type { Issues } from './field-error.ts';
 import { anyType, keepObject, parseAddress, parseTrellisMetadata } from './envoy-common.ts';
 import { readRouteConfiguration, parseWeightedClusters } from './envoy-route.ts';
-import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME } from './envoy-rbac.ts';
+import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME, NETWORK_RBAC_TYPE, NETWORK_RBAC_FILTER_NAME, type RbacSpec } from './envoy-rbac.ts';
 import { readJwtAuthn, JWT_AUTHN_TYPE, JWT_AUTHN_FILTER_NAME } from './envoy-jwt.ts';
 import { readHcmTracing } from './envoy-tracing.ts';
 import { readHcmAccessLog } from './envoy-access-log.ts';
@@ -93,11 +93,25 @@ function parseFilterChain(r: FieldReader, listener: string, defaultName: string,
   const mr = r.obj('filterChainMatch');
   const match = mr ? parseFilterChainMatch(mr) : {};
   const filters = r.objList('filters', { required: true, nonEmpty: true });
-  if (filters.length > 1) r.error('filters', 'exactly one network filter (http_connection_manager or tcp_proxy) is supported');
   let http: HttpConnectionManagerSpec | undefined;
   let tcp: TcpProxySpec | undefined;
   let protocol: ProtocolHint = 'auto';
-  const f = filters[0];
+  // Network RBAC filters, then exactly one terminal filter (http_connection_manager or tcp_proxy).
+  const networkRbac: { name: string; rbac: RbacSpec }[] = [];
+  const f = filters[filters.length - 1];
+  for (const nf of filters.slice(0, -1)) {
+    const fname = nf.str('name', { required: true }) ?? '';
+    const tc = nf.obj('typedConfig', { required: true });
+    nf.done();
+    if (!tc) continue;
+    const type = anyType(tc);
+    if (type === NETWORK_RBAC_TYPE) {
+      const rbac = readRbac(tc, { network: true });
+      if (rbac) networkRbac.push({ name: fname, rbac });
+    } else {
+      tc.error('@type', `unsupported network filter "${type}" before the terminal filter (supported: ${NETWORK_RBAC_TYPE}; then exactly one ${HCM_TYPE} or ${TCP_PROXY_TYPE})`);
+    }
+  }
   if (f) {
     f.str('name', { required: true });
     const tc = f.obj('typedConfig', { required: true });
@@ -113,10 +127,11 @@ function parseFilterChain(r: FieldReader, listener: string, defaultName: string,
         // such as MySQL or SMTP work) unless its match needs to look at them.
         protocol = match.transportProtocol !== undefined || match.serverNames !== undefined || match.applicationProtocols !== undefined ? 'auto' : 'opaque';
       } else if (type !== undefined) {
-        tc.error('@type', `unsupported network filter "${type}" (supported: ${HCM_TYPE}, ${TCP_PROXY_TYPE})`);
+        tc.error('@type', `unsupported network filter "${type}" as the last filter (supported: ${HCM_TYPE}, ${TCP_PROXY_TYPE})`);
       }
     }
   }
+  if (http && networkRbac.length > 0) r.error('filters', `${NETWORK_RBAC_FILTER_NAME} is supported before ${TCP_PROXY_TYPE} only (HTTP chains use ${RBAC_FILTER_NAME} inside the connection manager)`);
   const extensions: Record<string, unknown> = {};
   keepObject(r, 'transportSocket', extensions);
   r.ignore('metadata', 'transportSocketConnectTimeout', 'useProxyProto');
@@ -128,6 +143,7 @@ function parseFilterChain(r: FieldReader, listener: string, defaultName: string,
     protocol,
     ...(http ? { http } : {}),
     ...(tcp ? { tcp } : {}),
+    ...(networkRbac.length > 0 ? { networkRbac } : {}),
     ...(Object.keys(extensions).length > 0 ? { extensions } : {}),
   };
 }

@@ -17,6 +17,12 @@ import { parseHeaderMatcher, parseStringMatcher } from './envoy-route.ts';
 
 export const RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
 export const RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
+/** The network filter (before tcp_proxy): decided once per connection,
+ * after TLS termination, on who connects and to which port. */
+export const NETWORK_RBAC_TYPE = 'envoy.extensions.filters.network.rbac.v3.RBAC';
+export const NETWORK_RBAC_FILTER_NAME = 'envoy.filters.network.rbac';
+/** Matchers that need an HTTP request: refused in the network filter. */
+const HTTP_ONLY = new Set(['header', 'urlPath', 'metadata']);
 
 export interface CidrSpec {
   readonly address: string;
@@ -65,7 +71,9 @@ const ACTIONS: Record<string, RbacSpec['action']> = { ALLOW: 'ALLOW', DENY: 'DEN
 const ACTION_NUMBERS = ['ALLOW', 'DENY', 'LOG'];
 const MAX_DEPTH = 16;
 
-export function readRbac(r: FieldReader): RbacSpec | undefined {
+/** `network`: the network filter's config, where HTTP-only matchers are errors. */
+export function readRbac(r: FieldReader, opts: { network?: boolean } = {}): RbacSpec | undefined {
+  const net = opts.network === true;
   const before = r.issues.errors.length;
   let spec: RbacSpec = { action: 'NONE', policies: [] };
   const rules = r.obj('rules');
@@ -74,7 +82,7 @@ export function readRbac(r: FieldReader): RbacSpec | undefined {
     const policies: RbacPolicySpec[] = [];
     const raw = rules.struct('policies') ?? {};
     for (const name of Object.keys(raw).sort()) {
-      const p = readPolicy(raw[name], `${rules.at('policies')}.${name}`, name, r);
+      const p = readPolicy(raw[name], `${rules.at('policies')}.${name}`, name, r, net);
       if (p) policies.push(p);
     }
     rules.ignore('auditLoggingOptions');
@@ -84,15 +92,20 @@ export function readRbac(r: FieldReader): RbacSpec | undefined {
   if (r.has('matcher')) r.error('matcher', 'the unified matcher form is not supported; use rules');
   if (r.has('shadowRules')) r.warn('shadowRules', 'shadow rules are not evaluated');
   r.ignore('shadowRules', 'statPrefix', 'rulesStatPrefix', 'shadowRulesStatPrefix', 'trackPerRuleStats', 'shadowMatcher');
+  if (net) {
+    const e = r.enumOf('enforcementType', { ONE_TIME_ON_FIRST_BYTE: 'once', CONTINUOUS: 'continuous' }, ['ONE_TIME_ON_FIRST_BYTE', 'CONTINUOUS']);
+    if (e === 'continuous') r.error('enforcementType', 'only ONE_TIME_ON_FIRST_BYTE is supported (decided once per connection)');
+    r.ignore('delayDenyMs');
+  }
   r.done();
   return r.issues.errors.length > before ? undefined : spec;
 }
 
-function readPolicy(value: unknown, path: string, name: string, parent: FieldReader): RbacPolicySpec | undefined {
+function readPolicy(value: unknown, path: string, name: string, parent: FieldReader, net: boolean): RbacPolicySpec | undefined {
   const r = FieldReader.of(value, path, parent.issues);
   if (!r) return undefined;
-  const permissions = r.objList('permissions', { required: true, nonEmpty: true }).map((p) => readPermission(p, 0));
-  const principals = r.objList('principals', { required: true, nonEmpty: true }).map((p) => readPrincipal(p, 0));
+  const permissions = r.objList('permissions', { required: true, nonEmpty: true }).map((p) => readPermission(p, 0, net));
+  const principals = r.objList('principals', { required: true, nonEmpty: true }).map((p) => readPrincipal(p, 0, net));
   if (r.has('condition') || r.has('checkedCondition')) r.error('condition', 'CEL conditions are not supported');
   r.ignore('condition', 'checkedCondition');
   r.done();
@@ -102,12 +115,18 @@ function readPolicy(value: unknown, path: string, name: string, parent: FieldRea
 
 const PERMISSION_KINDS = ['any', 'andRules', 'orRules', 'notRule', 'header', 'urlPath', 'destinationPort', 'destinationPortRange', 'destinationIp', 'requestedServerName', 'metadata', 'matcher', 'uriTemplate', 'sourcedMetadata'];
 
-function readPermission(r: FieldReader, depth: number): RbacPermission | undefined {
+function readPermission(r: FieldReader, depth: number, net: boolean): RbacPermission | undefined {
   if (depth > MAX_DEPTH) {
     r.issues.error(r.path, `nested deeper than ${MAX_DEPTH} levels`);
     return undefined;
   }
   const which = r.oneOf(PERMISSION_KINDS, { required: true });
+  if (net && which !== undefined && HTTP_ONLY.has(which)) {
+    r.error(which, 'needs an HTTP request: not available in the network RBAC filter (supported there: any, andRules, orRules, notRule, destinationPort, destinationPortRange)');
+    r.ignore(...PERMISSION_KINDS);
+    r.done();
+    return undefined;
+  }
   let out: RbacPermission | undefined;
   switch (which) {
     case 'any':
@@ -118,14 +137,14 @@ function readPermission(r: FieldReader, depth: number): RbacPermission | undefin
     case 'orRules': {
       const set = r.obj(which);
       if (!set) break;
-      const rules = set.objList('rules', { required: true, nonEmpty: true }).map((x) => readPermission(x, depth + 1));
+      const rules = set.objList('rules', { required: true, nonEmpty: true }).map((x) => readPermission(x, depth + 1, net));
       set.done();
       if (rules.length > 0 && rules.every((x) => x)) out = { kind: which === 'andRules' ? 'and' : 'or', rules: rules as RbacPermission[] };
       break;
     }
     case 'notRule': {
       const n = r.obj('notRule');
-      const rule = n ? readPermission(n, depth + 1) : undefined;
+      const rule = n ? readPermission(n, depth + 1, net) : undefined;
       if (rule) out = { kind: 'not', rule };
       break;
     }
@@ -171,12 +190,18 @@ function readPermission(r: FieldReader, depth: number): RbacPermission | undefin
 
 const PRINCIPAL_KINDS = ['any', 'andIds', 'orIds', 'notId', 'authenticated', 'directRemoteIp', 'remoteIp', 'sourceIp', 'header', 'urlPath', 'metadata', 'filterState', 'sourcedMetadata', 'customPrincipal'];
 
-function readPrincipal(r: FieldReader, depth: number): RbacPrincipal | undefined {
+function readPrincipal(r: FieldReader, depth: number, net: boolean): RbacPrincipal | undefined {
   if (depth > MAX_DEPTH) {
     r.issues.error(r.path, `nested deeper than ${MAX_DEPTH} levels`);
     return undefined;
   }
   const which = r.oneOf(PRINCIPAL_KINDS, { required: true });
+  if (net && which !== undefined && HTTP_ONLY.has(which)) {
+    r.error(which, 'needs an HTTP request: not available in the network RBAC filter (supported there: any, andIds, orIds, notId, authenticated, directRemoteIp, remoteIp, sourceIp)');
+    r.ignore(...PRINCIPAL_KINDS);
+    r.done();
+    return undefined;
+  }
   let out: RbacPrincipal | undefined;
   switch (which) {
     case 'any':
@@ -187,14 +212,14 @@ function readPrincipal(r: FieldReader, depth: number): RbacPrincipal | undefined
     case 'orIds': {
       const set = r.obj(which);
       if (!set) break;
-      const ids = set.objList('ids', { required: true, nonEmpty: true }).map((x) => readPrincipal(x, depth + 1));
+      const ids = set.objList('ids', { required: true, nonEmpty: true }).map((x) => readPrincipal(x, depth + 1, net));
       set.done();
       if (ids.length > 0 && ids.every((x) => x)) out = { kind: which === 'andIds' ? 'and' : 'or', ids: ids as RbacPrincipal[] };
       break;
     }
     case 'notId': {
       const n = r.obj('notId');
-      const id = n ? readPrincipal(n, depth + 1) : undefined;
+      const id = n ? readPrincipal(n, depth + 1, net) : undefined;
       if (id) out = { kind: 'not', id };
       break;
     }

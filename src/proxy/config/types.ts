@@ -52,6 +52,9 @@ export interface FilterChainSpec {
   /** Exactly one of http / tcp. */
   readonly http?: HttpConnectionManagerSpec;
   readonly tcp?: TcpProxySpec;
+  /** Network RBAC filters written before the terminal filter, in order:
+   * decided once per connection, after TLS termination (stack.ts). */
+  readonly networkRbac?: readonly { readonly name: string; readonly rbac: RbacSpec }[];
   /** Kept verbatim (validated as objects) for the mTLS work: `transportSocket`. */
   readonly extensions?: Readonly<Record<string, unknown>>;
 }

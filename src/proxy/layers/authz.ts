@@ -16,7 +16,7 @@
 import { BlockList, isIPv4 } from 'node:net';
 import type { RbacPermission, RbacPrincipal, RbacSpec, ValueMatch } from '../config/envoy-rbac.ts';
 import type { HeaderMatchSpec } from '../config/types.ts';
-import type { Dispatch, Layer, ProxyRequest } from '../http/exchange.ts';
+import type { DownstreamInfo, Dispatch, Layer, ProxyRequest, RequestHead } from '../http/exchange.ts';
 import { compileStringMatch, headerValue } from '../route-match.ts';
 import { ProxyError } from '../errors.ts';
 import type { Counter, CounterChild } from '../stats.ts';
@@ -26,7 +26,15 @@ export interface AuthzLayerDeps {
   readonly denied: Counter;
 }
 
-type Pred = (req: ProxyRequest) => boolean;
+/** What a decision reads: a request (HTTP filter), or only the connection
+ * (network filter, where the reader refuses HTTP-only matchers). A
+ * ProxyRequest is one. */
+export interface AuthzSubject {
+  readonly head?: RequestHead;
+  readonly ctx: { readonly downstream: DownstreamInfo; readonly attrs?: ReadonlyMap<string, unknown> };
+}
+
+type Pred = (req: AuthzSubject) => boolean;
 
 export interface PolicyLabels {
   readonly policy: string;
@@ -41,11 +49,13 @@ export function policyLabels(name: string): PolicyLabels {
   return m ? { namespace: m[1]!, policy: m[2]! } : { namespace: '', policy: name };
 }
 
-export function rbacLayer(spec: RbacSpec, deps: AuthzLayerDeps): Layer {
+/** One RBAC config compiled: `denied(subject)` is null when allowed, else
+ * the labels the denial is counted under (and counts it). */
+export function compileRbac(spec: RbacSpec, deps: AuthzLayerDeps): { denied(s: AuthzSubject): PolicyLabels | null } {
   const policies = spec.policies.map((p) => {
     const perms = p.permissions.map(permission);
     const princ = p.principals.map(principal);
-    return { labels: policyLabels(p.name), matches: (req: ProxyRequest) => perms.some((f) => f(req)) && princ.some((f) => f(req)) };
+    return { labels: policyLabels(p.name), matches: (req: AuthzSubject) => perms.some((f) => f(req)) && princ.some((f) => f(req)) };
   });
   const children = new Map<string, CounterChild>();
   const count = (l: PolicyLabels): void => {
@@ -58,28 +68,40 @@ export function rbacLayer(spec: RbacSpec, deps: AuthzLayerDeps): Layer {
   const uniq = (xs: string[]) => [...new Set(xs)].sort().join(',');
   const allowLabels: PolicyLabels = { policy: uniq(policies.map((p) => p.labels.policy)) || '(none)', namespace: uniq(policies.map((p) => p.labels.namespace)) };
 
-  const deny = (req: ProxyRequest, handler: Parameters<Dispatch>[1], l: PolicyLabels): void => {
+  const denyWith = (l: PolicyLabels): PolicyLabels => {
     count(l);
-    req.ctx.attrs.set('authz.deniedBy', l);
-    handler.onError(new ProxyError('FORBIDDEN', 'RBAC: access denied'));
+    return l;
   };
+  switch (spec.action) {
+    case 'DENY':
+      return {
+        denied(s) {
+          for (const p of policies) if (p.matches(s)) return denyWith(p.labels);
+          return null;
+        },
+      };
+    case 'ALLOW':
+      return {
+        denied(s) {
+          for (const p of policies) if (p.matches(s)) return null;
+          return denyWith(allowLabels);
+        },
+      };
+    default:
+      return { denied: () => null };
+  }
+}
 
-  return (next: Dispatch): Dispatch => {
-    switch (spec.action) {
-      case 'DENY':
-        return function rbacDeny(req, handler) {
-          for (const p of policies) if (p.matches(req)) return deny(req, handler, p.labels);
-          next(req, handler);
-        };
-      case 'ALLOW':
-        return function rbacAllow(req, handler) {
-          for (const p of policies) if (p.matches(req)) return next(req, handler);
-          deny(req, handler, allowLabels);
-        };
-      default:
-        return next;
-    }
-  };
+export function rbacLayer(spec: RbacSpec, deps: AuthzLayerDeps): Layer {
+  if (spec.action !== 'ALLOW' && spec.action !== 'DENY') return (next) => next;
+  const compiled = compileRbac(spec, deps);
+  return (next: Dispatch): Dispatch =>
+    function rbac(req: ProxyRequest, handler) {
+      const l = compiled.denied(req);
+      if (l === null) return next(req, handler);
+      req.ctx.attrs.set('authz.deniedBy', l);
+      handler.onError(new ProxyError('FORBIDDEN', 'RBAC: access denied'));
+    };
 }
 
 function pathOnly(path: string): string {
@@ -89,7 +111,8 @@ function pathOnly(path: string): string {
 
 function header(h: HeaderMatchSpec): Pred {
   const m = compileStringMatch(h.match);
-  return h.invert ? (req) => !m(headerValue(req.head, h.name)) : (req) => m(headerValue(req.head, h.name));
+  const v = (req: AuthzSubject) => (req.head ? headerValue(req.head, h.name) : undefined);
+  return h.invert ? (req) => !m(v(req)) : (req) => m(v(req));
 }
 
 function permission(p: RbacPermission): Pred {
@@ -112,7 +135,7 @@ function permission(p: RbacPermission): Pred {
       return header(p.header);
     case 'path': {
       const m = compileStringMatch(p.match);
-      return (req) => m(pathOnly(req.head.path));
+      return (req) => req.head !== undefined && m(pathOnly(req.head.path));
     }
     case 'port':
       return (req) => {
@@ -159,12 +182,12 @@ function principal(p: RbacPrincipal): Pred {
       return header(p.header);
     case 'path': {
       const m = compileStringMatch(p.match);
-      return (req) => m(pathOnly(req.head.path));
+      return (req) => req.head !== undefined && m(pathOnly(req.head.path));
     }
     case 'metadata': {
       const attr = `metadata:${p.filter}`;
       const vm = valueMatch(p.value);
-      return (req) => vm(walk(req.ctx.attrs.get(attr), p.path)) !== p.invert;
+      return (req) => vm(walk(req.ctx.attrs?.get(attr), p.path)) !== p.invert;
     }
   }
 }

@@ -3,11 +3,15 @@
 // just before the router, in the order the filters are written. One Security
 // object lives as long as the proxy: it owns the JWKS cache (kept across
 // config swaps) and the authz / authn counters.
-import type { HttpConnectionManagerSpec, ProxyConfig } from '../config/types.ts';
+import type { FilterChainSpec, HttpConnectionManagerSpec, ProxyConfig } from '../config/types.ts';
+
+/** A TCP chain's network RBAC filters together: null when the connection
+ * may go on, else the labels of the denial (already counted). */
+export type ConnectionAuthz = (s: AuthzSubject) => PolicyLabels | null;
 import type { Layer } from '../http/exchange.ts';
 import { JwksStore, type JwksOptions } from '../jwks.ts';
 import type { Counter, Registry } from '../stats.ts';
-import { rbacLayer } from './authz.ts';
+import { compileRbac, rbacLayer, type AuthzSubject, type PolicyLabels } from './authz.ts';
 import { jwtAuthnLayer } from './jwt.ts';
 
 export interface SecurityOptions {
@@ -33,6 +37,19 @@ export class Security {
     return (hcm.httpFilters ?? []).map((f) =>
       f.kind === 'rbac' ? rbacLayer(f.rbac, { denied: this.denied }) : jwtAuthnLayer(f.jwt, { jwks: this.jwks, failures: this.jwtFailures }),
     );
+  }
+
+  /** The chain's network RBAC filters as one decision, or undefined when it has none. */
+  connectionAuthz(chain: FilterChainSpec): ConnectionAuthz | undefined {
+    const filters = (chain.networkRbac ?? []).map((f) => compileRbac(f.rbac, { denied: this.denied }));
+    if (filters.length === 0) return undefined;
+    return (s) => {
+      for (const f of filters) {
+        const l = f.denied(s);
+        if (l !== null) return l;
+      }
+      return null;
+    };
   }
 
   /** After a config is active: stop refreshing JWKS it no longer names. */
