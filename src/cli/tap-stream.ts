@@ -1,11 +1,9 @@
 // Client side of the live tap: opens `GET /tap?...` on each proxy's admin
-// address and hands every NDJSON event to a callback. Addresses come from
-// `--admin host:port` or, by default, from the control plane's scrape targets
-// (`/api/v1/metrics/targets`).
+// address (`--admin host:port`, with the proxy's admin token) and hands every
+// NDJSON event to a callback, or by default reads the control plane's
+// `/api/v1/tap` event stream, which fans in every proxy it knows.
 import type { TapEvent } from '../proxy/telemetry/tap.ts';
-import type { CommandIO } from './command-io.ts';
-import { httpMetrics, metricsServer } from './metrics-client.ts';
-import { withSpinner } from './spinner.ts';
+import { metricsServer } from './metrics-client.ts';
 
 export interface TapQuery {
   readonly service?: string | undefined;
@@ -23,7 +21,8 @@ export interface TapHandle {
   stop(): void;
 }
 
-export function openTaps(addresses: readonly string[], q: TapQuery, onLine: (line: TapLine, from: string) => void): TapHandle {
+/** `token`: each proxy's admin token (its /tap answers 401 without it). */
+export function openTaps(addresses: readonly string[], q: TapQuery, onLine: (line: TapLine, from: string) => void, token?: (address: string) => string | undefined): TapHandle {
   const ac = new AbortController();
   const errors: string[] = [];
   const one = async (address: string): Promise<void> => {
@@ -31,7 +30,8 @@ export function openTaps(addresses: readonly string[], q: TapQuery, onLine: (lin
     for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') url.searchParams.set(k, v);
     let res: Response;
     try {
-      res = await fetch(url, { signal: ac.signal });
+      const t = token?.(address);
+      res = await fetch(url, { signal: ac.signal, ...(t !== undefined ? { headers: { authorization: `Bearer ${t}` } } : {}) });
     } catch (err) {
       if (!ac.signal.aborted) errors.push(`${address}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
       return;
@@ -69,6 +69,79 @@ export function openTaps(addresses: readonly string[], q: TapQuery, onLine: (lin
   return { done, stop: () => ac.abort() };
 }
 
+/** The tap through the control plane (`GET /api/v1/tap`, server-sent
+ * events, control-plane/telemetry/tap-proxy.ts): it holds every proxy's
+ * admin token, so this is the default when no --admin is given. */
+export function openControlPlaneTap(server: string, q: TapQuery, onLine: (line: TapLine, from: string) => void): TapHandle {
+  const ac = new AbortController();
+  const errors: string[] = [];
+  const run = async (): Promise<void> => {
+    const url = new URL(`${server}/api/v1/tap`);
+    for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') url.searchParams.set(k, v);
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: ac.signal, headers: { accept: 'text/event-stream' } });
+    } catch (err) {
+      if (!ac.signal.aborted) errors.push(`${server}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+      return;
+    }
+    if (res.status !== 200 || !res.body) {
+      const text = await res.text().catch(() => '');
+      errors.push(`${server}: HTTP ${res.status} ${text.trim()}`);
+      return;
+    }
+    const decoder = new TextDecoder();
+    let buf = '';
+    const dispatch = (block: string): void => {
+      let event = 'message';
+      let data = '';
+      for (const l of block.split('\n')) {
+        if (l.startsWith('event: ')) event = l.slice(7);
+        else if (l.startsWith('data: ')) data += l.slice(6);
+      }
+      if (data === '') return;
+      let v: Record<string, unknown>;
+      try {
+        v = JSON.parse(data) as Record<string, unknown>;
+      } catch {
+        errors.push(`${server}: unreadable tap event`);
+        return;
+      }
+      const from = typeof v['proxy'] === 'string' ? v['proxy'] : server;
+      if (event === 'tap') onLine({ ...v, type: 'exchange' } as unknown as TapLine, from);
+      else if (event === 'dropped') onLine({ type: 'dropped', count: Number(v['count']) || 0 }, from);
+      else if (event === 'tap-error') errors.push(String(v['message']));
+      else if (event === 'start') onLine({ type: 'start' }, from);
+    };
+    try {
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let end: number;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          dispatch(buf.slice(0, end));
+          buf = buf.slice(end + 2);
+        }
+      }
+    } catch (err) {
+      if (!ac.signal.aborted) errors.push(`${server}: ${(err as Error).message}`);
+    }
+  };
+  return { done: run().then(() => ({ errors })), stop: () => ac.abort() };
+}
+
+/** Where a tap or top command reads from: `--admin` addresses directly (with
+ * `--admin-token` or TRELLIS_ADMIN_TOKEN), else the control plane. */
+export function openTapFor(o: { admin: string[] | undefined; adminToken: string | undefined; server: string | undefined }, q: TapQuery, onLine: (line: TapLine, from: string) => void): { handle: TapHandle; sources: number } {
+  if (o.admin && o.admin.length > 0) {
+    const token = o.adminToken ?? process.env['TRELLIS_ADMIN_TOKEN'];
+    return { handle: openTaps(o.admin, q, onLine, token ? () => token : undefined), sources: o.admin.length };
+  }
+  return { handle: openControlPlaneTap(metricsServer(o.server), q, onLine), sources: 1 };
+}
+
 /** One line per exchange, for humans. */
 export function formatTapEvent(e: TapEvent): string {
   return [
@@ -93,21 +166,3 @@ export function parseDuration(v: string): number | undefined {
   return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
 }
 
-/** The admin addresses to tap: `--admin` as given, else the control plane's
- * scrape targets; or the exit code once the reason is printed (1). */
-export async function tapAddresses(command: string, admin: string[] | undefined, server: string | undefined, io: CommandIO, targets?: () => Promise<string[]>): Promise<string[] | number> {
-  if (admin && admin.length > 0) return admin;
-  const find = targets ?? (async () => (await httpMetrics(metricsServer(server)).targets()).map((t) => t.address));
-  let addresses: string[];
-  try {
-    addresses = await withSpinner('finding proxies…', find, io.spinnerOut);
-  } catch (err) {
-    io.err(`trellis ${command}: ${(err as Error).message}`);
-    return 1;
-  }
-  if (addresses.length === 0) {
-    io.err(`trellis ${command}: no proxies to tap (the control plane reports no scrape targets; use --admin HOST:PORT)`);
-    return 1;
-  }
-  return addresses;
-}

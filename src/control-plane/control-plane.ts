@@ -96,7 +96,7 @@ async function openStore(opts: ControlPlaneOptions): Promise<{ store: Store; own
     const { openEtcdStore } = await import('./store/etcd.ts');
     return { store: await openEtcdStore({ endpoints: opts.etcdEndpoints }), owned: true };
   }
-  return { store: await openSqliteStore(opts.dataDir ?? '.trellis/data'), owned: true };
+  return { store: await openSqliteStore(opts.dataDir ?? '.trellis/data', { warn: (m) => (opts.log ?? console.error)(`warning: ${m}`) }), owned: true };
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -151,7 +151,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const api = createApiServer({ resources });
     api.addRoutes(registry.routes);
     // Who is connected, with what their node metadata says (admin address, workload).
-    const nodes = trackProxyNodes(xds);
+    const nodes = trackProxyNodes(xds, {
+      workloadAddress: (ns, name) => watcher.current().workloads.find((w) => w.namespace === ns && w.name === name)?.address,
+      log,
+    });
     proxies = nodes;
     cleanups.push(() => nodes.stop());
     api.addRoutes(statusRoutes({ xds, snapshots, id, nodes }));
@@ -187,7 +190,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       for (const s of streams) s.end();
     });
     api.addRoutes(metricsRoutes({ metrics, scraper, streams }));
-    api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), streams }));
+    api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), token: (a) => nodes.adminToken(a), streams }));
     const board = dashboardApi({ metrics, scraper, xds, nodes });
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);

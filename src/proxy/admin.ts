@@ -1,5 +1,11 @@
 // The admin listener (default 127.0.0.1:15000, local only, like Envoy's and
 // Linkerd's): plain node:http, since nothing here is on the request path.
+// What exposes live requests (`/tap`) or changes state (any method other
+// than GET and HEAD, e.g. `POST /logging`) needs `authorization: Bearer
+// <token>`: the token is the node's `trellis.adminToken` (the proxy makes one
+// when the bootstrap has none), which reaches the control plane in the node
+// metadata over xDS. The rest is read-only and open to whoever can reach
+// the port (docs/security.md has the table).
 //
 //   GET /ready             200 once listeners are bound and a config is loaded; 503 while draining
 //   GET /live              200 while the process is up
@@ -7,6 +13,7 @@
 //   GET /stats/prometheus  the metrics in Prometheus text format
 //   GET /clusters          clusters with endpoints, health, load and pool stats (JSON)
 import http from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { ProxyConfig } from './config/types.ts';
 import type { ClusterSnapshot } from './cluster.ts';
@@ -21,6 +28,18 @@ export interface AdminSource {
   readonly registry: Registry;
   /** Extra routes (telemetry: /logging, /tap); return true when handled. */
   handle?(req: http.IncomingMessage, res: http.ServerResponse): boolean;
+  /** The bearer token sensitive routes require. */
+  readonly token: string;
+}
+
+/** Paths that stream live requests: token required whatever the method. */
+const SENSITIVE_PATHS = new Set(['/tap']);
+
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false;
+  const got = Buffer.from(header.slice(7).trim());
+  const want = Buffer.from(token);
+  return got.length === want.length && timingSafeEqual(got, want);
 }
 
 export interface AdminServer {
@@ -44,7 +63,14 @@ export function configDump(config: ProxyConfig, listeners: Record<string, number
 
 export function startAdmin(address: string, port: number, src: AdminSource): Promise<AdminResult> {
   const server = http.createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    const url = (req.url ?? '/').split('?')[0] ?? '/';
+    const sensitive = SENSITIVE_PATHS.has(url) || (req.method !== 'GET' && req.method !== 'HEAD');
+    if (sensitive && !bearerMatches(req.headers.authorization, src.token)) {
+      req.resume();
+      res.setHeader('www-authenticate', 'Bearer realm="trellis-admin"');
+      send(res, 401, 'text/plain; charset=utf-8', `${url} needs the proxy's admin token (authorization: Bearer ...)\n`);
+      return;
+    }
     if (src.handle?.(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');

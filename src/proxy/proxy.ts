@@ -24,6 +24,8 @@ import { ListenerSeries } from './layers/metrics.ts';
 import { createStaticPicker } from './static-pick.ts';
 import { createProxyStats, type ProxyStats } from './proxy-stats.ts';
 import { startAdmin, type AdminServer } from './admin.ts';
+import { randomBytes } from 'node:crypto';
+import { adminTokenOf } from './telemetry/identity.ts';
 import type { ClusterSnapshot } from './cluster.ts';
 import { Resilience, type ResilienceOptions } from './resilience.ts';
 import { Telemetry, loadTracer, type TelemetryConfig } from './telemetry/telemetry.ts';
@@ -37,6 +39,9 @@ export interface StartProxyOptions {
   readonly node: NodeInfo;
   /** Admin listener address; `false` for none (tests). Default 127.0.0.1:15000. */
   readonly admin?: { readonly address: string; readonly port: number } | false;
+  /** The admin listener's bearer token for /tap and state changes; default
+   * the node's `trellis.adminToken`, else a random one (proxy/admin.ts). */
+  readonly adminToken?: string;
   readonly stats?: ProxyStats;
   readonly log?: Log;
   /** Upstream pool factory (tests inject fakes). */
@@ -93,6 +98,8 @@ export async function startProxy(opts: StartProxyOptions): Promise<StartResult> 
 
 export class Proxy {
   readonly stats: ProxyStats;
+  /** What the admin listener's /tap and state changes require (Bearer). */
+  readonly adminToken: string;
   private readonly opts: StartProxyOptions;
   private readonly log: Log;
   private readonly pools: PoolRegistry;
@@ -114,6 +121,7 @@ export class Proxy {
 
   constructor(opts: StartProxyOptions, tracer?: ProxyTracer) {
     this.opts = opts;
+    this.adminToken = opts.adminToken ?? adminTokenOf(opts.node) ?? randomBytes(24).toString('base64url');
     this.stats = opts.stats ?? createProxyStats();
     this.log = opts.log ?? (() => {});
     this.resilience = new Resilience({ ...opts.resilience, registry: this.stats.registry, log: this.log });
@@ -176,6 +184,7 @@ export class Proxy {
       listeners: () => Object.fromEntries(this.ports),
       clusters: () => this.clusters(),
       registry: this.stats.registry,
+      token: this.adminToken,
       handle: (req, res) => {
         const id = this.opts.identity;
         const path = (req.url ?? '').split('?')[0];

@@ -73,8 +73,22 @@ export interface ProxyStatus {
   readonly status: SyncState;
 }
 
+/** grpc-js `getPeer()` ("1.2.3.4:5", "[::1]:5", "ipv4:...") -> the host. */
+function peerHost(call: { getPeer(): string }): string {
+  let p: string;
+  try {
+    p = call.getPeer();
+  } catch {
+    return '';
+  }
+  p = p.replace(/^ipv[46]:/, '');
+  const m = /^\[([^\]]+)\]:\d+$/.exec(p) ?? /^([^:]+):\d+$/.exec(p);
+  const host = m ? m[1]! : p;
+  return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+}
+
 export type XdsServerEvent =
-  | { readonly kind: 'connect'; readonly streamId: number; readonly node: XdsNode }
+  | { readonly kind: 'connect'; readonly streamId: number; readonly node: XdsNode; /** The stream's remote address (host only), '' when unknown. */ readonly peer: string }
   | { readonly kind: 'disconnect'; readonly streamId: number; readonly nodeId: string; readonly reason: string }
   | { readonly kind: 'push'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly resources: readonly string[] }
   | { readonly kind: 'ack'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string }
@@ -389,7 +403,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
         return;
       }
       st.node = req.node;
-      emit({ kind: 'connect', streamId: st.id, node: req.node });
+      emit({ kind: 'connect', streamId: st.id, node: req.node, peer: peerHost(st.call) });
     }
     const typeUrl = req.typeUrl;
     if (typeUrl === '') return;

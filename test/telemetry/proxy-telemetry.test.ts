@@ -118,12 +118,17 @@ test('access log: off by default, switched on and off through the admin API, eve
   const admin = `http://127.0.0.1:${reviews.adminPort}`;
   await call(web.outboundPort!, HOST, '/before');
   assert.deepEqual(await (await fetch(`${admin}/logging`)).json(), { access: false, written: 0, dropped: 0 });
-  const on = await fetch(`${admin}/logging?access=on`, { method: 'POST' });
+  // Changing state needs the admin token (proxy/admin.ts); reading does not.
+  const auth = { authorization: `Bearer ${reviews.proxy.adminToken}` };
+  const anonymous = await fetch(`${admin}/logging?access=on`, { method: 'POST' });
+  assert.equal(anonymous.status, 401);
+  assert.equal((await fetch(`${admin}/logging?access=on`, { method: 'POST', headers: { authorization: 'Bearer not-the-token-at-all' } })).status, 401);
+  const on = await fetch(`${admin}/logging?access=on`, { method: 'POST', headers: auth });
   assert.equal(on.status, 200);
   await call(web.outboundPort!, HOST, '/logged?x=1', { 'x-request-id': 'req-42', 'user-agent': 'test-agent', traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01` });
-  await fetch(`${admin}/logging?access=off`, { method: 'POST' });
+  await fetch(`${admin}/logging?access=off`, { method: 'POST', headers: auth });
   await call(web.outboundPort!, HOST, '/after');
-  const bad = await fetch(`${admin}/logging?access=maybe`, { method: 'POST' });
+  const bad = await fetch(`${admin}/logging?access=maybe`, { method: 'POST', headers: auth });
   assert.equal(bad.status, 400);
   assert.deepEqual(await bad.json(), { error: 'access: must be "on" or "off"' });
   const lines = await eventually(() => {
@@ -154,8 +159,12 @@ test('access log: off by default, switched on and off through the admin API, eve
 test('tap: admin stream with a filter, credentials redacted, no subscriber left behind; trellis tap prints it', async (t) => {
   const { reviews, web } = await mesh(t);
   const url = `http://127.0.0.1:${reviews.adminPort}/tap?path=/tapped&method=GET&code=200`;
+  // Live requests need the admin token.
+  const denied = await fetch(url);
+  assert.equal(denied.status, 401);
+  assert.equal(reviews.proxy.telemetry.tap.active, false);
   const ac = new AbortController();
-  const res = await fetch(url, { signal: ac.signal });
+  const res = await fetch(url, { signal: ac.signal, headers: { authorization: `Bearer ${reviews.proxy.adminToken}` } });
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
   const reader = res.body!.getReader();
@@ -197,7 +206,7 @@ test('tap: admin stream with a filter, credentials redacted, no subscriber left 
 
   // The CLI against the same admin endpoint.
   const io = captureIO();
-  const done = tapCommand.exec(['reviews', '--path', '/cli', '--admin', `127.0.0.1:${reviews.adminPort}`, '--max', '2', '--duration', '10s'], io);
+  const done = tapCommand.exec(['reviews', '--path', '/cli', '--admin', `127.0.0.1:${reviews.adminPort}`, '--admin-token', reviews.proxy.adminToken, '--max', '2', '--duration', '10s'], io);
   await eventually(() => (reviews.proxy.telemetry.tap.active ? true : undefined), 'the CLI to subscribe');
   await call(web.outboundPort!, HOST, '/cli/a');
   await call(web.outboundPort!, HOST, '/cli/b');
@@ -207,7 +216,7 @@ test('tap: admin stream with a filter, credentials redacted, no subscriber left 
 
   // trellis top, piped: counts per path over a fixed duration, printed once.
   const topIo = captureIO();
-  const topDone = topCommand.exec(['--admin', `127.0.0.1:${reviews.adminPort}`, '--duration', '1500ms'], topIo);
+  const topDone = topCommand.exec(['--admin', `127.0.0.1:${reviews.adminPort}`, '--admin-token', reviews.proxy.adminToken, '--duration', '1500ms'], topIo);
   await eventually(() => (reviews.proxy.telemetry.tap.active ? true : undefined), 'top to subscribe');
   for (let i = 0; i < 3; i++) await call(web.outboundPort!, HOST, '/busy?i=' + i);
   await call(web.outboundPort!, HOST, '/fail/once');

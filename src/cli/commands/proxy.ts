@@ -15,6 +15,8 @@
 // - Logs: one JSON object per line on stdout: {"ts","level","event",...}.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { adminTokenOf, withAdminToken } from '../../proxy/telemetry/identity.ts';
 import { loadBootstrapFile } from '../../proxy/config/bootstrap.ts';
 import { formatErrors } from '../../proxy/config/envoy.ts';
 import type { ProxyConfig } from '../../proxy/config/types.ts';
@@ -152,7 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`trellis proxy: ${file} is not a valid bootstrap:\n${formatErrors(loaded.errors)}`);
     return 2;
   }
-  const boot = loaded.bootstrap;
+  let boot = loaded.bootstrap;
   const log = (event: string, fields: Record<string, unknown> = {}): void => {
     if (QUIET_EVENTS.has(event)) return;
     logLine(WARN_EVENTS.has(event) ? 'warn' : 'info', event, fields);
@@ -191,6 +193,16 @@ export async function run(argv: string[]): Promise<number> {
     }
     log('identity_ready', { spiffeId: got.credentials.spiffeId, expiresAt: got.credentials.expiresAt.toISOString() });
   }
+
+  // The admin token (proxy/admin.ts): the bootstrap's trellis.adminToken, else
+  // TRELLIS_ADMIN_TOKEN, else a random one; it goes to the control plane in
+  // the node metadata, which is how it can tap this proxy.
+  const envToken = process.env['TRELLIS_ADMIN_TOKEN'];
+  if (envToken !== undefined && envToken !== '' && adminTokenOf({ metadata: { trellis: { adminToken: envToken } } }) === undefined) {
+    logLine('error', 'config_invalid', { error: 'TRELLIS_ADMIN_TOKEN: must be 16 to 256 printable characters without spaces' });
+    return 2;
+  }
+  boot = { ...boot, node: withAdminToken(boot.node, envToken || randomBytes(24).toString('base64url')) };
 
   // Where configs come from: the file, or xDS when the bootstrap says so.
   let source: ConfigSource;

@@ -1,26 +1,22 @@
 // `trellis tap [SERVICE] [--path P] [--method M] [--code N] [--authority A]
 //   [--admin HOST:PORT]... [--max N] [--duration 10s] [-o json]`:
 // live request/response metadata from the proxies (never bodies; credentials
-// redacted by the proxy). Without --admin, every proxy the control plane
-// scrapes is tapped.
+// redacted by the proxy). Without --admin, through the control plane's
+// /api/v1/tap (every proxy it scrapes; it holds their admin tokens); with
+// --admin, directly, with --admin-token or TRELLIS_ADMIN_TOKEN.
 import { parseOrExit } from '../command-args.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
-import { formatTapEvent, openTaps, parseDuration, tapAddresses, type TapLine } from '../tap-stream.ts';
+import { formatTapEvent, openTapFor, parseDuration, type TapLine } from '../tap-stream.ts';
 
 export const summary = 'stream live request metadata from the proxies (filter by service, path, method, status)';
 
 const usage = `usage: trellis tap [SERVICE] [--path PREFIX] [--method M] [--code STATUS] [--authority HOST]
-                   [--admin HOST:PORT]... [--max N] [--duration 10s] [-o text|json] [--server URL]`;
+                   [--admin HOST:PORT]... [--admin-token T] [--max N] [--duration 10s] [-o text|json] [--server URL]`;
 
-export interface TapDeps {
-  /** Admin addresses when --admin is not given (default: the control plane's targets). */
-  readonly targets?: () => Promise<string[]>;
-}
-
-export async function exec(argv: string[], io: CommandIO, deps: TapDeps = {}): Promise<number> {
+export async function exec(argv: string[], io: CommandIO): Promise<number> {
   const args = parseOrExit('tap', argv, {
         path: { type: 'string' }, method: { type: 'string' }, code: { type: 'string' }, authority: { type: 'string' },
-        admin: { type: 'string', multiple: true }, max: { type: 'string' }, duration: { type: 'string' },
+        admin: { type: 'string', multiple: true }, 'admin-token': { type: 'string' }, max: { type: 'string' }, duration: { type: 'string' },
         output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       }, usage, io);
   if (typeof args === 'number') return args;
@@ -40,10 +36,8 @@ export async function exec(argv: string[], io: CommandIO, deps: TapDeps = {}): P
     io.err(`trellis tap: -o: must be text or json (got "${output}")`);
     return 2;
   }
-  const addresses = await tapAddresses('tap', values.admin, values.server, io, deps.targets);
-  if (typeof addresses === 'number') return addresses;
   let seen = 0;
-  const handle = openTaps(addresses, { service: positionals[0], path: values.path, method: values.method, code: values.code, authority: values.authority }, (line: TapLine) => {
+  const { handle, sources } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server }, { service: positionals[0], path: values.path, method: values.method, code: values.code, authority: values.authority }, (line: TapLine) => {
     if (line.type === 'start') return;
     if (line.type === 'dropped') {
       io.err(`(${line.count} events dropped: the tap could not keep up)`);
@@ -61,7 +55,7 @@ export async function exec(argv: string[], io: CommandIO, deps: TapDeps = {}): P
   clearTimeout(timer);
   process.off('SIGINT', onSigint);
   for (const e of errors) io.err(`trellis tap: ${e}`);
-  return errors.length === addresses.length && seen === 0 ? 1 : 0;
+  return errors.length >= sources && seen === 0 ? 1 : 0;
 }
 
 export function run(argv: string[]): Promise<number> {

@@ -7,11 +7,11 @@ import { parseOrExit } from '../command-args.ts';
 import type { TapEvent } from '../../proxy/telemetry/tap.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { fitTable, fmtMs, fmtPercent, type Column } from '../fit-table.ts';
-import { openTaps, parseDuration, tapAddresses } from '../tap-stream.ts';
+import { openTapFor, parseDuration } from '../tap-stream.ts';
 
 export const summary = 'live view of the busiest paths (from the tap stream)';
 
-const usage = 'usage: trellis top [SERVICE] [--path PREFIX] [--admin HOST:PORT]... [--interval 1s] [--duration D] [--rows N] [--server URL]';
+const usage = 'usage: trellis top [SERVICE] [--path PREFIX] [--admin HOST:PORT]... [--admin-token T] [--interval 1s] [--duration D] [--rows N] [--server URL]';
 
 export interface PathStats {
   readonly source: string;
@@ -67,9 +67,9 @@ export const topColumns: Column<PathStats>[] = [
   { header: 'LAST', value: (r) => fmtMs(r.last), align: 'right', priority: 5 },
 ];
 
-export async function exec(argv: string[], io: CommandIO, deps: { targets?: () => Promise<string[]>; tty?: boolean } = {}): Promise<number> {
+export async function exec(argv: string[], io: CommandIO, deps: { tty?: boolean } = {}): Promise<number> {
   const args = parseOrExit('top', argv, {
-        path: { type: 'string' }, admin: { type: 'string', multiple: true }, interval: { type: 'string' }, duration: { type: 'string' },
+        path: { type: 'string' }, admin: { type: 'string', multiple: true }, 'admin-token': { type: 'string' }, interval: { type: 'string' }, duration: { type: 'string' },
         rows: { type: 'string' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       }, usage, io);
   if (typeof args === 'number') return args;
@@ -94,10 +94,8 @@ export async function exec(argv: string[], io: CommandIO, deps: { targets?: () =
     io.err('trellis top: output is not a terminal: pass --duration to print the table once it ends');
     return 2;
   }
-  const addresses = await tapAddresses('top', values.admin, values.server, io, deps.targets);
-  if (typeof addresses === 'number') return addresses;
   const table = new TopTable();
-  const handle = openTaps(addresses, { service: positionals[0], path: values.path }, (line) => {
+  const { handle } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server }, { service: positionals[0], path: values.path }, (line) => {
     if (line.type === 'exchange') table.add(line);
   });
   const render = (): string => {

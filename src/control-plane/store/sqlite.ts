@@ -6,7 +6,8 @@
 // The same engine on ':memory:' is the memory store (memory.ts).
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { join } from 'node:path';
-import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
+import { DATA_FILE_MODE, lockDataDir, type DataDirLock } from './data-dir-lock.ts';
+import { closeSync, openSync } from 'node:fs';
 import {
   StoreError,
   type DeleteResult,
@@ -29,6 +30,8 @@ export interface SqliteStoreOptions {
   historyMs?: number;
   /** How often lease expiry is checked (default 200 ms). */
   leaseCheckMs?: number;
+  /** Told when the data directory or its files had modes more open than 0700 / 0600 (default: stderr). */
+  warn?: (msg: string) => void;
 }
 
 export interface SqliteStore extends Store {
@@ -105,7 +108,7 @@ class SqliteEngine implements SqliteStore {
   readonly kind: 'sqlite' | 'memory';
   private readonly db: DatabaseSync;
   private readonly lock: DataDirLock | null;
-  private readonly opts: Required<SqliteStoreOptions>;
+  private readonly opts: Required<Omit<SqliteStoreOptions, 'warn'>>;
   private readonly watchers = new Set<Watcher>();
   private readonly leases = new Map<number, LocalLease>();
   private readonly timer: NodeJS.Timeout;
@@ -483,8 +486,11 @@ class SqliteEngine implements SqliteStore {
 /** Open (creating if needed) the store in `dir`. Throws StoreError `unavailable` if another process holds it. */
 export async function openSqliteStore(dir: string, opts: SqliteStoreOptions = {}): Promise<SqliteStore> {
   if (typeof dir !== 'string' || dir.length === 0) throw new StoreError('invalid', 'dir must be a non-empty path');
-  const lock = lockDataDir(dir);
+  const lock = lockDataDir(dir, opts.warn);
   try {
+    // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm
+    // files the database file's mode.
+    closeSync(openSync(join(dir, 'trellis.db'), 'a', DATA_FILE_MODE));
     return new SqliteEngine(join(dir, 'trellis.db'), 'sqlite', lock, opts);
   } catch (err) {
     lock.release();

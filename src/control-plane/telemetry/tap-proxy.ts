@@ -22,6 +22,8 @@ export const TAP_HEARTBEAT_MS = 15_000;
 export interface TapRoutesOptions {
   /** Admin addresses (`host:port`) of the proxies to tap. */
   readonly targets: () => readonly string[];
+  /** The admin token of the proxy at an address (its /tap needs it). */
+  readonly token?: (address: string) => string | undefined;
   /** Open streams, so the owner can end them on close. */
   readonly streams?: Set<ServerResponse>;
 }
@@ -65,7 +67,7 @@ export function tapRoutes(o: TapRoutesOptions): ApiRoute[] {
         const handle = openTaps(targets, query, (line, from) => {
           if (line.type === 'exchange') send('tap', { ...line, proxy: from });
           else if (line.type === 'dropped') send('dropped', { count: line.count, proxy: from });
-        });
+        }, o.token);
         handle.done.then(({ errors }) => {
           for (const e of errors) send('tap-error', { message: e });
         }, () => {});

@@ -46,6 +46,24 @@ export function adminAddressOf(node: Pick<NodeInfo, 'metadata'>): string | undef
   return typeof a === 'string' && /^[^\s/]+:\d{1,5}$/.test(a) ? a : undefined;
 }
 
+/** The bearer token of the proxy's admin listener (`trellis.adminToken` in
+ * its node metadata, at least 16 characters): what the control plane sends
+ * to use the proxy's `/tap` and to change its state (proxy/admin.ts). */
+export function adminTokenOf(node: Pick<NodeInfo, 'metadata'>): string | undefined {
+  const t = node.metadata['trellis'];
+  if (t === null || typeof t !== 'object') return undefined;
+  const a = (t as Record<string, unknown>)['adminToken'];
+  return typeof a === 'string' && a.length >= 16 && a.length <= 256 && /^[\x21-\x7e]+$/.test(a) ? a : undefined;
+}
+
+/** A node with `trellis.adminToken` set: its own if valid, else `fallback`. */
+export function withAdminToken<N extends Pick<NodeInfo, 'metadata'>>(node: N, fallback: string): N {
+  if (adminTokenOf(node) !== undefined) return node;
+  const t = node.metadata['trellis'];
+  const trellis = t !== null && typeof t === 'object' && !Array.isArray(t) ? (t as Record<string, unknown>) : {};
+  return { ...node, metadata: { ...node.metadata, trellis: { ...trellis, adminToken: fallback } } };
+}
+
 /** `spiffe://<td>/ns/<ns>/sa/<sa>` -> namespace and service account. */
 export function parseSpiffe(id: string): { namespace: string; serviceAccount: string } | undefined {
   const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id);
