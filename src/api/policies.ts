@@ -132,7 +132,7 @@ export const RateLimitPolicySpec = Closed({
     ...Bucket,
     requests: Type.Optional(Bucket.requests),
     interval: Type.Optional(Duration),
-    /** Per caller identity (SPIFFE ID with mTLS, else x-trellis-client-id, else address); "*" = every caller its own bucket. */
+    /** Per caller identity (the verified SPIFFE ID with mTLS, else the peer address); "*" = every caller its own bucket. */
     perCaller: Type.Optional(Type.Array(Closed({ caller: Type.String({ minLength: 1, maxLength: 1024 }), ...Bucket }), { maxItems: 64 })),
   })),
   /** Shared by all the target's sidecars: each enforces rate / (number of its meshed workloads). */

@@ -29,13 +29,16 @@ test('route bucket: 5 pass, the rest get 429 with Retry-After', async (t) => {
   assert.equal(up.hits(), 5);
   assert.equal(proxy.resilience.stats.rateLimited.labels('route_rl').get(), 5);
 
-  const statuses = async (client: string) => {
+  // Plaintext callers are keyed by their address (loopback aliases here);
+  // a header they write does not change which bucket they draw from.
+  const statuses = async (from: string, spoof = false) => {
     const out = [];
-    for (let i = 0; i < 3; i++) out.push((await call(port, { path: '/caller', headers: { 'x-trellis-client-id': client } })).status);
+    for (let i = 0; i < 3; i++) out.push((await call(port, { path: '/caller', localAddress: from, ...(spoof ? { headers: { 'x-trellis-client-id': `fresh-${i}` } } : {}) })).status);
     return out;
   };
-  assert.deepEqual(await statuses('a'), [200, 200, 429]);
-  assert.deepEqual(await statuses('b'), [200, 200, 429], 'each caller has its own bucket');
+  assert.deepEqual(await statuses('127.0.0.2'), [200, 200, 429]);
+  assert.deepEqual(await statuses('127.0.0.3'), [200, 200, 429], 'each caller has its own bucket');
+  assert.deepEqual(await statuses('127.0.0.2', true), [429, 429, 429], 'spoofing x-trellis-client-id gets no fresh bucket');
 });
 
 test('a bad LocalRateLimit is rejected when the config is read, with the field path', async (t) => {

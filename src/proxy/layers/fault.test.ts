@@ -86,10 +86,12 @@ test('rate limit: 429 with Retry-After rounded up to seconds; gRPC gets RESOURCE
   };
   const vip = () => fakeRequest([], { downstream: { remoteAddress: '10.0.0.9', remotePort: 1, localAddress: '', localPort: 0, peerIdentity: 'spiffe://t/ns/x/sa/vip' } });
   assert.deepEqual([status(vip()), status(vip()), status(vip())], [200, 200, 200]);
-  assert.deepEqual([status(fakeRequest(['x-trellis-client-id', 'a'])), status(fakeRequest(['x-trellis-client-id', 'a']))], [200, 429]);
-  assert.equal(status(fakeRequest(['x-trellis-client-id', 'b'])), 200);
-  assert.equal(status(fakeRequest(['x-trellis-client-id', 'c'])), 200, 'a third caller evicts the oldest bucket (bounded)');
-  assert.equal(callerIdentity(fakeRequest()), 'addr:::ffff:10.1.2.3');
+  const from = (ip: string, headers: string[] = []) => fakeRequest(headers, { downstream: { remoteAddress: ip, remotePort: 1, localAddress: '', localPort: 0 } });
+  assert.deepEqual([status(from('10.0.0.1')), status(from('10.0.0.1'))], [200, 429]);
+  assert.equal(status(from('10.0.0.1', ['x-trellis-client-id', 'fresh'])), 429, 'a header the caller writes does not make a new bucket');
+  assert.equal(status(from('10.0.0.2')), 200);
+  assert.equal(status(from('10.0.0.3')), 200, 'a third caller evicts the oldest bucket (bounded)');
+  assert.equal(callerIdentity(fakeRequest()), 'addr:10.1.2.3');
 });
 
 test('mirror: -shadow goes on the host, before the port', () => {

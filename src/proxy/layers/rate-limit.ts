@@ -3,9 +3,10 @@
 // per route and per caller, plus an optional global limit shared by all of a
 // service's proxies (GlobalRateLimiter: each proxy enforces its share).
 //
-// The caller is `ctx.downstream.peerIdentity` (the mTLS SPIFFE ID) when the
-// connection has one, else the `x-trellis-client-id` request header, else
-// the peer address. A rejection is RATE_LIMITED: 429 (or the configured
+// The caller is `ctx.downstream.peerIdentity` (the verified mTLS SPIFFE ID)
+// when the connection has one, else the peer address (IPv4-mapped IPv6 as
+// IPv4). Nothing the caller writes in the request names it: a header would
+// let every request claim a fresh bucket. A rejection is RATE_LIMITED: 429 (or the configured
 // status; gRPC RESOURCE_EXHAUSTED) with `retry-after` in whole seconds until
 // a token is due (at least 1).
 //
@@ -15,19 +16,16 @@
 // the oldest caller's bucket is dropped (it would be refilled soon anyway).
 import type { CallerLimitSpec, LocalRateLimitSpec, TokenBucketSpec } from '../config/envoy-resilience.ts';
 import { ProxyError } from '../errors.ts';
-import { getHeader } from '../http/exchange.ts';
 import type { Dispatch, Layer, ProxyRequest } from '../http/exchange.ts';
 import { TokenBucket, type TakeResult } from './token-bucket.ts';
 
-export const CLIENT_ID_HEADER = 'x-trellis-client-id';
 export const DEFAULT_MAX_CALLERS = 10_000;
 
 export function callerIdentity(req: ProxyRequest): string {
   const id = req.ctx.downstream.peerIdentity;
   if (id) return id;
-  const h = getHeader(req.head.headers, CLIENT_ID_HEADER);
-  if (h) return `client:${h}`;
-  return `addr:${req.ctx.downstream.remoteAddress}`;
+  const a = req.ctx.downstream.remoteAddress;
+  return `addr:${a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a}`;
 }
 
 /** A limit shared by several proxies; this proxy enforces its share. */
