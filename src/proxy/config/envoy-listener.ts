@@ -244,12 +244,27 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
     const type = tc ? anyType(tc) : undefined;
     const honoured = tc && name !== undefined ? readHonouredFilter(name, type, tc) : 'other';
     if (honoured !== 'other' && honoured !== 'invalid') httpFilters.push(honoured);
-    f.ignore('isOptional', 'disabled', 'configDiscovery');
+    const optional = f.bool('isOptional') === true;
+    f.ignore('disabled', 'configDiscovery');
     f.done();
     const isRouter = name === ROUTER_NAME || type === ROUTER_TYPE;
     const last = i === filters.length - 1;
     if (isRouter && !last) f.error('name', 'the router must be the last HTTP filter');
-    if (!isRouter && name !== undefined && honoured === 'other') f.warn('name', `HTTP filter "${name}" is ignored (Trellis applies its own layers; recognised: ${ROUTER_NAME}, ${RBAC_FILTER_NAME}, ${JWT_AUTHN_FILTER_NAME})`);
+    if (!isRouter && name !== undefined && honoured === 'other') {
+      // Fail closed, as Envoy does: a filter the proxy cannot run (an authz
+      // or a limit, perhaps) rejects the listener, unless marked optional.
+      const perRoute = type !== undefined ? PER_ROUTE_FILTERS[type] : undefined;
+      const placeholder = perRoute !== undefined && Object.keys(f.raw('typedConfig') as object).every((k) => k === '@type' || k === 'statPrefix');
+      if (placeholder) {
+        // Enables the routes' typedPerFilterConfig (which the proxy honours), as Envoy requires.
+      } else if (optional) {
+        f.warn('name', `HTTP filter "${name}" is skipped (isOptional; recognised: ${RECOGNISED})`);
+      } else if (perRoute !== undefined) {
+        f.error('typedConfig', `${perRoute} with filter-level settings is not applied by the Trellis proxy: put them in the routes' typedPerFilterConfig, or mark the filter isOptional: true to have it skipped`);
+      } else {
+        f.error('name', `HTTP filter "${name}"${type !== undefined ? ` (${type})` : ''} is not supported by the Trellis proxy (recognised: ${RECOGNISED}); the listener is refused rather than served without it; mark it isOptional: true to have it skipped`);
+      }
+    }
     if (!isRouter && last) r.error('httpFilters', `the last HTTP filter must be the router (${ROUTER_NAME})`);
   });
   const tracingReader = r.obj('tracing');
@@ -302,6 +317,14 @@ function readPathNormalization(r: FieldReader): PathNormalization | undefined {
     escapedSlashes: r.enumOf('pathWithEscapedSlashesAction', ESCAPED_SLASHES, ESCAPED_SLASHES_NUMBERS) ?? d.escapedSlashes,
   };
 }
+
+/** Filters whose work the proxy does from the routes' typedPerFilterConfig:
+ * listed in httpFilters without settings (as Envoy requires), they are fine. */
+const PER_ROUTE_FILTERS: Record<string, string> = {
+  'envoy.extensions.filters.http.fault.v3.HTTPFault': 'envoy.filters.http.fault',
+  'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit': 'envoy.filters.http.local_ratelimit',
+};
+const RECOGNISED = `${ROUTER_NAME}, ${RBAC_FILTER_NAME}, ${JWT_AUTHN_FILTER_NAME}; ${Object.values(PER_ROUTE_FILTERS).join(', ')} without filter-level settings`;
 
 /** RBAC and JWT authentication configs, read strictly; 'other' for the rest. */
 function readHonouredFilter(name: string, type: string | undefined, tc: FieldReader): HttpFilterSpec | 'invalid' | 'other' {

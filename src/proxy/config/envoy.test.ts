@@ -243,7 +243,7 @@ test('listener errors: precise paths for misspellings, types, missing fields and
   assert.match(h3[0]!, /codecType: HTTP3 is not supported/);
 });
 
-test('listener: other HTTP filters are ignored with a warning; ignored fields accepted silently', () => {
+test('listener: other HTTP filters are skipped with a warning when isOptional; ignored fields accepted silently', () => {
   const r = parseListener(
     listener({
       statPrefix: 'x',
@@ -254,7 +254,7 @@ test('listener: other HTTP filters are ignored with a warning; ignored fields ac
             {
               name: 'h',
               typedConfig: hcm({
-                httpFilters: [{ name: 'envoy.filters.http.cors', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors', anything: 1 } }, { name: 'envoy.filters.http.router' }],
+                httpFilters: [{ name: 'envoy.filters.http.cors', isOptional: true, typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors', anything: 1 } }, { name: 'envoy.filters.http.router' }],
                 useRemoteAddress: true,
               }),
             },
@@ -266,8 +266,20 @@ test('listener: other HTTP filters are ignored with a warning; ignored fields ac
   );
   const v = ok(r);
   assert.equal(r.warnings.length, 1);
-  assert.match(r.warnings[0]!, /HTTP filter "envoy\.filters\.http\.cors" is ignored/);
+  assert.match(r.warnings[0]!, /HTTP filter "envoy\.filters\.http\.cors" is skipped \(isOptional/);
   assert.deepEqual(v.spec.filterChains[0]!.extensions, { transportSocket: { name: 'envoy.transport_sockets.tls', typedConfig: { '@type': 'type.googleapis.com/x', commonTlsContext: {} } } });
+});
+
+test('listener: an HTTP filter the proxy cannot run fails closed (issue 13), unless optional; per-route filters as placeholders pass', () => {
+  const withFilters = (httpFilters: object[]) => parseListener(listener({ filterChains: [{ filters: [{ name: 'h', typedConfig: hcm({ httpFilters: [...httpFilters, { name: 'envoy.filters.http.router' }] }) }] }] }));
+  const extAuthz = errs(withFilters([{ name: 'envoy.filters.http.ext_authz', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz', grpcService: {} } }]));
+  assert.equal(extAuthz.length, 1);
+  assert.match(extAuthz[0]!, /httpFilters\[0\]\.name: HTTP filter "envoy\.filters\.http\.ext_authz" \(envoy\.extensions\.filters\.http\.ext_authz\.v3\.ExtAuthz\) is not supported by the Trellis proxy .*mark it isOptional: true/);
+  assert.equal(errs(withFilters([{ name: 'no-config' }])).length, 1, 'a filter without typedConfig is unknown too');
+  const lrl = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+  ok(withFilters([{ name: 'envoy.filters.http.local_ratelimit', typedConfig: { '@type': lrl, statPrefix: 'rl' } }, { name: 'envoy.filters.http.fault', typedConfig: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } }]));
+  const hcmLevel = errs(withFilters([{ name: 'envoy.filters.http.local_ratelimit', typedConfig: { '@type': lrl, statPrefix: 'rl', tokenBucket: { maxTokens: 1, fillInterval: '1s' } } }]));
+  assert.match(hcmLevel[0]!, /typedConfig: envoy\.filters\.http\.local_ratelimit with filter-level settings is not applied/);
 });
 
 // ---- routes ----
