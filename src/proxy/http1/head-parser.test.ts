@@ -80,3 +80,10 @@ test('empty lines before a request line: a few are skipped, endless ones refused
   const r = req('\r\n'.repeat(100));
   assert.equal(r.kind, 'error');
 });
+
+test('a CR, LF, tab or control character inside the request line is refused (found by the llhttp differential test)', () => {
+  for (const line of ['GET /a\rb HTTP/1.1', 'GET /a\nb HTTP/1.1', 'GET /a\tb HTTP/1.1', 'GET /a\x7fb HTTP/1.1']) {
+    const r = parseRequestHead(Buffer.from(`${line}\r\nHost: a\r\n\r\n`, 'latin1'), 0);
+    assert.equal(r.kind, 'error', JSON.stringify(line));
+  }
+});

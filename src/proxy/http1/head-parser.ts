@@ -288,6 +288,9 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFA
   const s = buf.toString('latin1', start, end);
   if (BAD_CTL.test(s)) return err('control character in the head');
   const lineEnd = s.indexOf('\r\n');
+  // A CR or LF inside the request line (in the target, say) is not a line
+  // end to us but may be one to the next hop: refuse it.
+  if (s.indexOf('\r') !== lineEnd || s.indexOf('\n') !== lineEnd + 1) return err('bare CR or LF in the request line');
   const sp1 = s.indexOf(' ');
   const sp2 = s.lastIndexOf(' ', lineEnd);
   if (sp1 <= 0 || sp1 > lineEnd || sp2 === sp1) return err('malformed request line');
@@ -296,7 +299,11 @@ export function parseRequestHead(buf: Buffer, start: number, maxHeadBytes = DEFA
     if (c >= 128 || TCHAR[c] === 0) return err('invalid method');
   }
   const target = s.slice(sp1 + 1, sp2);
-  if (target.length === 0 || target.indexOf(' ') !== -1) return err('malformed request target');
+  if (target.length === 0) return err('malformed request target');
+  for (let i = 0; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return err('whitespace or a control character in the request target');
+  }
   const v = s.slice(sp2 + 1, lineEnd);
   let version: '1.0' | '1.1';
   if (v === 'HTTP/1.1') version = '1.1';
