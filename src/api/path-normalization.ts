@@ -11,10 +11,11 @@
 // Scope, as MeshTLS and Telemetry: without `selector`, the namespace (in the
 // mesh root namespace `trellis-system`: the whole mesh); with it, the
 // namespace's workloads whose labels match; the most specific wins, and a
-// field it omits takes the safe default. Translated into every HTTP
-// listener's HttpConnectionManager as `normalizePath`, `mergeSlashes` and
-// `pathWithEscapedSlashesAction` (translate/path-normalization.ts). The
-// rules are in docs/security.md.
+// field it omits takes the safe default. Translated into the
+// HttpConnectionManager of every inbound and gateway HTTP listener as
+// `normalizePath`, `mergeSlashes` and `pathWithEscapedSlashesAction`
+// (translate/path-normalization.ts; outbound listeners pass paths as the app
+// wrote them). The rules are in docs/security.md.
 import { Type, type Static } from '@sinclair/typebox';
 import { Closed, StringEnum, StringMap } from './schema-common.ts';
 

@@ -20,20 +20,23 @@ const base: MeshState = {
 };
 const node = (workload: string): ProxyNode => ({ id: `shop/${workload}`, kind: 'sidecar', namespace: 'shop', workload });
 
-/** The pathNormalization of every HTTP listener, as the proxy reads it after the xDS encoding. */
-function proxySees(state: MeshState, n: ProxyNode): unknown[] {
+/** The pathNormalization of every inbound HTTP listener, as the proxy reads it after the xDS encoding. */
+function proxySees(state: MeshState, n: ProxyNode, direction: 'inbound' | 'outbound' = 'inbound'): unknown[] {
   const snap = createSnapshot(translate(state, n));
   assert.ok(snap.ok, JSON.stringify(!snap.ok && snap.errors));
   const decode = (url: string): unknown[] => [...snapshotResources(snap.snapshot, url as never).values()].map((r) => unpackAny(r.any));
   const built = buildProxyConfig({ version: 'v1', listeners: decode(TypeUrl.listener), routeConfigs: decode(TypeUrl.route), clusters: decode(TypeUrl.cluster), endpoints: decode(TypeUrl.endpoint) }, { references: 'error' });
   assert.ok(built.ok, JSON.stringify(!built.ok && built.errors));
-  return built.config.listeners.flatMap((l) => l.filterChains.flatMap((c) => (c.http ? [c.http.pathNormalization] : [])));
+  return built.config.listeners.filter((l) => l.direction === direction).flatMap((l) => l.filterChains.flatMap((c) => (c.http ? [c.http.pathNormalization] : [])));
 }
 
-test('without a PathNormalization every HTTP listener gets the safe default, through the xDS encoding', () => {
+test('without a PathNormalization every inbound HTTP listener gets the safe default, through the xDS encoding; outbound ones pass paths as written', () => {
   const seen = proxySees(base, node('reviews-1'));
-  assert.ok(seen.length >= 2, 'inbound and outbound');
+  assert.ok(seen.length >= 1);
   for (const p of seen) assert.deepEqual(p, { normalize: true, mergeSlashes: true, escapedSlashes: 'reject' });
+  const out = proxySees(base, node('reviews-1'), 'outbound');
+  assert.ok(out.length >= 1);
+  for (const p of out) assert.deepEqual(p, { normalize: false, mergeSlashes: false, escapedSlashes: 'keep' });
 });
 
 test('precedence selector > namespace > mesh root; omitted fields take the safe default', () => {

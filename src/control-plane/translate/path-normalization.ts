@@ -1,8 +1,12 @@
 // PathNormalization resources (src/api/path-normalization.ts) -> the
 // HttpConnectionManager's `normalizePath`, `mergeSlashes` and
-// `pathWithEscapedSlashesAction` on every HTTP listener of a sidecar,
-// gateway or node proxy, always written (the safe default when no resource
-// applies), so what a proxy does never depends on its own defaults. The proxy
+// `pathWithEscapedSlashesAction` on every inbound HTTP listener of a sidecar
+// or node proxy and every listener of a gateway (where routing and policy
+// decide on the path), always written (the safe default when no resource
+// applies), so what a proxy does never depends on its own defaults.
+// Outbound listeners get everything off: an app's own calls leave as it
+// wrote them (an external API may need `%2F` in a path), and the
+// destination's sidecar normalizes what it authorizes. The proxy
 // reads them in src/proxy/config/envoy-listener.ts. Resolution as MeshTLS:
 // the most specific resource (selector > namespace > mesh root; by name among
 // equals), each omitted field taking the safe default. Proxyless gRPC clients
@@ -43,19 +47,27 @@ interface ChainShape {
   filters: { name: string; typedConfig?: object }[];
 }
 interface ListenerShape {
+  trafficDirection?: string;
   filterChains?: ChainShape[];
   defaultFilterChain?: ChainShape;
 }
+
+/** What outbound listeners carry: the request as the app wrote it. */
+export const OUTBOUND_PATH_FIELDS: Readonly<Record<string, unknown>> = hcmPathFields({ normalize: false, mergeSlashes: false, escapedSlashes: 'Keep' });
 
 /** translateParts() output with path normalization on this proxy's HTTP listeners. */
 export function applyPathNormalization(parts: TranslationParts, state: MeshState, node: ProxyNode): TranslationParts {
   if (node.kind === 'proxyless') return parts;
   const fields = hcmPathFields(pathNormalizationFor(state, node));
-  const add = (c: ChainShape): ChainShape => withHcmConfig(c, (tc) => ({ ...tc, ...fields }));
-  const listeners = (parts.own.listeners as ListenerShape[]).map((l) => ({
-    ...l,
-    ...(l.filterChains ? { filterChains: l.filterChains.map(add) } : {}),
-    ...(l.defaultFilterChain ? { defaultFilterChain: add(l.defaultFilterChain) } : {}),
-  }));
+  const gateway = node.kind === 'gateway';
+  const listeners = (parts.own.listeners as ListenerShape[]).map((l) => {
+    const f = gateway || l.trafficDirection === 'INBOUND' ? fields : OUTBOUND_PATH_FIELDS;
+    const add = (c: ChainShape): ChainShape => withHcmConfig(c, (tc) => ({ ...tc, ...f }));
+    return {
+      ...l,
+      ...(l.filterChains ? { filterChains: l.filterChains.map(add) } : {}),
+      ...(l.defaultFilterChain ? { defaultFilterChain: add(l.defaultFilterChain) } : {}),
+    };
+  });
   return { ...parts, own: { ...parts.own, listeners } };
 }
