@@ -23,7 +23,8 @@ const usage = `usage:
       retire FINGERPRINT (drop the old root: refused while a live workload's
       certificate still chains to it, unless --force), or a new intermediate
   trellis identity renew [--admin HOST:PORT ...]
-      every connected proxy (or those named) renews its certificate now
+      every connected proxy (or those named) renews its certificate now, through the
+      control plane (it holds their admin tokens)
 
   --api URL   control plane API (default TRELLIS_API or http://127.0.0.1:15080)`;
 
@@ -136,24 +137,28 @@ export async function run(argv: string[]): Promise<number> {
   const nodeOf = new Map(listed.flatMap((p) => (p.admin ? [[p.admin, p.nodeId] as const] : [])));
 
   if (sub === 'renew') {
-    if (!values.admin && !proxies.ok) {
-      console.error(`trellis identity renew: ${proxies.message}`);
+    // Renewing changes a proxy's state, so its admin listener wants its admin
+    // token: the control plane holds every connected proxy's and relays.
+    const q = (values.admin ?? []).map((a) => `admin=${encodeURIComponent(a)}`).join('&');
+    const relayed = await call(`${api}/api/v1/proxies/identity/renew${q ? `?${q}` : ''}`, { method: 'POST' });
+    if (!relayed.ok) {
+      console.error(`trellis identity renew: ${relayed.message}`);
       return 1;
     }
+    const results = (relayed.body as { results: { nodeId: string; admin: string; ok: boolean; status?: number; error?: string; identity?: ProxyIdentity }[] }).results;
     let failed = 0;
-    for (const a of admins) {
-      const r = await call(`http://${a}/identity/renew`, { method: 'POST' });
-      const who = `${(nodeOf.get(a) ?? '-').padEnd(28)}${a.padEnd(22)}`;
-      if (r.ok) {
-        const id = r.body as ProxyIdentity;
+    for (const r of results) {
+      const who = `${r.nodeId.padEnd(28)}${r.admin.padEnd(22)}`;
+      if (r.ok && r.identity) {
+        const id = r.identity;
         console.log(`${who}renewed: ${id.spiffeId ?? '<none>'} until ${id.expiresAt ?? '-'} under root ${id.root ? short(id.root) : '?'}`);
-      } else if (/HTTP 404/.test(r.message)) console.log(`${who}no identity (started without a join token)`);
+      } else if (r.status === 404) console.log(`${who}no identity (started without a join token)`);
       else {
         failed++;
-        console.log(`${who}FAILED: ${r.message}`);
+        console.log(`${who}FAILED: ${r.error ?? 'unknown error'}`);
       }
     }
-    if (admins.length === 0) console.log('no connected proxy advertises an admin address (name them with --admin HOST:PORT)');
+    if (results.length === 0) console.log(values.admin ? 'none of the named admin addresses is a connected proxy' : 'no connected proxy advertises an admin address');
     return failed === 0 ? 0 : 1;
   }
 
