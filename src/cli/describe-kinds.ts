@@ -12,6 +12,7 @@ import type { GatewaySpec } from '../api/gateway-api.ts';
 import type { ServiceSpec, WorkloadSpec } from '../api/mesh.ts';
 import type { ExternalServiceSpec } from '../api/external-service.ts';
 import type { TelemetrySpec } from '../api/telemetry.ts';
+import { DEFAULT_PATH_NORMALIZATION_SPEC, type PathNormalizationSpec } from '../api/path-normalization.ts';
 
 export type Section = readonly [label: string, lines: string[]];
 
@@ -185,6 +186,30 @@ function telemetry(res: Resource): Section[] {
   ];
 }
 
+const ESCAPED_SLASHES_MEANING: Record<string, string> = {
+  Reject: '%2F or %5C in a path is answered 400',
+  Keep: '%2F and %5C are forwarded as they are (routes and policies see them encoded)',
+  UnescapeAndForward: '%2F and %5C are decoded to / and \\ before routing',
+  UnescapeAndRedirect: 'a path with %2F or %5C is redirected (307) to its decoded form',
+};
+
+function pathNormalization(res: Resource): Section[] {
+  const s = res.spec as PathNormalizationSpec;
+  const d = DEFAULT_PATH_NORMALIZATION_SPEC;
+  const normalize = s.normalize ?? d.normalize;
+  const merge = s.mergeSlashes ?? d.mergeSlashes;
+  const escaped = s.escapedSlashes ?? d.escapedSlashes;
+  const dflt = (v: unknown): string => (v === undefined ? ' (default)' : '');
+  return [
+    ['Applies to', [appliesTo(res, s)]],
+    ['Rules', [
+      `normalize: ${normalize ? 'dot segments removed, unreserved escapes decoded, \\ as /, ; parameters dropped' : 'off: paths are routed and authorized as sent'}${dflt(s.normalize)}`,
+      `merge slashes: ${merge ? 'on (//a///b is /a/b)' : 'off'}${dflt(s.mergeSlashes)}`,
+      `escaped slashes: ${escaped}: ${ESCAPED_SLASHES_MEANING[escaped]}${dflt(s.escapedSlashes)}`,
+    ]],
+  ];
+}
+
 /** A traffic policy (TimeoutPolicy, RetryPolicy, ...): its target, then each setting. */
 function trafficPolicy(res: Resource): Section[] {
   const { targetRef, ...settings } = res.spec as { targetRef: { kind: string; name: string; sectionName?: string; port?: number } } & Record<string, unknown>;
@@ -221,6 +246,7 @@ const BY_KIND: Record<string, (res: Resource) => Section[]> = {
   AuthorizationPolicy: authorizationPolicy,
   RequestAuthentication: requestAuthentication,
   Telemetry: telemetry,
+  PathNormalization: pathNormalization,
   ExternalService: externalService,
   ...Object.fromEntries(POLICY_KIND_NAMES.map((k) => [k, trafficPolicy])),
 };
