@@ -56,6 +56,7 @@ export const ERRORS = {
   HEADERS_TOO_LARGE: { status: 431, grpc: GrpcStatus.RESOURCE_EXHAUSTED, flag: 'DPE', message: 'request header fields too large' },
   DOWNSTREAM_CLOSED: { status: 499, grpc: GrpcStatus.CANCELLED, flag: 'DC', message: 'downstream closed the connection' },
   DRAINING: { status: 503, grpc: GrpcStatus.UNAVAILABLE, flag: 'DR', message: 'proxy is shutting down' },
+  PLUGIN_FAILED: { status: 500, grpc: GrpcStatus.INTERNAL, flag: 'PF', message: 'a fail-closed plugin failed' },
   INTERNAL: { status: 500, grpc: GrpcStatus.INTERNAL, flag: 'INT', message: 'internal proxy error' },
 } as const satisfies Record<string, Kind>;
 

@@ -31,6 +31,7 @@ import { Resilience, type ResilienceOptions } from './resilience.ts';
 import { Telemetry, loadTracer, type TelemetryConfig } from './telemetry/telemetry.ts';
 import type { ProxyTracer } from './telemetry/tracing.ts';
 import { Security, type SecurityOptions } from './layers/security.ts';
+import { Plugins } from './plugins/plugins.ts';
 
 export const DEFAULT_DRAIN_MS = 5_000;
 
@@ -116,6 +117,8 @@ export class Proxy {
   readonly telemetry: Telemetry;
   /** JWT authentication and RBAC filters, the JWKS cache. */
   readonly security: Security;
+  /** TypeScript and proxy-wasm plugins (envoy.filters.http.wasm filters). */
+  readonly plugins: Plugins;
   /** Serialises applyConfig calls. */
   private applying: Promise<unknown> = Promise.resolve();
 
@@ -127,6 +130,7 @@ export class Proxy {
     this.resilience = new Resilience({ ...opts.resilience, registry: this.stats.registry, log: this.log });
     this.telemetry = new Telemetry({ ...opts.telemetry, tracer, registry: this.stats.registry, node: opts.node });
     this.security = new Security({ ...opts.security, registry: this.stats.registry, log: this.log });
+    this.plugins = new Plugins({ registry: this.stats.registry, log: this.log, cluster: (name) => this.active?.clusters.get(name)?.dispatch });
     this.pools = createPoolRegistry(opts.createPool ?? defaultPoolFactory);
     this.serve = createConnectionHandler({
       current: () => this.active!.runtime,
@@ -246,11 +250,16 @@ export class Proxy {
       clusters.retire();
       return this.reject(config, [`tracing: ${(err as Error).message}`]);
     }
+    const pluginErrors = await this.plugins.prepare(config);
+    if (pluginErrors.length > 0) {
+      clusters.retire();
+      return this.reject(config, pluginErrors);
+    }
     const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
     const staticPick = createStaticPicker(config);
     const runtime: Runtime = {
       config,
-      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l, hcm) => this.telemetry.layer(l.direction, config, hcm, this.opts.upstreamTls), httpFilters: (hcm) => this.security.layers(hcm) }),
+      httpStack: buildHttpStacks(config, { stats: this.stats, router, series: (l) => this.seriesFor(l.name, l.direction), telemetry: (l, hcm) => this.telemetry.layer(l.direction, config, hcm, this.opts.upstreamTls), httpFilters: (hcm) => (hcm.httpFilters ?? []).map((f) => (f.kind === 'plugin' ? this.plugins.layer(f.plugin) : this.security.layer(f))) }),
       // Opaque TCP picks through the cluster's balancer too (health, ejection, policy).
       pickEndpoint: (name) => clusters.get(name)?.pickTcp() ?? staticPick(name),
       tcpAuthz: buildTcpAuthz(config, (chain) => this.security.connectionAuthz(chain)),
@@ -282,6 +291,7 @@ export class Proxy {
     if (bindErrors.length > 0) {
       for (const l of fresh) void l.closeAll(0);
       clusters.retire();
+      this.plugins.activate(this.active?.runtime.config ?? config);
       return this.reject(config, bindErrors, allInUse);
     }
 
@@ -290,6 +300,7 @@ export class Proxy {
     this.active = { runtime, clusters };
     this.resilience.activate(plan.plan, config, clusters);
     this.security.activate(config);
+    this.plugins.activate(config);
     const names = new Set(config.listeners.map((l) => l.name));
     for (const spec of config.listeners) this.listeners.get(spec.name)?.update(spec);
     for (const l of fresh) this.listeners.set(l.name, l);
@@ -399,6 +410,7 @@ export class Proxy {
     await this.admin?.close();
     await this.telemetry.close();
     this.security.close();
+    this.plugins.close();
     this.log('stopped', {});
   }
 }

@@ -18,6 +18,7 @@ import { anyType, keepObject, parseAddress, parseTrellisMetadata } from './envoy
 import { readRouteConfiguration, parseWeightedClusters } from './envoy-route.ts';
 import { readRbac, RBAC_TYPE, RBAC_FILTER_NAME, NETWORK_RBAC_TYPE, NETWORK_RBAC_FILTER_NAME, type RbacSpec } from './envoy-rbac.ts';
 import { readJwtAuthn, JWT_AUTHN_TYPE, JWT_AUTHN_FILTER_NAME } from './envoy-jwt.ts';
+import { readWasmFilter, WASM_FILTER_TYPE, WASM_FILTER_NAME } from './envoy-wasm.ts';
 import { readHcmTracing } from './envoy-tracing.ts';
 import { readHcmAccessLog } from './envoy-access-log.ts';
 import { DEFAULT_PATH_NORMALIZATION, type EscapedSlashesAction, type PathNormalization } from '../http/path-normalize.ts';
@@ -239,7 +240,7 @@ function parseHcm(r: FieldReader, inlineName: string, inlineRoutes: RouteConfigS
     const name = f.str('name', { required: true });
     // The typedConfig of a filter is not read (only its @type), so its
     // fields are never reported as unknown -- except the filters the proxy
-    // honours (RBAC, JWT authentication), which are read strictly.
+    // honours (RBAC, JWT authentication, Wasm/TypeScript plugins), which are read strictly.
     const tc = f.obj('typedConfig');
     const type = tc ? anyType(tc) : undefined;
     const honoured = tc && name !== undefined ? readHonouredFilter(name, type, tc) : 'other';
@@ -324,9 +325,9 @@ const PER_ROUTE_FILTERS: Record<string, string> = {
   'envoy.extensions.filters.http.fault.v3.HTTPFault': 'envoy.filters.http.fault',
   'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit': 'envoy.filters.http.local_ratelimit',
 };
-const RECOGNISED = `${ROUTER_NAME}, ${RBAC_FILTER_NAME}, ${JWT_AUTHN_FILTER_NAME}; ${Object.values(PER_ROUTE_FILTERS).join(', ')} without filter-level settings`;
+const RECOGNISED = `${ROUTER_NAME}, ${RBAC_FILTER_NAME}, ${JWT_AUTHN_FILTER_NAME}, ${WASM_FILTER_NAME}; ${Object.values(PER_ROUTE_FILTERS).join(', ')} without filter-level settings`;
 
-/** RBAC and JWT authentication configs, read strictly; 'other' for the rest. */
+/** RBAC, JWT authentication and plugin (Wasm) configs, read strictly; 'other' for the rest. */
 function readHonouredFilter(name: string, type: string | undefined, tc: FieldReader): HttpFilterSpec | 'invalid' | 'other' {
   if (type === RBAC_TYPE) {
     const rbac = readRbac(tc);
@@ -335,6 +336,10 @@ function readHonouredFilter(name: string, type: string | undefined, tc: FieldRea
   if (type === JWT_AUTHN_TYPE) {
     const jwt = readJwtAuthn(tc);
     return jwt ? { name, kind: 'jwt_authn', jwt } : 'invalid';
+  }
+  if (type === WASM_FILTER_TYPE) {
+    const plugin = readWasmFilter(tc, name);
+    return plugin ? { name, kind: 'plugin', plugin } : 'invalid';
   }
   return 'other';
 }

@@ -9,6 +9,7 @@
 import type { RbacSpec } from './envoy-rbac.ts';
 import type { JwtAuthnSpec } from './envoy-jwt.ts';
 import type { PathNormalization } from '../http/path-normalize.ts';
+import type { PluginSpec } from './envoy-wasm.ts';
 
 export interface ProxyConfig {
   /** Opaque version (xDS version_info, or a hash of the bootstrap file). */
@@ -95,7 +96,8 @@ export interface TracingSpec {
 
 export type HttpFilterSpec =
   | { readonly name: string; readonly kind: 'rbac'; readonly rbac: RbacSpec }
-  | { readonly name: string; readonly kind: 'jwt_authn'; readonly jwt: JwtAuthnSpec };
+  | { readonly name: string; readonly kind: 'jwt_authn'; readonly jwt: JwtAuthnSpec }
+  | { readonly name: string; readonly kind: 'plugin'; readonly plugin: PluginSpec };
 
 export interface TcpProxySpec {
   readonly statPrefix: string;

@@ -1,9 +1,10 @@
-// The HTTP filters the proxy honours from an HCM's `httpFilters` (JWT
-// authentication, RBAC), turned into layers that sit in the listener's stack
-// just before the router, in the order the filters are written. One Security
+// Two of the HTTP filters the proxy honours from an HCM's `httpFilters` (JWT
+// authentication, RBAC; plugins are plugins/plugins.ts), turned into layers
+// that sit in the listener's stack just before the router, in the order the
+// filters are written. One Security
 // object lives as long as the proxy: it owns the JWKS cache (kept across
 // config swaps) and the authz / authn counters.
-import type { FilterChainSpec, HttpConnectionManagerSpec, ProxyConfig } from '../config/types.ts';
+import type { FilterChainSpec, HttpFilterSpec, ProxyConfig } from '../config/types.ts';
 
 /** A TCP chain's network RBAC filters together: null when the connection
  * may go on, else the labels of the denial (already counted). */
@@ -32,11 +33,9 @@ export class Security {
     this.jwtFailures = opts.registry.counter('trellis_jwt_authn_failures_total', 'Requests rejected by JWT authentication, by reason.', ['reason']);
   }
 
-  /** The layers for one HCM's honoured HTTP filters (none for most). */
-  layers(hcm: HttpConnectionManagerSpec): Layer[] {
-    return (hcm.httpFilters ?? []).map((f) =>
-      f.kind === 'rbac' ? rbacLayer(f.rbac, { denied: this.denied }) : jwtAuthnLayer(f.jwt, { jwks: this.jwks, failures: this.jwtFailures }),
-    );
+  /** The layer of one of an HCM's JWT authentication or RBAC filters. */
+  layer(f: Extract<HttpFilterSpec, { kind: 'rbac' | 'jwt_authn' }>): Layer {
+    return f.kind === 'rbac' ? rbacLayer(f.rbac, { denied: this.denied }) : jwtAuthnLayer(f.jwt, { jwks: this.jwks, failures: this.jwtFailures });
   }
 
   /** The chain's network RBAC filters as one decision, or undefined when it has none. */
