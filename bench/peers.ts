@@ -165,6 +165,8 @@ export function trellisBootstrap(opts: {
   adminPort: number; h1Port: number; h2Port: number; upstreamH1: number; upstreamH2: number;
   /** mTLS: `server` terminates it on the listeners; `client` originates it to the clusters, expecting `sans`. */
   mtls?: { role: 'server' } | { role: 'client'; sans: string[] };
+  /** HTTP filters before the router (the plugin rows). */
+  httpFilters?: object[];
 }): object {
   const serverTls = opts.mtls?.role === 'server';
   const hcm = (name: string, cluster: string, codecType: string) => ({
@@ -181,7 +183,7 @@ export function trellisBootstrap(opts: {
             name: `${name}-routes`,
             virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster } }] }],
           },
-          httpFilters: [{ name: 'envoy.filters.http.router' }],
+          httpFilters: [...(opts.httpFilters ?? []), { name: 'envoy.filters.http.router' }],
         },
       },
     ],
@@ -246,13 +248,14 @@ function warmCompileCache(): void {
 async function startTrellisProcess(
   dir: string, cpu: string, name: string, upstream: { h1Port: number; h2Port: number },
   mtls?: { bootstrap: NonNullable<Parameters<typeof trellisBootstrap>[0]['mtls']>; identityUrl: string; joinToken: string },
+  httpFilters?: object[],
 ): Promise<{ child: ChildProcess; h1Port: number; h2Port: number }> {
   warmCompileCache();
   const h1Port = await freePort();
   const h2Port = await freePort();
   const adminPort = await freePort();
   const file = path.join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify(trellisBootstrap({ adminPort, h1Port, h2Port, upstreamH1: upstream.h1Port, upstreamH2: upstream.h2Port, ...(mtls ? { mtls: mtls.bootstrap } : {}) }), null, 2));
+  writeFileSync(file, JSON.stringify(trellisBootstrap({ adminPort, h1Port, h2Port, upstreamH1: upstream.h1Port, upstreamH2: upstream.h2Port, ...(mtls ? { mtls: mtls.bootstrap } : {}), ...(httpFilters ? { httpFilters } : {}) }), null, 2));
   const identityArgs = mtls ? ['--identity-url', mtls.identityUrl, '--join-token', mtls.joinToken] : [];
   const child = launch(process.execPath, [...PROXY_NODE_FLAGS, path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--config', file, ...identityArgs], cpu, path.join(dir, `${name}.log`), proxyEnv());
   await waitForPort(h1Port);
@@ -263,6 +266,23 @@ async function startTrellisProcess(
 export async function startTrellis(dir: string, cpu: string, be: { h1Port: number; h2Port: number }): Promise<Peer> {
   const p = await startTrellisProcess(dir, cpu, 'trellis', be);
   return { name: 'trellis', pids: [pidOf(p.child)], h1Port: p.h1Port, h2Port: p.h2Port, stop: () => stopChild(p.child) };
+}
+
+/** One proxy with an empty TypeScript plugin (a request-headers hook that
+ * does nothing): the per-request cost of the plugin round trip. */
+export async function startTrellisTsPlugin(dir: string, cpu: string, be: { h1Port: number; h2Port: number }): Promise<Peer> {
+  const plugin = {
+    name: 'envoy.filters.http.wasm',
+    typedConfig: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+      config: {
+        name: 'empty',
+        vmConfig: { runtime: 'trellis.plugin.runtime.typescript', code: { local: { inlineString: 'definePlugin(() => ({ onRequestHeaders() {} }));' } } },
+      },
+    },
+  };
+  const p = await startTrellisProcess(dir, cpu, 'trellis-ts-plugin', be, undefined, [plugin]);
+  return { name: 'trellis-ts-plugin', pids: [pidOf(p.child)], h1Port: p.h1Port, h2Port: p.h2Port, stop: () => stopChild(p.child) };
 }
 
 /** Client sidecar -> server sidecar -> backend, both proxies on the same core. */

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  startBackend, startHaproxy, startNginxProxy, startTrellis, startTrellisPair, startTrellisExplicit, startTrellisMtlsPair,
+  startBackend, startHaproxy, startNginxProxy, startTrellis, startTrellisPair, startTrellisExplicit, startTrellisMtlsPair, startTrellisTsPlugin,
   rssBytes, cpuSeconds, processTree, GRPC_FRAME, type Peer,
 } from './peers.ts';
 import type { LoadgenResult } from './loadgen.ts';
@@ -135,6 +135,7 @@ async function main(): Promise<void> {
       ['haproxy', startHaproxy],
       ['nginx', startNginxProxy],
       ['trellis', startTrellis],
+      ['trellis-ts-plugin', startTrellisTsPlugin],
       ['trellis-pair', startTrellisPair],
       ['trellis-explicit', startTrellisExplicit],
       ['trellis-mtls', startTrellisMtlsPair],

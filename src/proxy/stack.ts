@@ -11,7 +11,8 @@
 //   -> timeout (layers/)            listener / route / grpc-timeout deadline
 //   -> misdirected (gateway-tls.ts) gateway HTTPS: Host not served by the SNI's certificate -> 421
 //   -> path normalization (layers/) dot segments, escapes, slashes: what RBAC, router and backend see
-//   -> jwt_authn, rbac (layers/)    the HCM's honoured HTTP filters, in order (layers/security.ts)
+//   -> jwt_authn, rbac, plugins     the HCM's honoured HTTP filters, in order (layers/security.ts;
+//                                   envoy.filters.http.wasm: plugins/, docs/plugins.md)
 //   -> router (router.ts)           route, rewrites, weighted cluster, route timeout
 //   -> cluster (cluster.ts)         circuit breaker, balancer, endpoint
 //   -> pool (http1|http2/pool.ts)   upstream connection
@@ -75,7 +76,7 @@ export interface HttpStackDeps {
   readonly series: (listener: ListenerSpec) => ListenerSeries;
   /** The telemetry layer of a listener chain under this config (telemetry/telemetry.ts). */
   readonly telemetry?: (listener: ListenerSpec, hcm: HttpConnectionManagerSpec) => Layer;
-  /** Layers for the HCM's honoured HTTP filters (JWT authn, RBAC: layers/security.ts). */
+  /** Layers for the HCM's honoured HTTP filters (JWT authn, RBAC: layers/security.ts; plugins: plugins/plugins.ts). */
   readonly httpFilters?: (hcm: HttpConnectionManagerSpec) => readonly Layer[];
 }
 
