@@ -21,7 +21,7 @@ import type { Registry } from '../stats.ts';
 import { pluginLayer } from './layer.ts';
 import { PluginMetrics } from './plugin-metrics.ts';
 import type { PluginRunner } from './runner.ts';
-import { startTsRunner } from './ts-runner.ts';
+import { startWorkerRunner } from './worker-runner.ts';
 
 export const MAX_PLUGIN_CODE_BYTES = 32 * 1024 * 1024;
 const FETCH_TIMEOUT_MS = 30_000;
@@ -88,14 +88,23 @@ export class Plugins {
   }
 
   private async start(spec: PluginSpec, bytes: Buffer): Promise<{ ok: true; runner: PluginRunner } | { ok: false; error: string }> {
-    if (spec.runtime === 'wasm') return { ok: false, error: 'the proxy-wasm runtime is not available in this build' };
+    const deps = { metrics: this.metrics, log: this.opts.log, cluster: this.opts.cluster };
+    if (spec.runtime === 'wasm') {
+      try {
+        // Compiled here too, so a bad module is refused with a clear reason before a worker starts.
+        new WebAssembly.Module(new Uint8Array(bytes));
+      } catch (err) {
+        return { ok: false, error: `not a WebAssembly module: ${(err as Error).message}` };
+      }
+      return startWorkerRunner(spec, { kind: 'wasm', bytes }, deps);
+    }
     let source: string;
     try {
       source = stripTypeScriptTypes(bytes.toString('utf8'), { mode: 'strip' });
     } catch (err) {
       return { ok: false, error: `TypeScript: ${(err as Error).message}` };
     }
-    return startTsRunner(spec, source, { metrics: this.metrics, log: this.opts.log, cluster: this.opts.cluster });
+    return startWorkerRunner(spec, { kind: 'script', source }, deps);
   }
 
   /** The layer of one plugin filter of a prepared config. */

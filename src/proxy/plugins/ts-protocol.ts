@@ -1,14 +1,16 @@
-// Messages between a TypeScript plugin's worker (ts-worker.ts) and the
-// proxy (ts-runner.ts). Every message from the worker carries the thread's
+// Messages between a plugin's worker (ts-worker.ts, wasm-worker.ts) and the
+// proxy (worker-runner.ts). Every message from the worker carries the thread's
 // cumulative CPU time and the metric/log operations the plugin made since
 // the last message, so they cost no extra round trip.
 import type { HookInput, HookName, HookOutput } from './runner.ts';
 
 export interface WorkerInit {
   readonly name: string;
-  /** The plugin's script, types already stripped. */
-  readonly source: string;
+  /** The plugin's script (types already stripped), or a proxy-wasm module. */
+  readonly code: { readonly kind: 'script'; readonly source: string } | { readonly kind: 'wasm'; readonly bytes: Uint8Array };
   readonly config: string;
+  readonly rootId: string;
+  readonly vmId: string;
 }
 
 export type Op =
@@ -40,6 +42,9 @@ export type ToMain =
   | ({ readonly t: 'ops' } & Report);
 
 export type ToWorker =
-  | { readonly t: 'call'; readonly id: number; readonly input: HookInput }
+  /** `stream`: the request the call belongs to (a proxy-wasm HTTP context). */
+  | { readonly t: 'call'; readonly id: number; readonly stream: number; readonly input: HookInput }
+  /** The request is over (proxy_on_done / proxy_on_delete). */
+  | { readonly t: 'end'; readonly stream: number }
   | { readonly t: 'http'; readonly id: number; readonly res?: { status: number; headers: string[]; body: Uint8Array }; readonly error?: string }
   | { readonly t: 'ping' };

@@ -1,4 +1,4 @@
-// Inside a TypeScript plugin's worker thread (started by ts-runner.ts): runs
+// Inside a TypeScript plugin's worker thread (started by worker-runner.ts): runs
 // the plugin's script in a fresh vm context (no require, process or file
 // system; the worker is the containment, the context keeps the plugin away
 // from the message port), answers hook calls, and reports the plugin's
@@ -225,7 +225,8 @@ function errorMessage(err: unknown): string {
 let hooks: PluginHooks;
 try {
   const context = vm.createContext(sandbox, { name: `plugin:${init.name}`, codeGeneration: { strings: false, wasm: false } });
-  new vm.Script(init.source, { filename: `plugin:${init.name}` }).runInContext(context);
+  if (init.code.kind !== 'script') throw new Error('not a script');
+  new vm.Script(init.code.source, { filename: `plugin:${init.name}` }).runInContext(context);
   if (!factory) throw new Error('the script did not call definePlugin(factory)');
   const made = factory(host);
   if (typeof made !== 'object' || made === null) throw new TypeError('the factory given to definePlugin must return an object of hooks');
@@ -326,6 +327,8 @@ port.on('message', (m: ToWorker) => {
     }
     case 'ping':
       post({ t: 'pong', cpu: cpuMicros(), ops: takeOps() });
+      return;
+    case 'end':
       return;
   }
 });

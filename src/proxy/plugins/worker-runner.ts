@@ -1,4 +1,5 @@
-// A TypeScript plugin, run in its own worker thread (ts-worker.ts).
+// A plugin run in its own worker thread: a TypeScript plugin (ts-worker.ts)
+// or a proxy-wasm module (wasm-worker.ts); both speak ts-protocol.ts.
 //
 // Why a worker and not node:vm's `timeout` on the proxy's thread: a vm call
 // with a timeout starts a watchdog thread per call (measured ~125 us per
@@ -22,11 +23,11 @@ import type { Op, ToMain, ToWorker, WorkerInit } from './ts-protocol.ts';
 import { httpCall } from './http-call.ts';
 import type { PluginMetrics } from './plugin-metrics.ts';
 
-const WORKER_URL = new URL('./ts-worker.ts', import.meta.url);
+const WORKER_URLS = { typescript: new URL('./ts-worker.ts', import.meta.url), wasm: new URL('./wasm-worker.ts', import.meta.url) };
 const START_TIMEOUT_MS = 10_000;
 const RESTART_MIN_INTERVAL_MS = 1_000;
 
-export interface TsRunnerDeps {
+export interface WorkerRunnerDeps {
   readonly metrics: PluginMetrics;
   readonly log: (event: string, fields?: Record<string, unknown>) => void;
   /** A cluster's dispatch in the active config, for httpCall. */
@@ -44,9 +45,9 @@ const HTTP_CALL_CTX: Pick<RequestContext, 'listener' | 'direction' | 'downstream
   downstream: { remoteAddress: '', remotePort: 0, localAddress: '', localPort: 0 },
 };
 
-/** Start the plugin; resolves once its script has run and defined its hooks. */
-export async function startTsRunner(spec: PluginSpec, source: string, deps: TsRunnerDeps): Promise<{ ok: true; runner: PluginRunner } | { ok: false; error: string }> {
-  const r = new TsRunner(spec, { name: spec.name, source, config: spec.configuration }, deps);
+/** Start the plugin; resolves once its code has loaded and said which hooks it has. */
+export async function startWorkerRunner(spec: PluginSpec, code: WorkerInit['code'], deps: WorkerRunnerDeps): Promise<{ ok: true; runner: PluginRunner } | { ok: false; error: string }> {
+  const r = new WorkerRunner(spec, { name: spec.name, code, config: spec.configuration, rootId: spec.rootId, vmId: spec.vmId }, deps);
   const started = await r.start();
   if (!started.ok) {
     r.close();
@@ -55,15 +56,16 @@ export async function startTsRunner(spec: PluginSpec, source: string, deps: TsRu
   return { ok: true, runner: r };
 }
 
-class TsRunner implements PluginRunner {
+class WorkerRunner implements PluginRunner {
   readonly name: string;
   hooks: ReadonlySet<HookName> = new Set();
   private readonly spec: PluginSpec;
   private readonly init: WorkerInit;
-  private readonly deps: TsRunnerDeps;
+  private readonly deps: WorkerRunnerDeps;
   private worker!: Worker;
   private generation = 0;
   private nextId = 0;
+  private nextStream = 0;
   private readonly pending = new Map<number, Pending>();
   private lastCpu = 0;
   private probing: NodeJS.Timeout | null = null;
@@ -74,7 +76,7 @@ class TsRunner implements PluginRunner {
   private closed = false;
   private onReady: ((r: { ok: true } | { ok: false; error: string }) => void) | null = null;
 
-  constructor(spec: PluginSpec, init: WorkerInit, deps: TsRunnerDeps) {
+  constructor(spec: PluginSpec, init: WorkerInit, deps: WorkerRunnerDeps) {
     this.name = spec.name;
     this.spec = spec;
     this.init = init;
@@ -98,7 +100,7 @@ class TsRunner implements PluginRunner {
     const gen = ++this.generation;
     this.lastStart = performance.now();
     this.lastCpu = 0;
-    const w = new Worker(WORKER_URL, {
+    const w = new Worker(WORKER_URLS[this.spec.runtime], {
       workerData: this.init,
       resourceLimits: { maxOldGenerationSizeMb: this.spec.maxMemoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.floor(this.spec.maxMemoryMb / 8)) },
       stdout: true,
@@ -203,7 +205,7 @@ class TsRunner implements PluginRunner {
     this.worker.postMessage(m);
   }
 
-  private call(input: HookInput): Promise<HookOutput> {
+  private call(stream: number, input: HookInput): Promise<HookOutput> {
     if (this.closed) return Promise.resolve({ kind: 'fail', reason: 'unavailable', message: 'the plugin is stopped' });
     if (this.restartTimer) {
       this.deps.metrics.error(this.name, 'unavailable');
@@ -213,7 +215,7 @@ class TsRunner implements PluginRunner {
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.deadline(id), this.spec.hookTimeoutMs);
       this.pending.set(id, { resolve, timer });
-      const m: ToWorker = { t: 'call', id, input };
+      const m: ToWorker = { t: 'call', id, stream, input };
       this.worker.postMessage(m);
     });
   }
@@ -236,13 +238,16 @@ class TsRunner implements PluginRunner {
 
   openStream(): PluginStream {
     this.openStreams++;
+    const stream = ++this.nextStream;
+    const gen = this.generation;
     let open = true;
     return {
-      call: (input) => this.call(input),
+      call: (input) => this.call(stream, input),
       close: () => {
         if (!open) return;
         open = false;
         this.openStreams--;
+        if (gen === this.generation && !this.closed) this.worker.postMessage({ t: 'end', stream } satisfies ToWorker);
         if (this.retiring && this.openStreams === 0) this.close();
       },
     };
