@@ -24,8 +24,9 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import os from 'node:os';
 import path from 'node:path';
 
-export type Sdk = 'assemblyscript' | 'rust';
-export const SDKS: readonly Sdk[] = ['assemblyscript', 'rust'];
+/** An example filter: its folder under examples/plugins/wasm/ and the SDK that builds it. */
+export type Sdk = 'assemblyscript' | 'rust' | 'rust-features';
+export const SDKS: readonly Sdk[] = ['assemblyscript', 'rust', 'rust-features'];
 
 const root = path.resolve(import.meta.dirname, '..');
 const cacheDir = process.env.TRELLIS_TEST_CACHE ?? path.join(os.homedir(), '.cache', 'trellis-test');
@@ -87,7 +88,7 @@ function buildAssemblyScript(work: string): { ok: true; out: string } | { ok: fa
   return asc.ok ? { ok: true, out } : asc;
 }
 
-function buildRust(work: string): { ok: true; out: string } | { ok: false; error: string } {
+function buildRust(work: string, crate: string): { ok: true; out: string } | { ok: false; error: string } {
   const missing = aptEnsure([
     { bin: '/usr/bin/rustc', pkg: 'rustc' },
     { bin: '/usr/bin/cargo', pkg: 'cargo' },
@@ -108,7 +109,7 @@ function buildRust(work: string): { ok: true; out: string } | { ok: false; error
     CARGO_HOME: path.join(work, '.cargo-home'),
     CARGO_BUILD_JOBS: '1',
   });
-  return b.ok ? { ok: true, out: path.join(work, 'target', 'wasm32-unknown-unknown', 'release', 'trellis_example_wasm_rust.wasm') } : b;
+  return b.ok ? { ok: true, out: path.join(work, 'target', 'wasm32-unknown-unknown', 'release', `${crate}.wasm`) } : b;
 }
 
 /** The built filter of one SDK (building it when missing). */
@@ -120,7 +121,7 @@ export function testWasm(sdk: Sdk): { ok: true; path: string } | { ok: false; re
   const work = path.join(cacheDir, `build-${path.basename(target, '.wasm')}`);
   rmSync(work, { recursive: true, force: true });
   cpSync(sources(sdk), work, { recursive: true });
-  const r = sdk === 'assemblyscript' ? buildAssemblyScript(work) : buildRust(work);
+  const r = sdk === 'assemblyscript' ? buildAssemblyScript(work) : buildRust(work, `trellis_example_wasm_${sdk.replace('-', '_')}`);
   if (!r.ok) return { ok: false, reason: `building the ${sdk} test filter failed: ${r.error}` };
   const tmp = `${target}.tmp-${process.pid}`;
   copyFileSync(r.out, tmp);

@@ -7,14 +7,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { bootstrapDoc, getText, httpListener, request, routeConfig, staticCluster } from '../proxy/helpers.ts';
 import { testWasm, type Sdk } from '../../scripts/build-test-wasm.ts';
 import { pluginFilter, startEchoApp } from './kit.ts';
-import { addr, cluster, hcmFilter } from '../authz/kit.ts';
+import { addr, cluster, hcmFilter, metric } from '../authz/kit.ts';
 import { buildProxyConfig } from '../../src/proxy/config/envoy.ts';
 import { startProxy } from '../../src/proxy/proxy.ts';
 
@@ -122,4 +123,52 @@ test('a module that is not proxy-wasm (or not wasm) rejects the config, naming t
     assert.equal(r.ok, false);
     assert.ok(!r.ok && r.errors.some((e) => e.includes('plugin "bad"') && why.test(e)), JSON.stringify(r));
   }
+});
+
+test('host features (Rust SDK): an HTTP call pauses the request and resumes or answers it; shared data, ticks, queues and metrics', async (t) => {
+  const built = testWasm('rust-features');
+  if (!built.ok) {
+    t.skip(built.reason);
+    return;
+  }
+  const app = await startEchoApp(t);
+  const auth = http.createServer((req, res) => {
+    res.writeHead(req.headers['x-token'] === 'good' ? 200 : 403, { 'x-auth-user': 'alice', 'content-length': '0' });
+    res.end();
+  });
+  await new Promise<void>((r) => auth.listen(0, '127.0.0.1', r));
+  t.after(() => auth.close());
+  const cfg = buildProxyConfig({
+    version: 'f1',
+    listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [pluginFilter('features', readFileSync(built.path), { runtime: 'wasm' })])] }] }],
+    clusters: [cluster('app', app), cluster('auth', (auth.address() as { port: number }).port)],
+  }, { references: 'error' });
+  assert.ok(cfg.ok, JSON.stringify(cfg));
+  const r = await startProxy({ config: cfg.config, node: { id: 'f', cluster: 'f', locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false });
+  assert.ok(r.ok, JSON.stringify(r));
+  const proxy = r.proxy;
+  t.after(() => proxy.stop({ drainMs: 0 }));
+  const port = proxy.ports.get('inbound')!;
+
+  const first = await request(port, { agent: false, path: '/x' });
+  assert.equal(JSON.parse(first.body).headers['x-hits'], '1');
+  assert.equal(JSON.parse((await request(port, { agent: false, path: '/x' })).body).headers['x-hits'], '2', 'shared data carries the count between requests');
+
+  const good = await request(port, { agent: false, path: '/auth/orders', headers: { 'x-token': 'good' } });
+  assert.equal(good.status, 200);
+  assert.equal(JSON.parse(good.body).headers['x-auth-user'], 'alice', 'resumed after the HTTP call, with a header from its answer');
+  const bad = await request(port, { agent: false, path: '/auth/orders', headers: { 'x-token': 'bad' } });
+  assert.equal(bad.status, 401);
+  assert.equal(bad.body, 'auth said 403\n');
+  assert.equal(bad.headers['x-plugin'], 'wasm-rust-features');
+
+  // Ticks every 20 ms go through the shared queue into a gauge and a histogram.
+  const deadline = Date.now() + 10_000;
+  let ticks = 0;
+  while (Date.now() < deadline && ticks < 3) {
+    await new Promise((res) => setTimeout(res, 100));
+    ticks = metric(proxy, 'trellis_plugin_ticks', { plugin: 'features' });
+  }
+  assert.ok(ticks >= 3, `ticks gauge ${ticks}`);
+  assert.ok(metric(proxy, 'trellis_plugin_tick_delay_ms_count', { plugin: 'features' }) >= 3);
 });
