@@ -21,6 +21,7 @@ import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT }
 import { POLICY_KINDS } from './policies.ts';
 import { PathNormalizationSpec, DEFAULT_PATH_NORMALIZATION_SPEC, type PathNormalizationSpec as PathNormalizationSpecT } from './path-normalization.ts';
 import { TelemetrySpec, checkTelemetry, DEFAULT_SAMPLING_PERCENTAGE, type TelemetrySpec as TelemetrySpecT } from './telemetry.ts';
+import { PluginSpec, checkPlugin, type PluginSpec as PluginSpecT } from './plugin.ts';
 
 export type Report = (segments: PathSegment[], message: string) => void;
 
@@ -252,6 +253,17 @@ export const KINDS: readonly KindDef[] = [
       { header: 'MERGE-SLASHES', value: (r) => String((r.spec as PathNormalizationSpecT).mergeSlashes ?? DEFAULT_PATH_NORMALIZATION_SPEC.mergeSlashes) },
       { header: 'ESCAPED-SLASHES', value: (r) => (r.spec as PathNormalizationSpecT).escapedSlashes ?? DEFAULT_PATH_NORMALIZATION_SPEC.escapedSlashes },
       { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as PathNormalizationSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
+    ],
+  }),
+  def<PluginSpecT>({
+    kind: 'Plugin', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'plugins', shortNames: ['plugin', 'wasmplugin'],
+    specSchema: PluginSpec, nameRule: 'dns1123-subdomain', check: checkPlugin,
+    columns: [
+      { header: 'TYPE', value: (r) => (r.spec as PluginSpecT).type },
+      { header: 'PHASE', value: (r) => `${(r.spec as PluginSpecT).phase ?? 'before-router'}/${(r.spec as PluginSpecT).order ?? 0}` },
+      { header: 'SOURCE', value: (r) => { const s = (r.spec as PluginSpecT).source; return s.url ?? s.file ?? 'inline'; } },
+      { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as PluginSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
+      { header: 'FAILURE', wide: true, value: (r) => (r.spec as PluginSpecT).failurePolicy ?? 'closed' },
     ],
   }),
   // ---------------------------------------------------------------------------

@@ -38,6 +38,8 @@ export interface XdsSourceOptions {
   /** SDS: subscribe to these Secrets (e.g. the mesh trust bundle); `accept`
    * returns an error message to NACK a secret, undefined to ACK it. */
   readonly secrets?: { readonly names: readonly string[]; accept(name: string, secret: JsonObject): string | undefined };
+  /** Checks a built config beyond parsing (plugins/preflight.ts: does each plugin's code load?); errors NACK it. */
+  readonly check?: (config: ProxyConfig) => readonly string[];
 }
 
 export interface XdsSourceState {
@@ -138,6 +140,8 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     if (complete) {
       const built = build(next);
       if (!built.ok) return reject(typeUrl, version, formatErrors(built.errors));
+      const problems = opts.check?.(built.config) ?? [];
+      if (problems.length > 0) return reject(typeUrl, version, problems.join('\n'));
       accepted = next;
       publish(built.config, built.warnings);
     } else {

@@ -22,6 +22,7 @@ import { formatErrors } from '../../proxy/config/envoy.ts';
 import type { ProxyConfig } from '../../proxy/config/types.ts';
 import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
 import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
+import { preflightPlugins } from '../../proxy/plugins/preflight.ts';
 import { startXdsSource } from '../../proxy/xds-source.ts';
 import { createCaClient, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
@@ -213,6 +214,8 @@ export async function run(argv: string[]): Promise<number> {
       serverUri: boot.dynamicResources.ads.address,
       node: boot.node,
       ...(identity ? { secrets: trustBundleSubscription(identity) } : {}),
+      // A plugin whose code does not load is NACKed, the config in use kept.
+      check: preflightPlugins,
     });
     source = xds;
     log('waiting_for_xds', { server: boot.dynamicResources.ads.address, node: boot.node.id });

@@ -8,6 +8,7 @@ import type { SecurityPolicies } from './authz.ts';
 import type { PolicyResource } from './policies.ts';
 import type { TelemetrySpec } from '../../api/telemetry.ts';
 import type { PathNormalizationSpec } from '../../api/path-normalization.ts';
+import type { PluginSpec } from '../../api/plugin.ts';
 
 export interface Meta {
   name: string;
@@ -160,6 +161,12 @@ export interface ExternalServiceResource {
   };
 }
 
+export interface PluginResource {
+  kind: 'Plugin';
+  metadata: Meta;
+  spec: PluginSpec;
+}
+
 export interface TelemetryResource {
   kind: 'Telemetry';
   metadata: Meta;
@@ -194,6 +201,8 @@ export interface MeshState {
   telemetry?: readonly TelemetryResource[];
   /** PathNormalization resources (translate/path-normalization.ts); the safe default when none applies. */
   pathNormalization?: readonly PathNormalizationResource[];
+  /** Plugin resources: HTTP filters for the selected workloads' proxies (translate/plugins.ts). */
+  plugins?: readonly PluginResource[];
   /** "namespace/workload" of workloads whose sidecar is connected now (set by the control plane when a global rate limit needs it). */
   connectedSidecars?: ReadonlySet<string>;
 }

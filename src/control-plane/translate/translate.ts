@@ -25,6 +25,7 @@ import { applyMeshTls } from './mtls.ts';
 import { applySecurity } from './authz.ts';
 import { applyTelemetry } from './telemetry.ts';
 import { applyPathNormalization } from './path-normalization.ts';
+import { applyPlugins } from './plugins.ts';
 import { applyPolicies } from './policies.ts';
 import { hcm, tcpProxy } from './filters.ts';
 
@@ -261,10 +262,10 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
   // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes (and an egress gateway's external clusters) are their own.
   const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
-  // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result; tracing, then path normalization, last (translate/telemetry.ts, path-normalization.ts).
+  // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result; tracing, then path normalization (translate/telemetry.ts, path-normalization.ts), then plugins (translate/plugins.ts: placed by phase among the authorization filters).
   const parts = applyPolicies({ sharedKey: `sidecar|${node.namespace}`, shared, own, warnings }, state, node);
   const secured = applySecurity(state.meshTls ? applyMeshTls(parts, state, node) : parts, state, node, state.security);
-  return applyPathNormalization(applyTelemetry(secured, state, node), state, node);
+  return applyPlugins(applyPathNormalization(applyTelemetry(secured, state, node), state, node), state, node);
 }
 
 export function translate(state: MeshState, node: ProxyNode): TranslatedResources {
