@@ -3,6 +3,7 @@
 // proxy, and a Trellis sidecar pair (client proxy -> server proxy), also with
 // mutual TLS between the two (`trellis-mtls`). Configs
 // are generated into a temporary directory; nothing listens beyond the run.
+import { testWasm } from '../scripts/build-test-wasm.ts';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
@@ -283,6 +284,22 @@ export async function startTrellisTsPlugin(dir: string, cpu: string, be: { h1Por
   };
   const p = await startTrellisProcess(dir, cpu, 'trellis-ts-plugin', be, undefined, [plugin]);
   return { name: 'trellis-ts-plugin', pids: [pidOf(p.child)], h1Port: p.h1Port, h2Port: p.h2Port, stop: () => stopChild(p.child) };
+}
+
+/** One proxy with an empty proxy-wasm filter (AssemblyScript SDK, built by
+ * scripts/build-test-wasm.ts): the per-request cost of the wasm host. */
+export async function startTrellisWasmPlugin(dir: string, cpu: string, be: { h1Port: number; h2Port: number }): Promise<Peer> {
+  const built = testWasm('assemblyscript-empty');
+  if (!built.ok) throw new Error(built.reason);
+  const plugin = {
+    name: 'envoy.filters.http.wasm',
+    typedConfig: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+      config: { name: 'empty', rootId: 'empty', vmConfig: { runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: built.path } } } },
+    },
+  };
+  const p = await startTrellisProcess(dir, cpu, 'trellis-wasm-plugin', be, undefined, [plugin]);
+  return { name: 'trellis-wasm-plugin', pids: [pidOf(p.child)], h1Port: p.h1Port, h2Port: p.h2Port, stop: () => stopChild(p.child) };
 }
 
 /** Client sidecar -> server sidecar -> backend, both proxies on the same core. */

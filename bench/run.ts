@@ -16,7 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  startBackend, startHaproxy, startNginxProxy, startTrellis, startTrellisPair, startTrellisExplicit, startTrellisMtlsPair, startTrellisTsPlugin,
+  startBackend, startHaproxy, startNginxProxy, startTrellis, startTrellisPair, startTrellisExplicit, startTrellisMtlsPair, startTrellisTsPlugin, startTrellisWasmPlugin,
   rssBytes, cpuSeconds, processTree, GRPC_FRAME, type Peer,
 } from './peers.ts';
 import type { LoadgenResult } from './loadgen.ts';
@@ -136,6 +136,7 @@ async function main(): Promise<void> {
       ['nginx', startNginxProxy],
       ['trellis', startTrellis],
       ['trellis-ts-plugin', startTrellisTsPlugin],
+      ['trellis-wasm-plugin', startTrellisWasmPlugin],
       ['trellis-pair', startTrellisPair],
       ['trellis-explicit', startTrellisExplicit],
       ['trellis-mtls', startTrellisMtlsPair],

@@ -25,8 +25,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** An example filter: its folder under examples/plugins/wasm/ and the SDK that builds it. */
-export type Sdk = 'assemblyscript' | 'rust' | 'rust-features';
-export const SDKS: readonly Sdk[] = ['assemblyscript', 'rust', 'rust-features'];
+export type Sdk = 'assemblyscript' | 'assemblyscript-empty' | 'rust' | 'rust-features';
+export const SDKS: readonly Sdk[] = ['assemblyscript', 'assemblyscript-empty', 'rust', 'rust-features'];
 
 const root = path.resolve(import.meta.dirname, '..');
 const cacheDir = process.env.TRELLIS_TEST_CACHE ?? path.join(os.homedir(), '.cache', 'trellis-test');
@@ -116,12 +116,13 @@ function buildRust(work: string, crate: string): { ok: true; out: string } | { o
 export function testWasm(sdk: Sdk): { ok: true; path: string } | { ok: false; reason: string } {
   const target = wasmPath(sdk);
   if (existsSync(target)) return { ok: true, path: target };
-  if (sdk === 'assemblyscript' && !have('npm')) return { ok: false, reason: 'npm is not on PATH' };
+  const as = sdk.startsWith('assemblyscript');
+  if (as && !have('npm')) return { ok: false, reason: 'npm is not on PATH' };
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   const work = path.join(cacheDir, `build-${path.basename(target, '.wasm')}`);
   rmSync(work, { recursive: true, force: true });
   cpSync(sources(sdk), work, { recursive: true });
-  const r = sdk === 'assemblyscript' ? buildAssemblyScript(work) : buildRust(work, `trellis_example_wasm_${sdk.replace('-', '_')}`);
+  const r = as ? buildAssemblyScript(work) : buildRust(work, `trellis_example_wasm_${sdk.replace('-', '_')}`);
   if (!r.ok) return { ok: false, reason: `building the ${sdk} test filter failed: ${r.error}` };
   const tmp = `${target}.tmp-${process.pid}`;
   copyFileSync(r.out, tmp);

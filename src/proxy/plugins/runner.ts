@@ -1,6 +1,6 @@
 // What the plugin layer (layer.ts) asks of a plugin runtime, whatever runs
-// the plugin: a TypeScript plugin in its worker (ts-runner.ts) or, later, a
-// proxy-wasm module. A request opens a stream; each hook call is one
+// the plugin: a TypeScript plugin or a proxy-wasm module, each in its worker
+// (worker-runner.ts). A request opens a stream (a proxy-wasm HTTP context); each hook call is one
 // asynchronous round trip whose answer is a tagged result, never a throw:
 // the runtime turns a plugin's throw, timeout or crash into `fail`, and the
 // layer applies the filter's fail-open / fail-closed policy.

@@ -29,6 +29,7 @@ const ROOT = 1;
 const MAP = { REQUEST_HEADERS: 0, REQUEST_TRAILERS: 1, RESPONSE_HEADERS: 2, RESPONSE_TRAILERS: 3, HTTP_CALL_RESPONSE_HEADERS: 6, HTTP_CALL_RESPONSE_TRAILERS: 7 } as const;
 const BUFFER = { HTTP_CALL_RESPONSE_BODY: 4, VM_CONFIGURATION: 6, PLUGIN_CONFIGURATION: 7 } as const;
 const LEVELS = ['debug', 'debug', 'info', 'warn', 'error', 'error'] as const;
+const LOG_LEVEL_INFO = 2;
 
 function cpuMicros(): number {
   const u = process.threadCpuUsage();
@@ -170,11 +171,12 @@ function removeAll(list: string[], name: string): void {
 // ---- the host functions ----
 const env: Record<string, (...a: never[]) => number | bigint | void> = {
   proxy_log(level: number, ptr: number, len: number) {
-    op({ op: 'log', level: LEVELS[level] ?? 'info', msg: str(ptr, len) });
+    // The proxy logs at info: trace and debug lines (SDKs write several per request) are dropped here.
+    if (level >= LOG_LEVEL_INFO) op({ op: 'log', level: LEVELS[level] ?? 'info', msg: str(ptr, len) });
     return OK;
   },
   proxy_get_log_level(ret: number) {
-    view().setUint32(ret, 2, true); // info
+    view().setUint32(ret, LOG_LEVEL_INFO, true);
     return OK;
   },
   proxy_get_current_time_nanoseconds(ret: number) {
