@@ -62,3 +62,46 @@ export async function startEchoApp(t: TestContext, o: { delayMs?: number } = {})
   });
   return (s.address() as AddressInfo).port;
 }
+
+/** A minimal proxy-wasm module, assembled here: request headers continue,
+ * except with more than 10 header pairs, when `onMany` runs: an endless
+ * loop or a trap (`unreachable`). For containment tests without an SDK. */
+export function tinyProxyWasm(onMany: 'loop' | 'trap'): Buffer {
+  const str = (s: string) => [s.length, ...Buffer.from(s)];
+  const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
+  const leb = (n: number): number[] => {
+    const out: number[] = [];
+    do {
+      let b = n & 0x7f;
+      n >>>= 7;
+      if (n !== 0) b |= 0x80;
+      out.push(b);
+    } while (n !== 0);
+    return out;
+  };
+  const I32 = 0x7f;
+  const types = [
+    0x60, 0, 0, // 0: () -> ()
+    0x60, 1, I32, 1, I32, // 1: (i32) -> i32
+    0x60, 3, I32, I32, I32, 1, I32, // 2: (i32, i32, i32) -> i32
+    0x60, 2, I32, I32, 0, // 3: (i32, i32) -> ()
+  ];
+  const many = onMany === 'loop' ? [0x03, 0x40, 0x0c, 0x00, 0x0b] : [0x00];
+  const bodies = [
+    [0x00, 0x0b], // proxy_abi_version_0_2_1
+    [0x00, 0x41, 0x80, 0x08, 0x0b], // malloc: 1024 (scratch; the host never writes much here)
+    [0x00, 0x20, 0x01, 0x41, 0x0a, 0x4b, 0x04, 0x40, ...many, 0x0b, 0x41, 0x00, 0x0b], // proxy_on_request_headers
+    [0x00, 0x0b], // proxy_on_context_create
+  ];
+  const exports = [
+    ['memory', 0x02, 0], ['proxy_abi_version_0_2_1', 0x00, 0], ['malloc', 0x00, 1], ['proxy_on_request_headers', 0x00, 2], ['proxy_on_context_create', 0x00, 3],
+  ] as const;
+  return Buffer.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [4, ...types]),
+    ...section(3, [4, 0, 1, 2, 3]),
+    ...section(5, [1, 0x00, 1]),
+    ...section(7, [exports.length, ...exports.flatMap(([n, kind, i]) => [...str(n), kind, i])]),
+    ...section(10, [bodies.length, ...bodies.flatMap((b) => [...leb(b.length), ...b])]),
+  ]);
+}

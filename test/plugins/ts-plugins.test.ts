@@ -198,3 +198,47 @@ test('a plugin that fails to load rejects the config with the filter named; the 
   assert.equal((await send(port, { headers: { 'x-user': 'mallory' } })).status, 403);
   assert.equal((await send(port)).headers['x-plugin'], 'guard');
 });
+
+test('config swaps: an unchanged plugin keeps its state; a changed one starts beside the old, which finishes its in-flight request', async (t) => {
+  const app = await startEchoApp(t, { delayMs: 400 });
+  const src = (v: number) => `
+    definePlugin(() => {
+      let n = 0;
+      return {
+        onRequestHeaders(req) { req.headers.set('x-count', String(++n)); },
+        onResponseHeaders(res) { res.headers.set('x-version', '${v}'); },
+      };
+    });`;
+  const cfg = (version: string, v: number) => {
+    const b = buildProxyConfig({
+      version,
+      listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [pluginFilter('counter', src(v))])] }] }],
+      clusters: [cluster('app', app)],
+    }, { references: 'error' });
+    assert.ok(b.ok, JSON.stringify(b));
+    return b.config;
+  };
+  const events: string[] = [];
+  const { startProxy } = await import('../../src/proxy/proxy.ts');
+  const r = await startProxy({ config: cfg('c1', 1), node: { id: 'p', cluster: 'p', locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false, log: (e) => events.push(e) });
+  assert.ok(r.ok, JSON.stringify(r));
+  const proxy = r.proxy;
+  t.after(() => proxy.stop({ drainMs: 0 }));
+  const port = proxy.ports.get('inbound')!;
+  assert.equal((await send(port)).json().headers['x-count'], '1');
+  // The same plugin in a new config version: the running instance (and its count) stays.
+  assert.ok((await proxy.applyConfig(cfg('c2', 1))).ok);
+  assert.equal((await send(port)).json().headers['x-count'], '2');
+  assert.equal(events.filter((e) => e === 'plugin_started').length, 1);
+  // v2 while a request is in flight: it completes through v1's response hook; the next one meets v2.
+  const inFlight = send(port);
+  await new Promise((res) => setTimeout(res, 100));
+  assert.ok((await proxy.applyConfig(cfg('c3', 2))).ok);
+  const next = await send(port);
+  const old = await inFlight;
+  assert.equal(old.status, 200);
+  assert.equal(old.headers['x-version'], '1');
+  assert.equal(next.headers['x-version'], '2');
+  assert.equal(next.json().headers['x-count'], '1', 'v2 is a fresh instance');
+  assert.deepEqual(events.filter((e) => e.startsWith('plugin_')), ['plugin_started', 'plugin_started', 'plugin_retired']);
+});

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { bootstrapDoc, getText, httpListener, request, routeConfig, staticCluster } from '../proxy/helpers.ts';
 import { testWasm, type Sdk } from '../../scripts/build-test-wasm.ts';
-import { pluginFilter, startEchoApp } from './kit.ts';
+import { pluginFilter, startEchoApp, tinyProxyWasm } from './kit.ts';
 import { addr, cluster, hcmFilter, metric } from '../authz/kit.ts';
 import { buildProxyConfig } from '../../src/proxy/config/envoy.ts';
 import { startProxy } from '../../src/proxy/proxy.ts';
@@ -171,4 +171,37 @@ test('host features (Rust SDK): an HTTP call pauses the request and resumes or a
   }
   assert.ok(ticks >= 3, `ticks gauge ${ticks}`);
   assert.ok(metric(proxy, 'trellis_plugin_tick_delay_ms_count', { plugin: 'features' }) >= 3);
+});
+
+test('a looping and a trapping wasm module are contained: the request fails closed, the module is replaced, traffic flows', async (t) => {
+  const app = await startEchoApp(t);
+  const many: Record<string, string> = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`x-h${i}`, '1']));
+  for (const kind of ['loop', 'trap'] as const) {
+    const cfg = buildProxyConfig({
+      version: kind,
+      listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [pluginFilter(kind, tinyProxyWasm(kind), { runtime: 'wasm', hookTimeout: '0.3s' })])] }] }],
+      clusters: [cluster('app', app)],
+    }, { references: 'error' });
+    assert.ok(cfg.ok, JSON.stringify(cfg));
+    const r = await startProxy({ config: cfg.config, node: { id: kind, cluster: kind, locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false });
+    assert.ok(r.ok, JSON.stringify(r));
+    const proxy = r.proxy;
+    t.after(() => proxy.stop({ drainMs: 0 }));
+    const port = proxy.ports.get('inbound')!;
+    assert.equal((await request(port, { agent: false })).status, 200, `${kind}: a request with few headers passes`);
+    const bad = await request(port, { agent: false, headers: many });
+    assert.equal(bad.status, 500, `${kind}: ${bad.body}`);
+    assert.equal(bad.headers['x-trellis-proxy-error'], 'PLUGIN_FAILED');
+    assert.match(bad.body, kind === 'loop' ? /did not answer within 300 ms/ : /trapped/);
+    // The module is replaced (at most once a second): requests flow again.
+    const deadline = Date.now() + 10_000;
+    let status = 0;
+    while (Date.now() < deadline && status !== 200) {
+      status = (await request(port, { agent: false })).status;
+      if (status !== 200) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(status, 200, `${kind}: served again after the module was replaced`);
+    assert.ok(metric(proxy, 'trellis_plugin_restarts_total', { plugin: kind }) + metric(proxy, 'trellis_plugin_errors_total', { plugin: kind, reason: 'crash' }) >= 1, proxy.stats.registry.expose().split('\n').filter((l) => l.includes('plugin')).join('\n'));
+    assert.ok(metric(proxy, 'trellis_plugin_errors_total', { plugin: kind, reason: kind === 'loop' ? 'timeout' : 'throw' }) >= 1);
+  }
 });
