@@ -21,7 +21,9 @@ function errorsOf(obj: unknown): string[] {
 }
 
 test('the example Plugins validate; mistakes name the field', () => {
-  for (const d of parseAllDocuments(readFileSync('examples/plugins/resources/header-and-block.yaml', 'utf8')).map((x) => x.toJS())) assert.deepEqual(errorsOf(d), []);
+  for (const f of ['header-and-block.yaml', 'wasm-guard-by-url.yaml']) {
+    for (const d of parseAllDocuments(readFileSync(`examples/plugins/resources/${f}`, 'utf8')).map((x) => x.toJS())) assert.deepEqual(errorsOf(d), [], f);
+  }
   const base = { apiVersion: 'trellis.dev/v1alpha1', kind: 'Plugin', metadata: { name: 'p', namespace: 'default' } };
   const bad: [object, RegExp][] = [
     [{ type: 'typescript', source: {} }, /^spec\.source: must give exactly one of inline, file or url \(got none\)/],
