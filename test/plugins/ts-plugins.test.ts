@@ -52,12 +52,13 @@ test('the example plugin adds a header both ways and blocks a listed user with i
   assert.ok(metric(proxy, 'trellis_plugin_cpu_seconds_total', { plugin: 'guard' }) > 0, 'CPU time is reported');
 });
 
-test('body and trailer hooks see the whole body and may replace it; the path can be rewritten', async (t) => {
+test('body and trailer hooks see the whole body and may replace it; the path can be rewritten; req.state spans the request', async (t) => {
   const app = await startEchoApp(t);
   const src = `
     definePlugin(() => ({
-      onRequestHeaders(req) { if (req.path === '/old') req.path = '/new'; },
+      onRequestHeaders(req) { req.state.asked = req.path; if (req.path === '/old') req.path = '/new'; },
       onRequestBody(body) { return new TextDecoder().decode(body).toUpperCase(); },
+      onResponseHeaders(res, req) { res.headers.set('x-asked-for', String(req.state.asked)); },
       onResponseBody(body, res) { res.status = 201; const o = JSON.parse(new TextDecoder().decode(body)); return JSON.stringify({ seen: o.body, path: o.path, len: o.headers['content-length'] }); },
     }));`;
   const { port } = await startInboundProxy(t, app, [pluginFilter('shout', src)]);
@@ -65,6 +66,7 @@ test('body and trailer hooks see the whole body and may replace it; the path can
   assert.equal(r.status, 201);
   assert.deepEqual(JSON.parse(r.body), { seen: 'HELLO PLUGIN', path: '/new', len: '12' });
   assert.equal(r.headers['content-length'], String(Buffer.byteLength(r.body)));
+  assert.equal(r.headers['x-asked-for'], '/old', 'req.state carries per-request values from one hook to the next');
 });
 
 test('an asynchronous hook calls a cluster (an auth service) and decides from its answer', async (t) => {

@@ -42,6 +42,8 @@ export interface PluginRequest {
   /** Path and query, as received (normalised by the proxy). */
   path: string;
   readonly headers: PluginHeaders;
+  /** Per-request scratch space: the same object in every hook of this request (dropped when it ends). */
+  readonly state: Record<string, unknown>;
   respond(status: number, body?: string | Uint8Array, headers?: Record<string, string>): LocalReply;
 }
 

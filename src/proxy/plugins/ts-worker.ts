@@ -108,13 +108,19 @@ function toBuffer(b: string | Uint8Array): Buffer {
   return typeof b === 'string' ? Buffer.from(b) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function request(head: PluginRequestHead): PluginRequest & { headers: Headers } {
+/** Per-request state objects by stream (the runner's request id), dropped at 'end'. */
+const states = new Map<number, Record<string, unknown>>();
+
+function request(head: PluginRequestHead, stream: number): PluginRequest & { headers: Headers } {
+  let state = states.get(stream);
+  if (!state) states.set(stream, (state = {}));
   return {
     method: head.method,
     scheme: head.scheme,
     authority: head.authority,
     path: head.path,
     headers: new Headers(head.headers),
+    state,
     respond: (status, body, headers) => new Reply(status, body, headers),
   };
 }
@@ -246,8 +252,8 @@ try {
 // A rejection the plugin left unhandled must not end the worker (and with it every request in flight).
 process.on('unhandledRejection', (err) => op({ op: 'log', level: 'error', msg: `unhandled rejection: ${errorMessage(err)}` }));
 
-async function run(input: HookInput): Promise<HookOutput> {
-  const req = request(input.request);
+async function run(stream: number, input: HookInput): Promise<HookOutput> {
+  const req = request(input.request, stream);
   switch (input.hook) {
     case 'requestHeaders': {
       const r = await hooks.onRequestHeaders!(req);
@@ -308,7 +314,7 @@ function checkStatus(s: number): number {
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'call':
-      run(m.input).then(
+      run(m.stream, m.input).then(
         (out) => post({ t: 'ret', id: m.id, out, cpu: cpuMicros(), ops: takeOps() }),
         (err: unknown) => post({ t: 'ret', id: m.id, out: { kind: 'fail', reason: 'throw', message: errorMessage(err) }, cpu: cpuMicros(), ops: takeOps() }),
       );
@@ -329,6 +335,7 @@ port.on('message', (m: ToWorker) => {
       post({ t: 'pong', cpu: cpuMicros(), ops: takeOps() });
       return;
     case 'end':
+      states.delete(m.stream);
       return;
   }
 });
