@@ -15,6 +15,8 @@
 //   spec.config          a string handed to the plugin verbatim (JSON by convention)
 //   spec.failurePolicy   closed (the default: a failing plugin fails the request) | open
 //   spec.hookTimeout     deadline of one hook call (default 500ms)
+//   spec.bodies          wasm: hand request/response bodies and trailers to the module
+//                        (each buffered whole); TypeScript plugins get them when they have body hooks
 //
 // The control plane writes it into the HTTP filters of the selected proxies'
 // listeners as Envoy's envoy.extensions.filters.http.wasm.v3.Wasm
@@ -42,6 +44,7 @@ export const PluginSpec = Closed({
   config: Type.Optional(Type.String({ maxLength: 65536 })),
   failurePolicy: Type.Optional(StringEnum(['open', 'closed'] as const, { default: 'closed' })),
   hookTimeout: Type.Optional(Duration),
+  bodies: Type.Optional(Type.Boolean()),
   rootId: Type.Optional(Type.String({ maxLength: 256 })),
 });
 export type PluginSpec = Static<typeof PluginSpec>;
@@ -66,6 +69,7 @@ export function checkPlugin(spec: PluginSpec, report: (path: (string | number)[]
       else if (Buffer.byteLength(s.inline, 'base64') > MAX_INLINE_PLUGIN_BYTES) report(['spec', 'source', 'inline'], `is larger than ${MAX_INLINE_PLUGIN_BYTES} bytes: serve it by url + sha256`);
     } else if (Buffer.byteLength(s.inline) > MAX_INLINE_PLUGIN_BYTES) report(['spec', 'source', 'inline'], `is larger than ${MAX_INLINE_PLUGIN_BYTES} bytes: serve it by url + sha256`);
   }
+  if (spec.bodies !== undefined && spec.type !== 'wasm') report(['spec', 'bodies'], 'only applies to type wasm (a TypeScript plugin gets bodies when it has body hooks)');
   if (spec.hookTimeout !== undefined) {
     const ms = parseDuration(spec.hookTimeout);
     if (ms === undefined || ms <= 0 || ms > 60_000) report(['spec', 'hookTimeout'], 'must be more than 0 and at most 60s');

@@ -13,6 +13,8 @@ export interface PluginFilterOptions {
   readonly configuration?: string;
   readonly hookTimeout?: string;
   readonly maxBodyBytes?: number;
+  /** proxy-wasm: hand bodies to the module. */
+  readonly bodies?: boolean;
 }
 
 /** An HCM http filter running `code` (TypeScript source, or wasm bytes). */
@@ -32,7 +34,7 @@ export function pluginFilter(name: string, code: string | Buffer, o: PluginFilte
           code: { local: typeof code === 'string' ? { inlineString: code } : { inlineBytes: code.toString('base64') } },
           configuration: {
             '@type': 'type.googleapis.com/google.protobuf.Struct',
-            value: { hookTimeout: o.hookTimeout ?? '2s', ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}) },
+            value: { hookTimeout: o.hookTimeout ?? '2s', ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}), ...(o.bodies ? { bodies: true } : {}) },
           },
         },
       },

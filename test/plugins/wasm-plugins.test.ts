@@ -205,3 +205,32 @@ test('a looping and a trapping wasm module are contained: the request fails clos
     assert.ok(metric(proxy, 'trellis_plugin_errors_total', { plugin: kind, reason: kind === 'loop' ? 'timeout' : 'throw' }) >= 1);
   }
 });
+
+test('bodies (Rust SDK, bodies: true): the module reads and replaces request and response bodies, or answers from a body callback', async (t) => {
+  const built = testWasm('rust-features');
+  if (!built.ok) {
+    t.skip(built.reason);
+    return;
+  }
+  const app = await startEchoApp(t);
+  const cfg = buildProxyConfig({
+    version: 'b1',
+    listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [pluginFilter('bodies', readFileSync(built.path), { runtime: 'wasm', bodies: true })])] }] }],
+    clusters: [cluster('app', app)],
+  }, { references: 'error' });
+  assert.ok(cfg.ok, JSON.stringify(cfg));
+  const r = await startProxy({ config: cfg.config, node: { id: 'b', cluster: 'b', locality: { region: '', zone: '', subZone: '' }, metadata: {} }, admin: false });
+  assert.ok(r.ok, JSON.stringify(r));
+  t.after(() => r.proxy.stop({ drainMs: 0 }));
+  const port = r.proxy.ports.get('inbound')!;
+  const ok = await request(port, { agent: false, method: 'POST', path: '/upload', body: 'hello wasm' });
+  assert.equal(ok.status, 200);
+  assert.ok(ok.body.startsWith('wrapped:'), ok.body);
+  const echoed = JSON.parse(ok.body.slice('wrapped:'.length)) as { body: string; headers: Record<string, string> };
+  assert.equal(echoed.body, 'HELLO WASM', 'the app got the body the module wrote');
+  assert.equal(echoed.headers['content-length'], '10');
+  assert.equal(ok.headers['content-length'], String(Buffer.byteLength(ok.body)));
+  const refused = await request(port, { agent: false, method: 'POST', path: '/upload', body: 'this is forbidden' });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body, 'forbidden body\n');
+});

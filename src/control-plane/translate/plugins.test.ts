@@ -36,6 +36,7 @@ test('the example Plugins validate; mistakes name the field', () => {
     [{ type: 'typescript', phase: 'early', source: { inline: 'x' } }, /^spec\.phase/],
     [{ type: 'typescript', source: { inline: 'x' }, hookTimeout: '2m' }, /^spec\.hookTimeout: must be more than 0 and at most 60s/],
     [{ type: 'typescript', source: { inline: 'x' }, priority: 1 }, /^spec\.priority|spec: .*priority/],
+    [{ type: 'typescript', source: { inline: 'x' }, bodies: true }, /^spec\.bodies: only applies to type wasm/],
   ];
   for (const [spec, want] of bad) {
     const errs = errorsOf({ ...base, spec });
@@ -66,7 +67,7 @@ test('filters are placed by phase among jwt_authn and rbac, by order within a ph
 
 test('the Wasm filter the control plane writes is what the proxy reads back', () => {
   const sha = 'a'.repeat(64);
-  const f = wasmFilter(plugin('guard', { type: 'wasm', source: { url: 'https://p.example/g.wasm', sha256: sha }, failurePolicy: 'open', config: 'mallory', hookTimeout: '250ms', rootId: 'guard' }));
+  const f = wasmFilter(plugin('guard', { type: 'wasm', source: { url: 'https://p.example/g.wasm', sha256: sha }, failurePolicy: 'open', config: 'mallory', hookTimeout: '250ms', rootId: 'guard', bodies: true }));
   const issues = new Issues();
   const r = FieldReader.of(f.typedConfig, 'f', issues)!;
   r.raw('@type');
@@ -74,6 +75,6 @@ test('the Wasm filter the control plane writes is what the proxy reads back', ()
   assert.deepEqual(issues.errors, []);
   assert.deepEqual({ ...spec }, {
     name: 'default/guard', runtime: 'wasm', code: { kind: 'remote', uri: 'https://p.example/g.wasm', sha256: sha }, rootId: 'guard', vmId: 'default/guard',
-    configuration: 'mallory', failOpen: true, hookTimeoutMs: 250, maxBodyBytes: 1024 * 1024, maxMemoryMb: 64,
+    configuration: 'mallory', failOpen: true, hookTimeoutMs: 250, maxBodyBytes: 1024 * 1024, maxMemoryMb: 64, bodies: true,
   });
 });

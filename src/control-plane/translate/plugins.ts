@@ -64,7 +64,12 @@ export function wasmFilter(p: PluginResource): { name: string; typedConfig: obje
           vmId: id,
           runtime: s.type === 'wasm' ? 'envoy.wasm.runtime.v8' : 'trellis.plugin.runtime.typescript',
           code,
-          ...(timeoutMs !== undefined ? { configuration: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: { hookTimeout: `${timeoutMs / 1000}s` } } } : {}),
+          ...(timeoutMs !== undefined || s.bodies ? {
+            configuration: {
+              '@type': 'type.googleapis.com/google.protobuf.Struct',
+              value: { ...(timeoutMs !== undefined ? { hookTimeout: `${timeoutMs / 1000}s` } : {}), ...(s.bodies ? { bodies: true } : {}) },
+            },
+          } : {}),
         },
       },
     },

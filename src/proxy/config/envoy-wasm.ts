@@ -43,6 +43,8 @@ export interface PluginSpec {
   readonly maxBodyBytes: number;
   /** Heap limit of a TypeScript plugin's worker (Trellis vmConfig.configuration). */
   readonly maxMemoryMb: number;
+  /** proxy-wasm: hand request/response bodies and trailers to the module (buffered whole; Trellis vmConfig.configuration). */
+  readonly bodies: boolean;
 }
 
 /** The typedConfig of an envoy.filters.http.wasm filter. */
@@ -138,9 +140,9 @@ function readStringValue(r: FieldReader, key: string): string {
 }
 
 /** Trellis limits in vmConfig.configuration (a google.protobuf.Struct):
- * hookTimeout (duration), maxBodyBytes, maxMemoryMb. */
-function readLimits(vm: FieldReader): Pick<PluginSpec, 'hookTimeoutMs' | 'maxBodyBytes' | 'maxMemoryMb'> {
-  const out = { hookTimeoutMs: DEFAULT_HOOK_TIMEOUT_MS, maxBodyBytes: DEFAULT_MAX_BODY_BYTES, maxMemoryMb: DEFAULT_MAX_MEMORY_MB };
+ * hookTimeout (duration), maxBodyBytes, maxMemoryMb, bodies (proxy-wasm). */
+function readLimits(vm: FieldReader): Pick<PluginSpec, 'hookTimeoutMs' | 'maxBodyBytes' | 'maxMemoryMb' | 'bodies'> {
+  const out = { hookTimeoutMs: DEFAULT_HOOK_TIMEOUT_MS, maxBodyBytes: DEFAULT_MAX_BODY_BYTES, maxMemoryMb: DEFAULT_MAX_MEMORY_MB, bodies: false };
   const a = vm.obj('configuration');
   if (!a) return out;
   const t = anyType(a);
@@ -155,6 +157,7 @@ function readLimits(vm: FieldReader): Pick<PluginSpec, 'hookTimeoutMs' | 'maxBod
   }
   out.maxBodyBytes = v.uint('maxBodyBytes', { min: 1, max: 64 * 1024 * 1024 }) ?? out.maxBodyBytes;
   out.maxMemoryMb = v.uint('maxMemoryMb', { min: 8, max: 4096 }) ?? out.maxMemoryMb;
+  out.bodies = v.bool('bodies') ?? false;
   v.done();
   return out;
 }

@@ -157,7 +157,7 @@ function* pluginSpecs(config: ProxyConfig): Generator<{ where: string; spec: Plu
 function identity(spec: PluginSpec, code: Buffer): string {
   const h = createHash('sha256');
   h.update(code);
-  h.update(JSON.stringify([spec.runtime, spec.name, spec.rootId, spec.vmId, spec.configuration, spec.failOpen, spec.hookTimeoutMs, spec.maxBodyBytes, spec.maxMemoryMb]));
+  h.update(JSON.stringify([spec.runtime, spec.name, spec.rootId, spec.vmId, spec.configuration, spec.failOpen, spec.hookTimeoutMs, spec.maxBodyBytes, spec.maxMemoryMb, spec.bodies]));
   return h.digest('hex');
 }
 

@@ -11,6 +11,8 @@ export interface WorkerInit {
   readonly config: string;
   readonly rootId: string;
   readonly vmId: string;
+  /** proxy-wasm: hand request and response bodies to the module. */
+  readonly bodies: boolean;
 }
 
 export type Op =

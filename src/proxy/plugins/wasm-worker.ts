@@ -14,7 +14,9 @@
 // queues live in this worker, so they are shared by every context of the
 // plugin (not across plugins). A trap (panic, abort) fails the call and ends
 // the worker: a wasm instance that trapped is not reused; the runner starts
-// a fresh one. Request and response bodies are not handed to the module yet.
+// a fresh one. Bodies and trailers reach the module whole (one
+// proxy_on_*_body call with end_of_stream) when the filter's config asks for
+// them (`bodies: true`): the proxy then buffers each body up to maxBodyBytes.
 import { parentPort, workerData } from 'node:worker_threads';
 import { randomFillSync } from 'node:crypto';
 import type { HookInput, HookName, HookOutput, PluginRequestHead } from './runner.ts';
@@ -27,7 +29,18 @@ let ops: Op[] = [];
 const OK = 0, NOT_FOUND = 1, BAD_ARGUMENT = 2, EMPTY = 7, CAS_MISMATCH = 8, UNIMPLEMENTED = 12;
 const ROOT = 1;
 const MAP = { REQUEST_HEADERS: 0, REQUEST_TRAILERS: 1, RESPONSE_HEADERS: 2, RESPONSE_TRAILERS: 3, HTTP_CALL_RESPONSE_HEADERS: 6, HTTP_CALL_RESPONSE_TRAILERS: 7 } as const;
-const BUFFER = { HTTP_CALL_RESPONSE_BODY: 4, VM_CONFIGURATION: 6, PLUGIN_CONFIGURATION: 7 } as const;
+const BUFFER = { HTTP_REQUEST_BODY: 0, HTTP_RESPONSE_BODY: 1, HTTP_CALL_RESPONSE_BODY: 4, VM_CONFIGURATION: 6, PLUGIN_CONFIGURATION: 7 } as const;
+
+function bufferOf(type: number): Buffer | undefined {
+  switch (type) {
+    case BUFFER.HTTP_REQUEST_BODY: return current?.requestBody ?? undefined;
+    case BUFFER.HTTP_RESPONSE_BODY: return current?.responseBody ?? undefined;
+    case BUFFER.HTTP_CALL_RESPONSE_BODY: return httpResponse?.body;
+    case BUFFER.VM_CONFIGURATION: return Buffer.alloc(0);
+    case BUFFER.PLUGIN_CONFIGURATION: return configBytes;
+    default: return undefined;
+  }
+}
 const LEVELS = ['debug', 'debug', 'info', 'warn', 'error', 'error'] as const;
 const LOG_LEVEL_INFO = 2;
 
@@ -63,8 +76,11 @@ interface Stream {
   response: string[] | null;
   requestTrailers: string[] | null;
   responseTrailers: string[] | null;
+  requestBody: Buffer | null;
+  responseBody: Buffer | null;
   reply: { status: number; headers: string[]; body: Buffer } | null;
-  paused: { phase: 'request' | 'response'; resolve: (o: HookOutput) => void } | null;
+  /** A callback returned Pause: resolved by proxy_continue_stream or a local reply. */
+  paused: { phase: 'request' | 'response'; resolve: () => void } | null;
 }
 
 type Exports = Record<string, unknown> & { memory: WebAssembly.Memory };
@@ -189,24 +205,30 @@ const env: Record<string, (...a: never[]) => number | bigint | void> = {
     return OK;
   },
   proxy_get_buffer_bytes(type: number, start: number, max: number, retPtr: number, retSize: number) {
-    let b: Buffer | undefined;
-    if (type === BUFFER.PLUGIN_CONFIGURATION) b = configBytes;
-    else if (type === BUFFER.VM_CONFIGURATION) b = Buffer.alloc(0);
-    else if (type === BUFFER.HTTP_CALL_RESPONSE_BODY) b = httpResponse?.body;
+    const b = bufferOf(type);
     if (!b) return NOT_FOUND;
     // i32 parameters arrive signed: SDKs pass usize::MAX / 0xffffffff for "all".
     const from = start >>> 0;
     return give(b.subarray(from, from + (max >>> 0)), retPtr, retSize);
   },
   proxy_get_buffer_status(type: number, lenPtr: number, flagsPtr: number) {
-    const b = type === BUFFER.PLUGIN_CONFIGURATION ? configBytes : type === BUFFER.HTTP_CALL_RESPONSE_BODY ? httpResponse?.body : undefined;
+    const b = bufferOf(type);
     if (!b) return NOT_FOUND;
     view().setUint32(lenPtr, b.length, true);
     view().setUint32(flagsPtr, 1, true);
     return OK;
   },
-  proxy_set_buffer_bytes() {
-    return UNIMPLEMENTED;
+  proxy_set_buffer_bytes(type: number, start: number, size: number, dp: number, dl: number) {
+    const s = current;
+    const b = bufferOf(type);
+    if (!s || !b || (type !== BUFFER.HTTP_REQUEST_BODY && type !== BUFFER.HTTP_RESPONSE_BODY)) return BAD_ARGUMENT;
+    // Replace [start, start + size) with the data (Envoy: start 0 and size >= length replace it all).
+    const from = Math.min(start >>> 0, b.length);
+    const to = Math.min(from + (size >>> 0), b.length);
+    const next = Buffer.concat([b.subarray(0, from), Buffer.from(bytes(dp, dl)), b.subarray(to)]);
+    if (type === BUFFER.HTTP_REQUEST_BODY) s.requestBody = next;
+    else s.responseBody = next;
+    return OK;
   },
   proxy_get_header_map_pairs(type: number, retPtr: number, retSize: number) {
     const m = mapOf(type);
@@ -286,7 +308,7 @@ const env: Record<string, (...a: never[]) => number | bigint | void> = {
     if (s.paused) {
       const p = s.paused;
       s.paused = null;
-      p.resolve({ kind: 'reply', ...s.reply });
+      queueMicrotask(p.resolve);
     }
     return OK;
   },
@@ -530,7 +552,7 @@ function fromMap(m: string[], was: PluginRequestHead): PluginRequestHead {
 function streamOf(id: number): Stream {
   let s = streams.get(id);
   if (!s) {
-    s = { ctx: nextCtx++, request: null, response: null, requestTrailers: null, responseTrailers: null, reply: null, paused: null };
+    s = { ctx: nextCtx++, request: null, response: null, requestTrailers: null, responseTrailers: null, requestBody: null, responseBody: null, reply: null, paused: null };
     streams.set(id, s);
     byCtx.set(s.ctx, s);
     current = s;
@@ -539,50 +561,71 @@ function streamOf(id: number): Stream {
   return s;
 }
 
-function outcome(s: Stream, phase: 'request' | 'response', input: HookInput): HookOutput {
-  if (s.reply) return { kind: 'reply', ...s.reply };
-  if (phase === 'request') return { kind: 'continue', request: fromMap(s.request!, input.request) };
-  const m = s.response!;
-  const i = m.indexOf(':status');
-  const status = i >= 0 && i % 2 === 0 ? Number(m[i + 1]) : (input as { status: number }).status;
-  const headers: string[] = [];
-  for (let j = 0; j < m.length; j += 2) if (!m[j]!.startsWith(':')) headers.push(m[j]!, m[j + 1]!);
-  return { kind: 'continue', status: Number.isInteger(status) && status >= 200 && status <= 599 ? status : (input as { status: number }).status, headers };
-}
-
 /** proxy_continue_stream: a paused phase of the current context goes on. */
 function resume(phase: 'request' | 'response'): boolean {
   const s = current;
   if (!s?.paused || s.paused.phase !== phase) return false;
   const p = s.paused;
   s.paused = null;
-  // Answered after the callback that called us returns, with the maps as they are then.
-  queueMicrotask(() => p.resolve(outcome(s, phase, lastInput.get(s)!)));
+  // Goes on after the callback that called us returns, with the maps as they are then.
+  queueMicrotask(p.resolve);
   return true;
 }
-const lastInput = new WeakMap<Stream, HookInput>();
 
-function run(stream: number, input: HookInput): HookOutput | Promise<HookOutput> {
+/** One callback's verdict: go on, or stop because the module answered. Waits while it paused. */
+async function step(s: Stream, phase: 'request' | 'response', action: number): Promise<'next' | 'reply'> {
+  if (s.reply) return 'reply';
+  if (action !== 0) {
+    await new Promise<void>((resolve) => (s.paused = { phase, resolve }));
+    current = s;
+  }
+  return s.reply ? 'reply' : 'next';
+}
+
+function responseOut(s: Stream, input: { status: number }): { status: number; headers: string[] } {
+  const m = s.response!;
+  const i = m.indexOf(':status');
+  const status = i >= 0 && i % 2 === 0 ? Number(m[i + 1]) : input.status;
+  const headers: string[] = [];
+  for (let j = 0; j < m.length; j += 2) if (!m[j]!.startsWith(':')) headers.push(m[j]!, m[j + 1]!);
+  return { status: Number.isInteger(status) && status >= 200 && status <= 599 ? status : input.status, headers };
+}
+
+async function run(stream: number, input: HookInput): Promise<HookOutput> {
   const s = streamOf(stream);
   current = s;
-  lastInput.set(s, input);
-  let action: number;
-  let phase: 'request' | 'response';
-  if (input.hook === 'requestHeaders') {
-    phase = 'request';
-    s.request = toMap(input.request);
-    action = call('proxy_on_request_headers', s.ctx, s.request.length / 2, 0);
-  } else if (input.hook === 'responseHeaders') {
-    phase = 'response';
-    s.request ??= toMap(input.request);
-    s.response = [':status', String(input.status), ...input.headers];
-    action = call('proxy_on_response_headers', s.ctx, s.response.length / 2, 0);
-  } else {
-    return { kind: 'continue' };
+  const reply = (): HookOutput => ({ kind: 'reply', ...s.reply! });
+  switch (input.hook) {
+    case 'requestHeaders': {
+      s.request = toMap(input.request);
+      if ((await step(s, 'request', call('proxy_on_request_headers', s.ctx, s.request.length / 2, 0))) === 'reply') return reply();
+      return { kind: 'continue', request: fromMap(s.request, input.request) };
+    }
+    case 'requestBody': {
+      s.request ??= toMap(input.request);
+      s.requestBody = Buffer.from(input.body.buffer, input.body.byteOffset, input.body.byteLength);
+      s.requestTrailers = input.trailers ? [...input.trailers] : null;
+      if ((await step(s, 'request', call('proxy_on_request_body', s.ctx, s.requestBody.length, 1))) === 'reply') return reply();
+      if (s.requestTrailers && (await step(s, 'request', call('proxy_on_request_trailers', s.ctx, s.requestTrailers.length / 2))) === 'reply') return reply();
+      return { kind: 'continue', request: fromMap(s.request, input.request), body: s.requestBody, trailers: s.requestTrailers };
+    }
+    case 'responseHeaders': {
+      s.request ??= toMap(input.request);
+      s.response = [':status', String(input.status), ...input.headers];
+      if ((await step(s, 'response', call('proxy_on_response_headers', s.ctx, s.response.length / 2, 0))) === 'reply') return reply();
+      return { kind: 'continue', ...responseOut(s, input) };
+    }
+    case 'responseBody': {
+      s.request ??= toMap(input.request);
+      s.response = [':status', String(input.status), ...input.headers];
+      s.responseBody = Buffer.from(input.body.buffer, input.body.byteOffset, input.body.byteLength);
+      s.responseTrailers = input.trailers ? [...input.trailers] : null;
+      if ((await step(s, 'response', call('proxy_on_response_headers', s.ctx, s.response.length / 2, 0))) === 'reply') return reply();
+      if ((await step(s, 'response', call('proxy_on_response_body', s.ctx, s.responseBody.length, 1))) === 'reply') return reply();
+      if (s.responseTrailers && (await step(s, 'response', call('proxy_on_response_trailers', s.ctx, s.responseTrailers.length / 2))) === 'reply') return reply();
+      return { kind: 'continue', ...responseOut(s, input), body: s.responseBody, trailers: s.responseTrailers };
+    }
   }
-  if (s.reply) return { kind: 'reply', ...s.reply };
-  if (action === 0) return outcome(s, phase, input);
-  return new Promise((resolve) => (s.paused = { phase, resolve }));
 }
 
 function end(stream: number): void {
@@ -624,7 +667,11 @@ try {
   if (call('proxy_on_configure', ROOT, configBytes.length) === 0 && exportNames.has('proxy_on_configure')) throw new Error('proxy_on_configure rejected the configuration');
   const hooks: HookName[] = [];
   if (exportNames.has('proxy_on_request_headers')) hooks.push('requestHeaders');
-  if (exportNames.has('proxy_on_response_headers')) hooks.push('responseHeaders');
+  // Bodies only when the filter config asks (vmConfig.configuration bodies: true): SDKs export every
+  // callback, and delivering bodies means buffering each one whole (up to maxBodyBytes).
+  if (init.bodies && exportNames.has('proxy_on_request_body')) hooks.push('requestBody');
+  if (init.bodies && exportNames.has('proxy_on_response_body')) hooks.push('responseBody');
+  else if (exportNames.has('proxy_on_response_headers')) hooks.push('responseHeaders');
   post({ t: 'ready', hooks, cpu: cpuMicros(), ops: takeOps() });
 } catch (err) {
   post({ t: 'initFail', message: `${(err as Error).message}${ops.length ? ` (log: ${ops.filter((o) => o.op === 'log').map((o) => (o as { msg: string }).msg).join(' | ')})` : ''}` });
@@ -633,15 +680,13 @@ try {
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'call': {
-      let r: HookOutput | Promise<HookOutput>;
-      try {
-        r = run(m.stream, m.input);
-      } catch (err) {
-        post({ t: 'ret', id: m.id, out: { kind: 'fail', reason: 'throw', message: `the module trapped: ${(err as Error)?.message ?? String(err)}` }, cpu: cpuMicros(), ops: takeOps() });
-        setImmediate(() => process.exit(70));
-        return;
-      }
-      void Promise.resolve(r).then((out) => post({ t: 'ret', id: m.id, out, cpu: cpuMicros(), ops: takeOps() }));
+      run(m.stream, m.input).then(
+        (out) => post({ t: 'ret', id: m.id, out, cpu: cpuMicros(), ops: takeOps() }),
+        (err: unknown) => {
+          post({ t: 'ret', id: m.id, out: { kind: 'fail', reason: 'throw', message: `the module trapped: ${(err as Error)?.message ?? String(err)}` }, cpu: cpuMicros(), ops: takeOps() });
+          setImmediate(() => process.exit(70));
+        },
+      );
       return;
     }
     case 'end':

@@ -47,7 +47,7 @@ const HTTP_CALL_CTX: Pick<RequestContext, 'listener' | 'direction' | 'downstream
 
 /** Start the plugin; resolves once its code has loaded and said which hooks it has. */
 export async function startWorkerRunner(spec: PluginSpec, code: WorkerInit['code'], deps: WorkerRunnerDeps): Promise<{ ok: true; runner: PluginRunner } | { ok: false; error: string }> {
-  const r = new WorkerRunner(spec, { name: spec.name, code, config: spec.configuration, rootId: spec.rootId, vmId: spec.vmId }, deps);
+  const r = new WorkerRunner(spec, { name: spec.name, code, config: spec.configuration, rootId: spec.rootId, vmId: spec.vmId, bodies: spec.bodies }, deps);
   const started = await r.start();
   if (!started.ok) {
     r.close();

@@ -6,6 +6,9 @@
 //     else is answered 401 from the filter
 //   - every request bumps a counter in shared data (compare-and-swap) and
 //     carries the new value in x-hits
+//   - with bodies delivered (the filter's `bodies: true`): a request body
+//     containing "forbidden" is answered 400, any other is upper-cased; the
+//     response body is prefixed with "wrapped:"
 //   - the root context ticks every 20 ms; each tick enqueues an item on a
 //     shared queue, whose ready callback dequeues it and records the queue
 //     delay into the `tick_delay_ms` histogram and the `ticks` gauge
@@ -96,6 +99,31 @@ impl Context for Features {
 }
 
 impl HttpContext for Features {
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        if let Some(body) = self.get_http_request_body(0, size) {
+            if body.windows(9).any(|w| w == b"forbidden") {
+                self.send_http_response(400, vec![], Some(b"forbidden body\n"));
+                return Action::Pause;
+            }
+            self.set_http_request_body(0, size, &body.to_ascii_uppercase());
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = self.get_http_response_body(0, size).unwrap_or_default();
+        let mut out = b"wrapped:".to_vec();
+        out.extend_from_slice(&body);
+        self.set_http_response_body(0, size, &out);
+        Action::Continue
+    }
+
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         let hits = self.bump_hits();
         self.add_http_request_header("x-hits", &hits.to_string());
