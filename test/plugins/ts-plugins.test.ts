@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { buildProxyConfig } from '../../src/proxy/config/envoy.ts';
 import { addr, cluster, hcmFilter, metric, startInboundProxy } from '../authz/kit.ts';
 import { pluginFilter, startEchoApp } from './kit.ts';
@@ -243,4 +244,36 @@ test('config swaps: an unchanged plugin keeps its state; a changed one starts be
   assert.equal(next.headers['x-version'], '2');
   assert.equal(next.json().headers['x-count'], '1', 'v2 is a fresh instance');
   assert.deepEqual(events.filter((e) => e.startsWith('plugin_')), ['plugin_started', 'plugin_started', 'plugin_retired']);
+});
+
+test('code from a URL is used when its sha256 matches and refused, naming the hashes, when it does not', async (t) => {
+  const app = await startEchoApp(t);
+  const code = Buffer.from(`definePlugin(() => ({ onRequestHeaders(req) { req.headers.set('x-from', 'url'); } }));`);
+  const sha = createHash('sha256').update(code).digest('hex');
+  let fetches = 0;
+  const src = http.createServer((_req, res) => {
+    fetches++;
+    res.end(code);
+  });
+  await new Promise<void>((r) => src.listen(0, '127.0.0.1', r));
+  t.after(() => src.close());
+  const uri = `http://127.0.0.1:${(src.address() as { port: number }).port}/plugin.ts`;
+  const remote = (sha256: string) => {
+    const f = pluginFilter('remote', '') as { typedConfig: { config: { vmConfig: { code: object } } } };
+    f.typedConfig.config.vmConfig.code = { remote: { httpUri: { uri, cluster: 'none', timeout: '5s' }, sha256 } };
+    return f;
+  };
+  const { proxy, port } = await startInboundProxy(t, app, [remote(sha)]);
+  assert.equal((await send(port)).json().headers['x-from'], 'url');
+  const wrong = 'b'.repeat(64);
+  const built = buildProxyConfig({
+    version: 'wrong-sha',
+    listeners: [{ name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [remote(wrong)])] }] }],
+    clusters: [cluster('app', app)],
+  }, { references: 'error' });
+  assert.ok(built.ok);
+  const r = await proxy.applyConfig(built.config);
+  assert.ok(!r.ok && r.errors.some((e) => e.includes(`has sha256 ${sha}, expected ${wrong}`)), JSON.stringify(r));
+  assert.equal((await send(port)).json().headers['x-from'], 'url', 'the running plugin keeps serving');
+  assert.equal(fetches, 2, 'fetched once per hash (the matching code is cached)');
 });
