@@ -140,7 +140,7 @@ test('a runaway loop is stopped: the looping request fails, the worker restarts,
   const built = buildProxyConfig({
     version: 'loop-1',
     listeners: [
-      { name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [pluginFilter('loops', src, { hookTimeout: '0.3s' })])] }] },
+      { name: 'inbound', address: addr(0), trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('inbound', 'app', [pluginFilter('loops', src, { hookTimeout: '1s' })])] }] },
       { name: 'plain', address: { socketAddress: { address: '127.0.0.2', portValue: 0 } }, trafficDirection: 'INBOUND', filterChains: [{ name: 'in', filters: [hcmFilter('plain', 'app', [])] }] },
     ],
     clusters: [cluster('app', app)],
