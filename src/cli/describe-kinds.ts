@@ -13,6 +13,7 @@ import type { ServiceSpec, WorkloadSpec } from '../api/mesh.ts';
 import type { ExternalServiceSpec } from '../api/external-service.ts';
 import type { TelemetrySpec } from '../api/telemetry.ts';
 import { DEFAULT_PATH_NORMALIZATION_SPEC, type PathNormalizationSpec } from '../api/path-normalization.ts';
+import type { PluginSpec } from '../api/plugin.ts';
 
 export type Section = readonly [label: string, lines: string[]];
 
@@ -210,6 +211,22 @@ function pathNormalization(res: Resource): Section[] {
   ];
 }
 
+function plugin(res: Resource): Section[] {
+  const s = res.spec as PluginSpec;
+  const src = s.source;
+  const source = src.inline !== undefined ? `inline (${src.inline.length} characters)` : src.file !== undefined ? `file ${src.file} on the proxy's host` : `${src.url ?? '<none>'} (sha256 ${src.sha256 ?? '<missing>'})`;
+  const failure = (s.failurePolicy ?? 'closed') === 'closed' ? 'closed: a failing plugin fails the request' : 'open: a failing plugin is skipped';
+  return [
+    ['Applies to', [appliesTo(res, s)]],
+    ['Plugin', [
+      `${s.type === 'wasm' ? 'proxy-wasm module' : 'TypeScript plugin'}, phase ${s.phase ?? 'before-router'}${s.order !== undefined ? `, order ${s.order}` : ''}, ${s.traffic ?? 'inbound'} traffic`,
+      `source: ${source}`,
+      `failure: ${failure}; each hook within ${s.hookTimeout ?? '500ms'}`,
+      ...(s.config !== undefined ? [`config: ${s.config.length > 80 ? `${s.config.slice(0, 77)}...` : s.config}`] : []),
+    ]],
+  ];
+}
+
 /** A traffic policy (TimeoutPolicy, RetryPolicy, ...): its target, then each setting. */
 function trafficPolicy(res: Resource): Section[] {
   const { targetRef, ...settings } = res.spec as { targetRef: { kind: string; name: string; sectionName?: string; port?: number } } & Record<string, unknown>;
@@ -247,6 +264,7 @@ const BY_KIND: Record<string, (res: Resource) => Section[]> = {
   RequestAuthentication: requestAuthentication,
   Telemetry: telemetry,
   PathNormalization: pathNormalization,
+  Plugin: plugin,
   ExternalService: externalService,
   ...Object.fromEntries(POLICY_KIND_NAMES.map((k) => [k, trafficPolicy])),
 };
