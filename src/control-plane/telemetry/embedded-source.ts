@@ -72,8 +72,11 @@ export class EmbeddedAggregator implements GroupQuery {
       }
       return a;
     };
+    // The time the counts cover: the window, or the history there is while
+    // the aggregator is younger than the window (rates divide by this).
+    let coveredMs = 0;
     for (const h of this.targets.values()) {
-      h.increases(now, WINDOWS[window], (meta, inc) => {
+      const span = h.increases(now, WINDOWS[window], (meta, inc) => {
         const a = accFor(meta);
         if (!a) return;
         a.targets.add(h.target);
@@ -94,6 +97,7 @@ export class EmbeddedAggregator implements GroupQuery {
             break;
         }
       });
+      coveredMs = Math.max(coveredMs, span);
     }
     const out: GroupStats[] = [];
     for (const a of groups.values()) {
@@ -103,7 +107,7 @@ export class EmbeddedAggregator implements GroupQuery {
         const v = histogramQuantile(p, b);
         return v === null ? null : v * 1000;
       };
-      out.push({ labels: a.labels, requests: a.requests, successes: a.successes, mtls: a.mtls, latencyMs: { p50: q(0.5), p95: q(0.95), p99: q(0.99) }, proxies: a.targets.size, tcpConnections: a.tcp });
+      out.push({ labels: a.labels, requests: a.requests, successes: a.successes, mtls: a.mtls, latencyMs: { p50: q(0.5), p95: q(0.95), p99: q(0.99) }, proxies: a.targets.size, tcpConnections: a.tcp, coveredMs });
     }
     return out;
   }

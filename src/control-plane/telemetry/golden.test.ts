@@ -60,7 +60,8 @@ test('embedded aggregator: increases over the window, new series count from zero
   assert.ok(svc);
   assert.equal(svc.name, 'reviews');
   assert.equal(svc.requests, 100);
-  assert.equal(svc.rps, 100 / 60);
+  // 10 s of history, not the 1m window: 100 requests in 10 s are 10 rps.
+  assert.equal(svc.rps, 100 / 10);
   assert.equal(svc.successRate, 94 / 100);
   assert.equal(svc.mtlsShare, 0.7);
   assert.equal(svc.meshed, 2);
@@ -70,8 +71,15 @@ test('embedded aggregator: increases over the window, new series count from zero
   assert.deepEqual(edges.map((e) => [e.source.workload, e.destination.workload, e.requests]), [['batch', 'reviews-v1', 30], ['web', 'reviews-v1', 70]]);
   const topo = await golden.topology({ window: '1m' });
   assert.deepEqual(topo.nodes.map((n) => n.id), ['shop/batch', 'shop/reviews-v1', 'shop/web']);
+  // Once the history is longer than the window, the window's span counts:
+  // 60 s from the baseline at or before the window's start.
+  for (let t = 15_000; t <= 70_000; t += 5000) rec('p1', t, expo(70 + (t - 10_000) / 500, 6, { mtls: true }));
+  now = 70_000;
+  const [later] = await golden.services({ window: '1m' });
+  assert.equal(later?.requests, 120);
+  assert.equal(later?.rps, 2);
   // Outside the window of the last scrape pair only the newest step counts.
-  now = 10_000 + 60_000 + 1;
+  now = 70_000 + 60_000 + 1;
   assert.deepEqual(await golden.services({ window: '1m' }), []);
 });
 

@@ -54,6 +54,10 @@ export interface GroupStats {
   readonly proxies: number;
   /** Opaque TCP connections opened in the window. */
   readonly tcpConnections: number;
+  /** Milliseconds of history the counts cover: the window, or less while
+   * the source has been watching for less than the window (a control plane
+   * that just started). Rates divide by this, never by time nobody saw. */
+  readonly coveredMs: number;
 }
 
 export interface GroupQuery {
@@ -138,8 +142,10 @@ export function serviceHostFor(name: string, namespace: string): string {
   return name.includes('.') ? name : `${name}.${namespace}.svc.cluster.local`;
 }
 
+/** Requests per second over the time the counts cover (GroupStats.coveredMs;
+ * the window when a source cannot say). */
 function rate(g: GroupStats, windowMs: number): number {
-  return g.requests / (windowMs / 1000);
+  return g.requests / ((g.coveredMs > 0 ? g.coveredMs : windowMs) / 1000);
 }
 function ratio(n: number, d: number): number | null {
   return d > 0 ? n / d : null;

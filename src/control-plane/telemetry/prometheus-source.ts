@@ -8,11 +8,14 @@
 //   pXX        histogram_quantile(0.XX, sum by (B, le) (increase(trellis_request_duration_seconds_bucket{S}[w])))
 //   proxies    count by (B) (sum by (B, instance) (increase(trellis_requests_total{S}[w])))
 //   tcp        sum by (B) (increase(trellis_tcp_connections_opened_total{S}[w]))
+//   covered    time() - min(min_over_time(timestamp(up)[w:w/60]))
+//              (how long Prometheus has been scraping, at most w: rates
+//              divide by it, as the embedded aggregator's do)
 //
 // Prometheus extrapolates increase() to the window's edges and cannot see a
 // new series' first value, so its counts differ from the embedded ones by a
 // few percent on young series; ratios and quantiles agree closely.
-import { GRPC_FAILURE_CODES, type GroupQuery, type GroupSpec, type GroupStats, type Window } from './golden.ts';
+import { GRPC_FAILURE_CODES, WINDOWS, type GroupQuery, type GroupSpec, type GroupStats, type Window } from './golden.ts';
 
 export interface PrometheusSourceOptions {
   /** e.g. `http://127.0.0.1:9090`. */
@@ -57,6 +60,13 @@ export function groupQueries(spec: GroupSpec, window: Window): Record<'requests'
   };
 }
 
+/** Seconds Prometheus has been scraping within the window (the oldest `up`
+ * sample), at the window's resolution / 60. */
+export function coveredQuery(window: Window): string {
+  const step = `${Math.max(1, Math.round(WINDOWS[window] / 60_000))}s`;
+  return `time() - min(min_over_time(timestamp(up)[${window}:${step}]))`;
+}
+
 export class PrometheusSource implements GroupQuery {
   private readonly o: PrometheusSourceOptions;
   constructor(o: PrometheusSourceOptions) {
@@ -77,7 +87,9 @@ export class PrometheusSource implements GroupQuery {
   async groups(spec: GroupSpec, window: Window): Promise<GroupStats[]> {
     const qs = groupQueries(spec, window);
     const names = Object.keys(qs) as (keyof typeof qs)[];
-    const results = await Promise.all(names.map((n) => this.query(qs[n])));
+    const [covered, ...results] = await Promise.all([this.query(coveredQuery(window)), ...names.map((n) => this.query(qs[n]))]);
+    const coveredSeconds = Number(covered?.[0]?.value[1]);
+    const coveredMs = Number.isFinite(coveredSeconds) && coveredSeconds > 0 ? Math.min(WINDOWS[window], coveredSeconds * 1000) : WINDOWS[window];
     const keyOf = (m: Record<string, string>): string => spec.by.map((b) => m[b] ?? '').join('\u0000');
     const table = new Map<string, { labels: Record<string, string>; v: Partial<Record<keyof typeof qs, number>> }>();
     names.forEach((n, i) => {
@@ -106,6 +118,7 @@ export class PrometheusSource implements GroupQuery {
         latencyMs: { p50: ms(v.p50), p95: ms(v.p95), p99: ms(v.p99) },
         proxies: v.proxies ?? 0,
         tcpConnections: tcp,
+        coveredMs,
       });
     }
     return out;

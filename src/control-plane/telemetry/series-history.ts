@@ -72,9 +72,12 @@ export class TargetHistory {
   }
 
   /** Each series' increase over (now - windowMs, now]. The baseline is the
-   * newest snapshot at or before the window start, else the oldest kept. */
-  increases(now: number, windowMs: number, visit: (meta: SeriesMeta, increase: number) => void): void {
-    if (this.size < 1) return;
+   * newest snapshot at or before the window start, else the oldest kept.
+   * Returns the milliseconds the increases cover (baseline to newest
+   * snapshot): about the window once the history is that long, less while
+   * it is younger, 0 with fewer than two snapshots. */
+  increases(now: number, windowMs: number, visit: (meta: SeriesMeta, increase: number) => void): number {
+    if (this.size < 1) return 0;
     const from = now - windowMs;
     let start = 0;
     for (let i = this.size - 1; i >= 0; i--) {
@@ -99,6 +102,7 @@ export class TargetHistory {
       }
     }
     for (let j = 0; j < n; j++) if (seen[j]) visit(this.metas[j]!, inc[j]!);
+    return this.at(this.size - 1).t - this.at(start).t;
   }
 
   /** The latest value of every series. */
