@@ -49,6 +49,7 @@ export function createRouter(deps: RouterDeps): (routeConfigName: string) => Dis
       const { route, compiled } = sel;
       const { ctx } = req;
       ctx.route = compiled.label;
+      ctx.virtualHost = sel.vhost.name;
       ctx.attrs.set(ATTR_ROUTE_SPEC, route);
       const action = route.action;
       const respond = compiled.responseMutations.length > 0 ? withResponseMutations(handler, compiled.responseMutations) : handler;

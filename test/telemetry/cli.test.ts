@@ -25,7 +25,7 @@ function fake(calls: unknown[] = []): GoldenMetrics {
   return {
     services: async (q) => (calls.push(['services', q]), SERVICES),
     workloads: async (q) => (calls.push(['workloads', q]), []),
-    routes: async (q) => (calls.push(['routes', q]), [{ ...SERVICES[1]!, kind: 'route', name: 'shop/reviews/rule-0/match-0' }]),
+    routes: async (q) => (calls.push(['routes', q]), [{ ...SERVICES[1]!, kind: 'route', name: 'shop/reviews/rule-0/match-0', parent: 'reviews.shop.svc.cluster.local' }]),
     edges: async (q) => (calls.push(['edges', q]), EDGES),
     topology: async () => ({ window: '1m', nodes: [], edges: EDGES }),
   };
@@ -77,8 +77,8 @@ test('routes and edges tables', async () => {
   assert.equal(
     r.stdout.join('\n'),
     [
-      'ROUTE                         SERVICE                          SUCCESS       RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99',
-      'shop/reviews/rule-0/match-0   reviews.shop.svc.cluster.local    93.33%   1.50rps        0.45ms          20ms         250ms',
+      'ROUTE                         PARENT    BACKEND   SUCCESS       RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99',
+      'shop/reviews/rule-0/match-0   reviews   reviews    93.33%   1.50rps        0.45ms          20ms         250ms',
     ].join('\n'),
   );
   const e = captureIO(200);

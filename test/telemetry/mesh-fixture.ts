@@ -45,6 +45,10 @@ export interface SidecarSpec {
   readonly service?: string;
   /** The app speaks h2c (gRPC): the inbound cluster uses HTTP/2. */
   readonly appH2?: boolean;
+  /** Extra outbound virtual hosts, as translate writes a service with an
+   * HTTPRoute: the vhost is the parent service, the routes pick upstreams'
+   * clusters (`<svc>.<ns>.svc:<port>`). */
+  readonly virtualHosts?: readonly { readonly name: string; readonly domains: readonly string[]; readonly routes: readonly object[] }[];
 }
 
 export interface Sidecar {
@@ -102,11 +106,14 @@ export async function startSidecar(t: TestContext, s: SidecarSpec): Promise<Side
   if (http.length > 0) {
     routes.push({
       name: 'outbound',
-      virtualHosts: http.map((u) => ({
-        name: `${u.service}.${u.namespace}.svc:${u.port}`,
-        domains: [`${u.service}.${u.namespace}:${u.port}`, `${u.service}:${u.port}`, `${u.service}.${u.namespace}.svc.cluster.local:${u.port}`],
-        routes: [{ name: `${u.namespace}/${u.service}/rule-0/match-0`, match: { prefix: '/' }, route: { cluster: `${u.service}.${u.namespace}.svc:${u.port}` } }],
-      })),
+      virtualHosts: [
+        ...(s.virtualHosts ?? []),
+        ...http.map((u) => ({
+          name: `${u.service}.${u.namespace}.svc:${u.port}`,
+          domains: [`${u.service}.${u.namespace}:${u.port}`, `${u.service}:${u.port}`, `${u.service}.${u.namespace}.svc.cluster.local:${u.port}`],
+          routes: [{ name: `${u.namespace}/${u.service}/rule-0/match-0`, match: { prefix: '/' }, route: { cluster: `${u.service}.${u.namespace}.svc:${u.port}` } }],
+        })),
+      ],
     });
     listeners.push({ name: 'outbound', address: sockAddr(0), trafficDirection: 'OUTBOUND', filterChains: [{ name: 'outbound-http', filters: [hcm('outbound', 'outbound')] }] });
   }

@@ -1,6 +1,7 @@
 // `trellis routes SERVICE [-n NS] [--window 1m] [-o json]`: golden metrics per
 // route of a service, as its callers' proxies saw them (routes are the
-// callers' HTTPRoute rules).
+// callers' HTTPRoute rules): one row per (route, parent, backend), for the
+// routes callers addressed SERVICE by and those that sent traffic to it.
 import { parseOrExit } from '../command-args.ts';
 import type { GoldenMetrics, StatRow } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
@@ -13,9 +14,18 @@ export const summary = 'golden metrics per route of a service (client side)';
 
 const usage = 'usage: trellis routes SERVICE [-n NAMESPACE] [--window 1m|5m|15m] [-o table|json] [--server URL]';
 
-const columns: Column<StatRow>[] = [
+/** `reviews.shop.svc.cluster.local` -> `reviews` in the namespace asked about, else `reviews.other`. */
+function serviceName(host: string | undefined, namespace: string): string {
+  if (host === undefined) return '-';
+  const m = /^([^.]+)\.([^.]+)\.svc(\.cluster\.local)?$/.exec(host);
+  if (!m) return host;
+  return m[2] === namespace ? m[1]! : `${m[1]}.${m[2]}`;
+}
+
+const columns = (namespace: string): Column<StatRow>[] => [
   { header: 'ROUTE', value: (r) => r.name, minWidth: 10 },
-  { header: 'SERVICE', value: (r) => r.service ?? '-', minWidth: 8, priority: 2 },
+  { header: 'PARENT', value: (r) => serviceName(r.parent, namespace), minWidth: 8, priority: 2.5 },
+  { header: 'BACKEND', value: (r) => serviceName(r.service, namespace), minWidth: 8, priority: 2 },
   { header: 'SUCCESS', value: (r) => fmtPercent(r.successRate), align: 'right' },
   { header: 'RPS', value: (r) => fmtRps(r.rps), align: 'right' },
   { header: 'LATENCY_P50', value: (r) => fmtMs(r.latencyMs.p50), align: 'right', priority: 4 },
@@ -43,9 +53,10 @@ export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetric
     return 2;
   }
   const src = metrics ?? httpMetrics(metricsServer(values.server));
+  const namespace = values.namespace ?? 'default';
   let rows: StatRow[];
   try {
-    rows = await withSpinner('fetching metrics…', () => src.routes({ window: w.window, service, namespace: values.namespace ?? 'default' }), io.spinnerOut);
+    rows = await withSpinner('fetching metrics…', () => src.routes({ window: w.window, service, namespace }), io.spinnerOut);
   } catch (err) {
     io.err(`trellis routes: ${(err as Error).message}`);
     return 1;
@@ -55,10 +66,10 @@ export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetric
     return 0;
   }
   if (rows.length === 0) {
-    io.out(`No route traffic to ${service} in the last ${w.window}.`);
+    io.out(`No traffic to ${service} (as a parent or as a backend of a route) in the last ${w.window}.`);
     return 0;
   }
-  io.out(fitTable(columns, rows, io.columns));
+  io.out(fitTable(columns(namespace), rows, io.columns));
   return 0;
 }
 

@@ -68,8 +68,11 @@ export interface StatRow {
   readonly kind: 'service' | 'workload' | 'route';
   readonly name: string;
   readonly namespace: string;
-  /** Service host for services and routes. */
+  /** Service host for services; for routes the backend service the route sent to. */
   readonly service?: string;
+  /** Routes: the service the callers addressed (the route's parent), which
+   * an HTTPRoute may split over other backends. */
+  readonly parent?: string;
   readonly requests: number;
   readonly rps: number;
   readonly successRate: number | null;
@@ -200,13 +203,26 @@ export function createGoldenMetrics(src: GroupQuery): GoldenMetrics {
     },
     workloads,
     async routes({ window, service, namespace }) {
-      const match: Record<string, string> = {};
-      if (service) match['destination_service'] = serviceHostFor(service, namespace ?? 'default');
-      else if (namespace) match['destination_namespace'] = namespace;
-      const gs = await src.groups({ direction: 'outbound', by: ['route', 'destination_service', 'destination_namespace'], match }, window);
-      return gs
-        .map((g) => row('route', g.labels['route'] ?? 'none', g.labels['destination_namespace'] ?? 'unknown', g, window, g.labels['destination_service'] ?? 'unknown'))
-        .sort((a, b) => (a.service ?? '').localeCompare(b.service ?? '') || a.name.localeCompare(b.name));
+      // A service's routes are those its callers addressed it by (parent:
+      // `routes reviews` while an HTTPRoute splits reviews over reviews-v1..3)
+      // and those that sent traffic to it as a backend (`routes reviews-v2`),
+      // one row per (route, parent, backend).
+      const by = ['route', 'parent_service', 'destination_service', 'destination_namespace'];
+      const matches: Record<string, string>[] = [];
+      if (service) {
+        const host = serviceHostFor(service, namespace ?? 'default');
+        matches.push({ parent_service: host }, { destination_service: host });
+      } else matches.push(namespace ? { destination_namespace: namespace } : {});
+      const rows = new Map<string, StatRow>();
+      for (const gs of await Promise.all(matches.map((match) => src.groups({ direction: 'outbound', by, match }, window)))) {
+        for (const g of gs) {
+          const key = by.map((b) => g.labels[b] ?? '').join('\u0000');
+          if (rows.has(key)) continue;
+          const r = row('route', g.labels['route'] ?? 'none', g.labels['destination_namespace'] ?? 'unknown', g, window, g.labels['destination_service'] ?? 'unknown');
+          rows.set(key, { ...r, parent: g.labels['parent_service'] || (g.labels['destination_service'] ?? 'unknown') });
+        }
+      }
+      return [...rows.values()].sort((a, b) => (a.parent ?? '').localeCompare(b.parent ?? '') || a.name.localeCompare(b.name) || (a.service ?? '').localeCompare(b.service ?? ''));
     },
     edges,
     async topology({ window, namespace }) {

@@ -99,6 +99,9 @@ export interface RequestContext {
   /** True when the downstream speaks gRPC (content-type application/grpc*). */
   grpc: boolean;
   route?: string;
+  /** The virtual host the router chose (outbound: `<svc>.<ns>.svc:<port>`,
+   * the service the caller addressed, whichever backend the route picks). */
+  virtualHost?: string;
   cluster?: string;
   upstreamEndpoint?: string;
   attempts: number;

@@ -72,7 +72,7 @@ test('outbound: counts exact, labels from own identity and endpoint metadata, pe
   }
   assert.equal(getHeader(seen[0]!.head.headers, 'x-trellis-peer'), 'shop/web');
   const text = registry.expose();
-  const labels = 'direction="outbound",source_workload="web",source_namespace="shop",destination_workload="reviews-v1",destination_namespace="shop",destination_service="reviews.shop.svc.cluster.local",route="shop/reviews/rule-0/match-0",response_code="200",grpc_status="",protocol="http1",mtls="false",response_flags="-"';
+  const labels = 'direction="outbound",source_workload="web",source_namespace="shop",destination_workload="reviews-v1",destination_namespace="shop",destination_service="reviews.shop.svc.cluster.local",route="shop/reviews/rule-0/match-0",response_code="200",grpc_status="",protocol="http1",mtls="false",response_flags="-",parent_service="reviews.shop.svc.cluster.local"';
   assert.match(text, new RegExp(`^trellis_requests_total\\{${labels}\\} 3$`, 'm'));
   assert.match(text, new RegExp(`^trellis_request_duration_seconds_count\\{${labels}\\} 3$`, 'm'));
   // 24 ms per request (head at +12 ms, end at +24 ms): in the 25 ms bucket.
@@ -93,7 +93,7 @@ test('inbound: source from the peer header, mTLS namespace wins, header removed 
   await s2.done;
   assert.equal(getHeader(seen[0]!.head.headers, 'x-trellis-peer'), undefined);
   const text = registry.expose();
-  assert.match(text, /^trellis_requests_total\{direction="inbound",source_workload="web",source_namespace="shop",destination_workload="reviews-v1",destination_namespace="shop",destination_service="reviews.shop.svc.cluster.local",route="shop\/reviews\/rule-0\/match-0",response_code="503",grpc_status="",protocol="http1",mtls="true",response_flags="-"\} 1$/m);
+  assert.match(text, /^trellis_requests_total\{direction="inbound",source_workload="web",source_namespace="shop",destination_workload="reviews-v1",destination_namespace="shop",destination_service="reviews.shop.svc.cluster.local",route="shop\/reviews\/rule-0\/match-0",response_code="503",grpc_status="",protocol="http1",mtls="true",response_flags="-",parent_service="reviews.shop.svc.cluster.local"\} 1$/m);
   assert.match(text, /^trellis_requests_total\{direction="inbound",source_workload="unknown",source_namespace="other",[^}]*\} 1$/m);
 });
 
@@ -106,7 +106,7 @@ test('errors count with the rescue status and flag; gRPC status from trailers or
   const s2 = sink();
   ok.d(request('outbound', { grpc: true }), s2);
   await s2.done;
-  assert.match(registry.expose(), /response_code="503",grpc_status="14",protocol="grpc",mtls="false",response_flags="UH"\} 1$/m);
+  assert.match(registry.expose(), /response_code="503",grpc_status="14",protocol="grpc",mtls="false",response_flags="UH",parent_service="[^"]*"\} 1$/m);
   assert.match(ok.registry.expose(), /response_code="200",grpc_status="5",protocol="grpc",[^}]*\} 1$/m);
 });
 

@@ -185,6 +185,7 @@ class TelemetryHandler implements ResponseHandler {
     let dstNamespace: string;
     let dstService: string;
     let mtls: boolean;
+    let parentService: string;
     const cluster = ctx.cluster;
     if (d.direction === 'inbound') {
       const peerId = ctx.downstream.peerIdentity;
@@ -198,6 +199,7 @@ class TelemetryHandler implements ResponseHandler {
       // authority is whatever the caller typed (an IP, the ingress host, a
       // gRPC target such as 127.0.0.1:port) and only a fallback.
       dstService = d.self.service ?? serviceFromAuthority(head.authority, d.self.namespace) ?? UNKNOWN;
+      parentService = dstService;
     } else {
       srcWorkload = d.self.workload;
       srcNamespace = d.self.namespace;
@@ -207,6 +209,10 @@ class TelemetryHandler implements ResponseHandler {
       const facts = cluster !== undefined && ctx.upstreamEndpoint !== undefined ? d.endpoints(cluster, ctx.upstreamEndpoint) : undefined;
       dstWorkload = facts?.workload ?? UNKNOWN;
       mtls = facts?.mtls === true || ctx.attrs.get(UPSTREAM_MTLS_ATTR) === true;
+      // The service the caller addressed (the virtual host), which an
+      // HTTPRoute may send to other backends (reviews -> reviews-v2).
+      const vhost = ctx.virtualHost !== undefined ? clusterService(ctx.virtualHost) : undefined;
+      parentService = vhost?.service ?? dstService;
     }
     const protocol = ctx.grpc ? 'grpc' : head.httpVersion === '2' ? 'http2' : 'http1';
     const route = ctx.route ?? 'none';
@@ -223,6 +229,7 @@ class TelemetryHandler implements ResponseHandler {
       protocol,
       mtls ? 'true' : 'false',
       flags,
+      parentService,
     ];
     const s = d.stats.request(values);
     const durationMs = end - ctx.startTime;

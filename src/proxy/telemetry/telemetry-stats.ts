@@ -25,6 +25,7 @@ export const REQUEST_LABELS = [
   'protocol',
   'mtls',
   'response_flags',
+  'parent_service',
 ] as const;
 
 export const TCP_LABELS = [
@@ -41,7 +42,7 @@ export const OTHER = 'other';
 export const DEFAULT_MAX_TUPLES = 1000;
 
 /** Label values in REQUEST_LABELS order. */
-export type RequestLabelValues = readonly [string, string, string, string, string, string, string, string, string, string, string, string];
+export type RequestLabelValues = readonly [string, string, string, string, string, string, string, string, string, string, string, string, string];
 export type TcpLabelValues = readonly [string, string, string, string, string, string, string];
 
 export interface RequestSeries {
