@@ -3,7 +3,11 @@
 // NDJSON event to a callback, or by default reads the control plane's
 // `/api/v1/tap` event stream, which fans in every proxy it knows.
 import type { TapEvent } from '../proxy/telemetry/tap.ts';
+import type { CommandIO } from './command-io.ts';
+import type { TapRequest } from './tap-join.ts';
 import { metricsServer } from './metrics-client.ts';
+import { createClient, formatApiError } from './client.ts';
+import { closestName, typoLimit } from '../lib/did-you-mean.ts';
 
 export interface TapQuery {
   readonly service?: string | undefined;
@@ -33,7 +37,7 @@ export function openTaps(addresses: readonly string[], q: TapQuery, onLine: (lin
       const t = token?.(address);
       res = await fetch(url, { signal: ac.signal, ...(t !== undefined ? { headers: { authorization: `Bearer ${t}` } } : {}) });
     } catch (err) {
-      if (!ac.signal.aborted) errors.push(`${address}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+      if (!ac.signal.aborted) errors.push(`${address}: cannot tap the proxy's admin listener (${fetchFailure(err)})`);
       return;
     }
     if (res.status !== 200 || !res.body) {
@@ -142,19 +146,31 @@ export function openTapFor(o: { admin: string[] | undefined; adminToken: string 
   return { handle: openControlPlaneTap(metricsServer(o.server), q, onLine), sources: 1 };
 }
 
-/** One line per exchange, for humans. */
-export function formatTapEvent(e: TapEvent): string {
+/** Why a fetch failed: the socket error's code (ECONNREFUSED...), not "fetch failed". */
+function fetchFailure(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
+  return cause?.code ?? cause?.errors?.[0]?.code ?? cause?.message ?? (err as Error).message;
+}
+
+/** One line per request, for humans: the sides seen (`out` the caller's
+ * proxy, `in` the callee's), then the caller's view, then the callee's
+ * timing, status and attempts where they differ. */
+export function formatTapRequest(r: TapRequest): string {
+  const sides = r.client && r.server ? 'out+in' : r.client ? 'out   ' : 'in    ';
+  const s = r.client ? r.server : null;
   return [
-    e.direction === 'inbound' ? 'in ' : 'out',
-    e.method,
-    `${e.authority}${e.path}`,
-    String(e.status) + (e.grpc_status !== '' ? ` grpc=${e.grpc_status}` : ''),
-    `${e.duration_ms}ms`,
-    `${e.bytes_sent}B`,
-    `src=${e.source_namespace}/${e.source_workload}`,
-    `dst=${e.destination_namespace}/${e.destination_workload}`,
-    `flags=${e.response_flags}`,
-    ...(e.trace_id ? [`trace=${e.trace_id}`] : []),
+    sides,
+    r.method,
+    `${r.authority}${r.path}`,
+    String(r.status) + (r.grpc_status !== '' ? ` grpc=${r.grpc_status}` : ''),
+    `${r.duration_ms}ms`,
+    `${r.bytes_sent}B`,
+    `src=${r.source_namespace}/${r.source_workload}`,
+    `dst=${r.destination_namespace}/${r.destination_workload}`,
+    `flags=${r.response_flags}`,
+    ...(s ? [`server=${s.status !== r.status ? `${s.status}/` : ''}${s.duration_ms}ms`] : []),
+    ...(r.attempts > 1 ? [`attempts=${r.attempts}`] : []),
+    ...(r.trace_id ? [`trace=${r.trace_id}`] : []),
   ].join(' ');
 }
 
@@ -166,3 +182,29 @@ export function parseDuration(v: string): number | undefined {
   return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
 }
 
+
+/** A tap target (SERVICE) must name a mesh Service (short name, `name.ns` or
+ * its host): else the reason, a suggestion and exit 1, instead of a tap that
+ * waits forever for traffic that cannot match. Skipped with --admin (no
+ * control plane to ask). */
+export async function checkTapTarget(command: string, service: string | undefined, server: string | undefined, io: CommandIO): Promise<number | undefined> {
+  if (service === undefined) return undefined;
+  const client = createClient(metricsServer(server));
+  const r = await client.list('Service', {});
+  if (!r.ok) {
+    io.err(`trellis ${command}: ${formatApiError(r.error, r.status)}`);
+    return 1;
+  }
+  const names = new Set<string>();
+  for (const s of r.body.items) {
+    const ns = s.metadata.namespace ?? 'default';
+    names.add(s.metadata.name);
+    names.add(`${s.metadata.name}.${ns}`);
+    names.add(`${s.metadata.name}.${ns}.svc.cluster.local`);
+  }
+  if (names.has(service)) return undefined;
+  const short = [...new Set(r.body.items.map((s) => s.metadata.name))].sort();
+  const guess = closestName(service, short, typoLimit(service));
+  io.err(`trellis ${command}: unknown service "${service}": no Service of that name in the mesh${guess ? `; did you mean "${guess}"?` : ''}${short.length > 0 ? ` (services: ${short.slice(0, 12).join(', ')}${short.length > 12 ? ', …' : ''})` : ' (there are no services: `trellis apply -f` one first)'}`);
+  return 1;
+}

@@ -8,7 +8,8 @@ import * as routes from '../../src/cli/commands/routes.ts';
 import * as edges from '../../src/cli/commands/edges.ts';
 import { TopTable, topColumns } from '../../src/cli/commands/top.ts';
 import { fitTable } from '../../src/cli/fit-table.ts';
-import { formatTapEvent } from '../../src/cli/tap-stream.ts';
+import { formatTapRequest } from '../../src/cli/tap-stream.ts';
+import { TapJoiner, type TapRequest } from '../../src/cli/tap-join.ts';
 import type { TapEvent } from '../../src/proxy/telemetry/tap.ts';
 
 const lat = (p50: number | null, p95: number | null, p99: number | null) => ({ p50, p95, p99 });
@@ -101,16 +102,24 @@ test('fitTable shortens flexible columns with an ellipsis before dropping', () =
   assert.equal(out, 'NAME         N\na-very-lo…   1');
 });
 
+const ev = (path: string, status: number, ms: number, o: { direction?: string; id?: string; src?: string } = {}): TapEvent => ({
+  type: 'exchange', time: '2026-01-01T00:00:00.000Z', direction: o.direction ?? 'outbound', method: 'GET', authority: 'reviews:9080', path, route: 'r', status, grpc_status: '', response_flags: '-',
+  duration_ms: ms, bytes_received: 0, bytes_sent: 5, source_workload: o.src ?? 'web', source_namespace: 'shop', destination_workload: 'reviews-v1', destination_namespace: 'shop',
+  destination_service: 'reviews.shop.svc.cluster.local', upstream_host: '10.0.0.1:9080', trace_id: null, request_id: o.id ?? null, request_headers: {}, response_headers: {},
+});
+
+/** Join events as the tap and top commands do; collect what is emitted. */
+function join(events: TapEvent[]): TapRequest[] {
+  const out: TapRequest[] = [];
+  const j = new TapJoiner((r) => out.push(r), { waitMs: 60_000 });
+  for (const e of events) j.add(e);
+  j.flush();
+  return out;
+}
+
 test('top aggregates tap events by path; tap lines are one per exchange', () => {
-  const ev = (path: string, status: number, ms: number): TapEvent => ({
-    type: 'exchange', time: '2026-01-01T00:00:00.000Z', direction: 'outbound', method: 'GET', authority: 'reviews:9080', path, route: 'r', status, grpc_status: '', response_flags: '-',
-    duration_ms: ms, bytes_received: 0, bytes_sent: 5, source_workload: 'web', source_namespace: 'shop', destination_workload: 'reviews-v1', destination_namespace: 'shop',
-    destination_service: 'reviews.shop.svc.cluster.local', upstream_host: '10.0.0.1:9080', trace_id: null, request_headers: {}, response_headers: {},
-  });
   const t = new TopTable();
-  t.add(ev('/a?x=1', 200, 3));
-  t.add(ev('/a?x=2', 503, 9));
-  t.add(ev('/b', 200, 1));
+  for (const r of join([ev('/a?x=1', 200, 3), ev('/a?x=2', 503, 9), ev('/b', 200, 1)])) t.add(r);
   assert.equal(
     fitTable(topColumns, t.top(10), 200),
     [
@@ -119,5 +128,26 @@ test('top aggregates tap events by path; tap lines are one per exchange', () => 
       'shop/web   shop/reviews-v1   GET      reviews:9080/b       1   100.00%    1ms     1ms    1ms',
     ].join('\n'),
   );
-  assert.equal(formatTapEvent(ev('/a', 200, 3)), 'out GET reviews:9080/a 200 3ms 5B src=shop/web dst=shop/reviews-v1 flags=-');
+  assert.equal(formatTapRequest(join([ev('/a', 200, 3)])[0]!), 'out    GET reviews:9080/a 200 3ms 5B src=shop/web dst=shop/reviews-v1 flags=-');
+});
+
+test('the two sides of a request join into one line (by request id and destination); retries count as attempts', () => {
+  const rs = join([
+    ev('/a', 200, 2, { direction: 'inbound', id: 'r1' }),
+    ev('/a', 200, 3, { direction: 'outbound', id: 'r1' }),
+    ev('/b', 503, 1, { direction: 'inbound', id: 'r2' }),
+    ev('/b', 200, 1, { direction: 'inbound', id: 'r2' }),
+    ev('/b', 200, 6, { direction: 'outbound', id: 'r2' }),
+    ev('/c', 200, 1, { direction: 'inbound', id: 'r3', src: 'unknown' }), // an unmeshed caller: alone at once
+  ]);
+  assert.deepEqual(rs.map((r) => [r.path, r.direction, r.client?.duration_ms ?? null, r.server?.duration_ms ?? null, r.attempts]), [
+    ['/a', 'outbound', 3, 2, 1],
+    ['/b', 'outbound', 6, 1, 2],
+    ['/c', 'inbound', null, 1, 1],
+  ]);
+  assert.equal(formatTapRequest(rs[0]!), 'out+in GET reviews:9080/a 200 3ms 5B src=shop/web dst=shop/reviews-v1 flags=- server=2ms');
+  assert.equal(formatTapRequest(rs[1]!), 'out+in GET reviews:9080/b 200 6ms 5B src=shop/web dst=shop/reviews-v1 flags=- server=1ms attempts=2');
+  const t = new TopTable();
+  for (const r of rs) t.add(r);
+  assert.deepEqual(t.top(10).map((r) => [r.path, r.count]), [['reviews:9080/a', 1], ['reviews:9080/b', 1], ['reviews:9080/c', 1]]);
 });

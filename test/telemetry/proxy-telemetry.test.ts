@@ -9,7 +9,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { once } from 'node:events';
 import { INBOUND_ADDRESS, app, call, eventually, metricsText, startSidecar } from './mesh-fixture.ts';
-import { bootstrapDoc, httpBackend, httpListener, parse, portOf, request, routeConfig, runProxy, staticCluster, tcpBackend } from '../proxy/helpers.ts';
+import { bootstrapDoc, freePort, httpBackend, httpListener, parse, portOf, request, routeConfig, runProxy, staticCluster, tcpBackend } from '../proxy/helpers.ts';
 import { bootstrapFromJson } from '../../src/proxy/config/bootstrap.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import * as tapCommand from '../../src/cli/commands/tap.ts';
@@ -212,7 +212,8 @@ test('tap: admin stream with a filter, credentials redacted, no subscriber left 
   await call(web.outboundPort!, HOST, '/cli/b');
   assert.equal(await done, 0);
   assert.equal(io.stdout.length, 2);
-  assert.match(io.stdout[0]!, /^in  GET reviews\.shop:9080\/cli\/a 200 [\d.]+ms 7B src=shop\/web dst=shop\/reviews-v1 flags=-$/);
+  // Only the callee's proxy is tapped: its side alone (after the join wait).
+  assert.match(io.stdout[0]!, /^in {5}GET reviews\.shop:9080\/cli\/a 200 [\d.]+ms 7B src=shop\/web dst=shop\/reviews-v1 flags=-$/);
 
   // trellis top, piped: counts per path over a fixed duration, printed once.
   const topIo = captureIO();
@@ -225,9 +226,13 @@ test('tap: admin stream with a filter, credentials redacted, no subscriber left 
   assert.match(rows[0]!, /^SOURCE\s+DESTINATION\s+METHOD\s+PATH\s+COUNT\s+SUCCESS/);
   assert.match(rows[1]!, /^shop\/web\s+shop\/reviews-v1\s+GET\s+reviews\.shop:9080\/busy\s+3\s+100\.00%/);
   assert.match(rows[2]!, /reviews\.shop:9080\/fail\/once\s+1\s+0\.00%/);
+  // Piped without --duration: a snapshot (said so), not an error; a proxy
+  // that cannot be tapped is named and the exit code says nothing was seen.
   const notty = captureIO();
-  assert.equal(await topCommand.exec(['--admin', '127.0.0.1:1'], notty), 2);
-  assert.match(notty.stderr.join(''), /pass --duration/);
+  const closed = await freePort();
+  assert.equal(await topCommand.exec(['--admin', `127.0.0.1:${closed}`], notty), 1);
+  assert.match(notty.stderr.join('\n'), /output is not a terminal: printing one table after 5s of traffic \(--duration sets how long\)/);
+  assert.match(notty.stderr.join('\n'), new RegExp(`127\\.0\\.0\\.1:${closed}: cannot tap the proxy's admin listener \\(ECONNREFUSED\\)`));
 });
 
 test('access log from the listener config (HCM accessLog, the stdout logger): every request logged whatever the runtime switch; other loggers ignored with a warning', async (t) => {

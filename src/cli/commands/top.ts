@@ -1,13 +1,17 @@
 // `trellis top [SERVICE] [--admin HOST:PORT]... [--interval 1s] [--duration D] [--rows N]`:
 // a live view of the busiest paths, built from the tap stream: count,
-// success, best / worst / last latency per (method, authority, path). On a
-// terminal the table is redrawn every interval; piped, it is printed once
-// when the duration ends.
+// success, best / worst / last latency per (method, authority, path), one
+// count per request (the caller's and the callee's views of a request are
+// joined, tap-join.ts). On a terminal the table is redrawn every interval;
+// piped, it is printed once when the duration ends (default 5s).
 import { parseOrExit } from '../command-args.ts';
-import type { TapEvent } from '../../proxy/telemetry/tap.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { fitTable, fmtMs, fmtPercent, type Column } from '../fit-table.ts';
-import { openTapFor, parseDuration } from '../tap-stream.ts';
+import { checkTapTarget, openTapFor, parseDuration } from '../tap-stream.ts';
+import { TapJoiner, type TapRequest } from '../tap-join.ts';
+
+/** Piped without --duration: how long to watch before printing the table. */
+export const NO_TTY_SNAPSHOT_MS = 5_000;
 
 export const summary = 'live view of the busiest paths (from the tap stream)';
 
@@ -32,7 +36,8 @@ export class TopTable {
   constructor(maxPaths = 10_000) {
     this.maxPaths = maxPaths;
   }
-  add(e: TapEvent): void {
+  /** One request (both sides joined): counted once, as its caller saw it. */
+  add(e: TapRequest): void {
     const q = e.path.indexOf('?');
     const path = q < 0 ? e.path : e.path.slice(0, q);
     const source = `${e.source_namespace}/${e.source_workload}`;
@@ -90,29 +95,36 @@ export async function exec(argv: string[], io: CommandIO, deps: { tty?: boolean 
     return 2;
   }
   const tty = deps.tty ?? (io.columns !== undefined);
-  if (!tty && durationMs === undefined) {
-    io.err('trellis top: output is not a terminal: pass --duration to print the table once it ends');
-    return 2;
+  let stopAfterMs = durationMs;
+  if (!tty && stopAfterMs === undefined) {
+    stopAfterMs = NO_TTY_SNAPSHOT_MS;
+    io.err(`trellis top: output is not a terminal: printing one table after ${NO_TTY_SNAPSHOT_MS / 1000}s of traffic (--duration sets how long)`);
+  }
+  if (!values.admin?.length) {
+    const bad = await checkTapTarget('top', positionals[0], values.server, io);
+    if (bad !== undefined) return bad;
   }
   const table = new TopTable();
-  const { handle } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server }, { service: positionals[0], path: values.path }, (line) => {
-    if (line.type === 'exchange') table.add(line);
+  const joiner = new TapJoiner((r) => table.add(r));
+  const { handle, sources } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server }, { service: positionals[0], path: values.path }, (line, from) => {
+    if (line.type === 'exchange') joiner.add(line, from);
   });
   const render = (): string => {
     const rows = table.top(rowsN);
     return rows.length === 0 ? '(waiting for traffic…)' : fitTable(topColumns, rows, io.columns);
   };
   const redraw = tty ? setInterval(() => io.out(`\x1b[H\x1b[2J${render()}`), intervalMs) : undefined;
-  const stopTimer = durationMs === undefined ? undefined : setTimeout(() => handle.stop(), durationMs);
+  const stopTimer = stopAfterMs === undefined ? undefined : setTimeout(() => handle.stop(), stopAfterMs);
   const onSigint = (): void => handle.stop();
   process.once('SIGINT', onSigint);
   const { errors } = await handle.done;
+  joiner.flush();
   clearInterval(redraw);
   clearTimeout(stopTimer);
   process.off('SIGINT', onSigint);
   io.out(render());
   for (const e of errors) io.err(`trellis top: ${e}`);
-  return 0;
+  return errors.length >= sources ? 1 : 0;
 }
 
 export function run(argv: string[]): Promise<number> {

@@ -4,8 +4,10 @@
 //
 // answers server-sent events and fans in the `GET /tap` NDJSON streams of
 // every connected proxy's admin listener (the same filters; see
-// src/proxy/telemetry/tap.ts). Events: `tap` (one exchange, with `proxy`:
-// the admin address it came from), `dropped` ({count}: a proxy or this
+// src/proxy/telemetry/tap.ts). Events: `tap` (one request: the caller's and
+// the callee's views joined as in `trellis tap`, src/cli/tap-join.ts, both
+// kept as `client` and `server` with the admin address each came from in
+// `proxy`), `dropped` ({count}: a proxy or this
 // stream shed events for a slow reader), `tap-error` ({proxy, message}). The
 // upstream taps close when the browser goes away, so nothing is tapped for
 // nobody. A reader more than MAX_TAP_BACKLOG_BYTES behind loses events
@@ -15,6 +17,7 @@ import type { ApiRoute } from '../api/router.ts';
 import { apiError, sendError } from '../api/http-errors.ts';
 import { parseTapFilter } from '../../proxy/telemetry/tap.ts';
 import { openTaps, type TapQuery } from '../../cli/tap-stream.ts';
+import { TapJoiner } from '../../cli/tap-join.ts';
 
 export const MAX_TAP_BACKLOG_BYTES = 256 * 1024;
 export const TAP_HEARTBEAT_MS = 15_000;
@@ -64,11 +67,13 @@ export function tapRoutes(o: TapRoutesOptions): ApiRoute[] {
           }
           res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
         };
+        const joiner = new TapJoiner((r) => send('tap', { ...r, proxy: (r.client ?? r.server)?.proxy }));
         const handle = openTaps(targets, query, (line, from) => {
-          if (line.type === 'exchange') send('tap', { ...line, proxy: from });
+          if (line.type === 'exchange') joiner.add(line, from);
           else if (line.type === 'dropped') send('dropped', { count: line.count, proxy: from });
         }, o.token);
         handle.done.then(({ errors }) => {
+          joiner.flush();
           for (const e of errors) send('tap-error', { message: e });
         }, () => {});
         const heartbeat = setInterval(() => {

@@ -49,7 +49,9 @@ export interface TapFilter {
   readonly pathPrefix?: string;
   readonly method?: string;
   readonly responseCode?: number;
-  /** Destination service host or its short name. */
+  /** Destination service host or its short name; on the caller's side also
+   * the service it addressed (an HTTPRoute's parent), so both sides of a
+   * request to `reviews` match `reviews` whichever backend served it. */
   readonly service?: string;
 }
 
@@ -74,6 +76,9 @@ export interface TapEvent {
   readonly destination_service: string;
   readonly upstream_host: string | null;
   readonly trace_id: string | null;
+  /** `x-request-id`: the same on the caller's and the callee's side of one
+   * request, so the two views join into one (src/cli/tap-join.ts). */
+  readonly request_id: string | null;
   readonly request_headers: Record<string, string>;
   readonly response_headers: Record<string, string>;
 }
@@ -98,6 +103,8 @@ export interface TapProbe {
   readonly path: string;
   readonly status: number;
   readonly service: string;
+  /** The service the caller addressed (outbound), else `service`. */
+  readonly parent?: string;
 }
 
 export function matchesTap(f: TapFilter, p: TapProbe): boolean {
@@ -109,8 +116,12 @@ export function matchesTap(f: TapFilter, p: TapProbe): boolean {
     const have = p.authority.toLowerCase();
     if (have !== want && !(want.indexOf(':') < 0 && have.startsWith(`${want}:`))) return false;
   }
-  if (f.service !== undefined && p.service !== f.service && !p.service.startsWith(`${f.service}.`)) return false;
+  if (f.service !== undefined && !isService(f.service, p.service) && !(p.parent !== undefined && isService(f.service, p.parent))) return false;
   return true;
+}
+
+function isService(want: string, host: string): boolean {
+  return host === want || host.startsWith(`${want}.`);
 }
 
 /** Parse a filter from query parameters; errors name the parameter. */

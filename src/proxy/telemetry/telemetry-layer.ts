@@ -277,7 +277,7 @@ class TelemetryHandler implements ResponseHandler {
     const tap = d.tap;
     if (tap?.active) {
       const status = this.status;
-      tap.publish({ method: head.method, authority: head.authority, path: head.path, status, service: dstService }, (): TapEvent => ({
+      tap.publish({ method: head.method, authority: head.authority, path: head.path, status, service: dstService, parent: parentService }, (): TapEvent => ({
         type: 'exchange',
         time: new Date(performance.timeOrigin + ctx.startTime).toISOString(),
         direction: ctx.direction,
@@ -298,6 +298,7 @@ class TelemetryHandler implements ResponseHandler {
         destination_service: dstService,
         upstream_host: ctx.upstreamEndpoint ?? null,
         trace_id: this.span?.traceId ?? null,
+        request_id: getHeader(head.headers, 'x-request-id') ?? null,
         request_headers: redactHeaders(head.headers),
         response_headers: redactHeaders(this.responseHeaders),
       }));
