@@ -1,7 +1,41 @@
 // Shared option parsing for the CLI commands (node:util parseArgs, strict,
 // positionals allowed): a parse error prints the reason and the usage (exit
 // 2), --help prints the usage (exit 0).
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs as nodeParseArgs, type ParseArgsConfig } from 'node:util';
+import { closestName } from '../lib/did-you-mean.ts';
+
+/** A mistake on the command line: bin/trellis.ts prints the message alone
+ * (no stack trace) and exits 2. */
+export class UsageError extends Error {
+  readonly code = 'ERR_TRELLIS_USAGE';
+}
+
+/** node:util's parseArgs whose errors say what is wrong in one line, with
+ * the closest known option for an unknown one (a UsageError). */
+export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
+  try {
+    return nodeParseArgs(config);
+  } catch (err) {
+    throw new UsageError(explainParseError(err, config.options ?? {}));
+  }
+}
+
+/** parseArgs' error as one line: `unknown option --serverx (did you mean
+ * --server?)`; the option list when nothing is close. */
+export function explainParseError(err: unknown, options: NonNullable<ParseArgsConfig['options']>): string {
+  const e = err as { code?: string; message?: string };
+  const message = e.message ?? String(err);
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const flag = /Unknown option '([^']+)'/.exec(message)?.[1] ?? '?';
+    const names = Object.keys(options).map((k) => `--${k}`);
+    const bare = flag.replace(/=.*$/, '');
+    const guess = bare.startsWith('--') ? closestName(bare, names, Math.max(2, Math.floor(bare.length / 3))) : undefined;
+    return `unknown option ${bare}${guess ? ` (did you mean ${guess}?)` : ` (known options: ${names.filter((n) => n !== '--help').join(', ')})`}`;
+  }
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return message.replace(/^Option '(?:-\w, )?([^ ',]+)[^']*' argument missing$/, '$1 needs a value').replace(/\.$/, '');
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return message.replace(/^Unexpected argument '([^']*)'.*$/s, "unexpected argument '$1' (this command takes no positional arguments)");
+  return message;
+}
 
 export const COMMON_OPTIONS = {
   server: { type: 'string' },
@@ -15,10 +49,10 @@ export type Parsed<O extends NonNullable<ParseArgsConfig['options']>> =
 
 export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options']>>(command: string, argv: string[], options: O): Parsed<O> {
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = nodeParseArgs({ args: argv, options, allowPositionals: true, strict: true });
     return { ok: true, values: values as never, positionals };
   } catch (err) {
-    return { ok: false, error: `trellis ${command}: ${(err as Error).message}` };
+    return { ok: false, error: `trellis ${command}: ${explainParseError(err, options)}` };
   }
 }
 

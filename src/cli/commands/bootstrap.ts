@@ -3,7 +3,7 @@
 // GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG, pointed at this control plane.
 // `trellis bootstrap proxy --workload NAME`: prints a Trellis sidecar bootstrap
 // (Envoy-shaped) that takes its config from the control plane over ADS.
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { stringify } from 'yaml';
 import { bootstrapForGrpc } from '../../xds/bootstrap.ts';
 

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { createInterface } from 'node:readline';
 import { startControlPlane, type ControlPlane } from '../../control-plane/control-plane.ts';
 import { parseYamlDocuments } from '../../api/yaml-documents.ts';

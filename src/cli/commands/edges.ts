@@ -1,6 +1,6 @@
 // `trellis edges [-n NS] [--window 1m] [-o json]`: who calls whom, with
 // request rate, success, latency and the share secured by mTLS.
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import type { EdgeRow, GoldenMetrics } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
 import { fitTable, fmtMs, fmtPercent, fmtRps, type Column } from '../fit-table.ts';

@@ -9,7 +9,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
 import { GATEWAY_LABEL } from '../../control-plane/translate/egress.ts';
 import { keepRegistered, RegistryClient, type WorkloadRegistration } from '../../runner/registration.ts';

@@ -7,7 +7,7 @@
 //   trellis identity token --namespace NS --service-account SA --workload W [--ttl 720h]
 //   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
 //   trellis identity renew [--admin HOST:PORT ...]
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 
 export const summary = 'mesh CA, workload identities and trust bundles; mint join tokens; rotate roots (alias: check)';
 

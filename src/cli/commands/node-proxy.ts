@@ -1,6 +1,6 @@
 // `trellis node-proxy`: the per-node shared proxy that workloads fail over
 // to when their own sidecar is down (see docs/running.md).
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { DEFAULT_NODE_PROXY_ADMIN_PORT, DEFAULT_NODE_PROXY_PORT, startNodeProxy } from '../../runner/node-proxy.ts';
 import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
 

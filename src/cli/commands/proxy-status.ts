@@ -3,7 +3,7 @@
 // `GET /api/v1/proxies` from each control-plane replica given (a proxy is
 // connected to one replica at a time) and merges the answers; a replica that
 // cannot be reached is reported and the others are still shown.
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { DEFAULT_SERVER } from '../client.ts';
 import { formatAge, renderTable } from '../output.ts';
 import { processIO, type CommandIO } from '../command-io.ts';

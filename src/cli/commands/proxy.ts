@@ -13,7 +13,7 @@
 // - SIGTERM / SIGINT: drain (stop accepting, finish in-flight requests up to
 //   --drain-ms, default 5000), then exit 0. A second signal exits at once (1).
 // - Logs: one JSON object per line on stdout: {"ts","level","event",...}.
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { adminTokenOf, withAdminToken } from '../../proxy/telemetry/identity.ts';

@@ -1,6 +1,6 @@
 // `trellis run --service NAME --port 9080[:http] ... -- COMMAND...`: run a
 // process in the mesh with its own sidecar (see docs/running.md).
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import type { PortProtocol } from '../../control-plane/translate/model.ts';
 import { runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
 import type { UpstreamDecl } from '../../runner/sidecar.ts';
