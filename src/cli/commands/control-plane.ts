@@ -1,7 +1,8 @@
 // `trellis control-plane` (alias `trellis up`): starts the control plane:
 // the resource API and dashboard port, the registry, and xDS for proxies.
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../command-args.ts';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { startControlPlane } from '../../control-plane/control-plane.ts';
 import { DEFAULT_KIND_QUOTA } from '../../control-plane/resources/service.ts';
 import { parseDuration } from '../../api/schema-common.ts';
@@ -115,24 +116,37 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
   }
-  const cp = await startControlPlane({
-    host: values.host,
-    apiPort,
-    xdsPort,
-    ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
-    ...(values.etcd ? { etcdEndpoints: values.etcd.split(',') } : {}),
-    ...(values.id ? { id: values.id } : {}),
-    ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
-    ...(identity === undefined ? {} : { identity }),
-    ...(kubernetes ? { kubernetes } : {}),
-    quota,
-  }).catch((err: unknown) => {
+  const host = values.host;
+  for (const [flag, p] of [['api-port', apiPort], ['xds-port', xdsPort]] as const) {
+    const busy = await portInUse(host, p);
+    if (busy) {
+      console.error(`trellis control-plane: ${portInUseMessage(flag, host, p, busy)}`);
+      return 1;
+    }
+  }
+  let cp: Awaited<ReturnType<typeof startControlPlane>>;
+  try {
+    cp = await startControlPlane({
+      host,
+      apiPort,
+      xdsPort,
+      ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+      ...(values.etcd ? { etcdEndpoints: values.etcd.split(',') } : {}),
+      ...(values.id ? { id: values.id } : {}),
+      ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
+      ...(identity === undefined ? {} : { identity }),
+      ...(kubernetes ? { kubernetes } : {}),
+      quota,
+    });
+  } catch (err) {
     // The cluster refused us (credentials, RBAC): the API server's words, no stack.
-    if (err instanceof KubeConfigError) return err;
-    throw err;
-  });
-  if (cp instanceof KubeConfigError) {
-    console.error(`trellis control-plane: ${cp.message}`);
+    if (err instanceof KubeConfigError) {
+      console.error(`trellis control-plane: ${err.message}`);
+      return 1;
+    }
+    const why = startFailure(err, host, apiPort, xdsPort, values['data-dir']);
+    if (why === undefined) throw err; // a bug: keep the stack
+    console.error(`trellis control-plane: ${why}`);
     return 1;
   }
   // Machine-readable readiness line for scripts and tests.
@@ -161,4 +175,37 @@ function identityOptions(v: Record<string, string | boolean | undefined>): MeshI
     ...(ttl === undefined ? {} : { workloadTtlMs: ttl }),
     ...(certFile && keyFile ? { operatorCa: { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } } : {}),
   };
+}
+
+/** The socket error code when `host:port` cannot be bound (EADDRINUSE,
+ * EACCES...), else undefined. Port 0 always binds. */
+function portInUse(host: string, port: number): Promise<string | undefined> {
+  if (port === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(undefined)));
+  });
+}
+
+function portInUseMessage(flag: 'api-port' | 'xds-port', host: string, port: number, code: string): string {
+  const what = flag === 'api-port' ? 'the API and dashboard port' : 'the xDS port';
+  const reason = code === 'EADDRINUSE' ? 'is already in use (another control plane, or `trellis demo`?)' : code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound (${code})`;
+  return `${what} ${host}:${port} ${reason}; choose another with --${flag} N (0 picks a free port)`;
+}
+
+/** What went wrong starting, in the operator's terms, for mistakes the
+ * operator can fix; undefined for anything else. */
+function startFailure(err: unknown, host: string, apiPort: number, xdsPort: number, dataDir: string | undefined): string | undefined {
+  const e = err as { name?: string; code?: string; message?: string; port?: number };
+  const message = e.message ?? '';
+  if (e.code === 'EADDRINUSE' || /EADDRINUSE/.test(message)) {
+    const port = e.port ?? Number(/:(\d+)\b(?!.*:\d)/.exec(message)?.[1]);
+    const flag = port === xdsPort || /No address added/.test(message) ? 'xds-port' : 'api-port';
+    return portInUseMessage(flag, host, flag === 'xds-port' ? xdsPort : apiPort, 'EADDRINUSE');
+  }
+  if (e.name === 'StoreError' && /is locked by running process/.test(message)) {
+    return `${message}. Stop that control plane, or give this one its own store with --data-dir DIR (now ${dataDir ?? '.trellis/data'})`;
+  }
+  return undefined;
 }
