@@ -6,6 +6,9 @@
 import type { HeaderList } from './http/exchange.ts';
 
 export const PROXY_ERROR_HEADER = 'x-trellis-proxy-error';
+/** The reason in words (the error's detail: which policy denied, which
+ * service has no such port), when there is one; the body says the same. */
+export const PROXY_ERROR_REASON_HEADER = 'x-trellis-proxy-error-reason';
 
 /** Codes by which a proxy turns a request away itself, without trying the
  * app: its rate limit, its circuit breaker or pool limits. In an upstream
@@ -70,6 +73,8 @@ export class ProxyError extends Error {
   readonly flag: string;
   /** Extra response headers for the synthetic response (e.g. retry-after). */
   readonly headers: HeaderList;
+  /** What is wrong in this instance, beyond the code's message. */
+  readonly detail: string | undefined;
 
   constructor(code: ProxyErrorCode, detail?: string, opts: { status?: number; grpcStatus?: number; headers?: HeaderList; cause?: unknown } = {}) {
     const kind: Kind = ERRORS[code];
@@ -80,6 +85,7 @@ export class ProxyError extends Error {
     this.grpcStatus = opts.grpcStatus ?? kind.grpc;
     this.flag = kind.flag;
     this.headers = opts.headers ?? [];
+    this.detail = detail;
   }
 }
 
@@ -114,6 +120,7 @@ export function rescue(err: ProxyError, grpc: boolean): SyntheticResponse {
         'grpc-status', String(err.grpcStatus),
         'grpc-message', encodeGrpcMessage(err.message),
         PROXY_ERROR_HEADER, err.code,
+        ...reasonHeader(err),
         ...err.headers,
       ],
       body: Buffer.alloc(0),
@@ -127,11 +134,19 @@ export function rescue(err: ProxyError, grpc: boolean): SyntheticResponse {
       'content-type', 'text/plain; charset=utf-8',
       'content-length', String(body.length),
       PROXY_ERROR_HEADER, err.code,
+      ...reasonHeader(err),
       ...err.headers,
     ],
     body,
     grpc: false,
   };
+}
+
+/** The detail as a header value: printable ASCII, bounded. */
+function reasonHeader(err: ProxyError): string[] {
+  if (!err.detail) return [];
+  const v = err.detail.replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
+  return [PROXY_ERROR_REASON_HEADER, v];
 }
 
 /** grpc-message is percent-encoded (gRPC over HTTP/2 spec). */

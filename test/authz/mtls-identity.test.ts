@@ -62,6 +62,7 @@ test('ALLOW by SPIFFE ID over real mTLS; other identities, methods and plaintext
   const other = await request(viaIntruder, { path: '/api/orders' });
   assert.equal(other.status, 403);
   assert.equal(other.headers['x-trellis-proxy-error'], 'FORBIDDEN');
+  assert.match(other.headers['x-trellis-proxy-error-reason'] as string, /^no ALLOW rule of AuthorizationPolicy shop\/orders-callers matched; caller: spiffe:\/\/[^ ]+\/sa\/intruder$/);
   assert.equal((await request(inbound, { path: '/api/orders' })).status, 403, 'plaintext: no identity');
 
   assert.equal(metric(proxy, 'trellis_authz_denied_total', { policy: 'orders-callers', namespace: 'shop' }), 3);

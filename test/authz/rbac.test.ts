@@ -22,6 +22,10 @@ test('ALLOW by path prefix and method; everything else is 403 and counted with t
   const post = await request(port, { method: 'POST', path: '/public/a' });
   assert.equal(post.status, 403);
   assert.equal(post.headers['x-trellis-proxy-error'], 'FORBIDDEN');
+  // The reason names the policy and the caller, in a header and in the body.
+  const reason = 'no ALLOW rule of AuthorizationPolicy shop/public-read matched; caller: a caller without a mesh identity (plaintext)';
+  assert.equal(post.headers['x-trellis-proxy-error-reason'], reason);
+  assert.equal(post.body, `forbidden by authorization policy: ${reason}\n`);
   const priv = await request(port, { path: '/private' });
   assert.equal(priv.status, 403);
   assert.equal(metric(proxy, 'trellis_authz_denied_total', { policy: 'public-read', namespace: 'shop' }), 2);
@@ -37,7 +41,9 @@ test('DENY is evaluated first and wins over a matching ALLOW', async (t) => {
     rbacFilter('ALLOW', { 'ns[shop]-policy[allow-all]-rule[0]': { permissions: [{ any: true }], principals: anyone } }),
   ]);
   assert.equal((await request(port, { path: '/orders' })).status, 200);
-  assert.equal((await request(port, { path: '/admin/users' })).status, 403);
+  const admin = await request(port, { path: '/admin/users' });
+  assert.equal(admin.status, 403);
+  assert.match(admin.headers['x-trellis-proxy-error-reason'] as string, /^denied by AuthorizationPolicy shop\/no-admin \(a DENY rule matched\); caller: /);
   assert.equal((await request(port, { path: '/orders', headers: { 'x-debug': '1' } })).status, 403);
   assert.equal(metric(proxy, 'trellis_authz_denied_total', { policy: 'no-admin', namespace: 'shop' }), 1);
   assert.equal(metric(proxy, 'trellis_authz_denied_total', { policy: 'no-debug-header', namespace: 'shop' }), 1);

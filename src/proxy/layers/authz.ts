@@ -92,15 +92,24 @@ export function compileRbac(spec: RbacSpec, deps: AuthzLayerDeps): { denied(s: A
   }
 }
 
+/** The policies a denial names, as `namespace/name` (the response says which). */
+function display(l: PolicyLabels): string {
+  return l.namespace ? `${l.namespace}/${l.policy}` : l.policy;
+}
+
 export function rbacLayer(spec: RbacSpec, deps: AuthzLayerDeps): Layer {
   if (spec.action !== 'ALLOW' && spec.action !== 'DENY') return (next) => next;
   const compiled = compileRbac(spec, deps);
+  const allowNames = [...new Set(spec.policies.map((p) => display(policyLabels(p.name))))].sort().join(', ') || '(none)';
   return (next: Dispatch): Dispatch =>
     function rbac(req: ProxyRequest, handler) {
       const l = compiled.denied(req);
       if (l === null) return next(req, handler);
       req.ctx.attrs.set('authz.deniedBy', l);
-      handler.onError(new ProxyError('FORBIDDEN', 'RBAC: access denied'));
+      // Which policy and who asked, in the reason header and the body.
+      const why = spec.action === 'DENY' ? `denied by AuthorizationPolicy ${display(l)} (a DENY rule matched)` : `no ALLOW rule of AuthorizationPolicy ${allowNames} matched`;
+      const who = req.ctx.downstream.peerIdentity ?? 'a caller without a mesh identity (plaintext)';
+      handler.onError(new ProxyError('FORBIDDEN', `${why}; caller: ${who}`));
     };
 }
 
