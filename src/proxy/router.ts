@@ -55,7 +55,7 @@ export function createRouter(deps: RouterDeps): (routeConfigName: string) => Dis
       const respond = compiled.responseMutations.length > 0 ? withResponseMutations(handler, compiled.responseMutations) : handler;
 
       if (action.kind === 'direct_response') {
-        sendLocal(respond, directResponse(action));
+        sendLocal(respond, directResponse(action, req.head.authority));
         return;
       }
       if (action.kind === 'redirect') {
@@ -233,8 +233,14 @@ function isDefaultPort(scheme: string, port: string): boolean {
   return (scheme === 'http' && port === '80') || (scheme === 'https' && port === '443');
 }
 
-export function directResponse(action: DirectAction): { head: ResponseHead; body?: Buffer } {
+/** `%REQ(:authority)%` in a direct response's body (Envoy's command
+ * operator) becomes the request's authority, so one route can answer
+ * "reviews:9999: service reviews has no port 9999" for any port asked. */
+export const AUTHORITY_OPERATOR = '%REQ(:authority)%';
+
+export function directResponse(action: DirectAction, authority = ''): { head: ResponseHead; body?: Buffer } {
   if (action.body === undefined) return { head: { status: action.status, headers: ['content-length', '0'] } };
-  const body = Buffer.from(action.body);
+  const text = action.body.includes(AUTHORITY_OPERATOR) ? action.body.split(AUTHORITY_OPERATOR).join(authority.replace(/[^\x21-\x7e]/g, '?').slice(0, 255)) : action.body;
+  const body = Buffer.from(text);
   return { head: { status: action.status, headers: ['content-type', 'text/plain', 'content-length', String(body.length)] }, body };
 }

@@ -45,6 +45,10 @@ before(async () => {
       apiVersion: 'trellis.dev/v1alpha1', kind: 'ExternalService', metadata: { name: 'plain-example', namespace: 'default' },
       spec: { hosts: ['plain.example.com'], ports: [{ port: 8080, targetPort: (plain.address() as AddressInfo).port }], endpoints: [{ address: '127.0.0.1' }] },
     },
+    {
+      apiVersion: 'trellis.dev/v1alpha1', kind: 'Service', metadata: { name: 'reviews', namespace: 'default' },
+      spec: { selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080, protocol: 'http' }] },
+    },
   ]) {
     const r = await cp.resources.apply(doc);
     assert.ok(r.ok, JSON.stringify(r));
@@ -89,11 +93,20 @@ test('a declared plain-HTTP ExternalService is reached on its declared port only
   assert.equal(otherPort.error, 'EGRESS_DENIED');
 });
 
+test('a known service on a port it does not have: 404 naming the service and its ports, not "egress denied"', async () => {
+  for (const host of ['reviews:9999', 'reviews.default.svc.cluster.local:9999', 'reviews']) {
+    const r = await viaSidecar(`http://${host}/`);
+    assert.equal(r.status, 404, `${host}: ${r.body}`);
+    assert.equal(r.error, 'NO_SUCH_PORT');
+    assert.equal(r.body, `${host}: service reviews in namespace default has no such port; its ports are 9080 (http)\n`);
+  }
+});
+
 test('undeclared hosts are refused with 403 EGRESS_DENIED', async () => {
   const r = await viaSidecar('http://evil.example.org/exfiltrate');
   assert.equal(r.status, 403);
   assert.equal(r.error, 'EGRESS_DENIED');
-  assert.match(r.body, /egress denied/);
+  assert.equal(r.body, 'egress denied: evil.example.org: the destination is neither a mesh Service nor a declared ExternalService; declare it with an ExternalService (docs/gateways.md)\n');
 });
 
 test('CONNECT to an undeclared host:port (an HTTPS_PROXY-style client) is refused with 403 EGRESS_DENIED too', async () => {

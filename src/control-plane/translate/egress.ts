@@ -115,15 +115,55 @@ export function egressClusters(state: MeshState, scope: EgressScope = DIRECT): o
   return out;
 }
 
-const DENIED_BODY = 'egress denied: the destination is neither a mesh Service nor a declared ExternalService\n';
+const DENIED_REASON = 'the destination is neither a mesh Service nor a declared ExternalService; declare it with an ExternalService (docs/gateways.md)';
+const DENIED_BODY = `egress denied: %REQ(:authority)%: ${DENIED_REASON}\n`;
 
-function deniedRoute(name: string, body = DENIED_BODY): object {
+function deniedRoute(name: string, body = DENIED_BODY, reason = DENIED_REASON): object {
   return {
     name,
     match: { prefix: '/' },
     directResponse: { status: 403, body: { inlineString: body } },
-    responseHeadersToAdd: [{ header: { key: 'x-trellis-proxy-error', value: EGRESS_DENIED }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+    responseHeadersToAdd: [
+      { header: { key: 'x-trellis-proxy-error', value: EGRESS_DENIED }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      { header: { key: 'x-trellis-proxy-error-reason', value: reason }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+    ],
   };
+}
+
+export const NO_SUCH_PORT = 'NO_SUCH_PORT';
+
+/** A known Service on a port it does not have (`reviews:9999`): one virtual
+ * host per service, as seen from `callerNs`, whose domains are its names on
+ * any port (`reviews:*`; the exact service:port hosts match first) and its
+ * bare names when it has no port 80. They answer 404 naming the service and
+ * its ports, instead of the deny-all's "egress denied". Put them after the
+ * service virtual hosts and before the egress ones. */
+export function unknownPortVirtualHosts(state: MeshState, callerNs: string): object[] {
+  const out: object[] = [];
+  for (const svc of [...state.services].sort((a, b) => keyOf(a.metadata).localeCompare(keyOf(b.metadata)))) {
+    const ns = nsOf(svc.metadata);
+    const n = svc.metadata.name;
+    const hosts = [`${n}.${ns}.svc.cluster.local`, `${n}.${ns}.svc`, `${n}.${ns}`, ...(ns === callerNs ? [n] : [])];
+    const vip = state.vips.get(keyOf(svc.metadata));
+    if (vip) hosts.push(vip);
+    const ports = svc.spec.ports.map((p) => `${p.port}${p.name ? ` (${p.name})` : ''}`).join(', ');
+    const reason = `service ${n} in namespace ${ns} has no such port; its ports are ${ports}`;
+    const answer = (name: string): object => ({
+      name,
+      match: { prefix: '/' },
+      directResponse: { status: 404, body: { inlineString: `%REQ(:authority)%: ${reason}\n` } },
+      responseHeadersToAdd: [
+        { header: { key: 'x-trellis-proxy-error', value: NO_SUCH_PORT }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+        { header: { key: 'x-trellis-proxy-error-reason', value: reason }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      ],
+    });
+    out.push({
+      name: `no-such-port|${ns}/${n}`,
+      domains: [...hosts.map((h) => `${h}:*`), ...(svc.spec.ports.some((p) => p.port === 80) ? [] : hosts)],
+      routes: [answer(`no-such-port/${ns}/${n}`), { ...answer(`no-such-port-connect/${ns}/${n}`), match: { connectMatcher: {} } }],
+    });
+  }
+  return out;
 }
 
 /** Virtual hosts for declared HTTP destinations, then the deny-all one.
@@ -156,7 +196,7 @@ export function egressVirtualHosts(state: MeshState, warnings: RouteWarning[], s
             domains,
             routes: [gw.ok
               ? { name: `egress/${keyOf(es.metadata)}`, match: { prefix: '/' }, route: { cluster: egressGatewayClusterName(nsOf(gw.gateway.metadata), gw.gateway.metadata.name), timeout: '0s' } }
-              : deniedRoute(`egress/${keyOf(es.metadata)}`, `egress denied: ${gw.message}\n`)],
+              : deniedRoute(`egress/${keyOf(es.metadata)}`, `egress denied: ${gw.message}\n`, gw.message)],
           });
           continue;
         }

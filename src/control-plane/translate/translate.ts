@@ -15,7 +15,7 @@
 import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import { gatewayOwn } from './gateway.ts';
-import { egressClusters, egressGatewayClusters, egressVirtualHosts } from './egress.ts';
+import { egressClusters, egressGatewayClusters, egressVirtualHosts, unknownPortVirtualHosts } from './egress.ts';
 import { attaches, connectRoute, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
 import {
   buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, nodeWorkload, portProtocol, serviceClusterName, serviceDomains,
@@ -169,7 +169,7 @@ function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarni
     const clusters = [...allServiceClusters(state, false), ...egressClusters(state), ...egressGatewayClusters(state)];
     return {
       listeners: [],
-      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...outboundVirtualHosts(state, namespace, w), ...egressVirtualHosts(state, w)] }],
+      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...outboundVirtualHosts(state, namespace, w), ...unknownPortVirtualHosts(state, namespace), ...egressVirtualHosts(state, w)] }],
       clusters,
       endpoints: edsFor(state, clusters, w),
     };
