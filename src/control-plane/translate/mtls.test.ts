@@ -69,7 +69,15 @@ test('translate with mTLS: clusters originate to meshed endpoints, inbound chain
   assert.equal(cfg.clusters.get('legacy.shop.svc:9080')!.extensions?.['transportSocketMatches'], undefined, 'no meshed workload: no TLS');
 
   const chains = (name: string) => cfg.listeners.find((l) => l.name === name)!.filterChains.map((c) => [c.match.transportProtocol, c.extensions?.['transportSocket'] !== undefined]);
-  assert.deepEqual(chains('inbound|9080'), [['tls', true]], 'STRICT');
+  assert.deepEqual(chains('inbound|9080'), [['tls', true], ['raw_buffer', false]], 'STRICT: TLS, and plaintext HTTP told why it is refused');
+  // The plaintext chain answers every request with 403 MTLS_REQUIRED and the reason.
+  const strictPlain = cfg.listeners.find((l) => l.name === 'inbound|9080')!.filterChains[1]!;
+  assert.equal(strictPlain.name, 'inbound|9080-mtls-required');
+  const route = cfg.routeConfigs.get(strictPlain.http!.routeConfigName)!.virtualHosts[0]!.routes[0]!;
+  assert.equal(route.action.kind, 'direct_response');
+  assert.equal(route.action.kind === 'direct_response' ? route.action.status : 0, 403);
+  assert.match(route.action.kind === 'direct_response' ? route.action.body ?? '' : '', /^mutual TLS required: port 9080 of shop\/reviews-1 accepts only mutual TLS \(MeshTLS mode STRICT\) and this request came in plaintext: the caller's sidecar has no mesh identity; start it with a join token/);
+  assert.deepEqual(route.responseHeaders?.add.map((h) => [h.name, h.value.slice(0, 20)]), [['x-trellis-proxy-error', 'MTLS_REQUIRED'], ['x-trellis-proxy-error-reason', 'port 9080 of shop/re']]);
   assert.deepEqual(chains('inbound|9090'), [['tls', true], ['raw_buffer', false]], 'PERMISSIVE by port level');
   assert.deepEqual(chains('inbound|5432'), [['tls', true]], 'TCP ports too');
   const db = cfg.clusters.get('db.shop.svc:5432')!;
@@ -118,7 +126,7 @@ test('transparent capture: pods marked meshed get TLS from callers, their one in
   const inbound = cfg.listeners.find((l) => l.name === 'inbound')!;
   assert.deepEqual(
     inbound.filterChains.map((c) => [c.name, c.match.destinationPort, c.match.transportProtocol, c.extensions?.['transportSocket'] !== undefined]),
-    [['inbound|9080-mtls', 9080, 'tls', true], ['inbound|5432-mtls', 5432, 'tls', true], ['inbound|5432-plaintext', 5432, 'raw_buffer', false]],
+    [['inbound|9080-mtls', 9080, 'tls', true], ['inbound|9080-mtls-required', 9080, 'raw_buffer', false], ['inbound|5432-mtls', 5432, 'tls', true], ['inbound|5432-plaintext', 5432, 'raw_buffer', false]],
   );
 });
 

@@ -12,7 +12,8 @@
 //  - A sidecar's inbound listeners (HTTP and TCP; under transparent capture
 //    each per-port chain of the `inbound` listener) get filter chains per
 //    MeshTLS mode: STRICT one `transportProtocol: tls` chain with a
-//    DownstreamTlsContext (plaintext finds no chain and is closed),
+//    DownstreamTlsContext (plaintext HTTP gets a chain that answers 403
+//    MTLS_REQUIRED with the reason; plaintext TCP finds no chain, closed),
 //    PERMISSIVE that chain plus a `raw_buffer` one, DISABLE the plaintext
 //    chain alone (HTTP: `raw_buffer`; TCP: unmatched, so server-first
 //    protocols are not delayed by detection).
@@ -26,7 +27,7 @@ import type { MeshState, Meta, ProxyNode, ServiceResource, WorkloadInstance } fr
 import { nsOf } from './model.ts';
 import type { TranslationParts } from './translate.ts';
 import { isHttpLike, nodeWorkload, MESHED_LABEL, MTLS_LABEL, portProtocol, selects, serviceClusterName, speaksMeshTls, targetPortOf } from './services.ts';
-import { HCM_NAME } from './filters.ts';
+import { HCM_NAME, ROUTER_TYPE, withHcmConfig } from './filters.ts';
 
 export type TlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
@@ -171,14 +172,49 @@ type Chain = ListenerShape['filterChains'][number];
 /** One inbound chain as the mode wants it: STRICT a TLS chain, PERMISSIVE a
  * TLS and a plaintext one, DISABLE plaintext (TCP: the chain untouched, so
  * server-first protocols are not delayed). Its destination match is kept. */
-function chainsForMode(chain: Chain, mode: TlsMode): Chain[] {
+function chainsForMode(chain: Chain, mode: TlsMode, where: string): Chain[] {
   const filter = chain.filters[0]?.name;
   if (filter !== HCM_NAME && filter !== 'envoy.filters.network.tcp_proxy') return [chain];
   if (filter === 'envoy.filters.network.tcp_proxy' && mode === 'DISABLE') return [chain];
   const match = chain.filterChainMatch ?? {};
   const tls = { ...chain, name: `${chain.name}-mtls`, filterChainMatch: { ...match, transportProtocol: 'tls' }, transportSocket: downstreamTlsSocket() };
   const plain = { ...chain, name: `${chain.name}-plaintext`, filterChainMatch: { ...match, transportProtocol: 'raw_buffer' } };
-  return mode === 'STRICT' ? [tls] : mode === 'PERMISSIVE' ? [tls, plain] : [plain];
+  if (mode === 'STRICT') return filter === HCM_NAME ? [tls, mtlsRequired(plain, where)] : [tls];
+  return mode === 'PERMISSIVE' ? [tls, plain] : [plain];
+}
+
+export const MTLS_REQUIRED = 'MTLS_REQUIRED';
+
+/** STRICT, HTTP: a plaintext request is answered, not reset, with 403, the
+ * code in x-trellis-proxy-error and the reason in the body and
+ * x-trellis-proxy-error-reason, so a caller without an identity learns
+ * why (no application filter runs, nothing reaches the app). */
+function mtlsRequired(plain: Chain, where: string): Chain {
+  const reason = `${where} accepts only mutual TLS (MeshTLS mode STRICT) and this request came in plaintext: the caller's sidecar has no mesh identity; start it with a join token (TRELLIS_JOIN_TOKEN, docs/identity-and-mtls.md) or make this port PERMISSIVE`;
+  const name = plain.name.replace(/-plaintext$/, '-mtls-required');
+  return withHcmConfig({ ...plain, name }, (config) => {
+    const { rds: _rds, routeConfig: _rc, ...rest } = config;
+    return {
+      ...rest,
+      routeConfig: {
+        name,
+        virtualHosts: [{
+          name: 'mtls-required',
+          domains: ['*'],
+          routes: [{
+            name: 'mtls-required',
+            match: { prefix: '/' },
+            directResponse: { status: 403, body: { inlineString: `mutual TLS required: ${reason}\n` } },
+            responseHeadersToAdd: [
+              { header: { key: 'x-trellis-proxy-error', value: MTLS_REQUIRED }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+              { header: { key: 'x-trellis-proxy-error-reason', value: reason }, appendAction: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+            ],
+          }],
+        }],
+      },
+      httpFilters: [{ name: 'envoy.filters.http.router', typedConfig: { '@type': ROUTER_TYPE } }],
+    };
+  });
 }
 
 const INBOUND_PORT = /^inbound\|(\d+)$/;
@@ -195,13 +231,13 @@ export function applyMeshTls(parts: TranslationParts, state: MeshState, node: Pr
     const m = INBOUND_PORT.exec(l.name);
     if (m) {
       const [chain] = l.filterChains;
-      return chain ? { ...l, filterChains: chainsForMode(chain, tlsModeFor(input, me, Number(m[1]))) } : l;
+      return chain ? { ...l, filterChains: chainsForMode(chain, tlsModeFor(input, me, Number(m[1])), `port ${m[1]} of ${me.namespace}/${me.name}`) } : l;
     }
     return {
       ...l,
       filterChains: l.filterChains.flatMap((c) => {
         const cm = INBOUND_PORT.exec(c.name);
-        return cm ? chainsForMode(c, tlsModeFor(input, me, Number(cm[1]))) : [c];
+        return cm ? chainsForMode(c, tlsModeFor(input, me, Number(cm[1])), `port ${cm[1]} of ${me.namespace}/${me.name}`) : [c];
       }),
     };
   });
