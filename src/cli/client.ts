@@ -31,6 +31,20 @@ export interface Client {
   list(kind: string, opts: { namespace?: string; labelSelector?: string }): Promise<CallResult<ResourceList>>;
   get(kind: string, namespace: string, name: string): Promise<CallResult<Resource>>;
   delete(kind: string, namespace: string, name: string, opts?: { dryRun?: boolean }): Promise<CallResult<{ resource: Resource }>>;
+  /** Workloads registered by `trellis run` and sidecars (the registry, not the store's Workload resources). */
+  registered(): Promise<CallResult<{ items: RegisteredWorkload[] }>>;
+}
+
+/** A registry entry as /api/v1/registry/workloads lists it. */
+export interface RegisteredWorkload {
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  address: string;
+  ports: { port: number; protocol?: string; name?: string; proxyPort?: number }[];
+  labels: Record<string, string>;
+  locality?: { region: string; zone: string };
+  registeredAt: string;
 }
 
 const TIMEOUT_MS = 30_000;
@@ -79,6 +93,7 @@ export function createClient(server: string): Client {
     },
     get: (kind, ns, name) => call('GET', `/api/v1/resources/${seg(kind)}/${seg(ns)}/${seg(name)}`),
     delete: (kind, ns, name, opts = {}) => call('DELETE', `/api/v1/resources/${seg(kind)}/${seg(ns)}/${seg(name)}${opts.dryRun ? '?dryRun=true' : ''}`),
+    registered: () => call('GET', '/api/v1/registry/workloads'),
   };
 }
 

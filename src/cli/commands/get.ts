@@ -1,9 +1,12 @@
 // trellis get KIND [NAME] [-n NS|-A] [-l SELECTOR] [-o yaml|json|wide|name]
+// (workloads: the declared ones and those `trellis run` registered, workloads.ts)
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
 import { createClient, formatApiError, serverUrl } from '../client.ts';
 import { qualifiedName, resourceTable, toYamlText } from '../output.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
 import type { Resource } from '../../api/types.ts';
+import { parseLabelSelector } from '../../api/label-selector.ts';
+import { listWorkloads } from '../workloads.ts';
 
 export const summary = 'List resources as a table, or print them as YAML/JSON, like kubectl get';
 
@@ -49,7 +52,24 @@ export async function run(argv: string[]): Promise<number> {
   const client = createClient(serverUrl(values.server));
 
   let items: Resource[];
-  if (name !== undefined) {
+  if (def.kind === 'Workload') {
+    // Declared and registered (`trellis run`) workloads alike (workloads.ts).
+    const sel = parseLabelSelector(values.selector ?? '');
+    if (!sel.ok) {
+      console.error(`error: ${sel.error}`);
+      return 2;
+    }
+    const r = await listWorkloads(client, { namespace: all ? undefined : namespace, selector: sel.selector, ...(values.selector ? { labelSelector: values.selector } : {}) });
+    if (!r.ok) {
+      console.error(r.message);
+      return 1;
+    }
+    items = name === undefined ? r.items : r.items.filter((w) => w.metadata.name === name);
+    if (name !== undefined && items.length === 0) {
+      console.error(`Error from server (NotFound): Workload ${namespace}/${name} not found`);
+      return 1;
+    }
+  } else if (name !== undefined) {
     const r = await client.get(def.kind, namespace, name);
     if (!r.ok) {
       console.error(formatApiError(r.error, r.status));
