@@ -8,8 +8,10 @@
 // Explicit mode here; transparent mode (the app in its own network
 // namespace, iptables capture) supplies a `PodNetwork` that changes where
 // things bind and how the proxy and the app are launched.
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
@@ -121,9 +123,21 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (n ?? 1);
 }
 
+/** A readable instance name, as Kubernetes names pods: the service, its
+ * `version` label when it has one, and a short random suffix
+ * (`reviews-v1-x7k2p`), never the process id. DNS-1123: lower case, digits
+ * and '-', at most 63 characters. */
+export function defaultWorkloadName(service: string, labels: Readonly<Record<string, string>> = {}): string {
+  const clean = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  const suffix = randomBytes(4).readUInt32BE(0).toString(36).padStart(5, '0').slice(-5);
+  const version = labels['version'] !== undefined ? clean(labels['version']) : '';
+  const base = [clean(service), version].filter(Boolean).join('-').slice(0, 63 - suffix.length - 1).replace(/-+$/, '');
+  return `${base}-${suffix}`;
+}
+
 export async function runWorkload(opts: RunOptions): Promise<number> {
   const log: Log = opts.log ?? (() => {});
-  const workload = opts.workload ?? `${opts.service}-${process.pid}`;
+  const workload = opts.workload ?? defaultWorkloadName(opts.service, opts.labels);
   const dir = mkdtempSync(path.join(os.tmpdir(), `trellis-run-${opts.service}-`));
   const cleanups: (() => Promise<unknown> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
   const cleanup = async (): Promise<void> => {
@@ -151,6 +165,19 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
   try {
     const pod = opts.pod;
     if (pod) cleanups.push(() => pod.close());
+    // Outside a pod the app's ports are on this host's loopback: one already
+    // taken means the sidecar would forward the workload's traffic to
+    // whatever holds it, not to the app. Refuse before registering.
+    if (!pod) {
+      for (const p of opts.ports) {
+        const holder = await appPortTaken(p.port);
+        if (holder) {
+          console.error(`trellis run: the app port 127.0.0.1:${p.port} is already in use (${holder}): the workload's endpoint would reach that process, not this app. Stop it, or give the app another port with --port`);
+          await cleanup();
+          return 1;
+        }
+      }
+    }
     // Inbound proxy ports: loopback unless the workload registers another
     // address peers dial (then every interface), always so in a pod.
     const bindHost = pod || (opts.address !== undefined && opts.address !== '127.0.0.1') ? '0.0.0.0' : '127.0.0.1';
@@ -347,4 +374,14 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
   } finally {
     await cleanup();
   }
+}
+
+/** Why 127.0.0.1:port cannot be bound (another process listens there), or
+ * undefined when it is free for the app. */
+function appPortTaken(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE' ? 'another process is listening there' : (err.code ?? err.message)));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(undefined)));
+  });
 }

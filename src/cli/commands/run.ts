@@ -2,7 +2,7 @@
 // process in the mesh with its own sidecar (see docs/running.md).
 import { parseArgs } from '../command-args.ts';
 import type { PortProtocol } from '../../control-plane/translate/model.ts';
-import { runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
+import { defaultWorkloadName, runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
 import type { UpstreamDecl } from '../../runner/sidecar.ts';
 import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
 
@@ -13,7 +13,7 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
   --service, -s NAME        the service this workload belongs to (label app=NAME)
   --namespace, -n NS        default "default"
   --service-account SA      default: the service name
-  --workload NAME           instance name (default <service>-<pid>)
+  --workload NAME           instance name (default <service>[-<version label>]-<5 random chars>)
   --port, -p PORT[:PROTO[:NAME]]
                             an app port (the app listens on 127.0.0.1:PORT); PROTO http|http2|grpc|tcp
                             (default http); NAME is what a Service's targetPort can name
@@ -144,10 +144,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-run', event, ...fields })}\n`);
   };
 
+  const workload = values.workload ?? defaultWorkloadName(values.service, labels);
   let pod: PodNetwork | undefined;
   if (values.transparent) {
     const { createPod } = await import('../../runner/transparent.ts');
-    const made = await createPod({ name: values.workload ?? `${values.service}-${process.pid}`, namespace: values.namespace, xdsAddress, apiUrl: api.toString(), log });
+    const made = await createPod({ name: workload, namespace: values.namespace, xdsAddress, apiUrl: api.toString(), log });
     if (!made.ok) {
       console.error(`trellis run: --transparent: ${made.message}`);
       return 1;
@@ -158,7 +159,7 @@ export async function run(argv: string[]): Promise<number> {
     service: values.service,
     namespace: values.namespace,
     ...(values['service-account'] ? { serviceAccount: values['service-account'] } : {}),
-    ...(values.workload ? { workload: values.workload } : {}),
+    workload,
     ports,
     upstreams,
     apiUrl: api.toString(),
