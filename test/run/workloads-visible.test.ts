@@ -11,7 +11,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import path from 'node:path';
 import { freePort } from '../../src/runner/ports.ts';
-import { APPS, TRELLIS, apply, controlPlane, events, service, trellisRun, waitFor, workloads } from './harness.ts';
+import { APPS, TRELLIS, apply, controlPlane, events, service, tempDir, trellisRun, waitFor, workloads } from './harness.ts';
+import { writeFileSync } from 'node:fs';
 
 function cli(args: string[], server: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -56,6 +57,13 @@ test('trellis run workloads: readable names, listed by get workloads and describ
   assert.match(endpoints, /^Endpoints:\n {2}Workload\s+Address\s+Ports\s+Version\s+Source\n/);
   assert.match(endpoints, /reviews-legacy\s+10\.0\.0\.9\s+9080->9080\s+v0\s+declared/);
   for (const n of started) assert.match(endpoints, new RegExp(`${n}\\s+127\\.0\\.0\\.1\\s+9080->\\d+ \\(sidecar \\d+\\)\\s+v[12]\\s+registered`));
+
+  // STRICT would make the two workloads started without a join token unreachable: apply says so.
+  const strictFile = path.join(tempDir(t), 'strict.yaml');
+  writeFileSync(strictFile, 'apiVersion: trellis.dev/v1alpha1\nkind: MeshTLS\nmetadata: { name: strict, namespace: default }\nspec: { mode: STRICT }\n');
+  const strict = await cli(['apply', '--dry-run', '-f', strictFile], cp.apiUrl);
+  assert.equal(strict.code, 0, strict.stderr);
+  assert.match(strict.stderr, new RegExp(`Warning: meshtls\\.trellis\\.dev/strict: STRICT locks out 2 workload\\(s\\) that have no mesh identity, .*: default/${started[0]}, default/${started[1]}; restart them with a join token`));
 
   // Another process already listens on the app's port: refused, not registered.
   const squatter = net.createServer();
