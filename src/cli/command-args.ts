@@ -4,10 +4,14 @@
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from 'node:util';
 import { closestName } from '../lib/did-you-mean.ts';
 
-/** A mistake on the command line: bin/trellis.ts prints the message alone
- * (no stack trace) and exits 2. */
+/** A mistake on the command line, with parseArgs' code (ERR_PARSE_ARGS_*):
+ * main() prints the message alone (no stack trace) and exits 2. */
 export class UsageError extends Error {
-  readonly code = 'ERR_TRELLIS_USAGE';
+  readonly code: string;
+  constructor(message: string, code: string) {
+    super(message);
+    this.code = code;
+  }
 }
 
 /** node:util's parseArgs whose errors say what is wrong in one line, with
@@ -16,7 +20,8 @@ export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<type
   try {
     return nodeParseArgs(config);
   } catch (err) {
-    throw new UsageError(explainParseError(err, config.options ?? {}));
+    const code = (err as { code?: unknown }).code;
+    throw new UsageError(explainParseError(err, config.options ?? {}), typeof code === 'string' ? code : 'ERR_PARSE_ARGS_INVALID');
   }
 }
 
