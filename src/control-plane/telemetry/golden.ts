@@ -9,8 +9,9 @@
 // Which proxy's view answers what (docs/telemetry.md):
 //   services, workloads, edges  the server side (direction="inbound"): it sees
 //                               unmeshed callers too and knows whether mTLS was used
-//   routes                      the client side (direction="outbound"): routes
-//                               are the caller's HTTPRoute rules
+//   routes                      the client side (direction="outbound", and
+//                               "gateway" for ingress gateways): routes are the
+//                               caller's HTTPRoute rules
 
 export const WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000 } as const;
 export type Window = keyof typeof WINDOWS;
@@ -29,7 +30,7 @@ export function isFailure(responseCode: string, grpcStatus: string): boolean {
 }
 
 export interface GroupSpec {
-  readonly direction: 'inbound' | 'outbound';
+  readonly direction: 'inbound' | 'outbound' | 'gateway';
   /** Labels to group by. */
   readonly by: readonly string[];
   /** Exact label matches. */
@@ -213,10 +214,15 @@ export function createGoldenMetrics(src: GroupQuery): GoldenMetrics {
         const host = serviceHostFor(service, namespace ?? 'default');
         matches.push({ parent_service: host }, { destination_service: host });
       } else matches.push(namespace ? { destination_namespace: namespace } : {});
+      // Callers are sidecars (outbound) and gateways (an ingress routing to
+      // productpage): both sides carry the routes.
+      const specs = matches.flatMap((match) => (['outbound', 'gateway'] as const).map((direction) => ({ direction, by, match })));
       const rows = new Map<string, StatRow>();
-      for (const gs of await Promise.all(matches.map((match) => src.groups({ direction: 'outbound', by, match }, window)))) {
+      const results = await Promise.all(specs.map((spec) => src.groups(spec, window)));
+      for (const [i, gs] of results.entries()) {
         for (const g of gs) {
-          const key = by.map((b) => g.labels[b] ?? '').join('\u0000');
+          // A route seen from both kinds of caller stays two rows (quantiles do not add).
+          const key = `${specs[i]!.direction}\u0000${by.map((b) => g.labels[b] ?? '').join('\u0000')}`;
           if (rows.has(key)) continue;
           const r = row('route', g.labels['route'] ?? 'none', g.labels['destination_namespace'] ?? 'unknown', g, window, g.labels['destination_service'] ?? 'unknown');
           rows.set(key, { ...r, parent: g.labels['parent_service'] || (g.labels['destination_service'] ?? 'unknown') });
