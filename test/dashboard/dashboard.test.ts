@@ -170,7 +170,17 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   assert.equal(applied.status, 200, JSON.stringify(applied.body));
   await page.waitForFunction(() => /weight 90 \(90%\)/.test(document.querySelector('li[data-backend="reviews-v2"]')?.textContent ?? ''));
   await page.waitForTimeout(500); // the split bar animates its widths
+  // The routes of reviews: its HTTPRoute's rows by backend, not "No routed traffic".
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Routes of reviews"] tbody tr td a').length > 0);
+  assert.match(await page.locator('table[aria-label="Routes of reviews"] tbody').textContent() ?? '', /default\/reviews\/rule-\d+\/match-\d+reviewsreviews-v\d/);
+  // A success rate steady at a value reads on a 0..100% axis at most.
+  const axis = await page.locator('figure.chart', { hasText: 'Success rate' }).textContent() ?? '';
+  assert.ok([...axis.matchAll(/([\d.]+)%/g)].every((m) => Number(m[1]) <= 100), `success-rate axis: ${axis}`);
   await page.screenshot({ path: path.join(SHOTS, 'service.png'), fullPage: true });
+  // productpage's callers are the ingress gateway: its route rows show too.
+  await page.goto(`${api}/#/service/default/productpage`);
+  await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Routes of productpage"] tbody tr td a').length > 0);
+  assert.match(await page.locator('table[aria-label="Routes of productpage"] tbody').textContent() ?? '', /productpage/);
 
   phase('config and canary checked');
   // Live tap: requests stream in while the page is open.
@@ -178,6 +188,10 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.getByRole('button', { name: 'Start' }).click();
   await page.waitForFunction(() => document.querySelectorAll('tr.tap-row').length >= 5);
   assert.match(await page.locator('tr.tap-row').first().textContent() ?? '', /reviews/);
+  // One row per request: both sidecars' views joined (out+in), never twice.
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('tr.tap-row td:nth-child(2)')).some((td) => td.textContent === 'out+in'));
+  const sides = await page.locator('tr.tap-row td:nth-child(2)').allTextContents();
+  assert.ok(sides.filter((s) => s === 'out+in').length >= sides.length / 2, `joined rows: ${sides.join(',')}`);
   await page.screenshot({ path: path.join(SHOTS, 'tap.png') });
   await page.getByRole('button', { name: 'Stop' }).click();
 

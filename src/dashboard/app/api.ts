@@ -9,6 +9,8 @@ export interface StatRow {
   name: string;
   namespace: string;
   service?: string;
+  /** Routes: the service callers addressed (the route's parent). */
+  parent?: string;
   requests: number;
   rps: number;
   successRate: number | null;

@@ -32,9 +32,14 @@ export function TimeChart(p: { title: string; points: readonly [number, number |
   if (p.points.length >= 2 && nums.length >= 1) {
     const t0 = p.points[0]![0];
     const t1 = p.points[p.points.length - 1]![0];
-    const lo = p.floor ?? Math.min(...nums);
+    let lo = p.floor ?? Math.min(...nums);
     let hi = p.ceiling ?? Math.max(...nums);
-    if (hi === lo) hi = lo + 1;
+    // A flat line: a one-unit axis below a ceiling (a success rate steady at
+    // 100% reads 0%..100%, not 100%..200%), else above the floor.
+    if (hi === lo) {
+      if (p.ceiling !== undefined && p.floor === undefined) lo = hi - 1;
+      else hi = lo + 1;
+    }
     const x = (t: number): number => pad.l + ((t - t0) / (t1 - t0 || 1)) * (w - pad.l - pad.r);
     const y = (v: number): number => pad.t + (1 - (v - lo) / (hi - lo)) * (hgt - pad.t - pad.b);
     const pts = p.points.filter((q) => q[1] !== null).map((q) => `${x(q[0]).toFixed(1)},${y(q[1]!).toFixed(1)}`).join(' ');

@@ -72,13 +72,13 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const slo = sloOf(svc?.metadata.annotations);
   const stat = m.latest?.services.find((s) => s.name === name && s.namespace === ns);
   const hist = m.history.get(`${ns}/${name}`) ?? [];
-  // Per-route rows come from the callers' side, labelled with the backend
-  // that served them: a routed service's rows name its backends.
-  const routeStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/routes?window=1m&namespace=${encodeURIComponent(ns)}`, [m.tick]);
+  // Per-route rows come from the callers' side: the routes callers addressed
+  // this service by (its HTTPRoutes, whichever backend served) and those that
+  // sent to it as a backend, one row per (route, backend).
+  const routeStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/routes?window=1m&service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
   const registry = useFetch<{ items: RegistryWorkload[] }>('/api/v1/registry/workloads', [Math.floor(m.tick / 3)]);
   const routes = routesOf(httpRoutes.items, ns, name);
-  const host = `${name}.${ns}.svc.cluster.local`;
-  const routeRows = (routeStats.data?.items ?? []).filter((r) => r.service === host || routes.some((rt) => r.name.startsWith(`${ns}/${rt.metadata.name}/`)));
+  const routeRows = routeStats.data?.items ?? [];
   const backendNames = [...new Set([name, ...routes.flatMap((r) => ((r.spec?.['rules'] ?? []) as Rule[]).flatMap((x) => (x.backendRefs ?? []).map((b) => b.name)))])];
   const endpoints = useFetch<{ items: ProxyClusters[] }>(`/api/v1/dashboard/endpoints?service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [Math.floor(m.tick / 3)]);
   const kinds = useFetch<{ kinds: KindInfo[] }>('/api/v1/kinds');
@@ -108,6 +108,7 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
 
   const routeColumns: Column<StatRow>[] = [
     { key: 'name', label: 'Route', sort: (r) => r.name, render: (r) => r.name },
+    { key: 'parent', label: 'Parent', sort: (r) => r.parent ?? '', render: (r) => (r.parent ?? '').split('.')[0] },
     { key: 'backend', label: 'Backend', sort: (r) => r.service ?? '', render: (r) => (r.service ?? '').split('.')[0] },
     { key: 'sr', label: 'Success', numeric: true, sort: (r) => r.successRate, render: (r) => h('span', { class: `tone-${healthOf(r.successRate, slo)}` }, pct(r.successRate)) },
     { key: 'rps', label: 'RPS', numeric: true, sort: (r) => r.rps, render: (r) => rps(r.rps) },
@@ -134,7 +135,7 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
     h('h2', null, 'Traffic split'),
     routes.length === 0 ? h('p', { class: 'muted' }, `No HTTPRoute has ${name} as its parent: callers reach every endpoint of the Service.`) : routes.map((r) => h(Split, { route: r, key: r.metadata.name })),
     h('h2', null, 'Routes (as the callers see them)'),
-    h(SortTable<StatRow>, { label: `Routes of ${name}`, columns: routeColumns, rows: routeRows, rowKey: (r) => `${r.service}/${r.name}`, initial: { key: 'rps', desc: true }, empty: 'No routed traffic in the last minute.' }),
+    h(SortTable<StatRow>, { label: `Routes of ${name}`, columns: routeColumns, rows: routeRows, rowKey: (r) => `${r.parent ?? ''}/${r.service}/${r.name}`, initial: { key: 'rps', desc: true }, empty: 'No routed traffic in the last minute.' }),
     h('h2', null, 'Endpoints'),
     h(SortTable<EpRow>, { label: `Endpoints of ${name}`, columns: epColumns, rows: endpointRows, rowKey: (r) => r.w.name, empty: 'No registered workload matches the selector.' }),
     backendNames.length > 1 ? h('p', { class: 'muted' }, 'Backends: ', backendNames.filter((b) => b !== name).map((b, i) => [i > 0 ? ', ' : '', h('a', { href: `#/service/${ns}/${b}` }, b)])) : null,

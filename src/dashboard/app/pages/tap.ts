@@ -8,7 +8,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { Badge, Page } from '../components.ts';
 import { ms } from '../format.ts';
 
-interface TapEvent { time: string; direction: string; method: string; authority: string; path: string; route: string | null; status: number; grpc_status: string; duration_ms: number; source_workload: string; destination_workload: string; destination_service: string; response_flags: string; proxy: string; upstream_host: string | null }
+/** One request: the caller's view on top, both proxies' views in client/server (src/cli/tap-join.ts). */
+interface TapEvent { client: { duration_ms: number } | null; server: { duration_ms: number; status: number } | null; time: string; direction: string; method: string; authority: string; path: string; route: string | null; status: number; grpc_status: string; duration_ms: number; source_workload: string; destination_workload: string; destination_service: string; response_flags: string; proxy: string; upstream_host: string | null }
 
 const MAX_ROWS = 300;
 
@@ -82,11 +83,11 @@ export function Tap(): VNode {
         ? h('tr', null, h('td', { colSpan: 8, class: 'empty' }, running ? 'waiting for requests…' : '–'))
         : shown.map((e, i) => h('tr', { key: `${e.time}-${e.proxy}-${i}`, class: 'tap-row' },
           h('td', null, new Date(e.time).toLocaleTimeString()),
-          h('td', null, e.direction === 'inbound' ? 'in' : 'out'),
+          h('td', { title: 'which proxies saw it: out = the caller\'s, in = the callee\'s' }, e.client && e.server ? 'out+in' : e.client ? 'out' : 'in'),
           h('td', null, e.source_workload),
           h('td', null, e.destination_workload || e.destination_service),
           h('td', null, h('code', null, `${e.method} ${e.authority}${e.path}`)),
           h('td', null, e.route ?? '–'),
           h('td', null, h(Badge, { tone: e.status >= 500 ? 'bad' : e.status >= 400 ? 'warn' : 'good' }, String(e.status)), e.response_flags && e.response_flags !== '-' ? ` ${e.response_flags}` : ''),
-          h('td', { class: 'num' }, ms(e.duration_ms)))))));
+          h('td', { class: 'num', title: e.client && e.server ? `callee ${ms(e.server.duration_ms)}` : '' }, ms(e.duration_ms)))))));
 }
