@@ -50,12 +50,13 @@ async function strictClosesHeldPlaintext(t: TestContext, transparent: boolean): 
   assert.equal(await h2Get(h2, '/before'), '200');
 
   await apply(cp, { apiVersion: 'trellis.dev/v1alpha1', kind: 'MeshTLS', metadata: { name: 'default', namespace: 'default' }, spec: { mode: 'STRICT' } });
-  // The push has landed once a new plaintext connection is refused.
+  // The push has landed once a new plaintext request is refused: STRICT
+  // answers plaintext HTTP 403 MTLS_REQUIRED (translate/mtls.ts).
   await waitFor('STRICT applied by the sidecar', async () => {
     const c = await heldConnection(port, host).catch(() => undefined);
     const got = c ? await c.request('/probe') : 'closed';
     c?.destroy();
-    return got === 'closed' ? true : undefined;
+    return got === 'closed' || got.startsWith('HTTP/1.1 403') ? true : undefined;
   });
   // The connections held from before are closed too.
   assert.equal(await h1.request('/after'), 'closed');
