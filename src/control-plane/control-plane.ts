@@ -29,7 +29,7 @@ import { needsConnectedSidecars } from './translate/policies.ts';
 import { startMeshIdentity, type MeshIdentity, type MeshIdentityOptions } from './ca/mesh-identity.ts';
 import { trackProxyNodes, type ProxyNodes } from './telemetry/proxy-nodes.ts';
 import { Scraper, DEFAULT_SCRAPE_INTERVAL_MS } from './telemetry/scraper.ts';
-import { createGoldenMetrics, type GoldenMetrics } from './telemetry/golden.ts';
+import { createGoldenMetrics, serviceMembers, type GoldenMetrics } from './telemetry/golden.ts';
 import { metricsRoutes } from './telemetry/metrics-routes.ts';
 import { tapRoutes } from './telemetry/tap-proxy.ts';
 import { dashboardApi } from '../dashboard/dashboard-api.ts';
@@ -184,7 +184,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const scraper = new Scraper({ targets: () => nodes.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
     scraper.start();
     cleanups.push(() => scraper.stop());
-    const metrics = createGoldenMetrics(scraper.aggregator);
+    const metrics = createGoldenMetrics(scraper.aggregator, { members: () => serviceMembers(watcher.current()) });
     const streams = new Set<ServerResponse>();
     cleanups.push(() => {
       for (const s of streams) s.end();

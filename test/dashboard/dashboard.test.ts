@@ -83,6 +83,13 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
     return ['details', 'reviews'].every((n) => r.body.items.some((s) => s.name === n && s.rps > 0)) ? true : undefined;
   }, 40_000);
 
+  // The version Services (reviews-v1..v3, which no sidecar names as the
+  // service it serves) read their workloads' traffic: not 0 rps, 0 meshed.
+  await until('version services with traffic', async () => {
+    const r = await json<{ items: { name: string; rps: number; meshed: number }[] }>(`${api}/api/v1/metrics/services`);
+    const versions = r.body.items.filter((s) => /^reviews-v\d$/.test(s.name));
+    return versions.length >= 2 && versions.every((s) => s.rps > 0 && s.meshed >= 1) ? true : undefined;
+  }, 30_000);
   phase('traffic scraped');
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(path.join(tmpdir(), 'trellis-chromium-'));

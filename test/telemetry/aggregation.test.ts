@@ -208,10 +208,14 @@ test('Prometheus-backed queries agree with the embedded aggregator on the same t
   // interval, the smaller increase()'s extrapolation.
   await new Promise((r) => setTimeout(r, 2200));
 
-  const embedded = createGoldenMetrics(scraper.aggregator);
-  const viaProm = createGoldenMetrics(source);
+  // A subset Service no sidecar names (as reviews-v1 is): its row comes from
+  // the workloads it selects, in both backends (PromQL: a =~ match, by ()).
+  const members = () => [{ name: 'reviews-subset', namespace: 'shop', workloads: ['reviews-v1', 'reviews-v9'] }];
+  const embedded = createGoldenMetrics(scraper.aggregator, { members });
+  const viaProm = createGoldenMetrics(source, { members });
   const [a, b] = await Promise.all([embedded.services({ window: '1m' }), viaProm.services({ window: '1m' })]);
   assert.deepEqual(b.map((s) => s.name), a.map((s) => s.name));
+  assert.ok(a.some((s) => s.name === 'reviews-subset'), 'the subset Service has a row');
   const near = (x: number | null, y: number | null, rel: number, what: string): void => {
     assert.ok(x !== null && y !== null, `${what}: both present (${x}, ${y})`);
     if (process.env.TRELLIS_TEST_DEBUG) console.error(what, x, y);

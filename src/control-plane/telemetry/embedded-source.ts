@@ -61,7 +61,7 @@ export class EmbeddedAggregator implements GroupQuery {
     const accFor = (meta: SeriesMeta): Acc | undefined => {
       const l = meta.labels;
       if (l['direction'] !== spec.direction) return undefined;
-      if (spec.match) for (const [k, v] of Object.entries(spec.match)) if (l[k] !== v) return undefined;
+      if (spec.match) for (const [k, v] of Object.entries(spec.match)) if (typeof v === 'string' ? l[k] !== v : !v.includes(l[k] ?? '')) return undefined;
       let key = '';
       for (const b of spec.by) key += `${l[b] ?? ''}\u0000`;
       let a = groups.get(key);

@@ -13,6 +13,9 @@
 //                               "gateway" for ingress gateways): routes are the
 //                               caller's HTTPRoute rules
 
+import { nsOf, type MeshState } from '../translate/model.ts';
+import { selects } from '../translate/services.ts';
+
 export const WINDOWS = { '1m': 60_000, '5m': 300_000, '15m': 900_000 } as const;
 export type Window = keyof typeof WINDOWS;
 
@@ -33,8 +36,16 @@ export interface GroupSpec {
   readonly direction: 'inbound' | 'outbound' | 'gateway';
   /** Labels to group by. */
   readonly by: readonly string[];
-  /** Exact label matches. */
-  readonly match?: Readonly<Record<string, string>>;
+  /** Exact label matches; a list matches any of its values. */
+  readonly match?: Readonly<Record<string, string | readonly string[]>>;
+}
+
+/** A Service and the workloads its selector picks (the control plane's
+ * registry and resources): its figures are what those workloads served. */
+export interface ServiceMembers {
+  readonly name: string;
+  readonly namespace: string;
+  readonly workloads: readonly string[];
 }
 
 export interface Latency {
@@ -155,7 +166,19 @@ function ratio(n: number, d: number): number | null {
   return d > 0 ? n / d : null;
 }
 
-export function createGoldenMetrics(src: GroupQuery): GoldenMetrics {
+/** Every Service of `state` with the workloads it selects. */
+export function serviceMembers(state: Pick<MeshState, 'services' | 'workloads'>): ServiceMembers[] {
+  return state.services.map((svc) => ({
+    name: svc.metadata.name,
+    namespace: nsOf(svc.metadata),
+    workloads: state.workloads.filter((w) => selects(svc, w)).map((w) => w.name),
+  }));
+}
+
+/** `members`: the Services and the workloads they select. A Service the
+ * inbound side does not name (a version subset, reviews-v1, whose workloads'
+ * sidecars serve reviews) gets the figures of its workloads. */
+export function createGoldenMetrics(src: GroupQuery, opts: { members?: () => readonly ServiceMembers[] } = {}): GoldenMetrics {
   const ns = (namespace: string | undefined, label: string): Record<string, string> => (namespace ? { [label]: namespace } : {});
   const row = (kind: StatRow['kind'], name: string, namespace: string, g: GroupStats, w: Window, service?: string): StatRow => ({
     kind,
@@ -195,12 +218,17 @@ export function createGoldenMetrics(src: GroupQuery): GoldenMetrics {
   return {
     async services({ window, namespace }) {
       const gs = await src.groups({ direction: 'inbound', by: ['destination_service', 'destination_namespace'], match: ns(namespace, 'destination_namespace') }, window);
-      return gs
-        .map((g) => {
-          const host = g.labels['destination_service'] ?? 'unknown';
-          return row('service', shortService(host), g.labels['destination_namespace'] ?? 'unknown', g, window, host);
-        })
-        .sort(byName);
+      const rows = gs.map((g) => {
+        const host = g.labels['destination_service'] ?? 'unknown';
+        return row('service', shortService(host), g.labels['destination_namespace'] ?? 'unknown', g, window, host);
+      });
+      const named = new Set(rows.map((r) => `${r.namespace}/${r.name}`));
+      const subsets = (opts.members?.() ?? []).filter((m) => m.workloads.length > 0 && !named.has(`${m.namespace}/${m.name}`) && (!namespace || m.namespace === namespace));
+      const extra = await Promise.all(subsets.map(async (m) => {
+        const [g] = await src.groups({ direction: 'inbound', by: [], match: { destination_namespace: m.namespace, destination_workload: m.workloads } }, window);
+        return g ? row('service', m.name, m.namespace, g, window, serviceHostFor(m.name, m.namespace)) : undefined;
+      }));
+      return [...rows, ...extra.filter((r): r is StatRow => r !== undefined)].sort(byName);
     },
     workloads,
     async routes({ window, service, namespace }) {

@@ -38,7 +38,10 @@ export function escapePromValue(v: string): string {
 
 export function selector(spec: GroupSpec, extra = ''): string {
   const parts = [`direction="${spec.direction}"`];
-  for (const [k, v] of Object.entries(spec.match ?? {})) parts.push(`${k}="${escapePromValue(v)}"`);
+  for (const [k, v] of Object.entries(spec.match ?? {})) {
+    if (typeof v === 'string') parts.push(`${k}="${escapePromValue(v)}"`);
+    else parts.push(`${k}=~"${v.map((x) => escapePromValue(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('|')}"`);
+  }
   if (extra) parts.push(extra);
   return `{${parts.join(',')}}`;
 }
@@ -47,7 +50,8 @@ export function groupQueries(spec: GroupSpec, window: Window): Record<'requests'
   const by = spec.by.join(',');
   const s = selector(spec);
   const inc = (metric: string, sel: string): string => `increase(${metric}${sel}[${window}])`;
-  const q = (p: string): string => `histogram_quantile(${p}, sum by (${by},le) (${inc('trellis_request_duration_seconds_bucket', s)}))`;
+  const byLe = [...spec.by, 'le'].join(',');
+  const q = (p: string): string => `histogram_quantile(${p}, sum by (${byLe}) (${inc('trellis_request_duration_seconds_bucket', s)}))`;
   return {
     requests: `sum by (${by}) (${inc('trellis_requests_total', s)})`,
     successes: `sum by (${by}) (${inc('trellis_requests_total', selector(spec, `response_code!~"5..",grpc_status!~"${GRPC_FAILURE_CODES.join('|')}"`))})`,
@@ -55,7 +59,7 @@ export function groupQueries(spec: GroupSpec, window: Window): Record<'requests'
     p50: q('0.5'),
     p95: q('0.95'),
     p99: q('0.99'),
-    proxies: `count by (${by}) (sum by (${by},instance) (${inc('trellis_requests_total', s)}))`,
+    proxies: `count by (${by}) (sum by (${[...spec.by, 'instance'].join(',')}) (${inc('trellis_requests_total', s)}))`,
     tcp: `sum by (${by}) (${inc('trellis_tcp_connections_opened_total', s)})`,
   };
 }
