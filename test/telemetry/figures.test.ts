@@ -15,6 +15,7 @@ import { Scraper } from '../../src/control-plane/telemetry/scraper.ts';
 import { createGoldenMetrics } from '../../src/control-plane/telemetry/golden.ts';
 import { metricsRoutes } from '../../src/control-plane/telemetry/metrics-routes.ts';
 import { Router } from '../../src/control-plane/api/router.ts';
+import { tapRoutes } from '../../src/control-plane/telemetry/tap-proxy.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import * as stat from '../../src/cli/commands/stat.ts';
 import * as routesCommand from '../../src/cli/commands/routes.ts';
@@ -53,7 +54,8 @@ async function mesh(t: TestContext) {
       ],
     }],
   });
-  return { v1, v2, web, admins: [web, v1, v2].map((s) => `127.0.0.1:${s.adminPort}`) };
+  const tokens = new Map([web, v1, v2].map((s) => [`127.0.0.1:${s.adminPort}`, s.proxy.adminToken]));
+  return { v1, v2, web, admins: [...tokens.keys()], tokens };
 }
 
 /** Exactly N requests on a fixed schedule (one every 1000/RPS ms), alternating /one and /two. */
@@ -72,8 +74,11 @@ async function traffic(webPort: number): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-async function serveApi(t: TestContext, scraper: Scraper): Promise<string> {
+async function serveApi(t: TestContext, scraper: Scraper, admins: string[], tokens: Map<string, string>): Promise<string> {
   const router = new Router();
+  const streams = new Set<http.ServerResponse>();
+  // The live tap as the control plane serves it (it joins both sides).
+  router.add(tapRoutes({ targets: () => admins, token: (a) => tokens.get(a), streams }));
   // The Services as the control plane knows them: reviews over both
   // versions, and one Service per version (the Gateway API subset way).
   const members = [
@@ -86,6 +91,7 @@ async function serveApi(t: TestContext, scraper: Scraper): Promise<string> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.after(() => {
+    for (const s of streams) s.destroy();
     server.closeAllConnections();
     return new Promise<void>((r) => server.close(() => r()));
   });
@@ -95,16 +101,16 @@ async function serveApi(t: TestContext, scraper: Scraper): Promise<string> {
 const num = (s: string): number => Number(/([\d.]+)rps/.exec(s)?.[1]);
 
 test(`figures against known traffic: ${N} requests at ${RPS} rps through an HTTPRoute-style split`, { timeout: 60_000 }, async (t) => {
-  const { v1, v2, web, admins } = await mesh(t);
+  const { v1, v2, web, admins, tokens } = await mesh(t);
   const scraper = new Scraper({ targets: () => admins.map((address) => ({ address })), intervalMs: 60_000 });
   t.after(() => scraper.stop());
-  const url = await serveApi(t, scraper);
+  const url = await serveApi(t, scraper, admins, tokens);
 
   // Tap and top watch the traffic from every proxy (both sides of each request).
   const tapIo = captureIO();
   const topIo = captureIO(); // not a terminal: one table at the end
-  const tapDone = tapCommand.exec(['-o', 'json', '--duration', '5s', ...admins.flatMap((a) => ['--admin', a])], tapIo);
-  const topDone = topCommand.exec(['--duration', '5s', ...admins.flatMap((a) => ['--admin', a])], topIo);
+  const tapDone = tapCommand.exec(['-o', 'json', '--duration', '5s', '--server', url], tapIo);
+  const topDone = topCommand.exec(['--duration', '5s', '--server', url], topIo);
   for (let i = 0; i < 200 && [web, v1, v2].some((s) => s.proxy.telemetry.tap.subscribers() < 2); i++) await new Promise((r) => setTimeout(r, 20));
 
   await scraper.scrapeOnce(); // the aggregator starts watching now: no series yet
