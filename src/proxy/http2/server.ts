@@ -145,6 +145,13 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
 
 type State = 'waiting' | 'streaming' | 'done';
 
+/** Response bytes held with a deferred head before it is sent anyway. */
+const HOLD_MAX = 16 * 1024;
+
+function flushHeldNT(ex: Http2Exchange): void {
+  ex.flushHeld();
+}
+
 /** One downstream stream: the request body source and the response handler. */
 class Http2Exchange implements ResponseHandler, BodySource {
   readonly contentLength: number | null;
@@ -165,6 +172,20 @@ class Http2Exchange implements ResponseHandler, BodySource {
   /** The client waits for a 100 before sending its body. */
   private readonly expectContinue: boolean;
   private sent100 = false;
+  /**
+   * A response head not sent yet (HEADERS), and the body bytes that came
+   * with it. A small answer usually ends in the same turn of the event loop
+   * as its head arrived: it then goes out as HEADERS + DATA with END_STREAM
+   * in one write. Sent with `waitForTrailers` instead, the end of the stream
+   * is an extra empty DATA frame in a later write: one more TLS record and
+   * syscall per response on each side, and on a connection without
+   * TCP_NODELAY a small second segment that waits for a delayed ACK.
+   * Flushed on the next turn (setImmediate), past HOLD_MAX bytes, or when
+   * trailers come.
+   */
+  private heldFields: string[] | null = null;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
 
   constructor(stream: http2.ServerHttp2Stream, ctx: RequestContext, method: string, endStream: boolean, headers: HeaderList, expectContinue: boolean) {
     this.stream = stream;
@@ -185,6 +206,8 @@ class Http2Exchange implements ResponseHandler, BodySource {
   }
 
   private onStreamClose(): void {
+    this.heldFields = null;
+    this.held = [];
     if (this.state === 'done' && this.upstreamDone && this.bodyState !== 'flowing') return;
     this.closed = true;
     this.state = 'done';
@@ -275,20 +298,40 @@ class Http2Exchange implements ResponseHandler, BodySource {
     // trailers-only form: it must end the stream in the HEADERS frame.
     const trailersOnly = getHeader(head.headers, 'grpc-status') !== undefined;
     const noBody = trailersOnly || this.method === 'HEAD' || head.status === 204 || head.status === 304;
-    try {
-      withFields(fields, (f) =>
-        this.stream.respond(f as unknown as http2.OutgoingHttpHeaders, noBody ? { endStream: true } : { waitForTrailers: true }));
-    } catch (err) {
-      this.state = 'waiting';
-      this.renderError(new ProxyError('UPSTREAM_PROTOCOL_ERROR', (err as Error).message));
-      this.controller?.abort(new ProxyError('UPSTREAM_PROTOCOL_ERROR'));
-      return false;
-    }
     if (noBody) {
+      if (!this.respond(fields, true, false)) return false;
       this.state = 'done';
       return true;
     }
     this.state = 'streaming';
+    this.heldFields = fields;
+    setImmediate(flushHeldNT, this);
+    return true;
+  }
+
+  /** HEADERS now; false (and the error rendered) when they cannot be sent. */
+  private respond(fields: string[], endStream: boolean, waitForTrailers: boolean): boolean {
+    try {
+      withFields(fields, (f) =>
+        this.stream.respond(f as unknown as http2.OutgoingHttpHeaders, endStream ? { endStream: true } : waitForTrailers ? { waitForTrailers: true } : {}));
+    } catch (err) {
+      this.state = 'waiting';
+      this.heldFields = null;
+      this.held = [];
+      this.renderError(new ProxyError('UPSTREAM_PROTOCOL_ERROR', (err as Error).message));
+      this.controller?.abort(new ProxyError('UPSTREAM_PROTOCOL_ERROR'));
+      return false;
+    }
+    return true;
+  }
+
+  /** Send a held head (the body may go on, with trailers) and the bytes held with it. */
+  flushHeld(): void {
+    const fields = this.heldFields;
+    if (fields === null) return;
+    this.heldFields = null;
+    if (this.closed || this.stream.destroyed) return;
+    if (!this.respond(fields, false, true)) return;
     this.stream.once('wantTrailers', () => {
       const t = this.trailers;
       try {
@@ -298,11 +341,24 @@ class Http2Exchange implements ResponseHandler, BodySource {
         if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
       }
     });
-    return true;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const b of held) this.writeData(b);
   }
 
   onData(chunk: Buffer): boolean {
     if (this.state !== 'streaming') return true; // discarded (no body allowed, or over)
+    if (this.heldFields !== null) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.heldBytes > HOLD_MAX) this.flushHeld();
+      return true;
+    }
+    return this.writeData(chunk);
+  }
+
+  private writeData(chunk: Buffer): boolean {
     const ok = this.stream.write(chunk);
     if (!ok && !this.drainWait) {
       this.drainWait = true;
@@ -323,6 +379,19 @@ class Http2Exchange implements ResponseHandler, BodySource {
     if (this.state !== 'streaming') return;
     this.state = 'done';
     this.trailers = trailers === null ? null : appendEndToEnd([], trailers, { request: false, dropHost: true });
+    const fields = this.heldFields;
+    if (fields !== null && (this.trailers === null || this.trailers.length === 0)) {
+      // The whole answer is here and has no trailers: END_STREAM rides on
+      // the last frame, all in one write.
+      this.heldFields = null;
+      const held = this.held;
+      this.held = [];
+      if (this.closed || this.stream.destroyed) return;
+      if (!this.respond(fields, held.length === 0, false) || held.length === 0) return;
+      this.stream.end(held.length === 1 ? held[0] : Buffer.concat(held));
+      return;
+    }
+    this.flushHeld();
     this.stream.end();
   }
 
@@ -334,6 +403,8 @@ class Http2Exchange implements ResponseHandler, BodySource {
       return;
     }
     if (this.state !== 'streaming') return;
+    this.flushHeld();
+    if (this.state !== 'streaming') return; // the held head could not be sent
     this.state = 'done';
     if (this.ctx.grpc) {
       // Headers are out: end the call with the status in trailers instead.
