@@ -134,9 +134,13 @@ export class Resilience {
       random: this.random,
       setTimer: realTimer,
     };
+    // Rate limits, faults and mirrors only when some route of this config
+    // has them (a global rate limiter decides per request, so it keeps its
+    // layer); the deadline and retry layers always run (deadline propagation).
+    const { uses } = plan;
     const layers: Layer[] = [
       deadlineLayer(this.now),
-      rateLimitLayer((req) => {
+      ...(uses.rateLimit || this.opts.globalRateLimit ? [rateLimitLayer((req) => {
         const rl = routeOf(req)?.rateLimit;
         return rl ? { spec: rl, key: `${req.ctx.listener}|${req.ctx.route ?? ''}|${rl.statPrefix}` } : undefined;
       }, {
@@ -145,14 +149,14 @@ export class Resilience {
         store: this.store,
         ...(this.opts.globalRateLimit ? { global: this.opts.globalRateLimit } : {}),
         onLimited: (limit) => this.stats.rateLimited.labels(limit).inc(),
-      }),
-      faultLayer((req) => routeOf(req)?.fault, { ...deps, onFault: (kind) => this.stats.faults.labels(kind).inc() }),
-      mirrorLayer((req) => routeOf(req)?.mirrors ?? [], {
+      })] : []),
+      ...(uses.fault ? [faultLayer((req) => routeOf(req)?.fault, { ...deps, onFault: (kind) => this.stats.faults.labels(kind).inc() })] : []),
+      ...(uses.mirror ? [mirrorLayer((req) => routeOf(req)?.mirrors ?? [], {
         cluster: (name) => clusters.get(name)?.dispatch,
         random: this.random,
         now: this.now,
         onMirror: (cluster, result) => this.stats.mirrors.labels(cluster, result).inc(),
-      }),
+      })] : []),
       retryLayer((req) => routeOf(req)?.retry, {
         ...deps,
         budget: (cluster) => this.budgetFor(cluster),

@@ -506,6 +506,9 @@ export interface ResiliencePlan {
   /** By RouteSpec identity (route specs are immutable and per config). */
   readonly routes: WeakMap<RouteSpec, RouteResilience>;
   readonly clusters: ReadonlyMap<string, ClusterResilience>;
+  /** Whether any route of the config has each feature: a layer whose
+   * feature no route uses is left out of the stack (no per-request work). */
+  readonly uses: { readonly rateLimit: boolean; readonly fault: boolean; readonly mirror: boolean };
 }
 
 export type PlanResult = { ok: true; plan: ResiliencePlan; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
@@ -538,6 +541,18 @@ export function planResilience(config: ProxyConfig): PlanResult {
   const clusters = new Map<string, ClusterResilience>();
   for (const [name, spec] of config.clusters) clusters.set(name, readClusterResilience(spec.extensions, `clusters["${name}"]`, issues));
   if (issues.errors.length > 0) return { ok: false, errors: issues.errors.map(formatFieldError), warnings: issues.warnings };
-  return { ok: true, plan: { routes, clusters }, warnings: issues.warnings };
+  const uses = { rateLimit: false, fault: false, mirror: false };
+  for (const rc of config.routeConfigs.values()) {
+    for (const vh of rc.virtualHosts) {
+      for (const route of vh.routes) {
+        const rr = routes.get(route);
+        if (rr === undefined) continue;
+        if (rr.rateLimit) uses.rateLimit = true;
+        if (rr.fault) uses.fault = true;
+        if (rr.mirrors.length > 0) uses.mirror = true;
+      }
+    }
+  }
+  return { ok: true, plan: { routes, clusters, uses }, warnings: issues.warnings };
 }
 
