@@ -17,6 +17,13 @@
 //   die within it in microseconds. This one is fixed when the heap is
 //   created, so whoever starts a proxy process passes it on the command line
 //   (runner/sidecar.ts, the demo, the benchmark).
+// - A low heap growing factor (20%). The old generation of a proxy holds
+//   its config, a few MB, plus whatever requests in flight were promoted;
+//   V8's own factor let it grow to several times that (80+ MB of garbage
+//   under HTTP/2 load) before a full collection, all of it resident. At 20%
+//   full collections come more often but are short (the live set is small):
+//   peak RSS under the benchmark's loads 183 -> 119 MB, total GC time the
+//   same (docs/benchmarks.md, "Memory"). Read at run time, so set here.
 // - Node's compile cache (proxyEnv): the proxy runs from TypeScript, and
 //   Node strips the types with a WebAssembly compiler that, once loaded,
 //   keeps ~20 MB of a process's memory. With the cache, a process whose
@@ -43,6 +50,10 @@ export function proxyEnv(env: NodeJS.ProcessEnv = process.env, cacheDir: string 
   return { ...env, NODE_COMPILE_CACHE: cacheDir, NODE_COMPILE_CACHE_PORTABLE: '1' };
 }
 
+/** How far the old generation may grow past what the last full collection
+ * kept before the next one starts (V8 picks 1.1x-4x by itself). */
+export const HEAP_GROWING_PERCENT = 20;
+
 let tuned = false;
 
 /** Apply the run-time V8 settings; idempotent. */
@@ -50,4 +61,5 @@ export function tuneProxyRuntime(): void {
   if (tuned) return;
   tuned = true;
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }

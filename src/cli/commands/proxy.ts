@@ -23,7 +23,6 @@ import type { ProxyConfig } from '../../proxy/config/types.ts';
 import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
 import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
 import { preflightPlugins } from '../../proxy/plugins/preflight.ts';
-import { startXdsSource } from '../../proxy/xds-source.ts';
 import { createCaClient, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
 import { parseDuration } from '../../api/schema-common.ts';
@@ -210,6 +209,9 @@ export async function run(argv: string[]): Promise<number> {
   let reload: ((reason: string) => void) | undefined;
   let first: ProxyConfig;
   if (boot.dynamicResources) {
+    // Loaded only here: the xDS client brings grpc-js and protobufjs (~25 MB
+    // of a proxy's memory) that a proxy serving a static bootstrap never uses.
+    const { startXdsSource } = await import('../../proxy/xds-source.ts');
     const xds = startXdsSource({
       serverUri: boot.dynamicResources.ads.address,
       node: boot.node,
