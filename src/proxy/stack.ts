@@ -80,7 +80,7 @@ export interface HttpStackDeps {
   readonly httpFilters?: (hcm: HttpConnectionManagerSpec) => readonly Layer[];
 }
 
-export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManagerSpec, deps: HttpStackDeps): Dispatch {
+export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManagerSpec, deps: HttpStackDeps, routeTimeouts = true): Dispatch {
   return compose(
     [
       // Inbound: the caller's verified SPIFFE ID for the app; spoofed copies removed.
@@ -88,7 +88,7 @@ export function buildHttpStack(listener: ListenerSpec, hcm: HttpConnectionManage
       forwardedLayer(hcm.via === undefined ? {} : { via: hcm.via }),
       ...(deps.telemetry ? [deps.telemetry(listener, hcm)] : []),
       metricsLayer({ stats: deps.stats, listener: listener.name, direction: listener.direction }, deps.series(listener)),
-      timeoutLayer(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }),
+      timeoutLayer({ routeTimeouts, ...(hcm.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: hcm.requestTimeoutMs }) }),
       // Gateway HTTPS: a Host the connection's certificate (SNI) does not serve gets 421.
       ...(listener.direction === 'gateway' ? [misdirectedRequestLayer(listener)] : []),
       pathNormalizationLayer(hcm.pathNormalization ?? DEFAULT_PATH_NORMALIZATION),
@@ -103,10 +103,16 @@ const KEY_SEP = '\u0000';
 /** Every listener chain's HTTP stack for one config. */
 export function buildHttpStacks(config: ProxyConfig, deps: HttpStackDeps): Runtime['httpStack'] {
   const stacks = new Map<string, Dispatch>();
+  // A route configuration none of whose routes has a timeout: the timeout
+  // layer skips requests that arrive without a deadline.
+  const timed = (name: string): boolean => {
+    const rc = config.routeConfigs.get(name);
+    return rc === undefined || rc.virtualHosts.some((vh) => vh.routes.some((r) => r.action.kind === 'route' && r.action.timeoutMs !== undefined));
+  };
   for (const l of config.listeners) {
     for (const chain of l.filterChains) {
       if (!chain.http) continue;
-      const d = buildHttpStack(l, chain.http, deps);
+      const d = buildHttpStack(l, chain.http, deps, timed(chain.http.routeConfigName));
       stacks.set(l.name + KEY_SEP + chain.name, d);
       if (!stacks.has(l.name + KEY_SEP)) stacks.set(l.name + KEY_SEP, d);
     }

@@ -86,6 +86,29 @@ test('timeout: gRPC grpc-timeout sets the deadline; a queued exchange started af
   assert.deepEqual(rec.events, ['error REQUEST_TIMEOUT'], 'the downstream handler saw no second start');
 });
 
+test('timeout: with no timeout configured, a request without a deadline passes through unwrapped; one carrying a deadline is wrapped', async () => {
+  const seen: Parameters<Dispatch>[1][] = [];
+  const capture: Dispatch = (_req, h) => void seen.push(h);
+  const layer = timeoutLayer({ routeTimeouts: false })(capture);
+  const rec = recorder();
+  layer(fakeRequest(), rec.handler);
+  assert.equal(seen[0], rec.handler, 'no per-request wrapper or timer');
+  layer(fakeRequest(['x-trellis-deadline-ms', '20']), rec.handler);
+  layer(fakeRequest(['content-type', 'application/grpc', 'grpc-timeout', '20m'], { grpc: true }), rec.handler);
+  timeoutLayer()(capture)(fakeRequest(), rec.handler);
+  assert.ok(seen.slice(1).every((h) => h !== rec.handler), 'a deadline header, grpc-timeout, or possible route timeouts keep the wrapper');
+  // The header's deadline (set by the resilience layer below) is enforced.
+  const ctl = fakeController();
+  const honour: Dispatch = (req, h) => {
+    req.ctx.deadline = req.ctx.startTime + 20;
+    h.onStart(ctl);
+  };
+  const rec2 = recorder();
+  timeoutLayer({ routeTimeouts: false })(honour)(fakeRequest(['x-trellis-deadline-ms', '20']), rec2.handler);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(rec2.events, ['start', 'error REQUEST_TIMEOUT']);
+});
+
 test('timeout: a response that completes in time clears the timers', async () => {
   const rec = recorder();
   const req = fakeRequest([], { deadline: performance.now() + 25 });

@@ -18,10 +18,17 @@
 import type { Dispatch, ExchangeController, HeaderList, Layer, ProxyRequest, ResponseHandler, ResponseHead } from '../http/exchange.ts';
 import { ProxyError } from '../errors.ts';
 import { grpcDeadline } from '../grpc.ts';
+import { getHeader } from '../http/exchange.ts';
+import { DEADLINE_HEADER } from './retry.ts';
 
 export interface TimeoutOptions {
   /** Listener-wide request timeout (ms); none when absent or 0. */
   readonly requestTimeoutMs?: number;
+  /** Whether a route of the listener's route configuration has a timeout
+   * (default true). When none has, a request that arrives without a
+   * deadline (no grpc-timeout, no x-trellis-deadline-ms) cannot get one and
+   * passes through without a wrapper or a timer. */
+  readonly routeTimeouts?: boolean;
   /** performance.now by default (tests). */
   readonly now?: () => number;
 }
@@ -29,10 +36,15 @@ export interface TimeoutOptions {
 export function timeoutLayer(opts: TimeoutOptions = {}): Layer {
   const limit = opts.requestTimeoutMs && opts.requestTimeoutMs > 0 ? opts.requestTimeoutMs : 0;
   const now = opts.now ?? (() => performance.now());
+  const routeTimeouts = opts.routeTimeouts ?? true;
   return function timeout(next: Dispatch): Dispatch {
     return function timeoutDispatch(req, handler) {
       const ctx = req.ctx;
       if (ctx.grpc && ctx.deadline === null) ctx.deadline = grpcDeadline(req.head.headers, ctx.startTime);
+      if (limit === 0 && !routeTimeouts && ctx.deadline === null && getHeader(req.head.headers, DEADLINE_HEADER) === undefined) {
+        next(req, handler);
+        return;
+      }
       // Always wrapped: the router may still set a route timeout.
       const h = new DeadlineHandler(handler, req);
       if (limit > 0) h.armHeaders(ctx.startTime + limit - now());
