@@ -240,7 +240,7 @@ let compileCacheWarm = false;
 /** A sidecar starts from Node's compile cache once its modules have been
  * compiled on the machine (src/proxy/runtime.ts); fill it first, so the
  * first proxy measured is not the one that did. */
-function warmCompileCache(): void {
+export function warmCompileCache(): void {
   if (compileCacheWarm) return;
   compileCacheWarm = true;
   execFileSync(process.execPath, [...PROXY_NODE_FLAGS, path.join(repoRoot, 'bin/trellis.ts'), 'proxy', '--help'], { env: proxyEnv(), stdio: 'ignore' });

@@ -1,6 +1,7 @@
 // Renders bench results as a markdown table with ratios to direct and HAProxy.
 import type { LoadgenResult } from './loadgen.ts';
 import type { GlobalLimitRow } from './global-limit.ts';
+import type { MemoryRow } from './memory.ts';
 
 export interface TargetResult {
   name: string;
@@ -23,6 +24,7 @@ export interface BenchResults {
   targets: TargetResult[];
   /** Global rate limit accuracy per balancer (bench/global-limit.ts). */
   globalRateLimit?: GlobalLimitRow[];
+  memory?: MemoryRow[];
 }
 
 const mb = (b: number): string => (b ? `${(b / 1024 / 1024).toFixed(1)} MB` : '–');
@@ -58,6 +60,11 @@ export function renderMarkdown(r: BenchResults): string {
   for (const t of r.targets) {
     if (t.name === 'direct') continue;
     lines.push(`| ${t.name} | ${mb(t.idleRssBytes)} | ${mb(t.peakRssBytes)} | ${ratio(t.idleRssBytes, haproxy?.idleRssBytes)} |`);
+  }
+  if (r.memory) {
+    lines.push('', '## One proxy\'s memory by config size', '', 'A static bootstrap with N services (a virtual host and a cluster per service on each of two listeners; bench/memory.ts). Peak is under wrk, h2load and gRPC through the first service.', '');
+    lines.push('| services | idle RSS | peak RSS |', '|---|---|---|');
+    for (const m of r.memory) lines.push(`| ${m.services} | ${mb(m.idleRssBytes)} | ${mb(m.peakRssBytes)} |`);
   }
   if (r.globalRateLimit) {
     lines.push('', '## Global rate limit accuracy per balancer', '', 'Two server sidecars share a global limit; one caller\'s sidecar offers more than the limit (bench/global-limit.ts).', '');

@@ -7,6 +7,7 @@
 //   npm run bench -- --quick       # 3-second phases, for a smoke check
 //   npm run bench -- --only trellis,haproxy
 //   npm run bench -- --quick --only global-limit   # global rate limit accuracy per balancer
+//   npm run bench -- --quick --only memory         # one proxy's RSS with 10, 100, 1,000 services
 //
 // Writes bench/results/latest.json and bench/results/latest.md.
 import { spawn } from 'node:child_process';
@@ -21,6 +22,7 @@ import {
 } from './peers.ts';
 import type { LoadgenResult } from './loadgen.ts';
 import { measureGlobalLimit, type GlobalLimitRow } from './global-limit.ts';
+import { measureMemory, type MemoryRow } from './memory.ts';
 import { renderMarkdown, type BenchResults, type TargetResult } from './report.ts';
 
 const PROXY_CPU = '1';
@@ -168,6 +170,17 @@ async function main(): Promise<void> {
       console.error(`  global-limit failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+  let memory: MemoryRow[] | undefined;
+  if (want('memory')) {
+    console.log('- one proxy\'s memory with 10, 100 and 1,000 services');
+    try {
+      const memDir = path.join(dir, 'memory');
+      mkdirSync(memDir, { recursive: true });
+      memory = await measureMemory(memDir, phaseSec, PROXY_CPU, LOAD_CPU, grpcFile);
+    } catch (err) {
+      console.error(`  memory failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   const out: BenchResults = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', node: process.version },
@@ -175,6 +188,7 @@ async function main(): Promise<void> {
     setup: 'proxy pinned to CPU 1 (taskset); backend (NGINX, 1 KiB responses) and load generators on CPU 0; wrk -t1 -c32 (HTTP/1.1), h2load -t1 -c16 -m10 (HTTP/2, gRPC unary); fixed-rate latency from bench/loadgen.ts, 16 connections, open loop',
     targets: results,
     ...(globalRateLimit ? { globalRateLimit } : {}),
+    ...(memory ? { memory } : {}),
   };
   mkdirSync(values.out, { recursive: true });
   writeFileSync(path.join(values.out, 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);
