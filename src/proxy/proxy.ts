@@ -17,7 +17,8 @@ import { compileRouteTables } from './route-match.ts';
 import type { RouteTable } from './route-match.ts';
 import { createRouter } from './router.ts';
 import { serveHttp1, createHttp1Server } from './http1/server.ts';
-import { serveHttp2, createHttp2Server } from './http2/server.ts';
+import { createHttp2Server } from './http2/server.ts';
+import { ResetGuard } from './http2/reset-guard.ts';
 import { Listener, type ListenerDeps } from './listener.ts';
 import { createConnectionHandler, buildHttpStacks, buildTcpAuthz, codecsByOptions, type ConnectionDeps, type Log, type Runtime } from './stack.ts';
 import { ListenerSeries } from './layers/metrics.ts';
@@ -132,6 +133,15 @@ export class Proxy {
     this.security = new Security({ ...opts.security, registry: this.stats.registry, log: this.log });
     this.plugins = new Plugins({ registry: this.stats.registry, log: this.log, cluster: (name) => this.active?.clusters.get(name)?.dispatch });
     this.pools = createPoolRegistry(opts.createPool ?? defaultPoolFactory);
+    // One HTTP/2 rapid-reset bound per client address across every listener
+    // and connection of this proxy (http2/reset-guard.ts).
+    const resetTrips = this.stats.registry.counter('trellis_downstream_h2_reset_flood_total', 'Client addresses sent GOAWAY(ENHANCE_YOUR_CALM) and refused for a cool-down after cancelling too many HTTP/2 streams.', []);
+    const resetGuard = new ResetGuard({
+      onTrip: (address, cooldownMs) => {
+        resetTrips.labels().inc();
+        this.log('h2_reset_flood', { remote: address, cooldownMs });
+      },
+    });
     this.serve = createConnectionHandler({
       current: () => this.active!.runtime,
       stats: this.stats,
@@ -139,7 +149,7 @@ export class Proxy {
       // HttpConnectionManager idle timeout -> the codec's idle timeout
       // (HTTP/1: keep-alive idle close; HTTP/2: GOAWAY when idle).
       http1: opts.http1 ? () => opts.http1! : codecsByOptions((o) => (Object.keys(o).length === 0 ? serveHttp1 : createHttp1Server(o))),
-      http2: opts.http2 ? () => opts.http2! : codecsByOptions((o) => (Object.keys(o).length === 0 ? serveHttp2 : createHttp2Server(o))),
+      http2: opts.http2 ? () => opts.http2! : codecsByOptions((o) => createHttp2Server({ ...o, resetGuard })),
       ...(opts.terminateTls ? { terminateTls: opts.terminateTls } : {}),
       ...(opts.upstreamTls ? { upstreamTls: opts.upstreamTls } : {}),
       onTcpClosed: (r) => this.telemetry.tcpClosed(r),

@@ -69,7 +69,7 @@ function logLine(level: Level, event: string, fields: Record<string, unknown> = 
   process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields })}\n`);
 }
 
-const WARN_EVENTS = new Set(['jwks_fetch_failed', 'config_rejected', 'config_invalid', 'tcp_connect_failed', 'no_filter_chain', 'tls_not_terminated', 'listener_error', 'serve_failed']);
+const WARN_EVENTS = new Set(['jwks_fetch_failed', 'config_rejected', 'config_invalid', 'tcp_connect_failed', 'no_filter_chain', 'tls_not_terminated', 'listener_error', 'serve_failed', 'h2_reset_flood']);
 const QUIET_EVENTS = new Set(['downstream_error', 'tcp_upstream_error']);
 
 function intOption(v: string | undefined, name: string): number | undefined | Error {

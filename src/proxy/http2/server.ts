@@ -16,8 +16,9 @@ import { getHeader, removeHeader } from '../http/exchange.ts';
 import { grpcDeadline, isGrpcRequest } from '../grpc.ts';
 import { appendEndToEnd, splitRaw, toHeaderObject, withFields } from './headers.ts';
 import { DEFAULT_MAX_HEADERS_COUNT } from '../http1/head-parser.ts';
+import { ResetGuard } from './reset-guard.ts';
 
-const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 
 export interface Http2ServerOptions {
   /** SETTINGS we advertise. Default: 256 concurrent streams per connection. */
@@ -30,6 +31,10 @@ export interface Http2ServerOptions {
   /** Most header fields in a request's header list, pseudo-headers aside;
    * more gets 431 (Envoy's max_headers_count; default 100). */
   maxHeadersCount?: number;
+  /** Rapid-reset bound per client address, shared by every connection given
+   * the same guard (the proxy passes one for all its listeners). Default: a
+   * guard of this codec's own with the defaults of reset-guard.ts. */
+  resetGuard?: ResetGuard;
 }
 
 const DEFAULT_SETTINGS: http2.Settings = { maxConcurrentStreams: 256 };
@@ -38,7 +43,14 @@ const DEFAULT_SETTINGS: http2.Settings = { maxConcurrentStreams: 256 };
 export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnection {
   const settings = { ...DEFAULT_SETTINGS, ...opts.settings };
   const maxHeadersCount = opts.maxHeadersCount ?? DEFAULT_MAX_HEADERS_COUNT;
+  const guard = opts.resetGuard ?? new ResetGuard();
   return function serveHttp2(socket: Socket, initial: Buffer, conn: ConnectionContext): void {
+    const address = conn.downstream.remoteAddress;
+    // An address over its reset bound is refused for the cool-down.
+    if (!guard.admits(address)) {
+      socket.destroy();
+      return;
+    }
     // The detector already read the preface; put it back so nghttp2 sees it.
     // node:http2 drains whatever is buffered on the socket when it attaches.
     if (initial.length > 0) socket.unshift(initial);
@@ -63,8 +75,13 @@ export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnectio
       untrack();
       conn.onClose?.({ bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten });
     });
+    // A stream the client cancelled before its response completed: over the
+    // address's bound, GOAWAY(ENHANCE_YOUR_CALM) and close this connection.
+    const onCancel = (): void => {
+      if (!guard.cancelled(address) && !session.destroyed) session.destroy(new Error('HTTP/2 reset flood'), NGHTTP2_ENHANCE_YOUR_CALM);
+    };
     session.on('stream', (stream, _headers, flags, rawHeaders) => {
-      onStream(stream, rawHeaders, flags, conn, tls, maxHeadersCount);
+      onStream(stream, rawHeaders, flags, conn, tls, maxHeadersCount, onCancel);
     });
   };
 }
@@ -78,7 +95,7 @@ function endStreamFlag(flags: number): boolean {
   return (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
 }
 
-function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number, conn: ConnectionContext, tls: boolean, maxHeadersCount: number): void {
+function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number, conn: ConnectionContext, tls: boolean, maxHeadersCount: number, onCancel: () => void): void {
   stream.on('error', noop); // resets surface through 'close'
   const { pseudo, headers: fields } = splitRaw(raw);
   const method = pseudo.get(':method') ?? 'GET';
@@ -109,7 +126,7 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
     if (d !== null && (ctx.deadline === null || d < ctx.deadline)) ctx.deadline = d;
   }
   const endStream = endStreamFlag(flags);
-  const exchange = new Http2Exchange(stream, ctx, method, endStream, headers, expectContinue);
+  const exchange = new Http2Exchange(stream, ctx, method, endStream, headers, expectContinue, onCancel);
   if (fields.length / 2 > maxHeadersCount) {
     exchange.onError(new ProxyError('HEADERS_TOO_LARGE', `more than ${maxHeadersCount} header fields`));
     return;
@@ -136,6 +153,14 @@ function onStream(stream: http2.ServerHttp2Stream, raw: string[], flags: number,
     body: endStream ? null : exchange,
     ctx,
   };
+  // Dispatch once the rest of this read is parsed: a RST_STREAM that came in
+  // the same packets as the HEADERS (rapid reset) has closed the stream by
+  // then, and no upstream work starts for it.
+  setImmediate(dispatchOpen, conn, req, exchange, stream);
+}
+
+function dispatchOpen(conn: ConnectionContext, req: ProxyRequest, exchange: Http2Exchange, stream: http2.ServerHttp2Stream): void {
+  if (stream.closed || stream.destroyed) return;
   try {
     conn.dispatch(req, exchange);
   } catch (err) {
@@ -186,9 +211,11 @@ class Http2Exchange implements ResponseHandler, BodySource {
   private heldFields: string[] | null = null;
   private held: Buffer[] = [];
   private heldBytes = 0;
+  private readonly onCancel: () => void;
 
-  constructor(stream: http2.ServerHttp2Stream, ctx: RequestContext, method: string, endStream: boolean, headers: HeaderList, expectContinue: boolean) {
+  constructor(stream: http2.ServerHttp2Stream, ctx: RequestContext, method: string, endStream: boolean, headers: HeaderList, expectContinue: boolean, onCancel: () => void) {
     this.stream = stream;
+    this.onCancel = onCancel;
     this.expectContinue = expectContinue;
     this.ctx = ctx;
     this.method = method;
@@ -209,6 +236,8 @@ class Http2Exchange implements ResponseHandler, BodySource {
     this.heldFields = null;
     this.held = [];
     if (this.state === 'done' && this.upstreamDone && this.bodyState !== 'flowing') return;
+    // The client gave up on the response (RST_STREAM, or its connection went).
+    if (this.state !== 'done') this.onCancel();
     this.closed = true;
     this.state = 'done';
     const err = new ProxyError('DOWNSTREAM_CLOSED');
