@@ -34,7 +34,11 @@ identity and mTLS (docs/identity-and-mtls.md):
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
   --ca-cert FILE --ca-key FILE
                            an operator CA (PEM, ECDSA P-256, PKCS#8 key) instead of the
-                           generated root kept in the store; its key is never stored
+                           generated root kept in the store; its key is never stored.
+                           An intermediate CA is followed in FILE by its chain up to
+                           the root (or give the root with --ca-root): the root's
+                           certificate is the trust anchor, its key stays offline
+  --ca-root FILE           the offline root (and any CAs between it and --ca-cert), PEM
   --workload-cert-ttl D    workload certificate lifetime (default 24h)
   --no-identity            no CA and no automatic mTLS`;
 
@@ -58,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       'leader-ttl': { type: 'string' },
       'trust-domain': { type: 'string' },
       'ca-cert': { type: 'string' },
+      'ca-root': { type: 'string' },
       'ca-key': { type: 'string' },
       'workload-cert-ttl': { type: 'string' },
       'no-identity': { type: 'boolean' },
@@ -144,6 +149,11 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`trellis control-plane: ${err.message}`);
       return 1;
     }
+    // A CA the flags describe but that cannot be used (not a CA, no path to a root, pathLen): the reason, no stack.
+    if (err instanceof Error && err.message.startsWith('CA: ')) {
+      console.error(`trellis control-plane: ${err.message}`);
+      return 2;
+    }
     const why = startFailure(err, host, apiPort, xdsPort, values['data-dir']);
     if (why === undefined) throw err; // a bug: keep the stack
     console.error(`trellis control-plane: ${why}`);
@@ -165,6 +175,8 @@ function identityOptions(v: Record<string, string | boolean | undefined>): MeshI
   const certFile = v['ca-cert'] as string | undefined;
   const keyFile = v['ca-key'] as string | undefined;
   if ((certFile === undefined) !== (keyFile === undefined)) throw new Error('--ca-cert and --ca-key go together');
+  const rootFile = v['ca-root'] as string | undefined;
+  if (rootFile !== undefined && certFile === undefined) throw new Error('--ca-root: needs --ca-cert and --ca-key (the CA under that root)');
   const ttlText = v['workload-cert-ttl'] as string | undefined;
   const ttl = ttlText === undefined ? undefined : parseDuration(ttlText);
   if (ttlText !== undefined && (ttl === undefined || ttl < 1000)) throw new Error(`--workload-cert-ttl: must be a duration of at least 1s such as 24h or 30m (got "${ttlText}")`);
@@ -173,7 +185,10 @@ function identityOptions(v: Record<string, string | boolean | undefined>): MeshI
   return {
     ...(td === undefined ? {} : { trustDomain: td }),
     ...(ttl === undefined ? {} : { workloadTtlMs: ttl }),
-    ...(certFile && keyFile ? { operatorCa: { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } } : {}),
+    ...(certFile && keyFile ? { operatorCa: {
+      certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'),
+      ...(rootFile ? { rootPem: readFileSync(rootFile, 'utf8') } : {}),
+    } } : {}),
   };
 }
 

@@ -4,7 +4,11 @@
 // The private keys sit in the store: acceptable for the embedded store on the
 // control plane's own disk; an operator who wants the root key elsewhere
 // passes `operatorCa` (`--ca-cert/--ca-key` files): that CA signs the
-// intermediate and its key never enters the store.
+// intermediate and its key never enters the store. The operator CA may itself
+// be an intermediate under an offline root: its chain up to the root comes
+// with it (`--ca-cert` holding the chain, or `--ca-root`); the self-signed
+// root is then the bundle's trust anchor (its certificate only) and every
+// workload chain carries the CAs between the leaf and that root.
 //
 // signCsr(): the caller authenticates with a join token; the CSR's signature
 // is verified, its key must be P-256, and the issued SPIFFE ID is the
@@ -29,7 +33,7 @@ import type { Store } from '../store/types.ts';
 import * as x509 from '../../lib/x509.ts';
 import { spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
 import {
-  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, notAfterOf, signWorkload,
+  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, keyMatches, notAfterOf, operatorPath, signWorkload, splitPem,
 } from './pki.ts';
 import { mintJoinToken, revokeJoinToken, verifyJoinToken, type JoinTokenBinding, type MintResult } from './join-tokens.ts';
 
@@ -54,7 +58,12 @@ interface CaState {
   version: 1;
   trustDomain: string;
   roots: RootRecord[];
-  intermediate: { certPem: string; keyPem: string; rootFingerprint: string };
+  intermediate: {
+    certPem: string; keyPem: string; rootFingerprint: string;
+    /** The operator CAs between this intermediate and the root (PEM, issuer
+     * of this intermediate first); absent when the root signed it. */
+    chainPem?: string;
+  };
 }
 
 export interface CaOptions {
@@ -65,8 +74,11 @@ export interface CaOptions {
   readonly workloadTtlMs?: number;
   readonly rootTtlMs?: number;
   readonly intermediateTtlMs?: number;
-  /** An operator's CA (PEM cert + PKCS#8 key) used instead of a generated root. */
-  readonly operatorCa?: { readonly certPem: string; readonly keyPem: string };
+  /** An operator's CA used instead of a generated root: `certPem` is the CA
+   * whose PKCS#8 key is `keyPem`, optionally followed by its chain up to the
+   * root; `rootPem` may hold the root (and chain) separately. Only the
+   * operator CA's key is needed: the root's stays offline. */
+  readonly operatorCa?: { readonly certPem: string; readonly keyPem: string; readonly rootPem?: string };
 }
 
 export type SignErrorCode = 'UNAUTHENTICATED' | 'INVALID_CSR' | 'IDENTITY_MISMATCH';
@@ -136,25 +148,35 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
   const workloadTtl = opts.workloadTtlMs ?? DEFAULT_WORKLOAD_TTL_MS;
   const store = opts.store;
   let operatorKey: CryptoKey | undefined;
+  /** The operator CA first, its self-signed root last. */
+  let operator: string[] = [];
   if (opts.operatorCa) {
     try {
-      operatorKey = (await importKeyPair(opts.operatorCa.keyPem, opts.operatorCa.certPem)).privateKey;
-      const c = new x509.X509Certificate(opts.operatorCa.certPem);
-      const bc = c.getExtension(x509.BasicConstraintsExtension);
-      if (!bc?.ca) return { ok: false, code: 'INVALID_ARGUMENT', message: 'caCert: the operator certificate is not a CA (basicConstraints cA is false)' };
+      const found = operatorPath([...splitPem(opts.operatorCa.certPem), ...splitPem(opts.operatorCa.rootPem ?? '')]);
+      if (!found.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: `caCert: ${found.message}` };
+      operator = found.path;
+      const kp = await importKeyPair(opts.operatorCa.keyPem, operator[0]!);
+      if (!(await keyMatches(kp))) return { ok: false, code: 'INVALID_ARGUMENT', message: 'caKey: the key does not belong to the first certificate of caCert' };
+      operatorKey = kp.privateKey;
     } catch (err) {
       return { ok: false, code: 'INVALID_ARGUMENT', message: `caCert/caKey: cannot load the operator CA: ${(err as Error).message} (an ECDSA P-256 certificate and PKCS#8 key are required)` };
     }
   }
 
   const newIntermediate = async (root: RootRecord): Promise<CaState['intermediate']> => {
+    // A root without a key is the operator's: its CA (maybe an intermediate under it) signs.
     const issuerKey = root.keyPem ? (await importKeyPair(root.keyPem, root.certPem)).privateKey : operatorKey!;
+    const issuerCertPem = root.keyPem ? root.certPem : operator[0]!;
+    const between = root.keyPem ? [] : operator.slice(0, -1);
     const kp = await generateKeyPair();
     const certPem = await createIntermediate({
       trustDomain: opts.trustDomain, now: new Date(now()), ttlMs: opts.intermediateTtlMs ?? DEFAULT_INTERMEDIATE_TTL_MS,
-      keys: kp.keys, issuerCertPem: root.certPem, issuerKey,
+      keys: kp.keys, issuerCertPem, issuerKey,
     });
-    return { certPem, keyPem: kp.privateKeyPem, rootFingerprint: fingerprint(root.certPem) };
+    return {
+      certPem, keyPem: kp.privateKeyPem, rootFingerprint: fingerprint(root.certPem),
+      ...(between.length > 0 ? { chainPem: between.map((c) => c.trimEnd() + '\n').join('') } : {}),
+    };
   };
   const newRoot = async (state: RootRecord['state']): Promise<RootRecord> => {
     const kp = await generateKeyPair();
@@ -174,7 +196,7 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
   };
   if (!(await load())) {
     const root: RootRecord = opts.operatorCa
-      ? { certPem: opts.operatorCa.certPem, state: 'active', addedAt: new Date(now()).toISOString() }
+      ? { certPem: operator[operator.length - 1]!, state: 'active', addedAt: new Date(now()).toISOString() }
       : await newRoot('active');
     const initial: CaState = { version: 1, trustDomain: opts.trustDomain, roots: [root], intermediate: await newIntermediate(root) };
     const r = await store.put(CA_STATE_KEY, JSON.stringify(initial), { expectModRevision: 0 });
@@ -277,7 +299,7 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       return {
         ok: true,
         spiffeId,
-        certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n',
+        certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n' + (state.intermediate.chainPem ?? ''),
         trustBundle: bundle().pem,
         expiresAt: leaf.notAfter.toISOString(),
       };

@@ -129,3 +129,48 @@ export function parseUriSans(text: string): string[] {
 export function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
+
+/**
+ * An operator CA's path up to its self-signed root: `certs[0]` is the CA
+ * whose key the control plane holds, the rest (its chain and the root, in any
+ * order) come from the same file or a separate root file. Every link must
+ * verify, every certificate must be a CA, and each one's pathLenConstraint
+ * must leave room for the CAs beneath it, counting the Trellis intermediate
+ * that the operator CA signs (RFC 5280 4.2.1.9). Returns the path from the
+ * operator CA to the root, root last.
+ */
+export function operatorPath(certs: readonly string[]): { ok: true; path: string[] } | { ok: false; message: string } {
+  if (certs.length === 0) return { ok: false, message: 'no PEM certificate found' };
+  const pool = certs.map((pem) => ({ pem, node: new NodeX509(pem) }));
+  const path = [pool[0]!];
+  for (;;) {
+    const cur = path[path.length - 1]!;
+    if (cur.node.checkIssued(cur.node) && cur.node.verify(cur.node.publicKey)) break; // self-signed: the root
+    const issuer = pool.find((c) => !path.includes(c) && cur.node.checkIssued(c.node) && cur.node.verify(c.node.publicKey));
+    if (!issuer) {
+      return { ok: false, message: `"${cur.node.subject.replace(/\n/g, ', ')}" is not self-signed and its issuer "${cur.node.issuer.replace(/\n/g, ', ')}" is not among the given certificates: give the chain up to the root (the root's certificate, not its key)` };
+    }
+    path.push(issuer);
+  }
+  for (let i = 0; i < path.length; i++) {
+    const c = new x509.X509Certificate(path[i]!.pem);
+    const bc = c.getExtension(x509.BasicConstraintsExtension);
+    const name = `"${c.subject}"`;
+    if (!bc?.ca) return { ok: false, message: `${name} is not a CA (basicConstraints cA is false)` };
+    // Beneath path[i]: the Trellis intermediate and path[0..i-1].
+    const below = i + 1;
+    if (bc.pathLength !== undefined && bc.pathLength < below) {
+      return { ok: false, message: `${name} has pathLenConstraint ${bc.pathLength}, but ${below} CA certificate(s) sit beneath it (the Trellis intermediate${i > 0 ? ` and ${i} of the given chain` : ''}): it needs at least ${below}` };
+    }
+    const ku = c.getExtension(x509.KeyUsagesExtension);
+    if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) return { ok: false, message: `${name} lacks keyUsage keyCertSign` };
+  }
+  return { ok: true, path: path.map((c) => c.pem) };
+}
+
+/** Does `keys.privateKey` belong to the certificate's public key? */
+export async function keyMatches(keys: CryptoKeyPair): Promise<boolean> {
+  const data = crypto.getRandomValues(new Uint8Array(32));
+  const sig = await crypto.subtle.sign(EC_ALG, keys.privateKey, data);
+  return crypto.subtle.verify(EC_ALG, keys.publicKey, sig, data);
+}
