@@ -61,11 +61,16 @@ export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnectio
       ...(opts.maxSessionMemory === undefined ? {} : { maxSessionMemory: opts.maxSessionMemory }),
     });
     const tls = conn.downstream.tls === true || (socket as { encrypted?: boolean }).encrypted === true;
+    /** We are closing it (drain deadline, config swap): its streams' ends are not the client's doing. */
+    let closing = false;
     const untrack = conn.track({
       drain: () => {
         if (!session.closed && !session.destroyed) session.close();
       },
-      destroy: () => session.destroy(),
+      destroy: () => {
+        closing = true;
+        session.destroy();
+      },
     });
     if (opts.idleTimeoutMs) session.setTimeout(opts.idleTimeoutMs, () => session.close());
     // A session error destroys the session and its streams; each stream's
@@ -78,7 +83,11 @@ export function createHttp2Server(opts: Http2ServerOptions = {}): ServeConnectio
     // A stream the client cancelled before its response completed: over the
     // address's bound, GOAWAY(ENHANCE_YOUR_CALM) and close this connection.
     const onCancel = (): void => {
-      if (!guard.cancelled(address) && !session.destroyed) session.destroy(new Error('HTTP/2 reset flood'), NGHTTP2_ENHANCE_YOUR_CALM);
+      if (closing) return;
+      if (!guard.cancelled(address) && !session.destroyed) {
+        closing = true;
+        session.destroy(new Error('HTTP/2 reset flood'), NGHTTP2_ENHANCE_YOUR_CALM);
+      }
     };
     session.on('stream', (stream, _headers, flags, rawHeaders) => {
       onStream(stream, rawHeaders, flags, conn, tls, maxHeadersCount, onCancel);
