@@ -205,3 +205,21 @@ test('the CA with an operator intermediate: the chain in one file or a separate 
   await refused({ certPem: pki.midPem, keyPem: tight.midKeyPem, rootPem: pki.rootPem }, /^caKey: the key does not belong/);
   await refused({ certPem: pki.midPem, keyPem: pki.midKeyPem, rootPem: tight.rootPem }, /not among the given certificates/);
 });
+
+test('trellis control-plane with an intermediate and no path to its root exits 2 with one line naming the flag', { timeout: 30_000 }, async (t) => {
+  const pki = await offlineRootAndIntermediate();
+  const dir = mkdtempSync(path.join(tmpdir(), 'trellis-offline-root-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'ca.pem'), pki.midPem, { mode: 0o600 });
+  writeFileSync(path.join(dir, 'ca.key'), pki.midKeyPem, { mode: 0o600 });
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [TRELLIS, 'control-plane', '--data-dir', path.join(dir, 'data'), '--api-port', '0', '--xds-port', '0',
+      '--ca-cert', path.join(dir, 'ca.pem'), '--ca-key', path.join(dir, 'ca.key')], { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    c.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.once('exit', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^trellis control-plane: CA: caCert: .*is not self-signed.*give the chain up to the root/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+});
