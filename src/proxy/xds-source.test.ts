@@ -59,7 +59,7 @@ function nextConfig(source: XdsSource, pred: (c: ProxyConfig) => boolean, timeou
 const statusOf = (server: XdsServer): ProxyStatus | undefined => server.status().find((s) => s.nodeId === 'proxy-a');
 const ports = (c: ProxyConfig, cluster: string): number[] => (c.endpoints.get(cluster) ?? []).flatMap((l) => l.endpoints.map((e) => e.port)).sort();
 
-async function setup(t: TestContext, warmingTimeoutMs?: number) {
+async function setup(t: TestContext, warmingTimeoutMs?: number, apiType?: 'GRPC' | 'DELTA_GRPC') {
   const cache = new SnapshotCache();
   const server = createXdsServer({ source: cache });
   const port = await server.listen('127.0.0.1', 0);
@@ -68,14 +68,16 @@ async function setup(t: TestContext, warmingTimeoutMs?: number) {
     serverUri: `127.0.0.1:${port}`,
     node: NODE,
     backoff: { initialMs: 20, maxMs: 200 },
+    ...(apiType === undefined ? {} : { apiType }),
     ...(warmingTimeoutMs === undefined ? {} : { warmingTimeoutMs }),
   });
   t.after(() => source.close());
   return { cache, server, port, source };
 }
 
-test('the proxy warms LDS -> RDS and CDS -> EDS into one config, ACKs, and follows endpoint changes', async (t) => {
-  const { cache, server, source } = await setup(t);
+for (const apiType of ['DELTA_GRPC', 'GRPC'] as const)
+test(`the proxy warms LDS -> RDS and CDS -> EDS into one config, ACKs, and follows endpoint changes (${apiType})`, async (t) => {
+  const { cache, server, source } = await setup(t, undefined, apiType);
   const seen: ProxyConfig[] = [];
   source.onConfig((c) => seen.push(c));
   assert.equal(source.current(), undefined);

@@ -1,4 +1,5 @@
-// The proxy's config from xDS: an ADS client (xds/client.ts) subscribed to
+// The proxy's config from xDS: an ADS client (xds/client.ts; incremental
+// xDS unless `apiType: 'GRPC'` asks for state of the world) subscribed to
 // every Listener and Cluster (wildcard), then to the RouteConfigurations and
 // ClusterLoadAssignments they name. Each response is checked on arrival
 // (config/envoy.ts parses every resource); once nothing referenced is missing
@@ -23,7 +24,7 @@ import type { Parsed } from './config/envoy.ts';
 import type { NodeInfo, ProxyConfig } from './config/types.ts';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { startAdsClient } from '../xds/client.ts';
-import type { AdsClient, BackoffOptions, DecodedResource, ResponseVerdict } from '../xds/client.ts';
+import type { AdsClient, ApiType, BackoffOptions, DecodedResource, ResponseVerdict } from '../xds/client.ts';
 import type { Json, JsonObject } from '../xds/codec.ts';
 import { TypeUrl } from '../xds/protos.ts';
 
@@ -33,6 +34,8 @@ export interface XdsSourceOptions {
   readonly node: Pick<NodeInfo, 'id'> & Partial<Omit<NodeInfo, 'id'>>;
   readonly credentials?: ChannelCredentials;
   readonly backoff?: BackoffOptions;
+  /** Envoy's ApiConfigSource api_type: 'DELTA_GRPC' (default) or 'GRPC' (state of the world). */
+  readonly apiType?: ApiType;
   /** How long to hold back a set with missing RDS/EDS resources. Default 15 s. */
   readonly warmingTimeoutMs?: number;
   /** SDS: subscribe to these Secrets (e.g. the mesh trust bundle); `accept`
@@ -102,7 +105,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     return { routes: [...routes].sort(), endpoints: [...endpoints].sort() };
   }
 
-  function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[]): ResponseVerdict {
+  function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict {
     if (typeUrl === TypeUrl.secret && opts.secrets) {
       const errs = resources.map((r) => opts.secrets!.accept(r.name, r.json)).filter((e): e is string => e !== undefined);
       if (errs.length > 0) return reject(typeUrl, version, errs.join('\n'));
@@ -124,13 +127,14 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     }
     if (errors.length > 0) return reject(typeUrl, version, errors.join('\n'));
 
-    // 2. The candidate set: LDS and CDS replace (state of the world), RDS and EDS merge.
+    // 2. The candidate set: LDS and CDS replace (state of the world), RDS and
+    // EDS merge (a delta response's removals go).
     const byName = new Map(resources.map((r) => [r.name, r.json] as const));
     const next: Resources = { ...accepted, versions: { ...accepted.versions, [shortType(typeUrl)]: version } };
     if (typeUrl === TypeUrl.listener) next.listeners = byName;
     else if (typeUrl === TypeUrl.cluster) next.clusters = byName;
-    else if (typeUrl === TypeUrl.route) next.routes = new Map([...accepted.routes, ...byName]);
-    else next.endpoints = new Map([...accepted.endpoints, ...byName]);
+    else if (typeUrl === TypeUrl.route) next.routes = without(new Map([...accepted.routes, ...byName]), removed);
+    else next.endpoints = without(new Map([...accepted.endpoints, ...byName]), removed);
     const deps = dependencies(next);
     next.routes = pick(next.routes, deps.routes);
     next.endpoints = pick(next.endpoints, deps.endpoints);
@@ -217,6 +221,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     },
     ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
     ...(opts.backoff === undefined ? {} : { backoff: opts.backoff }),
+    apiType: opts.apiType ?? 'DELTA_GRPC',
     onResponse,
   });
   client.subscribe(TypeUrl.cluster, '*');
@@ -250,6 +255,11 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
       client.close();
     },
   };
+}
+
+function without(m: Map<string, JsonObject>, names: readonly string[]): Map<string, JsonObject> {
+  for (const n of names) m.delete(n);
+  return m;
 }
 
 function pick(m: ReadonlyMap<string, JsonObject>, names: readonly string[]): Map<string, JsonObject> {

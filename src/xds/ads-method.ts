@@ -200,7 +200,7 @@ export function decodeRequest(buf: Buffer, known: readonly NameList[] = []): Dec
 // shared by every stream that receives them), so a response costs one
 // allocation and copies, not a protobuf writer per resource.
 
-function varintLength(n: number): number {
+export function varintLength(n: number): number {
   let len = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 128);
@@ -209,7 +209,7 @@ function varintLength(n: number): number {
   return len;
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
+export function writeVarint(buf: Buffer, pos: number, n: number): number {
   while (n >= 0x80) {
     buf[pos++] = (n % 128) | 0x80;
     n = Math.floor(n / 128);
@@ -219,7 +219,7 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 /** `tag, length, bytes` of a length-delimited field. */
-function lengthDelimited(tag: number, body: Uint8Array): Buffer {
+export function lengthDelimited(tag: number, body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(1 + varintLength(body.length) + body.length);
   out[0] = tag;
   const at = writeVarint(out, 1, body.length);

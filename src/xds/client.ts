@@ -1,4 +1,5 @@
-// An ADS client (state of the world) on grpc-js: one stream to the control
+// An ADS client on grpc-js, incremental (delta, `apiType: 'DELTA_GRPC'`) or
+// state of the world (`'GRPC'`, the default), as Envoy's ApiConfigSource: one stream to the control
 // plane, subscriptions per type URL, every response decoded and handed to the
 // owner, who accepts it (ACK) or rejects it (NACK with the reason in
 // error_detail). Reconnects forever (src/lib/backoff.ts: full jitter, a
@@ -10,8 +11,17 @@
 // The node goes on the first request of each stream. Subscription changes made
 // while the owner handles a response are sent after that response's ACK, so
 // the server sees LDS ACK -> RDS request, as from Envoy.
+//
+// Delta: the client keeps each type's resources (name -> version, JSON) and
+// applies each response's changes and removals to a copy; the owner sees the
+// whole resulting set, as with state of the world, and accepts (ACK: the
+// copy becomes current) or rejects it (NACK: the old set stays). A new
+// stream subscribes with initial_resource_versions, so the server sends only
+// what changed while the client was away; a subscription change sends only
+// the names added and removed.
 import * as grpc from '@grpc/grpc-js';
 import { adsMethod, decodeResponse, encodeRequest } from './ads-method.ts';
+import { deltaAdsMethod, decodeDeltaResponse, encodeDeltaRequest } from './delta-method.ts';
 import type { DiscoveryResponse, NodeInput } from './ads-method.ts';
 import { unpackAny, XdsCodecError } from './codec.ts';
 import type { JsonObject } from './codec.ts';
@@ -34,11 +44,18 @@ export interface AdsClientOptions {
   readonly node: NodeInput;
   readonly credentials?: grpc.ChannelCredentials;
   readonly backoff?: BackoffOptions;
-  /** Decides about every response: accept (ACK) or reject (NACK). */
-  readonly onResponse: (typeUrl: string, version: string, resources: readonly DecodedResource[]) => ResponseVerdict;
+  /** 'GRPC' (state of the world, default) or 'DELTA_GRPC' (incremental). */
+  readonly apiType?: ApiType;
+  /** Decides about every response: accept (ACK) or reject (NACK). `resources`
+   * is the response's (state of the world) or the whole resulting set
+   * (delta); `removed` names the resources a delta response removed (or
+   * that do not exist). */
+  readonly onResponse: (typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]) => ResponseVerdict;
   /** Connection changes, for logs and readiness. */
   readonly onConnectionChange?: (connected: boolean, reason: string) => void;
 }
+
+export type ApiType = 'GRPC' | 'DELTA_GRPC';
 
 export interface TypeClientState {
   readonly subscribed: readonly string[] | '*';
@@ -69,6 +86,9 @@ interface TypeSub {
   ackedVersion: string | null;
   lastNonce: string | null;
   lastNack: TypeClientState['lastNack'];
+  /** Delta: the accepted resources, and the names the server was told of on this stream. */
+  resources: Map<string, { version: string; resource: DecodedResource }>;
+  sentNames: readonly string[] | '*' | null;
 }
 
 const NAME_FIELD: Record<string, string> = { [TypeUrl.endpoint]: 'clusterName' };
@@ -76,7 +96,8 @@ const INVALID_ARGUMENT = 3;
 
 export function startAdsClient(opts: AdsClientOptions): AdsClient {
   const backoff: Backoff = { ...RECONNECT_BACKOFF, ...opts.backoff };
-  const Client = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod }, 'ads');
+  const delta = opts.apiType === 'DELTA_GRPC';
+  const Client = grpc.makeGenericClientConstructor({ StreamAggregatedResources: adsMethod, DeltaAggregatedResources: deltaAdsMethod }, 'ads');
   const servers = parseServerList(opts.serverUri);
   const grpcClients = new Map<string, grpc.Client>();
   let serverIndex = 0;
@@ -97,8 +118,10 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     return c;
   };
   const currentServer = (): string => servers[serverIndex % servers.length]!;
-  const openStream = (): grpc.ClientDuplexStream<Buffer, Buffer> =>
-    (clientFor(currentServer()) as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> }).StreamAggregatedResources();
+  const openStream = (): grpc.ClientDuplexStream<Buffer, Buffer> => {
+    const c = clientFor(currentServer()) as unknown as Record<'StreamAggregatedResources' | 'DeltaAggregatedResources', () => grpc.ClientDuplexStream<Buffer, Buffer>>;
+    return delta ? c.DeltaAggregatedResources() : c.StreamAggregatedResources();
+  };
 
   const subs = new Map<string, TypeSub>();
   let call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
@@ -115,6 +138,10 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
   function send(typeUrl: string, extra: { version?: string; nonce?: string; error?: string } = {}): void {
     const sub = subs.get(typeUrl);
     if (call === undefined || sub === undefined) return;
+    if (delta) {
+      sendDelta(call, typeUrl, sub, extra);
+      return;
+    }
     const first = !nodeSent;
     nodeSent = true;
     call.write(
@@ -123,6 +150,45 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
         resourceNames: sub.names === '*' ? [] : sub.names,
         typeUrl,
         responseNonce: extra.nonce ?? sub.lastNonce ?? '',
+        ...(first ? { node: opts.node } : {}),
+        ...(extra.error === undefined ? {} : { errorDetail: { code: INVALID_ARGUMENT, message: extra.error } }),
+      }),
+    );
+  }
+
+  /** A delta request: the subscription changes since the server was last
+   * told (all of it, with the versions held, on a new stream), and the
+   * ACK/NACK of `extra.nonce`. */
+  function sendDelta(stream: grpc.ClientDuplexStream<Buffer, Buffer>, typeUrl: string, sub: TypeSub, extra: { nonce?: string; error?: string }): void {
+    const first = !nodeSent;
+    nodeSent = true;
+    const subscribe: string[] = [];
+    const unsubscribe: string[] = [];
+    let initialVersions: Map<string, string> | undefined;
+    if (sub.sentNames === null) {
+      subscribe.push(...(sub.names === '*' ? ['*'] : sub.names));
+      initialVersions = new Map([...sub.resources].map(([n, r]) => [n, r.version]));
+    } else if (!sameNames(sub.sentNames, sub.names)) {
+      const before = new Set(sub.sentNames === '*' ? ['*'] : sub.sentNames);
+      const after = new Set(sub.names === '*' ? ['*'] : sub.names);
+      for (const n of after) if (!before.has(n)) subscribe.push(n);
+      for (const n of before) if (!after.has(n)) unsubscribe.push(n);
+    } else if (extra.nonce === undefined) {
+      return; // nothing to say
+    }
+    sub.sentNames = sub.names;
+    if (sub.names !== '*') {
+      // Unsubscribed resources are dropped (the server forgets them too).
+      const keep = new Set(sub.names);
+      for (const n of sub.resources.keys()) if (!keep.has(n)) sub.resources.delete(n);
+    }
+    stream.write(
+      encodeDeltaRequest({
+        typeUrl,
+        subscribe,
+        unsubscribe,
+        ...(initialVersions === undefined ? {} : { initialVersions }),
+        responseNonce: extra.nonce ?? '',
         ...(first ? { node: opts.node } : {}),
         ...(extra.error === undefined ? {} : { errorDetail: { code: INVALID_ARGUMENT, message: extra.error } }),
       }),
@@ -152,7 +218,52 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     return out;
   }
 
+  /** Hands the owner the whole set a delta response leads to; ACKs (and
+   * keeps it) or NACKs (and keeps the old one). */
+  function onDeltaResponse(buf: Buffer): void {
+    const res = decodeDeltaResponse(buf);
+    attempt = 0;
+    setConnected(true, 'response received');
+    const sub = subs.get(res.typeUrl);
+    if (sub === undefined) return;
+    sub.lastNonce = res.nonce;
+    const next = new Map(sub.resources);
+    for (const n of res.removed) next.delete(n);
+    const decoded = decode({ versionInfo: res.systemVersionInfo, typeUrl: res.typeUrl, nonce: res.nonce, resources: res.resources.map((r) => r.any) });
+    if (typeof decoded !== 'string') {
+      for (const [i, d] of decoded.entries()) next.set(d.name, { version: res.resources[i]!.version, resource: d });
+    }
+    const verdict = typeof decoded === 'string' ? { ok: false as const, message: decoded } : judge(res.typeUrl, res.systemVersionInfo, [...next.values()].map((r) => r.resource), res.removed);
+    if (verdict.ok) {
+      sub.resources = next;
+      sub.ackedVersion = res.systemVersionInfo;
+      sub.lastNack = null;
+      send(res.typeUrl, { nonce: res.nonce });
+    } else {
+      sub.lastNack = { version: res.systemVersionInfo, message: verdict.message, at: new Date().toISOString() };
+      send(res.typeUrl, { nonce: res.nonce, error: verdict.message });
+    }
+    dirty.delete(res.typeUrl);
+    for (const t of [...dirty]) send(t);
+    dirty.clear();
+  }
+
+  function judge(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict {
+    handling = true;
+    try {
+      return opts.onResponse(typeUrl, version, resources, removed);
+    } catch (err) {
+      return { ok: false, message: `internal error: ${(err as Error).message}` };
+    } finally {
+      handling = false;
+    }
+  }
+
   function onResponse(buf: Buffer): void {
+    if (delta) {
+      onDeltaResponse(buf);
+      return;
+    }
     const res = decodeResponse(buf);
     attempt = 0;
     setConnected(true, 'response received');
@@ -164,14 +275,7 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     if (typeof decoded === 'string') {
       verdict = { ok: false, message: decoded };
     } else {
-      handling = true;
-      try {
-        verdict = opts.onResponse(res.typeUrl, res.versionInfo, decoded);
-      } catch (err) {
-        verdict = { ok: false, message: `internal error: ${(err as Error).message}` };
-      } finally {
-        handling = false;
-      }
+      verdict = judge(res.typeUrl, res.versionInfo, decoded, []);
     }
     if (verdict.ok) {
       sub.ackedVersion = res.versionInfo;
@@ -190,6 +294,7 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     timer = undefined;
     if (closed) return;
     nodeSent = false;
+    for (const sub of subs.values()) sub.sentNames = null;
     const stream = openStream();
     call = stream;
     let ended = false;
@@ -238,7 +343,7 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
       const normalized = names === '*' ? '*' : [...new Set(names)].sort();
       const sub = subs.get(typeUrl);
       if (sub !== undefined && sameNames(sub.names, normalized)) return;
-      if (sub === undefined) subs.set(typeUrl, { names: normalized, ackedVersion: null, lastNonce: null, lastNack: null });
+      if (sub === undefined) subs.set(typeUrl, { names: normalized, ackedVersion: null, lastNonce: null, lastNack: null, resources: new Map(), sentNames: null });
       else sub.names = normalized;
       if (handling) dirty.add(typeUrl);
       else send(typeUrl);

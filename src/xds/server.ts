@@ -38,6 +38,9 @@ import { TypeUrl } from './protos.ts';
 import type { ResourceTypeUrl } from './protos.ts';
 import type { Snapshot, SnapshotResource, SnapshotTypeResources } from './snapshot.ts';
 import type { NameList } from './resource-names.ts';
+import { changedSince } from './snapshot-diff.ts';
+import { deltaAdsMethod } from './delta-method.ts';
+import { serveDeltaStream, type DeltaHost, type DeltaStream } from './delta-stream.ts';
 
 export type SyncState = 'synced' | 'stale' | 'rejected';
 
@@ -90,7 +93,7 @@ function peerHost(call: { getPeer(): string }): string {
 export type XdsServerEvent =
   | { readonly kind: 'connect'; readonly streamId: number; readonly node: XdsNode; /** The stream's remote address (host only), '' when unknown. */ readonly peer: string }
   | { readonly kind: 'disconnect'; readonly streamId: number; readonly nodeId: string; readonly reason: string }
-  | { readonly kind: 'push'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly resources: readonly string[] }
+  | { readonly kind: 'push'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly resources: readonly string[]; readonly removed?: readonly string[] }
   | { readonly kind: 'ack'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string }
   | { readonly kind: 'nack'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly message: string }
   | { readonly kind: 'stream_error'; readonly streamId: number; readonly message: string };
@@ -143,7 +146,15 @@ interface TypeState {
   nacked: NackInfo | null;
 }
 
-interface StreamState {
+/** A stream the push slices can flush: state of the world or delta. */
+interface Pushable {
+  readonly call: grpc.ServerDuplexStream<Buffer, Buffer>;
+  blocked: boolean;
+  readonly flights: Set<object>;
+  flush(): void;
+}
+
+interface StreamState extends Pushable {
   readonly id: number;
   readonly call: grpc.ServerDuplexStream<Buffer, Buffer>;
   readonly connectedAt: Date;
@@ -158,6 +169,7 @@ interface StreamState {
   due: Map<string, boolean>;
   /** Writes on this stream that have not completed. */
   flights: Set<Flight>;
+  flush(): void;
 }
 
 /** A response written and not yet taken by the stream's socket. */
@@ -208,7 +220,9 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
   let flights: Flight[] = [];
   let countedFlights = 0;
   /** Streams with due types waiting for a slice (or for budget). */
-  const pending = new Set<StreamState>();
+  const pending = new Set<Pushable>();
+  /** Incremental (delta) streams (delta-stream.ts). */
+  const deltaStreams = new Map<number, DeltaStream>();
   let scheduled = false;
   let stallTimer: NodeJS.Timeout | undefined;
 
@@ -302,7 +316,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     else flush(st);
   }
 
-  function wait(st: StreamState): void {
+  function wait(st: Pushable): void {
     pending.add(st);
     if (scheduled || closed) return;
     scheduled = true;
@@ -317,7 +331,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     for (const st of pending) {
       if (closed || overBudget()) return; // resumed by a write completing, or by the stall timer
       pending.delete(st);
-      flush(st);
+      st.flush();
       if (performance.now() - t0 >= SLICE_MS) break;
     }
     if (pending.size > 0) wait(pending.values().next().value!);
@@ -381,6 +395,12 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     ts.sentNonce = nonce;
     ts.sentFingerprint = fingerprint;
     ts.sentTypeRes = typeRes;
+    writeCounted(st, body);
+    emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version, nonce, resources: resources.map((r) => r.name) });
+  }
+
+  /** Writes a response, counted against the push budget until its socket takes it. */
+  function writeCounted(st: Pushable, body: Buffer): void {
     const flight: Flight = { bytes: body.length, at: performance.now(), counted: true };
     inflight += flight.bytes;
     countedFlights++;
@@ -392,7 +412,6 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       uncount(flight);
     };
     if (!st.call.write(body, written)) st.blocked = true;
-    emit({ kind: 'push', streamId: st.id, nodeId: st.node.id, typeUrl, version, nonce, resources: resources.map((r) => r.name) });
   }
 
   function onRequest(st: StreamState, req: DecodedRequest): void {
@@ -451,6 +470,11 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       for (const typeUrl of st.types.keys()) if (!st.due.has(typeUrl)) st.due.set(typeUrl, false);
       if (!st.blocked) wait(st);
     }
+    for (const ds of deltaStreams.values()) {
+      if (ds.closed || ds.node === undefined) continue;
+      ds.onSnapshotChange();
+      if (!ds.blocked) wait(ds);
+    }
   }
   const unsubscribe = opts.source.onChange(onSnapshotChange);
 
@@ -459,7 +483,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'xDS server is shutting down' });
       return;
     }
-    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false, blocked: false, due: new Map(), flights: new Set() };
+    const st: StreamState = { id: nextStreamId++, call, connectedAt: new Date(), node: undefined, types: new Map(), nonces: 0, closed: false, blocked: false, due: new Map(), flights: new Set(), flush: () => flush(st) };
     streams.set(st.id, st);
     call.sendMetadata(new grpc.Metadata()); // lets the client see the stream is up before any response
     const finish = (reason: string): void => {
@@ -501,7 +525,43 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     call.on('close', () => finish('closed'));
   }
 
-  grpcServer.addService({ StreamAggregatedResources: adsMethod }, { StreamAggregatedResources: handleStream });
+  const deltaHost: DeltaHost = {
+    source: opts.source,
+    controlPlaneId: opts.controlPlaneId,
+    wildcardTypes: WILDCARD_TYPES,
+    knownTypes: KNOWN_TYPES,
+    pushOrder,
+    emit,
+    schedule(ds) {
+      if (ds.blocked) return; // 'drain' schedules
+      if (overBudget()) wait(ds);
+      else ds.flush();
+    },
+    write: writeCounted,
+    finished(ds, reason) {
+      if (ds.closed) return;
+      ds.closed = true;
+      deltaStreams.delete(ds.id);
+      pending.delete(ds);
+      for (const f of ds.flights) uncount(f as Flight);
+      ds.flights.clear();
+      if (ds.node !== undefined) emit({ kind: 'disconnect', streamId: ds.id, nodeId: ds.node.id, reason });
+    },
+  };
+
+  function handleDeltaStream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    if (closed) {
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'xDS server is shutting down' });
+      return;
+    }
+    const ds = serveDeltaStream(deltaHost, nextStreamId++, call);
+    deltaStreams.set(ds.id, ds);
+  }
+
+  grpcServer.addService(
+    { StreamAggregatedResources: adsMethod, DeltaAggregatedResources: deltaAdsMethod },
+    { StreamAggregatedResources: handleStream, DeltaAggregatedResources: handleDeltaStream },
+  );
 
   /** For RDS/EDS sent piecemeal: does what was sent match the snapshot now? */
   function sentMatches(snapshot: Snapshot | undefined, typeUrl: string, ts: TypeState): boolean {
@@ -531,9 +591,15 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     };
   }
 
+  /** Per type sync status of a stream of either protocol. */
+  function streamTypeStatuses(st: StreamState | DeltaStream, snapshot: Snapshot | undefined): { typeUrl: string; status: TypeSyncStatus; state: SyncState }[] {
+    if (!('types' in st)) return st.typeStatuses(snapshot);
+    return [...st.types].map(([typeUrl, ts]) => ({ typeUrl, ...typeStatus(snapshot, typeUrl, ts) }));
+  }
+
   function status(): ProxyStatus[] {
-    const byNode = new Map<string, StreamState[]>();
-    for (const st of streams.values()) {
+    const byNode = new Map<string, (StreamState | DeltaStream)[]>();
+    for (const st of [...streams.values(), ...deltaStreams.values()]) {
       if (st.node === undefined || st.closed) continue;
       const list = byNode.get(st.node.id) ?? [];
       list.push(st);
@@ -546,8 +612,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       const snapshot = opts.source.snapshotFor(node);
       const perType: Record<string, TypeSyncStatus> = {};
       let overall: SyncState = 'synced';
-      for (const [typeUrl, ts] of newest.types) {
-        const { status: s, state } = typeStatus(snapshot, typeUrl, ts);
+      for (const { typeUrl, status: s, state } of streamTypeStatuses(newest, snapshot)) {
         perType[shortType(typeUrl)] = s;
         if (state === 'rejected') overall = 'rejected';
         else if (state === 'stale' && overall === 'synced') overall = 'stale';
@@ -599,10 +664,9 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
           resolve();
         });
       });
-      for (const st of [...streams.values()]) {
-        st.closed = true;
-        streams.delete(st.id);
-      }
+      for (const st of [...streams.values(), ...deltaStreams.values()]) st.closed = true;
+      streams.clear();
+      deltaStreams.clear();
       pending.clear();
       flights = [];
       countedFlights = 0;
@@ -633,20 +697,3 @@ function sameList(ts: TypeState, names: NameList): boolean {
   for (const n of names.set) if (!a.has(n)) return false;
   return true;
 }
-
-/** Resources of `next` that are new or changed against `prev`, per pair of
- * shared resource maps (weakly held: dropped with the snapshots). */
-const diffs = new WeakMap<SnapshotTypeResources, WeakMap<SnapshotTypeResources, SnapshotResource[]>>();
-
-function changedSince(next: SnapshotTypeResources, prev: SnapshotTypeResources): SnapshotResource[] {
-  let byNext = diffs.get(prev);
-  if (byNext === undefined) diffs.set(prev, (byNext = new WeakMap()));
-  let d = byNext.get(next);
-  if (d === undefined) {
-    d = [];
-    for (const [name, r] of next.resources) if (prev.resources.get(name)?.hash !== r.hash) d.push(r);
-    byNext.set(next, d);
-  }
-  return d;
-}
-

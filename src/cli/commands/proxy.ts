@@ -214,6 +214,7 @@ export async function run(argv: string[]): Promise<number> {
     const { startXdsSource } = await import('../../proxy/xds-source.ts');
     const xds = startXdsSource({
       serverUri: boot.dynamicResources.ads.address,
+      ...(boot.dynamicResources.ads.apiType === undefined ? {} : { apiType: boot.dynamicResources.ads.apiType }),
       node: boot.node,
       ...(identity ? { secrets: trustBundleSubscription(identity) } : {}),
       // A plugin whose code does not load is NACKed, the config in use kept.

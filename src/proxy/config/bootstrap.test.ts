@@ -134,14 +134,15 @@ static_resources:
         endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: control-plane, port_value: 15010 } } } }] }]
 `),
   );
-  assert.deepEqual(envoy.dynamicResources, { ads: { address: 'control-plane:15010' } });
+  assert.deepEqual(envoy.dynamicResources, { ads: { address: 'control-plane:15010', apiType: 'GRPC' } });
   assert.equal(envoy.config.clusters.get('xds')!.protocol, 'http2');
   const google = ok(parseBootstrap('node: { id: n }\ndynamicResources: { adsConfig: { apiType: GRPC, grpcServices: [{ googleGrpc: { targetUri: "dns:///cp.local:15010", statPrefix: x } }] } }\n'));
-  assert.deepEqual(google.dynamicResources, { ads: { address: 'cp.local:15010' } });
+  assert.deepEqual(google.dynamicResources, { ads: { address: 'cp.local:15010', apiType: 'GRPC' } });
   assert.match(errors(parseBootstrap('node: { id: n }\ndynamicResources: { ads: { address: "nope" } }\n'))[0]!, /^dynamicResources\.ads\.address: must be "host:port"/);
   assert.match(errors(parseBootstrap('node: { id: n }\ndynamicResources: { adsConfig: { grpcServices: [{ envoyGrpc: { clusterName: missing } }] } }\n'))[0]!, /adsConfig\.grpcServices\[0\]\.envoyGrpc\.clusterName: must name a static cluster/);
   assert.match(errors(parseBootstrap('dynamicResources: { ads: { address: "a:1" } }\n'))[0]!, /^node\.id: required when dynamicResources is set/);
-  assert.match(errors(parseBootstrap('node: { id: n }\ndynamicResources: { adsConfig: { apiType: DELTA_GRPC, grpcServices: [{ googleGrpc: { targetUri: "a:1" } }] } }\n'))[0]!, /apiType: only GRPC/);
+  assert.deepEqual(ok(parseBootstrap('node: { id: n }\ndynamicResources: { adsConfig: { apiType: DELTA_GRPC, grpcServices: [{ googleGrpc: { targetUri: "a:1" } }] } }\n')).dynamicResources, { ads: { address: 'a:1', apiType: 'DELTA_GRPC' } });
+  assert.match(errors(parseBootstrap('node: { id: n }\ndynamicResources: { ads: { address: "a:1", apiType: DELTA } }\n'))[0]!, /apiType/);
 });
 
 test('loadBootstrapFile: reads a file; a missing file is an error value', (t) => {

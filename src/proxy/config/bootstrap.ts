@@ -21,7 +21,9 @@ export interface Bootstrap {
   readonly admin: { readonly address: string; readonly port: number };
   readonly config: ProxyConfig;
   /** Present when the proxy should take its config from an ADS server. */
-  readonly dynamicResources?: { readonly ads: { readonly address: string } };
+  /** `apiType` as Envoy's ApiConfigSource: DELTA_GRPC (incremental, the
+   * default) or GRPC (state of the world). */
+  readonly dynamicResources?: { readonly ads: { readonly address: string; readonly apiType?: 'GRPC' | 'DELTA_GRPC' } };
   /** staticResources.secrets, kept verbatim (camelCased) for the mTLS work. */
   readonly secrets?: readonly unknown[];
 }
@@ -103,7 +105,7 @@ export function bootstrapFromJson(json: unknown, version: string): BootstrapResu
     sr.done();
   }
 
-  let ads: { address: string } | undefined;
+  let ads: { address: string; apiType?: 'GRPC' | 'DELTA_GRPC' } | undefined;
   const dr = r.obj('dynamicResources');
   if (dr) ads = readDynamicResources(dr, clusters);
 
@@ -145,13 +147,15 @@ function readNode(r: FieldReader | undefined): NodeInfo {
 
 const HOST_PORT_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
-function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { address: string } | undefined {
+function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { address: string; apiType?: 'GRPC' | 'DELTA_GRPC' } | undefined {
   let address: string | undefined;
+  let apiType: 'GRPC' | 'DELTA_GRPC' | undefined;
   const which = r.oneOf(['ads', 'adsConfig'], { required: true });
   if (which === 'ads') {
     const a = r.obj('ads');
     if (a) {
       address = a.str('address', { required: true });
+      apiType = a.enumOf('apiType', { GRPC: 'GRPC', DELTA_GRPC: 'DELTA_GRPC' } as const);
       // Several control-plane replicas: "host:port,host:port" (tried in turn).
       const list = address?.split(',').map((s) => s.trim()) ?? [];
       if (address !== undefined && (list.length === 0 || !list.every(validHostPort))) {
@@ -165,8 +169,7 @@ function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { a
   } else if (which === 'adsConfig') {
     const a = r.obj('adsConfig');
     if (a) {
-      const api = a.enumOf('apiType', { GRPC: 'GRPC', DELTA_GRPC: 'DELTA_GRPC' } as const);
-      if (api === 'DELTA_GRPC') a.error('apiType', 'only GRPC (state of the world) is supported');
+      apiType = a.enumOf('apiType', { GRPC: 'GRPC', DELTA_GRPC: 'DELTA_GRPC' } as const);
       a.enumOf('transportApiVersion', { V3: 'V3' } as const);
       const services = a.objList('grpcServices', { required: true, nonEmpty: true });
       if (services.length > 1) a.error('grpcServices', 'exactly one gRPC service is supported');
@@ -208,7 +211,8 @@ function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { a
     c.done();
   }
   r.done();
-  return address !== undefined ? { address } : undefined;
+  if (address === undefined) return undefined;
+  return apiType === undefined ? { address } : { address, apiType };
 }
 
 function validHostPort(s: string): boolean {
