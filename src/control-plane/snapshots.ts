@@ -32,6 +32,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
   const ob = t.outbound as { address?: Json; port?: Json } | undefined;
   if (ob && typeof ob.port === 'number') out.outbound = { address: str(ob.address) ?? '127.0.0.1', port: ob.port };
   if (t.capture === 'transparent') out.capture = 'transparent';
+  if (t.onDemand === true) out.onDemand = true;
   if (typeof t.inboundPort === 'number') out.inboundPort = t.inboundPort;
   const inboundAddress = str(t.inboundAddress);
   if (inboundAddress) out.inboundAddress = inboundAddress;
@@ -52,7 +53,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
 
 /** Everything translate() reads from the node, as a cache key. */
 function viewKey(n: ProxyNode): string {
-  return JSON.stringify([n.kind, n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '']);
+  return JSON.stringify([n.kind, n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '', n.onDemand === true]);
 }
 
 export interface TranslationReport {

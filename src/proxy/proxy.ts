@@ -66,6 +66,9 @@ export interface StartProxyOptions {
   readonly telemetry?: TelemetryConfig;
   /** JWKS trust and refresh for JWT authentication (layers/security.ts). */
   readonly security?: SecurityOptions;
+  /** On-demand discovery (XdsSource.resolveHost): asked when a request's
+   * host matches no virtual host of its own; the request waits for it. */
+  readonly onDemand?: (routeConfigName: string, host: string) => Promise<void> | undefined;
 }
 
 /** `portInUse`: the only failures were ports another socket holds (a caller
@@ -76,6 +79,8 @@ export type StartResult = { ok: true; proxy: Proxy } | { ok: false; errors: stri
 interface Active {
   readonly runtime: Runtime;
   readonly clusters: ClusterManager;
+  /** The router of this config (on-demand discovery continues held requests on it). */
+  readonly router: ReturnType<typeof createRouter>;
 }
 
 /** Start a proxy on `config`. Fails (nothing left running) when the config
@@ -265,7 +270,18 @@ export class Proxy {
       clusters.retire();
       return this.reject(config, pluginErrors);
     }
-    const router = createRouter({ routeConfig: (name) => tables.get(name), clusters: this.resilience.wrapClusters(plan.plan, config, clusters) });
+    const onDemand = this.opts.onDemand;
+    const router = createRouter({
+      routeConfig: (name) => tables.get(name),
+      clusters: this.resilience.wrapClusters(plan.plan, config, clusters),
+      ...(onDemand === undefined
+        ? {}
+        : {
+            // The host is asked for; the request continues on the router of
+            // the config in use once that settles (and any apply in flight is done).
+            onDemand: (name: string, authority: string) => onDemand(name, authority)?.then(() => this.applying).then(() => this.active?.router ?? router),
+          }),
+    });
     const staticPick = createStaticPicker(config);
     const runtime: Runtime = {
       config,
@@ -307,7 +323,7 @@ export class Proxy {
 
     // 3. Switch.
     const previous = this.active;
-    this.active = { runtime, clusters };
+    this.active = { runtime, clusters, router };
     this.resilience.activate(plan.plan, config, clusters);
     this.security.activate(config);
     this.plugins.activate(config);

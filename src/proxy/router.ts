@@ -22,6 +22,11 @@ export interface RouterDeps {
   readonly clusters: ClusterLookup;
   /** Uniform [0, 1) source for weighted clusters; Math.random by default. */
   readonly random?: () => number;
+  /** On-demand discovery: the request's host matched no virtual host of its
+   * own (nothing, or only a catch-all "*"). Returns, when there is something
+   * to ask, a promise of the router to continue with (the config in use once
+   * the host is known, absent, or a deadline passed); the request waits for it. */
+  readonly onDemand?: (routeConfigName: string, authority: string) => Promise<(routeConfigName: string) => Dispatch> | undefined;
 }
 
 export const ATTR_HASH_KEY = 'trellis.hashKey';
@@ -41,6 +46,16 @@ export function createRouter(deps: RouterDeps): (routeConfigName: string) => Dis
         return;
       }
       const sel = selectRoute(table, req.head);
+      if (deps.onDemand !== undefined && (sel === null || sel.vhost === table.any?.spec)) {
+        const held = deps.onDemand(routeConfigName, req.head.authority);
+        if (held !== undefined) {
+          held.then(
+            (next) => next(routeConfigName)(req, handler),
+            (err: unknown) => handler.onError(new ProxyError('NO_ROUTE', `on-demand discovery of "${req.head.authority}" failed: ${(err as Error).message}`)),
+          );
+          return;
+        }
+      }
       if (!sel) {
         // No request data in the message: it becomes the response body.
         handler.onError(new ProxyError('NO_ROUTE'));

@@ -12,6 +12,17 @@
 // that parse are ACKed and the new set is held back (Envoy's warming). After
 // `warmingTimeoutMs` (Envoy's initial_fetch_timeout) the set is built without
 // the missing pieces, so one dangling name cannot freeze the proxy's config.
+//
+// On-demand discovery (`onDemand`, delta only): the node asks the control
+// plane for its on-demand view (metadata trellis.onDemand), whose outbound
+// route table holds only egress hosts. The first request for a host no
+// virtual host names calls `resolveHost(routeConfig, host)`: the source
+// subscribes to the RouteConfiguration `<routeConfig>/<host>` (its virtual
+// host is merged into `<routeConfig>` when the config is built) and the
+// promise settles once a config with it is published, once the server says
+// it does not exist (removed_resources), or after `onDemand.timeoutMs`. Only
+// the ClusterLoadAssignments of clusters that listeners and routes reference
+// are subscribed, so a proxy holds endpoints only for what it calls.
 import {
   buildProxyConfig,
   formatErrors,
@@ -21,7 +32,7 @@ import {
   parseRouteConfiguration,
 } from './config/envoy.ts';
 import type { Parsed } from './config/envoy.ts';
-import type { NodeInfo, ProxyConfig } from './config/types.ts';
+import type { NodeInfo, ProxyConfig, RouteConfigSpec } from './config/types.ts';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { startAdsClient } from '../xds/client.ts';
 import type { AdsClient, ApiType, BackoffOptions, DecodedResource, ResponseVerdict } from '../xds/client.ts';
@@ -38,6 +49,8 @@ export interface XdsSourceOptions {
   readonly apiType?: ApiType;
   /** How long to hold back a set with missing RDS/EDS resources. Default 15 s. */
   readonly warmingTimeoutMs?: number;
+  /** On-demand discovery of hosts (needs DELTA_GRPC). */
+  readonly onDemand?: { readonly timeoutMs?: number };
   /** SDS: subscribe to these Secrets (e.g. the mesh trust bundle); `accept`
    * returns an error message to NACK a secret, undefined to ACK it. */
   readonly secrets?: { readonly names: readonly string[]; accept(name: string, secret: JsonObject): string | undefined };
@@ -63,6 +76,11 @@ export interface XdsSource {
   /** Calls `cb` with every accepted config, at once with the current one if there is one. */
   onConfig(cb: (config: ProxyConfig) => void): () => void;
   current(): ProxyConfig | undefined;
+  /** On-demand: ask for the virtual host of `host` on route configuration
+   * `routeConfig`; settles when it is in a published config, is known not
+   * to exist, or the deadline passed. Undefined when there is nothing to ask
+   * (not on-demand, or this host was asked for before). */
+  resolveHost(routeConfig: string, host: string): Promise<void> | undefined;
   state(): XdsSourceState;
   close(): void;
 }
@@ -85,6 +103,11 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
   let warmingTimer: NodeJS.Timeout | undefined;
   const warmingTimeoutMs = opts.warmingTimeoutMs ?? 15_000;
   const callbacks = new Set<(c: ProxyConfig) => void>();
+  const onDemand = opts.onDemand !== undefined;
+  /** On-demand route names asked for: pending ones have waiters. */
+  const asked = new Map<string, { waiters: (() => void)[]; timer: NodeJS.Timeout | undefined }>();
+  /** On-demand route names the server said do not exist. */
+  const absent = new Set<string>();
 
   /** RDS names the listeners need and EDS names the clusters need. */
   function dependencies(r: Resources): { routes: string[]; endpoints: string[] } {
@@ -97,12 +120,33 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
         if (chain.http !== undefined && !inline.has(chain.http.routeConfigName)) routes.add(chain.http.routeConfigName);
       }
     }
+    for (const name of asked.keys()) if (!absent.has(name)) routes.add(name);
+    const referenced = onDemand ? referencedClusters(r) : undefined;
     const endpoints = new Set<string>();
     for (const c of r.clusters.values()) {
       const p = parseCluster(c);
-      if (p.ok && p.value.spec.discovery === 'eds') endpoints.add(p.value.spec.edsServiceName ?? p.value.spec.name);
+      if (p.ok && p.value.spec.discovery === 'eds' && (referenced === undefined || referenced.has(p.value.spec.name))) endpoints.add(p.value.spec.edsServiceName ?? p.value.spec.name);
     }
     return { routes: [...routes].sort(), endpoints: [...endpoints].sort() };
+  }
+
+  /** Clusters named by listeners (TCP, inline routes) and route configurations. */
+  function referencedClusters(r: Resources): Set<string> {
+    const out = new Set<string>();
+    const fromRoutes = (rc: RouteConfigSpec): void => {
+      for (const vh of rc.virtualHosts) for (const rt of vh.routes) if (rt.action.kind === 'route') for (const wc of rt.action.clusters) out.add(wc.name);
+    };
+    for (const l of r.listeners.values()) {
+      const p = parseListener(l);
+      if (!p.ok) continue;
+      p.value.inlineRoutes.forEach(fromRoutes);
+      for (const chain of p.value.spec.filterChains) for (const wc of chain.tcp?.clusters ?? []) out.add(wc.name);
+    }
+    for (const rc of r.routes.values()) {
+      const p = parseRouteConfiguration(rc);
+      if (p.ok) fromRoutes(p.value);
+    }
+    return out;
   }
 
   function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict {
@@ -130,6 +174,10 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     // 2. The candidate set: LDS and CDS replace (state of the world), RDS and
     // EDS merge (a delta response's removals go).
     const byName = new Map(resources.map((r) => [r.name, r.json] as const));
+    if (typeUrl === TypeUrl.route) {
+      for (const n of removed) if (asked.has(n)) absent.add(n);
+      for (const n of byName.keys()) absent.delete(n);
+    }
     const next: Resources = { ...accepted, versions: { ...accepted.versions, [shortType(typeUrl)]: version } };
     if (typeUrl === TypeUrl.listener) next.listeners = byName;
     else if (typeUrl === TypeUrl.cluster) next.clusters = byName;
@@ -140,7 +188,9 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     next.endpoints = pick(next.endpoints, deps.endpoints);
 
     // 3. Complete: build and publish, or NACK and keep the last good config.
-    const complete = deps.routes.every((n) => next.routes.has(n)) && deps.endpoints.every((n) => next.endpoints.has(n));
+    // (The first config waits for both LDS and CDS: with on-demand scoping
+    // the clusters alone can look complete.)
+    const complete = next.versions.Listener !== undefined && next.versions.Cluster !== undefined && deps.routes.every((n) => next.routes.has(n)) && deps.endpoints.every((n) => next.endpoints.has(n));
     if (complete) {
       const built = build(next);
       if (!built.ok) return reject(typeUrl, version, formatErrors(built.errors));
@@ -153,6 +203,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
       armWarmingTimer();
     }
     lastNackClear(typeUrl);
+    if (complete) settleAsked();
     client.subscribe(TypeUrl.route, deps.routes);
     client.subscribe(TypeUrl.endpoint, deps.endpoints);
     return { ok: true };
@@ -163,7 +214,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
       {
         version: configVersion(r.versions),
         listeners: [...r.listeners.values()],
-        routeConfigs: [...r.routes.values()],
+        routeConfigs: mergeOnDemand(r.routes),
         clusters: [...r.clusters.values()],
         endpoints: [...r.endpoints.values()],
       },
@@ -177,6 +228,60 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     config = c;
     warnings = w;
     for (const cb of [...callbacks]) cb(c);
+    settleAsked();
+  }
+
+  /** On-demand route configurations go into their base's virtual hosts. */
+  function mergeOnDemand(routes: ReadonlyMap<string, JsonObject>): JsonObject[] {
+    if (asked.size === 0) return [...routes.values()];
+    const out = new Map<string, JsonObject>();
+    for (const [name, rc] of routes) if (!asked.has(name)) out.set(name, rc);
+    for (const [name, rc] of routes) {
+      if (!asked.has(name)) continue;
+      const baseName = name.slice(0, name.indexOf('/'));
+      const base = out.get(baseName);
+      if (base === undefined) continue;
+      const have = new Set(((base.virtualHosts ?? []) as JsonObject[]).map((v) => v.name));
+      const add = ((rc.virtualHosts ?? []) as JsonObject[]).filter((v) => !have.has(v.name));
+      out.set(baseName, { ...base, virtualHosts: [...add, ...((base.virtualHosts ?? []) as JsonObject[])] });
+    }
+    return [...out.values()];
+  }
+
+  /** Wakes the requests held for hosts that are now in the config or known absent. */
+  function settleAsked(): void {
+    for (const [name, a] of asked) {
+      if (a.waiters.length === 0) continue;
+      if (accepted.routes.has(name) || absent.has(name)) wake(name);
+    }
+  }
+
+  function wake(name: string): void {
+    const a = asked.get(name);
+    if (a === undefined) return;
+    if (a.timer !== undefined) clearTimeout(a.timer);
+    a.timer = undefined;
+    const w = a.waiters;
+    a.waiters = [];
+    for (const f of w) f();
+  }
+
+  function resolveHost(routeConfig: string, host: string): Promise<void> | undefined {
+    if (!onDemand || host === '') return undefined;
+    const name = `${routeConfig}/${host.toLowerCase()}`;
+    const a = asked.get(name);
+    if (a !== undefined && a.waiters.length === 0) return undefined; // asked before: settled
+    return new Promise<void>((resolve) => {
+      if (a !== undefined) {
+        a.waiters.push(resolve);
+        return;
+      }
+      const entry = { waiters: [resolve], timer: undefined as NodeJS.Timeout | undefined };
+      entry.timer = setTimeout(() => wake(name), opts.onDemand?.timeoutMs ?? 5000);
+      entry.timer.unref?.();
+      asked.set(name, entry);
+      client.subscribe(TypeUrl.route, dependencies(accepted).routes);
+    });
   }
 
   /** Builds the held-back set without its missing pieces once warming has taken too long. */
@@ -216,7 +321,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
       id: node.id,
       cluster: node.cluster ?? '',
       locality: node.locality ?? { region: '', zone: '', subZone: '' },
-      metadata: (node.metadata ?? {}) as { [key: string]: Json },
+      metadata: (onDemand ? withOnDemand(node.metadata ?? {}) : (node.metadata ?? {})) as { [key: string]: Json },
       userAgentName: 'trellis-proxy',
     },
     ...(opts.credentials === undefined ? {} : { credentials: opts.credentials }),
@@ -235,6 +340,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
       return () => callbacks.delete(cb);
     },
     current: () => config,
+    resolveHost,
     state() {
       const s = client.state();
       const ackedVersions: Record<string, string | null> = {};
@@ -252,9 +358,16 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     },
     close() {
       if (warmingTimer !== undefined) clearTimeout(warmingTimer);
+      for (const name of asked.keys()) wake(name);
       client.close();
     },
   };
+}
+
+/** metadata.trellis.onDemand = true: the control plane serves the on-demand view. */
+function withOnDemand(metadata: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const t = metadata.trellis;
+  return { ...metadata, trellis: { ...(typeof t === 'object' && t !== null && !Array.isArray(t) ? t : {}), onDemand: true } };
 }
 
 function without(m: Map<string, JsonObject>, names: readonly string[]): Map<string, JsonObject> {

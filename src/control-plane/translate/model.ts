@@ -221,6 +221,11 @@ export interface ProxyNode {
   outbound?: { address: string; port: number };
   /** Address the inbound listeners bind. Default 0.0.0.0. */
   inboundAddress?: string;
+  /** On-demand discovery (sidecar): the outbound route table starts with
+   * only the egress hosts; each mesh host is a RouteConfiguration of its own,
+   * `outbound/<host>`, that the proxy subscribes to (delta xDS) the first
+   * time it sees the host (translate.ts, docs/xds.md). */
+  onDemand?: boolean;
   /** Consul-style local listeners for upstream services (gRPC, TCP). */
   upstreams?: { service: string; namespace?: string; port: number; localPort: number; localAddress?: string }[];
   /** Transparent capture (iptables REDIRECT in the workload's network

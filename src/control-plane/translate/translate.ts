@@ -176,6 +176,30 @@ function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarni
   });
 }
 
+/** The RouteConfiguration an on-demand proxy asks for when it first sees `host` on `routeConfig`. */
+export const onDemandRouteName = (routeConfig: string, host: string): string => `${routeConfig}/${host.toLowerCase()}`;
+
+/** An on-demand sidecar's shared part: the outbound route table holds only
+ * the egress hosts; every mesh host is its own RouteConfiguration
+ * (`outbound/<host>`, one virtual host), sent only to proxies that subscribe
+ * to it. Clusters and endpoints are as for every sidecar (subscribed by name). */
+function sidecarOnDemandShared(state: MeshState, namespace: string, warnings: RouteWarning[]): Resources {
+  return memo(state, `sidecar-od|${namespace}`, warnings, (w) => {
+    const full = sidecarShared(state, namespace, []);
+    const perHost = new Map<string, object>();
+    for (const vh of outboundVirtualHosts(state, namespace, w) as { domains: string[] }[]) {
+      for (const d of vh.domains) {
+        const name = onDemandRouteName(OUTBOUND_ROUTE_NAME, d);
+        if (!perHost.has(name)) perHost.set(name, { name, virtualHosts: [vh] });
+      }
+    }
+    return {
+      ...full,
+      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: egressVirtualHosts(state, w) }, ...[...perHost.values()]],
+    };
+  });
+}
+
 function sidecarOwn(state: MeshState, node: ProxyNode, warnings: RouteWarning[]): Resources {
   const listeners: object[] = [];
   const routes: object[] = [];
@@ -258,12 +282,13 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
     const shared = memo(state, 'proxyless', warnings, (w) => proxylessResources(state, w));
     return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
   }
-  const shared = sidecarShared(state, node.namespace, warnings);
+  const onDemand = node.onDemand === true && node.kind === 'sidecar';
+  const shared = onDemand ? sidecarOnDemandShared(state, node.namespace, warnings) : sidecarShared(state, node.namespace, warnings);
   // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes (and an egress gateway's external clusters) are their own.
   const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result; tracing, then path normalization (translate/telemetry.ts, path-normalization.ts), then plugins (translate/plugins.ts: placed by phase among the authorization filters).
-  const parts = applyPolicies({ sharedKey: `sidecar|${node.namespace}`, shared, own, warnings }, state, node);
+  const parts = applyPolicies({ sharedKey: `${onDemand ? 'sidecar-od' : 'sidecar'}|${node.namespace}`, shared, own, warnings }, state, node);
   const secured = applySecurity(state.meshTls ? applyMeshTls(parts, state, node) : parts, state, node, state.security);
   return applyPlugins(applyPathNormalization(applyTelemetry(secured, state, node), state, node), state, node);
 }
