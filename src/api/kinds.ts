@@ -20,6 +20,7 @@ import {
 import { ExternalServiceSpec, type ExternalServiceSpec as ExternalServiceSpecT } from './external-service.ts';
 import { POLICY_KINDS } from './policies.ts';
 import { PathNormalizationSpec, DEFAULT_PATH_NORMALIZATION_SPEC, type PathNormalizationSpec as PathNormalizationSpecT } from './path-normalization.ts';
+import { SidecarSpec, checkSidecar, type SidecarSpec as SidecarSpecT } from './sidecar.ts';
 import { TelemetrySpec, checkTelemetry, DEFAULT_SAMPLING_PERCENTAGE, type TelemetrySpec as TelemetrySpecT } from './telemetry.ts';
 import { PluginSpec, checkPlugin, type PluginSpec as PluginSpecT } from './plugin.ts';
 
@@ -264,6 +265,14 @@ export const KINDS: readonly KindDef[] = [
       { header: 'SOURCE', value: (r) => { const s = (r.spec as PluginSpecT).source; return s.url ?? s.file ?? 'inline'; } },
       { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as PluginSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
       { header: 'FAILURE', wide: true, value: (r) => (r.spec as PluginSpecT).failurePolicy ?? 'closed' },
+    ],
+  }),
+  def<SidecarSpecT>({
+    kind: 'Sidecar', group: TRELLIS_GROUP, version: 'v1alpha1', plural: 'sidecars', shortNames: ['sidecar', 'sc'],
+    specSchema: SidecarSpec, nameRule: 'dns1123-subdomain', check: checkSidecar,
+    columns: [
+      { header: 'SELECTOR', value: (r) => list(Object.entries((r.spec as SidecarSpecT).selector ?? {}).map(([k, v]) => `${k}=${v}`), '<namespace>') },
+      { header: 'EGRESS', value: (r) => list((r.spec as SidecarSpecT).egress.flatMap((e) => e.hosts)) },
     ],
   }),
   // ---------------------------------------------------------------------------

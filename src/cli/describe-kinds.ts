@@ -14,6 +14,7 @@ import type { ExternalServiceSpec } from '../api/external-service.ts';
 import type { TelemetrySpec } from '../api/telemetry.ts';
 import { DEFAULT_PATH_NORMALIZATION_SPEC, type PathNormalizationSpec } from '../api/path-normalization.ts';
 import type { PluginSpec } from '../api/plugin.ts';
+import type { SidecarSpec } from '../api/sidecar.ts';
 
 export type Section = readonly [label: string, lines: string[]];
 
@@ -227,6 +228,14 @@ function plugin(res: Resource): Section[] {
   ];
 }
 
+function sidecar(res: Resource): Section[] {
+  const s = res.spec as SidecarSpec;
+  return [
+    ['Applies to', [appliesTo(res, s)]],
+    ['Calls (egress hosts)', s.egress.flatMap((e) => e.hosts)],
+  ];
+}
+
 /** A traffic policy (TimeoutPolicy, RetryPolicy, ...): its target, then each setting. */
 function trafficPolicy(res: Resource): Section[] {
   const { targetRef, ...settings } = res.spec as { targetRef: { kind: string; name: string; sectionName?: string; port?: number } } & Record<string, unknown>;
@@ -265,6 +274,7 @@ const BY_KIND: Record<string, (res: Resource) => Section[]> = {
   Telemetry: telemetry,
   PathNormalization: pathNormalization,
   Plugin: plugin,
+  Sidecar: sidecar,
   ExternalService: externalService,
   ...Object.fromEntries(POLICY_KIND_NAMES.map((k) => [k, trafficPolicy])),
 };

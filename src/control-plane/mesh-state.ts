@@ -6,7 +6,7 @@
 // debounced so a burst of writes becomes one recomputation.
 import type { KeyValue, Store, Watch, WatchEvent } from './store/types.ts';
 import type {
-  ExternalServiceResource, GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, TelemetryResource, PathNormalizationResource, PluginResource, WorkloadInstance,
+  ExternalServiceResource, GatewayResource, GRPCRouteResource, HTTPRouteResource, MeshState, ServiceResource, TCPRouteResource, TelemetryResource, PathNormalizationResource, PluginResource, SidecarResource, WorkloadInstance,
 } from './translate/model.ts';
 import { isPolicyKind, type PolicyResource } from './translate/policies.ts';
 import type { AuthorizationPolicyResource, RequestAuthenticationResource } from './translate/authz.ts';
@@ -83,6 +83,7 @@ export function buildMeshState(raw: Raw): MeshState {
   const telemetry: TelemetryResource[] = [];
   const pathNormalization: PathNormalizationResource[] = [];
   const plugins: PluginResource[] = [];
+  const sidecars: SidecarResource[] = [];
   for (const { kind, value } of raw.resources.values()) {
     if (kind === 'Service') services.push(value as ServiceResource);
     else if (kind === 'HTTPRoute') httpRoutes.push(value as HTTPRouteResource);
@@ -95,6 +96,7 @@ export function buildMeshState(raw: Raw): MeshState {
     else if (kind === 'Telemetry') telemetry.push(value as TelemetryResource);
     else if (kind === 'PathNormalization') pathNormalization.push(value as PathNormalizationResource);
     else if (kind === 'Plugin') plugins.push(value as PluginResource);
+    else if (kind === 'Sidecar') sidecars.push(value as SidecarResource);
     else if (isPolicyKind(kind)) policies.push(value as PolicyResource);
     else if (kind === 'Workload') {
       const w = toWorkload(value);
@@ -106,7 +108,7 @@ export function buildMeshState(raw: Raw): MeshState {
     if (w) workloads.push(w);
   }
   const security = authorizationPolicies.length + requestAuthentications.length > 0 ? { security: { authorizationPolicies, requestAuthentications } } : {};
-  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices, policies, ...security, ...(telemetry.length > 0 ? { telemetry } : {}), ...(pathNormalization.length > 0 ? { pathNormalization } : {}), ...(plugins.length > 0 ? { plugins } : {}) };
+  return { services, httpRoutes, grpcRoutes, tcpRoutes, workloads, vips: new Map(raw.vips), gateways, externalServices, policies, ...security, ...(telemetry.length > 0 ? { telemetry } : {}), ...(pathNormalization.length > 0 ? { pathNormalization } : {}), ...(plugins.length > 0 ? { plugins } : {}), ...(sidecars.length > 0 ? { sidecars } : {}) };
 }
 
 /** Folds one key into `raw`; false for keys the mesh state does not read

@@ -9,6 +9,7 @@ import type { PolicyResource } from './policies.ts';
 import type { TelemetrySpec } from '../../api/telemetry.ts';
 import type { PathNormalizationSpec } from '../../api/path-normalization.ts';
 import type { PluginSpec } from '../../api/plugin.ts';
+import type { SidecarSpec } from '../../api/sidecar.ts';
 
 export interface Meta {
   name: string;
@@ -167,6 +168,12 @@ export interface PluginResource {
   spec: PluginSpec;
 }
 
+export interface SidecarResource {
+  kind: 'Sidecar';
+  metadata: Meta;
+  spec: SidecarSpec;
+}
+
 export interface TelemetryResource {
   kind: 'Telemetry';
   metadata: Meta;
@@ -203,6 +210,8 @@ export interface MeshState {
   pathNormalization?: readonly PathNormalizationResource[];
   /** Plugin resources: HTTP filters for the selected workloads' proxies (translate/plugins.ts). */
   plugins?: readonly PluginResource[];
+  /** Sidecar resources: the services each workload's proxy calls (translate/scope.ts). */
+  sidecars?: readonly SidecarResource[];
   /** "namespace/workload" of workloads whose sidecar is connected now (set by the control plane when a global rate limit needs it). */
   connectedSidecars?: ReadonlySet<string>;
 }

@@ -21,6 +21,7 @@ import {
   buildLoadAssignments, findService, http2ProtocolOptions, inboundAppCluster, inboundClusterName, isHttpLike, nodeWorkload, portProtocol, serviceClusterName, serviceDomains,
 } from './services.ts';
 import { transparentOwn } from './transparent.ts';
+import { egressFilter, sidecarFor } from './scope.ts';
 import { applyMeshTls } from './mtls.ts';
 import { applySecurity } from './authz.ts';
 import { applyTelemetry } from './telemetry.ts';
@@ -121,6 +122,28 @@ function tcpBackends(state: MeshState, svc: ServiceResource, port: number, warni
   return out.length > 0 ? out : [{ name: serviceClusterName(nsOf(svc.metadata), svc.metadata.name, port), weight: 1 }];
 }
 
+/** Every `cluster` named inside route objects (route.cluster, weighted clusters, mirrors). */
+function clusterRefs(objs: readonly object[]): Set<string> {
+  const out = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if ((k === 'cluster' || (k === 'name' && 'weight' in v)) && typeof x === 'string') out.add(x);
+        else walk(x);
+      }
+    }
+  };
+  walk(objs);
+  return out;
+}
+
+/** Is a service cluster (named `name.ns.svc:port`) one of an in-scope service? */
+function inScopeCluster(cluster: object, inScope: (namespace: string, name: string) => boolean): boolean {
+  const m = /^([^.]+)\.([^.]+)\.svc:\d+$/.exec((cluster as { name: string }).name);
+  return m !== null && inScope(m[2]!, m[1]!);
+}
+
 function allServiceClusters(state: MeshState, proxyless: boolean): object[] {
   const clusters: object[] = [];
   for (const svc of sortedServices(state)) {
@@ -163,13 +186,21 @@ function edsFor(state: MeshState, clusters: object[], warnings: RouteWarning[]):
   return endpoints;
 }
 
-function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarning[]): Resources {
-  return memo(state, `sidecar|${namespace}`, warnings, (w) => {
+/** The shared part of a sidecar: every service, or with `scope` (a Sidecar
+ * resource's egress, translate/scope.ts) only the services it declares. */
+function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarning[], scope?: { key: string; inScope: (namespace: string, name: string) => boolean }): Resources {
+  return memo(state, scope ? `sidecar-scoped|${namespace}|${scope.key}` : `sidecar|${namespace}`, warnings, (w) => {
+    const inScope = scope?.inScope;
+    const filter = inScope ? (svc: ServiceResource) => inScope(nsOf(svc.metadata), svc.metadata.name) : undefined;
+    const vhosts = outboundVirtualHosts(state, namespace, w, filter);
+    // Scoped: the declared services' clusters, and those their routes send to (a split to another service).
+    const referenced = inScope ? clusterRefs(vhosts) : undefined;
+    const serviceClusters = inScope ? allServiceClusters(state, false).filter((c) => referenced!.has((c as { name: string }).name) || inScopeCluster(c, inScope)) : allServiceClusters(state, false);
     // Egress (translate/egress.ts): declared ExternalServices, then deny the rest.
-    const clusters = [...allServiceClusters(state, false), ...egressClusters(state), ...egressGatewayClusters(state)];
+    const clusters = [...serviceClusters, ...egressClusters(state), ...egressGatewayClusters(state)];
     return {
       listeners: [],
-      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...outboundVirtualHosts(state, namespace, w), ...unknownPortVirtualHosts(state, namespace), ...egressVirtualHosts(state, w)] }],
+      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...vhosts, ...unknownPortVirtualHosts(state, namespace), ...egressVirtualHosts(state, w)] }],
       clusters,
       endpoints: edsFor(state, clusters, w),
     };
@@ -282,13 +313,18 @@ export function translateParts(state: MeshState, node: ProxyNode): TranslationPa
     const shared = memo(state, 'proxyless', warnings, (w) => proxylessResources(state, w));
     return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
   }
-  const onDemand = node.onDemand === true && node.kind === 'sidecar';
-  const shared = onDemand ? sidecarOnDemandShared(state, node.namespace, warnings) : sidecarShared(state, node.namespace, warnings);
+  // Declared dependencies (a Sidecar resource) scope the shared part; without
+  // one, an on-demand node gets per-host route configurations; else everything.
+  const declared = node.kind === 'sidecar' ? sidecarFor(state, node) : undefined;
+  const onDemand = declared === undefined && node.onDemand === true && node.kind === 'sidecar';
+  const scope = declared ? { key: `${nsOf(declared.metadata)}/${declared.metadata.name}`, inScope: egressFilter(declared) } : undefined;
+  const shared = onDemand ? sidecarOnDemandShared(state, node.namespace, warnings) : sidecarShared(state, node.namespace, warnings, scope);
+  const sharedKey = onDemand ? `sidecar-od|${node.namespace}` : scope ? `sidecar-scoped|${node.namespace}|${scope.key}` : `sidecar|${node.namespace}`;
   // Gateways (translate/gateway.ts) share the namespace's clusters and EDS; listeners and routes (and an egress gateway's external clusters) are their own.
   const own = node.kind === 'gateway' ? { ...gatewayOwn(state, node, warnings), endpoints: [] }
     : node.capture === 'transparent' ? transparentOwn(state, node, warnings, OUTBOUND_ROUTE_NAME) : sidecarOwn(state, node, warnings);
   // Traffic policies (translate/policies.ts) before mTLS and authorization wrap the result; tracing, then path normalization (translate/telemetry.ts, path-normalization.ts), then plugins (translate/plugins.ts: placed by phase among the authorization filters).
-  const parts = applyPolicies({ sharedKey: `${onDemand ? 'sidecar-od' : 'sidecar'}|${node.namespace}`, shared, own, warnings }, state, node);
+  const parts = applyPolicies({ sharedKey, shared, own, warnings }, state, node);
   const secured = applySecurity(state.meshTls ? applyMeshTls(parts, state, node) : parts, state, node, state.security);
   return applyPlugins(applyPathNormalization(applyTelemetry(secured, state, node), state, node), state, node);
 }
