@@ -4,6 +4,11 @@
 // (one JSON per line) and answering on stdout. Timing is taken here, from
 // the server's own ACK events, so it measures the control plane and the
 // clients' round trip, not the parent's scheduling.
+// Scoped (argv[3] = K > 0): every service's workloads have a Sidecar
+// declaring the K services after it (cp-scope.ts), and each service added is
+// declared by the Sidecars of the first K services: only their proxies need it.
+// A change is timed to the ACK of every connected proxy whose view of the
+// type changed (all of them unscoped), each at its own new version.
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import path from 'node:path';
@@ -12,9 +17,11 @@ import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { MeshSnapshotSource } from '../src/control-plane/snapshots.ts';
 import { createXdsServer } from '../src/xds/server.ts';
 import { TypeUrl } from '../src/xds/protos.ts';
-import type { MeshState, ServiceResource, WorkloadInstance } from '../src/control-plane/translate/model.ts';
+import type { MeshState, ServiceResource, SidecarResource, WorkloadInstance } from '../src/control-plane/translate/model.ts';
+import { scopedDeps } from './cp-scope.ts';
 
 const N = Number(process.argv[2] ?? 1000);
+const K = Number(process.argv[3] ?? 0);
 let generation = 0;
 let extraServices = 0;
 
@@ -24,8 +31,9 @@ function meshState(): MeshState {
   for (let i = 0; i < N + extraServices; i++) {
     services.push({ metadata: { name: `svc-${i}`, namespace: 'default' }, spec: { selector: { app: `svc-${i}` }, ports: [{ name: 'http', port: 8080, protocol: 'http' }] } });
     for (let j = 0; j < 2; j++) {
-      // Generation moves one endpoint of svc-0: an endpoint-only change.
-      const last = i === 0 && j === 0 ? 10 + (generation % 200) : j + 1;
+      // Generation moves one endpoint of svc-0 (scoped: of svc-K, which the
+      // first K services' workloads declare): an endpoint-only change.
+      const last = i === (K > 0 ? K % N : 0) && j === 0 ? 10 + (generation % 200) : j + 1;
       workloads.push({
         name: `svc-${i}-${j}`,
         namespace: 'default',
@@ -36,7 +44,15 @@ function meshState(): MeshState {
       });
     }
   }
-  return { services, httpRoutes: [], grpcRoutes: [], tcpRoutes: [], workloads, vips: new Map() };
+  const sidecars: SidecarResource[] = [];
+  if (K > 0) {
+    for (let i = 0; i < N; i++) {
+      const hosts = scopedDeps(i, N, K).map((d) => `./svc-${d}`);
+      if (i < K) for (let e = 0; e < extraServices; e++) hosts.push(`./svc-${N + e}`);
+      sidecars.push({ kind: 'Sidecar', metadata: { name: `svc-${i}`, namespace: 'default' }, spec: { selector: { app: `svc-${i}` }, egress: [{ hosts }] } });
+    }
+  }
+  return { services, httpRoutes: [], grpcRoutes: [], tcpRoutes: [], workloads, vips: new Map(), ...(sidecars.length > 0 ? { sidecars } : {}) };
 }
 
 const source = new MeshSnapshotSource();
@@ -46,7 +62,8 @@ const port = await xds.listen('127.0.0.1', 0);
 
 interface Waiting {
   typeUrl: string;
-  version: string;
+  /** Node id -> the version it must ACK (the nodes whose view changed). */
+  want: Map<string, string>;
   t0: number;
   acked: Map<string, number>;
   expect: number;
@@ -75,13 +92,20 @@ setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
 }, 200).unref();
 
+/** The last version each node ACKed, per type. */
+const acked = new Map<string, Map<string, string>>();
 xds.on((ev) => {
-  if (waiting && ev.kind === 'push' && ev.typeUrl === waiting.typeUrl && ev.version === waiting.version) {
+  if (ev.kind === 'ack') {
+    let m = acked.get(ev.nodeId);
+    if (m === undefined) acked.set(ev.nodeId, (m = new Map()));
+    m.set(ev.typeUrl, ev.version);
+  } else if (ev.kind === 'disconnect') acked.delete(ev.nodeId);
+  if (waiting && ev.kind === 'push' && ev.typeUrl === waiting.typeUrl && waiting.want.get(ev.nodeId) === ev.version) {
     waiting.pushes++;
     waiting.lastPushMs = performance.now() - waiting.t0;
     if (waiting.pushes === 1) waiting.firstPushMs = waiting.lastPushMs;
   }
-  if (!waiting || ev.kind !== 'ack' || ev.typeUrl !== waiting.typeUrl || ev.version !== waiting.version) return;
+  if (!waiting || ev.kind !== 'ack' || ev.typeUrl !== waiting.typeUrl || waiting.want.get(ev.nodeId) !== ev.version) return;
   if (waiting.acked.has(ev.nodeId)) return;
   waiting.acked.set(ev.nodeId, performance.now() - waiting.t0);
   if (waiting.acked.size >= waiting.expect) {
@@ -90,7 +114,7 @@ xds.on((ev) => {
     const lat = [...w.acked.values()].sort((a, b) => a - b);
     const cpu = process.cpuUsage(w.cpu);
     if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${w.pushes} pushes from ${w.firstPushMs.toFixed(0)} to ${w.lastPushMs.toFixed(0)} ms; ACKs from ${lat[0]!.toFixed(0)} to ${lat[lat.length - 1]!.toFixed(0)} ms; CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, GC ${(gcMs - w.gc0).toFixed(0)} ms (major ${(gcMajorMs - w.gcMajor0).toFixed(0)})\n`);
-    out({ id: w.id, done: true, lastAckMs: lat[lat.length - 1], p50Ms: lat[Math.floor(lat.length * 0.5)], p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] });
+    out({ id: w.id, done: true, proxies: w.expect, lastAckMs: lat[lat.length - 1], p50Ms: lat[Math.floor(lat.length * 0.5)], p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))] });
   }
 });
 
@@ -98,10 +122,21 @@ function out(o: object): void {
   process.stdout.write(`${JSON.stringify(o)}\n`);
 }
 
-/** The version a sidecar view will be pushed for `typeUrl` after a change. */
-function expectedVersion(typeUrl: string): string {
-  const snap = source.snapshotFor({ id: 'probe', cluster: '', locality: { region: '', zone: '', subZone: '' }, metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload: 'svc-1-0' } }, userAgentName: '', userAgentVersion: '' });
+/** The version of `typeUrl` a client's view holds now ("default/svc-w-j" serves workload svc-w-j). */
+function versionFor(nodeId: string, typeUrl: string): string {
+  const workload = nodeId.slice(nodeId.indexOf('/') + 1);
+  const snap = source.snapshotFor({ id: nodeId, cluster: '', locality: { region: '', zone: '', subZone: '' }, metadata: { trellis: { kind: 'sidecar', namespace: 'default', workload } }, userAgentName: '', userAgentVersion: '' });
   return snap?.types.get(typeUrl as never)?.version ?? '';
+}
+
+/** The connected nodes whose view of `typeUrl` moved from what they ACKed, with the new version. */
+function changedNodes(typeUrl: string): Map<string, string> {
+  const want = new Map<string, string>();
+  for (const [nodeId, m] of acked) {
+    const v = versionFor(nodeId, typeUrl);
+    if (v !== m.get(typeUrl)) want.set(nodeId, v);
+  }
+  return want;
 }
 
 // TRELLIS_BENCH_PHASE_PROFILE=DIR: a CPU profile of the endpoint changes alone
@@ -153,7 +188,9 @@ rl.on('line', async (line) => {
   const t1 = performance.now();
   source.setState(state, ++generation);
   if (process.env.TRELLIS_BENCH_DEBUG) process.stderr.write(`[cp-server] ${cmd.op}: state ${(t1 - t0).toFixed(0)} ms, setState ${(performance.now() - t1).toFixed(0)} ms\n`);
-  waiting = { typeUrl, version: expectedVersion(typeUrl), t0, acked: new Map(), expect: cmd.expect, id: cmd.id, pushes: 0, cpu: cpu0, gc0, gcMajor0, firstPushMs: 0, lastPushMs: 0 };
+  const want = changedNodes(typeUrl);
+  if (want.size === 0) return out({ id: cmd.id, done: true, proxies: 0, lastAckMs: 0, p50Ms: 0, p99Ms: 0 });
+  waiting = { typeUrl, want, t0, acked: new Map(), expect: want.size, id: cmd.id, pushes: 0, cpu: cpu0, gc0, gcMajor0, firstPushMs: 0, lastPushMs: 0 };
 });
 process.on('SIGTERM', () => {
   void xds.close().then(() => process.exit(0));
