@@ -36,6 +36,8 @@ export interface DeltaHost {
   readonly knownTypes: ReadonlySet<string>;
   pushOrder(types: Iterable<string>): string[];
   emit(e: XdsServerEvent): void;
+  /** The stream's remote host, as on state-of-the-world connect events. */
+  peerOf(call: grpc.ServerDuplexStream<Buffer, Buffer>): string;
   /** Flush `s` now if the push budget allows, else in a later slice. */
   schedule(s: DeltaStream): void;
   /** Writes a response counted against the push budget; sets `s.blocked` when the stream's buffer is full. */
@@ -161,7 +163,7 @@ export function serveDeltaStream(host: DeltaHost, id: number, call: grpc.ServerD
         return;
       }
       s.node = req.node;
-      host.emit({ kind: 'connect', streamId: s.id, node: req.node });
+      host.emit({ kind: 'connect', streamId: s.id, node: req.node, peer: host.peerOf(call) });
     }
     const typeUrl = req.typeUrl;
     if (typeUrl === '') return;

@@ -532,6 +532,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     knownTypes: KNOWN_TYPES,
     pushOrder,
     emit,
+    peerOf: peerHost,
     schedule(ds) {
       if (ds.blocked) return; // 'drain' schedules
       if (overBudget()) wait(ds);
