@@ -167,3 +167,5 @@ try {
 } finally {
   for (const p of procs) p.kill('SIGTERM');
 }
+// The children are told to stop; do not wait for their pipes to close.
+process.exit(0);

@@ -110,6 +110,12 @@ export function serveDeltaStream(host: DeltaHost, id: number, call: grpc.ServerD
     const typeRes = snapshot?.types.get(typeUrl as ResourceTypeUrl);
     if (ts === undefined || typeRes === undefined) return; // answered when a snapshot lands
     if (typeRes === ts.synced && !ts.answer) return;
+    // Same content (a type's version is its content hash), another object
+    // (a view's composed snapshot): nothing to diff.
+    if (!ts.answer && ts.synced !== null && typeRes.version === ts.synced.version) {
+      ts.synced = typeRes;
+      return;
+    }
     const send: DeltaResource[] = [];
     const removed: string[] = [];
     const wanted = (name: string): boolean => ts.wildcard || ts.names.has(name);

@@ -138,10 +138,10 @@ function clusterRefs(objs: readonly object[]): Set<string> {
   return out;
 }
 
-/** Is a service cluster (named `name.ns.svc:port`) one of an in-scope service? */
-function inScopeCluster(cluster: object, inScope: (namespace: string, name: string) => boolean): boolean {
-  const m = /^([^.]+)\.([^.]+)\.svc:\d+$/.exec((cluster as { name: string }).name);
-  return m !== null && inScope(m[2]!, m[1]!);
+/** The service a service cluster or virtual host (`name.ns.svc:port`) belongs to. */
+function serviceOfCluster(name: string): { namespace: string; name: string } | undefined {
+  const m = /^([^.]+)\.([^.]+)\.svc:\d+$/.exec(name);
+  return m === null ? undefined : { namespace: m[2]!, name: m[1]! };
 }
 
 function allServiceClusters(state: MeshState, proxyless: boolean): object[] {
@@ -189,20 +189,40 @@ function edsFor(state: MeshState, clusters: object[], warnings: RouteWarning[]):
 /** The shared part of a sidecar: every service, or with `scope` (a Sidecar
  * resource's egress, translate/scope.ts) only the services it declares. */
 function sidecarShared(state: MeshState, namespace: string, warnings: RouteWarning[], scope?: { key: string; inScope: (namespace: string, name: string) => boolean }): Resources {
-  return memo(state, scope ? `sidecar-scoped|${namespace}|${scope.key}` : `sidecar|${namespace}`, warnings, (w) => {
-    const inScope = scope?.inScope;
-    const filter = inScope ? (svc: ServiceResource) => inScope(nsOf(svc.metadata), svc.metadata.name) : undefined;
-    const vhosts = outboundVirtualHosts(state, namespace, w, filter);
-    // Scoped: the declared services' clusters, and those their routes send to (a split to another service).
-    const referenced = inScope ? clusterRefs(vhosts) : undefined;
-    const serviceClusters = inScope ? allServiceClusters(state, false).filter((c) => referenced!.has((c as { name: string }).name) || inScopeCluster(c, inScope)) : allServiceClusters(state, false);
+  if (scope) return scopedShared(state, namespace, warnings, scope);
+  return memo(state, `sidecar|${namespace}`, warnings, (w) => {
     // Egress (translate/egress.ts): declared ExternalServices, then deny the rest.
-    const clusters = [...serviceClusters, ...egressClusters(state), ...egressGatewayClusters(state)];
+    const clusters = [...allServiceClusters(state, false), ...egressClusters(state), ...egressGatewayClusters(state)];
     return {
       listeners: [],
-      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...vhosts, ...unknownPortVirtualHosts(state, namespace), ...egressVirtualHosts(state, w)] }],
+      routes: [{ name: OUTBOUND_ROUTE_NAME, virtualHosts: [...outboundVirtualHosts(state, namespace, w), ...unknownPortVirtualHosts(state, namespace), ...egressVirtualHosts(state, w)] }],
       clusters,
       endpoints: edsFor(state, clusters, w),
+    };
+  });
+}
+
+/** A Sidecar's part: the namespace's whole part filtered, so its objects are
+ * the same ones (encoded once for every scope). Kept: the declared services'
+ * virtual hosts, their clusters and those their routes send to (a split to an
+ * undeclared service), and everything that is not a service's (egress). */
+function scopedShared(state: MeshState, namespace: string, warnings: RouteWarning[], scope: { key: string; inScope: (namespace: string, name: string) => boolean }): Resources {
+  return memo(state, `sidecar-scoped|${namespace}|${scope.key}`, warnings, (w) => {
+    const full = sidecarShared(state, namespace, w);
+    const keep = (name: string): boolean => {
+      const svc = serviceOfCluster(name);
+      return svc === undefined || scope.inScope(svc.namespace, svc.name);
+    };
+    const outbound = full.routes[0] as { name: string; virtualHosts: { name: string }[] };
+    const vhosts = outbound.virtualHosts.filter((v) => keep(v.name));
+    const referenced = clusterRefs(vhosts);
+    const clusters = full.clusters.filter((c) => referenced.has((c as { name: string }).name) || keep((c as { name: string }).name));
+    const names = new Set(clusters.map((c) => (c as { name: string }).name));
+    return {
+      listeners: [],
+      routes: [{ ...outbound, virtualHosts: vhosts }],
+      clusters,
+      endpoints: full.endpoints.filter((e) => names.has((e as { clusterName: string }).clusterName)),
     };
   });
 }
