@@ -34,6 +34,9 @@ test('a Sidecar scopes its workloads to the services they call; others get the w
   assert.deepEqual(hosts(scoped), ['a.shop.svc:8080', 'd.other.svc:8080']);
   assert.deepEqual(names(scoped.clusters), ['a.shop.svc:8080', 'c.shop.svc:8080', 'd.other.svc:8080'], 'c: a route of a sends to it');
   assert.deepEqual(names(scoped.endpoints, 'clusterName'), ['a.shop.svc:8080', 'c.shop.svc:8080', 'd.other.svc:8080']);
+  // The "no such port" answers (egress.ts) are scoped too: an undeclared service is not half-known.
+  const outbound = scoped.routes.find((x) => (x as { name: string }).name === 'outbound') as { virtualHosts: { name: string }[] };
+  assert.deepEqual(outbound.virtualHosts.map((v) => v.name).filter((n) => n.startsWith('no-such-port|')).sort(), ['no-such-port|other/d', 'no-such-port|shop/a']);
 
   const whole = translate(s, node('batch-1'));
   assert.deepEqual(hosts(whole), ['a.shop.svc:8080', 'b.shop.svc:8080', 'c.shop.svc:8080', 'd.other.svc:8080']);

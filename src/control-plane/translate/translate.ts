@@ -138,10 +138,13 @@ function clusterRefs(objs: readonly object[]): Set<string> {
   return out;
 }
 
-/** The service a service cluster or virtual host (`name.ns.svc:port`) belongs to. */
+/** The service a service cluster or virtual host (`name.ns.svc:port`, or
+ * the `no-such-port|ns/name` answer, egress.ts) belongs to. */
 function serviceOfCluster(name: string): { namespace: string; name: string } | undefined {
   const m = /^([^.]+)\.([^.]+)\.svc:\d+$/.exec(name);
-  return m === null ? undefined : { namespace: m[2]!, name: m[1]! };
+  if (m !== null) return { namespace: m[2]!, name: m[1]! };
+  const u = /^no-such-port\|([^/]+)\/(.+)$/.exec(name);
+  return u === null ? undefined : { namespace: u[1]!, name: u[2]! };
 }
 
 function allServiceClusters(state: MeshState, proxyless: boolean): object[] {
