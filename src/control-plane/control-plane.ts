@@ -35,7 +35,8 @@ import { tapRoutes } from './telemetry/tap-proxy.ts';
 import { dashboardApi } from '../dashboard/dashboard-api.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
 import type { KubeConfig } from './kubernetes/kubeconfig.ts';
-import { createKubeClient } from './kubernetes/client.ts';
+import { createKubeClient, type KubeClient } from './kubernetes/client.ts';
+import { tokenReviewAuthenticator } from './kubernetes/token-review.ts';
 import { startKubernetesSource } from './kubernetes/source.ts';
 
 export interface ControlPlaneOptions {
@@ -106,9 +107,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const { store, owned } = await openStore(opts);
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
+    let kubeClient: KubeClient | undefined;
     if (opts.kubernetes) {
       // Before the mesh state is first read, so it starts with the cluster's services.
       const client = createKubeClient(opts.kubernetes);
+      kubeClient = client;
       cleanups.push(() => client.close());
       const kube = await startKubernetesSource(store, client, { log });
       cleanups.push(() => kube.stop());
@@ -125,7 +128,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const isLive = (namespace: string, workload: string): boolean =>
       (proxies?.list().some((p) => p.namespace === namespace && p.workload === workload) ?? false) ||
       (registered?.().workloads.some((w) => w.namespace === namespace && w.name === workload) ?? false);
-    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, { ...opts.identity, routes: { isLive, ...opts.identity?.routes } });
+    // Kubernetes mode: sidecars prove who they are with a projected
+    // ServiceAccount token, checked by a TokenReview (no join tokens).
+    const identity = opts.identity === false ? undefined : await startMeshIdentity(store, {
+      ...(kubeClient ? { authenticate: tokenReviewAuthenticator(kubeClient) } : {}),
+      ...opts.identity,
+      routes: { isLive, ...opts.identity?.routes },
+    });
     if (identity) cleanups.push(() => identity.stop());
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;

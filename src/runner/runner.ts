@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 import { MESHED_LABEL, TLS_MODE_LABEL } from '../control-plane/translate/services.ts';
-import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
+import { resolveJoinToken, saTokenFile } from '../proxy/identity/ca-client.ts';
 import { explicitAppEnv, withoutCredentials } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
@@ -98,7 +98,7 @@ const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function hasJoinToken(): boolean {
   try {
-    return resolveJoinToken() !== undefined;
+    return resolveJoinToken() !== undefined || saTokenFile() !== undefined;
   } catch {
     return true; // an unreadable token file: the sidecar fails and says why
   }

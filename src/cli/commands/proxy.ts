@@ -23,7 +23,7 @@ import type { ProxyConfig } from '../../proxy/config/types.ts';
 import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
 import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
 import { preflightPlugins } from '../../proxy/plugins/preflight.ts';
-import { createCaClient, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
+import { createCaClient, resolveJoinToken, saTokenFile } from '../../proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
 import { parseDuration } from '../../api/schema-common.ts';
 import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secret.ts';
@@ -49,6 +49,8 @@ const usage = `usage: trellis proxy --config FILE [--admin-port N] [--drain-ms N
 workload identity and mTLS (docs/identity-and-mtls.md):
   --join-token T         join token from \`POST /api/v1/identity/join-tokens\` (or TRELLIS_JOIN_TOKEN)
   --join-token-file F    read it from a file (or TRELLIS_JOIN_TOKEN_FILE)
+  --sa-token-file F      Kubernetes mode: the projected ServiceAccount token (audience trellis),
+                         re-read at every renewal (or TRELLIS_SA_TOKEN_FILE; docs/kubernetes.md)
   --identity-url URL     control plane API (default TRELLIS_IDENTITY_URL, else http://<ADS host>:15080)
                          (TRELLIS_IDENTITY_ROLLOVER_WINDOW, default 10s: when the CA activates a new
                          root, renew at a random point within this long)
@@ -103,6 +105,7 @@ export async function run(argv: string[]): Promise<number> {
         'no-watch': { type: 'boolean' },
         'join-token': { type: 'string' },
         'join-token-file': { type: 'string' },
+        'sa-token-file': { type: 'string' },
         'identity-url': { type: 'string' },
         'jwks-ca': { type: 'string' },
         'tracing-collector': { type: 'string' },
@@ -162,15 +165,27 @@ export async function run(argv: string[]): Promise<number> {
 
   // Workload identity first: the proxy serves mTLS from its first config.
   let identity: WorkloadIdentity | undefined;
-  let joinToken: string | undefined;
-  try {
-    joinToken = resolveJoinToken({
-      ...(values['join-token'] ? { token: values['join-token'] } : {}),
-      ...(values['join-token-file'] ? { file: values['join-token-file'] } : {}),
-    });
-  } catch (err) {
-    console.error(`trellis proxy: --join-token-file: ${(err as Error).message}`);
-    return 2;
+  let joinToken: string | (() => string) | undefined;
+  const saFile = saTokenFile({ ...(values['sa-token-file'] ? { file: values['sa-token-file'] } : {}) });
+  if (saFile) {
+    try {
+      readFileSync(saFile, 'utf8');
+    } catch (err) {
+      console.error(`trellis proxy: --sa-token-file: ${(err as Error).message}`);
+      return 2;
+    }
+    // Re-read for every CSR: the kubelet rotates a projected token in place.
+    joinToken = () => readFileSync(saFile, 'utf8').trim();
+  } else {
+    try {
+      joinToken = resolveJoinToken({
+        ...(values['join-token'] ? { token: values['join-token'] } : {}),
+        ...(values['join-token-file'] ? { file: values['join-token-file'] } : {}),
+      });
+    } catch (err) {
+      console.error(`trellis proxy: --join-token-file: ${(err as Error).message}`);
+      return 2;
+    }
   }
   if (joinToken) {
     const adsHost = boot.dynamicResources?.ads.address.split(',')[0]?.replace(/:\d+$/, '');

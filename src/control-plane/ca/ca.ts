@@ -79,9 +79,12 @@ export interface CaOptions {
    * root; `rootPem` may hold the root (and chain) separately. Only the
    * operator CA's key is needed: the root's stays offline. */
   readonly operatorCa?: { readonly certPem: string; readonly keyPem: string; readonly rootPem?: string };
+  /** Checks the CSR's bearer credential instead of join tokens (Kubernetes
+   * mode: kubernetes/token-review.ts); join tokens are then not minted. */
+  readonly authenticate?: (token: string | undefined) => Promise<{ ok: true; binding: JoinTokenBinding } | { ok: false; code: 'UNAUTHENTICATED' | 'UNAVAILABLE'; message: string }>;
 }
 
-export type SignErrorCode = 'UNAUTHENTICATED' | 'INVALID_CSR' | 'IDENTITY_MISMATCH';
+export type SignErrorCode = 'UNAUTHENTICATED' | 'UNAVAILABLE' | 'INVALID_CSR' | 'IDENTITY_MISMATCH';
 
 export type SignResult =
   | { ok: true; spiffeId: string; certificateChain: string; trustBundle: string; expiresAt: string }
@@ -265,7 +268,7 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
     }),
 
     async signCsr(csrPem, { credentials }) {
-      const auth = await verifyJoinToken(store, credentials.joinToken, now());
+      const auth = opts.authenticate ? await opts.authenticate(credentials.joinToken) : await verifyJoinToken(store, credentials.joinToken, now());
       if (!auth.ok) return auth;
       let csr: x509.Pkcs10CertificateRequest;
       try {
@@ -286,7 +289,7 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       }
       const other = asked.filter((n) => n !== `url:${spiffeId}`);
       if (other.length > 0) {
-        return { ok: false, code: 'IDENTITY_MISMATCH', message: `csr: asks for ${other.join(', ')}; this join token grants only ${spiffeId}` };
+        return { ok: false, code: 'IDENTITY_MISMATCH', message: `csr: asks for ${other.join(', ')}; this credential grants only ${spiffeId}` };
       }
       const { certPem: issuerCertPem, key } = await signingKey();
       const rootFingerprint = state.intermediate.rootFingerprint;
@@ -305,7 +308,9 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       };
     },
 
-    createJoinToken: (binding, o = {}) => mintJoinToken(store, binding, { now: now(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }) }),
+    createJoinToken: async (binding, o = {}) => opts.authenticate
+      ? { ok: false, code: 'INVALID_ARGUMENT', message: 'join tokens are not used here: sidecars present a projected ServiceAccount token (audience trellis) instead (docs/kubernetes.md)' }
+      : mintJoinToken(store, binding, { now: now(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }) }),
     revokeJoinToken: (token) => revokeJoinToken(store, token),
 
     async stageRoot() {

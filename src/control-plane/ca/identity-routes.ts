@@ -1,5 +1,5 @@
 // The identity API, mounted on the control plane's HTTP port:
-//   POST /api/v1/identity/csr            Bearer <join token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
+//   POST /api/v1/identity/csr            Bearer <join token, or in Kubernetes mode a ServiceAccount token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
 //   GET  /api/v1/identity/trust-bundle   -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
 //   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
 //   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate) and `holders`:
@@ -35,7 +35,7 @@ function fail(res: ServerResponse, status: number, code: string, message: string
   sendJson(res, status, { error: { code, message } });
 }
 
-const STATUS: Record<string, number> = { UNAUTHENTICATED: 401, INVALID_CSR: 400, IDENTITY_MISMATCH: 403, INVALID_ARGUMENT: 400 };
+const STATUS: Record<string, number> = { UNAUTHENTICATED: 401, UNAVAILABLE: 503, INVALID_CSR: 400, IDENTITY_MISMATCH: 403, INVALID_ARGUMENT: 400 };
 
 /** CA status with who holds what: each holder marked live or not. */
 async function statusWithHolders(ca: CertificateAuthority, isLive: (namespace: string, workload: string) => boolean): Promise<object> {

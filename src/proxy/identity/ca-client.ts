@@ -1,5 +1,5 @@
 // The proxy's side of the identity API: POST /api/v1/identity/csr with the
-// join token as a Bearer credential, GET /api/v1/identity/trust-bundle.
+// join token (Kubernetes mode: the projected ServiceAccount token) as a Bearer credential, GET /api/v1/identity/trust-bundle.
 import { readFileSync } from 'node:fs';
 
 export interface IssuedCertificate {
@@ -25,7 +25,15 @@ export function resolveJoinToken(opts: { token?: string; file?: string; env?: No
   return undefined;
 }
 
-export function createCaClient(opts: { baseUrl: string; joinToken: string; timeoutMs?: number }): CaClient {
+/** In Kubernetes mode: the projected ServiceAccount token's file (`TRELLIS_SA_TOKEN_FILE`). */
+export function saTokenFile(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): string | undefined {
+  return opts.file || (opts.env ?? process.env)['TRELLIS_SA_TOKEN_FILE'] || undefined;
+}
+
+/** `joinToken` a function: called for every request (a projected token file
+ * is re-read, since the kubelet rotates it). */
+export function createCaClient(opts: { baseUrl: string; joinToken: string | (() => string); timeoutMs?: number }): CaClient {
+  const token = typeof opts.joinToken === 'string' ? () => opts.joinToken as string : opts.joinToken;
   const base = opts.baseUrl.replace(/\/+$/, '');
   const timeoutMs = opts.timeoutMs ?? 10_000;
   async function call<T>(path: string, init: RequestInit, pick: (body: Record<string, unknown>) => T | undefined): Promise<CaCallResult<T>> {
@@ -50,15 +58,22 @@ export function createCaClient(opts: { baseUrl: string; joinToken: string; timeo
     return { ok: true, value: v };
   }
   return {
-    requestCertificate: (csrPem) =>
-      call('/api/v1/identity/csr', {
+    requestCertificate: (csrPem) => {
+      let bearer: string;
+      try {
+        bearer = token();
+      } catch (err) {
+        return Promise.resolve({ ok: false, code: 'NO_CREDENTIAL', message: (err as Error).message, retryable: true });
+      }
+      return call('/api/v1/identity/csr', {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.joinToken}` },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
         body: JSON.stringify({ csr: csrPem }),
       }, (b) =>
         typeof b['certificateChain'] === 'string' && typeof b['trustBundle'] === 'string' && typeof b['expiresAt'] === 'string'
           ? { certificateChain: b['certificateChain'], trustBundle: b['trustBundle'], expiresAt: b['expiresAt'] }
-          : undefined),
+          : undefined);
+    },
     fetchTrustBundle: () => call('/api/v1/identity/trust-bundle', { method: 'GET' }, (b) => (typeof b['trustBundle'] === 'string' ? b['trustBundle'] : undefined)),
   };
 }
