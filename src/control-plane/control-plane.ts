@@ -37,6 +37,7 @@ import { dashboardRoutes } from '../dashboard/serve.ts';
 import type { KubeConfig } from './kubernetes/kubeconfig.ts';
 import { createKubeClient, type KubeClient } from './kubernetes/client.ts';
 import { tokenReviewAuthenticator } from './kubernetes/token-review.ts';
+import { startInjectionWebhook, type InjectionWebhookOptions } from './kubernetes/webhook.ts';
 import { startKubernetesSource } from './kubernetes/source.ts';
 
 export interface ControlPlaneOptions {
@@ -65,6 +66,8 @@ export interface ControlPlaneOptions {
   kubernetes?: KubeConfig;
   /** Objects and bytes per kind (default DEFAULT_KIND_QUOTA). */
   quota?: KindQuota;
+  /** Kubernetes mode: serve the sidecar injection webhook (kubernetes/webhook.ts). */
+  injection?: Omit<InjectionWebhookOptions, 'ca' | 'client' | 'log'>;
 }
 
 export interface ControlPlane {
@@ -136,6 +139,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       routes: { isLive, ...opts.identity?.routes },
     });
     if (identity) cleanups.push(() => identity.stop());
+    if (opts.injection) {
+      if (!kubeClient || !identity) throw new Error('sidecar injection needs Kubernetes mode and the CA');
+      const webhook = await startInjectionWebhook({ ...opts.injection, ca: identity.ca, client: kubeClient, log });
+      cleanups.push(() => webhook.close());
+    }
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;
     const decorate = (state: MeshState): MeshState => {

@@ -5,12 +5,8 @@
 //               never routed; the host does not forward: ip_forward untouched)
 //     └─ veth ── pod netns "trl-<id>": eth0 198.18.0.N/24, lo, default via
 //                198.18.0.1 (so VIPs have a route; nothing leaves the host)
-//   inside the pod, iptables nat:
-//     OUTPUT      -p tcp -m owner --uid-owner <proxy uid> -j RETURN
-//                 -p tcp -o lo -d 127.0.0.0/8 -j RETURN
-//                 -p tcp -j REDIRECT --to-ports <outbound>
-//     PREROUTING  -p tcp --dport <admin> -j RETURN
-//                 -p tcp -j REDIRECT --to-ports <inbound>
+//   inside the pod, iptables nat: captureRules() (capture-rules.ts, shared
+//     with the Kubernetes injector's init container)
 //   the proxy runs as its own uid (setpriv), so its connections (to peers,
 //   and to the app on 127.0.0.1) are not captured again: no loops.
 //   /etc/netns/<pod>/hosts maps service names to their VIPs (ip netns exec
@@ -39,6 +35,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
 import { loadOrigDst } from '../proxy/orig-dst.ts';
+import { captureRules } from './capture-rules.ts';
 import type { PodNetwork } from './runner.ts';
 import type { ProxyRuntime } from './sidecar.ts';
 import { proxyUidCannotRun, stageProxyRuntime } from './staged-runtime.ts';
@@ -294,11 +291,7 @@ export class Pod implements PodNetwork {
 
   async capture(ports: { outbound: number; inbound: number; admin: number }): Promise<void> {
     const ipt = (...a: string[]): Promise<void> => run(['ip', 'netns', 'exec', this.netns, 'iptables', '-w', '-t', 'nat', ...a]);
-    await ipt('-A', 'OUTPUT', '-p', 'tcp', '-m', 'owner', '--uid-owner', String(this.proxyUid), '-j', 'RETURN');
-    await ipt('-A', 'OUTPUT', '-p', 'tcp', '-o', 'lo', '-d', '127.0.0.0/8', '-j', 'RETURN');
-    await ipt('-A', 'OUTPUT', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(ports.outbound));
-    await ipt('-A', 'PREROUTING', '-p', 'tcp', '--dport', String(ports.admin), '-j', 'RETURN');
-    await ipt('-A', 'PREROUTING', '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(ports.inbound));
+    for (const rule of captureRules(ports, this.proxyUid)) await ipt(...rule);
     this.#log('pod_capture_installed', { netns: this.netns, ...ports });
   }
 

@@ -3,8 +3,9 @@
 import { parseArgs } from '../command-args.ts';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { startControlPlane } from '../../control-plane/control-plane.ts';
+import { startControlPlane, type ControlPlaneOptions } from '../../control-plane/control-plane.ts';
 import { DEFAULT_KIND_QUOTA } from '../../control-plane/resources/service.ts';
+import { DEFAULT_SIDECAR_IMAGE } from '../../control-plane/kubernetes/inject.ts';
 import { parseDuration } from '../../api/schema-common.ts';
 import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
 import { kubeConfigFor, KubeConfigError } from '../../control-plane/kubernetes/kubeconfig.ts';
@@ -29,6 +30,14 @@ Kubernetes mode (docs/kubernetes.md):
   --kubeconfig PATH        the API server and credentials (default: $KUBECONFIG, then
                            the pod's in-cluster service account, then ~/.kube/config)
   --kube-context NAME      a kubeconfig context other than its current-context
+  --injection-port N       serve the sidecar injection webhook (HTTPS, POST /inject) on N
+  --injection-hosts H,...  names/IPs the API server dials it at: its certificate's SANs
+                           (default trellis.trellis-system.svc)
+  --injection-webhook NAME the MutatingWebhookConfiguration whose caBundle is patched at
+                           start (default trellis-sidecar-injector)
+  --sidecar-image IMG      image of injected sidecars (default ${DEFAULT_SIDECAR_IMAGE})
+  --sidecar-xds ADDR       where injected sidecars reach xDS (default trellis.trellis-system.svc:15010)
+  --sidecar-api URL        where they reach the CA (default http://trellis.trellis-system.svc:15080)
 
 identity and mTLS (docs/identity-and-mtls.md):
   --trust-domain TD        SPIFFE trust domain (default cluster.local)
@@ -71,6 +80,12 @@ export async function run(argv: string[]): Promise<number> {
       'kube-context': { type: 'string' },
       'max-objects-per-kind': { type: 'string' },
       'max-bytes-per-kind': { type: 'string' },
+      'injection-port': { type: 'string' },
+      'injection-hosts': { type: 'string' },
+      'injection-webhook': { type: 'string' },
+      'sidecar-image': { type: 'string' },
+      'sidecar-xds': { type: 'string' },
+      'sidecar-api': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -114,6 +129,32 @@ export async function run(argv: string[]): Promise<number> {
     console.error('trellis control-plane: --kubeconfig and --kube-context need --kubernetes');
     return 2;
   }
+  const injectionFlags = ['injection-port', 'injection-hosts', 'injection-webhook', 'sidecar-image', 'sidecar-xds', 'sidecar-api'] as const;
+  const setInjection = injectionFlags.filter((f) => values[f] !== undefined);
+  if (setInjection.length > 0 && (!values.kubernetes || values['injection-port'] === undefined)) {
+    console.error(`trellis control-plane: --${setInjection[0]} needs --kubernetes and --injection-port`);
+    return 2;
+  }
+  let injection: ControlPlaneOptions['injection'];
+  if (values['injection-port'] !== undefined) {
+    let injectionPort: number;
+    try {
+      injectionPort = port('injection-port', values['injection-port'], 15017);
+    } catch (err) {
+      console.error(`trellis control-plane: ${(err as Error).message}`);
+      return 2;
+    }
+    const hosts = (values['injection-hosts'] ?? 'trellis.trellis-system.svc').split(',').map((h) => h.trim()).filter((h) => h !== '');
+    injection = {
+      host: values.host ?? '127.0.0.1', port: injectionPort, hosts,
+      ...(values['injection-webhook'] ? { webhookConfig: values['injection-webhook'] } : {}),
+      inject: {
+        image: values['sidecar-image'] ?? DEFAULT_SIDECAR_IMAGE,
+        xdsAddress: values['sidecar-xds'] ?? 'trellis.trellis-system.svc:15010',
+        identityUrl: values['sidecar-api'] ?? 'http://trellis.trellis-system.svc:15080',
+      },
+    };
+  }
   let kubernetes;
   try {
     kubernetes = values.kubernetes ? kubeConfigFor({ kubeconfig: values.kubeconfig, context: values['kube-context'] }) : undefined;
@@ -141,6 +182,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
       ...(identity === undefined ? {} : { identity }),
       ...(kubernetes ? { kubernetes } : {}),
+      ...(injection ? { injection } : {}),
       quota,
     });
   } catch (err) {

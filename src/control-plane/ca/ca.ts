@@ -137,6 +137,9 @@ export interface CertificateAuthority {
   /** The last unexpired certificate of every workload, optionally only those under `rootFingerprint`. */
   holders(rootFingerprint?: string): Promise<IssuedRecord[]>;
   rotateIntermediate(): Promise<void>;
+  /** A serving certificate for one of the control plane's own TLS endpoints
+   * (the injection webhook): SPIFFE ID plus `hosts` as DNS/IP SANs, a fresh key. */
+  issueServingCertificate(spiffeId: string, hosts: readonly string[]): Promise<{ certificateChain: string; keyPem: string; expiresAt: string }>;
   /** Re-read the state (another replica rotated). */
   reload(): Promise<void>;
 }
@@ -352,6 +355,12 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
     },
     async reload() {
       await load();
+    },
+    async issueServingCertificate(spiffeId, hosts) {
+      const kp = await generateKeyPair();
+      const { certPem: issuerCertPem, key } = await signingKey();
+      const leaf = await signWorkload({ spiffeId, hosts, publicKey: await x509.PublicKey.create(kp.keys.publicKey), now: new Date(now()), ttlMs: workloadTtl, issuerCertPem, issuerKey: key });
+      return { certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n', keyPem: kp.privateKeyPem, expiresAt: leaf.notAfter.toISOString() };
     },
   };
   return { ok: true, ca };
