@@ -33,6 +33,7 @@ import { Telemetry, loadTracer, type TelemetryConfig } from './telemetry/telemet
 import type { ProxyTracer } from './telemetry/tracing.ts';
 import { Security, type SecurityOptions } from './layers/security.ts';
 import { Plugins } from './plugins/plugins.ts';
+import { appHealthHandler, type AppProber } from './app-health.ts';
 
 export const DEFAULT_DRAIN_MS = 5_000;
 
@@ -69,6 +70,8 @@ export interface StartProxyOptions {
   /** On-demand discovery (XdsSource.resolveHost): asked when a request's
    * host matches no virtual host of its own; the request waits for it. */
   readonly onDemand?: (routeConfigName: string, host: string) => Promise<void> | undefined;
+  /** The app's probes the admin answers for the kubelet at /app-health/... (app-health.ts). */
+  readonly appProbers?: Map<string, AppProber>;
 }
 
 /** `portInUse`: the only failures were ports another socket holds (a caller
@@ -223,6 +226,7 @@ export class Proxy {
           });
           return true;
         }
+        if (this.opts.appProbers && this.opts.appProbers.size > 0 && appHealthHandler(this.opts.appProbers)(req, res)) return true;
         return this.telemetry.handleAdmin(req, res);
       },
     });

@@ -21,6 +21,7 @@ import { loadBootstrapFile } from '../../proxy/config/bootstrap.ts';
 import { formatErrors } from '../../proxy/config/envoy.ts';
 import type { ProxyConfig } from '../../proxy/config/types.ts';
 import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
+import { parseAppProbers } from '../../proxy/app-health.ts';
 import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
 import { preflightPlugins } from '../../proxy/plugins/preflight.ts';
 import { createCaClient, resolveJoinToken, saTokenFile } from '../../proxy/identity/ca-client.ts';
@@ -270,6 +271,16 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const admin = { address: boot.admin.address, port: adminPort ?? boot.admin.port };
+  // Injected in Kubernetes: the app's probes the kubelet now sends to the admin port.
+  let appProbers;
+  try {
+    appProbers = parseAppProbers(process.env['TRELLIS_APP_PROBERS']);
+  } catch (err) {
+    source.close();
+    identity?.stop();
+    console.error(`trellis proxy: ${(err as Error).message}`);
+    return 2;
+  }
   const tlsOptions = identity ? { ...meshTlsProxyOptions(identity, { log }), identity } : {};
   let proxyRef: Proxy | undefined;
   const started = await startProxy({
@@ -277,6 +288,7 @@ export async function run(argv: string[]): Promise<number> {
     node: boot.node,
     admin,
     log,
+    ...(appProbers.size > 0 ? { appProbers } : {}),
     ...(detectTimeoutMs === undefined ? {} : { detectTimeoutMs }),
     ...(jwksCa === undefined ? {} : { security: { jwks: { ca: jwksCa } } }),
     ...(tracing === undefined ? {} : { telemetry: { tracing } }),

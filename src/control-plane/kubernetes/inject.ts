@@ -18,6 +18,7 @@
 // Whether a Pod is injected: the Pod's `trellis.dev/inject` annotation or
 // label ("true"/"false") wins; else its namespace's `trellis-injection: enabled` label.
 import { captureScript } from '../../runner/capture-rules.ts';
+import type { AppProber } from '../../proxy/app-health.ts';
 
 export const INJECTION_LABEL = 'trellis-injection';
 export const INJECT_ANNOTATION = 'trellis.dev/inject';
@@ -70,12 +71,6 @@ function resolvePort(c: Container, port: number | string): number | undefined {
   return c.ports?.find((p) => p.name === port)?.containerPort;
 }
 
-/** A probe the sidecar's admin runs for the kubelet (what TRELLIS_APP_PROBERS holds per path). */
-export interface AppProber {
-  readonly httpGet?: { readonly path: string; readonly port: number; readonly scheme: string; readonly httpHeaders?: unknown[] };
-  readonly tcpSocket?: { readonly port: number };
-  readonly timeoutSeconds: number;
-}
 
 /** The Pod spec with the sidecar; a spec already injected comes back unchanged. */
 export function injectPodSpec(spec: PodSpec, meta: PodMeta, opts: InjectOptions): PodSpec {
@@ -92,7 +87,7 @@ export function injectPodSpec(spec: PodSpec, meta: PodMeta, opts: InjectOptions)
       if (p.httpGet) {
         const port = resolvePort(c, p.httpGet.port);
         if (port === undefined || p.httpGet.host) continue; // a named port it lacks, or another host: the kubelet's own check
-        probers[path] = { httpGet: { path: p.httpGet.path ?? '/', port, scheme: (p.httpGet.scheme ?? 'HTTP').toUpperCase(), ...(p.httpGet.httpHeaders ? { httpHeaders: p.httpGet.httpHeaders } : {}) }, ...timeout };
+        probers[path] = { httpGet: { path: p.httpGet.path ?? '/', port, scheme: (p.httpGet.scheme ?? 'HTTP').toUpperCase(), ...(p.httpGet.httpHeaders ? { httpHeaders: p.httpGet.httpHeaders as { name: string; value: string }[] } : {}) }, ...timeout };
       } else if (p.tcpSocket) {
         const port = resolvePort(c, p.tcpSocket.port);
         if (port === undefined || p.tcpSocket.host) continue;
