@@ -1,7 +1,8 @@
 // CustomResourceDefinitions generated from the kind registry, for Kubernetes
 // mode. Structural-schema rules: every node typed, `additionalProperties:
 // false` dropped (the API server prunes unknown fields and
-// `kubectl --validate=strict` rejects them), IntOrString kept as
+// `kubectl --validate=strict` rejects them), a numeric exclusiveMinimum/
+// exclusiveMaximum rewritten as OpenAPI v3.0's boolean form, IntOrString kept as
 // `x-kubernetes-int-or-string`. Gateway API kinds are normally installed from
 // the upstream CRDs; `trellisCrds()` gives ours only.
 import { KINDS, type KindDef } from './kinds.ts';
@@ -13,6 +14,12 @@ function structural(schema: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) {
     if (k === 'additionalProperties' && v === false) continue;
+    // JSON Schema's numeric exclusiveMinimum/Maximum is OpenAPI v3.0's boolean beside minimum/maximum.
+    if ((k === 'exclusiveMinimum' || k === 'exclusiveMaximum') && typeof v === 'number') {
+      out[k === 'exclusiveMinimum' ? 'minimum' : 'maximum'] = v;
+      out[k] = true;
+      continue;
+    }
     out[k] = structural(v);
   }
   return out;
