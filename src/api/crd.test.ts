@@ -35,3 +35,16 @@ test('the weight bound and default survive into the CRD', () => {
   const weight = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.rules.items.properties.backendRefs.items.properties.weight;
   assert.deepEqual(weight, { minimum: 0, maximum: 1_000_000, default: 1, type: 'integer' });
 });
+
+test('CRDs: exclusive bounds in OpenAPI v3.0 form (a boolean beside minimum/maximum), as the API server requires', () => {
+  const walk = (n: unknown, path: string): string[] => {
+    if (Array.isArray(n)) return n.flatMap((v, i) => walk(v, `${path}[${i}]`));
+    if (n === null || typeof n !== 'object') return [];
+    const o = n as Record<string, unknown>;
+    const bad = ['exclusiveMinimum', 'exclusiveMaximum'].filter((k) => k in o && typeof o[k] !== 'boolean').map((k) => `${path}.${k}`);
+    return [...bad, ...Object.entries(o).flatMap(([k, v]) => walk(v, `${path}.${k}`))];
+  };
+  assert.deepEqual(trellisCrds().flatMap((c) => walk(c, (c['metadata'] as { name: string }).name)), []);
+  const rl = JSON.stringify(trellisCrds().find((c) => (c['metadata'] as { name: string }).name === 'ratelimitpolicies.trellis.dev'));
+  assert.match(rl, /"requestsPerSecond":\{[^}]*"minimum":0,"exclusiveMinimum":true/);
+});
