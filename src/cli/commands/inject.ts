@@ -2,7 +2,7 @@
 // (like `istioctl kube-inject`): prints the manifests with every Pod and
 // Pod template injected (control-plane/kubernetes/inject.ts, the same function).
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseOrExit } from '../command-args.ts';
 import { parseAllDocuments, stringify } from 'yaml';
 import { DEFAULT_SIDECAR_IMAGE, injectManifests } from '../../control-plane/kubernetes/inject.ts';
 
@@ -18,23 +18,19 @@ const USAGE = `usage: trellis inject -f FILE|- [--sidecar-image IMG] [--sidecar-
 A Pod template annotated or labelled trellis.dev/inject: "false" is left alone.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: {
-      filename: { type: 'string', short: 'f' },
-      'sidecar-image': { type: 'string' },
-      'sidecar-xds': { type: 'string' },
-      'sidecar-api': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    } }));
-  } catch (err) {
-    console.error(`trellis inject: ${(err as Error).message}\n\n${USAGE}`);
+  const args = parseOrExit('inject', argv, {
+    filename: { type: 'string', short: 'f' },
+    'sidecar-image': { type: 'string' },
+    'sidecar-xds': { type: 'string' },
+    'sidecar-api': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  } as const, USAGE);
+  if (typeof args === 'number') return args;
+  if (args.positionals.length > 0) {
+    console.error(`trellis inject: unexpected argument "${args.positionals[0]}"\n\n${USAGE}`);
     return 2;
   }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const { values } = args;
   if (!values.filename) {
     console.error(`trellis inject: -f is required\n\n${USAGE}`);
     return 2;

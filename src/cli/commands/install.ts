@@ -1,7 +1,7 @@
 // trellis install: print the Kubernetes manifests for the control plane
 // (control-plane/kubernetes/install.ts); apply them with
 // `trellis install | kubectl apply --server-side -f -`.
-import { parseArgs } from 'node:util';
+import { parseOrExit } from '../command-args.ts';
 import { stringify } from 'yaml';
 import { INSTALL_NAMESPACE, installManifests } from '../../control-plane/kubernetes/install.ts';
 import { DEFAULT_SIDECAR_IMAGE } from '../../control-plane/kubernetes/inject.ts';
@@ -17,25 +17,22 @@ const USAGE = `usage: trellis install [--image IMG] [--namespace NS] [--storage 
 Apply: trellis install | kubectl apply --server-side -f -  (docs/kubernetes.md)`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: {
-      image: { type: 'string' },
-      namespace: { type: 'string' },
-      storage: { type: 'string' },
-      output: { type: 'string', short: 'o', default: 'yaml' },
-      help: { type: 'boolean', short: 'h' },
-    } }));
-  } catch (err) {
-    console.error(`trellis install: ${(err as Error).message}\n\n${USAGE}`);
+  const args = parseOrExit('install', argv, {
+    image: { type: 'string' },
+    namespace: { type: 'string' },
+    storage: { type: 'string' },
+    output: { type: 'string', short: 'o' },
+    help: { type: 'boolean', short: 'h' },
+  } as const, USAGE);
+  if (typeof args === 'number') return args;
+  if (args.positionals.length > 0) {
+    console.error(`trellis install: unexpected argument "${args.positionals[0]}"\n\n${USAGE}`);
     return 2;
   }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (values.output !== 'yaml' && values.output !== 'json') {
-    console.error(`trellis install: -o: must be yaml or json (got ${JSON.stringify(values.output)})`);
+  const { values } = args;
+  const output = values.output ?? 'yaml';
+  if (output !== 'yaml' && output !== 'json') {
+    console.error(`trellis install: -o: must be yaml or json (got ${JSON.stringify(output)})`);
     return 2;
   }
   if (values.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(values.namespace)) {
@@ -47,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(values.namespace ? { namespace: values.namespace } : {}),
     ...(values.storage ? { storage: values.storage } : {}),
   });
-  if (values.output === 'json') process.stdout.write(`${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }, null, 2)}\n`);
+  if (output === 'json') process.stdout.write(`${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }, null, 2)}\n`);
   else process.stdout.write(docs.map((d) => stringify(d)).join('---\n'));
   return 0;
 }
