@@ -153,3 +153,19 @@ export function watchRoutes(t: TestContext, xds: string, host: string): { until(
     },
   };
 }
+
+/** A kubeconfig for the ServiceAccount `trellis install` creates, bound to
+ * its ClusterRole (applied here from installManifests()): the control plane
+ * then runs with exactly the RBAC it ships with, not as cluster admin. */
+export async function installedControlPlaneKubeconfig(kube: KubeCluster, file: string): Promise<string> {
+  const { installManifests } = await import('../../src/control-plane/kubernetes/install.ts');
+  const rbac = installManifests().filter((o) => ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'].includes(o['kind'] as string));
+  await applyObjects(kube, rbac);
+  const token = await kube.kubectl(['-n', 'trellis-system', 'create', 'token', 'trellis', '--duration', '1h']);
+  assert.equal(token.code, 0, token.stderr);
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  writeFileSync(file, readFileSync(kube.kubeconfig, 'utf8')
+    .replace(/client-certificate-data: .*\n/, '')
+    .replace(/client-key-data: .*\n/, `token: ${token.stdout.trim()}\n`), { mode: 0o600 });
+  return file;
+}

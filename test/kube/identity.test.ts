@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kubeMissingReason, startKubeCluster, type KubeCluster } from './harness.ts';
-import { applyObjects, NS } from './fixtures.ts';
+import { applyObjects, installedControlPlaneKubeconfig, NS } from './fixtures.ts';
 import { freePort } from '../util/etcd.ts';
 import { APPS, events, trellisRun, waitFor, type Running } from '../run/harness.ts';
 import { startControlPlane } from '../../src/control-plane/control-plane.ts';
@@ -60,7 +60,8 @@ test('kubernetes identity: projected ServiceAccount tokens checked by TokenRevie
 
   const cp = await startControlPlane({
     dataDir: join(dir, 'cp'), apiPort: 0, xdsPort: await freePort(), log: () => {},
-    kubernetes: kubeConfigFor({ kubeconfig: kube.kubeconfig }),
+    // As the ServiceAccount `trellis install` creates, with its ClusterRole only.
+    kubernetes: kubeConfigFor({ kubeconfig: await installedControlPlaneKubeconfig(kube, join(dir, 'kubeconfig')) }),
   });
   t.after(() => cp.close());
 

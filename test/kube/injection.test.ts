@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kubeMissingReason, startKubeCluster } from './harness.ts';
-import { applyObjects, trellis } from './fixtures.ts';
+import { applyObjects, installedControlPlaneKubeconfig, trellis } from './fixtures.ts';
 import { freePort } from '../util/etcd.ts';
 import { startControlPlane } from '../../src/control-plane/control-plane.ts';
 import { kubeConfigFor } from '../../src/control-plane/kubernetes/kubeconfig.ts';
@@ -64,7 +64,8 @@ test('kubernetes injection: the webhook on the control plane injects Pods create
   const inject = { image: 'example.invalid/trellis:test', xdsAddress: 'trellis.trellis-system.svc:15010', identityUrl: 'http://trellis.trellis-system.svc:15080' };
   const cp = await startControlPlane({
     dataDir: join(dir, 'cp'), apiPort: 0, xdsPort: await freePort(), log: () => {},
-    kubernetes: kubeConfigFor({ kubeconfig: kube.kubeconfig }),
+    // As the ServiceAccount `trellis install` creates, with its ClusterRole only.
+    kubernetes: kubeConfigFor({ kubeconfig: await installedControlPlaneKubeconfig(kube, join(dir, 'kubeconfig')) }),
     injection: { host: '127.0.0.1', port, hosts: ['127.0.0.1'], inject },
   });
   t.after(() => cp.close());
