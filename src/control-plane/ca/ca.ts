@@ -360,7 +360,7 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       const kp = await generateKeyPair();
       const { certPem: issuerCertPem, key } = await signingKey();
       const leaf = await signWorkload({ spiffeId, hosts, publicKey: await x509.PublicKey.create(kp.keys.publicKey), now: new Date(now()), ttlMs: workloadTtl, issuerCertPem, issuerKey: key });
-      return { certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n', keyPem: kp.privateKeyPem, expiresAt: leaf.notAfter.toISOString() };
+      return { certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n' + (state.intermediate.chainPem ?? ''), keyPem: kp.privateKeyPem, expiresAt: leaf.notAfter.toISOString() };
     },
   };
   return { ok: true, ca };
