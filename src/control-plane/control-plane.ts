@@ -37,6 +37,9 @@ import { dashboardRoutes } from '../dashboard/serve.ts';
 import type { KubeConfig } from './kubernetes/kubeconfig.ts';
 import { createKubeClient } from './kubernetes/client.ts';
 import { startKubernetesSource } from './kubernetes/source.ts';
+import { createApiAuth, isLoopbackAddress } from './api/auth.ts';
+import { authRoutes } from './api/auth-routes.ts';
+import { ensureBootstrapAdmin } from './api/api-tokens.ts';
 
 export interface ControlPlaneOptions {
   /** Embedded store directory (default backend). */
@@ -64,6 +67,9 @@ export interface ControlPlaneOptions {
   kubernetes?: KubeConfig;
   /** Objects and bytes per kind (default DEFAULT_KIND_QUOTA). */
   quota?: KindQuota;
+  /** Require credentials on the API even when bound to loopback (they are
+   * always required on any other address; docs/security-model.md). */
+  requireAuth?: boolean;
 }
 
 export interface ControlPlane {
@@ -87,6 +93,10 @@ export interface ControlPlane {
   /** Golden metrics from the embedded scraper (docs/telemetry.md). */
   readonly metrics: GoldenMetrics;
   readonly scraper: Scraper;
+  /** Whether the API requires credentials (bound beyond loopback, or requireAuth). */
+  readonly authRequired: boolean;
+  /** Where this replica wrote the first admin token, when it minted one. */
+  readonly adminTokenFile: string | undefined;
   close(): Promise<void>;
 }
 
@@ -148,7 +158,18 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     const registry = registryRoutes(store, { log });
     cleanups.push(() => registry.close());
-    const api = createApiServer({ resources });
+    // Who may call the API (api/auth.ts): anonymous loopback callers are
+    // admin only while the API listens on loopback alone.
+    const authRequired = opts.requireAuth === true || !isLoopbackAddress(host);
+    const dataDir = opts.dataDir ?? '.trellis/data';
+    let adminTokenFile: string | undefined;
+    if (authRequired) {
+      const boot = await ensureBootstrapAdmin(store, dataDir, id);
+      if (boot.created) adminTokenFile = boot.file;
+    }
+    const auth = createApiAuth({ store, required: authRequired });
+    const api = createApiServer({ resources, auth });
+    api.addRoutes(authRoutes({ store, required: authRequired }));
     api.addRoutes(registry.routes);
     // Who is connected, with what their node metadata says (admin address, workload).
     const nodes = trackProxyNodes(xds, {
@@ -198,7 +219,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const { port: apiPort } = await api.listen(opts.apiPort ?? 15080, host);
     cleanups.push(() => api.close());
 
-    log(`ready: api http://${host}:${apiPort} xds ${host}:${xdsPort} store ${store.kind}`);
+    log(`ready: api http://${host}:${apiPort} xds ${host}:${xdsPort} store ${store.kind}${authRequired ? ' (API credentials required)' : ' (loopback: anonymous callers are admin)'}`);
+    if (adminTokenFile) log(`first admin token written to ${adminTokenFile} (0600); log in with: trellis login --server http://${host}:${apiPort} --token "$(cat ${adminTokenFile})"`);
     let closed = false;
     return {
       id,
@@ -217,6 +239,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       proxies: nodes,
       metrics,
       scraper,
+      authRequired,
+      adminTokenFile,
       async close() {
         if (closed) return;
         closed = true;

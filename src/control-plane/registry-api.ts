@@ -9,6 +9,7 @@ import type { Store } from './store/types.ts';
 import { register, type Registration } from './registry/registration.ts';
 import { parseStoredWorkload, workloadKey, WORKLOADS_PREFIX } from './registry/workload.ts';
 import { apiError, readStructuredBody, sendError, sendJson, type ApiRoute } from './api/server.ts';
+import { mayRegister, principalOf } from './api/auth.ts';
 
 export interface RegistryApi {
   routes: ApiRoute[];
@@ -26,6 +27,9 @@ export function registryRoutes(store: Store, opts: { log?: (m: string) => void }
     const ttlRaw = input && typeof input === 'object' ? input.ttlSeconds : undefined;
     const { ttlSeconds: _ttl, ...workload } = (input ?? {}) as Record<string, unknown>;
     void _ttl;
+    // A registrar registers under its own identity only (auth.ts).
+    const denied = mayRegister(principalOf(req), String(workload.namespace ?? 'default'), String(workload.serviceAccount ?? 'default'));
+    if (denied) return sendError(res, denied);
     const r = await register(store, workload, ttlRaw === undefined ? {} : { ttlSeconds: Number(ttlRaw) });
     if (!r.ok) {
       return sendError(res, apiError('invalid', `Workload ${String(workload.namespace ?? 'default')}/${String(workload.name ?? '?')}: ${r.errors.map((e) => `${e.field}: ${e.reason}`).join('; ')}`, {
@@ -45,8 +49,18 @@ export function registryRoutes(store: Store, opts: { log?: (m: string) => void }
     sendJson(res, 201, { key: reg.key, leaseId: reg.leaseId, ttlSeconds: reg.ttlSeconds, workload: reg.workload });
   };
 
-  const heartbeatRoute = async (_req: IncomingMessage, res: ServerResponse, p: Record<string, string>): Promise<void> => {
+  /** A registrar acts only on workloads of its identity. */
+  const refuseOther = async (req: IncomingMessage, key: string): Promise<ReturnType<typeof mayRegister>> => {
+    const who = principalOf(req);
+    if (who === undefined || who.role === 'admin') return undefined;
+    const w = held.get(key)?.workload ?? parseStoredWorkload((await store.get(key))?.value ?? 'null');
+    return w ? mayRegister(who, w.namespace, w.serviceAccount) : undefined;
+  };
+
+  const heartbeatRoute = async (req: IncomingMessage, res: ServerResponse, p: Record<string, string>): Promise<void> => {
     const key = workloadKey(p.namespace ?? '', p.name ?? '');
+    const denied = await refuseOther(req, key);
+    if (denied) return sendError(res, denied);
     const reg = held.get(key);
     if (!reg) return sendError(res, apiError('not_found', `workload ${p.namespace}/${p.name} is not registered with this replica: register again`), { expired: true });
     const hb = await reg.heartbeat();
@@ -58,8 +72,10 @@ export function registryRoutes(store: Store, opts: { log?: (m: string) => void }
     sendError(res, apiError('unavailable', hb.message));
   };
 
-  const deregisterRoute = async (_req: IncomingMessage, res: ServerResponse, p: Record<string, string>): Promise<void> => {
+  const deregisterRoute = async (req: IncomingMessage, res: ServerResponse, p: Record<string, string>): Promise<void> => {
     const key = workloadKey(p.namespace ?? '', p.name ?? '');
+    const denied = await refuseOther(req, key);
+    if (denied) return sendError(res, denied);
     const reg = held.get(key);
     held.delete(key);
     if (reg) await reg.deregister().catch(() => {});
@@ -75,10 +91,10 @@ export function registryRoutes(store: Store, opts: { log?: (m: string) => void }
 
   return {
     routes: [
-      { method: 'POST', pattern: '/api/v1/registry/workloads', handle: registerRoute },
+      { method: 'POST', pattern: '/api/v1/registry/workloads', access: 'register', handle: registerRoute },
       { method: 'GET', pattern: '/api/v1/registry/workloads', handle: listRoute },
-      { method: 'PUT', pattern: '/api/v1/registry/workloads/:namespace/:name/heartbeat', handle: heartbeatRoute },
-      { method: 'DELETE', pattern: '/api/v1/registry/workloads/:namespace/:name', handle: deregisterRoute },
+      { method: 'PUT', pattern: '/api/v1/registry/workloads/:namespace/:name/heartbeat', access: 'register', handle: heartbeatRoute },
+      { method: 'DELETE', pattern: '/api/v1/registry/workloads/:namespace/:name', access: 'register', handle: deregisterRoute },
     ],
     async close() {
       // Registrations outlive this replica: their leases expire on their own

@@ -21,12 +21,12 @@ export interface Lease {
   ttlSeconds: number;
 }
 
-async function call(method: string, url: string, body?: unknown, timeoutMs = 5000): Promise<RegistryResult<unknown>> {
+async function call(method: string, url: string, body?: unknown, token?: string, timeoutMs = 5000): Promise<RegistryResult<unknown>> {
   let res: Response;
   try {
     res = await fetch(url, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -43,15 +43,19 @@ async function call(method: string, url: string, body?: unknown, timeoutMs = 500
     json = text;
   }
   if (res.ok) return { ok: true, value: json };
-  const msg = typeof json === 'object' && json && 'message' in json ? String((json as { message: unknown }).message) : text.slice(0, 300);
+  const e = typeof json === 'object' && json !== null ? ((json as { error?: { message?: unknown } }).error ?? json) as { message?: unknown } : undefined;
+  const msg = e && 'message' in e ? String(e.message) : text.slice(0, 300);
   return { ok: false, code: res.status === 404 ? 'CP_NOT_FOUND' : 'CP_REJECTED', status: res.status, message: `${method} ${url}: ${res.status} ${msg}` };
 }
 
 export class RegistryClient {
   readonly base: string;
+  /** A registrar (or admin) API token, sent as a Bearer credential. */
+  readonly #token: string | undefined;
 
-  constructor(apiUrl: string) {
+  constructor(apiUrl: string, opts: { token?: string } = {}) {
     this.base = apiUrl.replace(/\/+$/, '');
+    this.#token = opts.token;
   }
 
   #workloadUrl(ns: string, name: string): string {
@@ -59,18 +63,18 @@ export class RegistryClient {
   }
 
   async register(w: WorkloadRegistration): Promise<RegistryResult<Lease>> {
-    const r = await call('POST', `${this.base}/api/v1/registry/workloads`, w);
+    const r = await call('POST', `${this.base}/api/v1/registry/workloads`, w, this.#token);
     if (!r.ok) return r;
     const v = (r.value ?? {}) as { leaseId?: unknown; ttlSeconds?: unknown };
     return { ok: true, value: { leaseId: String(v.leaseId ?? ''), ttlSeconds: typeof v.ttlSeconds === 'number' && v.ttlSeconds > 0 ? v.ttlSeconds : 30 } };
   }
 
   async heartbeat(ns: string, name: string): Promise<RegistryResult<unknown>> {
-    return call('PUT', `${this.#workloadUrl(ns, name)}/heartbeat`, {});
+    return call('PUT', `${this.#workloadUrl(ns, name)}/heartbeat`, {}, this.#token);
   }
 
   async deregister(ns: string, name: string): Promise<RegistryResult<unknown>> {
-    const r = await call('DELETE', this.#workloadUrl(ns, name));
+    const r = await call('DELETE', this.#workloadUrl(ns, name), undefined, this.#token);
     return !r.ok && r.code === 'CP_NOT_FOUND' ? { ok: true, value: undefined } : r;
   }
 }

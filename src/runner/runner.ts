@@ -42,6 +42,8 @@ export interface RunOptions {
   upstreams: UpstreamDecl[];
   /** Control plane HTTP API, e.g. http://127.0.0.1:15080. */
   apiUrl: string;
+  /** An API token (registrar for this identity, or admin) for the registry. */
+  apiToken?: string;
   /** Control plane xDS, host:port. */
   xdsAddress: string;
   /** Address registered for the workload (explicit mode); default 127.0.0.1. */
@@ -222,7 +224,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       },
       locality: opts.locality ?? {},
     };
-    const registry = new RegistryClient(opts.apiUrl);
+    const registry = new RegistryClient(opts.apiUrl, opts.apiToken ? { token: opts.apiToken } : {});
     const reg = await registry.register(registration);
     if (!reg.ok) {
       log('register_failed', { code: reg.code, error: reg.message });

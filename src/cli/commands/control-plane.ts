@@ -15,7 +15,11 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
 
   --data-dir   embedded store directory (default .trellis/data)
   --etcd       share a real etcd with other replicas (highly available control plane)
-  --host       address to bind (default 127.0.0.1)
+  --host       address to bind (default 127.0.0.1); on any other address the API
+               requires credentials (docs/security-model.md)
+  --require-auth  require API credentials on loopback too (anonymous loopback
+               callers are admin otherwise); the first admin token is written to
+               <data-dir>/admin-token
   --api-port   HTTP API and dashboard (default 15080)
   --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
   --id         this replica's name (xDS control_plane.identifier, leader election)
@@ -71,6 +75,7 @@ export async function run(argv: string[]): Promise<number> {
       'kube-context': { type: 'string' },
       'max-objects-per-kind': { type: 'string' },
       'max-bytes-per-kind': { type: 'string' },
+      'require-auth': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -142,6 +147,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(identity === undefined ? {} : { identity }),
       ...(kubernetes ? { kubernetes } : {}),
       quota,
+      ...(values['require-auth'] ? { requireAuth: true } : {}),
     });
   } catch (err) {
     // The cluster refused us (credentials, RBAC): the API server's words, no stack.

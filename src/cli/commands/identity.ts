@@ -7,6 +7,8 @@
 //   trellis identity token --namespace NS --service-account SA --workload W [--ttl 720h]
 //   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
 //   trellis identity renew [--admin HOST:PORT ...]
+import { resolveConnection, type Connection } from '../contexts.ts';
+import { apiFetch } from '../api-fetch.ts';
 import { parseArgs } from '../command-args.ts';
 
 export const summary = 'mesh CA, workload identities and trust bundles; mint join tokens; rotate roots (alias: check)';
@@ -26,7 +28,9 @@ const usage = `usage:
       every connected proxy (or those named) renews its certificate now, through the
       control plane (it holds their admin tokens)
 
-  --api URL   control plane API (default TRELLIS_API or http://127.0.0.1:15080)`;
+  --server URL   control plane API (--api is an alias; default TRELLIS_SERVER, TRELLIS_API,
+                 the current context, else http://127.0.0.1:15080)
+  --context NAME a context from the CLI config (trellis login)`;
 
 interface CaStatusBody {
   trustDomain: string;
@@ -47,9 +51,11 @@ interface ProxyIdentity {
   trustBundle: { fingerprint: string }[];
 }
 
-async function call(url: string, init?: RequestInit): Promise<{ ok: true; body: unknown } | { ok: false; message: string }> {
+/** `conn`: an API call with its credentials; without, a plain fetch (a proxy's admin). */
+async function call(url: string, init?: RequestInit, conn?: Connection): Promise<{ ok: true; body: unknown } | { ok: false; message: string }> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+    const opts = { ...init, signal: AbortSignal.timeout(5000) };
+    const res = conn ? await apiFetch(conn, url, opts) : await fetch(url, opts);
     const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
     if (!res.ok) return { ok: false, message: `${url}: HTTP ${res.status}${body.error?.message ? `: ${body.error.message}` : ''}` };
     return { ok: true, body };
@@ -72,6 +78,8 @@ export async function run(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       api: { type: 'string' },
+      server: { type: 'string' },
+      context: { type: 'string' },
       admin: { type: 'string', multiple: true },
       output: { type: 'string', short: 'o' },
       namespace: { type: 'string', short: 'n' },
@@ -86,8 +94,9 @@ export async function run(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  const api = (values.api ?? process.env['TRELLIS_API'] ?? 'http://127.0.0.1:15080').replace(/\/+$/, '');
-  const post = (path: string, body: unknown) => call(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const conn = resolveConnection({ server: values.server ?? values.api ?? (process.env['TRELLIS_SERVER'] ? undefined : process.env['TRELLIS_API']), context: values.context });
+  const api = conn.server;
+  const post = (path: string, body: unknown) => call(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, conn);
   const [sub, arg] = positionals;
 
   if (sub === 'token') {
@@ -130,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const proxies = await call(`${api}/api/v1/proxies`);
+  const proxies = await call(`${api}/api/v1/proxies`, undefined, conn);
   // Every connected proxy that advertises its admin address, unless named.
   const listed = proxies.ok ? (proxies.body as { proxies: { nodeId: string; admin?: string }[] }).proxies : [];
   const admins = values.admin ?? listed.flatMap((p) => (p.admin ? [p.admin] : [])).sort();
@@ -162,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
     return failed === 0 ? 0 : 1;
   }
 
-  const ca = await call(`${api}/api/v1/identity/ca`);
+  const ca = await call(`${api}/api/v1/identity/ca`, undefined, conn);
   const identities = await Promise.all(admins.map(async (a) => ({ admin: a, r: await call(`http://${a}/identity`) })));
   if (values.output === 'json') {
     console.log(JSON.stringify({

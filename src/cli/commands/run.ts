@@ -1,5 +1,6 @@
 // `trellis run --service NAME --port 9080[:http] ... -- COMMAND...`: run a
 // process in the mesh with its own sidecar (see docs/running.md).
+import { resolveConnection } from '../contexts.ts';
 import { parseArgs } from '../command-args.ts';
 import type { PortProtocol } from '../../control-plane/translate/model.ts';
 import { defaultWorkloadName, runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
@@ -22,7 +23,9 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
                             a local port for an upstream service (gRPC, TCP); the app gets
                             TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; without
                             LOCALPORT (or 0) a free one is picked; repeatable
-  --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE or http://127.0.0.1:15080)
+  --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE, $TRELLIS_SERVER,
+                            the current context, else http://127.0.0.1:15080)
+  --context NAME            a context from the CLI config (trellis login): its server and token
   --xds HOST:PORT           control plane xDS (default: the API host, port 15010; $TRELLIS_XDS)
   --address ADDR            address registered for the workload (default 127.0.0.1)
   --label K=V               extra workload label; repeatable
@@ -81,7 +84,8 @@ export async function run(argv: string[]): Promise<number> {
         workload: { type: 'string' },
         port: { type: 'string', short: 'p', multiple: true, default: [] },
         upstream: { type: 'string', multiple: true, default: [] },
-        'control-plane': { type: 'string', default: process.env.TRELLIS_CONTROL_PLANE ?? 'http://127.0.0.1:15080' },
+        'control-plane': { type: 'string' },
+        context: { type: 'string' },
         xds: { type: 'string', ...(process.env.TRELLIS_XDS ? { default: process.env.TRELLIS_XDS } : {}) },
         address: { type: 'string' },
         label: { type: 'string', multiple: true, default: [] },
@@ -123,9 +127,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const locality = parseLocality(values);
   if (typeof locality === 'string') return fail(locality);
+  // The API and its token: --control-plane / $TRELLIS_CONTROL_PLANE, else the
+  // CLI's connection (--context, $TRELLIS_SERVER, the current context).
+  const conn = resolveConnection({ server: values['control-plane'] ?? process.env.TRELLIS_CONTROL_PLANE, context: values.context });
   let api: URL;
   try {
-    api = new URL(values['control-plane']);
+    api = new URL(conn.server);
   } catch {
     return fail(`--control-plane ${JSON.stringify(values['control-plane'])}: not a URL`);
   }
@@ -163,6 +170,7 @@ export async function run(argv: string[]): Promise<number> {
     ports,
     upstreams,
     apiUrl: api.toString(),
+    ...(conn.token ? { apiToken: conn.token } : {}),
     xdsAddress,
     ...(values.address ? { address: values.address } : {}),
     labels,

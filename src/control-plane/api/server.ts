@@ -12,6 +12,7 @@ import { apiError, sendError } from './http-errors.ts';
 import { resourceRoutes } from './resource-routes.ts';
 import { Router, type ApiRoute } from './router.ts';
 import { watchRoute } from './watch-sse.ts';
+import type { ApiAuth } from './auth.ts';
 
 export type { ApiRoute } from './router.ts';
 export { sendJson, sendError, apiError, type ApiError, type ApiErrorCode } from './http-errors.ts';
@@ -24,6 +25,8 @@ export interface ApiServerOptions {
   /** Extra routes mounted at creation (more can be added later with addRoutes). */
   routes?: readonly ApiRoute[];
   sseHeartbeatMs?: number;
+  /** Authentication and authorization (auth.ts); without it every caller may do everything (tests of the API alone). */
+  auth?: ApiAuth;
 }
 
 export interface ApiServer {
@@ -45,7 +48,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   if (opts.routes) router.add(opts.routes);
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    router.dispatch(req, res).catch((err: unknown) => {
+    const guard = opts.auth ? (r: IncomingMessage, route: ApiRoute) => opts.auth!.check(r, route) : undefined;
+    router.dispatch(req, res, guard).catch((err: unknown) => {
       const code = (err as { code?: unknown } | null)?.code;
       const unavailable = (err as Error | null)?.name === 'StoreError' && (code === 'unavailable' || code === 'closed');
       sendError(res, apiError(unavailable ? 'unavailable' : 'internal', err instanceof Error ? err.message : String(err)));
@@ -90,9 +94,9 @@ export interface StartedApi {
 }
 
 /** For `trellis control-plane`: the resource service over `store`, served on host:port. */
-export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[]; quota?: KindQuota }): Promise<StartedApi> {
+export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[]; quota?: KindQuota; auth?: ApiAuth }): Promise<StartedApi> {
   const resources = createResourceService(opts.store, opts.quota ? { quota: opts.quota } : {});
-  const api = createApiServer({ resources, ...(opts.routes ? { routes: opts.routes } : {}) });
+  const api = createApiServer({ resources, ...(opts.routes ? { routes: opts.routes } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
   const { port, url } = await api.listen(opts.port ?? DEFAULT_API_PORT, opts.host ?? '127.0.0.1');
   return { api, resources, port, url, close: () => api.close() };
 }

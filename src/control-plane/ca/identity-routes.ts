@@ -1,34 +1,27 @@
 // The identity API, mounted on the control plane's HTTP port:
-//   POST /api/v1/identity/csr            Bearer <join token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
-//   GET  /api/v1/identity/trust-bundle   -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
+//   POST /api/v1/identity/csr            public, Bearer <join token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
+//   GET  /api/v1/identity/trust-bundle   public; -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
 //   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
-//   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate) and `holders`:
+//   GET  /api/v1/identity/ca             viewer; CA status (bundle, intermediate) and `holders`:
 //                                        each workload's last unexpired certificate, its root, and
 //                                        whether the workload is live (connected or registered)
 //   POST /api/v1/identity/ca/rotate      admin; {step: stage|activate|retire|intermediate, fingerprint?, force?}
 //                                        retire: 409 IN_USE (with `holders`) while a live workload's
 //                                        certificate chains to that root, unless force
-// Admin routes are allowed to loopback callers unless `isAdmin` says
-// otherwise (the API has no user authentication yet; see the design note).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// Who is admin or viewer is the API's business (api/auth.ts, each route's `access`).
+import type { ServerResponse } from 'node:http';
 import type { ApiRoute } from '../api/server.ts';
 import { readStructuredBody, sendJson } from '../api/server.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { parseDuration } from '../../api/schema-common.ts';
+import { bearerToken } from '../api/auth.ts';
 
 export interface IdentityRouteOptions {
-  /** Who may mint join tokens and read CA status. Default: loopback callers. */
-  isAdmin?: (req: IncomingMessage) => boolean;
   /** Called after a CA rotation step (re-push the trust bundle). */
   onRotate?: () => void;
   /** Is this workload live (its proxy connected, or registered)? Its
    * certificate then blocks retiring its root. Default: every holder is live. */
   isLive?: (namespace: string, workload: string) => boolean;
-}
-
-export function isLoopback(req: IncomingMessage): boolean {
-  const a = req.socket.remoteAddress ?? '';
-  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
 }
 
 function fail(res: ServerResponse, status: number, code: string, message: string): void {
@@ -44,19 +37,13 @@ async function statusWithHolders(ca: CertificateAuthority, isLive: (namespace: s
   return { ...ca.status(), holders };
 }
 
-export function bearerToken(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-  return m?.[1];
-}
-
 export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOptions = {}): ApiRoute[] {
-  const isAdmin = opts.isAdmin ?? isLoopback;
   const isLive = opts.isLive ?? (() => true);
   return [
     {
       method: 'POST',
       pattern: '/api/v1/identity/csr',
+      access: 'public',
       async handle(req, res) {
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
@@ -71,6 +58,7 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
     {
       method: 'GET',
       pattern: '/api/v1/identity/trust-bundle',
+      access: 'public',
       handle(_req, res) {
         const b = ca.trustBundle();
         sendJson(res, 200, { trustDomain: ca.trustDomain, trustBundle: b.pem, roots: b.roots });
@@ -80,7 +68,6 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
       method: 'POST',
       pattern: '/api/v1/identity/join-tokens',
       async handle(req, res) {
-        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'minting join tokens is an admin operation');
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
         const v = (body.value ?? {}) as Record<string, unknown>;
@@ -101,7 +88,6 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
       method: 'POST',
       pattern: '/api/v1/identity/ca/rotate',
       async handle(req, res) {
-        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA rotation is an admin operation');
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
         const v = (body.value ?? {}) as { step?: unknown; fingerprint?: unknown; force?: unknown };
@@ -129,8 +115,7 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
     {
       method: 'GET',
       pattern: '/api/v1/identity/ca',
-      async handle(req, res) {
-        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA status is an admin operation');
+      async handle(_req, res) {
         sendJson(res, 200, await statusWithHolders(ca, isLive));
       },
     },
