@@ -2,6 +2,7 @@
 // register (-> lease), heartbeat every ttl/3, deregister on exit. Expected
 // failures are values; the heartbeat loop re-registers when the control
 // plane forgot the lease (404) and keeps trying while it is away.
+import { tlsFetch } from '../lib/tls-fetch.ts';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 
 export interface WorkloadRegistration {
@@ -21,15 +22,19 @@ export interface Lease {
   ttlSeconds: number;
 }
 
-async function call(method: string, url: string, body?: unknown, token?: string, timeoutMs = 5000): Promise<RegistryResult<unknown>> {
+async function call(method: string, url: string, body?: unknown, auth: { token?: string; ca?: string } = {}, timeoutMs = 5000): Promise<RegistryResult<unknown>> {
   let res: Response;
+  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}) };
   try {
-    res = await fetch(url, {
-      method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    // Over HTTPS only the mesh CA is trusted (the context's, or the one the join token pins).
+    res = url.startsWith('https://') && auth.ca
+      ? await tlsFetch(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ca: auth.ca, timeoutMs })
+      : await fetch(url, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
   } catch (err) {
     const c = (err as { cause?: { code?: string; message?: string; errors?: { code?: string }[] } }).cause;
     const why = c?.code ?? c?.errors?.[0]?.code ?? c?.message ?? (err as Error).message;
@@ -50,12 +55,13 @@ async function call(method: string, url: string, body?: unknown, token?: string,
 
 export class RegistryClient {
   readonly base: string;
-  /** A registrar (or admin) API token, sent as a Bearer credential. */
-  readonly #token: string | undefined;
+  /** A registrar (or admin) API token or a join token, sent as a Bearer
+   * credential; and the CA to trust over HTTPS. */
+  readonly #auth: { token?: string; ca?: string };
 
-  constructor(apiUrl: string, opts: { token?: string } = {}) {
+  constructor(apiUrl: string, opts: { token?: string; ca?: string } = {}) {
     this.base = apiUrl.replace(/\/+$/, '');
-    this.#token = opts.token;
+    this.#auth = opts;
   }
 
   #workloadUrl(ns: string, name: string): string {
@@ -63,18 +69,18 @@ export class RegistryClient {
   }
 
   async register(w: WorkloadRegistration): Promise<RegistryResult<Lease>> {
-    const r = await call('POST', `${this.base}/api/v1/registry/workloads`, w, this.#token);
+    const r = await call('POST', `${this.base}/api/v1/registry/workloads`, w, this.#auth);
     if (!r.ok) return r;
     const v = (r.value ?? {}) as { leaseId?: unknown; ttlSeconds?: unknown };
     return { ok: true, value: { leaseId: String(v.leaseId ?? ''), ttlSeconds: typeof v.ttlSeconds === 'number' && v.ttlSeconds > 0 ? v.ttlSeconds : 30 } };
   }
 
   async heartbeat(ns: string, name: string): Promise<RegistryResult<unknown>> {
-    return call('PUT', `${this.#workloadUrl(ns, name)}/heartbeat`, {}, this.#token);
+    return call('PUT', `${this.#workloadUrl(ns, name)}/heartbeat`, {}, this.#auth);
   }
 
   async deregister(ns: string, name: string): Promise<RegistryResult<unknown>> {
-    const r = await call('DELETE', this.#workloadUrl(ns, name), undefined, this.#token);
+    const r = await call('DELETE', this.#workloadUrl(ns, name), undefined, this.#auth);
     return !r.ok && r.code === 'CP_NOT_FOUND' ? { ok: true, value: undefined } : r;
   }
 }

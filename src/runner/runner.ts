@@ -10,7 +10,7 @@
 // things bind and how the proxy and the app are launched.
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,6 +46,10 @@ export interface RunOptions {
   apiToken?: string;
   /** Control plane xDS, host:port. */
   xdsAddress: string;
+  /** xDS over mutual TLS (the sidecar needs a join token). */
+  xdsTls?: boolean;
+  /** The mesh CA bundle to trust when the API is HTTPS. */
+  caBundle?: string;
   /** Address registered for the workload (explicit mode); default 127.0.0.1. */
   address?: string;
   labels?: Record<string, string>;
@@ -224,7 +228,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       },
       locality: opts.locality ?? {},
     };
-    const registry = new RegistryClient(opts.apiUrl, opts.apiToken ? { token: opts.apiToken } : {});
+    const registry = new RegistryClient(opts.apiUrl, { ...(opts.apiToken ? { token: opts.apiToken } : {}), ...(opts.caBundle ? { ca: opts.caBundle } : {}) });
     const reg = await registry.register(registration);
     if (!reg.ok) {
       log('register_failed', { code: reg.code, error: reg.message });
@@ -246,6 +250,11 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
     log('registered', { workload, lease: reg.value.leaseId });
 
     const admin = { address: pod ? pod.adminHost : '127.0.0.1', port: picked.admin };
+    let caFile: string | undefined;
+    if (opts.caBundle) {
+      caFile = path.join(dir, 'ca.pem');
+      writeFileSync(caFile, opts.caBundle, { mode: 0o644 });
+    }
     const sidecarFor = (ports: typeof picked): Sidecar => new Sidecar(
       {
         kind: 'sidecar',
@@ -254,6 +263,8 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         namespace: opts.namespace,
         workload,
         xdsAddress: pod ? pod.xdsAddress() : opts.xdsAddress,
+        ...(opts.xdsTls && !pod ? { xdsTls: true } : {}),
+        ...(caFile ? { caFile } : {}),
         ...(pod ? (pod.identityUrl() ? { identityUrl: pod.identityUrl()! } : {}) : { identityUrl: opts.apiUrl }),
         admin: { address: admin.address, port: ports.admin },
         outbound: { address: '127.0.0.1', port: ports.outbound },

@@ -13,21 +13,24 @@ import { startControlPlane, type ControlPlane } from '../../src/control-plane/co
 import { createTestNetwork, hostsUnsupported } from '../util/hosts.ts';
 import { main } from '../../src/cli/main.ts';
 import { loadConfig, resolveConnection } from '../../src/cli/contexts.ts';
+import { tlsFetch } from '../../src/lib/tls-fetch.ts';
 
 const svc = (name: string) => ({ apiVersion: 'trellis.dev/v1alpha1', kind: 'Service', metadata: { name }, spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080 }] } });
 const workload = (name: string, namespace: string, serviceAccount: string) => ({ name, namespace, serviceAccount, address: '198.19.0.99', ports: [{ port: 9080, protocol: 'http' }], labels: { app: name }, ttlSeconds: 60 });
 
 interface Answer { status: number; json: any; headers: Headers }
+/** The CA an https control plane's certificate chains to (set once it started). */
+let meshCa: string | undefined;
 async function call(base: string, method: string, p: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const res = await fetch(`${base}${p}`, {
-    method,
-    headers: {
-      ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-      ...opts.headers,
-    },
-    ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-  });
+  const headers = {
+    ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+    ...opts.headers,
+  };
+  const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+  const res = base.startsWith('https:')
+    ? await tlsFetch(`${base}${p}`, { method, headers, ...(body === undefined ? {} : { body }), ca: meshCa! })
+    : await fetch(`${base}${p}`, { method, headers, ...(body === undefined ? {} : { body }) });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
 }
@@ -48,7 +51,8 @@ test('bound beyond loopback: 401 without credentials, 403 for the wrong role, re
   t.after(() => cp.close());
   assert.equal(cp.authRequired, true);
   const base = cp.apiUrl;
-  assert.ok(base.startsWith(`http://${net.gateway}:`), base);
+  assert.ok(base.startsWith(`https://${net.gateway}:`), `beyond loopback the API is HTTPS: ${base}`);
+  meshCa = cp.identity!.ca.trustBundle().pem;
 
   // Public: health, the trust bundle, the dashboard's files.
   assert.equal((await call(base, 'GET', '/healthz')).status, 200);
@@ -136,6 +140,22 @@ test('bound beyond loopback: 401 without credentials, 403 for the wrong role, re
   assert.equal((await call(base, 'GET', '/api/v1/resources/services', { token: viewer })).status, 401);
   const adminId = (r.json.items as { id: string; role: string }[]).find((x) => x.role === 'admin')!.id;
   assert.equal((await call(base, 'DELETE', `/api/v1/auth/tokens/${adminId}`, { token: admin })).status, 409);
+
+  // The CLI over HTTPS: it trusts the mesh CA only once told which (its pin), never on first use.
+  const config = path.join(tempDir(t), 'config');
+  const saved = process.env.TRELLIS_CONFIG;
+  process.env.TRELLIS_CONFIG = config;
+  t.after(() => {
+    if (saved === undefined) delete process.env.TRELLIS_CONFIG;
+    else process.env.TRELLIS_CONFIG = saved;
+  });
+  const pin = cp.identity!.ca.caPin();
+  assert.equal(await main(['login', '--server', base, '--token', admin, '--context', 'remote']), 1, 'no pin, no CA file: refused');
+  assert.equal(await main(['login', '--server', base, '--token', admin, '--context', 'remote', '--ca-pin', `sha256:${'0'.repeat(64)}`]), 1, 'a wrong pin: refused');
+  assert.equal(loadConfig(config).contexts.length, 0);
+  assert.equal(await main(['login', '--server', base, '--token', admin, '--context', 'remote', '--ca-pin', pin]), 0);
+  assert.match(loadConfig(config).contexts[0]!.certificateAuthority ?? '', /BEGIN CERTIFICATE/);
+  assert.equal(await main(['get', 'services', '--context', 'remote']), 0, 'https with the pinned CA and the saved token');
 });
 
 test('loopback: anonymous callers are admin unless requireAuth; a rebinding Host header is refused', async (t) => {

@@ -5,6 +5,8 @@
 //   api.addRoutes([{ method: 'GET', pattern: '/api/v1/registry/workloads', handle }]);
 //   await api.listen(15080, '127.0.0.1');
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/types.ts';
 import { createResourceService, type KindQuota, type ResourceService } from '../resources/service.ts';
@@ -27,6 +29,9 @@ export interface ApiServerOptions {
   sseHeartbeatMs?: number;
   /** Authentication and authorization (auth.ts); without it every caller may do everything (tests of the API alone). */
   auth?: ApiAuth;
+  /** Serve HTTPS with this certificate (renewed in place); client
+   * certificates are asked for and verified against its `ca`, not required. */
+  tls?: { contextOptions(): tls.SecureContextOptions; onChange(cb: () => void): () => void };
 }
 
 export interface ApiServer {
@@ -55,7 +60,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       sendError(res, apiError(unavailable ? 'unavailable' : 'internal', err instanceof Error ? err.message : String(err)));
     });
   };
-  const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, handler);
+  const base = { requestTimeout: 60_000, headersTimeout: 30_000 };
+  const tlsOpts = opts.tls;
+  const server: Server = tlsOpts
+    ? https.createServer({ ...base, ...tlsOpts.contextOptions(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler)
+    : http.createServer(base, handler);
+  const offTls = tlsOpts?.onChange(() => (server as https.Server).setSecureContext({ ...tlsOpts.contextOptions(), minVersion: 'TLSv1.2' }));
 
   return {
     server,
@@ -69,11 +79,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
           server.off('error', reject);
           const addr = server.address() as AddressInfo;
           const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-          resolve({ port: addr.port, url: `http://${h}:${addr.port}` });
+          resolve({ port: addr.port, url: `${tlsOpts ? 'https' : 'http'}://${h}:${addr.port}` });
         });
       });
     },
     close() {
+      offTls?.();
       for (const res of streams) res.end();
       streams.clear();
       return new Promise((resolve) => {

@@ -31,10 +31,11 @@
 // serial, expiry): `holders()` says which workloads still depend on a root.
 import type { Store } from '../store/types.ts';
 import * as x509 from '../../lib/x509.ts';
-import { spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
+import { controlPlaneSpiffeId, spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
 import {
-  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, keyMatches, notAfterOf, operatorPath, signWorkload, splitPem,
+  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, keyMatches, notAfterOf, operatorPath, signServing, signWorkload, splitPem,
 } from './pki.ts';
+import { spkiPin } from '../../lib/ca-pin.ts';
 import { mintJoinToken, revokeJoinToken, verifyJoinToken, type JoinTokenBinding, type MintResult } from './join-tokens.ts';
 
 export const CA_STATE_KEY = '/trellis/ca/state';
@@ -136,7 +137,22 @@ export interface CertificateAuthority {
   rotateIntermediate(): Promise<void>;
   /** Re-read the state (another replica rotated). */
   reload(): Promise<void>;
+  /** The control plane's own serving certificate (a fresh key each time). */
+  issueServingCertificate(sans: { dnsNames: readonly string[]; ipAddresses: readonly string[] }, ttlMs?: number): Promise<ServingCertificate>;
+  /** `sha256:<hex>` of the active root's public key: what join tokens pin. */
+  caPin(): string;
 }
+
+export interface ServingCertificate {
+  readonly spiffeId: string;
+  readonly privateKeyPem: string;
+  /** Leaf then intermediate. */
+  readonly certificateChain: string;
+  readonly trustBundle: string;
+  readonly notAfter: Date;
+}
+
+export const DEFAULT_SERVING_TTL_MS = 24 * 3600_000;
 
 export type StartCaResult = { ok: true; ca: CertificateAuthority } | { ok: false; code: 'INVALID_ARGUMENT'; message: string };
 
@@ -305,7 +321,7 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       };
     },
 
-    createJoinToken: (binding, o = {}) => mintJoinToken(store, binding, { now: now(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }) }),
+    createJoinToken: (binding, o = {}) => mintJoinToken(store, binding, { now: now(), caPin: ca.caPin(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }) }),
     revokeJoinToken: (token) => revokeJoinToken(store, token),
 
     async stageRoot() {
@@ -347,6 +363,23 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
     },
     async reload() {
       await load();
+    },
+    async issueServingCertificate(sans, ttlMs = DEFAULT_SERVING_TTL_MS) {
+      const { certPem: issuerCertPem, key } = await signingKey();
+      const kp = await generateKeyPair();
+      const spiffeId = controlPlaneSpiffeId(opts.trustDomain);
+      const leaf = await signServing({ spiffeId, ...sans, publicKey: kp.keys.publicKey, now: new Date(now()), ttlMs, issuerCertPem, issuerKey: key });
+      return {
+        spiffeId,
+        privateKeyPem: kp.privateKeyPem,
+        certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n',
+        trustBundle: bundle().pem,
+        notAfter: leaf.notAfter,
+      };
+    },
+    caPin() {
+      const active = state.roots.find((r) => r.state === 'active') ?? state.roots[0]!;
+      return spkiPin(active.certPem);
     },
   };
   return { ok: true, ca };

@@ -61,7 +61,7 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
       access: 'public',
       handle(_req, res) {
         const b = ca.trustBundle();
-        sendJson(res, 200, { trustDomain: ca.trustDomain, trustBundle: b.pem, roots: b.roots });
+        sendJson(res, 200, { trustDomain: ca.trustDomain, trustBundle: b.pem, roots: b.roots, caPin: ca.caPin() });
       },
     },
     {

@@ -5,9 +5,18 @@
 // /trellis/identity/join-tokens/<hash>, so a store dump does not leak them;
 // they are reusable until they expire (the proxy presents the same token at
 // every rotation) and revoked by deleting the key.
+//
+// A token carries the CA it must trust, as kubeadm's discovery token does:
+// `tjt_<secret>.<hex>`, where <hex> is the SHA-256 of the mesh root's
+// SubjectPublicKeyInfo. A proxy reaching the control plane over HTTPS reads
+// the trust bundle, keeps it only if a root matches the pin, and from then
+// on trusts nothing else (src/proxy/identity/ca-client.ts).
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/types.ts';
 import { sha256Hex } from './pki.ts';
+import { parseJoinToken } from '../../lib/ca-pin.ts';
+
+export { parseJoinToken };
 
 export const JOIN_TOKEN_PREFIX = '/trellis/identity/join-tokens/';
 export const DEFAULT_JOIN_TOKEN_TTL_MS = 30 * 24 * 3600_000;
@@ -42,7 +51,7 @@ export function checkBinding(b: Partial<Record<keyof JoinTokenBinding, unknown>>
   return undefined;
 }
 
-export async function mintJoinToken(store: TokenStore, binding: JoinTokenBinding, opts: { now: number; ttlMs?: number }): Promise<MintResult> {
+export async function mintJoinToken(store: TokenStore, binding: JoinTokenBinding, opts: { now: number; ttlMs?: number; caPin?: string }): Promise<MintResult> {
   const bad = checkBinding(binding);
   if (bad) return { ok: false, code: 'INVALID_ARGUMENT', message: bad };
   const ttl = opts.ttlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS;
@@ -56,10 +65,12 @@ export async function mintJoinToken(store: TokenStore, binding: JoinTokenBinding
     expiresAt: new Date(opts.now + ttl).toISOString(),
   };
   await store.put(JOIN_TOKEN_PREFIX + sha256Hex(token), JSON.stringify(record));
-  return { ok: true, token, expiresAt: record.expiresAt };
+  const pin = opts.caPin?.replace(/^sha256:/, '');
+  return { ok: true, token: pin ? `${token}.${pin}` : token, expiresAt: record.expiresAt };
 }
 
-export async function verifyJoinToken(store: TokenStore, token: string | undefined, now: number): Promise<VerifyTokenResult> {
+export async function verifyJoinToken(store: TokenStore, presented: string | undefined, now: number): Promise<VerifyTokenResult> {
+  const token = presented === undefined ? undefined : parseJoinToken(presented).secret;
   if (!token || !/^tjt_[A-Za-z0-9_-]{43}$/.test(token)) return { ok: false, code: 'UNAUTHENTICATED', message: 'a join token is required (Authorization: Bearer tjt_...)' };
   const kv = await store.get(JOIN_TOKEN_PREFIX + sha256Hex(token));
   if (!kv) return { ok: false, code: 'UNAUTHENTICATED', message: 'unknown or revoked join token' };
@@ -69,6 +80,6 @@ export async function verifyJoinToken(store: TokenStore, token: string | undefin
 }
 
 export async function revokeJoinToken(store: TokenStore, token: string): Promise<boolean> {
-  const r = await store.delete(JOIN_TOKEN_PREFIX + sha256Hex(token));
+  const r = await store.delete(JOIN_TOKEN_PREFIX + sha256Hex(parseJoinToken(token).secret));
   return r.ok;
 }

@@ -99,6 +99,38 @@ export async function signWorkload(opts: {
   return { certPem: cert.toString('pem'), notAfter };
 }
 
+/** The control plane's serving certificate: its SPIFFE ID (what proxies
+ * check) plus DNS names and IP addresses (what browsers and the CLI check),
+ * serverAuth + clientAuth. */
+export async function signServing(opts: {
+  spiffeId: string; dnsNames: readonly string[]; ipAddresses: readonly string[]; publicKey: CryptoKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
+}): Promise<{ certPem: string; notAfter: Date }> {
+  const issuer = new x509.X509Certificate(opts.issuerCertPem);
+  const notAfter = new Date(Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: 'O=Trellis, CN=trellis-control-plane',
+    issuer: issuer.subject,
+    notBefore: new Date(opts.now.getTime() - 60_000),
+    notAfter,
+    publicKey: opts.publicKey,
+    signingKey: opts.issuerKey,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'url', value: opts.spiffeId },
+        ...opts.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ]),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), notAfter };
+}
+
 /** SHA-256 of the DER, lower-case hex with colons (as `openssl x509 -fingerprint -sha256`). */
 export function fingerprint(certPem: string): string {
   return new NodeX509(certPem).fingerprint256.toLowerCase();
