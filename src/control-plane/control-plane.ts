@@ -43,6 +43,7 @@ import { authRoutes } from './api/auth-routes.ts';
 import { ensureBootstrapAdmin } from './api/api-tokens.ts';
 import { servingSans, startServingIdentity, type ServingIdentity } from './serving-identity.ts';
 import { authorizeXdsNode } from './xds-authz.ts';
+import { workloadCredentials } from './api/workload-credentials.ts';
 
 /** Options that cannot work together: the operator's to fix (the CLI prints it, no stack). */
 export class ControlPlaneSettingsError extends Error {}
@@ -225,7 +226,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       const boot = await ensureBootstrapAdmin(store, dataDir, id);
       if (boot.created) adminTokenFile = boot.file;
     }
-    const auth = createApiAuth({ store, required: authRequired });
+    const auth = createApiAuth({ store, required: authRequired, ...(identity ? { extra: workloadCredentials(identity.ca) } : {}) });
     const api = createApiServer({ resources, auth, ...(apiTls && serving ? { tls: serving } : {}) });
     api.addRoutes(authRoutes({ store, required: authRequired, secure: apiTls }));
     api.addRoutes(registry.routes);

@@ -2,6 +2,7 @@
 // register (-> lease), heartbeat every ttl/3, deregister on exit. Expected
 // failures are values; the heartbeat loop re-registers when the control
 // plane forgot the lease (404) and keeps trying while it is away.
+import { sign } from 'node:crypto';
 import { tlsFetch } from '../lib/tls-fetch.ts';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 
@@ -22,9 +23,32 @@ export interface Lease {
   ttlSeconds: number;
 }
 
-async function call(method: string, url: string, body?: unknown, auth: { token?: string; ca?: string } = {}, timeoutMs = 5000): Promise<RegistryResult<unknown>> {
+/** The workload's certificate and key, to sign registry calls with (proof of identity). */
+export type WorkloadSigner = () => { certificateChain: string; privateKeyPem: string } | undefined;
+
+export interface RegistryAuth {
+  /** An API token (registrar for this identity, or admin). */
+  token?: string;
+  /** The workload's own certificate: preferred, since it proves the identity (and so mTLS). */
+  signer?: WorkloadSigner;
+  /** The CA to trust over HTTPS. */
+  ca?: string;
+}
+
+function authHeader(method: string, url: string, auth: RegistryAuth): Record<string, string> {
+  const cert = auth.signer?.();
+  if (cert) {
+    const date = new Date().toISOString();
+    const u = new URL(url);
+    const sig = sign('sha256', Buffer.from(`${method.toUpperCase()}\n${u.pathname}${u.search}\n${date}`), cert.privateKeyPem).toString('base64');
+    return { authorization: `Trellis-Workload ${Buffer.from(cert.certificateChain).toString('base64')}.${sig}`, 'x-trellis-date': date };
+  }
+  return auth.token ? { authorization: `Bearer ${auth.token}` } : {};
+}
+
+async function call(method: string, url: string, body?: unknown, auth: RegistryAuth = {}, timeoutMs = 5000): Promise<RegistryResult<unknown>> {
   let res: Response;
-  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}) };
+  const headers = { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...authHeader(method, url, auth) };
   try {
     // Over HTTPS only the mesh CA is trusted (the context's, or the one the join token pins).
     res = url.startsWith('https://') && auth.ca
@@ -55,11 +79,9 @@ async function call(method: string, url: string, body?: unknown, auth: { token?:
 
 export class RegistryClient {
   readonly base: string;
-  /** A registrar (or admin) API token or a join token, sent as a Bearer
-   * credential; and the CA to trust over HTTPS. */
-  readonly #auth: { token?: string; ca?: string };
+  readonly #auth: RegistryAuth;
 
-  constructor(apiUrl: string, opts: { token?: string; ca?: string } = {}) {
+  constructor(apiUrl: string, opts: RegistryAuth = {}) {
     this.base = apiUrl.replace(/\/+$/, '');
     this.#auth = opts;
   }

@@ -16,7 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 import { MESHED_LABEL, TLS_MODE_LABEL } from '../control-plane/translate/services.ts';
-import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
+import { createCaClient, resolveJoinToken } from '../proxy/identity/ca-client.ts';
+import { createWorkloadIdentity, type WorkloadIdentity } from '../proxy/identity/workload-identity.ts';
 import { explicitAppEnv, withoutCredentials } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
@@ -228,7 +229,30 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       },
       locality: opts.locality ?? {},
     };
-    const registry = new RegistryClient(opts.apiUrl, { ...(opts.apiToken ? { token: opts.apiToken } : {}), ...(opts.caBundle ? { ca: opts.caBundle } : {}) });
+    // With a join token the runner proves the workload's identity itself: a
+    // certificate of its own (renewed by proof of possession, so the
+    // short-lived token is needed once), which signs every registry call;
+    // the control plane then knows this workload speaks mTLS.
+    let joinToken: string | undefined;
+    try {
+      joinToken = resolveJoinToken();
+    } catch (err) {
+      console.error(`trellis run: TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
+      return 1;
+    }
+    let proof: WorkloadIdentity | undefined;
+    if (joinToken) {
+      proof = createWorkloadIdentity({ ca: createCaClient({ baseUrl: opts.apiUrl, joinToken, ...(opts.caBundle ? { caBundle: opts.caBundle } : {}) }), bundlePollMs: 0 });
+      const got = await proof.start({ timeoutMs: opts.readyTimeoutMs ?? 30_000 });
+      if (!got.ok) {
+        console.error(`trellis run: cannot prove the workload's identity with its join token: ${got.code}: ${got.message}`);
+        return 1;
+      }
+      const p = proof;
+      cleanups.push(() => p.stop());
+    }
+    const signer = proof ? () => proof!.current() : undefined;
+    const registry = new RegistryClient(opts.apiUrl, { ...(opts.apiToken ? { token: opts.apiToken } : {}), ...(signer ? { signer } : {}), ...(opts.caBundle ? { ca: opts.caBundle } : {}) });
     const reg = await registry.register(registration);
     if (!reg.ok) {
       log('register_failed', { code: reg.code, error: reg.message });

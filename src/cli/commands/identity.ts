@@ -4,7 +4,8 @@
 // listener (`GET /identity`); the control plane lists who is connected.
 //
 //   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
-//   trellis identity token --namespace NS --service-account SA --workload W [--ttl 720h]
+//   trellis identity token [create] --namespace NS --service-account SA --workload W [--ttl 1h] [--uses N]
+//   trellis identity token list | revoke ID
 //   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
 //   trellis identity renew [--admin HOST:PORT ...]
 import { resolveConnection, type Connection } from '../contexts.ts';
@@ -17,8 +18,11 @@ const usage = `usage:
   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
       CA status, connected proxies, and per proxy (--admin, default every connected proxy
       that advertises its admin address): SPIFFE ID, expiry, trust bundle in sync
-  trellis identity token --namespace NS [--service-account SA] --workload W [--ttl 720h]
-      mint a join token for a workload (prints the token once; it is stored hashed)
+  trellis identity token [create] --namespace NS [--service-account SA] --workload W [--ttl 1h] [--uses 10]
+      mint a join token for an identity (printed once, stored hashed; 1 h and 10
+      certificates by default; it pins the mesh CA: tjt_<secret>.<CA key hash>)
+  trellis identity token list             every join token: id, identity, uses, expiry
+  trellis identity token revoke ID        revoke one (its id from the list)
   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
       root rotation with overlap: stage (new root joins the bundle), activate
       (issue under it; proxies renew onto it within TRELLIS_IDENTITY_ROLLOVER_WINDOW),
@@ -87,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       workload: { type: 'string' },
       ttl: { type: 'string' },
       force: { type: 'boolean' },
+      uses: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -99,6 +104,41 @@ export async function run(argv: string[]): Promise<number> {
   const post = (path: string, body: unknown) => call(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, conn);
   const [sub, arg] = positionals;
 
+  if (sub === 'token' && arg === 'list') {
+    const r = await call(`${api}/api/v1/identity/join-tokens`, undefined, conn);
+    if (!r.ok) {
+      console.error(`trellis identity token list: ${r.message}`);
+      return 1;
+    }
+    const items = (r.body as { items: { id: string; namespace: string; serviceAccount: string; workload: string; uses?: number; maxUses?: number; expiresAt: string }[] }).items;
+    if (values.output === 'json') console.log(JSON.stringify(items, null, 2));
+    else {
+      const now = Date.now();
+      console.log(`${'ID'.padEnd(14)}${'IDENTITY'.padEnd(32)}${'WORKLOAD'.padEnd(20)}${'USES'.padEnd(8)}EXPIRES`);
+      for (const t of items) {
+        console.log(`${t.id.padEnd(14)}${`${t.namespace}/${t.serviceAccount}`.padEnd(32)}${t.workload.padEnd(20)}${`${t.uses ?? 0}/${t.maxUses ?? '∞'}`.padEnd(8)}${until(t.expiresAt, now)}`);
+      }
+    }
+    return 0;
+  }
+  if (sub === 'token' && arg === 'revoke') {
+    const id = positionals[2];
+    if (!id) {
+      console.error(`trellis identity token revoke: ID is required (see \`trellis identity token list\`)\n\n${usage}`);
+      return 2;
+    }
+    const r = await call(`${api}/api/v1/identity/join-tokens/${encodeURIComponent(id)}`, { method: 'DELETE' }, conn);
+    if (!r.ok) {
+      console.error(`trellis identity token revoke: ${r.message}`);
+      return 1;
+    }
+    console.log(`revoked join token ${id}`);
+    return 0;
+  }
+  if (sub === 'token' && arg !== undefined && arg !== 'create') {
+    console.error(`trellis identity token: say create, list or revoke (got "${arg}")\n\n${usage}`);
+    return 2;
+  }
   if (sub === 'token') {
     if (!values.namespace || !values.workload) {
       console.error(`trellis identity token: --namespace and --workload are required\n\n${usage}`);
@@ -106,6 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const r = await post('/api/v1/identity/join-tokens', {
       namespace: values.namespace, serviceAccount: values['service-account'] ?? 'default', workload: values.workload, ...(values.ttl ? { ttl: values.ttl } : {}),
+      ...(values.uses === undefined ? {} : { uses: Number(values.uses) }),
     });
     if (!r.ok) {
       console.error(`trellis identity token: ${r.message}`);

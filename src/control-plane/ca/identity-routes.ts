@@ -1,7 +1,10 @@
 // The identity API, mounted on the control plane's HTTP port:
 //   POST /api/v1/identity/csr            public, Bearer <join token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
+//                                        or (renewal, no token) {csr, renewal: {certificateChain, signature}}
 //   GET  /api/v1/identity/trust-bundle   public; -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
-//   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
+//   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?, uses?} -> {token, expiresAt, id}
+//   GET  /api/v1/identity/join-tokens    admin; the records (id, identity, uses, expiry; never a secret)
+//   DELETE /api/v1/identity/join-tokens/:id  admin; revoke
 //   GET  /api/v1/identity/ca             viewer; CA status (bundle, intermediate) and `holders`:
 //                                        each workload's last unexpired certificate, its root, and
 //                                        whether the workload is live (connected or registered)
@@ -47,10 +50,18 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
       async handle(req, res) {
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
-        const csr = (body.value as { csr?: unknown } | null)?.csr;
+        const v = (body.value ?? {}) as { csr?: unknown; renewal?: { certificateChain?: unknown; signature?: unknown } };
+        const csr = v.csr;
         if (typeof csr !== 'string') return fail(res, 400, 'INVALID_ARGUMENT', 'csr: required, a PEM "CERTIFICATE REQUEST"');
         const token = bearerToken(req);
-        const r = await ca.signCsr(csr, { credentials: token === undefined ? {} : { joinToken: token } });
+        let renewal: { certificateChain: string; signature: string } | undefined;
+        if (v.renewal !== undefined) {
+          if (typeof v.renewal?.certificateChain !== 'string' || typeof v.renewal.signature !== 'string') {
+            return fail(res, 400, 'INVALID_ARGUMENT', 'renewal: {certificateChain, signature} (the current chain, and a base64 signature over the CSR with its key)');
+          }
+          renewal = { certificateChain: v.renewal.certificateChain, signature: v.renewal.signature };
+        }
+        const r = await ca.signCsr(csr, { credentials: { ...(token === undefined ? {} : { joinToken: token }), ...(renewal ? { renewal } : {}) } });
         if (!r.ok) return fail(res, STATUS[r.code] ?? 400, r.code, r.message);
         sendJson(res, 200, { spiffeId: r.spiffeId, certificateChain: r.certificateChain, trustBundle: r.trustBundle, expiresAt: r.expiresAt });
       },
@@ -74,14 +85,31 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
         let ttlMs: number | undefined;
         if (v['ttl'] !== undefined) {
           ttlMs = typeof v['ttl'] === 'string' ? parseDuration(v['ttl']) : undefined;
-          if (ttlMs === undefined || ttlMs <= 0) return fail(res, 400, 'INVALID_ARGUMENT', 'ttl: must be a duration such as 24h or 30m');
+          if (ttlMs === undefined || ttlMs <= 0) return fail(res, 400, 'INVALID_ARGUMENT', 'ttl: must be a duration such as 1h or 30m');
         }
         const r = await ca.createJoinToken(
           { namespace: v['namespace'] as string, serviceAccount: (v['serviceAccount'] ?? 'default') as string, workload: v['workload'] as string },
-          ttlMs === undefined ? {} : { ttlMs },
+          { ...(ttlMs === undefined ? {} : { ttlMs }), ...(v['uses'] === undefined ? {} : { maxUses: v['uses'] as number }) },
         );
         if (!r.ok) return fail(res, 400, r.code, r.message);
-        sendJson(res, 201, { token: r.token, expiresAt: r.expiresAt });
+        sendJson(res, 201, { token: r.token, expiresAt: r.expiresAt, id: r.id });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/identity/join-tokens',
+      access: 'write',
+      async handle(_req, res) {
+        sendJson(res, 200, { items: await ca.listJoinTokens() });
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/api/v1/identity/join-tokens/:id',
+      async handle(_req, res, p) {
+        const gone = await ca.revokeJoinTokenById((p.id ?? '').toLowerCase());
+        if (!gone) return fail(res, 404, 'NOT_FOUND', `no join token with id ${p.id} (see \`trellis identity token list\`)`);
+        sendJson(res, 200, { revoked: gone });
       },
     },
     {

@@ -12,6 +12,7 @@
 // Plain http is for a control plane on loopback.
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
+import { sign } from 'node:crypto';
 import { tlsFetch, peerUriSans } from '../../lib/tls-fetch.ts';
 import { parseJoinToken, rootsMatchingPin } from '../../lib/ca-pin.ts';
 
@@ -23,8 +24,15 @@ export interface IssuedCertificate {
 
 export type CaCallResult<T> = { ok: true; value: T } | { ok: false; code: string; message: string; retryable: boolean };
 
+/** The credential a renewal proves: the current chain and its key. */
+export interface CurrentCertificate {
+  readonly certificateChain: string;
+  readonly privateKeyPem: string;
+}
+
 export interface CaClient {
-  requestCertificate(csrPem: string): Promise<CaCallResult<IssuedCertificate>>;
+  /** With `renewWith`, proven by the current certificate (no join token spent). */
+  requestCertificate(csrPem: string, renewWith?: CurrentCertificate): Promise<CaCallResult<IssuedCertificate>>;
   fetchTrustBundle(): Promise<CaCallResult<string>>;
 }
 
@@ -115,12 +123,21 @@ export function createCaClient(opts: { baseUrl: string; joinToken: string; timeo
   }
 
   return {
-    requestCertificate: (csrPem) =>
-      call('/api/v1/identity/csr', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.joinToken}` },
-        body: JSON.stringify({ csr: csrPem }),
-      }, (b) =>
+    requestCertificate: (csrPem, renewWith) =>
+      call('/api/v1/identity/csr', renewWith
+        ? {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({
+              csr: csrPem,
+              renewal: { certificateChain: renewWith.certificateChain, signature: sign('sha256', Buffer.from(csrPem), renewWith.privateKeyPem).toString('base64') },
+            }),
+          }
+        : {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.joinToken}` },
+            body: JSON.stringify({ csr: csrPem }),
+          }, (b) =>
         typeof b['certificateChain'] === 'string' && typeof b['trustBundle'] === 'string' && typeof b['expiresAt'] === 'string'
           ? { certificateChain: b['certificateChain'], trustBundle: b['trustBundle'], expiresAt: b['expiresAt'] }
           : undefined),
