@@ -117,7 +117,12 @@ export async function createTestNetwork(): Promise<TestNetwork> {
     async close() {
       if (closed) return;
       closed = true;
-      for (const h of hosts) await sh(['ip', 'netns', 'del', h.netns]).catch(() => {});
+      // The veth first (both ends go): a namespace outlives its name while
+      // anything still holds it, and its veth would linger on the host.
+      for (const [i, h] of hosts.entries()) {
+        await sh(['ip', 'link', 'del', `trv${id}${i}`]).catch(() => {});
+        await sh(['ip', 'netns', 'del', h.netns]).catch(() => {});
+      }
       await sh(['ip', 'link', 'del', bridge]).catch(() => {});
     },
   };
