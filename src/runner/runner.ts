@@ -16,12 +16,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 import { MESHED_LABEL, TLS_MODE_LABEL } from '../control-plane/translate/services.ts';
-import { createCaClient, resolveJoinToken } from '../proxy/identity/ca-client.ts';
-import { createWorkloadIdentity, type WorkloadIdentity } from '../proxy/identity/workload-identity.ts';
+import { resolveJoinToken } from '../proxy/identity/ca-client.ts';
+import { proveWorkloadIdentity } from './workload-proof.ts';
 import { explicitAppEnv, withoutCredentials } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
-import { RegistryClient, keepRegistered, type WorkloadRegistration } from './registration.ts';
+import { RegistryClient, keepRegistered, type WorkloadRegistration, type WorkloadSigner } from './registration.ts';
 import { probeReady, Sidecar, type ProxyRuntime, type UpstreamDecl } from './sidecar.ts';
 import { hostsFromConfigDump } from './transparent.ts';
 
@@ -229,10 +229,8 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       },
       locality: opts.locality ?? {},
     };
-    // With a join token the runner proves the workload's identity itself: a
-    // certificate of its own (renewed by proof of possession, so the
-    // short-lived token is needed once), which signs every registry call;
-    // the control plane then knows this workload speaks mTLS.
+    // With a join token the runner proves the workload's identity itself
+    // (workload-proof.ts): the control plane then knows it speaks mTLS.
     let joinToken: string | undefined;
     try {
       joinToken = resolveJoinToken();
@@ -240,18 +238,16 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       console.error(`trellis run: TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
       return 1;
     }
-    let proof: WorkloadIdentity | undefined;
+    let signer: WorkloadSigner | undefined;
     if (joinToken) {
-      proof = createWorkloadIdentity({ ca: createCaClient({ baseUrl: opts.apiUrl, joinToken, ...(opts.caBundle ? { caBundle: opts.caBundle } : {}) }), bundlePollMs: 0 });
-      const got = await proof.start({ timeoutMs: opts.readyTimeoutMs ?? 30_000 });
-      if (!got.ok) {
-        console.error(`trellis run: cannot prove the workload's identity with its join token: ${got.code}: ${got.message}`);
+      const proof = await proveWorkloadIdentity({ apiUrl: opts.apiUrl, joinToken, ...(opts.caBundle ? { caBundle: opts.caBundle } : {}), timeoutMs: opts.readyTimeoutMs ?? 30_000 });
+      if (!proof.ok) {
+        console.error(`trellis run: ${proof.message}`);
         return 1;
       }
-      const p = proof;
-      cleanups.push(() => p.stop());
+      cleanups.push(() => proof.stop());
+      signer = proof.signer;
     }
-    const signer = proof ? () => proof!.current() : undefined;
     const registry = new RegistryClient(opts.apiUrl, { ...(opts.apiToken ? { token: opts.apiToken } : {}), ...(signer ? { signer } : {}), ...(opts.caBundle ? { ca: opts.caBundle } : {}) });
     const reg = await registry.register(registration);
     if (!reg.ok) {
