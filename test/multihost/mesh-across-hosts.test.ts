@@ -7,7 +7,9 @@
 // between hosts (the app sees the caller's SPIFFE ID), STRICT, and an
 // AuthorizationPolicy that lets one caller in and keeps another out; then the
 // control plane's host cut off (its veth down) for 3 s under load: no request
-// fails, and the proxies are connected again afterwards.
+// fails, and the proxies are connected again afterwards; then a workload's
+// host cut off mid-load: callers fail over to the other host (the success
+// rate is reported).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, chmodSync } from 'node:fs';
@@ -56,7 +58,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
   }
 }
 
-test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary, mTLS and authorization between hosts; the control plane cut off under load', async (t) => {
+test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary, mTLS and authorization between hosts; the control plane, then a workload host, cut off under load', async (t) => {
   const why = await hostsUnsupported();
   if (why) return t.skip(why);
   const net = await createTestNetwork();
@@ -177,4 +179,26 @@ test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary,
     return ids.includes('default/reviews-1') && ids.includes('default/reviews-2') ? ids : undefined;
   });
   assert.ok(back.length >= 2);
+
+  // 8. A workload host cut off mid-load: with v1 (host a) and v2 (host b)
+  // both behind reviews, retries and outlier detection, host b's veth goes
+  // down while a caller sends a request every 50 ms; calls fail over to v1.
+  assert.equal((await api('DELETE', '/api/v1/resources/HTTPRoute/default/reviews')).status, 200);
+  const policies = await api('POST', '/api/v1/apply', [
+    { apiVersion: 'trellis.dev/v1alpha1', kind: 'RetryPolicy', metadata: { name: 'reviews-retries' }, spec: { targetRef: { kind: 'Service', name: 'reviews' }, attempts: 2, perTryTimeout: '300ms', retryOn: ['5xx', 'reset', 'connect-failure', 'gateway-error'] } },
+    { apiVersion: 'trellis.dev/v1alpha1', kind: 'OutlierDetectionPolicy', metadata: { name: 'reviews-outliers' }, spec: { targetRef: { kind: 'Service', name: 'reviews' }, consecutiveGatewayErrors: 2, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 50 } },
+  ]);
+  assert.equal(policies.status, 200, JSON.stringify(policies.json));
+  await new Promise((r) => setTimeout(r, 1000));
+  answers = await sample('client', 'client-4', async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await hostB.setLink(false);
+  }, { COUNT: '100', INTERVAL_MS: '50' });
+  await hostB.setLink(true);
+  const ok = answers.filter((a) => a.status === 200).length;
+  const apps = new Set(answers.filter((a) => a.status === 200).map((a) => a.app));
+  t.diagnostic(`host b cut off mid-load: ${ok}/${answers.length} requests succeeded (${((100 * ok) / answers.length).toFixed(1)}%), answered by ${[...apps].sort().join(', ')}`);
+  assert.ok(apps.has('v1') && apps.has('v2'), 'both hosts answered before the cut');
+  assert.ok(ok / answers.length >= 0.9, `success rate ${ok}/${answers.length}: ${JSON.stringify(answers.filter((a) => a.status !== 200).slice(0, 5))}`);
+  assert.ok(answers.slice(-20).every((a) => a.status === 200 && a.app === 'v1'), `after the cut only v1 answers: ${JSON.stringify(answers.slice(-20))}`);
 });
