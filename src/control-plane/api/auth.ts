@@ -146,9 +146,11 @@ export function createApiAuth(opts: ApiAuthOptions): ApiAuth {
     }
     if (bearer !== undefined) return unauthenticated('the bearer token is not one this control plane issued (API tokens start with tat_)');
     const session = cookie(req, SESSION_COOKIE);
-    if (session !== undefined) {
+    if (session !== undefined && session !== '') {
       const v = await verifyApiToken(opts.store, session, now());
-      if (!v.ok) return unauthenticated(`dashboard session: ${v.message}; log in again`);
+      // A stale cookie (another control plane's token, one revoked) does not
+      // lock a browser out where no credentials are needed.
+      if (!v.ok) return opts.required ? unauthenticated(`dashboard session: ${v.message}; log in again`) : undefined;
       if (!READS.has(req.method ?? 'GET') && req.headers[CSRF_HEADER] !== csrfTokenFor(session)) {
         return apiError('forbidden', `a write with the dashboard's session cookie must carry the ${CSRF_HEADER} header (reload the dashboard and try again)`);
       }
