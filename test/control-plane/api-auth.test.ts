@@ -165,6 +165,8 @@ test('loopback: anonymous callers are admin unless requireAuth; a rebinding Host
   assert.equal(open.authRequired, false);
   assert.equal(open.adminTokenFile, undefined);
   assert.equal((await call(open.apiUrl, 'POST', '/api/v1/apply', { body: svc('reviews') })).status, 200);
+  // A stale dashboard cookie (another control plane's token) does not lock the browser out here.
+  assert.equal((await call(open.apiUrl, 'GET', '/api/v1/resources/services', { headers: { cookie: `trellis_session=tat_${'C'.repeat(43)}` } })).status, 200);
   // fetch() sets Host itself: a raw request names another host, as a DNS-rebinding page would.
   const rebound = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const u = new URL(open.apiUrl);
