@@ -29,7 +29,7 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
   --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE, $TRELLIS_SERVER,
                             the current context, else http://127.0.0.1:15080)
   --context NAME            a context from the CLI config (trellis login): its server and token
-  --xds HOST:PORT           control plane xDS (default: the API host, port 15012 over mutual
+  --xds HOST:PORT[,...]     control plane xDS, one address per replica (default: the API host, port 15012 over mutual
                             TLS with a join token, else 15010 plaintext; $TRELLIS_XDS)
   --xds-tls                 --xds is the mutual-TLS port (the default address always is, with a token)
   --ca-file F               the mesh CA (PEM) to trust over HTTPS (or TRELLIS_CA_FILE; default:
@@ -170,7 +170,8 @@ export async function run(argv: string[]): Promise<number> {
     if (!found.ok) return fail(found.message);
     caBundle = found.value;
   }
-  if (!/^[^:]+:\d{1,5}$/.test(xdsAddress)) return fail(`--xds ${JSON.stringify(xdsAddress)}: expected HOST:PORT`);
+  // Several replicas: HOST:PORT,HOST:PORT (the sidecar fails over between them).
+  if (!xdsAddress.split(',').every((a) => /^[^:,]+:\d{1,5}$/.test(a))) return fail(`--xds ${JSON.stringify(xdsAddress)}: expected HOST:PORT or a comma-separated list of them`);
   const drainMs = Number(values['drain-ms']);
   if (!Number.isInteger(drainMs) || drainMs < 0) return fail('--drain-ms: must be a non-negative integer');
   let nodeProxy: { host: string; port: number } | undefined;

@@ -33,6 +33,8 @@ const OPTIONS = {
 } as const;
 
 interface TokenRecord { id: string; name: string; role: string; namespace?: string; serviceAccount?: string; createdAt: string; expiresAt?: string }
+/** What the three endpoints answer: a created token, the list, or the revoked record. */
+interface TokenAnswer extends Partial<TokenRecord> { token?: string; items?: TokenRecord[]; revoked?: TokenRecord }
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseOrExit('token', argv, OPTIONS, usage);
@@ -40,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = args;
   const [sub, arg, ...extra] = positionals;
   const conn = resolveConnection({ server: values.server, context: values.context });
-  const call = async (method: string, path: string, body?: unknown): Promise<{ ok: true; body: any } | { ok: false; message: string }> => {
+  const call = async (method: string, path: string, body?: unknown): Promise<{ ok: true; body: TokenAnswer } | { ok: false; message: string }> => {
     try {
       const res = await apiFetch(conn, path, {
         method,
@@ -48,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
         signal: AbortSignal.timeout(10_000),
       });
       const json = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
-      return res.ok ? { ok: true, body: json } : { ok: false, message: json.error?.message ?? `HTTP ${res.status}` };
+      return res.ok ? { ok: true, body: json as TokenAnswer } : { ok: false, message: json.error?.message ?? `HTTP ${res.status}` };
     } catch (err) {
       return { ok: false, message: `cannot reach the control plane at ${conn.server} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})` };
     }
@@ -85,7 +87,7 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`trellis token list: ${r.message}`);
       return 1;
     }
-    const items = r.body.items as TokenRecord[];
+    const items = r.body.items ?? [];
     if (values.output === 'json') console.log(JSON.stringify(items, null, 2));
     else {
       console.log(renderTable(['ID', 'NAME', 'ROLE', 'IDENTITY', 'CREATED', 'EXPIRES'], items.map((t) => [
@@ -104,7 +106,8 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`trellis token revoke: ${r.message}`);
       return 1;
     }
-    console.log(`revoked ${r.body.revoked.id} "${r.body.revoked.name}" (${r.body.revoked.role})`);
+    const gone = r.body.revoked;
+    console.log(gone ? `revoked ${gone.id} "${gone.name}" (${gone.role})` : `revoked ${arg}`);
     return 0;
   }
   console.error(`trellis token: say create, list or revoke\n\n${usage}`);
