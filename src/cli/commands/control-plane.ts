@@ -7,7 +7,7 @@ import { ControlPlaneSettingsError, startControlPlane } from '../../control-plan
 import { DEFAULT_KIND_QUOTA } from '../../control-plane/resources/service.ts';
 import { parseDuration } from '../../api/schema-common.ts';
 import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
-import { kubeConfigFor } from '../../control-plane/kubernetes/kubeconfig.ts';
+import { kubeConfigFor, KubeConfigError } from '../../control-plane/kubernetes/kubeconfig.ts';
 
 export const summary = 'start the control plane (API on :15080, xDS on :15010); alias: up';
 
@@ -24,7 +24,8 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --xds-port   plaintext xDS v3 ADS for proxies and proxyless gRPC clients (default 15010);
                served only on loopback (or with --insecure-plaintext)
   --xds-tls-port  xDS over mutual TLS: proxies present their workload certificate and get
-               only their own identity's config (default 15012)
+               only their own identity's config (default 15012 when --host is not
+               loopback; on loopback only when given)
   --san NAME   an extra DNS name or IP address for the control plane's serving certificate
                (repeatable; the bind address, localhost and the host name are always in it)
   --insecure-plaintext  bound beyond loopback, serve plaintext xDS and a plaintext API anyway
@@ -95,11 +96,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   let apiPort: number;
   let xdsPort: number;
-  let xdsTlsPort: number;
+  let xdsTlsPort: number | undefined;
   try {
     apiPort = port('api-port', values['api-port'], 15080);
     xdsPort = port('xds-port', values['xds-port'], 15010);
-    xdsTlsPort = port('xds-tls-port', values['xds-tls-port'], 15012);
+    // Default: 15012 when bound beyond loopback (startControlPlane); on loopback only when asked.
+    xdsTlsPort = values['xds-tls-port'] === undefined ? undefined : port('xds-tls-port', values['xds-tls-port'], 15012);
   } catch (err) {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
@@ -152,7 +154,7 @@ export async function run(argv: string[]): Promise<number> {
       host,
       apiPort,
       xdsPort,
-      ...(identity === false ? {} : { xdsTlsPort }),
+      ...(identity === false || xdsTlsPort === undefined ? {} : { xdsTlsPort }),
       ...(values.san ? { sans: values.san } : {}),
       ...(values['insecure-plaintext'] ? { insecurePlaintext: true } : {}),
       ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),

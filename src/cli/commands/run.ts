@@ -2,6 +2,7 @@
 // process in the mesh with its own sidecar (see docs/running.md).
 import { resolveConnection } from '../contexts.ts';
 import { parseArgs } from '../command-args.ts';
+import { isLoopbackAddress } from '../../control-plane/api/auth.ts';
 import { readFileSync } from 'node:fs';
 import { discoverTrustBundle, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
 import { parseJoinToken } from '../../lib/ca-pin.ts';
@@ -29,8 +30,9 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
   --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE, $TRELLIS_SERVER,
                             the current context, else http://127.0.0.1:15080)
   --context NAME            a context from the CLI config (trellis login): its server and token
-  --xds HOST:PORT[,...]     control plane xDS, one address per replica (default: the API host, port 15012 over mutual
-                            TLS with a join token, else 15010 plaintext; $TRELLIS_XDS)
+  --xds HOST:PORT[,...]     control plane xDS, one address per replica (default: the API host,
+                            port 15012 over mutual TLS with a join token and a control plane
+                            beyond loopback, else 15010 plaintext; $TRELLIS_XDS)
   --xds-tls                 --xds is the mutual-TLS port (the default address always is, with a token)
   --ca-file F               the mesh CA (PEM) to trust over HTTPS (or TRELLIS_CA_FILE; default:
                             the context's, else the CA pinned in the join token)
@@ -152,7 +154,9 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(`TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
   }
-  const xdsTls = values['xds-tls'] === true || (values.xds === undefined && joinToken !== undefined);
+  // Beyond loopback the control plane serves xDS over mutual TLS only; on
+  // loopback the plaintext port, as before.
+  const xdsTls = values['xds-tls'] === true || (values.xds === undefined && joinToken !== undefined && !isLoopbackAddress(api.hostname));
   if (xdsTls && !joinToken) return fail('--xds-tls: xDS over mutual TLS needs a workload identity: set TRELLIS_JOIN_TOKEN (trellis identity token ...)');
   const xdsAddress = values.xds ?? `${api.hostname.includes(':') ? `[${api.hostname}]` : api.hostname}:${xdsTls ? 15012 : 15010}`;
   // Over HTTPS: the CA to trust, from --ca-file, the context, or the join token's pin.
