@@ -1,8 +1,10 @@
 // An HTTPS request with the knobs global fetch() does not have: the roots to
 // trust (the mesh CA, not the system store), how to check the server's name
 // (a SPIFFE ID instead of a host name), a client certificate. Answers a
-// standard Response, so callers treat it like fetch's.
+// standard Response, its body streamed (server-sent events work), so callers
+// treat it like fetch's. The timeout bounds the wait for the response head.
 import https from 'node:https';
+import { Readable } from 'node:stream';
 import type { PeerCertificate } from 'node:tls';
 
 export interface TlsFetchOptions {
@@ -36,18 +38,17 @@ export function tlsFetch(url: string, opts: TlsFetchOptions = {}): Promise<Respo
       ...(opts.signal ? { signal: opts.signal } : {}),
       agent: false,
     }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const headers = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) {
-          if (Array.isArray(v)) for (const x of v) headers.append(k, x);
-          else if (v !== undefined) headers.set(k, v);
-        }
-        const status = res.statusCode ?? 500;
-        resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers }));
-      });
+      req.setTimeout(0);
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+        else if (v !== undefined) headers.set(k, v);
+      }
+      const status = res.statusCode ?? 500;
+      if (status === 204 || status === 304) {
+        res.resume();
+        resolve(new Response(null, { status, headers }));
+      } else resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, headers }));
     });
     req.on('timeout', () => req.destroy(new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms`)));
     req.on('error', (err) => reject(Object.assign(new Error(err.message), { cause: err })));
