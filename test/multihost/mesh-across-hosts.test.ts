@@ -59,7 +59,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | u
   }
 }
 
-test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary, mTLS and authorization between hosts; the control plane, then a workload host, cut off under load', async (t) => {
+test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary, mTLS and authorization between hosts; the control plane, then a workload host, cut off under load', { timeout: 300_000 }, async (t) => {
   const why = await hostsUnsupported();
   if (why) return t.skip(why);
   const net = await createTestNetwork();
