@@ -550,6 +550,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     pushOrder,
     emit,
     peerOf: peerHost,
+    authorize: (node, call) => opts.authorize?.(node, peerOf(call)),
     schedule(ds) {
       if (ds.blocked) return; // 'drain' schedules
       if (overBudget()) wait(ds);
