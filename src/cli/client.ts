@@ -5,11 +5,14 @@ import type { ApiError } from '../control-plane/api/http-errors.ts';
 import type { ApplyItemResult } from '../control-plane/api/resource-routes.ts';
 import type { Resource } from '../api/types.ts';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:15080';
+import { apiFetch } from './api-fetch.ts';
+import { resolveConnection, type Connection, type ConnectionFlags } from './contexts.ts';
 
-/** `--server`, else $TRELLIS_SERVER, else the local default. */
-export function serverUrl(flag: string | undefined): string {
-  return (flag ?? process.env.TRELLIS_SERVER ?? DEFAULT_SERVER).replace(/\/+$/, '');
+export { DEFAULT_SERVER } from './contexts.ts';
+
+/** The control plane and credentials for a command's --server/--context (contexts.ts). */
+export function connection(flags: ConnectionFlags): Connection {
+  return resolveConnection(flags);
 }
 
 export type CallResult<T> = { ok: true; status: number; body: T } | { ok: false; status: number; error: ApiError; body: unknown };
@@ -49,11 +52,13 @@ export interface RegisteredWorkload {
 
 const TIMEOUT_MS = 30_000;
 
-export function createClient(server: string): Client {
+export function createClient(target: string | Connection): Client {
+  const conn: Connection = typeof target === 'string' ? { server: target } : target;
+  const server = conn.server;
   async function call<T>(method: string, path: string, body?: unknown): Promise<CallResult<T>> {
     let res: Response;
     try {
-      res = await fetch(`${server}${path}`, {
+      res = await apiFetch(conn, path, {
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -64,7 +69,7 @@ export function createClient(server: string): Client {
       const why = cause?.code ?? (err as Error).message;
       return {
         ok: false, status: 0, body: undefined,
-        error: { code: 'unavailable', message: `cannot reach the control plane at ${server} (${why}); is \`trellis control-plane\` running? (set --server or TRELLIS_SERVER)` },
+        error: { code: 'unavailable', message: `cannot reach the control plane at ${server} (${why}); is \`trellis control-plane\` running? (set --server, TRELLIS_SERVER or --context)` },
       };
     }
     const text = await res.text();
@@ -98,7 +103,7 @@ export function createClient(server: string): Client {
 }
 
 const REASONS: Record<string, string> = {
-  bad_request: 'BadRequest', not_found: 'NotFound', method_not_allowed: 'MethodNotAllowed', conflict: 'Conflict',
+  bad_request: 'BadRequest', unauthenticated: 'Unauthorized', forbidden: 'Forbidden', not_found: 'NotFound', method_not_allowed: 'MethodNotAllowed', conflict: 'Conflict',
   payload_too_large: 'RequestEntityTooLarge', unsupported_media_type: 'UnsupportedMediaType', invalid: 'Invalid',
   internal: 'InternalError', unavailable: 'ServiceUnavailable',
 };

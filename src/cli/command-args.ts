@@ -44,6 +44,8 @@ export function explainParseError(err: unknown, options: NonNullable<ParseArgsCo
 
 export const COMMON_OPTIONS = {
   server: { type: 'string' },
+  /** A context from the CLI config (contexts.ts). */
+  context: { type: 'string' },
   namespace: { type: 'string', short: 'n' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];

@@ -4,6 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { ConfigError } from './contexts.ts';
 
 export interface Command {
   summary: string;
@@ -57,6 +58,11 @@ export async function main(argv: string[]): Promise<number | void> {
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
       console.error(`trellis ${name}: ${(err as Error).message}\n(\`trellis ${name} --help\` lists its options)`);
+      return 2;
+    }
+    // The CLI config (contexts.ts) is the user's to fix: a message, no stack.
+    if (err instanceof ConfigError) {
+      console.error(`trellis ${name}: ${err.message}`);
       return 2;
     }
     throw err;

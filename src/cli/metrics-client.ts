@@ -3,12 +3,8 @@
 // tests run them against a fixed fake.
 import type { EdgeRow, GoldenMetrics, StatRow, Topology, Window } from '../control-plane/telemetry/golden.ts';
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:15080';
-
-/** `--server`, else $TRELLIS_SERVER, else the local default. */
-export function metricsServer(flag: string | undefined): string {
-  return (flag ?? process.env.TRELLIS_SERVER ?? DEFAULT_SERVER).replace(/\/+$/, '');
-}
+import { apiFetch } from './api-fetch.ts';
+import type { Connection } from './contexts.ts';
 
 export class MetricsApiError extends Error {
   readonly code: string;
@@ -18,22 +14,24 @@ export class MetricsApiError extends Error {
   }
 }
 
-async function getJson<T>(server: string, path: string, params: Record<string, string | undefined>): Promise<T> {
+async function getJson<T>(conn: Connection, path: string, params: Record<string, string | undefined>): Promise<T> {
+  const server = conn.server;
   const url = new URL(path, server);
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(15_000) });
+    res = await apiFetch(conn, `${url.pathname}${url.search}`, { signal: AbortSignal.timeout(15_000) });
   } catch (err) {
     const why = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new MetricsApiError('unavailable', `cannot reach the control plane at ${server} (${why}); is \`trellis control-plane\` running? (set --server or TRELLIS_SERVER)`);
+    throw new MetricsApiError('unavailable', `cannot reach the control plane at ${server} (${why}); is \`trellis control-plane\` running? (set --server, TRELLIS_SERVER or --context)`);
   }
   const body = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
   if (!res.ok) throw new MetricsApiError(body.error?.code ?? 'internal', body.error?.message ?? `HTTP ${res.status} from ${url.pathname}`);
   return body as T;
 }
 
-export function httpMetrics(server: string): GoldenMetrics & { targets(): Promise<{ address: string; ok: boolean }[]> } {
+export function httpMetrics(target: string | Connection): GoldenMetrics & { targets(): Promise<{ address: string; ok: boolean }[]> } {
+  const server: Connection = typeof target === 'string' ? { server: target } : target;
   const list = async <T>(path: string, params: Record<string, string | undefined>): Promise<T[]> => (await getJson<{ items: T[] }>(server, path, params)).items;
   return {
     services: ({ window, namespace }) => list<StatRow>('/api/v1/metrics/services', { window, namespace }),

@@ -5,8 +5,9 @@
 import type { TapEvent } from '../proxy/telemetry/tap.ts';
 import type { CommandIO } from './command-io.ts';
 import type { TapRequest } from './tap-join.ts';
-import { metricsServer } from './metrics-client.ts';
 import { createClient, formatApiError } from './client.ts';
+import { resolveConnection, type Connection, type ConnectionFlags } from './contexts.ts';
+import { apiFetch } from './api-fetch.ts';
 import { closestName, typoLimit } from '../lib/did-you-mean.ts';
 
 export interface TapQuery {
@@ -76,7 +77,9 @@ export function openTaps(addresses: readonly string[], q: TapQuery, onLine: (lin
 /** The tap through the control plane (`GET /api/v1/tap`, server-sent
  * events, control-plane/telemetry/tap-proxy.ts): it holds every proxy's
  * admin token, so this is the default when no --admin is given. */
-export function openControlPlaneTap(server: string, q: TapQuery, onLine: (line: TapLine, from: string) => void): TapHandle {
+export function openControlPlaneTap(target: string | Connection, q: TapQuery, onLine: (line: TapLine, from: string) => void): TapHandle {
+  const conn: Connection = typeof target === 'string' ? { server: target } : target;
+  const server = conn.server;
   const ac = new AbortController();
   const errors: string[] = [];
   const run = async (): Promise<void> => {
@@ -84,7 +87,7 @@ export function openControlPlaneTap(server: string, q: TapQuery, onLine: (line: 
     for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') url.searchParams.set(k, v);
     let res: Response;
     try {
-      res = await fetch(url, { signal: ac.signal, headers: { accept: 'text/event-stream' } });
+      res = await apiFetch(conn, url.toString(), { signal: ac.signal, headers: { accept: 'text/event-stream' } });
     } catch (err) {
       if (!ac.signal.aborted) errors.push(`${server}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
       return;
@@ -138,12 +141,12 @@ export function openControlPlaneTap(server: string, q: TapQuery, onLine: (line: 
 
 /** Where a tap or top command reads from: `--admin` addresses directly (with
  * `--admin-token` or TRELLIS_ADMIN_TOKEN), else the control plane. */
-export function openTapFor(o: { admin: string[] | undefined; adminToken: string | undefined; server: string | undefined }, q: TapQuery, onLine: (line: TapLine, from: string) => void): { handle: TapHandle; sources: number } {
+export function openTapFor(o: { admin: string[] | undefined; adminToken: string | undefined } & ConnectionFlags, q: TapQuery, onLine: (line: TapLine, from: string) => void): { handle: TapHandle; sources: number } {
   if (o.admin && o.admin.length > 0) {
     const token = o.adminToken ?? process.env['TRELLIS_ADMIN_TOKEN'];
     return { handle: openTaps(o.admin, q, onLine, token ? () => token : undefined), sources: o.admin.length };
   }
-  return { handle: openControlPlaneTap(metricsServer(o.server), q, onLine), sources: 1 };
+  return { handle: openControlPlaneTap(resolveConnection({ server: o.server, context: o.context }), q, onLine), sources: 1 };
 }
 
 /** Why a fetch failed: the socket error's code (ECONNREFUSED...), not "fetch failed". */
@@ -187,9 +190,9 @@ export function parseDuration(v: string): number | undefined {
  * its host): else the reason, a suggestion and exit 1, instead of a tap that
  * waits forever for traffic that cannot match. Skipped with --admin (no
  * control plane to ask). */
-export async function checkTapTarget(command: string, service: string | undefined, server: string | undefined, io: CommandIO): Promise<number | undefined> {
+export async function checkTapTarget(command: string, service: string | undefined, flags: ConnectionFlags, io: CommandIO): Promise<number | undefined> {
   if (service === undefined) return undefined;
-  const client = createClient(metricsServer(server));
+  const client = createClient(resolveConnection(flags));
   const r = await client.list('Service', {});
   if (!r.ok) {
     io.err(`trellis ${command}: ${formatApiError(r.error, r.status)}`);

@@ -12,6 +12,7 @@
 //   ADS server ── connected proxies ── scraper -> golden metrics, tap ── dashboard
 //   ADS server, snapshots, leader ── GET /metrics (self-metrics.ts)
 import type { ServerResponse } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
 import type { Store } from './store/types.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { createResourceService, type KindQuota, type ResourceService } from './resources/service.ts';
@@ -39,6 +40,15 @@ import { createKubeClient, type KubeClient } from './kubernetes/client.ts';
 import { tokenReviewAuthenticator } from './kubernetes/token-review.ts';
 import { startInjectionWebhook, type InjectionWebhookOptions } from './kubernetes/webhook.ts';
 import { startKubernetesSource } from './kubernetes/source.ts';
+import { createApiAuth, isLoopbackAddress } from './api/auth.ts';
+import { authRoutes } from './api/auth-routes.ts';
+import { ensureBootstrapAdmin } from './api/api-tokens.ts';
+import { servingSans, startServingIdentity, type ServingIdentity } from './serving-identity.ts';
+import { authorizeXdsNode } from './xds-authz.ts';
+import { workloadCredentials } from './api/workload-credentials.ts';
+
+/** Options that cannot work together: the operator's to fix (the CLI prints it, no stack). */
+export class ControlPlaneSettingsError extends Error {}
 
 export interface ControlPlaneOptions {
   /** Embedded store directory (default backend). */
@@ -51,6 +61,15 @@ export interface ControlPlaneOptions {
   /** 0 picks a free port. Defaults 15080 / 15010. */
   apiPort?: number;
   xdsPort?: number;
+  /** xDS over mutual TLS (0 picks a free port). Default: 15012 when bound
+   * beyond loopback; on loopback only when given. */
+  xdsTlsPort?: number;
+  /** Extra SANs (IPs or DNS names) for the serving certificate. */
+  sans?: string[];
+  /** Serve the API over HTTPS with the mesh CA's certificate. Default: when bound beyond loopback. */
+  apiTls?: boolean;
+  /** Serve plaintext xDS (and a plaintext API) beyond loopback anyway; logs a warning. */
+  insecurePlaintext?: boolean;
   /** Identifies this replica in xDS responses and logs. */
   id?: string;
   /** Leader election lease TTL: how long a dead leader keeps its duties (default 10 s). */
@@ -68,14 +87,24 @@ export interface ControlPlaneOptions {
   quota?: KindQuota;
   /** Kubernetes mode: serve the sidecar injection webhook (kubernetes/webhook.ts). */
   injection?: Omit<InjectionWebhookOptions, 'ca' | 'client' | 'log'>;
+  /** Require credentials on the API even when bound to loopback (they are
+   * always required on any other address; docs/security-model.md). */
+  requireAuth?: boolean;
 }
 
 export interface ControlPlane {
   readonly id: string;
   readonly apiPort: number;
+  /** The plaintext xDS port (0 when not served: bound beyond loopback). */
   readonly xdsPort: number;
+  /** The mutual-TLS xDS port, when served. */
+  readonly xdsTlsPort: number | undefined;
   readonly apiUrl: string;
+  /** The plaintext xDS address, or the TLS one when plaintext is not served. */
   readonly xdsAddress: string;
+  readonly xdsTlsAddress: string | undefined;
+  /** The control plane's serving certificate (TLS xDS, HTTPS API), when served. */
+  readonly serving: ServingIdentity | undefined;
   readonly store: Store;
   readonly resources: ResourceService;
   readonly xds: XdsServer;
@@ -91,6 +120,10 @@ export interface ControlPlane {
   /** Golden metrics from the embedded scraper (docs/telemetry.md). */
   readonly metrics: GoldenMetrics;
   readonly scraper: Scraper;
+  /** Whether the API requires credentials (bound beyond loopback, or requireAuth). */
+  readonly authRequired: boolean;
+  /** Where this replica wrote the first admin token, when it minted one. */
+  readonly adminTokenFile: string | undefined;
   close(): Promise<void>;
 }
 
@@ -155,9 +188,45 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     registered = () => watcher.current();
     identity?.onChange(() => snapshots.setState(decorate(watcher.current()), watcher.revision()));
 
-    const xds = createXdsServer({ source: snapshots, controlPlaneId: id });
-    const xdsPort = await xds.listen(host, opts.xdsPort ?? 15010);
+    // Plaintext only on loopback (or behind --insecure-plaintext); beyond it
+    // xDS and the API speak TLS with a certificate from the mesh CA.
+    const loopback = isLoopbackAddress(host);
+    if (!loopback && opts.insecurePlaintext) log(`WARNING: --insecure-plaintext: xDS on ${host}:${opts.xdsPort ?? 15010} and the API are plaintext on a network; anyone on it can read every proxy's config and the API's tokens`);
+    const plaintextXds = loopback || opts.insecurePlaintext === true;
+    const xdsTlsPortWanted = opts.xdsTlsPort ?? (loopback ? undefined : 15012);
+    const apiTls = opts.apiTls ?? (!loopback && opts.insecurePlaintext !== true);
+    if (!identity && (xdsTlsPortWanted !== undefined || apiTls)) {
+      throw new ControlPlaneSettingsError(`the control plane bound to ${host} serves TLS with a certificate from its mesh CA: drop --no-identity, or bind to 127.0.0.1, or pass --insecure-plaintext`);
+    }
+    let serving: ServingIdentity | undefined;
+    if (identity && (xdsTlsPortWanted !== undefined || apiTls)) {
+      serving = await startServingIdentity(identity.ca, { sans: servingSans(host, opts.sans ?? []), log });
+      const s = serving;
+      cleanups.push(() => s.stop());
+      // A CA rotation (new bundle or intermediate): a certificate from the new chain.
+      const ca = identity.ca;
+      const issuer = (): string => `${ca.trustBundle().pem}|${ca.status().intermediate.fingerprint}`;
+      let issuedFrom = issuer();
+      identity.onChange(() => {
+        if (issuer() === issuedFrom) return;
+        issuedFrom = issuer();
+        void s.refresh().catch((err: Error) => log(`serving certificate: ${err.message}`));
+      });
+    }
+    const trustDomain = identity?.ca.trustDomain ?? '';
+    const xds = createXdsServer({
+      source: snapshots,
+      controlPlaneId: id,
+      authorize: (node, peer) => authorizeXdsNode(node, peer, { trustDomain, state: () => watcher.current() }),
+    });
     cleanups.push(() => xds.close({ graceMs: 0 }));
+    const xdsPort = plaintextXds ? await xds.listen(host, opts.xdsPort ?? 15010) : 0;
+    let xdsTlsPort: number | undefined;
+    if (serving && xdsTlsPortWanted !== undefined) {
+      // One provider object for both roles: grpc-js swaps the two arguments internally.
+      const creds = grpc.experimental.createCertificateProviderServerCredentials(serving.certificateProvider, serving.certificateProvider, true);
+      xdsTlsPort = await xds.listen(host, xdsTlsPortWanted, creds);
+    }
     connected = trackConnectedSidecars(xds, () => {
       if (needsConnectedSidecars(watcher.current())) snapshots.setState(decorate(watcher.current()), watcher.revision());
     });
@@ -165,7 +234,18 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
     const registry = registryRoutes(store, { log });
     cleanups.push(() => registry.close());
-    const api = createApiServer({ resources });
+    // Who may call the API (api/auth.ts): anonymous loopback callers are
+    // admin only while the API listens on loopback alone.
+    const authRequired = opts.requireAuth === true || !isLoopbackAddress(host);
+    const dataDir = opts.dataDir ?? '.trellis/data';
+    let adminTokenFile: string | undefined;
+    if (authRequired) {
+      const boot = await ensureBootstrapAdmin(store, dataDir, id);
+      if (boot.created) adminTokenFile = boot.file;
+    }
+    const auth = createApiAuth({ store, required: authRequired, ...(identity ? { extra: workloadCredentials(identity.ca) } : {}) });
+    const api = createApiServer({ resources, auth, ...(apiTls && serving ? { tls: serving } : {}) });
+    api.addRoutes(authRoutes({ store, required: authRequired, secure: apiTls }));
     api.addRoutes(registry.routes);
     // Who is connected, with what their node metadata says (admin address, workload).
     const nodes = trackProxyNodes(xds, {
@@ -212,17 +292,23 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);
     if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path
-    const { port: apiPort } = await api.listen(opts.apiPort ?? 15080, host);
+    const { port: apiPort, url: apiUrl } = await api.listen(opts.apiPort ?? 15080, host);
     cleanups.push(() => api.close());
 
-    log(`ready: api http://${host}:${apiPort} xds ${host}:${xdsPort} store ${store.kind}`);
+    const hostPort = (p: number): string => (host.includes(':') ? `[${host}]:${p}` : `${host}:${p}`);
+    const xdsTlsAddress = xdsTlsPort === undefined ? undefined : hostPort(xdsTlsPort);
+    log(`ready: api ${apiUrl} xds ${plaintextXds ? hostPort(xdsPort) : '-'} xds-tls ${xdsTlsAddress ?? '-'} store ${store.kind}${authRequired ? ' (API credentials required)' : ' (loopback: anonymous callers are admin)'}`);
+    if (adminTokenFile) log(`first admin token written to ${adminTokenFile} (0600); log in with: trellis login --server ${apiUrl} --token "$(cat ${adminTokenFile})"${apiTls && identity ? ` --ca-pin ${identity.ca.caPin()}` : ''}`);
     let closed = false;
     return {
       id,
       apiPort,
       xdsPort,
-      apiUrl: `http://${host}:${apiPort}`,
-      xdsAddress: `${host}:${xdsPort}`,
+      xdsTlsPort,
+      apiUrl,
+      xdsAddress: plaintextXds ? hostPort(xdsPort) : xdsTlsAddress!,
+      xdsTlsAddress,
+      serving,
       store,
       resources,
       xds,
@@ -234,6 +320,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       proxies: nodes,
       metrics,
       scraper,
+      authRequired,
+      adminTokenFile,
       async close() {
         if (closed) return;
         closed = true;

@@ -53,6 +53,7 @@ export function statusRoutes(deps: { xds: XdsServer; snapshots: MeshSnapshotSour
     {
       method: 'GET',
       pattern: '/healthz',
+      access: 'public',
       handle(_req, res) {
         sendJson(res, 200, { ok: true, controlPlane: deps.id });
       },

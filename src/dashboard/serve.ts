@@ -88,11 +88,13 @@ export function dashboardRoutes(o: DashboardRoutesOptions = {}): ApiRoute[] {
     {
       method: 'GET',
       pattern: '/assets/:file',
+      access: 'public',
       handle: (req, res, params) => serveFile(req, res, params.file ?? '', 'no-cache'),
     },
     {
       method: '*',
       pattern: '/*',
+      access: 'public',
       handle(req, res, params) {
         const rest = params['*'] ?? '';
         if (rest === 'api' || rest.startsWith('api/')) return sendError(res, apiError('not_found', `no such endpoint: /${rest}`));

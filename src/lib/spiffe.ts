@@ -7,6 +7,12 @@ export function spiffeIdFor(trustDomain: string, namespace: string, serviceAccou
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
+/** The control plane's own identity: not of the /ns/<ns>/sa/<sa> form, so no
+ * join token (always bound to a namespace and service account) can get it. */
+export function controlPlaneSpiffeId(trustDomain: string): string {
+  return `spiffe://${trustDomain}/trellis/control-plane`;
+}
+
 export interface SpiffeId {
   readonly trustDomain: string;
   readonly namespace: string;

@@ -10,17 +10,18 @@
 // things bind and how the proxy and the app are launched.
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { PortProtocol } from '../control-plane/translate/model.ts';
 import { MESHED_LABEL, TLS_MODE_LABEL } from '../control-plane/translate/services.ts';
 import { resolveJoinToken, saTokenFile } from '../proxy/identity/ca-client.ts';
+import { proveWorkloadIdentity } from './workload-proof.ts';
 import { explicitAppEnv, withoutCredentials } from './app-env.ts';
 import { freePorts } from './ports.ts';
 import { startPortGuard, type GuardTarget, type PortGuard } from './port-guard.ts';
-import { RegistryClient, keepRegistered, type WorkloadRegistration } from './registration.ts';
+import { RegistryClient, keepRegistered, type WorkloadRegistration, type WorkloadSigner } from './registration.ts';
 import { probeReady, Sidecar, type ProxyRuntime, type UpstreamDecl } from './sidecar.ts';
 import { hostsFromConfigDump } from './transparent.ts';
 
@@ -42,8 +43,14 @@ export interface RunOptions {
   upstreams: UpstreamDecl[];
   /** Control plane HTTP API, e.g. http://127.0.0.1:15080. */
   apiUrl: string;
+  /** An API token (registrar for this identity, or admin) for the registry. */
+  apiToken?: string;
   /** Control plane xDS, host:port. */
   xdsAddress: string;
+  /** xDS over mutual TLS (the sidecar needs a join token). */
+  xdsTls?: boolean;
+  /** The mesh CA bundle to trust when the API is HTTPS. */
+  caBundle?: string;
   /** Address registered for the workload (explicit mode); default 127.0.0.1. */
   address?: string;
   labels?: Record<string, string>;
@@ -222,7 +229,26 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
       },
       locality: opts.locality ?? {},
     };
-    const registry = new RegistryClient(opts.apiUrl);
+    // With a join token the runner proves the workload's identity itself
+    // (workload-proof.ts): the control plane then knows it speaks mTLS.
+    let joinToken: string | undefined;
+    try {
+      joinToken = resolveJoinToken();
+    } catch (err) {
+      console.error(`trellis run: TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
+      return 1;
+    }
+    let signer: WorkloadSigner | undefined;
+    if (joinToken) {
+      const proof = await proveWorkloadIdentity({ apiUrl: opts.apiUrl, joinToken, ...(opts.caBundle ? { caBundle: opts.caBundle } : {}), timeoutMs: opts.readyTimeoutMs ?? 30_000 });
+      if (!proof.ok) {
+        console.error(`trellis run: ${proof.message}`);
+        return 1;
+      }
+      cleanups.push(() => proof.stop());
+      signer = proof.signer;
+    }
+    const registry = new RegistryClient(opts.apiUrl, { ...(opts.apiToken ? { token: opts.apiToken } : {}), ...(signer ? { signer } : {}), ...(opts.caBundle ? { ca: opts.caBundle } : {}) });
     const reg = await registry.register(registration);
     if (!reg.ok) {
       log('register_failed', { code: reg.code, error: reg.message });
@@ -244,6 +270,11 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
     log('registered', { workload, lease: reg.value.leaseId });
 
     const admin = { address: pod ? pod.adminHost : '127.0.0.1', port: picked.admin };
+    let caFile: string | undefined;
+    if (opts.caBundle) {
+      caFile = path.join(dir, 'ca.pem');
+      writeFileSync(caFile, opts.caBundle, { mode: 0o644 });
+    }
     const sidecarFor = (ports: typeof picked): Sidecar => new Sidecar(
       {
         kind: 'sidecar',
@@ -252,6 +283,8 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         namespace: opts.namespace,
         workload,
         xdsAddress: pod ? pod.xdsAddress() : opts.xdsAddress,
+        ...(opts.xdsTls && !pod ? { xdsTls: true } : {}),
+        ...(caFile ? { caFile } : {}),
         ...(pod ? (pod.identityUrl() ? { identityUrl: pod.identityUrl()! } : {}) : { identityUrl: opts.apiUrl }),
         admin: { address: admin.address, port: ports.admin },
         outbound: { address: '127.0.0.1', port: ports.outbound },

@@ -43,9 +43,13 @@ export interface SidecarSpec {
   workload?: string;
   /** Control plane ADS address, host:port. */
   xdsAddress: string;
+  /** xDS over mutual TLS with the workload certificate (port 15012). */
+  xdsTls?: boolean;
   /** Control plane API, where a sidecar with a join token gets its
    * certificate (TRELLIS_IDENTITY_URL for the proxy). */
   identityUrl?: string;
+  /** The mesh CA bundle to trust over HTTPS (TRELLIS_CA_FILE for the proxy). */
+  caFile?: string;
   admin: { address: string; port: number };
   outbound: { address: string; port: number };
   inboundAddress?: string;
@@ -94,7 +98,7 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
       metadata: { trellis },
     },
     admin: { address: { socketAddress: { address: spec.admin.address, portValue: spec.admin.port } } },
-    dynamicResources: { ads: { address: spec.xdsAddress } },
+    dynamicResources: { ads: { address: spec.xdsAddress, ...(spec.xdsTls ? { tls: true } : {}) } },
   };
 }
 
@@ -191,6 +195,7 @@ export class Sidecar {
     const [cmd, ...pre] = [...(this.spec.wrap ?? []), runtime.node, ...PROXY_NODE_FLAGS, ...args];
     const env = proxyEnv({ ...(this.spec.env ?? process.env), NODE_NO_WARNINGS: '1' }, runtime.compileCache);
     if (this.spec.identityUrl !== undefined && env.TRELLIS_IDENTITY_URL === undefined) env.TRELLIS_IDENTITY_URL = this.spec.identityUrl;
+    if (this.spec.caFile !== undefined) env.TRELLIS_CA_FILE = this.spec.caFile;
     const child = spawn(cmd!, pre, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const sink = this.#logStream;
     for (const s of [child.stdout, child.stderr]) {

@@ -38,6 +38,8 @@ export interface DeltaHost {
   emit(e: XdsServerEvent): void;
   /** The stream's remote host, as on state-of-the-world connect events. */
   peerOf(call: grpc.ServerDuplexStream<Buffer, Buffer>): string;
+  /** May this node have config on this stream (server.ts `authorize`)? An error message refuses it. */
+  authorize(node: XdsNode, call: grpc.ServerDuplexStream<Buffer, Buffer>): string | undefined;
   /** Flush `s` now if the push budget allows, else in a later slice. */
   schedule(s: DeltaStream): void;
   /** Writes a response counted against the push budget; sets `s.blocked` when the stream's buffer is full. */
@@ -165,6 +167,13 @@ export function serveDeltaStream(host: DeltaHost, id: number, call: grpc.ServerD
     if (s.node === undefined) {
       if (req.node === undefined || req.node.id === '') {
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'the first DeltaDiscoveryRequest on a stream must carry node.id' });
+        call.end();
+        return;
+      }
+      const refused = host.authorize(req.node, call);
+      if (refused !== undefined) {
+        host.emit({ kind: 'stream_error', streamId: s.id, message: `node ${req.node.id} refused: ${refused}` });
+        call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: refused });
         call.end();
         return;
       }

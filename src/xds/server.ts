@@ -98,8 +98,18 @@ export type XdsServerEvent =
   | { readonly kind: 'nack'; readonly streamId: number; readonly nodeId: string; readonly typeUrl: string; readonly version: string; readonly nonce: string; readonly message: string }
   | { readonly kind: 'stream_error'; readonly streamId: number; readonly message: string };
 
+/** Who is on the other end of a stream: the URI SANs of a verified client
+ * certificate (mutual TLS), or none (a plaintext or server-only TLS port). */
+export interface XdsPeer {
+  readonly uriSans: readonly string[];
+  readonly secure: boolean;
+}
+
 export interface XdsServerOptions {
   readonly source: SnapshotSource;
+  /** Checked on a stream's first request: an error message refuses the
+   * stream (PERMISSION_DENIED), so a proxy gets only config it may have. */
+  readonly authorize?: (node: XdsNode, peer: XdsPeer) => string | undefined;
   /** Sent as control_plane.identifier. */
   readonly controlPlaneId?: string;
   /** grpc-js server options (keepalive etc.). */
@@ -421,6 +431,13 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
         st.call.end();
         return;
       }
+      const refused = opts.authorize?.(req.node, peerOf(st.call));
+      if (refused !== undefined) {
+        emit({ kind: 'stream_error', streamId: st.id, message: `node ${req.node.id} refused: ${refused}` });
+        st.call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: refused });
+        st.call.end();
+        return;
+      }
       st.node = req.node;
       emit({ kind: 'connect', streamId: st.id, node: req.node, peer: peerHost(st.call) });
     }
@@ -533,6 +550,7 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
     pushOrder,
     emit,
     peerOf: peerHost,
+    authorize: (node, call) => opts.authorize?.(node, peerOf(call)),
     schedule(ds) {
       if (ds.blocked) return; // 'drain' schedules
       if (overBudget()) wait(ds);
@@ -675,6 +693,13 @@ export function createXdsServer(opts: XdsServerOptions): XdsServer {
       clearTimeout(stallTimer);
     },
   };
+}
+
+function peerOf(call: grpc.ServerDuplexStream<Buffer, Buffer>): XdsPeer {
+  const ctx = call.getAuthContext();
+  const cert = ctx?.sslPeerCertificate;
+  const sans = (cert?.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+  return { uriSans: sans, secure: ctx?.transportSecurityType === 'ssl' };
 }
 
 function pushOrder(types: Iterable<string>): string[] {

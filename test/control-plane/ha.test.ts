@@ -39,7 +39,7 @@ interface Replica {
 /** A `trellis control-plane` child process; resolves on its ready line. */
 async function startReplica(t: TestContext, etcd: string, id: string): Promise<Replica> {
   const [apiPort, xdsPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [TRELLIS, 'control-plane', '--etcd', etcd, '--api-port', String(apiPort), '--xds-port', String(xdsPort), '--id', id, '--leader-ttl', String(LEASE_TTL_S)], {
+  const child = spawn(process.execPath, [TRELLIS, 'control-plane', '--etcd', etcd, '--api-port', String(apiPort), '--xds-port', String(xdsPort), '--xds-tls-port', '0', '--id', id, '--leader-ttl', String(LEASE_TTL_S)], {
     cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

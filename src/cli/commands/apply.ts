@@ -1,10 +1,11 @@
 // trellis apply -f FILE|DIR|- [--dry-run]: create or update resources, like kubectl apply.
 // A MeshTLS or AuthorizationPolicy also warns about the workloads it locks out (lockout.ts).
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
-import { createClient, formatApiError, serverUrl, type ApplyResponse, type Client } from '../client.ts';
+import { createClient, formatApiError, connection, type ApplyResponse, type Client } from '../client.ts';
+import type { Connection } from '../contexts.ts';
 import { lockoutWarnings } from '../lockout.ts';
 import { listWorkloads } from '../workloads.ts';
-import { httpMetrics, metricsServer } from '../metrics-client.ts';
+import { httpMetrics } from '../metrics-client.ts';
 import { loadManifests } from '../manifests.ts';
 import { qualifiedName } from '../output.ts';
 import { kindDef } from '../../api/kinds.ts';
@@ -52,12 +53,13 @@ export async function run(argv: string[]): Promise<number> {
     objects.push(obj);
   }
   const dryRun = values['dry-run'] ?? false;
-  const client = createClient(serverUrl(values.server));
+  const conn = connection({ server: values.server, context: values.context });
+  const client = createClient(conn);
   const r = await client.apply(objects, { dryRun });
   const body = r.ok ? r.body : (r.body as { results?: unknown } | undefined);
   const results = Array.isArray(body?.results) ? (body.results as ApplyResponse['results']) : [];
   let failed = !r.ok;
-  const lockouts = await lockoutContext(client, results, values.server);
+  const lockouts = await lockoutContext(client, results, conn);
   for (const item of results) {
     const def = kindDef(item.kind);
     const label = def ? qualifiedName(def, item.name) : `${item.kind}/${item.name}`;
@@ -78,12 +80,12 @@ export async function run(argv: string[]): Promise<number> {
 
 /** What lockout.ts needs, fetched only when a security policy was applied;
  * undefined when none was or the control plane cannot say (no warning then). */
-async function lockoutContext(client: Client, results: ApplyResponse['results'], server: string | undefined): Promise<Parameters<typeof lockoutWarnings>[1] | undefined> {
+async function lockoutContext(client: Client, results: ApplyResponse['results'], conn: Connection): Promise<Parameters<typeof lockoutWarnings>[1] | undefined> {
   if (!results.some((i) => i.ok && (i.kind === 'MeshTLS' || i.kind === 'AuthorizationPolicy'))) return undefined;
   const [workloads, services, edges] = await Promise.all([
     listWorkloads(client, {}),
     client.list('Service', {}),
-    httpMetrics(metricsServer(server)).edges({ window: '15m' }).catch(() => []),
+    httpMetrics(conn).edges({ window: '15m' }).catch(() => []),
   ]);
   if (!workloads.ok || !services.ok) return undefined;
   return { workloads: workloads.items, services: services.body.items, edges };

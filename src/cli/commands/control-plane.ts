@@ -3,7 +3,7 @@
 import { parseArgs } from '../command-args.ts';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { startControlPlane, type ControlPlaneOptions } from '../../control-plane/control-plane.ts';
+import { ControlPlaneSettingsError, startControlPlane, type ControlPlaneOptions } from '../../control-plane/control-plane.ts';
 import { DEFAULT_KIND_QUOTA } from '../../control-plane/resources/service.ts';
 import { DEFAULT_SIDECAR_IMAGE } from '../../control-plane/kubernetes/inject.ts';
 import { parseDuration } from '../../api/schema-common.ts';
@@ -16,9 +16,21 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
 
   --data-dir   embedded store directory (default .trellis/data)
   --etcd       share a real etcd with other replicas (highly available control plane)
-  --host       address to bind (default 127.0.0.1)
+  --host       address to bind (default 127.0.0.1); on any other address the API
+               requires credentials (docs/security-model.md)
+  --require-auth  require API credentials on loopback too (anonymous loopback
+               callers are admin otherwise); the first admin token is written to
+               <data-dir>/admin-token
   --api-port   HTTP API and dashboard (default 15080)
-  --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
+  --xds-port   plaintext xDS v3 ADS for proxies and proxyless gRPC clients (default 15010);
+               served only on loopback (or with --insecure-plaintext)
+  --xds-tls-port  xDS over mutual TLS: proxies present their workload certificate and get
+               only their own identity's config (default 15012 when --host is not
+               loopback; on loopback only when given)
+  --san NAME   an extra DNS name or IP address for the control plane's serving certificate
+               (repeatable; the bind address, localhost and the host name are always in it)
+  --insecure-plaintext  bound beyond loopback, serve plaintext xDS and a plaintext API anyway
+               (NOT recommended: anyone on the network reads configs and API tokens)
   --id         this replica's name (xDS control_plane.identifier, leader election)
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
   --max-objects-per-kind N   resources of one kind the API accepts (default 10000)
@@ -67,6 +79,9 @@ export async function run(argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       'api-port': { type: 'string' },
       'xds-port': { type: 'string' },
+      'xds-tls-port': { type: 'string' },
+      san: { type: 'string', multiple: true },
+      'insecure-plaintext': { type: 'boolean' },
       id: { type: 'string' },
       'leader-ttl': { type: 'string' },
       'trust-domain': { type: 'string' },
@@ -86,6 +101,7 @@ export async function run(argv: string[]): Promise<number> {
       'sidecar-image': { type: 'string' },
       'sidecar-xds': { type: 'string' },
       'sidecar-api': { type: 'string' },
+      'require-auth': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -95,9 +111,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   let apiPort: number;
   let xdsPort: number;
+  let xdsTlsPort: number | undefined;
   try {
     apiPort = port('api-port', values['api-port'], 15080);
     xdsPort = port('xds-port', values['xds-port'], 15010);
+    // Default: 15012 when bound beyond loopback (startControlPlane); on loopback only when asked.
+    xdsTlsPort = values['xds-tls-port'] === undefined ? undefined : port('xds-tls-port', values['xds-tls-port'], 15012);
   } catch (err) {
     console.error(`trellis control-plane: ${(err as Error).message}`);
     return 2;
@@ -176,6 +195,9 @@ export async function run(argv: string[]): Promise<number> {
       host,
       apiPort,
       xdsPort,
+      ...(identity === false || xdsTlsPort === undefined ? {} : { xdsTlsPort }),
+      ...(values.san ? { sans: values.san } : {}),
+      ...(values['insecure-plaintext'] ? { insecurePlaintext: true } : {}),
       ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
       ...(values.etcd ? { etcdEndpoints: values.etcd.split(',') } : {}),
       ...(values.id ? { id: values.id } : {}),
@@ -184,10 +206,12 @@ export async function run(argv: string[]): Promise<number> {
       ...(kubernetes ? { kubernetes } : {}),
       ...(injection ? { injection } : {}),
       quota,
+      ...(values['require-auth'] ? { requireAuth: true } : {}),
     });
   } catch (err) {
-    // The cluster refused us (credentials, RBAC): the API server's words, no stack.
-    if (err instanceof KubeConfigError) {
+    // The cluster refused us (credentials, RBAC), or settings that cannot
+    // work together (a TLS bind without a CA): the reason, no stack.
+    if (err instanceof KubeConfigError || err instanceof ControlPlaneSettingsError) {
       console.error(`trellis control-plane: ${err.message}`);
       return 1;
     }
@@ -202,7 +226,7 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   // Machine-readable readiness line for scripts and tests.
-  console.log(JSON.stringify({ event: 'ready', api: cp.apiUrl, xds: cp.xdsAddress, id: cp.id }));
+  console.log(JSON.stringify({ event: 'ready', api: cp.apiUrl, xds: cp.xdsAddress, ...(cp.xdsTlsAddress ? { xdsTls: cp.xdsTlsAddress } : {}), id: cp.id, ...(cp.identity ? { caPin: cp.identity.ca.caPin() } : {}) }));
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
@@ -212,7 +236,7 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-function identityOptions(v: Record<string, string | boolean | undefined>): MeshIdentityOptions | false | undefined {
+function identityOptions(v: Record<string, string | string[] | boolean | undefined>): MeshIdentityOptions | false | undefined {
   if (v['no-identity']) return false as const;
   const certFile = v['ca-cert'] as string | undefined;
   const keyFile = v['ca-key'] as string | undefined;

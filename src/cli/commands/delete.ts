@@ -1,6 +1,6 @@
 // trellis delete KIND NAME [NAME...] [-n NS] | trellis delete -f FILE|DIR|-
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
-import { createClient, formatApiError, serverUrl } from '../client.ts';
+import { createClient, formatApiError, connection } from '../client.ts';
 import { loadManifests } from '../manifests.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
 
@@ -46,7 +46,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     for (const name of names) targets.push({ kind: def.kind, plural: def.plural, namespace: values.namespace ?? 'default', name });
   }
-  const client = createClient(serverUrl(values.server));
+  const client = createClient(connection({ server: values.server, context: values.context }));
   const dryRun = values['dry-run'] ?? false;
   let failed = false;
   for (const t of targets) {

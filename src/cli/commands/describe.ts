@@ -3,7 +3,7 @@
 // and warnings (dangling references); for a Service, its endpoints (declared
 // and registered workloads it selects).
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
-import { createClient, formatApiError, serverUrl } from '../client.ts';
+import { createClient, formatApiError, connection } from '../client.ts';
 import { formatAge, renderTable, toYamlText } from '../output.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
 import type { Resource } from '../../api/types.ts';
@@ -94,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`error: the server doesn't have a resource type "${kindArg}" (known: ${KINDS.map((k) => k.plural).join(', ')})`);
     return 1;
   }
-  const client = createClient(serverUrl(values.server));
+  const client = createClient(connection({ server: values.server, context: values.context }));
   const r = await client.get(def.kind, values.namespace ?? 'default', name);
   if (!r.ok) {
     console.error(formatApiError(r.error, r.status));

@@ -4,7 +4,8 @@ import { parseArgs } from '../command-args.ts';
 import type { EdgeRow, GoldenMetrics } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
 import { fitTable, fmtMs, fmtPercent, fmtRps, type Column } from '../fit-table.ts';
-import { httpMetrics, metricsServer } from '../metrics-client.ts';
+import { httpMetrics } from '../metrics-client.ts';
+import { resolveConnection } from '../contexts.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { withSpinner } from '../spinner.ts';
 
@@ -25,11 +26,11 @@ const columns: Column<EdgeRow>[] = [
 ];
 
 export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetrics): Promise<number> {
-  let values: { namespace?: string; window?: string; output?: string; server?: string; help?: boolean };
+  let values: { namespace?: string; window?: string; output?: string; server?: string; context?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { namespace: { type: 'string', short: 'n' }, window: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { namespace: { type: 'string', short: 'n' }, window: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, server: { type: 'string' }, context: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (err) {
     io.err(`trellis edges: ${(err as Error).message}\n\n${usage}`);
@@ -49,7 +50,7 @@ export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetric
     io.err(`trellis edges: -o: must be table or json (got "${output}")`);
     return 2;
   }
-  const src = metrics ?? httpMetrics(metricsServer(values.server));
+  const src = metrics ?? httpMetrics(resolveConnection({ server: values.server, context: values.context }));
   let rows: EdgeRow[];
   try {
     rows = await withSpinner('fetching edges…', () => src.edges({ window: w.window, namespace: values.namespace }), io.spinnerOut);

@@ -13,6 +13,7 @@ import { parseArgs } from '../command-args.ts';
 import { gatewayBootstrap } from '../../control-plane/translate/gateway.ts';
 import { GATEWAY_LABEL } from '../../control-plane/translate/egress.ts';
 import { keepRegistered, RegistryClient, type WorkloadRegistration } from '../../runner/registration.ts';
+import { proveWorkloadIdentity } from '../../runner/workload-proof.ts';
 import { freePort } from '../../runner/ports.ts';
 import { TLS_MODE_LABEL } from '../../control-plane/translate/services.ts';
 import { run as runProxy } from './proxy.ts';
@@ -124,11 +125,22 @@ export async function run(argv: string[]): Promise<number> {
     serviceAccount: values['service-account'] ?? `gateway-${values.name}`,
     address: values['advertise-address'] ?? (listen === '0.0.0.0' || listen === '::' ? '127.0.0.1' : listen),
     ports: Object.entries(portMap).map(([p, bound]) => ({ port: Number(p), protocol: 'http' as const, proxyPort: bound })),
-    // As `trellis run` does: callers originate mTLS only to a gateway that has an identity.
+    // As `trellis run` does: callers originate mTLS only to a gateway that has
+    // an identity (the control plane decides from the proof below; an admin's
+    // label is taken as is).
     labels: { [GATEWAY_LABEL]: values.name, [TLS_MODE_LABEL]: values['join-token'] ?? process.env.TRELLIS_JOIN_TOKEN ? 'mtls' : 'none' },
     locality,
   };
-  const registry = new RegistryClient(apiUrl);
+  const joinToken = values['join-token'] ?? process.env.TRELLIS_JOIN_TOKEN;
+  let proof: Awaited<ReturnType<typeof proveWorkloadIdentity>> | undefined;
+  if (joinToken) {
+    proof = await proveWorkloadIdentity({ apiUrl, joinToken });
+    if (!proof.ok) {
+      console.error(`trellis gateway: ${proof.message}`);
+      return 1;
+    }
+  }
+  const registry = new RegistryClient(apiUrl, proof?.ok ? { signer: proof.signer } : {});
   const reg = await registry.register(registration);
   if (!reg.ok) {
     console.error(`trellis gateway: registering ${values.namespace}/${registration.name}: ${reg.message}`);
@@ -142,5 +154,6 @@ export async function run(argv: string[]): Promise<number> {
     keeper.stop();
     const d = await registry.deregister(values.namespace, registration.name);
     if (!d.ok) log('deregister_failed', { error: d.message });
+    if (proof?.ok) proof.stop();
   }
 }

@@ -1,7 +1,7 @@
 // trellis get KIND [NAME] [-n NS|-A] [-l SELECTOR] [-o yaml|json|wide|name]
 // (workloads: the declared ones and those `trellis run` registered, workloads.ts)
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
-import { createClient, formatApiError, serverUrl } from '../client.ts';
+import { createClient, formatApiError, connection } from '../client.ts';
 import { qualifiedName, resourceTable, toYamlText } from '../output.ts';
 import { KINDS, resolveKind } from '../../api/kinds.ts';
 import type { Resource } from '../../api/types.ts';
@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const namespace = values.namespace ?? 'default';
-  const client = createClient(serverUrl(values.server));
+  const client = createClient(connection({ server: values.server, context: values.context }));
 
   let items: Resource[];
   if (def.kind === 'Workload') {

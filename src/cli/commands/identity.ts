@@ -4,9 +4,12 @@
 // listener (`GET /identity`); the control plane lists who is connected.
 //
 //   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
-//   trellis identity token --namespace NS --service-account SA --workload W [--ttl 720h]
+//   trellis identity token [create] --namespace NS --service-account SA --workload W [--ttl 1h] [--uses N]
+//   trellis identity token list | revoke ID
 //   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
 //   trellis identity renew [--admin HOST:PORT ...]
+import { resolveConnection, type Connection } from '../contexts.ts';
+import { apiFetch } from '../api-fetch.ts';
 import { parseArgs } from '../command-args.ts';
 
 export const summary = 'mesh CA, workload identities and trust bundles; mint join tokens; rotate roots (alias: check)';
@@ -15,8 +18,11 @@ const usage = `usage:
   trellis identity [--api URL] [--admin HOST:PORT ...] [-o json]
       CA status, connected proxies, and per proxy (--admin, default every connected proxy
       that advertises its admin address): SPIFFE ID, expiry, trust bundle in sync
-  trellis identity token --namespace NS [--service-account SA] --workload W [--ttl 720h]
-      mint a join token for a workload (prints the token once; it is stored hashed)
+  trellis identity token [create] --namespace NS [--service-account SA] --workload W [--ttl 1h] [--uses 10]
+      mint a join token for an identity (printed once, stored hashed; 1 h and 10
+      certificates by default; it pins the mesh CA: tjt_<secret>.<CA key hash>)
+  trellis identity token list             every join token: id, identity, uses, expiry
+  trellis identity token revoke ID        revoke one (its id from the list)
   trellis identity rotate stage|activate|intermediate|retire [FINGERPRINT] [--force]
       root rotation with overlap: stage (new root joins the bundle), activate
       (issue under it; proxies renew onto it within TRELLIS_IDENTITY_ROLLOVER_WINDOW),
@@ -26,7 +32,9 @@ const usage = `usage:
       every connected proxy (or those named) renews its certificate now, through the
       control plane (it holds their admin tokens)
 
-  --api URL   control plane API (default TRELLIS_API or http://127.0.0.1:15080)`;
+  --server URL   control plane API (--api is an alias; default TRELLIS_SERVER, TRELLIS_API,
+                 the current context, else http://127.0.0.1:15080)
+  --context NAME a context from the CLI config (trellis login)`;
 
 interface CaStatusBody {
   trustDomain: string;
@@ -47,9 +55,11 @@ interface ProxyIdentity {
   trustBundle: { fingerprint: string }[];
 }
 
-async function call(url: string, init?: RequestInit): Promise<{ ok: true; body: unknown } | { ok: false; message: string }> {
+/** `conn`: an API call with its credentials; without, a plain fetch (a proxy's admin). */
+async function call(url: string, init?: RequestInit, conn?: Connection): Promise<{ ok: true; body: unknown } | { ok: false; message: string }> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+    const opts = { ...init, signal: AbortSignal.timeout(5000) };
+    const res = conn ? await apiFetch(conn, url, opts) : await fetch(url, opts);
     const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
     if (!res.ok) return { ok: false, message: `${url}: HTTP ${res.status}${body.error?.message ? `: ${body.error.message}` : ''}` };
     return { ok: true, body };
@@ -72,6 +82,8 @@ export async function run(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       api: { type: 'string' },
+      server: { type: 'string' },
+      context: { type: 'string' },
       admin: { type: 'string', multiple: true },
       output: { type: 'string', short: 'o' },
       namespace: { type: 'string', short: 'n' },
@@ -79,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       workload: { type: 'string' },
       ttl: { type: 'string' },
       force: { type: 'boolean' },
+      uses: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -86,10 +99,46 @@ export async function run(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  const api = (values.api ?? process.env['TRELLIS_API'] ?? 'http://127.0.0.1:15080').replace(/\/+$/, '');
-  const post = (path: string, body: unknown) => call(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const conn = resolveConnection({ server: values.server ?? values.api ?? (process.env['TRELLIS_SERVER'] ? undefined : process.env['TRELLIS_API']), context: values.context });
+  const api = conn.server;
+  const post = (path: string, body: unknown) => call(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, conn);
   const [sub, arg] = positionals;
 
+  if (sub === 'token' && arg === 'list') {
+    const r = await call(`${api}/api/v1/identity/join-tokens`, undefined, conn);
+    if (!r.ok) {
+      console.error(`trellis identity token list: ${r.message}`);
+      return 1;
+    }
+    const items = (r.body as { items: { id: string; namespace: string; serviceAccount: string; workload: string; uses?: number; maxUses?: number; expiresAt: string }[] }).items;
+    if (values.output === 'json') console.log(JSON.stringify(items, null, 2));
+    else {
+      const now = Date.now();
+      console.log(`${'ID'.padEnd(14)}${'IDENTITY'.padEnd(32)}${'WORKLOAD'.padEnd(20)}${'USES'.padEnd(8)}EXPIRES`);
+      for (const t of items) {
+        console.log(`${t.id.padEnd(14)}${`${t.namespace}/${t.serviceAccount}`.padEnd(32)}${t.workload.padEnd(20)}${`${t.uses ?? 0}/${t.maxUses ?? '∞'}`.padEnd(8)}${until(t.expiresAt, now)}`);
+      }
+    }
+    return 0;
+  }
+  if (sub === 'token' && arg === 'revoke') {
+    const id = positionals[2];
+    if (!id) {
+      console.error(`trellis identity token revoke: ID is required (see \`trellis identity token list\`)\n\n${usage}`);
+      return 2;
+    }
+    const r = await call(`${api}/api/v1/identity/join-tokens/${encodeURIComponent(id)}`, { method: 'DELETE' }, conn);
+    if (!r.ok) {
+      console.error(`trellis identity token revoke: ${r.message}`);
+      return 1;
+    }
+    console.log(`revoked join token ${id}`);
+    return 0;
+  }
+  if (sub === 'token' && arg !== undefined && arg !== 'create') {
+    console.error(`trellis identity token: say create, list or revoke (got "${arg}")\n\n${usage}`);
+    return 2;
+  }
   if (sub === 'token') {
     if (!values.namespace || !values.workload) {
       console.error(`trellis identity token: --namespace and --workload are required\n\n${usage}`);
@@ -97,6 +146,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     const r = await post('/api/v1/identity/join-tokens', {
       namespace: values.namespace, serviceAccount: values['service-account'] ?? 'default', workload: values.workload, ...(values.ttl ? { ttl: values.ttl } : {}),
+      ...(values.uses === undefined ? {} : { uses: Number(values.uses) }),
     });
     if (!r.ok) {
       console.error(`trellis identity token: ${r.message}`);
@@ -130,7 +180,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const proxies = await call(`${api}/api/v1/proxies`);
+  const proxies = await call(`${api}/api/v1/proxies`, undefined, conn);
   // Every connected proxy that advertises its admin address, unless named.
   const listed = proxies.ok ? (proxies.body as { proxies: { nodeId: string; admin?: string }[] }).proxies : [];
   const admins = values.admin ?? listed.flatMap((p) => (p.admin ? [p.admin] : [])).sort();
@@ -162,7 +212,7 @@ export async function run(argv: string[]): Promise<number> {
     return failed === 0 ? 0 : 1;
   }
 
-  const ca = await call(`${api}/api/v1/identity/ca`);
+  const ca = await call(`${api}/api/v1/identity/ca`, undefined, conn);
   const identities = await Promise.all(admins.map(async (a) => ({ admin: a, r: await call(`http://${a}/identity`) })));
   if (values.output === 'json') {
     console.log(JSON.stringify({

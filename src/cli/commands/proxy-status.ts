@@ -5,6 +5,8 @@
 // cannot be reached is reported and the others are still shown.
 import { parseArgs } from '../command-args.ts';
 import { DEFAULT_SERVER } from '../client.ts';
+import { resolveConnection, type Connection } from '../contexts.ts';
+import { apiFetch } from '../api-fetch.ts';
 import { formatAge, renderTable } from '../output.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import type { ProxyStatus, TypeSyncStatus } from '../../xds/server.ts';
@@ -14,7 +16,8 @@ export const summary = 'xDS sync state of every connected proxy (CDS/LDS/EDS/RDS
 const usage = `usage: trellis proxy-status [--server URL[,URL...]] [-o table|json]
 
   --server   control-plane API URL; repeat it or separate with commas to merge
-             several replicas (default $TRELLIS_SERVER, else ${DEFAULT_SERVER})
+             several replicas (default $TRELLIS_SERVER, the context's, else ${DEFAULT_SERVER})
+  --context  a context from the CLI config (trellis login)
   -o         table (default) or json`;
 
 export type TypeState = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT';
@@ -78,20 +81,25 @@ function toRow(p: ProxyStatus, controlPlane: string, server: string): ProxyStatu
 }
 
 /** Asks every server and merges; rows sorted by proxy, then replica. */
-export async function collectProxyStatus(servers: readonly string[], timeoutMs = 10_000): Promise<ProxyStatusReport> {
+export async function collectProxyStatus(servers: readonly (string | Connection)[], timeoutMs = 10_000): Promise<ProxyStatusReport> {
   const proxies: ProxyStatusRow[] = [];
   const replicas: ReplicaInfo[] = [];
   const unreachable: { server: string; error: string }[] = [];
   await Promise.all(
-    servers.map(async (server) => {
+    servers.map(async (target) => {
+      const conn: Connection = typeof target === 'string' ? { server: target } : target;
+      const server = conn.server;
       try {
-        const res = await fetch(`${server}/api/v1/proxies`, { signal: AbortSignal.timeout(timeoutMs) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const res = await apiFetch(conn, '/api/v1/proxies', { signal: AbortSignal.timeout(timeoutMs) });
+        if (!res.ok) {
+          const msg = ((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message;
+          throw new Error(`HTTP ${res.status}${msg ? `: ${msg}` : ''}`);
+        }
         const body = (await res.json()) as { controlPlane?: string; proxies?: ProxyStatus[] };
         if (!Array.isArray(body.proxies)) throw new Error('the answer has no "proxies" list');
         const controlPlane = body.controlPlane ?? server;
         for (const p of body.proxies) proxies.push(toRow(p, controlPlane, server));
-        replicas.push({ server, controlPlane, isLeader: await leaderFlag(server, timeoutMs), proxies: body.proxies.length });
+        replicas.push({ server, controlPlane, isLeader: await leaderFlag(conn, timeoutMs), proxies: body.proxies.length });
       } catch (err) {
         const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
         unreachable.push({ server, error: cause?.code ?? cause?.errors?.[0]?.code ?? (cause as Error | undefined)?.message ?? (err as Error).message });
@@ -104,9 +112,9 @@ export async function collectProxyStatus(servers: readonly string[], timeoutMs =
   return { proxies, replicas, unreachable };
 }
 
-async function leaderFlag(server: string, timeoutMs: number): Promise<boolean | null> {
+async function leaderFlag(conn: Connection, timeoutMs: number): Promise<boolean | null> {
   try {
-    const res = await fetch(`${server}/api/v1/ha`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await apiFetch(conn, '/api/v1/ha', { signal: AbortSignal.timeout(timeoutMs) });
     const body = res.ok ? ((await res.json()) as { isLeader?: unknown }) : {};
     return typeof body.isLeader === 'boolean' ? body.isLeader : null;
   } catch {
@@ -138,17 +146,17 @@ export function renderProxyStatus(report: ProxyStatusReport, now = Date.now()): 
   return out.join('\n');
 }
 
-export function serverList(flags: readonly string[] | undefined): string[] {
-  const raw = flags && flags.length > 0 ? flags : [process.env['TRELLIS_SERVER'] ?? DEFAULT_SERVER];
+export function serverList(flags: readonly string[] | undefined, context?: string): string[] {
+  const raw = flags && flags.length > 0 ? flags : [resolveConnection({ context }).server];
   return [...new Set(raw.flatMap((f) => f.split(',')).map((s) => s.trim().replace(/\/+$/, '')).filter((s) => s !== ''))];
 }
 
 export async function exec(argv: string[], io: CommandIO): Promise<number> {
-  let values: { server?: string[]; output?: string; help?: boolean };
+  let values: { server?: string[]; context?: string; output?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { server: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
+      options: { server: { type: 'string', multiple: true }, context: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (err) {
     io.err(`trellis proxy-status: ${(err as Error).message}\n\n${usage}`);
@@ -163,13 +171,13 @@ export async function exec(argv: string[], io: CommandIO): Promise<number> {
     io.err(`trellis proxy-status: -o: must be table or json (got "${output}")`);
     return 2;
   }
-  const servers = serverList(values.server);
+  const servers = serverList(values.server, values.context);
   const bad = servers.find((s) => !/^https?:\/\/[^/]+/.test(s));
   if (bad !== undefined) {
     io.err(`trellis proxy-status: --server: must be an http(s) URL such as ${DEFAULT_SERVER} (got "${bad}")`);
     return 2;
   }
-  const report = await collectProxyStatus(servers);
+  const report = await collectProxyStatus(servers.map((s) => resolveConnection({ server: s, context: values.context })));
   for (const u of report.unreachable) io.err(`trellis proxy-status: cannot reach the control plane at ${u.server} (${u.error})`);
   if (report.unreachable.length === servers.length) return 1;
   io.out(output === 'json' ? JSON.stringify(report, null, 2) : renderProxyStatus(report));

@@ -28,6 +28,7 @@ import { createCaClient, resolveJoinToken, saTokenFile } from '../../proxy/ident
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
 import { parseDuration } from '../../api/schema-common.ts';
 import { trustBundleSubscription } from '../../proxy/identity/trust-bundle-secret.ts';
+import { xdsChannelCredentials } from '../../proxy/identity/xds-credentials.ts';
 import { meshTlsProxyOptions } from '../../proxy/tls/mesh-tls.ts';
 import { gatewayTlsProxyOptions } from '../../proxy/gateway-tls.ts';
 import { composeUpstreamTls, createEgressTls, type UpstreamTlsHook } from '../../proxy/egress-tls.ts';
@@ -52,10 +53,15 @@ workload identity and mTLS (docs/identity-and-mtls.md):
   --join-token-file F    read it from a file (or TRELLIS_JOIN_TOKEN_FILE)
   --sa-token-file F      Kubernetes mode: the projected ServiceAccount token (audience trellis),
                          re-read at every renewal (or TRELLIS_SA_TOKEN_FILE; docs/kubernetes.md)
-  --identity-url URL     control plane API (default TRELLIS_IDENTITY_URL, else http://<ADS host>:15080)
+  --identity-url URL     control plane API (default TRELLIS_IDENTITY_URL, else http://<ADS host>:15080,
+                         https:// when the bootstrap's ads says tls: true)
                          (TRELLIS_IDENTITY_ROLLOVER_WINDOW, default 10s: when the CA activates a new
                          root, renew at a random point within this long)
+  --ca-file F            the mesh CA bundle (PEM) to trust over HTTPS (or TRELLIS_CA_FILE); without
+                         it the CA pinned in the join token (tjt_<secret>.<hash>) is used
   Without a join token the proxy has no identity and ignores mTLS config (plaintext).
+  With \`dynamicResources.ads.tls: true\` xDS runs over mutual TLS with that identity
+  (the control plane's port 15012).
 
 JWT authentication (docs/authorization.md):
   --jwks-ca FILE         extra CA certificates (PEM) trusted for HTTPS JWKS URLs
@@ -108,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
         'join-token-file': { type: 'string' },
         'sa-token-file': { type: 'string' },
         'identity-url': { type: 'string' },
+        'ca-file': { type: 'string' },
         'jwks-ca': { type: 'string' },
         'tracing-collector': { type: 'string' },
         'tracing-sampling': { type: 'string' },
@@ -188,9 +195,14 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  const adsTls = boot.dynamicResources?.ads.tls === true;
+  if (adsTls && !joinToken) {
+    console.error('trellis proxy: the bootstrap asks for xDS over TLS (ads.tls), which needs a workload identity: pass --join-token (or TRELLIS_JOIN_TOKEN)');
+    return 2;
+  }
   if (joinToken) {
     const adsHost = boot.dynamicResources?.ads.address.split(',')[0]?.replace(/:\d+$/, '');
-    const url = values['identity-url'] ?? process.env['TRELLIS_IDENTITY_URL'] ?? (adsHost ? `http://${adsHost}:15080` : undefined);
+    const url = values['identity-url'] ?? process.env['TRELLIS_IDENTITY_URL'] ?? (adsHost ? `${adsTls ? 'https' : 'http'}://${adsHost}:15080` : undefined);
     if (!url) {
       console.error('trellis proxy: a join token needs --identity-url (or TRELLIS_IDENTITY_URL, or an ADS address in the bootstrap)');
       return 2;
@@ -201,7 +213,17 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`trellis proxy: TRELLIS_IDENTITY_ROLLOVER_WINDOW: must be a duration such as 10s or 5m (got ${JSON.stringify(windowText)})`);
       return 2;
     }
-    identity = createWorkloadIdentity({ ca: createCaClient({ baseUrl: url, joinToken }), log, ...(rolloverWindowMs === undefined ? {} : { rolloverWindowMs }) });
+    let caBundle: string | undefined;
+    const caFile = values['ca-file'] ?? process.env['TRELLIS_CA_FILE'];
+    if (caFile) {
+      try {
+        caBundle = readFileSync(caFile, 'utf8');
+      } catch (err) {
+        console.error(`trellis proxy: --ca-file: ${(err as Error).message}`);
+        return 2;
+      }
+    }
+    identity = createWorkloadIdentity({ ca: createCaClient({ baseUrl: url, joinToken, ...(caBundle ? { caBundle } : {}) }), log, ...(rolloverWindowMs === undefined ? {} : { rolloverWindowMs }) });
     const got = await identity.start();
     if (!got.ok) {
       logLine('error', 'identity_failed', { code: got.code, error: got.message, url });
@@ -232,6 +254,7 @@ export async function run(argv: string[]): Promise<number> {
       serverUri: boot.dynamicResources.ads.address,
       ...(boot.dynamicResources.ads.apiType === undefined ? {} : { apiType: boot.dynamicResources.ads.apiType }),
       node: boot.node,
+      ...(adsTls && identity ? { credentials: xdsChannelCredentials(identity) } : {}),
       ...(identity ? { secrets: trustBundleSubscription(identity) } : {}),
       // A plugin whose code does not load is NACKed, the config in use kept.
       check: preflightPlugins,

@@ -6,7 +6,8 @@ import { parseOrExit } from '../command-args.ts';
 import type { GoldenMetrics, StatRow } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
 import { fitTable, fmtMs, fmtPercent, fmtRps, type Column } from '../fit-table.ts';
-import { httpMetrics, metricsServer } from '../metrics-client.ts';
+import { httpMetrics } from '../metrics-client.ts';
+import { resolveConnection } from '../contexts.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { withSpinner } from '../spinner.ts';
 
@@ -34,7 +35,7 @@ const columns = (namespace: string): Column<StatRow>[] => [
 ];
 
 export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetrics): Promise<number> {
-  const args = parseOrExit('routes', argv, { namespace: { type: 'string', short: 'n' }, window: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, usage, io);
+  const args = parseOrExit('routes', argv, { namespace: { type: 'string', short: 'n' }, window: { type: 'string', short: 'w' }, output: { type: 'string', short: 'o' }, server: { type: 'string' }, context: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, usage, io);
   if (typeof args === 'number') return args;
   const { values, positionals } = args;
   const service = positionals[0];
@@ -52,7 +53,7 @@ export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetric
     io.err(`trellis routes: -o: must be table or json (got "${output}")`);
     return 2;
   }
-  const src = metrics ?? httpMetrics(metricsServer(values.server));
+  const src = metrics ?? httpMetrics(resolveConnection({ server: values.server, context: values.context }));
   const namespace = values.namespace ?? 'default';
   let rows: StatRow[];
   try {

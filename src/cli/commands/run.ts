@@ -1,6 +1,11 @@
 // `trellis run --service NAME --port 9080[:http] ... -- COMMAND...`: run a
 // process in the mesh with its own sidecar (see docs/running.md).
+import { resolveConnection } from '../contexts.ts';
 import { parseArgs } from '../command-args.ts';
+import { isLoopbackAddress } from '../../control-plane/api/auth.ts';
+import { readFileSync } from 'node:fs';
+import { discoverTrustBundle, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
+import { parseJoinToken } from '../../lib/ca-pin.ts';
 import type { PortProtocol } from '../../control-plane/translate/model.ts';
 import { defaultWorkloadName, runWorkload, type AppPort, type PodNetwork } from '../../runner/runner.ts';
 import type { UpstreamDecl } from '../../runner/sidecar.ts';
@@ -22,8 +27,15 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
                             a local port for an upstream service (gRPC, TCP); the app gets
                             TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; without
                             LOCALPORT (or 0) a free one is picked; repeatable
-  --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE or http://127.0.0.1:15080)
-  --xds HOST:PORT           control plane xDS (default: the API host, port 15010; $TRELLIS_XDS)
+  --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE, $TRELLIS_SERVER,
+                            the current context, else http://127.0.0.1:15080)
+  --context NAME            a context from the CLI config (trellis login): its server and token
+  --xds HOST:PORT[,...]     control plane xDS, one address per replica (default: the API host,
+                            port 15012 over mutual TLS with a join token and a control plane
+                            beyond loopback, else 15010 plaintext; $TRELLIS_XDS)
+  --xds-tls                 --xds is the mutual-TLS port (the default address always is, with a token)
+  --ca-file F               the mesh CA (PEM) to trust over HTTPS (or TRELLIS_CA_FILE; default:
+                            the context's, else the CA pinned in the join token)
   --address ADDR            address registered for the workload (default 127.0.0.1)
   --label K=V               extra workload label; repeatable
   --region R, --zone Z      the workload's locality: its endpoints' and its sidecar's
@@ -81,8 +93,11 @@ export async function run(argv: string[]): Promise<number> {
         workload: { type: 'string' },
         port: { type: 'string', short: 'p', multiple: true, default: [] },
         upstream: { type: 'string', multiple: true, default: [] },
-        'control-plane': { type: 'string', default: process.env.TRELLIS_CONTROL_PLANE ?? 'http://127.0.0.1:15080' },
+        'control-plane': { type: 'string' },
+        context: { type: 'string' },
         xds: { type: 'string', ...(process.env.TRELLIS_XDS ? { default: process.env.TRELLIS_XDS } : {}) },
+        'xds-tls': { type: 'boolean' },
+        'ca-file': { type: 'string' },
         address: { type: 'string' },
         label: { type: 'string', multiple: true, default: [] },
         ...LOCALITY_OPTIONS,
@@ -123,14 +138,44 @@ export async function run(argv: string[]): Promise<number> {
   }
   const locality = parseLocality(values);
   if (typeof locality === 'string') return fail(locality);
+  // The API and its token: --control-plane / $TRELLIS_CONTROL_PLANE, else the
+  // CLI's connection (--context, $TRELLIS_SERVER, the current context).
+  const conn = resolveConnection({ server: values['control-plane'] ?? process.env.TRELLIS_CONTROL_PLANE, context: values.context });
   let api: URL;
   try {
-    api = new URL(values['control-plane']);
+    api = new URL(conn.server);
   } catch {
     return fail(`--control-plane ${JSON.stringify(values['control-plane'])}: not a URL`);
   }
-  const xdsAddress = values.xds ?? `${api.hostname}:15010`;
-  if (!/^[^:]+:\d{1,5}$/.test(xdsAddress)) return fail(`--xds ${JSON.stringify(xdsAddress)}: expected HOST:PORT`);
+  // With a join token the sidecar holds a workload certificate: xDS over mutual TLS.
+  let joinToken: string | undefined;
+  try {
+    joinToken = resolveJoinToken();
+  } catch (err) {
+    return fail(`TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
+  }
+  // Beyond loopback the control plane serves xDS over mutual TLS only; on
+  // loopback the plaintext port, as before.
+  const xdsTls = values['xds-tls'] === true || (values.xds === undefined && joinToken !== undefined && !isLoopbackAddress(api.hostname));
+  if (xdsTls && !joinToken) return fail('--xds-tls: xDS over mutual TLS needs a workload identity: set TRELLIS_JOIN_TOKEN (trellis identity token ...)');
+  const xdsAddress = values.xds ?? `${api.hostname.includes(':') ? `[${api.hostname}]` : api.hostname}:${xdsTls ? 15012 : 15010}`;
+  // Over HTTPS: the CA to trust, from --ca-file, the context, or the join token's pin.
+  let caBundle: string | undefined = conn.ca;
+  const caFile = values['ca-file'] ?? process.env.TRELLIS_CA_FILE;
+  if (caFile) {
+    try {
+      caBundle = readFileSync(caFile, 'utf8');
+    } catch (err) {
+      return fail(`--ca-file: ${(err as Error).message}`);
+    }
+  }
+  if (api.protocol === 'https:' && caBundle === undefined) {
+    const found = await discoverTrustBundle(conn.server, joinToken ? parseJoinToken(joinToken).caPin : undefined);
+    if (!found.ok) return fail(found.message);
+    caBundle = found.value;
+  }
+  // Several replicas: HOST:PORT,HOST:PORT (the sidecar fails over between them).
+  if (!xdsAddress.split(',').every((a) => /^[^:,]+:\d{1,5}$/.test(a))) return fail(`--xds ${JSON.stringify(xdsAddress)}: expected HOST:PORT or a comma-separated list of them`);
   const drainMs = Number(values['drain-ms']);
   if (!Number.isInteger(drainMs) || drainMs < 0) return fail('--drain-ms: must be a non-negative integer');
   let nodeProxy: { host: string; port: number } | undefined;
@@ -163,7 +208,10 @@ export async function run(argv: string[]): Promise<number> {
     ports,
     upstreams,
     apiUrl: api.toString(),
+    ...(conn.token ? { apiToken: conn.token } : {}),
+    ...(caBundle ? { caBundle } : {}),
     xdsAddress,
+    ...(xdsTls ? { xdsTls: true } : {}),
     ...(values.address ? { address: values.address } : {}),
     labels,
     ...(Object.keys(locality).length > 0 ? { locality } : {}),

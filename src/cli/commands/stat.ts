@@ -4,7 +4,8 @@ import { parseOrExit } from '../command-args.ts';
 import type { GoldenMetrics, StatRow } from '../../control-plane/telemetry/golden.ts';
 import { parseWindow } from '../../control-plane/telemetry/golden.ts';
 import { fitTable, fmtMs, fmtPercent, fmtRps, type Column } from '../fit-table.ts';
-import { httpMetrics, metricsServer } from '../metrics-client.ts';
+import { httpMetrics } from '../metrics-client.ts';
+import { resolveConnection } from '../contexts.ts';
 import { processIO, type CommandIO } from '../command-io.ts';
 import { withSpinner } from '../spinner.ts';
 
@@ -43,7 +44,7 @@ export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetric
         'all-namespaces': { type: 'boolean', short: 'A' },
         window: { type: 'string', short: 'w' },
         output: { type: 'string', short: 'o' },
-        server: { type: 'string' },
+        server: { type: 'string' }, context: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       }, usage, io);
   if (typeof args === 'number') return args;
@@ -64,7 +65,7 @@ export async function exec(argv: string[], io: CommandIO, metrics?: GoldenMetric
     io.err(`trellis stat: -o: must be table or json (got "${output}")`);
     return 2;
   }
-  const src = metrics ?? httpMetrics(metricsServer(values.server));
+  const src = metrics ?? httpMetrics(resolveConnection({ server: values.server, context: values.context }));
   const namespace = values['all-namespaces'] ? undefined : (values.namespace ?? undefined);
   let rows: StatRow[];
   try {

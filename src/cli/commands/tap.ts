@@ -21,7 +21,7 @@ export async function exec(argv: string[], io: CommandIO): Promise<number> {
   const args = parseOrExit('tap', argv, {
         path: { type: 'string' }, method: { type: 'string' }, code: { type: 'string' }, authority: { type: 'string' },
         admin: { type: 'string', multiple: true }, 'admin-token': { type: 'string' }, max: { type: 'string' }, duration: { type: 'string' },
-        output: { type: 'string', short: 'o' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        output: { type: 'string', short: 'o' }, server: { type: 'string' }, context: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       }, usage, io);
   if (typeof args === 'number') return args;
   const { values, positionals } = args;
@@ -41,7 +41,7 @@ export async function exec(argv: string[], io: CommandIO): Promise<number> {
     return 2;
   }
   if (!values.admin?.length) {
-    const bad = await checkTapTarget('tap', positionals[0], values.server, io);
+    const bad = await checkTapTarget('tap', positionals[0], { server: values.server, context: values.context }, io);
     if (bad !== undefined) return bad;
   }
   let seen = 0;
@@ -51,7 +51,7 @@ export async function exec(argv: string[], io: CommandIO): Promise<number> {
     io.out(output === 'json' ? JSON.stringify(r) : formatTapRequest(r));
     if (seen >= max) handle.stop();
   });
-  const { handle, sources } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server }, { service: positionals[0], path: values.path, method: values.method, code: values.code, authority: values.authority }, (line: TapLine, from) => {
+  const { handle, sources } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server, context: values.context }, { service: positionals[0], path: values.path, method: values.method, code: values.code, authority: values.authority }, (line: TapLine, from) => {
     if (line.type === 'start') return;
     if (line.type === 'dropped') {
       io.err(`(${line.count} events dropped: the tap could not keep up)`);

@@ -75,7 +75,7 @@ export const topColumns: Column<PathStats>[] = [
 export async function exec(argv: string[], io: CommandIO, deps: { tty?: boolean } = {}): Promise<number> {
   const args = parseOrExit('top', argv, {
         path: { type: 'string' }, admin: { type: 'string', multiple: true }, 'admin-token': { type: 'string' }, interval: { type: 'string' }, duration: { type: 'string' },
-        rows: { type: 'string' }, server: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        rows: { type: 'string' }, server: { type: 'string' }, context: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       }, usage, io);
   if (typeof args === 'number') return args;
   const { values, positionals } = args;
@@ -101,12 +101,12 @@ export async function exec(argv: string[], io: CommandIO, deps: { tty?: boolean 
     io.err(`trellis top: output is not a terminal: printing one table after ${NO_TTY_SNAPSHOT_MS / 1000}s of traffic (--duration sets how long)`);
   }
   if (!values.admin?.length) {
-    const bad = await checkTapTarget('top', positionals[0], values.server, io);
+    const bad = await checkTapTarget('top', positionals[0], { server: values.server, context: values.context }, io);
     if (bad !== undefined) return bad;
   }
   const table = new TopTable();
   const joiner = new TapJoiner((r) => table.add(r));
-  const { handle, sources } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server }, { service: positionals[0], path: values.path }, (line, from) => {
+  const { handle, sources } = openTapFor({ admin: values.admin, adminToken: values['admin-token'], server: values.server, context: values.context }, { service: positionals[0], path: values.path }, (line, from) => {
     if (line.type === 'exchange') joiner.add(line, from);
   });
   const render = (): string => {

@@ -4,6 +4,8 @@ import type { ServerResponse } from 'node:http';
 
 export const API_ERRORS = {
   bad_request: 400,
+  unauthenticated: 401,
+  forbidden: 403,
   // A per-kind object count or size limit (resources/service.ts), as Kubernetes' ResourceQuota: 403.
   quota_exceeded: 403,
   not_found: 404,

@@ -2,7 +2,8 @@
 // API, and whatever other parts mount (registry, xDS status, metrics, the
 // dashboard's static files) through `server.addRoutes(routes)`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { apiError, sendError } from './http-errors.ts';
+import { apiError, sendError, type ApiError } from './http-errors.ts';
+import type { Access } from './auth.ts';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 
@@ -14,6 +15,8 @@ export interface ApiRoute {
    * rest of the path (`/dashboard/*`, available as `params['*']`).
    */
   pattern: string;
+  /** Who may call it (auth.ts); default: read for GET/HEAD, write otherwise. */
+  access?: Access;
   handle(req: IncomingMessage, res: ServerResponse, params: Record<string, string>): void | Promise<void>;
 }
 
@@ -56,7 +59,8 @@ export class Router {
     return allow.length > 0 ? { ok: false, reason: 'method_not_allowed', allow } : { ok: false, reason: 'not_found', allow };
   }
 
-  async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** `guard` (auth.ts) may refuse the matched route with an error. */
+  async dispatch(req: IncomingMessage, res: ServerResponse, guard?: (req: IncomingMessage, route: ApiRoute) => Promise<ApiError | undefined>): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const m = this.match(req.method ?? 'GET', url.pathname);
     if (!m.ok) {
@@ -64,6 +68,13 @@ export class Router {
       sendError(res, m.reason === 'method_not_allowed'
         ? apiError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
         : apiError('not_found', `no such endpoint: ${url.pathname}`));
+      return;
+    }
+    const refused = guard ? await guard(req, m.route) : undefined;
+    if (refused) {
+      if (refused.code === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer realm="trellis"');
+      sendError(res, refused);
+      req.resume();
       return;
     }
     await m.route.handle(req, res, m.params);

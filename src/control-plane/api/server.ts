@@ -5,6 +5,8 @@
 //   api.addRoutes([{ method: 'GET', pattern: '/api/v1/registry/workloads', handle }]);
 //   await api.listen(15080, '127.0.0.1');
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/types.ts';
 import { createResourceService, type KindQuota, type ResourceService } from '../resources/service.ts';
@@ -12,6 +14,7 @@ import { apiError, sendError } from './http-errors.ts';
 import { resourceRoutes } from './resource-routes.ts';
 import { Router, type ApiRoute } from './router.ts';
 import { watchRoute } from './watch-sse.ts';
+import type { ApiAuth } from './auth.ts';
 
 export type { ApiRoute } from './router.ts';
 export { sendJson, sendError, apiError, type ApiError, type ApiErrorCode } from './http-errors.ts';
@@ -24,6 +27,11 @@ export interface ApiServerOptions {
   /** Extra routes mounted at creation (more can be added later with addRoutes). */
   routes?: readonly ApiRoute[];
   sseHeartbeatMs?: number;
+  /** Authentication and authorization (auth.ts); without it every caller may do everything (tests of the API alone). */
+  auth?: ApiAuth;
+  /** Serve HTTPS with this certificate (renewed in place); client
+   * certificates are asked for and verified against its `ca`, not required. */
+  tls?: { contextOptions(): tls.SecureContextOptions; onChange(cb: () => void): () => void };
 }
 
 export interface ApiServer {
@@ -45,13 +53,19 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   if (opts.routes) router.add(opts.routes);
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    router.dispatch(req, res).catch((err: unknown) => {
+    const guard = opts.auth ? (r: IncomingMessage, route: ApiRoute) => opts.auth!.check(r, route) : undefined;
+    router.dispatch(req, res, guard).catch((err: unknown) => {
       const code = (err as { code?: unknown } | null)?.code;
       const unavailable = (err as Error | null)?.name === 'StoreError' && (code === 'unavailable' || code === 'closed');
       sendError(res, apiError(unavailable ? 'unavailable' : 'internal', err instanceof Error ? err.message : String(err)));
     });
   };
-  const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, handler);
+  const base = { requestTimeout: 60_000, headersTimeout: 30_000 };
+  const tlsOpts = opts.tls;
+  const server: Server = tlsOpts
+    ? https.createServer({ ...base, ...tlsOpts.contextOptions(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler)
+    : http.createServer(base, handler);
+  const offTls = tlsOpts?.onChange(() => (server as https.Server).setSecureContext({ ...tlsOpts.contextOptions(), minVersion: 'TLSv1.2' }));
 
   return {
     server,
@@ -65,11 +79,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
           server.off('error', reject);
           const addr = server.address() as AddressInfo;
           const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-          resolve({ port: addr.port, url: `http://${h}:${addr.port}` });
+          resolve({ port: addr.port, url: `${tlsOpts ? 'https' : 'http'}://${h}:${addr.port}` });
         });
       });
     },
     close() {
+      offTls?.();
       for (const res of streams) res.end();
       streams.clear();
       return new Promise((resolve) => {
@@ -90,9 +105,9 @@ export interface StartedApi {
 }
 
 /** For `trellis control-plane`: the resource service over `store`, served on host:port. */
-export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[]; quota?: KindQuota }): Promise<StartedApi> {
+export async function startApi(opts: { store: Store; port?: number; host?: string; routes?: readonly ApiRoute[]; quota?: KindQuota; auth?: ApiAuth }): Promise<StartedApi> {
   const resources = createResourceService(opts.store, opts.quota ? { quota: opts.quota } : {});
-  const api = createApiServer({ resources, ...(opts.routes ? { routes: opts.routes } : {}) });
+  const api = createApiServer({ resources, ...(opts.routes ? { routes: opts.routes } : {}), ...(opts.auth ? { auth: opts.auth } : {}) });
   const { port, url } = await api.listen(opts.port ?? DEFAULT_API_PORT, opts.host ?? '127.0.0.1');
   return { api, resources, port, url, close: () => api.close() };
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, sign } from 'node:crypto';
 import * as x509 from '../../lib/x509.ts';
 import { startCertificateAuthority, CA_STATE_KEY, type CertificateAuthority } from './ca.ts';
 import { fakeCaStore } from './fake-store.ts';
@@ -173,4 +173,44 @@ test('retire: holders that do not block (not connected) or --force let the old r
     assert.deepEqual(await ca.retireRoot(oldRoot, how === 'force' ? { force: true } : { blocks: () => false }), { ok: true }, how);
     assert.equal(ca.trustBundle().roots.length, 1);
   }
+});
+
+test('join tokens: 1 h and bounded uses by default, listable and revocable by id; renewal is proven by the current certificate, not the token', async () => {
+  let clock = Date.now();
+  const { ca } = await newCa({ now: () => clock });
+  const minted = await ca.createJoinToken({ namespace: 'shop', serviceAccount: 'cart', workload: 'cart-1' }, { maxUses: 2 });
+  assert.ok(minted.ok);
+  assert.ok(Math.abs(Date.parse(minted.expiresAt) - clock - 3600_000) < 1000, 'one hour by default');
+  assert.match(minted.token, new RegExp(`^tjt_[A-Za-z0-9_-]{43}\\.${ca.caPin().slice('sha256:'.length)}$`), 'the token pins the CA');
+  const first = await generateKeyAndCsr();
+  const a = await ca.signCsr(first.csrPem, { credentials: { joinToken: minted.token } });
+  assert.ok(a.ok);
+  assert.ok((await ca.signCsr((await generateKeyAndCsr()).csrPem, { credentials: { joinToken: minted.token } })).ok);
+  const spent = await ca.signCsr((await generateKeyAndCsr()).csrPem, { credentials: { joinToken: minted.token } });
+  assert.equal(spent.ok ? 'ok' : spent.code, 'UNAUTHENTICATED');
+  assert.match(spent.ok ? '' : spent.message, /used up \(2 of 2/);
+  const listed = await ca.listJoinTokens();
+  assert.deepEqual(listed.map((t) => [t.id, t.namespace, t.serviceAccount, t.uses, t.maxUses]), [[minted.id, 'shop', 'cart', 2, 2]]);
+  assert.ok(!JSON.stringify(listed).includes(minted.token.slice(4, 40)), 'no secret in the listing');
+
+  // Renewal: the CSR signed with the current key, no token (even once the token is gone).
+  assert.ok(await ca.revokeJoinTokenById(minted.id));
+  assert.deepEqual(await ca.listJoinTokens(), []);
+  const next = await generateKeyAndCsr();
+  const proof = (key: string) => sign('sha256', Buffer.from(next.csrPem), key).toString('base64');
+  const renewed = await ca.signCsr(next.csrPem, { credentials: { renewal: { certificateChain: a.ok ? a.certificateChain : '', signature: proof(first.privateKeyPem) } } });
+  assert.ok(renewed.ok, JSON.stringify(renewed));
+  assert.equal(renewed.spiffeId, 'spiffe://mesh.test/ns/shop/sa/cart');
+  // Someone holding only the certificate (not its key) cannot renew it.
+  const thief = await generateKeyAndCsr();
+  const stolen = await ca.signCsr(next.csrPem, { credentials: { renewal: { certificateChain: a.ok ? a.certificateChain : '', signature: proof(thief.privateKeyPem) } } });
+  assert.equal(stolen.ok ? 'ok' : stolen.code, 'UNAUTHENTICATED');
+  // A renewal cannot change the identity, and an expired certificate proves nothing.
+  const other = await generateKeyAndCsr({ sanUri: 'spiffe://mesh.test/ns/shop/sa/payments' });
+  const changed = await ca.signCsr(other.csrPem, { credentials: { renewal: { certificateChain: a.ok ? a.certificateChain : '', signature: sign('sha256', Buffer.from(other.csrPem), first.privateKeyPem).toString('base64') } } });
+  assert.equal(changed.ok ? 'ok' : changed.code, 'IDENTITY_MISMATCH');
+  clock += 25 * 3600_000;
+  const late = await ca.signCsr(next.csrPem, { credentials: { renewal: { certificateChain: a.ok ? a.certificateChain : '', signature: proof(first.privateKeyPem) } } });
+  assert.equal(late.ok ? 'ok' : late.code, 'UNAUTHENTICATED');
+  assert.match(late.ok ? '' : late.message, /not valid now/);
 });

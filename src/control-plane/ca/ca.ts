@@ -10,9 +10,13 @@
 // root is then the bundle's trust anchor (its certificate only) and every
 // workload chain carries the CAs between the leaf and that root.
 //
-// signCsr(): the caller authenticates with a join token; the CSR's signature
-// is verified, its key must be P-256, and the issued SPIFFE ID is the
-// token's: a CSR naming any other identity is refused (IDENTITY_MISMATCH).
+// signCsr(): the caller authenticates with a join token (spending one of its
+// uses), or renews: it presents its current certificate chain and a
+// signature over the CSR made with that certificate's key (proof of
+// possession), and gets the same identity again. The CSR's signature is
+// verified, its key must be P-256, and the issued SPIFFE ID is the
+// token's or the certificate's: a CSR naming any other identity is refused
+// (IDENTITY_MISMATCH).
 //
 // Root rotation keeps traffic flowing with an overlap, in three steps:
 //   stageRoot()     a new root joins the trust bundle; issuing is unchanged.
@@ -31,11 +35,16 @@
 // serial, expiry): `holders()` says which workloads still depend on a root.
 import type { Store } from '../store/types.ts';
 import * as x509 from '../../lib/x509.ts';
-import { spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
+import { controlPlaneSpiffeId, spiffeIdFor, isValidTrustDomain } from '../../lib/spiffe.ts';
 import {
-  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, keyMatches, notAfterOf, operatorPath, signWorkload, splitPem,
+  createIntermediate, createRoot, fingerprint, generateKeyPair, importKeyPair, keyMatches, notAfterOf, operatorPath, signServing, signWorkload, splitPem,
 } from './pki.ts';
-import { mintJoinToken, revokeJoinToken, verifyJoinToken, type JoinTokenBinding, type MintResult } from './join-tokens.ts';
+import { spkiPin } from '../../lib/ca-pin.ts';
+import {
+  consumeJoinToken, listJoinTokens, mintJoinToken, revokeJoinToken, revokeJoinTokenById, verifyJoinToken,
+  type JoinTokenBinding, type JoinTokenRecord, type MintResult, type VerifyTokenResult,
+} from './join-tokens.ts';
+import { verify as verifySignature, X509Certificate as NodeX509 } from 'node:crypto';
 
 export const CA_STATE_KEY = '/trellis/ca/state';
 export const ISSUED_PREFIX = '/trellis/ca/issued/';
@@ -86,6 +95,17 @@ export interface CaOptions {
 
 export type SignErrorCode = 'UNAUTHENTICATED' | 'UNAVAILABLE' | 'INVALID_CSR' | 'IDENTITY_MISMATCH';
 
+/** Renewal: the current chain (leaf first) and an ECDSA-SHA256 signature
+ * (base64, DER) over the CSR's PEM text with the current key. */
+export interface RenewalProof {
+  readonly certificateChain: string;
+  readonly signature: string;
+}
+
+export type WorkloadCertificateResult =
+  | { ok: true; spiffeId: string; namespace: string; serviceAccount: string; leaf: NodeX509 }
+  | { ok: false; code: 'UNAUTHENTICATED'; message: string };
+
 export type SignResult =
   | { ok: true; spiffeId: string; certificateChain: string; trustBundle: string; expiresAt: string }
   | { ok: false; code: SignErrorCode; message: string };
@@ -123,9 +143,15 @@ export interface CertificateAuthority {
   readonly trustDomain: string;
   trustBundle(): TrustBundle;
   status(): CaStatus;
-  signCsr(csrPem: string, opts: { credentials: { joinToken?: string } }): Promise<SignResult>;
-  createJoinToken(binding: JoinTokenBinding, opts?: { ttlMs?: number }): Promise<MintResult>;
+  signCsr(csrPem: string, opts: { credentials: { joinToken?: string; renewal?: RenewalProof } }): Promise<SignResult>;
+  createJoinToken(binding: JoinTokenBinding, opts?: { ttlMs?: number; maxUses?: number }): Promise<MintResult>;
   revokeJoinToken(token: string): Promise<boolean>;
+  /** A token without spending a use (registration under its identity). */
+  verifyJoinToken(token: string): Promise<VerifyTokenResult>;
+  listJoinTokens(): Promise<(JoinTokenRecord & { id: string })[]>;
+  revokeJoinTokenById(id: string): Promise<JoinTokenRecord | undefined>;
+  /** A workload certificate chain that verifies to the bundle now, and its identity. */
+  verifyWorkloadCertificate(chainPem: string): WorkloadCertificateResult;
   /** Step 1 of root rotation; returns the new root's fingerprint. */
   stageRoot(): Promise<string>;
   /** Step 2: issue under the staged root from now on. */
@@ -137,12 +163,25 @@ export interface CertificateAuthority {
   /** The last unexpired certificate of every workload, optionally only those under `rootFingerprint`. */
   holders(rootFingerprint?: string): Promise<IssuedRecord[]>;
   rotateIntermediate(): Promise<void>;
-  /** A serving certificate for one of the control plane's own TLS endpoints
-   * (the injection webhook): SPIFFE ID plus `hosts` as DNS/IP SANs, a fresh key. */
-  issueServingCertificate(spiffeId: string, hosts: readonly string[]): Promise<{ certificateChain: string; keyPem: string; expiresAt: string }>;
   /** Re-read the state (another replica rotated). */
   reload(): Promise<void>;
+  /** The control plane's own serving certificate (a fresh key each time):
+   * its API and xDS listeners, and the injection webhook. */
+  issueServingCertificate(sans: { dnsNames: readonly string[]; ipAddresses: readonly string[] }, ttlMs?: number): Promise<ServingCertificate>;
+  /** `sha256:<hex>` of the active root's public key: what join tokens pin. */
+  caPin(): string;
 }
+
+export interface ServingCertificate {
+  readonly spiffeId: string;
+  readonly privateKeyPem: string;
+  /** Leaf then intermediate. */
+  readonly certificateChain: string;
+  readonly trustBundle: string;
+  readonly notAfter: Date;
+}
+
+export const DEFAULT_SERVING_TTL_MS = 24 * 3600_000;
 
 export type StartCaResult = { ok: true; ca: CertificateAuthority } | { ok: false; code: 'INVALID_ARGUMENT'; message: string };
 
@@ -271,8 +310,28 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
     }),
 
     async signCsr(csrPem, { credentials }) {
-      const auth = opts.authenticate ? await opts.authenticate(credentials.joinToken) : await verifyJoinToken(store, credentials.joinToken, now());
-      if (!auth.ok) return auth;
+      let b: { namespace: string; serviceAccount: string; workload: string };
+      if (credentials.renewal && credentials.joinToken === undefined) {
+        const cert = ca.verifyWorkloadCertificate(credentials.renewal.certificateChain);
+        if (!cert.ok) return cert;
+        let proven = false;
+        try {
+          proven = verifySignature('sha256', Buffer.from(csrPem), cert.leaf.publicKey, Buffer.from(credentials.renewal.signature, 'base64'));
+        } catch {
+          proven = false;
+        }
+        if (!proven) return { ok: false, code: 'UNAUTHENTICATED', message: 'renewal: the signature over the CSR was not made with the key of the certificate presented' };
+        // The workload it was issued to (holders() tracks workloads): the issuance record with its serial.
+        const serial = new x509.X509Certificate(cert.leaf.raw).serialNumber.toLowerCase();
+        const issued = (await store.list(`${ISSUED_PREFIX}${cert.namespace}/`)).items
+          .map((kv) => JSON.parse(kv.value) as IssuedRecord)
+          .find((r) => r.serial === serial);
+        b = { namespace: cert.namespace, serviceAccount: cert.serviceAccount, workload: issued?.workload ?? cert.serviceAccount };
+      } else {
+        const auth = opts.authenticate ? await opts.authenticate(credentials.joinToken) : await consumeJoinToken(store, credentials.joinToken, now());
+        if (!auth.ok) return auth;
+        b = auth.binding;
+      }
       let csr: x509.Pkcs10CertificateRequest;
       try {
         csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -284,7 +343,6 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
         return { ok: false, code: 'INVALID_CSR', message: `csr: the key must be ECDSA P-256 (got ${alg.name ?? '?'} ${alg.namedCurve ?? ''})`.trim() };
       }
       if (!(await csr.verify())) return { ok: false, code: 'INVALID_CSR', message: 'csr: the signature does not verify' };
-      const b = auth.binding;
       const spiffeId = spiffeIdFor(opts.trustDomain, b.namespace, b.serviceAccount);
       const asked: string[] = [];
       for (const ext of csr.extensions) {
@@ -313,8 +371,37 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
 
     createJoinToken: async (binding, o = {}) => opts.authenticate
       ? { ok: false, code: 'INVALID_ARGUMENT', message: 'join tokens are not used here: sidecars present a projected ServiceAccount token (audience trellis) instead (docs/kubernetes.md)' }
-      : mintJoinToken(store, binding, { now: now(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }) }),
+      : mintJoinToken(store, binding, {
+        now: now(), caPin: ca.caPin(), ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }), ...(o.maxUses === undefined ? {} : { maxUses: o.maxUses }),
+      }),
     revokeJoinToken: (token) => revokeJoinToken(store, token),
+    verifyJoinToken: (token) => verifyJoinToken(store, token, now()),
+    listJoinTokens: () => listJoinTokens(store),
+    revokeJoinTokenById: (id) => revokeJoinTokenById(store, id),
+
+    verifyWorkloadCertificate(chainPem) {
+      const bad = (message: string): WorkloadCertificateResult => ({ ok: false, code: 'UNAUTHENTICATED', message });
+      let chain: NodeX509[];
+      try {
+        chain = splitPem(chainPem).map((p) => new NodeX509(p));
+      } catch (err) {
+        return bad(`certificate: not PEM certificates (${(err as Error).message})`);
+      }
+      const [leaf, ...rest] = chain;
+      if (!leaf) return bad('certificate: no certificate presented');
+      const t = now();
+      const valid = (c: NodeX509): boolean => Date.parse(c.validFrom) <= t + 60_000 && Date.parse(c.validTo) > t;
+      if (!valid(leaf)) return bad(`certificate: not valid now (valid ${leaf.validFrom} to ${leaf.validTo})`);
+      if (leaf.ca) return bad('certificate: a CA certificate is not a workload identity');
+      const roots = splitPem(bundle().pem).map((p) => new NodeX509(p));
+      const chained = rest.some((inter) => inter.ca && valid(inter) && leaf.checkIssued(inter) && leaf.verify(inter.publicKey)
+        && roots.some((r) => inter.checkIssued(r) && inter.verify(r.publicKey)));
+      if (!chained) return bad('certificate: does not chain to the mesh trust bundle');
+      const uri = (leaf.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+      const m = uri.length === 1 ? /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(uri[0]!) : null;
+      if (!m || m[1] !== opts.trustDomain) return bad(`certificate: not a workload identity of ${opts.trustDomain} (${uri.join(', ') || 'no SPIFFE ID'})`);
+      return { ok: true, spiffeId: uri[0]!, namespace: m[2]!, serviceAccount: m[3]!, leaf };
+    },
 
     async stageRoot() {
       await load();
@@ -356,11 +443,22 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
     async reload() {
       await load();
     },
-    async issueServingCertificate(spiffeId, hosts) {
-      const kp = await generateKeyPair();
+    async issueServingCertificate(sans, ttlMs = DEFAULT_SERVING_TTL_MS) {
       const { certPem: issuerCertPem, key } = await signingKey();
-      const leaf = await signWorkload({ spiffeId, hosts, publicKey: await x509.PublicKey.create(kp.keys.publicKey), now: new Date(now()), ttlMs: workloadTtl, issuerCertPem, issuerKey: key });
-      return { certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n' + (state.intermediate.chainPem ?? ''), keyPem: kp.privateKeyPem, expiresAt: leaf.notAfter.toISOString() };
+      const kp = await generateKeyPair();
+      const spiffeId = controlPlaneSpiffeId(opts.trustDomain);
+      const leaf = await signServing({ spiffeId, ...sans, publicKey: kp.keys.publicKey, now: new Date(now()), ttlMs, issuerCertPem, issuerKey: key });
+      return {
+        spiffeId,
+        privateKeyPem: kp.privateKeyPem,
+        certificateChain: leaf.certPem.trimEnd() + '\n' + issuerCertPem.trimEnd() + '\n' + (state.intermediate.chainPem ?? ''),
+        trustBundle: bundle().pem,
+        notAfter: leaf.notAfter,
+      };
+    },
+    caPin() {
+      const active = state.roots.find((r) => r.state === 'active') ?? state.roots[0]!;
+      return spkiPin(active.certPem);
     },
   };
   return { ok: true, ca };

@@ -1,34 +1,30 @@
 // The identity API, mounted on the control plane's HTTP port:
-//   POST /api/v1/identity/csr            Bearer <join token, or in Kubernetes mode a ServiceAccount token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
-//   GET  /api/v1/identity/trust-bundle   -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
-//   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?} -> {token, expiresAt}
-//   GET  /api/v1/identity/ca             admin; CA status (bundle, intermediate) and `holders`:
+//   POST /api/v1/identity/csr            public, Bearer <join token, or in Kubernetes mode a ServiceAccount token>; {csr} -> {certificateChain, trustBundle, expiresAt, spiffeId}
+//                                        or (renewal, no token) {csr, renewal: {certificateChain, signature}}
+//   GET  /api/v1/identity/trust-bundle   public; -> {trustDomain, trustBundle, roots: [{fingerprint, state, notAfter}]}
+//   POST /api/v1/identity/join-tokens    admin; {namespace, serviceAccount, workload, ttl?, uses?} -> {token, expiresAt, id}
+//   GET  /api/v1/identity/join-tokens    admin; the records (id, identity, uses, expiry; never a secret)
+//   DELETE /api/v1/identity/join-tokens/:id  admin; revoke
+//   GET  /api/v1/identity/ca             viewer; CA status (bundle, intermediate) and `holders`:
 //                                        each workload's last unexpired certificate, its root, and
 //                                        whether the workload is live (connected or registered)
 //   POST /api/v1/identity/ca/rotate      admin; {step: stage|activate|retire|intermediate, fingerprint?, force?}
 //                                        retire: 409 IN_USE (with `holders`) while a live workload's
 //                                        certificate chains to that root, unless force
-// Admin routes are allowed to loopback callers unless `isAdmin` says
-// otherwise (the API has no user authentication yet; see the design note).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// Who is admin or viewer is the API's business (api/auth.ts, each route's `access`).
+import type { ServerResponse } from 'node:http';
 import type { ApiRoute } from '../api/server.ts';
 import { readStructuredBody, sendJson } from '../api/server.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { parseDuration } from '../../api/schema-common.ts';
+import { bearerToken } from '../api/auth.ts';
 
 export interface IdentityRouteOptions {
-  /** Who may mint join tokens and read CA status. Default: loopback callers. */
-  isAdmin?: (req: IncomingMessage) => boolean;
   /** Called after a CA rotation step (re-push the trust bundle). */
   onRotate?: () => void;
   /** Is this workload live (its proxy connected, or registered)? Its
    * certificate then blocks retiring its root. Default: every holder is live. */
   isLive?: (namespace: string, workload: string) => boolean;
-}
-
-export function isLoopback(req: IncomingMessage): boolean {
-  const a = req.socket.remoteAddress ?? '';
-  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
 }
 
 function fail(res: ServerResponse, status: number, code: string, message: string): void {
@@ -44,26 +40,28 @@ async function statusWithHolders(ca: CertificateAuthority, isLive: (namespace: s
   return { ...ca.status(), holders };
 }
 
-export function bearerToken(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-  return m?.[1];
-}
-
 export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOptions = {}): ApiRoute[] {
-  const isAdmin = opts.isAdmin ?? isLoopback;
   const isLive = opts.isLive ?? (() => true);
   return [
     {
       method: 'POST',
       pattern: '/api/v1/identity/csr',
+      access: 'public',
       async handle(req, res) {
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
-        const csr = (body.value as { csr?: unknown } | null)?.csr;
+        const v = (body.value ?? {}) as { csr?: unknown; renewal?: { certificateChain?: unknown; signature?: unknown } };
+        const csr = v.csr;
         if (typeof csr !== 'string') return fail(res, 400, 'INVALID_ARGUMENT', 'csr: required, a PEM "CERTIFICATE REQUEST"');
         const token = bearerToken(req);
-        const r = await ca.signCsr(csr, { credentials: token === undefined ? {} : { joinToken: token } });
+        let renewal: { certificateChain: string; signature: string } | undefined;
+        if (v.renewal !== undefined) {
+          if (typeof v.renewal?.certificateChain !== 'string' || typeof v.renewal.signature !== 'string') {
+            return fail(res, 400, 'INVALID_ARGUMENT', 'renewal: {certificateChain, signature} (the current chain, and a base64 signature over the CSR with its key)');
+          }
+          renewal = { certificateChain: v.renewal.certificateChain, signature: v.renewal.signature };
+        }
+        const r = await ca.signCsr(csr, { credentials: { ...(token === undefined ? {} : { joinToken: token }), ...(renewal ? { renewal } : {}) } });
         if (!r.ok) return fail(res, STATUS[r.code] ?? 400, r.code, r.message);
         sendJson(res, 200, { spiffeId: r.spiffeId, certificateChain: r.certificateChain, trustBundle: r.trustBundle, expiresAt: r.expiresAt });
       },
@@ -71,37 +69,53 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
     {
       method: 'GET',
       pattern: '/api/v1/identity/trust-bundle',
+      access: 'public',
       handle(_req, res) {
         const b = ca.trustBundle();
-        sendJson(res, 200, { trustDomain: ca.trustDomain, trustBundle: b.pem, roots: b.roots });
+        sendJson(res, 200, { trustDomain: ca.trustDomain, trustBundle: b.pem, roots: b.roots, caPin: ca.caPin() });
       },
     },
     {
       method: 'POST',
       pattern: '/api/v1/identity/join-tokens',
       async handle(req, res) {
-        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'minting join tokens is an admin operation');
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
         const v = (body.value ?? {}) as Record<string, unknown>;
         let ttlMs: number | undefined;
         if (v['ttl'] !== undefined) {
           ttlMs = typeof v['ttl'] === 'string' ? parseDuration(v['ttl']) : undefined;
-          if (ttlMs === undefined || ttlMs <= 0) return fail(res, 400, 'INVALID_ARGUMENT', 'ttl: must be a duration such as 24h or 30m');
+          if (ttlMs === undefined || ttlMs <= 0) return fail(res, 400, 'INVALID_ARGUMENT', 'ttl: must be a duration such as 1h or 30m');
         }
         const r = await ca.createJoinToken(
           { namespace: v['namespace'] as string, serviceAccount: (v['serviceAccount'] ?? 'default') as string, workload: v['workload'] as string },
-          ttlMs === undefined ? {} : { ttlMs },
+          { ...(ttlMs === undefined ? {} : { ttlMs }), ...(v['uses'] === undefined ? {} : { maxUses: v['uses'] as number }) },
         );
         if (!r.ok) return fail(res, 400, r.code, r.message);
-        sendJson(res, 201, { token: r.token, expiresAt: r.expiresAt });
+        sendJson(res, 201, { token: r.token, expiresAt: r.expiresAt, id: r.id });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/identity/join-tokens',
+      access: 'write',
+      async handle(_req, res) {
+        sendJson(res, 200, { items: await ca.listJoinTokens() });
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/api/v1/identity/join-tokens/:id',
+      async handle(_req, res, p) {
+        const gone = await ca.revokeJoinTokenById((p.id ?? '').toLowerCase());
+        if (!gone) return fail(res, 404, 'NOT_FOUND', `no join token with id ${p.id} (see \`trellis identity token list\`)`);
+        sendJson(res, 200, { revoked: gone });
       },
     },
     {
       method: 'POST',
       pattern: '/api/v1/identity/ca/rotate',
       async handle(req, res) {
-        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA rotation is an admin operation');
         const body = await readStructuredBody(req);
         if (!body.ok) return fail(res, 400, 'INVALID_ARGUMENT', body.error.message);
         const v = (body.value ?? {}) as { step?: unknown; fingerprint?: unknown; force?: unknown };
@@ -129,8 +143,7 @@ export function identityRoutes(ca: CertificateAuthority, opts: IdentityRouteOpti
     {
       method: 'GET',
       pattern: '/api/v1/identity/ca',
-      async handle(req, res) {
-        if (!isAdmin(req)) return fail(res, 403, 'PERMISSION_DENIED', 'CA status is an admin operation');
+      async handle(_req, res) {
         sendJson(res, 200, await statusWithHolders(ca, isLive));
       },
     },

@@ -1,7 +1,6 @@
 // X.509 building blocks for the mesh CA, on WebCrypto + @peculiar/x509:
 // ECDSA P-256 keys, a self-signed root, an intermediate, workload leaf
 // certificates carrying one SPIFFE URI SAN, PEM helpers and fingerprints.
-import { isIP } from 'node:net';
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import * as x509 from '../../lib/x509.ts';
 
@@ -77,8 +76,6 @@ export async function createIntermediate(opts: {
  * subject is empty), serverAuth + clientAuth, not a CA. */
 export async function signWorkload(opts: {
   spiffeId: string; publicKey: x509.PublicKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
-  /** Extra DNS names / IP addresses (a control plane's own serving certificate, e.g. the injection webhook's). */
-  hosts?: readonly string[];
 }): Promise<{ certPem: string; notAfter: Date }> {
   const issuer = new x509.X509Certificate(opts.issuerCertPem);
   const notAfter = new Date(Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime()));
@@ -95,10 +92,39 @@ export async function signWorkload(opts: {
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: opts.spiffeId }], true),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), notAfter };
+}
+
+/** The control plane's serving certificate: its SPIFFE ID (what proxies
+ * check) plus DNS names and IP addresses (what browsers and the CLI check),
+ * serverAuth + clientAuth. */
+export async function signServing(opts: {
+  spiffeId: string; dnsNames: readonly string[]; ipAddresses: readonly string[]; publicKey: CryptoKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
+}): Promise<{ certPem: string; notAfter: Date }> {
+  const issuer = new x509.X509Certificate(opts.issuerCertPem);
+  const notAfter = new Date(Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: 'O=Trellis, CN=trellis-control-plane',
+    issuer: issuer.subject,
+    notBefore: new Date(opts.now.getTime() - 60_000),
+    notAfter,
+    publicKey: opts.publicKey,
+    signingKey: opts.issuerKey,
+    signingAlgorithm: EC_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       new x509.SubjectAlternativeNameExtension([
         { type: 'url', value: opts.spiffeId },
-        ...(opts.hosts ?? []).map((h) => ({ type: isIP(h) ? 'ip' as const : 'dns' as const, value: h })),
-      ], true),
+        ...opts.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ]),
       await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
     ],
   });

@@ -15,7 +15,7 @@ import type { KubeClient } from './client.ts';
 import { KubeApiError } from './client.ts';
 import { injectionPatch, wantsInjection, type InjectOptions, type PodMeta, type PodSpec } from './inject.ts';
 import type { CertificateAuthority } from '../ca/ca.ts';
-import { spiffeIdFor } from '../../lib/spiffe.ts';
+import { isIP } from 'node:net';
 
 export const DEFAULT_WEBHOOK_CONFIG = 'trellis-sidecar-injector';
 const MAX_BODY = 8 * 1024 * 1024;
@@ -95,12 +95,12 @@ export async function patchCaBundle(client: Pick<KubeClient, 'request'>, name: s
 
 export async function startInjectionWebhook(opts: InjectionWebhookOptions): Promise<InjectionWebhook> {
   const log = opts.log ?? (() => {});
-  const serving = await opts.ca.issueServingCertificate(spiffeIdFor(opts.ca.trustDomain, 'trellis-system', 'trellis-injector'), opts.hosts);
+  const serving = await opts.ca.issueServingCertificate({ dnsNames: opts.hosts.filter((h) => isIP(h) === 0), ipAddresses: opts.hosts.filter((h) => isIP(h) !== 0) });
   const namespaceLabels = async (ns: string): Promise<Record<string, string>> => {
     const n = await opts.client.request<{ metadata?: { labels?: Record<string, string> } }>('GET', `/api/v1/namespaces/${encodeURIComponent(ns)}`);
     return n?.metadata?.labels ?? {};
   };
-  const server: Server = createServer({ cert: serving.certificateChain, key: serving.keyPem }, (req: IncomingMessage, res: ServerResponse) => {
+  const server: Server = createServer({ cert: serving.certificateChain, key: serving.privateKeyPem }, (req: IncomingMessage, res: ServerResponse) => {
     const send = (status: number, body: object): void => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));

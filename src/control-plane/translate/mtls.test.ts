@@ -130,9 +130,14 @@ test('transparent capture: pods marked meshed get TLS from callers, their one in
   );
 });
 
-test('a meshed workload labelled tls-mode none (its sidecar has no identity) is dialled in plaintext and left out of the SANs', () => {
+test('a meshed workload labelled tls-mode none (its sidecar has no identity) is dialled in plaintext under PERMISSIVE, left out of the SANs, and gets nothing under STRICT', () => {
   const noId = { ...w('reviews-2', { app: 'reviews', 'trellis.dev/tls-mode': 'none' }, 'reviews-v2') };
-  const s: MeshState = { ...state, workloads: [w('reviews-1', { app: 'reviews', 'trellis.dev/tls-mode': 'mtls' }), noId, w('legacy-1', { app: 'legacy' }, 'legacy', null)] };
+  const permissive = { ...state.meshTls!, policies: [] };
+  const strictState: MeshState = { ...state, workloads: [w('reviews-1', { app: 'reviews', 'trellis.dev/tls-mode': 'mtls' }), noId, w('intruder', { app: 'reviews' }, 'intruder', null)] };
+  const strictOut = translate(strictState, { id: 'c', kind: 'sidecar', namespace: 'shop', workload: 'reviews-1' });
+  const strictEds = strictOut.endpoints.find((e) => (e as { clusterName: string }).clusterName === 'reviews.shop.svc:9080') as { endpoints: { lbEndpoints: { metadata: { filterMetadata: { trellis: Record<string, string> } } }[] }[] };
+  assert.deepEqual(strictEds.endpoints.flatMap((l) => l.lbEndpoints.map((e) => e.metadata.filterMetadata.trellis['trellis.dev/workload'])), ['reviews-1'], 'STRICT: neither the sidecar without identity nor an unmeshed intruder gets plaintext');
+  const s: MeshState = { ...state, meshTls: permissive, workloads: [w('reviews-1', { app: 'reviews', 'trellis.dev/tls-mode': 'mtls' }), noId, w('legacy-1', { app: 'legacy' }, 'legacy', null)] };
   const out = translate(s, { id: 'c', kind: 'sidecar', namespace: 'shop', workload: 'legacy-1' });
   const snap = createSnapshot(out);
   assert.ok(snap.ok);

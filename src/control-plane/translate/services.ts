@@ -1,5 +1,6 @@
 // Services, their ports and the workloads behind them: cluster names, the
 // DNS-like host names a service answers to, and ClusterLoadAssignments.
+import { tlsModeFor } from './mtls.ts';
 import type { MeshState, PortProtocol, ProxyNode, ServicePort, ServiceResource, WorkloadInstance } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
 import { selectorMatches } from '../registry/endpoints.ts';
@@ -142,9 +143,20 @@ export function buildLoadAssignments(state: MeshState): Map<string, object> {
     for (const sp of svc.spec.ports) {
       const clusterName = serviceClusterName(ns, svc.metadata.name, sp.port);
       const byLocality = new Map<string, { locality: { region: string; zone: string; subZone: string }; lbEndpoints: object[] }>();
+      // STRICT never sends plaintext to an endpoint without a proven identity
+      // (docs/security-model.md): under STRICT, such an endpoint of a service
+      // whose other members speak mTLS (someone joining it by its labels), or
+      // one fronted by a sidecar that has no certificate, gets no traffic at
+      // all rather than a downgrade. A service with no identities anywhere
+      // (no sidecars at all) keeps plaintext.
+      const anyMtls = members.some((m) => {
+        const p = targetPortOf(sp, m);
+        return p !== undefined && speaksMeshTls(m, p);
+      });
       for (const w of members) {
         const tp = targetPortOf(sp, w);
         if (!tp) continue;
+        if (state.meshTls && !speaksMeshTls(w, tp) && (anyMtls || isMeshed(w, tp)) && tlsModeFor(state.meshTls, w, tp.port) === 'STRICT') continue;
         const loc = { region: w.locality?.region ?? '', zone: w.locality?.zone ?? '', subZone: w.locality?.subZone ?? '' };
         const lk = `${loc.region}/${loc.zone}/${loc.subZone}`;
         let group = byLocality.get(lk);

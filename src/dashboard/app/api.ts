@@ -44,10 +44,17 @@ export interface ApiErrorBody { code: string; message: string; fields?: FieldErr
 
 export type Fetched<T> = { ok: true; value: T } | { ok: false; status: number; error: ApiErrorBody; body: unknown };
 
+/** The CSRF token the server set with the session cookie (control-plane/api/auth.ts). */
+function csrfToken(): string | undefined {
+  return document.cookie.split(';').map((c) => c.trim()).find((c) => c.startsWith('trellis_csrf='))?.slice('trellis_csrf='.length) || undefined;
+}
+
 export async function api<T>(path: string, init: RequestInit = {}): Promise<Fetched<T>> {
   let res: Response;
   try {
-    res = await fetch(path, init);
+    const method = (init.method ?? 'GET').toUpperCase();
+    const csrf = method === 'GET' || method === 'HEAD' ? undefined : csrfToken();
+    res = await fetch(path, csrf ? { ...init, headers: { ...(init.headers as Record<string, string> | undefined), 'x-trellis-csrf': csrf } } : init);
   } catch (err) {
     return { ok: false, status: 0, error: { code: 'unavailable', message: `control plane unreachable: ${(err as Error).message}` }, body: null };
   }

@@ -16,6 +16,8 @@ import { ServicePage } from './pages/service.ts';
 import { Proxies } from './pages/proxies.ts';
 import { Tap } from './pages/tap.ts';
 import { Config } from './pages/config.ts';
+import { Login, type WhoAmI } from './pages/login.ts';
+import { useFetch } from './api.ts';
 import './styles.css';
 
 const NAV = [
@@ -77,6 +79,8 @@ function App(): VNode {
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
   }, []);
+  const who = useFetch<WhoAmI>('/api/v1/auth/whoami');
+  if (who.data && who.data.authRequired && !who.data.authenticated) return h('main', { id: 'main' }, h(Login, null));
   let page: VNode;
   switch (route.page) {
     case 'overview': page = h(Overview, null); break;

@@ -22,8 +22,9 @@ export interface Bootstrap {
   readonly config: ProxyConfig;
   /** Present when the proxy should take its config from an ADS server. */
   /** `apiType` as Envoy's ApiConfigSource: DELTA_GRPC (incremental, the
-   * default) or GRPC (state of the world). */
-  readonly dynamicResources?: { readonly ads: { readonly address: string; readonly apiType?: 'GRPC' | 'DELTA_GRPC' } };
+   * default) or GRPC (state of the world). `tls`: xDS over mutual TLS with
+   * the workload certificate (the control plane's port 15012). */
+  readonly dynamicResources?: { readonly ads: { readonly address: string; readonly apiType?: 'GRPC' | 'DELTA_GRPC'; readonly tls?: boolean } };
   /** staticResources.secrets, kept verbatim (camelCased) for the mTLS work. */
   readonly secrets?: readonly unknown[];
 }
@@ -105,7 +106,7 @@ export function bootstrapFromJson(json: unknown, version: string): BootstrapResu
     sr.done();
   }
 
-  let ads: { address: string; apiType?: 'GRPC' | 'DELTA_GRPC' } | undefined;
+  let ads: { address: string; apiType?: 'GRPC' | 'DELTA_GRPC'; tls?: boolean } | undefined;
   const dr = r.obj('dynamicResources');
   if (dr) ads = readDynamicResources(dr, clusters);
 
@@ -147,15 +148,17 @@ function readNode(r: FieldReader | undefined): NodeInfo {
 
 const HOST_PORT_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
-function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { address: string; apiType?: 'GRPC' | 'DELTA_GRPC' } | undefined {
+function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { address: string; apiType?: 'GRPC' | 'DELTA_GRPC'; tls?: boolean } | undefined {
   let address: string | undefined;
   let apiType: 'GRPC' | 'DELTA_GRPC' | undefined;
+  let tls: boolean | undefined;
   const which = r.oneOf(['ads', 'adsConfig'], { required: true });
   if (which === 'ads') {
     const a = r.obj('ads');
     if (a) {
       address = a.str('address', { required: true });
       apiType = a.enumOf('apiType', { GRPC: 'GRPC', DELTA_GRPC: 'DELTA_GRPC' } as const);
+      tls = a.bool('tls');
       // Several control-plane replicas: "host:port,host:port" (tried in turn).
       const list = address?.split(',').map((s) => s.trim()) ?? [];
       if (address !== undefined && (list.length === 0 || !list.every(validHostPort))) {
@@ -212,7 +215,7 @@ function readDynamicResources(r: FieldReader, clusters: readonly unknown[]): { a
   }
   r.done();
   if (address === undefined) return undefined;
-  return apiType === undefined ? { address } : { address, apiType };
+  return { address, ...(apiType === undefined ? {} : { apiType }), ...(tls ? { tls: true } : {}) };
 }
 
 function validHostPort(s: string): boolean {

@@ -155,9 +155,14 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
     }
   };
 
-  const fetchOnce = async (): Promise<IdentityStartResult & { retryable?: boolean }> => {
+  /** A new key and certificate: renewed with `current` (proof of possession,
+   * no join token spent) when given, else with the join token. */
+  const fetchOnce = async (current?: Credentials): Promise<IdentityStartResult & { retryable?: boolean }> => {
     const key = await generateKeyAndCsr();
-    const r = await opts.ca.requestCertificate(key.csrPem);
+    let r = await opts.ca.requestCertificate(key.csrPem, current);
+    // The current certificate no longer proves anything (expired, a retired
+    // root): the join token, if it is still good.
+    if (!r.ok && current && !r.retryable) r = await opts.ca.requestCertificate(key.csrPem);
     if (!r.ok) return { ok: false, code: r.code, message: r.message, retryable: r.retryable };
     try {
       return { ok: true, credentials: buildCredentials(key.privateKeyPem, r.value.certificateChain, r.value.trustBundle) };
@@ -201,7 +206,7 @@ export function createWorkloadIdentity(opts: WorkloadIdentityOptions): WorkloadI
 
   const rotate = (): Promise<IdentityStartResult> => {
     inflight ??= (async () => {
-      const r = await fetchOnce();
+      const r = await fetchOnce(creds);
       if (r.ok) {
         rotations++;
         lastError = null;
