@@ -394,9 +394,13 @@ export async function startCertificateAuthority(opts: CaOptions): Promise<StartC
       if (!valid(leaf)) return bad(`certificate: not valid now (valid ${leaf.validFrom} to ${leaf.validTo})`);
       if (leaf.ca) return bad('certificate: a CA certificate is not a workload identity');
       const roots = splitPem(bundle().pem).map((p) => new NodeX509(p));
-      const chained = rest.some((inter) => inter.ca && valid(inter) && leaf.checkIssued(inter) && leaf.verify(inter.publicKey)
-        && roots.some((r) => inter.checkIssued(r) && inter.verify(r.publicKey)));
-      if (!chained) return bad('certificate: does not chain to the mesh trust bundle');
+      // leaf -> one or more CA intermediates from the chain (the Trellis
+      // intermediate, then any operator intermediates) -> a bundle root.
+      const issuedBy = (c: NodeX509, by: NodeX509): boolean => c.checkIssued(by) && c.verify(by.publicKey);
+      const chainsUp = (c: NodeX509, depth: number): boolean =>
+        rest.some((inter) => inter !== c && inter.ca && valid(inter) && issuedBy(c, inter)
+          && (roots.some((r) => issuedBy(inter, r)) || (depth < rest.length && chainsUp(inter, depth + 1))));
+      if (!chainsUp(leaf, 1)) return bad('certificate: does not chain to the mesh trust bundle');
       const uri = (leaf.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
       const m = uri.length === 1 ? /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(uri[0]!) : null;
       if (!m || m[1] !== opts.trustDomain) return bad(`certificate: not a workload identity of ${opts.trustDomain} (${uri.join(', ') || 'no SPIFFE ID'})`);
