@@ -318,7 +318,7 @@ function proxylessResources(state: MeshState, warnings: RouteWarning[]): Resourc
       const target = `${svc.metadata.name}.${ns}.svc:${sp.port}`;
       routes.push({
         name: target,
-        virtualHosts: [{ name: target, domains: ['*'], routes: routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port) }],
+        virtualHosts: [{ name: target, domains: ['*'], routes: routesFor(state, svc, sp.port, warnings, 'grpc') ?? defaultRoutes(svc, sp.port) }],
       });
       listeners.push({
         name: target,
