@@ -17,7 +17,7 @@ import { openSqliteStore } from './store/sqlite.ts';
 import { createResourceService, type KindQuota, type ResourceService } from './resources/service.ts';
 import { watchMeshState, type MeshStateWatcher } from './mesh-state.ts';
 import { MeshSnapshotSource } from './snapshots.ts';
-import type { MeshState } from './translate/model.ts';
+import { DEFAULT_CLUSTER_DOMAIN, type MeshState } from './translate/model.ts';
 import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
@@ -58,6 +58,8 @@ export interface ControlPlaneOptions {
   log?: (msg: string) => void;
   /** The mesh CA and automatic mTLS (docs/identity-and-mtls.md); `false` turns both off. */
   identity?: MeshIdentityOptions | false;
+  /** DNS suffix of service names (`<name>.<ns>.svc.<clusterDomain>`); default: the trust domain, else cluster.local. */
+  clusterDomain?: string;
   /** How often the proxies' metrics are scraped (default 5000 ms). */
   scrapeIntervalMs?: number;
   /** Serve the web dashboard on the API port (default true). */
@@ -146,8 +148,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     }
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;
+    const clusterDomain = opts.clusterDomain ?? (opts.identity ? opts.identity.trustDomain : undefined) ?? DEFAULT_CLUSTER_DOMAIN;
     const decorate = (state: MeshState): MeshState => {
-      const s = identity ? identity.decorate(state) : state;
+      const s = { ...(identity ? identity.decorate(state) : state), clusterDomain };
       return connected && needsConnectedSidecars(s) ? { ...s, connectedSidecars: connected.current() } : s;
     };
     const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(decorate(state), revision));

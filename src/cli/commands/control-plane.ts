@@ -21,6 +21,8 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
   --id         this replica's name (xDS control_plane.identifier, leader election)
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
+  --cluster-domain D  DNS suffix of service names, <name>.<ns>.svc.D
+                      (default: the trust domain, cluster.local unless set)
   --max-objects-per-kind N   resources of one kind the API accepts (default 10000)
   --max-bytes-per-kind N     bytes of one kind's stored resources (default 33554432, 32 MiB)
 
@@ -69,6 +71,7 @@ export async function run(argv: string[]): Promise<number> {
       'xds-port': { type: 'string' },
       id: { type: 'string' },
       'leader-ttl': { type: 'string' },
+      'cluster-domain': { type: 'string' },
       'trust-domain': { type: 'string' },
       'ca-cert': { type: 'string' },
       'ca-root': { type: 'string' },
@@ -116,6 +119,11 @@ export async function run(argv: string[]): Promise<number> {
   const leaderTtl = values['leader-ttl'] === undefined ? undefined : Number(values['leader-ttl']);
   if (leaderTtl !== undefined && (!Number.isInteger(leaderTtl) || leaderTtl < 1)) {
     console.error(`trellis control-plane: --leader-ttl: must be a whole number of seconds >= 1, got "${values['leader-ttl']}"`);
+    return 2;
+  }
+  const clusterDomain = values['cluster-domain'];
+  if (clusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(clusterDomain)) {
+    console.error(`trellis control-plane: --cluster-domain: must be a lowercase DNS name such as cluster.local, got "${clusterDomain}"`);
     return 2;
   }
   let identity: MeshIdentityOptions | false | undefined;
@@ -181,6 +189,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.id ? { id: values.id } : {}),
       ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
       ...(identity === undefined ? {} : { identity }),
+      ...(clusterDomain === undefined ? {} : { clusterDomain }),
       ...(kubernetes ? { kubernetes } : {}),
       ...(injection ? { injection } : {}),
       quota,

@@ -204,6 +204,8 @@ export interface MeshState {
   security?: SecurityPolicies;
   /** Traffic policies (TimeoutPolicy, RetryPolicy, ...: translate/policies.ts). */
   policies?: readonly PolicyResource[];
+  /** DNS suffix of service names, `<name>.<ns>.svc.<clusterDomain>` (default DEFAULT_CLUSTER_DOMAIN). */
+  clusterDomain?: string;
   /** Telemetry resources: tracing settings per workload (translate/telemetry.ts). */
   telemetry?: readonly TelemetryResource[];
   /** PathNormalization resources (translate/path-normalization.ts); the safe default when none applies. */
@@ -215,6 +217,8 @@ export interface MeshState {
   /** "namespace/workload" of workloads whose sidecar is connected now (set by the control plane when a global rate limit needs it). */
   connectedSidecars?: ReadonlySet<string>;
 }
+
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';
 

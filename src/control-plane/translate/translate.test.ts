@@ -84,6 +84,12 @@ test('the outbound route table answers to every documented service name, default
   assert.ok(!rc.virtualHosts.some((v: Json) => v.name.startsWith('db.')), 'TCP ports are not HTTP virtual hosts');
 });
 
+test('service host names end in the configured cluster domain, not a hard-coded cluster.local', () => {
+  const out = translate(baseState({ clusterDomain: 'mesh.example' }), sidecar);
+  const vh = (out.routes as Json[]).find((r) => r.name === 'outbound')!.virtualHosts.find((v: Json) => v.name === 'reviews.default.svc:9080');
+  assert.deepEqual(vh.domains, ['reviews.default.svc.mesh.example:9080', 'reviews.default.svc:9080', 'reviews.default:9080', 'reviews:9080', '240.240.0.1:9080']);
+});
+
 test('an HTTPRoute canary splits by weight and steers a user group by header, in Gateway API precedence', () => {
   const route: HTTPRouteResource = {
     metadata: { name: 'reviews', namespace: 'default' },

@@ -13,7 +13,7 @@
 //    gRPC/HTTP service port, named `<name>.<ns>.svc:<port>` (the `xds:///`
 //    target), with its own RouteConfiguration; clusters and EDS.
 import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
-import { keyOf, nsOf } from './model.ts';
+import { DEFAULT_CLUSTER_DOMAIN, keyOf, nsOf } from './model.ts';
 import { gatewayOwn } from './gateway.ts';
 import { egressClusters, egressGatewayClusters, egressVirtualHosts, unknownPortVirtualHosts } from './egress.ts';
 import { attaches, connectRoute, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
@@ -94,7 +94,7 @@ function outboundVirtualHosts(state: MeshState, callerNs: string, warnings: Rout
       if (filter && !filter(svc, sp.port)) continue;
       vhosts.push({
         name: serviceClusterName(ns, svc.metadata.name, sp.port),
-        domains: serviceDomains(svc, sp.port, callerNs, state.vips.get(keyOf(svc.metadata))),
+        domains: serviceDomains(svc, sp.port, callerNs, state.vips.get(keyOf(svc.metadata)), state.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN),
         routes: [...(routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port)), connectRoute(svc, sp.port)],
       });
     }
