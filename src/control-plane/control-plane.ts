@@ -31,6 +31,7 @@ import { trackProxyNodes, type ProxyNodes } from './telemetry/proxy-nodes.ts';
 import { Scraper, DEFAULT_SCRAPE_INTERVAL_MS } from './telemetry/scraper.ts';
 import { createGoldenMetrics, serviceMembers, type GoldenMetrics } from './telemetry/golden.ts';
 import { metricsRoutes } from './telemetry/metrics-routes.ts';
+import { PrometheusSource } from './telemetry/prometheus-source.ts';
 import { tapRoutes } from './telemetry/tap-proxy.ts';
 import { dashboardApi } from '../dashboard/dashboard-api.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
@@ -62,6 +63,10 @@ export interface ControlPlaneOptions {
   clusterDomain?: string;
   /** How often the proxies' metrics are scraped (default 5000 ms). */
   scrapeIntervalMs?: number;
+  /** A Prometheus that scrapes the proxies (e.g. through
+   * /api/v1/metrics/prometheus-sd) answers the golden metrics instead of the
+   * embedded scraper, which then does not run (docs/telemetry.md). */
+  prometheusUrl?: string;
   /** Serve the web dashboard on the API port (default true). */
   dashboard?: boolean;
   /** Kubernetes mode: keep the store in step with this API server (docs/kubernetes.md). */
@@ -90,9 +95,10 @@ export interface ControlPlane {
   readonly ha: LeaderDuties;
   /** Connected proxies and their admin addresses (scrape and tap targets). */
   readonly proxies: ProxyNodes;
-  /** Golden metrics from the embedded scraper (docs/telemetry.md). */
+  /** Golden metrics from the embedded scraper, or from Prometheus with `prometheusUrl` (docs/telemetry.md). */
   readonly metrics: GoldenMetrics;
-  readonly scraper: Scraper;
+  /** The embedded scraper; undefined in Prometheus mode. */
+  readonly scraper: Scraper | undefined;
   close(): Promise<void>;
 }
 
@@ -199,19 +205,23 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       cleanups.push(() => follower.stop());
     }
 
-    // Telemetry: scrape every connected proxy's admin listener; golden
-    // metrics, the live tap and the dashboard on the same port.
-    const scraper = new Scraper({ targets: () => nodes.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
-    scraper.start();
-    cleanups.push(() => scraper.stop());
-    const metrics = createGoldenMetrics(scraper.aggregator, { members: () => serviceMembers(watcher.current()) });
+    // Telemetry: the golden metrics from one source, the embedded scraper of
+    // every connected proxy's admin listener or a real Prometheus
+    // (`prometheusUrl`); the live tap and the dashboard on the same port.
+    const intervalMs = opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS;
+    const scraper = opts.prometheusUrl === undefined ? new Scraper({ targets: () => nodes.targets(), intervalMs }) : undefined;
+    if (scraper) {
+      scraper.start();
+      cleanups.push(() => scraper.stop());
+    }
+    const metrics = createGoldenMetrics(scraper ? scraper.aggregator : new PrometheusSource({ url: opts.prometheusUrl! }), { members: () => serviceMembers(watcher.current()) });
     const streams = new Set<ServerResponse>();
     cleanups.push(() => {
       for (const s of streams) s.end();
     });
-    api.addRoutes(metricsRoutes({ metrics, scraper, streams }));
+    api.addRoutes(metricsRoutes({ metrics, ...(scraper ? { scraper } : {}), intervalMs, streams, targets: () => nodes.targets() }));
     api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), token: (a) => nodes.adminToken(a), streams }));
-    const board = dashboardApi({ metrics, scraper, xds, nodes });
+    const board = dashboardApi({ metrics, ...(scraper ? { scraper } : {}), intervalMs, xds, nodes });
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);
     if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path

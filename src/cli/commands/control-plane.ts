@@ -9,6 +9,7 @@ import { DEFAULT_SIDECAR_IMAGE } from '../../control-plane/kubernetes/inject.ts'
 import { parseDuration } from '../../api/schema-common.ts';
 import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
 import { kubeConfigFor, KubeConfigError } from '../../control-plane/kubernetes/kubeconfig.ts';
+import { isHttpUrl } from '../../lib/http-url.ts';
 
 export const summary = 'start the control plane (API on :15080, xDS on :15010); alias: up';
 
@@ -23,6 +24,9 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
   --cluster-domain D  DNS suffix of service names, <name>.<ns>.svc.D
                       (default: the trust domain, cluster.local unless set)
+  --prometheus-url URL  answer golden metrics (stat, top, edges, dashboard) from this
+                      Prometheus instead of the embedded scraper; point its
+                      http_sd_configs at <api>/api/v1/metrics/prometheus-sd
   --max-objects-per-kind N   resources of one kind the API accepts (default 10000)
   --max-bytes-per-kind N     bytes of one kind's stored resources (default 33554432, 32 MiB)
 
@@ -72,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       id: { type: 'string' },
       'leader-ttl': { type: 'string' },
       'cluster-domain': { type: 'string' },
+      'prometheus-url': { type: 'string' },
       'trust-domain': { type: 'string' },
       'ca-cert': { type: 'string' },
       'ca-root': { type: 'string' },
@@ -124,6 +129,11 @@ export async function run(argv: string[]): Promise<number> {
   const clusterDomain = values['cluster-domain'];
   if (clusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(clusterDomain)) {
     console.error(`trellis control-plane: --cluster-domain: must be a lowercase DNS name such as cluster.local, got "${clusterDomain}"`);
+    return 2;
+  }
+  const prometheusUrl = values['prometheus-url'];
+  if (prometheusUrl !== undefined && !isHttpUrl(prometheusUrl)) {
+    console.error(`trellis control-plane: --prometheus-url: must be an http:// or https:// URL such as http://127.0.0.1:9090, got "${prometheusUrl}"`);
     return 2;
   }
   let identity: MeshIdentityOptions | false | undefined;
@@ -190,6 +200,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
       ...(identity === undefined ? {} : { identity }),
       ...(clusterDomain === undefined ? {} : { clusterDomain }),
+      ...(prometheusUrl === undefined ? {} : { prometheusUrl }),
       ...(kubernetes ? { kubernetes } : {}),
       ...(injection ? { injection } : {}),
       quota,
