@@ -11,6 +11,7 @@ import type { Json } from '../xds/codec.ts';
 import type { MeshState, NodeKind, ProxyNode } from './translate/model.ts';
 import { translateParts } from './translate/translate.ts';
 import { gatewayNodeFields } from './translate/gateway.ts';
+import { grpcClientKind } from './translate/proxyless.ts';
 import type { RouteWarning } from './translate/http-routes.ts';
 
 const KINDS: readonly NodeKind[] = ['sidecar', 'gateway', 'proxyless', 'node-proxy'];
@@ -27,6 +28,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
     namespace: str(t.namespace) ?? 'default',
     locality: { region: node.locality.region, zone: node.locality.zone, subZone: node.locality.subZone },
   };
+  if (kind === 'proxyless') out.client = grpcClientKind(node.userAgentName);
   const workload = str(t.workload);
   if (workload) out.workload = workload;
   const ob = t.outbound as { address?: Json; port?: Json } | undefined;
@@ -53,7 +55,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
 
 /** Everything translate() reads from the node, as a cache key. */
 function viewKey(n: ProxyNode): string {
-  return JSON.stringify([n.kind, n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '', n.onDemand === true]);
+  return JSON.stringify([n.kind, n.client ?? '', n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '', n.onDemand === true]);
 }
 
 export interface TranslationReport {

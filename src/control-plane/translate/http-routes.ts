@@ -4,11 +4,6 @@
 //   it to implementations), 3. method match, 4. most header matches,
 //   5. most query matches; then the oldest route, then namespace/name, then
 //   rule and match order.
-// Two audiences read the result (`RouteAudience`): Trellis proxies get the
-// precise Envoy forms; proxyless gRPC clients (grpc-go, gRPC C-core, grpc-js)
-// accept only the prefix/path/safe_regex path matchers and read a timeout from
-// maxStreamDuration, so they get equivalent forms, and a warning names every
-// field they ignore (docs/xds.md, "Proxyless gRPC clients").
 import type {
   BackendRef, GRPCRouteResource, HeaderModifier, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteResource,
   MeshState, ParentRef, ServiceResource,
@@ -20,10 +15,6 @@ export interface RouteWarning {
   route: string;
   message: string;
 }
-
-/** Who reads the routes: a Trellis proxy (Envoy's full RouteMatch) or a
- * proxyless gRPC client (gRFC A28 subset). */
-export type RouteAudience = 'proxy' | 'grpc';
 
 /** Does this parentRef attach the route to (service, port)? */
 export function attaches(ref: ParentRef, routeNs: string, svc: ServiceResource, port: number): boolean {
@@ -69,19 +60,14 @@ function pathRank(m: HTTPRouteMatch | undefined): [number, number] {
   return [1, value.length];
 }
 
-/** The path part(s) of a match. Gateway API PathPrefix matches whole path
- * elements (/foo matches /foo and /foo/bar, not /foobar): Envoy's
- * pathSeparatedPrefix for proxies; gRPC clients reject that matcher, so they
- * get the same set as two matches, `path: /foo` then `prefix: /foo/`. */
-function pathMatches(m: HTTPRouteMatch | undefined, audience: RouteAudience): Record<string, unknown>[] {
+function pathMatch(m: HTTPRouteMatch | undefined): Record<string, unknown> {
   const p = m?.path;
   const type = p?.type ?? 'PathPrefix';
   const value = p?.value ?? '/';
-  if (type === 'Exact') return [{ path: value }];
-  if (type === 'RegularExpression') return [{ safeRegex: { regex: value } }];
-  const trimmed = value.replace(/\/+$/, '');
-  if (trimmed === '') return [{ prefix: '/' }];
-  return audience === 'proxy' ? [{ pathSeparatedPrefix: trimmed }] : [{ path: trimmed }, { prefix: `${trimmed}/` }];
+  if (type === 'Exact') return { path: value };
+  if (type === 'RegularExpression') return { safeRegex: { regex: value } };
+  // Gateway API PathPrefix matches whole path elements: /foo matches /foo/bar, not /foobar.
+  return value === '/' ? { prefix: '/' } : { pathSeparatedPrefix: value.replace(/\/+$/, '') };
 }
 
 function stringMatchers(list: { type?: string; name: string; value: string }[] | undefined, nameKey: 'name'): object[] {
@@ -133,19 +119,7 @@ interface RuleParts {
   hadBackendRefs: boolean;
   timeouts?: { request?: string; backendRequest?: string };
   grpc: boolean;
-  audience: RouteAudience;
 }
-
-/** Route filters a proxyless gRPC client does not apply (gRFC A28: it reads
- * only the match, the cluster(s), hash policy, retry policy and
- * maxStreamDuration of a route). */
-const GRPC_IGNORES: Partial<Record<HTTPRouteFilter['type'], string>> = {
-  RequestHeaderModifier: 'ignore RequestHeaderModifier',
-  ResponseHeaderModifier: 'ignore ResponseHeaderModifier',
-  RequestMirror: 'ignore RequestMirror',
-  URLRewrite: 'ignore URLRewrite',
-  RequestRedirect: 'cannot follow RequestRedirect: their calls on this route fail with UNAVAILABLE',
-};
 
 function applyFilters(parts: RuleParts, match: HTTPRouteMatch | undefined, state: MeshState, routeNs: string, warn: (m: string) => void): Record<string, unknown> {
   const route: Record<string, unknown> = {};
@@ -157,8 +131,6 @@ function applyFilters(parts: RuleParts, match: HTTPRouteMatch | undefined, state
   const action: Record<string, unknown> = {};
   const mirrors: object[] = [];
   for (const f of parts.filters) {
-    const ignored = parts.audience === 'grpc' ? GRPC_IGNORES[f.type] : undefined;
-    if (ignored) warn(`proxyless gRPC clients ${ignored}`);
     switch (f.type) {
       case 'RequestHeaderModifier': {
         const o = headerOptions(f.requestHeaderModifier);
@@ -227,15 +199,12 @@ function applyFilters(parts: RuleParts, match: HTTPRouteMatch | undefined, state
   Object.assign(action, target);
   if (parts.timeouts?.request) {
     const d = gatewayDuration(parts.timeouts.request);
-    // gRPC clients take a route's timeout from maxStreamDuration (gRFC A31).
-    if (d) Object.assign(action, parts.audience === 'grpc' ? { maxStreamDuration: { maxStreamDuration: d } } : { timeout: d });
+    if (d) action.timeout = d;
     else warn(`timeouts.request "${parts.timeouts.request}" is not a Gateway API duration`);
   }
   if (parts.timeouts?.backendRequest) {
     const d = gatewayDuration(parts.timeouts.backendRequest);
-    // gRPC has no per-try timeout, and C-core rejects numRetries 0.
-    if (d && parts.audience === 'grpc') warn('proxyless gRPC clients ignore timeouts.backendRequest (gRPC has no per-try timeout)');
-    else if (d) action.retryPolicy = { perTryTimeout: d, numRetries: 0 };
+    if (d) action.retryPolicy = { perTryTimeout: d, numRetries: 0 };
   }
   if (mirrors.length) action.requestMirrorPolicies = mirrors;
   route.route = action;
@@ -249,7 +218,6 @@ export function routesFor(
   svc: ServiceResource,
   port: number,
   warnings: RouteWarning[],
-  audience: RouteAudience = 'proxy',
 ): object[] | undefined {
   const candidates: Candidate[] = [];
   let attached = false;
@@ -274,31 +242,23 @@ export function routesFor(
         hadBackendRefs: (rule.backendRefs ?? []).length > 0,
         timeouts: (rule as { timeouts?: { request?: string; backendRequest?: string } }).timeouts,
         grpc: isGrpc,
-        audience,
       };
       matches.forEach((m, mi) => {
-        if (audience === 'grpc' && (m.queryParams ?? []).length > 0) {
-          // A gRPC call has no query string: gRPC clients skip such a route, so it is left out for them.
-          warn(`rule ${ri} match ${mi}: proxyless gRPC clients cannot match query parameters; the match is left out of their routes`);
-          return;
-        }
-        const rest: Record<string, unknown> = {};
+        const match: Record<string, unknown> = pathMatch(m);
         const headers = stringMatchers(m.headers, 'name');
         if (m.method) headers.push({ name: ':method', stringMatch: { exact: m.method } });
-        if (headers.length) rest.headers = headers;
+        if (headers.length) match.headers = headers;
         const qp = (m.queryParams ?? []).map((q) => ({ name: q.name, stringMatch: q.type === 'RegularExpression' ? { safeRegex: { regex: q.value } } : { exact: q.value } }));
-        if (qp.length) rest.queryParameters = qp;
-        if (isGrpc) rest.grpc = {};
-        const action = applyFilters(parts, m, state, routeNs, warn);
+        if (qp.length) match.queryParameters = qp;
+        if (isGrpc) match.grpc = {};
+        const envoy: Record<string, unknown> = { name: `${routeNs}/${r.metadata.name}/rule-${ri}/match-${mi}`, match, ...applyFilters(parts, m, state, routeNs, warn) };
         const [pk, plen] = pathRank(m);
-        pathMatches(m, audience).forEach((pm, pi) => {
-          candidates.push({
-            envoy: { name: `${routeNs}/${r.metadata.name}/rule-${ri}/match-${mi}${pi > 0 ? `/${pi}` : ''}`, match: { ...pm, ...rest }, ...action },
-            rank: [pk, plen, m.method ? 1 : 0, (m.headers ?? []).length, (m.queryParams ?? []).length],
-            created: r.metadata.creationTimestamp ?? '',
-            key: `${routeNs}/${r.metadata.name}`,
-            order: ri * 1000 + mi,
-          });
+        candidates.push({
+          envoy,
+          rank: [pk, plen, m.method ? 1 : 0, (m.headers ?? []).length, (m.queryParams ?? []).length],
+          created: r.metadata.creationTimestamp ?? '',
+          key: `${routeNs}/${r.metadata.name}`,
+          order: ri * 1000 + mi,
         });
       });
     });

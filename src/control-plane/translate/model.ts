@@ -222,10 +222,15 @@ export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';
 
+/** Which gRPC xDS client a proxyless node is (its user agent); `grpc` when unknown. */
+export type GrpcClientKind = 'grpc-go' | 'grpc-core' | 'grpc-js' | 'grpc-java' | 'grpc';
+
 /** Who is asking: read from the xDS Node (id, metadata.trellis). */
 export interface ProxyNode {
   id: string;
   kind: NodeKind;
+  /** Proxyless nodes: the gRPC implementation, which decides what it is sent (translate/proxyless.ts). */
+  client?: GrpcClientKind;
   namespace: string;
   /** The workload this sidecar serves (sidecar kind). */
   workload?: string;

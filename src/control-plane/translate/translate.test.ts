@@ -187,43 +187,6 @@ test('a weighted split states its totalWeight (gRPC C-core NACKs weights that do
   }
 });
 
-test('PathPrefix: pathSeparatedPrefix for Trellis proxies; path + prefix for proxyless gRPC clients, which reject pathSeparatedPrefix', () => {
-  const route: HTTPRouteResource = {
-    metadata: { name: 'r', namespace: 'default' },
-    spec: {
-      parentRefs: [{ kind: 'Service', name: 'ratings', port: 50051 }],
-      rules: [
-        { matches: [{ path: { type: 'PathPrefix', value: '/ratings.Ratings/' }, headers: [{ name: 'x-group', value: 'beta' }] }], backendRefs: [{ name: 'ratings', port: 50051 }], timeouts: { request: '2s', backendRequest: '1s' } },
-        { matches: [{ path: { type: 'PathPrefix', value: '/q' }, queryParams: [{ name: 'a', value: 'b' }] }], backendRefs: [{ name: 'ratings', port: 50051 }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 'y' }] } }] },
-      ],
-    },
-  };
-  const state = baseState({ httpRoutes: [route] });
-  const proxy = translate(state, sidecar);
-  const pvh = (proxy.routes as Json[]).find((r) => r.name === 'outbound')!.virtualHosts.find((v: Json) => v.name === 'ratings.default.svc:50051');
-  assert.deepEqual(pvh.routes.slice(0, 2).map((r: Json) => r.match), [
-    { pathSeparatedPrefix: '/ratings.Ratings', headers: [{ name: 'x-group', stringMatch: { exact: 'beta' } }] },
-    { pathSeparatedPrefix: '/q', queryParameters: [{ name: 'a', stringMatch: { exact: 'b' } }] },
-  ]);
-  assert.equal(pvh.routes[0].route.timeout, '2s');
-  assert.deepEqual(pvh.routes[0].route.retryPolicy, { perTryTimeout: '1s', numRetries: 0 });
-  assert.equal(proxy.warnings.length, 0, JSON.stringify(proxy.warnings));
-
-  const grpc = translate(state, { id: 'g', kind: 'proxyless', namespace: 'default' });
-  const gvh = (grpc.routes as Json[]).find((r) => r.name === 'ratings.default.svc:50051')!.virtualHosts[0];
-  assert.deepEqual(gvh.routes.map((r: Json) => [r.name, r.match]), [
-    ['default/r/rule-0/match-0', { path: '/ratings.Ratings', headers: [{ name: 'x-group', stringMatch: { exact: 'beta' } }] }],
-    ['default/r/rule-0/match-0/1', { prefix: '/ratings.Ratings/', headers: [{ name: 'x-group', stringMatch: { exact: 'beta' } }] }],
-  ], 'the query-parameter match is left out: a gRPC call has none');
-  // gRPC reads a route timeout from maxStreamDuration; it has no per-try timeout (and C-core rejects numRetries 0).
-  assert.deepEqual(gvh.routes[0].route, { cluster: 'ratings.default.svc:50051', maxStreamDuration: { maxStreamDuration: '2s' } });
-  assert.deepEqual(grpc.warnings.map((w) => w.message).sort(), [
-    'proxyless gRPC clients ignore timeouts.backendRequest (gRPC has no per-try timeout)',
-    'rule 1 match 0: proxyless gRPC clients cannot match query parameters; the match is left out of their routes',
-  ]);
-  assert.ok(grpc.warnings.every((w) => w.route === 'HTTPRoute default/r'));
-});
-
 test('translation is deterministic whatever the input order', () => {
   const a = baseState();
   const b = baseState({ services: [...a.services].reverse(), workloads: [...a.workloads].reverse() });
