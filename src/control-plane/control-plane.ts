@@ -129,8 +129,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await kube.synced;
       log(`kubernetes: synced with ${opts.kubernetes.source} at ${opts.kubernetes.server}`);
     }
-    const resources = createResourceService(store, opts.quota ? { quota: opts.quota } : {});
     const snapshots = new MeshSnapshotSource({ log });
+    // A route's status also says what translation warned about it (e.g. what a proxyless gRPC client kind ignores).
+    const resources = createResourceService(store, {
+      ...(opts.quota ? { quota: opts.quota } : {}),
+      translationWarnings: (kind, ns, name) => snapshots.warningsAbout(`${kind} ${ns}/${name}`),
+    });
     // A live workload's certificate blocks retiring its root: its proxy is
     // connected to this replica, or it is in the registry (shared by every
     // replica, so a proxy connected elsewhere counts too). Both are set below.

@@ -14,6 +14,8 @@ import { gatewayNodeFields } from './translate/gateway.ts';
 import { grpcClientKind } from './translate/proxyless.ts';
 import type { RouteWarning } from './translate/http-routes.ts';
 
+const MAX_NODE_VIEWS = 100_000;
+
 const KINDS: readonly NodeKind[] = ['sidecar', 'gateway', 'proxyless', 'node-proxy'];
 
 /** Reads the Trellis view of a node from its xDS metadata (`metadata.trellis`).
@@ -121,6 +123,8 @@ export class MeshSnapshotSource implements SnapshotSource {
   /** Last good snapshot per view, kept when a new translation is rejected. */
   #lastGood = new Map<string, Snapshot>();
   #reports = new Map<string, TranslationReport>();
+  /** nodeId -> the view key it was last translated for (bounded: oldest dropped past MAX_NODE_VIEWS). */
+  #nodeViews = new Map<string, string>();
   /** Each view's own part. A state that moved only endpoints (the common
    * change) reuses it untranslated; one whose translation gives the same
    * JSON reuses its encoding. Dropped with the view's fallback. */
@@ -156,6 +160,9 @@ export class MeshSnapshotSource implements SnapshotSource {
     if (!state) return undefined;
     const pn = proxyNodeOf(node);
     const key = viewKey(pn);
+    this.#nodeViews.delete(node.id);
+    this.#nodeViews.set(node.id, key);
+    if (this.#nodeViews.size > MAX_NODE_VIEWS) this.#nodeViews.delete(this.#nodeViews.keys().next().value!);
     const cached = this.#views.get(key);
     if (cached) return cached;
     const label = String(this.#revision);
@@ -224,6 +231,19 @@ export class MeshSnapshotSource implements SnapshotSource {
   /** Warnings and rejections from the latest translations. */
   reports(): TranslationReport[] {
     return [...this.#reports.values()];
+  }
+
+  /** The warnings of the view `nodeId` was last translated for (proxy-status). */
+  warningsForNode(nodeId: string): RouteWarning[] {
+    const view = this.#nodeViews.get(nodeId);
+    return view === undefined ? [] : (this.#reports.get(view)?.warnings ?? []);
+  }
+
+  /** Distinct warnings about `owner` ("HTTPRoute ns/name", ...) across the latest translations (route status). */
+  warningsAbout(owner: string): string[] {
+    const out = new Set<string>();
+    for (const r of this.#reports.values()) for (const w of r.warnings) if (w.route === owner) out.add(w.message);
+    return [...out].sort();
   }
 
   onChange(listener: () => void): () => void {

@@ -11,7 +11,15 @@
 //     totalWeight was set);
 //   - a request timeout (gRPC reads it from maxStreamDuration): a 2 s method
 //     fails with DEADLINE_EXCEEDED after ~300 ms;
-//   - endpoint removal: a deregistered backend gets no more calls.
+//   - endpoint removal: a deregistered backend gets no more calls;
+//   - a RetryPolicy (retryOn unavailable): a method failing every first
+//     attempt succeeds every time;
+//   - a LoadBalancerPolicy ringHash on a header, over two localities: one
+//     user always reaches one backend, users spread over both;
+//   - a leastRequest policy: sent where the client kind has it, else round
+//     robin, and never NACKed;
+//   - what the client ignores (a header modifier) is in the route's status
+//     and in `trellis proxy-status` for that client.
 // A peer is skipped, with the reason printed, only where its toolchain (Go,
 // Python) is absent.
 import { test } from 'node:test';
@@ -27,6 +35,8 @@ import { freePort } from '../proxy/helpers.ts';
 import { service as grpcService } from '../control-plane/fixtures.ts';
 import { startEchoBackend, startGrpcXdsClient, startStdioXdsClient, type GrpcXdsClientProcess } from '../util/xds-grpc-fixtures.ts';
 import { api, apply, callUntil, cliBootstrap, nextEvent, register, type GrpcBootstrap } from '../util/proxyless-cp.ts';
+import { captureIO } from '../../src/cli/command-io.ts';
+import * as proxyStatus from '../../src/cli/commands/proxy-status.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TARGET = 'xds:///echo.default.svc:50051';
@@ -63,10 +73,19 @@ const route = {
     rules: [
       { matches: [{ path: { type: 'PathPrefix', value: '/echo.Echo' }, headers: [{ name: 'x-group', value: 'beta' }] }], backendRefs: [{ name: 'echo-v2', port: 50051 }] },
       { matches: [{ path: { type: 'Exact', value: '/echo.Echo/Slow' } }], backendRefs: [{ name: 'echo-v1', port: 50051 }], timeouts: { request: '300ms' } },
+      { matches: [{ path: { type: 'Exact', value: '/echo.Echo/Flaky' } }], backendRefs: [{ name: 'echo-flaky', port: 50051 }] },
+      { matches: [{ path: { type: 'PathPrefix', value: '/echo.Echo' }, headers: [{ name: 'x-hash', value: 'yes' }] }], backendRefs: [{ name: 'echo-hash', port: 50051 }] },
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/echo.Echo' }, headers: [{ name: 'x-mod', value: 'yes' }] }],
+        filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-added', value: '1' }] } }],
+        backendRefs: [{ name: 'echo-v1', port: 50051 }],
+      },
       { matches: [{ path: { type: 'PathPrefix', value: '/echo.Echo' } }], backendRefs: [{ name: 'echo-v1', port: 50051, weight: 9 }, { name: 'echo-v2', port: 50051, weight: 1 }] },
     ],
   },
 };
+
+const policy = (kind: string, name: string, spec: object) => ({ apiVersion: 'trellis.dev/v1alpha1', kind, metadata: { name, namespace: 'default' }, spec });
 
 for (const c of CLIENTS) {
   test(`${c.kind} via the control plane: PathPrefix + header match, a 9/1 split, a route timeout, endpoint removal`, c.skip ? { skip: c.skip } : {}, async (t) => {
@@ -74,11 +93,19 @@ for (const c of CLIENTS) {
     t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     const cp = await startControlPlane({ dataDir, apiPort: 0, xdsPort: await freePort(), log: () => {} });
     t.after(() => cp.close());
-    const backends = await Promise.all([startEchoBackend('v1', 2000), startEchoBackend('v2', 2000)]);
+    const backends = await Promise.all(['v1', 'v2', 'flaky', 'h1', 'h2'].map((n) => startEchoBackend(n, 2000)));
     t.after(() => Promise.all(backends.map((b) => b.close())));
-    for (const s of [service('echo', { app: 'echo' }), service('echo-v1', { app: 'echo', version: 'v1' }), service('echo-v2', { app: 'echo', version: 'v2' })]) await apply(cp, s);
-    await register(cp, 'echo-1', backends[0]!.port, { app: 'echo', version: 'v1' });
-    await register(cp, 'echo-2', backends[1]!.port, { app: 'echo', version: 'v2' });
+    const [v1, v2, flaky, h1, h2] = backends as [typeof backends[0], typeof backends[0], typeof backends[0], typeof backends[0], typeof backends[0]];
+    for (const s of [
+      service('echo', { app: 'echo' }), service('echo-v1', { app: 'echo', version: 'v1' }), service('echo-v2', { app: 'echo', version: 'v2' }),
+      service('echo-flaky', { app: 'echo-flaky' }), service('echo-hash', { app: 'echo-hash' }),
+    ]) await apply(cp, s);
+    await register(cp, 'echo-1', v1.port, { app: 'echo', version: 'v1' });
+    await register(cp, 'echo-2', v2.port, { app: 'echo', version: 'v2' });
+    await register(cp, 'flaky-1', flaky.port, { app: 'echo-flaky' });
+    // Two localities behind the ring-hash service.
+    await register(cp, 'hash-1', h1.port, { app: 'echo-hash' }, { locality: { region: 'r1', zone: 'a' } });
+    await register(cp, 'hash-2', h2.port, { app: 'echo-hash' }, { locality: { region: 'r1', zone: 'b' } });
 
     const bootstrap = await cliBootstrap(cp.xdsPort, `interop-${c.kind}`);
     const nodeId = bootstrap.node.id;
@@ -111,6 +138,40 @@ for (const c of CLIENTS) {
     const slowMs = Date.now() - started;
     assert.deepEqual(slow, { counts: {}, errors: { DEADLINE_EXCEEDED: 2 } });
     assert.ok(slowMs < 3500, `two calls cut at 300 ms took ${slowMs} ms (uncut: >= 2000 ms each)`);
+
+    // Retries: without a policy every Flaky call fails (its first attempt does); with retryOn unavailable none does.
+    const unretried = await client.call(10, 2000, { method: '/echo.Echo/Flaky' });
+    assert.deepEqual(unretried, { counts: {}, errors: { UNAVAILABLE: 10 } });
+    const policiesAcked = nextEvent(cp, (ev) => (ev.kind === 'ack' || ev.kind === 'nack') && ev.nodeId === nodeId && ev.typeUrl === TypeUrl.cluster);
+    await apply(cp, policy('RetryPolicy', 'echo-retry', { targetRef: { kind: 'Service', name: 'echo' }, attempts: 2, retryOn: ['unavailable'] }));
+    await apply(cp, policy('LoadBalancerPolicy', 'echo-hash', { targetRef: { kind: 'Service', name: 'echo-hash' }, type: 'ringHash', hash: { header: 'x-user' } }));
+    await apply(cp, policy('LoadBalancerPolicy', 'echo-v2-lr', { targetRef: { kind: 'Service', name: 'echo-v2' }, type: 'leastRequest' }));
+    const pe = await policiesAcked;
+    assert.equal(pe.kind, 'ack', `${c.kind} rejected the clusters: ${pe.kind === 'nack' ? pe.message : ''}`);
+    await callUntil(client, 'Flaky calls are retried', (r) => r.counts.flaky === 10, 10_000, { method: '/echo.Echo/Flaky' });
+    const retried = await client.call(20, 2000, { method: '/echo.Echo/Flaky' });
+    assert.deepEqual(retried, { counts: { flaky: 20 }, errors: {} });
+
+    // Ring hash on x-user over two localities: each user sticks to one backend; users spread over both.
+    const byUser = new Map<string, string[]>();
+    for (let u = 0; u < 20; u++) {
+      const r = await client.call(5, 2000, { metadata: { 'x-hash': 'yes', 'x-user': `user-${u}` } });
+      assert.deepEqual(r.errors, {});
+      byUser.set(`user-${u}`, Object.keys(r.counts));
+    }
+    for (const [u, seen] of byUser) assert.equal(seen.length, 1, `${u} reached ${seen.join(' and ')}`);
+    assert.deepEqual([...new Set([...byUser.values()].flat())].sort(), ['h1', 'h2'], 'users spread over both localities');
+
+    // What the client ignores is said: in the route's status and in proxy-status for this client.
+    const status = (await api(cp, 'GET', '/api/v1/resources/HTTPRoute/default/echo')).json as { status?: { warnings?: string[] } };
+    const client2 = { 'grpc-js': 'grpc-js', 'grpc-go': 'grpc-go', 'grpc-core': 'gRPC C-core' }[c.kind];
+    assert.ok(status.status?.warnings?.includes(`proxyless ${client2}: ignore request header changes`), JSON.stringify(status.status));
+    const io = captureIO(400);
+    assert.equal(await proxyStatus.exec(['--server', cp.apiUrl], io), 0);
+    const out = io.stdout.join('\n');
+    assert.ok(out.includes(`${nodeId} (${me.userAgent}) HTTPRoute default/echo: proxyless ${client2}: ignore request header changes`), out);
+    assert.doesNotMatch(out, /NACKED/, out);
+    assert.equal(out.includes(`cluster echo-v2.default.svc:50051: proxyless ${client2}: do not support lbPolicy LEAST_REQUEST`), c.kind !== 'grpc-go', out);
 
     // Endpoint removal: v2 deregistered, the split's share and the beta group's calls stop reaching it.
     const edsAck = nextEvent(cp, (ev) => ev.kind === 'ack' && ev.nodeId === nodeId && ev.typeUrl === TypeUrl.endpoint);

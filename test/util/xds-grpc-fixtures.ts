@@ -27,13 +27,15 @@ const rawMethod = (p: string) => ({
   responseDeserialize: (b: Buffer) => b,
 });
 
-/** A grpc-js server answering /echo.Echo/Call with its own name, and
- * /echo.Echo/Slow likewise after `slowMs`. */
+/** A grpc-js server answering /echo.Echo/Call with its own name,
+ * /echo.Echo/Slow likewise after `slowMs`, and /echo.Echo/Flaky with
+ * UNAVAILABLE on a first attempt (no `grpc-previous-rpc-attempts`, which gRPC
+ * clients send on retries, gRFC A6), else its name. */
 export async function startEchoBackend(name: string, slowMs = 2000): Promise<EchoBackend> {
   const server = new grpc.Server();
   const timers = new Set<NodeJS.Timeout>();
   server.addService(
-    { Call: rawMethod('/echo.Echo/Call'), Slow: rawMethod('/echo.Echo/Slow') },
+    { Call: rawMethod('/echo.Echo/Call'), Slow: rawMethod('/echo.Echo/Slow'), Flaky: rawMethod('/echo.Echo/Flaky') },
     {
       Call: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(name)),
       Slow: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
@@ -42,6 +44,10 @@ export async function startEchoBackend(name: string, slowMs = 2000): Promise<Ech
           cb(null, Buffer.from(name));
         }, slowMs);
         timers.add(t);
+      },
+      Flaky: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        if (call.metadata.get('grpc-previous-rpc-attempts').length === 0) cb({ code: grpc.status.UNAVAILABLE, details: 'first attempt' });
+        else cb(null, Buffer.from(name));
       },
     },
   );

@@ -37,7 +37,10 @@ export interface Resources {
   endpoints: object[];
 }
 
-/** Cluster lb_policy values each client kind accepts (others are NACKed). */
+/** Cluster lb_policy values each client kind accepts (others are NACKed).
+ * LEAST_REQUEST checked against the real clients (test/interop/): grpc-go
+ * 1.85 takes it; grpc-js 1.14 ("unsupported lb_policy") and C-core 1.85
+ * ("LB policy is not supported") NACK it. grpc-java: from its docs, untested. */
 export const GRPC_LB_POLICIES: Readonly<Record<GrpcClientKind, ReadonlySet<string>>> = {
   'grpc-go': new Set(['ROUND_ROBIN', 'RING_HASH', 'LEAST_REQUEST']),
   'grpc-core': new Set(['ROUND_ROBIN', 'RING_HASH']),
