@@ -19,7 +19,10 @@
 //   - a leastRequest policy: sent where the client kind has it, else round
 //     robin, and never NACKed;
 //   - what the client ignores (a header modifier) is in the route's status
-//     and in `trellis proxy-status` for that client.
+//     and in `trellis proxy-status` for that client;
+//   - NACK reporting: a regex with a JavaScript-only escape, which grpc-js
+//     takes and the RE2 clients NACK, shows in proxy-status with their
+//     reason while they keep serving the last good routes.
 // A peer is skipped, with the reason printed, only where its toolchain (Go,
 // Python) is absent.
 import { test } from 'node:test';
@@ -88,7 +91,7 @@ const route = {
 const policy = (kind: string, name: string, spec: object) => ({ apiVersion: 'trellis.dev/v1alpha1', kind, metadata: { name, namespace: 'default' }, spec });
 
 for (const c of CLIENTS) {
-  test(`${c.kind} via the control plane: PathPrefix + header match, a 9/1 split, a route timeout, endpoint removal`, c.skip ? { skip: c.skip } : {}, async (t) => {
+  test(`${c.kind} via the control plane: matches, split, timeout, retries, ring hash over localities, lb policy, warnings, endpoint removal, NACK reporting`, c.skip ? { skip: c.skip } : {}, async (t) => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'trellis-interop-'));
     t.after(() => rmSync(dataDir, { recursive: true, force: true }));
     const cp = await startControlPlane({ dataDir, apiPort: 0, xdsPort: await freePort(), log: () => {} });
@@ -184,5 +187,26 @@ for (const c of CLIENTS) {
     assert.equal((after.counts.v1 ?? 0) + (after.errors.UNAVAILABLE ?? 0), 100, JSON.stringify(after));
     const beta = await client.call(3, 2000, { metadata: { 'x-group': 'beta' } });
     assert.deepEqual(beta.counts, {}, 'the beta group has no backend left');
+
+    // NACK reporting: a path regex with a JavaScript escape (\u006c) that RE2
+    // has not. grpc-js (JavaScript RegExp) takes it; grpc-go and C-core (RE2)
+    // NACK the RouteConfiguration, keep serving the last good one, and
+    // `trellis proxy-status` shows their reason.
+    const answer2 = nextEvent(cp, (ev) => (ev.kind === 'ack' || ev.kind === 'nack') && ev.nodeId === nodeId && ev.typeUrl === TypeUrl.route);
+    const withRegex = structuredClone(route);
+    withRegex.spec.rules.unshift({ matches: [{ path: { type: 'RegularExpression', value: '/echo\\.Echo/Ca\\u006cl' }, headers: [{ name: 'x-re', value: 'yes' }] }], backendRefs: [{ name: 'echo-v1', port: 50051 }] } as never);
+    await apply(cp, withRegex);
+    const e2 = await answer2;
+    assert.equal(e2.kind, c.kind === 'grpc-js' ? 'ack' : 'nack', `${c.kind}: ${e2.kind === 'nack' ? e2.message : 'ACK'}`);
+    const io2 = captureIO(400);
+    assert.equal(await proxyStatus.exec(['--server', cp.apiUrl], io2), 0);
+    const out2 = io2.stdout.join('\n');
+    if (e2.kind === 'nack') {
+      assert.ok(out2.includes(`${nodeId} RDS (${cp.id}) version ${e2.version}: ${e2.message}`), out2);
+      t.diagnostic(`${c.kind} NACK, as proxy-status shows it: ${e2.message.slice(0, 200)}`);
+    } else assert.doesNotMatch(out2, /NACKED/, out2);
+    const still = await client.call(20, 2000);
+    assert.deepEqual(still.errors.DEADLINE_EXCEEDED, undefined, 'the client keeps serving');
+    assert.equal(still.counts.v1, 20 - (still.errors.UNAVAILABLE ?? 0), JSON.stringify(still));
   });
 }
