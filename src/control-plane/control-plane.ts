@@ -59,7 +59,7 @@ export interface ControlPlaneOptions {
   log?: (msg: string) => void;
   /** The mesh CA and automatic mTLS (docs/identity-and-mtls.md); `false` turns both off. */
   identity?: MeshIdentityOptions | false;
-  /** DNS suffix of service names (`<name>.<ns>.svc.<clusterDomain>`); default: the trust domain, else cluster.local. */
+  /** DNS suffix of service names (`<name>.<ns>.svc.<clusterDomain>`); default cluster.local. */
   clusterDomain?: string;
   /** How often the proxies' metrics are scraped (default 5000 ms). */
   scrapeIntervalMs?: number;
@@ -158,7 +158,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     }
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;
-    const clusterDomain = opts.clusterDomain ?? (opts.identity ? opts.identity.trustDomain : undefined) ?? DEFAULT_CLUSTER_DOMAIN;
+    // The DNS suffix apps use (Kubernetes' cluster domain), independent of the SPIFFE trust domain.
+    const clusterDomain = opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
     const decorate = (state: MeshState): MeshState => {
       const s = { ...(identity ? identity.decorate(state) : state), clusterDomain };
       return connected && needsConnectedSidecars(s) ? { ...s, connectedSidecars: connected.current() } : s;

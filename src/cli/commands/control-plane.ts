@@ -22,8 +22,8 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
   --xds-port   xDS v3 ADS for proxies and proxyless gRPC clients (default 15010)
   --id         this replica's name (xDS control_plane.identifier, leader election)
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
-  --cluster-domain D  DNS suffix of service names, <name>.<ns>.svc.D
-                      (default: the trust domain, cluster.local unless set)
+  --cluster-domain D  DNS suffix of service names, <name>.<ns>.svc.D (default
+                      cluster.local, as Kubernetes; separate from --trust-domain)
   --prometheus-url URL  answer golden metrics (stat, top, edges, dashboard) from this
                       Prometheus instead of the embedded scraper; point its
                       http_sd_configs at <api>/api/v1/metrics/prometheus-sd
