@@ -12,7 +12,8 @@
 # that fails with the toolchain present is an error.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${TRELLIS_TEST_CACHE:-$HOME/.cache/trellis-test}
+export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+cache=${TRELLIS_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/trellis-test}
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock -w 900 9 || { echo "test-peers: $cache/.lock busy for 15 min" >&2; exit 1; }
