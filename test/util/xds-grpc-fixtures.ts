@@ -93,14 +93,21 @@ export async function startGrpcXdsClient(bootstrap: object, target = 'xds:///ech
   let nextId = 1;
   const pending = new Map<number, (r: CallResult) => void>();
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('grpc-js-xds client did not start in 10 s')), 10_000);
-    child.once('message', () => {
-      clearTimeout(t);
-      resolve();
+  try {
+    // Loading grpc-js takes seconds on a busy machine: a generous bound.
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('grpc-js-xds client did not start in 30 s')), 30_000);
+      child.once('message', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`grpc-js-xds client exited (${code})`)));
     });
-    child.once('exit', (code) => reject(new Error(`grpc-js-xds client exited (${code})`)));
-  });
+  } catch (err) {
+    // A child left running would keep the test process alive for good.
+    child.kill('SIGKILL');
+    throw err;
+  }
   child.on('message', (m: { id?: number } & CallResult) => {
     if (m.id !== undefined) pending.get(m.id)?.({ counts: m.counts, errors: m.errors });
   });
@@ -153,7 +160,7 @@ export async function startStdioXdsClient(argv: readonly string[], bootstrap: ob
     });
   });
   try {
-    await nextLine(15_000, 'start');
+    await nextLine(30_000, 'start');
   } catch (err) {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
