@@ -133,12 +133,11 @@ export class Resilience {
       setTimer: realTimer,
     };
     // Rate limits, faults and mirrors only when some route of this config
-    // has them (a global rate limiter decides per request, so it keeps its
-    // layer); the deadline and retry layers always run (deadline propagation).
+    // has them; the deadline and retry layers always run (deadline propagation).
     const { uses } = plan;
     const layers: Layer[] = [
       deadlineLayer(this.now),
-      ...(uses.rateLimit || this.opts.globalRateLimit ? [rateLimitLayer((req) => {
+      ...(uses.rateLimit ? [rateLimitLayer((req) => {
         const rl = routeOf(req)?.rateLimit;
         return rl ? { spec: rl, key: `${req.ctx.listener}|${req.ctx.route ?? ''}|${rl.statPrefix}` } : undefined;
       }, {
