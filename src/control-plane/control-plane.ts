@@ -160,8 +160,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     let connected: ConnectedSidecars | undefined;
     // The DNS suffix apps use (Kubernetes' cluster domain), independent of the SPIFFE trust domain.
     const clusterDomain = opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+    // Memoised per state, as identity.decorate is: the same state must stay
+    // the same object, or every translation memo keyed by it misses.
+    const withDomain = new WeakMap<MeshState, MeshState>();
     const decorate = (state: MeshState): MeshState => {
-      const s = { ...(identity ? identity.decorate(state) : state), clusterDomain };
+      const base = identity ? identity.decorate(state) : state;
+      let s = withDomain.get(base);
+      if (!s) withDomain.set(base, (s = { ...base, clusterDomain }));
       return connected && needsConnectedSidecars(s) ? { ...s, connectedSidecars: connected.current() } : s;
     };
     const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(decorate(state), revision));
