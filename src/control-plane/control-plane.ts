@@ -18,7 +18,7 @@ import { openSqliteStore } from './store/sqlite.ts';
 import { createResourceService, type KindQuota, type ResourceService } from './resources/service.ts';
 import { watchMeshState, type MeshStateWatcher } from './mesh-state.ts';
 import { MeshSnapshotSource } from './snapshots.ts';
-import type { MeshState } from './translate/model.ts';
+import { DEFAULT_CLUSTER_DOMAIN, type MeshState } from './translate/model.ts';
 import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
@@ -32,6 +32,7 @@ import { trackProxyNodes, type ProxyNodes } from './telemetry/proxy-nodes.ts';
 import { Scraper, DEFAULT_SCRAPE_INTERVAL_MS } from './telemetry/scraper.ts';
 import { createGoldenMetrics, serviceMembers, type GoldenMetrics } from './telemetry/golden.ts';
 import { metricsRoutes } from './telemetry/metrics-routes.ts';
+import { PrometheusSource } from './telemetry/prometheus-source.ts';
 import { tapRoutes } from './telemetry/tap-proxy.ts';
 import { dashboardApi } from '../dashboard/dashboard-api.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
@@ -77,8 +78,14 @@ export interface ControlPlaneOptions {
   log?: (msg: string) => void;
   /** The mesh CA and automatic mTLS (docs/identity-and-mtls.md); `false` turns both off. */
   identity?: MeshIdentityOptions | false;
+  /** DNS suffix of service names (`<name>.<ns>.svc.<clusterDomain>`); default cluster.local. */
+  clusterDomain?: string;
   /** How often the proxies' metrics are scraped (default 5000 ms). */
   scrapeIntervalMs?: number;
+  /** A Prometheus that scrapes the proxies (e.g. through
+   * /api/v1/metrics/prometheus-sd) answers the golden metrics instead of the
+   * embedded scraper, which then does not run (docs/telemetry.md). */
+  prometheusUrl?: string;
   /** Serve the web dashboard on the API port (default true). */
   dashboard?: boolean;
   /** Kubernetes mode: keep the store in step with this API server (docs/kubernetes.md). */
@@ -117,9 +124,10 @@ export interface ControlPlane {
   readonly ha: LeaderDuties;
   /** Connected proxies and their admin addresses (scrape and tap targets). */
   readonly proxies: ProxyNodes;
-  /** Golden metrics from the embedded scraper (docs/telemetry.md). */
+  /** Golden metrics from the embedded scraper, or from Prometheus with `prometheusUrl` (docs/telemetry.md). */
   readonly metrics: GoldenMetrics;
-  readonly scraper: Scraper;
+  /** The embedded scraper; undefined in Prometheus mode. */
+  readonly scraper: Scraper | undefined;
   /** Whether the API requires credentials (bound beyond loopback, or requireAuth). */
   readonly authRequired: boolean;
   /** Where this replica wrote the first admin token, when it minted one. */
@@ -154,8 +162,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await kube.synced;
       log(`kubernetes: synced with ${opts.kubernetes.source} at ${opts.kubernetes.server}`);
     }
-    const resources = createResourceService(store, opts.quota ? { quota: opts.quota } : {});
     const snapshots = new MeshSnapshotSource({ log });
+    // A route's status also says what translation warned about it (e.g. what a proxyless gRPC client kind ignores).
+    const resources = createResourceService(store, {
+      ...(opts.quota ? { quota: opts.quota } : {}),
+      translationWarnings: (kind, ns, name) => snapshots.warningsAbout(`${kind} ${ns}/${name}`),
+    });
     // A live workload's certificate blocks retiring its root: its proxy is
     // connected to this replica, or it is in the registry (shared by every
     // replica, so a proxy connected elsewhere counts too). Both are set below.
@@ -179,8 +191,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     }
     // Global rate limits split by connected sidecars (connected-sidecars.ts, translate/policies.ts).
     let connected: ConnectedSidecars | undefined;
+    // The DNS suffix apps use (Kubernetes' cluster domain), independent of the SPIFFE trust domain.
+    const clusterDomain = opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+    // Memoised per state, as identity.decorate is: the same state must stay
+    // the same object, or every translation memo keyed by it misses.
+    const withDomain = new WeakMap<MeshState, MeshState>();
     const decorate = (state: MeshState): MeshState => {
-      const s = identity ? identity.decorate(state) : state;
+      const base = identity ? identity.decorate(state) : state;
+      let s = withDomain.get(base);
+      if (!s) withDomain.set(base, (s = { ...base, clusterDomain }));
       return connected && needsConnectedSidecars(s) ? { ...s, connectedSidecars: connected.current() } : s;
     };
     const watcher: MeshStateWatcher = await watchMeshState(store, (state, revision) => snapshots.setState(decorate(state), revision));
@@ -276,19 +295,23 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       cleanups.push(() => follower.stop());
     }
 
-    // Telemetry: scrape every connected proxy's admin listener; golden
-    // metrics, the live tap and the dashboard on the same port.
-    const scraper = new Scraper({ targets: () => nodes.targets(), intervalMs: opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS });
-    scraper.start();
-    cleanups.push(() => scraper.stop());
-    const metrics = createGoldenMetrics(scraper.aggregator, { members: () => serviceMembers(watcher.current()) });
+    // Telemetry: the golden metrics from one source, the embedded scraper of
+    // every connected proxy's admin listener or a real Prometheus
+    // (`prometheusUrl`); the live tap and the dashboard on the same port.
+    const intervalMs = opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS;
+    const scraper = opts.prometheusUrl === undefined ? new Scraper({ targets: () => nodes.targets(), intervalMs }) : undefined;
+    if (scraper) {
+      scraper.start();
+      cleanups.push(() => scraper.stop());
+    }
+    const metrics = createGoldenMetrics(scraper ? scraper.aggregator : new PrometheusSource({ url: opts.prometheusUrl! }), { members: () => serviceMembers(watcher.current()) });
     const streams = new Set<ServerResponse>();
     cleanups.push(() => {
       for (const s of streams) s.end();
     });
-    api.addRoutes(metricsRoutes({ metrics, scraper, streams }));
+    api.addRoutes(metricsRoutes({ metrics, ...(scraper ? { scraper } : {}), intervalMs, streams, targets: () => nodes.targets() }));
     api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), token: (a) => nodes.adminToken(a), streams }));
-    const board = dashboardApi({ metrics, scraper, xds, nodes });
+    const board = dashboardApi({ metrics, ...(scraper ? { scraper } : {}), intervalMs, xds, nodes });
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);
     if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path

@@ -11,7 +11,10 @@ import type { Json } from '../xds/codec.ts';
 import type { MeshState, NodeKind, ProxyNode } from './translate/model.ts';
 import { translateParts } from './translate/translate.ts';
 import { gatewayNodeFields } from './translate/gateway.ts';
+import { grpcClientKind } from './translate/proxyless.ts';
 import type { RouteWarning } from './translate/http-routes.ts';
+
+const MAX_NODE_VIEWS = 100_000;
 
 const KINDS: readonly NodeKind[] = ['sidecar', 'gateway', 'proxyless', 'node-proxy'];
 
@@ -27,6 +30,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
     namespace: str(t.namespace) ?? 'default',
     locality: { region: node.locality.region, zone: node.locality.zone, subZone: node.locality.subZone },
   };
+  if (kind === 'proxyless') out.client = grpcClientKind(node.userAgentName);
   const workload = str(t.workload);
   if (workload) out.workload = workload;
   const ob = t.outbound as { address?: Json; port?: Json } | undefined;
@@ -53,7 +57,7 @@ export function proxyNodeOf(node: XdsNode): ProxyNode {
 
 /** Everything translate() reads from the node, as a cache key. */
 function viewKey(n: ProxyNode): string {
-  return JSON.stringify([n.kind, n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '', n.onDemand === true]);
+  return JSON.stringify([n.kind, n.client ?? '', n.namespace, n.workload ?? '', n.outbound ?? null, n.inboundAddress ?? '', n.upstreams ?? [], n.capture ?? '', n.inboundPort ?? 0, n.gateway ?? '', n.listenAddress ?? '', n.portMap ?? null, n.certDir ?? '', n.onDemand === true]);
 }
 
 export interface TranslationReport {
@@ -119,6 +123,8 @@ export class MeshSnapshotSource implements SnapshotSource {
   /** Last good snapshot per view, kept when a new translation is rejected. */
   #lastGood = new Map<string, Snapshot>();
   #reports = new Map<string, TranslationReport>();
+  /** nodeId -> the view key it was last translated for (bounded: oldest dropped past MAX_NODE_VIEWS). */
+  #nodeViews = new Map<string, string>();
   /** Each view's own part. A state that moved only endpoints (the common
    * change) reuses it untranslated; one whose translation gives the same
    * JSON reuses its encoding. Dropped with the view's fallback. */
@@ -154,6 +160,9 @@ export class MeshSnapshotSource implements SnapshotSource {
     if (!state) return undefined;
     const pn = proxyNodeOf(node);
     const key = viewKey(pn);
+    this.#nodeViews.delete(node.id);
+    this.#nodeViews.set(node.id, key);
+    if (this.#nodeViews.size > MAX_NODE_VIEWS) this.#nodeViews.delete(this.#nodeViews.keys().next().value!);
     const cached = this.#views.get(key);
     if (cached) return cached;
     const label = String(this.#revision);
@@ -222,6 +231,19 @@ export class MeshSnapshotSource implements SnapshotSource {
   /** Warnings and rejections from the latest translations. */
   reports(): TranslationReport[] {
     return [...this.#reports.values()];
+  }
+
+  /** The warnings of the view `nodeId` was last translated for (proxy-status). */
+  warningsForNode(nodeId: string): RouteWarning[] {
+    const view = this.#nodeViews.get(nodeId);
+    return view === undefined ? [] : (this.#reports.get(view)?.warnings ?? []);
+  }
+
+  /** Distinct warnings about `owner` ("HTTPRoute ns/name", ...) across the latest translations (route status). */
+  warningsAbout(owner: string): string[] {
+    const out = new Set<string>();
+    for (const r of this.#reports.values()) for (const w of r.warnings) if (w.route === owner) out.add(w.message);
+    return [...out].sort();
   }
 
   onChange(listener: () => void): () => void {

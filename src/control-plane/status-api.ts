@@ -17,7 +17,9 @@ export function statusRoutes(deps: { xds: XdsServer; snapshots: MeshSnapshotSour
       handle(_req, res) {
         const proxies = deps.xds.status().map((p) => {
           const admin = deps.nodes?.get(p.nodeId)?.admin;
-          return admin ? { ...p, admin } : p;
+          // What translation warned about this proxy's view (e.g. fields its gRPC client kind ignores).
+          const warnings = deps.snapshots.warningsForNode(p.nodeId).map((w) => `${w.route}: ${w.message}`);
+          return { ...p, ...(admin ? { admin } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
         });
         sendJson(res, 200, { controlPlane: deps.id, revision: deps.snapshots.revision(), proxies });
       },

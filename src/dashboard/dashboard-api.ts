@@ -33,6 +33,8 @@ export interface HistoryPoint {
 export interface DashboardApiOptions {
   readonly metrics?: GoldenMetrics | undefined;
   readonly scraper?: Scraper | undefined;
+  /** History sample period without a scraper (Prometheus mode). Default 5000 ms. */
+  readonly intervalMs?: number;
   readonly xds: Pick<XdsServer, 'status'>;
   readonly nodes: ProxyNodes;
   readonly now?: () => number;
@@ -88,7 +90,13 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
       sampling = false;
     }
   };
-  const off = o.scraper?.onRound(() => void sample());
+  let off: (() => void) | undefined;
+  if (o.scraper) off = o.scraper.onRound(() => void sample());
+  else if (o.metrics) {
+    const t = setInterval(() => void sample(), o.intervalMs ?? 5_000);
+    t.unref();
+    off = () => clearInterval(t);
+  }
 
   const routes: ApiRoute[] = [
     {

@@ -25,7 +25,7 @@ import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './la
 import { DEADLINE_HEADER, realTimer, retryLayer } from './layers/retry.ts';
 import { mirrorLayer } from './layers/mirror.ts';
 import { faultLayer } from './layers/fault.ts';
-import { RateLimitStore, rateLimitLayer, type GlobalRateLimiter } from './layers/rate-limit.ts';
+import { RateLimitStore, rateLimitLayer } from './layers/rate-limit.ts';
 import { OutlierDetector } from './outlier-detection.ts';
 import { HealthChecker, type Probe } from './health-check.ts';
 
@@ -65,8 +65,6 @@ export interface ResilienceOptions {
   readonly registry?: Registry;
   readonly log?: (event: string, fields?: Record<string, unknown>) => void;
   readonly retryBudget?: RetryBudgetOptions;
-  /** Global rate limiter for a request (the control plane's share), if any. */
-  readonly globalRateLimit?: (req: ProxyRequest) => GlobalRateLimiter | undefined;
   readonly healthProbe?: Probe;
   readonly now?: () => number;
   readonly random?: () => number;
@@ -135,19 +133,17 @@ export class Resilience {
       setTimer: realTimer,
     };
     // Rate limits, faults and mirrors only when some route of this config
-    // has them (a global rate limiter decides per request, so it keeps its
-    // layer); the deadline and retry layers always run (deadline propagation).
+    // has them; the deadline and retry layers always run (deadline propagation).
     const { uses } = plan;
     const layers: Layer[] = [
       deadlineLayer(this.now),
-      ...(uses.rateLimit || this.opts.globalRateLimit ? [rateLimitLayer((req) => {
+      ...(uses.rateLimit ? [rateLimitLayer((req) => {
         const rl = routeOf(req)?.rateLimit;
         return rl ? { spec: rl, key: `${req.ctx.listener}|${req.ctx.route ?? ''}|${rl.statPrefix}` } : undefined;
       }, {
         now: this.now,
         random: this.random,
         store: this.store,
-        ...(this.opts.globalRateLimit ? { global: this.opts.globalRateLimit } : {}),
         onLimited: (limit) => this.stats.rateLimited.labels(limit).inc(),
       })] : []),
       ...(uses.fault ? [faultLayer((req) => routeOf(req)?.fault, { ...deps, onFault: (kind) => this.stats.faults.labels(kind).inc() })] : []),

@@ -31,6 +31,10 @@ test('hosts from a config dump: HTTP virtual hosts and TCP VIP chains', () => {
   assert.equal(hosts.has('db'), false, 'short names only in the same namespace');
   assert.equal(hostsFromConfigDump(dump, 'data').get('db'), '240.240.0.2');
   assert.equal(hostsFromConfigDump(undefined).size, 0);
+  // A control plane with another cluster domain: TCP services get names in it too.
+  const other = JSON.parse(JSON.stringify(dump).replaceAll('svc.cluster.local', 'svc.mesh.example'));
+  assert.equal(hostsFromConfigDump(other, 'default').get('db.data.svc.mesh.example'), '240.240.0.2');
+  assert.equal(hostsFromConfigDump(other, 'default').has('db.data.svc.cluster.local'), false);
 });
 
 test('namespace names are bounded and safe', () => {

@@ -457,9 +457,9 @@ export async function createPod(opts: PodOptions): Promise<PodResult> {
   }
 }
 
-/** The DNS-like names of `name.ns` as seen from `fromNs`. */
-function serviceNames(name: string, ns: string, fromNs: string | undefined): string[] {
-  const names = [`${name}.${ns}.svc.cluster.local`, `${name}.${ns}.svc`, `${name}.${ns}`];
+/** The DNS-like names of `name.ns` as seen from `fromNs` (`clusterDomain`: the control plane's, read from the HTTP names it sends). */
+function serviceNames(name: string, ns: string, fromNs: string | undefined, clusterDomain: string): string[] {
+  const names = [`${name}.${ns}.svc.${clusterDomain}`, `${name}.${ns}.svc`, `${name}.${ns}`];
   if (fromNs === ns) names.push(name);
   return names;
 }
@@ -471,6 +471,21 @@ function serviceNames(name: string, ns: string, fromNs: string | undefined): str
 export function hostsFromConfigDump(dump: unknown, fromNs?: string): Map<string, string> {
   const out = new Map<string, string>();
   const cfg = (dump as { config?: { routeConfigs?: unknown; listeners?: unknown } })?.config;
+  const rcs = cfg?.routeConfigs;
+  const list: unknown[] = rcs instanceof Array ? rcs : rcs && typeof rcs === 'object' ? Object.values(rcs) : [];
+  // The cluster domain, from the first `<name>.<ns>.svc.<domain>` the control plane routes (translate/services.ts).
+  let clusterDomain = 'cluster.local';
+  find: for (const rc of list) {
+    for (const vh of (rc as { virtualHosts?: { domains?: unknown }[] })?.virtualHosts ?? []) {
+      for (const d of Array.isArray(vh.domains) ? vh.domains : []) {
+        const m = typeof d === 'string' ? /^[a-z0-9-]+\.[a-z0-9-]+\.svc\.([a-z0-9.-]+?)(?::\d+)?$/.exec(d) : null;
+        if (m) {
+          clusterDomain = m[1]!;
+          break find;
+        }
+      }
+    }
+  }
   const ls = cfg?.listeners;
   const listeners: unknown[] = ls instanceof Array ? ls : ls && typeof ls === 'object' ? Object.values(ls) : [];
   for (const l of listeners) {
@@ -478,11 +493,9 @@ export function hostsFromConfigDump(dump: unknown, fromNs?: string): Map<string,
       const m = typeof c.name === 'string' ? /^tcp\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc:\d+$/.exec(c.name) : null;
       const pr = c.match?.prefixRanges?.[0];
       if (!m || !pr || typeof pr.address !== 'string' || pr.prefixLen !== 32) continue;
-      for (const n of serviceNames(m[1]!, m[2]!, fromNs)) out.set(n, pr.address);
+      for (const n of serviceNames(m[1]!, m[2]!, fromNs, clusterDomain)) out.set(n, pr.address);
     }
   }
-  const rcs = cfg?.routeConfigs;
-  const list: unknown[] = rcs instanceof Array ? rcs : rcs && typeof rcs === 'object' ? Object.values(rcs) : [];
   for (const rc of list) {
     const vhosts = (rc as { virtualHosts?: { domains?: unknown }[] })?.virtualHosts ?? [];
     for (const vh of vhosts) {

@@ -41,7 +41,7 @@ export async function backend(t: TestContext, name: string): Promise<number> {
  * over ADS from `ads` ("host:port[,host:port...]": it fails over in order),
  * with its explicit outbound listener on `outbound`; killed after the test
  * (and `agent` destroyed). */
-export async function xdsSidecar(t: TestContext, ads: string): Promise<{ outbound: number; pid: number; stderr: () => string }> {
+export async function xdsSidecar(t: TestContext, ads: string): Promise<{ outbound: number; pid: number; stderr: () => string; adminPort: Promise<number> }> {
   const outbound = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'trellis-sidecar-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,16 +51,27 @@ export async function xdsSidecar(t: TestContext, ads: string): Promise<{ outboun
     admin: { address: { socketAddress: { address: '127.0.0.1', portValue: 0 } } },
     dynamicResources: { ads: { address: ads } },
   }));
-  const child = spawn(process.execPath, [TRELLIS, 'proxy', '--config', file], { env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [TRELLIS, 'proxy', '--config', file], { env: { ...process.env, NODE_NO_WARNINGS: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // The log (JSON lines on stdout): kept until the 'started' line gives the admin port.
+  let stdout = '';
+  const adminPort = new Promise<number>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (stdout.length < 1_000_000) stdout += d;
+      const m = /"event":"started".*?"admin":\{"address":"[^"]*","port":(\d+)\}/.exec(stdout);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', () => reject(new Error(`trellis proxy exited before starting: ${stderr}`)));
+  });
+  adminPort.catch(() => {});
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   t.after(async () => {
     child.kill('SIGKILL');
     await exited;
     agent.destroy();
   });
-  return { outbound, pid: child.pid!, stderr: () => stderr };
+  return { outbound, pid: child.pid!, stderr: () => stderr, adminPort };
 }
 
 /** Keep-alive for `get`; destroy it when the proxy goes away. */

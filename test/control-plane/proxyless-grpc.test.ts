@@ -7,36 +7,20 @@
 // made after it restarts on the same xDS port and data dir.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startControlPlane, type ControlPlane } from '../../src/control-plane/control-plane.ts';
+import { startControlPlane } from '../../src/control-plane/control-plane.ts';
 import { TypeUrl } from '../../src/xds/protos.ts';
-import type { XdsServerEvent } from '../../src/xds/server.ts';
 import { freePort } from '../proxy/helpers.ts';
-import { call, service as grpcService, type ApiAnswer } from './fixtures.ts';
-import { startEchoBackend, startGrpcXdsClient, type CallResult, type GrpcXdsClientProcess } from '../util/xds-grpc-fixtures.ts';
+import { service as grpcService } from './fixtures.ts';
+import { startEchoBackend, startGrpcXdsClient } from '../util/xds-grpc-fixtures.ts';
+import { api, apply, callUntil, cliBootstrap, nextEvent, register as registerWorkload, waitSynced } from '../util/proxyless-cp.ts';
+import type { ControlPlane } from '../../src/control-plane/control-plane.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TARGET = 'xds:///echo.default.svc:50051';
 
-const api = (cp: ControlPlane, method: string, p: string, body?: unknown): Promise<ApiAnswer> => call(cp.apiUrl, method, p, body);
-
-async function apply(cp: ControlPlane, resource: unknown): Promise<void> {
-  const r = await api(cp, 'POST', '/api/v1/apply', resource);
-  assert.ok(r.status < 300, `apply: ${r.status} ${JSON.stringify(r.json)}`);
-}
-
-async function register(cp: ControlPlane, name: string, port: number, version: string): Promise<void> {
-  const r = await api(cp, 'POST', '/api/v1/registry/workloads', {
-    // No proxyPort: a proxyless server is dialled directly on its own port.
-    name, namespace: 'default', address: '127.0.0.1', ports: [{ name: 'grpc', port, protocol: 'grpc' }], labels: { app: 'echo', version }, ttlSeconds: 120,
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.json));
-}
+const register = (cp: ControlPlane, name: string, port: number, version: string): Promise<void> => registerWorkload(cp, name, port, { app: 'echo', version });
 
 const service = (name: string, selector: Record<string, string>) => grpcService(name, selector, { port: 50051, protocol: 'grpc' });
 
@@ -52,68 +36,6 @@ const grpcRoute = (weights: [number, number]) => ({
     }],
   },
 });
-
-/** The bootstrap, exactly as the CLI prints it. */
-function cliBootstrap(xdsPort: number): Promise<{ node: { id: string; metadata: unknown }; xds_servers: unknown[] }> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [path.join(ROOT, 'bin', 'trellis.ts'), 'bootstrap', 'grpc', '--service', 'echo-client', '--xds', `127.0.0.1:${xdsPort}`],
-      { cwd: ROOT, env: { ...process.env, NODE_NO_WARNINGS: '1' }, timeout: 15_000 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`trellis bootstrap grpc failed: ${err.message}\n${stderr}`));
-        else {
-          try {
-            resolve(JSON.parse(stdout));
-          } catch (e) {
-            reject(new Error(`bootstrap is not JSON: ${(e as Error).message}\n${stdout}`));
-          }
-        }
-      },
-    );
-  });
-}
-
-/** Resolves on the first xDS event matching `pred` (bounded). */
-function nextEvent(cp: ControlPlane, pred: (e: XdsServerEvent) => boolean, timeoutMs = 10_000): Promise<XdsServerEvent> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      off();
-      reject(new Error('xDS event not seen in time'));
-    }, timeoutMs);
-    const off = cp.xds.on((e) => {
-      if (pred(e)) {
-        clearTimeout(t);
-        off();
-        resolve(e);
-      }
-    });
-  });
-}
-
-/** Calls in small batches until `done(batch)` holds (bounded in count and time). */
-async function callUntil(client: GrpcXdsClientProcess, what: string, done: (r: CallResult) => boolean, timeoutMs = 10_000): Promise<CallResult> {
-  let last: CallResult | undefined;
-  const until = Date.now() + timeoutMs;
-  for (let i = 0; i < 400 && Date.now() < until; i++) {
-    last = await client.call(10, 1000);
-    if (done(last)) return last;
-    await sleep(25);
-  }
-  throw new Error(`${what}: not reached; last batch ${JSON.stringify(last)}`);
-}
-
-/** Polls the control plane's view of `nodeId` until it has acked everything (bounded). */
-async function waitSynced(cp: ControlPlane, nodeId: string, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < until) {
-    last = cp.xds.status().find((p) => p.nodeId === nodeId);
-    if ((last as { status?: string } | undefined)?.status === 'synced') return;
-    await sleep(50);
-  }
-  throw new Error(`${nodeId} not synced: ${JSON.stringify(last)}`);
-}
 
 test('grpc-js-xds via the control plane: CLI bootstrap, GRPCRoute split, endpoint move, control-plane restart', async (t) => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'trellis-proxyless-'));

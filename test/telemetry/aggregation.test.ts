@@ -2,7 +2,10 @@
 // aggregator answer golden-metric queries through the API routes, and a real
 // Prometheus (Debian's `prometheus`, started by the test with its own config
 // scraping the same proxies) answers the same queries through PromQL; the
-// two agree within tolerance on the same traffic.
+// two agree within tolerance on the same traffic, and a control plane started
+// with `prometheusUrl` (`trellis control-plane --prometheus-url`) gives those
+// answers through its API and `trellis stat`, and lists its proxies for
+// Prometheus's HTTP service discovery.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -22,6 +25,8 @@ import { Router } from '../../src/control-plane/api/router.ts';
 import { httpMetrics } from '../../src/cli/metrics-client.ts';
 import { captureIO } from '../../src/cli/command-io.ts';
 import * as stat from '../../src/cli/commands/stat.ts';
+import { startControlPlane } from '../../src/control-plane/control-plane.ts';
+import { startXdsSource } from '../../src/proxy/xds-source.ts';
 
 const REVIEWS = 'reviews.shop:9080';
 
@@ -238,4 +243,41 @@ test('Prometheus-backed queries agree with the embedded aggregator on the same t
   const [ra, rb] = await Promise.all([embedded.routes({ window: '1m', service: 'reviews', namespace: 'shop' }), viaProm.routes({ window: '1m', service: 'reviews', namespace: 'shop' })]);
   assert.deepEqual(rb.map((r) => r.name), ra.map((r) => r.name));
   near(ra[0]!.successRate, rb[0]!.successRate, 0.05, 'route success');
+
+  // The control plane in Prometheus mode: the answers of PrometheusSource
+  // (compared with the embedded aggregator above) through its API and the
+  // CLI, and no embedded scraper. Its store has no Services, so the
+  // reference has no Service members either.
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-prom-cp-'));
+  const cp = await startControlPlane({ dataDir, apiPort: 0, xdsPort: 0, log: () => {}, identity: false, dashboard: false, prometheusUrl: promUrl });
+  t.after(async () => {
+    await cp.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  assert.equal(cp.scraper, undefined);
+  const reference = createGoldenMetrics(source);
+  const viaCp = httpMetrics(cp.apiUrl);
+  const [r, re, c, ce] = await Promise.all([reference.services({ window: '1m' }), reference.edges({ window: '1m' }), viaCp.services({ window: '1m' }), viaCp.edges({ window: '1m' })]);
+  assert.deepEqual(c.map((s) => s.name), r.map((s) => s.name));
+  assert.ok(c.some((s) => s.name === 'reviews'), JSON.stringify(c));
+  for (const e of r) {
+    const p = c.find((s) => s.name === e.name)!;
+    near(e.rps, p.rps, 0.1, `control plane ${e.name} rps`);
+    near(e.successRate, p.successRate, 0.02, `control plane ${e.name} success`);
+    near(e.latencyMs.p95, p.latencyMs.p95, 0.1, `control plane ${e.name} p95`);
+  }
+  assert.deepEqual(ce.map((e) => `${e.source.workload}>${e.destination.workload}`), re.map((e) => `${e.source.workload}>${e.destination.workload}`));
+  assert.deepEqual(ce.map((e) => `${e.source.workload}>${e.destination.workload}`), ea.map((e) => `${e.source.workload}>${e.destination.workload}`));
+  const io = captureIO(200);
+  assert.equal(await stat.exec(['-n', 'shop', '--server', cp.apiUrl], io), 0);
+  assert.match(io.stdout.join('\n').split('\n').find((l) => l.startsWith('reviews'))!, /^reviews\s+1\s+8\d\.\d\d%\s+\d/);
+
+  // Service discovery for that Prometheus: a connected proxy's advertised admin address.
+  const admin = targets[0]!.address;
+  const xds = startXdsSource({ serverUri: cp.xdsAddress, node: { id: 'web', cluster: 'web', metadata: { trellis: { kind: 'sidecar', namespace: 'shop', workload: 'web', admin } } } });
+  t.after(() => xds.close());
+  await eventually(async () => {
+    const sd = (await (await fetch(`${cp.apiUrl}/api/v1/metrics/prometheus-sd`)).json()) as { targets: string[]; labels: Record<string, string> }[];
+    return sd.length === 1 ? sd : undefined;
+  }, 'the proxy in the service-discovery list', 10_000).then((sd) => assert.deepEqual(sd, [{ targets: [admin], labels: { __metrics_path__: '/stats/prometheus' } }]));
 });

@@ -9,6 +9,7 @@ import { DEFAULT_SIDECAR_IMAGE } from '../../control-plane/kubernetes/inject.ts'
 import { parseDuration } from '../../api/schema-common.ts';
 import type { MeshIdentityOptions } from '../../control-plane/ca/mesh-identity.ts';
 import { kubeConfigFor, KubeConfigError } from '../../control-plane/kubernetes/kubeconfig.ts';
+import { isHttpUrl } from '../../lib/http-url.ts';
 
 export const summary = 'start the control plane (API on :15080, xDS on :15010); alias: up';
 
@@ -33,6 +34,11 @@ const usage = `usage: trellis control-plane [--data-dir DIR | --etcd URL[,URL...
                (NOT recommended: anyone on the network reads configs and API tokens)
   --id         this replica's name (xDS control_plane.identifier, leader election)
   --leader-ttl seconds a dead leader keeps its singleton duties (default 10)
+  --cluster-domain D  DNS suffix of service names, <name>.<ns>.svc.D (default
+                      cluster.local, as Kubernetes; separate from --trust-domain)
+  --prometheus-url URL  answer golden metrics (stat, top, edges, dashboard) from this
+                      Prometheus instead of the embedded scraper; point its
+                      http_sd_configs at <api>/api/v1/metrics/prometheus-sd
   --max-objects-per-kind N   resources of one kind the API accepts (default 10000)
   --max-bytes-per-kind N     bytes of one kind's stored resources (default 33554432, 32 MiB)
 
@@ -84,6 +90,8 @@ export async function run(argv: string[]): Promise<number> {
       'insecure-plaintext': { type: 'boolean' },
       id: { type: 'string' },
       'leader-ttl': { type: 'string' },
+      'cluster-domain': { type: 'string' },
+      'prometheus-url': { type: 'string' },
       'trust-domain': { type: 'string' },
       'ca-cert': { type: 'string' },
       'ca-root': { type: 'string' },
@@ -135,6 +143,16 @@ export async function run(argv: string[]): Promise<number> {
   const leaderTtl = values['leader-ttl'] === undefined ? undefined : Number(values['leader-ttl']);
   if (leaderTtl !== undefined && (!Number.isInteger(leaderTtl) || leaderTtl < 1)) {
     console.error(`trellis control-plane: --leader-ttl: must be a whole number of seconds >= 1, got "${values['leader-ttl']}"`);
+    return 2;
+  }
+  const clusterDomain = values['cluster-domain'];
+  if (clusterDomain !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(clusterDomain)) {
+    console.error(`trellis control-plane: --cluster-domain: must be a lowercase DNS name such as cluster.local, got "${clusterDomain}"`);
+    return 2;
+  }
+  const prometheusUrl = values['prometheus-url'];
+  if (prometheusUrl !== undefined && !isHttpUrl(prometheusUrl)) {
+    console.error(`trellis control-plane: --prometheus-url: must be an http:// or https:// URL such as http://127.0.0.1:9090, got "${prometheusUrl}"`);
     return 2;
   }
   let identity: MeshIdentityOptions | false | undefined;
@@ -203,6 +221,8 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.id ? { id: values.id } : {}),
       ...(leaderTtl === undefined ? {} : { leaderTtlSeconds: leaderTtl }),
       ...(identity === undefined ? {} : { identity }),
+      ...(clusterDomain === undefined ? {} : { clusterDomain }),
+      ...(prometheusUrl === undefined ? {} : { prometheusUrl }),
       ...(kubernetes ? { kubernetes } : {}),
       ...(injection ? { injection } : {}),
       quota,

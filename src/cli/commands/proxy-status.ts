@@ -29,6 +29,10 @@ export interface ProxyStatusRow {
   readonly server: string;
   readonly connectedAt: string;
   readonly version: string | null;
+  /** The xDS client: Trellis's proxy, or a gRPC implementation and version. */
+  readonly userAgent: string;
+  /** What translation warned about this proxy's config (e.g. fields its gRPC client kind ignores). */
+  readonly warnings: readonly string[];
   /** By xDS short name: CDS, LDS, EDS, RDS (and SDS when subscribed). */
   readonly types: Readonly<Record<string, { readonly state: TypeState; readonly sentVersion: string | null; readonly ackedVersion: string | null; readonly nack: string | null }>>;
 }
@@ -65,7 +69,7 @@ export function typeState(t: TypeSyncStatus | undefined): TypeState {
   return 'SYNCED';
 }
 
-function toRow(p: ProxyStatus, controlPlane: string, server: string): ProxyStatusRow {
+function toRow(p: ProxyStatus & { warnings?: string[] }, controlPlane: string, server: string): ProxyStatusRow {
   const types: Record<string, ProxyStatusRow['types'][string]> = {};
   for (const [short, long] of TYPES) {
     const t = p.perType[long];
@@ -77,7 +81,7 @@ function toRow(p: ProxyStatus, controlPlane: string, server: string): ProxyStatu
       nack: t?.nacked ? `version ${t.nacked.version}: ${t.nacked.message}` : null,
     };
   }
-  return { name: p.nodeId, cluster: p.cluster, controlPlane, server, connectedAt: p.connectedAt, version: p.snapshotLabel, types };
+  return { name: p.nodeId, cluster: p.cluster, controlPlane, server, connectedAt: p.connectedAt, version: p.snapshotLabel, userAgent: p.userAgent ?? '', warnings: Array.isArray(p.warnings) ? p.warnings : [], types };
 }
 
 /** Asks every server and merges; rows sorted by proxy, then replica. */
@@ -142,6 +146,8 @@ export function renderProxyStatus(report: ProxyStatusReport, now = Date.now()): 
   const out = [renderTable(header, rows)];
   const nacks = report.proxies.flatMap((p) => shown.flatMap((s) => (p.types[s]?.nack ? [`  ${p.name} ${s} (${p.controlPlane}) ${p.types[s]!.nack}`] : [])));
   if (nacks.length > 0) out.push('', 'NACKED:', ...nacks);
+  const warned = report.proxies.flatMap((p) => p.warnings.map((w) => `  ${p.name} (${p.userAgent || 'unknown client'}) ${w}`));
+  if (warned.length > 0) out.push('', 'WARNINGS:', ...warned);
   out.push(...planes);
   return out.join('\n');
 }

@@ -24,6 +24,8 @@ import { startProxy, DEFAULT_DRAIN_MS, type Proxy } from '../../proxy/proxy.ts';
 import { parseAppProbers } from '../../proxy/app-health.ts';
 import { fileConfigSource, type ConfigSource } from '../../proxy/config-source.ts';
 import { preflightPlugins } from '../../proxy/plugins/preflight.ts';
+import type { XdsSourceState } from '../../proxy/xds-source.ts';
+import { registerXdsStats } from '../../proxy/telemetry/xds-stats.ts';
 import { createCaClient, resolveJoinToken, saTokenFile } from '../../proxy/identity/ca-client.ts';
 import { createWorkloadIdentity, type WorkloadIdentity } from '../../proxy/identity/workload-identity.ts';
 import { parseDuration } from '../../api/schema-common.ts';
@@ -246,6 +248,7 @@ export async function run(argv: string[]): Promise<number> {
   let source: ConfigSource;
   let reload: ((reason: string) => void) | undefined;
   let first: ProxyConfig;
+  let xdsState: (() => XdsSourceState) | undefined;
   if (boot.dynamicResources) {
     // Loaded only here: the xDS client brings grpc-js and protobufjs (~25 MB
     // of a proxy's memory) that a proxy serving a static bootstrap never uses.
@@ -260,6 +263,7 @@ export async function run(argv: string[]): Promise<number> {
       check: preflightPlugins,
     });
     source = xds;
+    xdsState = () => xds.state();
     log('waiting_for_xds', { server: boot.dynamicResources.ads.address, node: boot.node.id });
     const onSignal: { fn?: () => void } = {};
     // The xDS client's reconnect timer does not hold the process open; until
@@ -329,6 +333,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const proxy: Proxy = started.proxy;
   proxyRef = proxy;
+  // trellis_xds_connected / _disconnects_total / _warming_resources on the admin's /stats/prometheus.
+  if (xdsState) registerXdsStats(proxy.stats.registry, xdsState);
   log('started', { version: proxy.version, listeners: Object.fromEntries(proxy.ports), admin: { address: admin.address, port: proxy.adminPort }, pid: process.pid });
 
   source.onConfig((c) => {

@@ -7,31 +7,36 @@ import { openEtcdStore } from '../store/etcd.ts';
 import { openMemoryStore } from '../store/memory.ts';
 import type { Store } from '../store/types.ts';
 import { register } from './registration.ts';
-import { watchRegistry, type RegistryView } from './registry-view.ts';
+import { watchMeshState } from '../mesh-state.ts';
+import type { MeshState } from '../translate/model.ts';
 import { VIP_CLAIMS_PREFIX, allocateVip, releaseVip, syncVips, vipKey } from './vip.ts';
 import { workloadKey } from './workload.ts';
 
-/** Wait until the registry view satisfies `cond`. */
-async function viewUntil(t: TestContext, store: Store, what: string, cond: (v: RegistryView) => boolean, timeoutMs = 5_000): Promise<RegistryView> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      w.cancel();
-      reject(new Error(`registry view never showed ${what} within ${timeoutMs} ms; last: ${JSON.stringify(w.current()?.workloads.map((x) => x.name))}`));
-    }, timeoutMs);
-    const w = watchRegistry(store, (v) => {
-      if (!cond(v)) return;
-      clearTimeout(timer);
-      w.cancel();
-      resolve(v);
-    });
-    t.after(() => {
-      clearTimeout(timer);
-      w.cancel();
-    });
+/** Wait until the control plane's view of the store (mesh-state.ts, what translation reads) satisfies `cond`. */
+async function viewUntil(t: TestContext, store: Store, what: string, cond: (v: MeshState) => boolean, timeoutMs = 5_000): Promise<MeshState> {
+  let last: MeshState | undefined;
+  let settle: ((v: MeshState) => void) | undefined;
+  const seen = new Promise<MeshState>((resolve) => (settle = resolve));
+  const w = await watchMeshState(store, (v) => {
+    last = v;
+    if (cond(v)) settle?.(v);
+  }, { debounceMs: 1 });
+  let timer: NodeJS.Timeout | undefined;
+  t.after(() => {
+    clearTimeout(timer);
+    w.stop();
   });
+  try {
+    return await Promise.race([seen, new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new Error(`registry view never showed ${what} within ${timeoutMs} ms; last: ${JSON.stringify(last?.workloads.map((x) => x.name))}`)), timeoutMs);
+    })]);
+  } finally {
+    clearTimeout(timer);
+    w.stop();
+  }
 }
 
-const names = (v: RegistryView) => v.workloads.map((w) => `${w.namespace}/${w.name}`);
+const names = (v: MeshState) => v.workloads.map((w) => `${w.namespace}/${w.name}`);
 
 function registrySuite(backend: string, openStore: () => Promise<Store>, openSecond: () => Promise<Store>): void {
   async function fresh(t: TestContext): Promise<Store> {

@@ -74,6 +74,8 @@ export const DEFAULT_KIND_QUOTA: KindQuota = { maxObjects: 10_000, maxBytes: 32 
 export interface ResourceServiceOptions {
   /** Per kind; DEFAULT_KIND_QUOTA when absent. */
   readonly quota?: KindQuota;
+  /** What translation said about `kind namespace/name` (e.g. fields a proxyless client kind ignores), added to its status warnings. */
+  readonly translationWarnings?: (kind: string, namespace: string, name: string) => readonly string[];
 }
 
 function nonEmpty(m: Record<string, string> | undefined): m is Record<string, string> {
@@ -148,7 +150,8 @@ export function createResourceService(store: Store, opts: ResourceServiceOptions
 
   function withStatus(r: Resource, idx: RefIndex): Resource {
     const status = computeStatus(r, idx);
-    if (status) r.status = status;
+    const extra = status ? (opts.translationWarnings?.(r.kind, r.metadata.namespace ?? 'default', r.metadata.name) ?? []) : [];
+    if (status) r.status = extra.length > 0 ? { ...status, warnings: [...(status.warnings ?? []), ...extra] } : status;
     else delete r.status;
     return r;
   }

@@ -7,6 +7,8 @@
 //   GET /api/v1/metrics/edges?window=&namespace=
 //   GET /api/v1/metrics/topology?window=&namespace=
 //   GET /api/v1/metrics/targets            scrape status of every proxy (embedded mode)
+//   GET /api/v1/metrics/prometheus-sd      the proxies' admin addresses for a real
+//        Prometheus (`http_sd_configs`), with __metrics_path__ /stats/prometheus
 //   GET /api/v1/metrics/stream?window=     server-sent events: `event: metrics`
 //        with {services, edges} after every scrape round (or every `intervalMs`)
 //
@@ -26,6 +28,8 @@ export interface MetricsRoutesOptions {
   readonly intervalMs?: number;
   /** Open streams, so the owner can end them on close. */
   readonly streams?: Set<ServerResponse>;
+  /** The proxies' admin addresses (the embedded scraper's targets), for Prometheus service discovery. */
+  readonly targets?: () => readonly { readonly address: string }[];
 }
 
 export const MAX_STREAM_BACKLOG_BYTES = 1 << 20;
@@ -65,6 +69,12 @@ export function metricsRoutes(o: MetricsRoutesOptions): ApiRoute[] {
       method: 'GET',
       pattern: '/api/v1/metrics/targets',
       handle: (_req, res) => sendJson(res, 200, { items: o.scraper?.status() ?? [] }),
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/metrics/prometheus-sd',
+      // Prometheus HTTP service discovery: one target group per proxy.
+      handle: (_req, res) => sendJson(res, 200, (o.targets?.() ?? []).map((t) => ({ targets: [t.address], labels: { __metrics_path__: '/stats/prometheus' } }))),
     },
     {
       method: 'GET',

@@ -106,7 +106,10 @@ function routeAction(backends: BackendResolution[]): Record<string, unknown> | u
   const live = backends.filter((b) => b.weight > 0);
   if (live.length === 0) return undefined;
   if (live.length === 1) return { cluster: live[0]!.cluster };
-  return { weightedClusters: { clusters: live.map((b) => ({ name: b.cluster, weight: b.weight })) } };
+  // totalWeight: gRPC C-core NACKs a split whose weights do not add up to
+  // it (its default is 100); Envoy and Trellis proxies take the sum anyway.
+  const clusters = live.map((b) => ({ name: b.cluster, weight: b.weight }));
+  return { weightedClusters: { clusters, totalWeight: clusters.reduce((n, c) => n + c.weight, 0) } };
 }
 
 interface RuleParts {

@@ -204,6 +204,8 @@ export interface MeshState {
   security?: SecurityPolicies;
   /** Traffic policies (TimeoutPolicy, RetryPolicy, ...: translate/policies.ts). */
   policies?: readonly PolicyResource[];
+  /** DNS suffix of service names, `<name>.<ns>.svc.<clusterDomain>` (default DEFAULT_CLUSTER_DOMAIN). */
+  clusterDomain?: string;
   /** Telemetry resources: tracing settings per workload (translate/telemetry.ts). */
   telemetry?: readonly TelemetryResource[];
   /** PathNormalization resources (translate/path-normalization.ts); the safe default when none applies. */
@@ -216,12 +218,19 @@ export interface MeshState {
   connectedSidecars?: ReadonlySet<string>;
 }
 
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
 export type NodeKind = 'sidecar' | 'gateway' | 'proxyless' | 'node-proxy';
+
+/** Which gRPC xDS client a proxyless node is (its user agent); `grpc` when unknown. */
+export type GrpcClientKind = 'grpc-go' | 'grpc-core' | 'grpc-js' | 'grpc-java' | 'grpc';
 
 /** Who is asking: read from the xDS Node (id, metadata.trellis). */
 export interface ProxyNode {
   id: string;
   kind: NodeKind;
+  /** Proxyless nodes: the gRPC implementation, which decides what it is sent (translate/proxyless.ts). */
+  client?: GrpcClientKind;
   namespace: string;
   /** The workload this sidecar serves (sidecar kind). */
   workload?: string;

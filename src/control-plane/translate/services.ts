@@ -3,7 +3,6 @@
 import { tlsModeFor } from './mtls.ts';
 import type { MeshState, PortProtocol, ProxyNode, ServicePort, ServiceResource, WorkloadInstance } from './model.ts';
 import { keyOf, nsOf } from './model.ts';
-import { selectorMatches } from '../registry/endpoints.ts';
 
 /** Cluster (and EDS) name of a service port: `reviews.default.svc:9080`. */
 export function serviceClusterName(namespace: string, name: string, port: number): string {
@@ -71,11 +70,13 @@ export function isHttpLike(p: PortProtocol): boolean {
 }
 
 /** Names a caller may use for a service port, as `host[:port]` domains for
- * virtual host matching. Short forms only within the caller's namespace. */
-export function serviceDomains(svc: ServiceResource, port: number, callerNamespace: string, vip: string | undefined): string[] {
+ * virtual host matching, as Kubernetes spells them:
+ * `<name>.<ns>.svc.<clusterDomain>`, `<name>.<ns>.svc`, `<name>.<ns>`, and
+ * `<name>` only within the caller's namespace; then the VIP. */
+export function serviceDomains(svc: ServiceResource, port: number, callerNamespace: string, vip: string | undefined, clusterDomain: string): string[] {
   const ns = nsOf(svc.metadata);
   const n = svc.metadata.name;
-  const hosts = [`${n}.${ns}.svc.cluster.local`, `${n}.${ns}.svc`, `${n}.${ns}`];
+  const hosts = [`${n}.${ns}.svc.${clusterDomain}`, `${n}.${ns}.svc`, `${n}.${ns}`];
   if (ns === callerNamespace) hosts.push(n);
   if (vip) hosts.push(vip);
   const out: string[] = [];
@@ -86,13 +87,27 @@ export function serviceDomains(svc: ServiceResource, port: number, callerNamespa
   return out;
 }
 
+/** Kubernetes Service selection: every selector label present with an equal
+ * value (extra workload labels do not matter); an absent or empty selector
+ * selects nothing. */
+export function selectorMatches(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  const entries = Object.entries(selector);
+  if (entries.length === 0) return false;
+  return entries.every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
+}
+
+/** A Service selects workloads of its own namespace only. */
 export function selects(svc: ServiceResource, w: WorkloadInstance): boolean {
   return nsOf(svc.metadata) === w.namespace && selectorMatches(svc.spec.selector, w.labels ?? {});
 }
 
-/** The workload port a service port targets (by number or by name). */
+/** The workload port a service port targets: a number (or digits) as is,
+ * defaulting to the service port; a name per workload (a workload without
+ * that port name is left out of the port's endpoints). */
 export function targetPortOf(sp: ServicePort, w: WorkloadInstance): WorkloadInstance['ports'][number] | undefined {
-  const t = sp.targetPort ?? sp.port;
+  const raw = sp.targetPort ?? sp.port;
+  const t = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
   if (typeof t === 'number') return w.ports.find((p) => p.port === t) ?? { port: t };
   return w.ports.find((p) => p.name === t);
 }

@@ -84,6 +84,12 @@ test('the outbound route table answers to every documented service name, default
   assert.ok(!rc.virtualHosts.some((v: Json) => v.name.startsWith('db.')), 'TCP ports are not HTTP virtual hosts');
 });
 
+test('service host names end in the configured cluster domain, not a hard-coded cluster.local', () => {
+  const out = translate(baseState({ clusterDomain: 'mesh.example' }), sidecar);
+  const vh = (out.routes as Json[]).find((r) => r.name === 'outbound')!.virtualHosts.find((v: Json) => v.name === 'reviews.default.svc:9080');
+  assert.deepEqual(vh.domains, ['reviews.default.svc.mesh.example:9080', 'reviews.default.svc:9080', 'reviews.default:9080', 'reviews:9080', '240.240.0.1:9080']);
+});
+
 test('an HTTPRoute canary splits by weight and steers a user group by header, in Gateway API precedence', () => {
   const route: HTTPRouteResource = {
     metadata: { name: 'reviews', namespace: 'default' },
@@ -167,6 +173,18 @@ test('proxyless gRPC clients get an API listener per service port named as their
   const l = (out.listeners as Json[]).find((x) => x.name === 'ratings.default.svc:50051')!;
   assert.equal(l.apiListener.apiListener.rds.routeConfigName, 'ratings.default.svc:50051');
   for (const c of out.clusters as Json[]) assert.equal(c.lbPolicy, 'ROUND_ROBIN');
+});
+
+test('a weighted split states its totalWeight (gRPC C-core NACKs weights that do not sum to its default of 100)', () => {
+  const route: HTTPRouteResource = {
+    metadata: { name: 'reviews', namespace: 'default' },
+    spec: { parentRefs: [{ kind: 'Service', name: 'reviews', port: 9080 }], rules: [{ backendRefs: [{ name: 'reviews-v1', port: 9080, weight: 9 }, { name: 'reviews-v2', port: 9080, weight: 1 }] }] },
+  };
+  for (const node of [sidecar, { id: 'g', kind: 'proxyless', namespace: 'default' } as ProxyNode]) {
+    const out = translate(baseState({ httpRoutes: [route] }), node);
+    const wc = (out.routes as Json[]).flatMap((r) => r.virtualHosts).find((v: Json) => v.name === 'reviews.default.svc:9080').routes[0].route.weightedClusters;
+    assert.deepEqual(wc, { clusters: [{ name: 'reviews-v1.default.svc:9080', weight: 9 }, { name: 'reviews-v2.default.svc:9080', weight: 1 }], totalWeight: 10 }, node.kind);
+  }
 });
 
 test('translation is deterministic whatever the input order', () => {

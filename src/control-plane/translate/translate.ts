@@ -11,9 +11,11 @@
 //    loopback; clusters and EDS for every service port.
 //  - proxyless (grpc-js-xds and other gRPC xDS clients): an API listener per
 //    gRPC/HTTP service port, named `<name>.<ns>.svc:<port>` (the `xds:///`
-//    target), with its own RouteConfiguration; clusters and EDS.
+//    target), with its own RouteConfiguration; clusters and EDS; traffic
+//    policies; all rewritten per client kind into what gRPC reads
+//    (translate/proxyless.ts).
 import type { MeshState, ProxyNode, ServiceResource, TCPRouteResource } from './model.ts';
-import { keyOf, nsOf } from './model.ts';
+import { DEFAULT_CLUSTER_DOMAIN, keyOf, nsOf } from './model.ts';
 import { gatewayOwn } from './gateway.ts';
 import { egressClusters, egressGatewayClusters, egressVirtualHosts, unknownPortVirtualHosts } from './egress.ts';
 import { attaches, connectRoute, defaultRoutes, routesFor, type RouteWarning } from './http-routes.ts';
@@ -28,6 +30,7 @@ import { applyTelemetry } from './telemetry.ts';
 import { applyPathNormalization } from './path-normalization.ts';
 import { applyPlugins } from './plugins.ts';
 import { applyPolicies } from './policies.ts';
+import { forGrpcClient } from './proxyless.ts';
 import { hcm, tcpProxy } from './filters.ts';
 
 export const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -94,7 +97,7 @@ function outboundVirtualHosts(state: MeshState, callerNs: string, warnings: Rout
       if (filter && !filter(svc, sp.port)) continue;
       vhosts.push({
         name: serviceClusterName(ns, svc.metadata.name, sp.port),
-        domains: serviceDomains(svc, sp.port, callerNs, state.vips.get(keyOf(svc.metadata))),
+        domains: serviceDomains(svc, sp.port, callerNs, state.vips.get(keyOf(svc.metadata)), state.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN),
         routes: [...(routesFor(state, svc, sp.port, warnings) ?? defaultRoutes(svc, sp.port)), connectRoute(svc, sp.port)],
       });
     }
@@ -333,8 +336,20 @@ function proxylessResources(state: MeshState, warnings: RouteWarning[]): Resourc
 export function translateParts(state: MeshState, node: ProxyNode): TranslationParts {
   const warnings: RouteWarning[] = [];
   if (node.kind === 'proxyless') {
-    const shared = memo(state, 'proxyless', warnings, (w) => proxylessResources(state, w));
-    return { sharedKey: 'proxyless', shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
+    // Routes, clusters and traffic policies as for a proxy, then rewritten
+    // into what this gRPC client kind reads (translate/proxyless.ts).
+    const client = node.client ?? 'grpc';
+    const sharedKey = `proxyless|${client}`;
+    const shared = memo(state, sharedKey, warnings, (w) => {
+      const none = { listeners: [], routes: [], clusters: [], endpoints: [] };
+      const base = memo(state, 'proxyless', w, (bw) => proxylessResources(state, bw));
+      const withPolicies = applyPolicies({ sharedKey: 'proxyless', shared: base, own: none, warnings: [] }, state, node);
+      w.push(...withPolicies.warnings);
+      const adapted = forGrpcClient(state, withPolicies.shared, client);
+      w.push(...adapted.warnings);
+      return adapted.resources;
+    });
+    return { sharedKey, shared, own: { listeners: [], routes: [], clusters: [], endpoints: [] }, warnings };
   }
   // Declared dependencies (a Sidecar resource) scope the shared part; without
   // one, an on-demand node gets per-host route configurations; else everything.

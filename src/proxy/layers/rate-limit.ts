@@ -1,7 +1,8 @@
 // Rate limiting before a request goes upstream: Envoy's local rate limit
 // (token buckets from LocalRateLimit in the route's typedPerFilterConfig),
-// per route and per caller, plus an optional global limit shared by all of a
-// service's proxies (GlobalRateLimiter: each proxy enforces its share).
+// per route and per caller. A global limit reaches the proxy the same way:
+// the control plane writes this proxy's share into its inbound route's
+// LocalRateLimit (docs/policies.md, "Global rate limits").
 //
 // The caller is `ctx.downstream.peerIdentity` (the verified mTLS SPIFFE ID)
 // when the connection has one, else the peer address (IPv4-mapped IPv6 as
@@ -26,11 +27,6 @@ export function callerIdentity(req: ProxyRequest): string {
   if (id) return id;
   const a = req.ctx.downstream.remoteAddress;
   return `addr:${a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a}`;
-}
-
-/** A limit shared by several proxies; this proxy enforces its share. */
-export interface GlobalRateLimiter {
-  tryAcquire(now: number): TakeResult;
 }
 
 /** Token buckets by key, kept across config versions. */
@@ -85,8 +81,6 @@ export interface RateLimitDeps {
   readonly now: () => number;
   readonly random: () => number;
   readonly store: RateLimitStore;
-  /** Global limiters by route key (optional). */
-  readonly global?: (req: ProxyRequest) => GlobalRateLimiter | undefined;
   readonly onLimited?: (statPrefix: string) => void;
 }
 
@@ -109,13 +103,12 @@ export function rateLimitLayer(limitOf: (req: ProxyRequest) => { spec: LocalRate
   return function rateLimit(next: Dispatch): Dispatch {
     return function rateLimitDispatch(req, handler) {
       const l = limitOf(req);
-      const global = deps.global?.(req);
-      if (!l && !global) {
+      if (!l) {
         next(req, handler);
         return;
       }
       const now = deps.now();
-      if (l && (l.spec.enabled >= 1 || deps.random() < l.spec.enabled)) {
+      if (l.spec.enabled >= 1 || deps.random() < l.spec.enabled) {
         const { spec, key } = l;
         let denied: TakeResult | undefined;
         if (spec.callers.length > 0) {
@@ -135,15 +128,6 @@ export function rateLimitLayer(limitOf: (req: ProxyRequest) => { spec: LocalRate
           deps.onLimited?.(spec.statPrefix);
           req.ctx.responseFlags.push('RL');
           handler.onError(reject(spec.status, denied.retryAfterMs, 'local rate limit'));
-          return;
-        }
-      }
-      if (global) {
-        const r = global.tryAcquire(now);
-        if (!r.ok) {
-          deps.onLimited?.('global');
-          req.ctx.responseFlags.push('RL');
-          handler.onError(reject(429, r.retryAfterMs, 'global rate limit'));
           return;
         }
       }

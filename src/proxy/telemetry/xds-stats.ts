@@ -16,6 +16,7 @@ export function registerXdsStats(registry: Registry, state: () => XdsStateLike):
   const connected = registry.gauge('trellis_xds_connected', 'Whether the ADS stream to the control plane is up (1) or not (0).');
   const warming = registry.gauge('trellis_xds_warming_resources', 'Route and endpoint resources referenced by the config but not received yet.');
   const disconnects = registry.counter('trellis_xds_disconnects_total', 'ADS streams lost since the proxy started.');
+  disconnects.labels(); // the series exists (at 0) before the first disconnect
   let seen = 0;
   // Gauges collect before rendering and are registered before the counter,
   // so the counter is brought up to date in the same scrape.
