@@ -1,7 +1,7 @@
 // Server-side helpers for the dashboard, mounted on the API port:
 //
 //   GET /api/v1/dashboard/history     per-service series over the last 15 min
-//        {items: {"<ns>/<name>": [{at, rps, successRate, p99}]}} (one point per
+//        {items: {"<ns>/<name>": [{at, rps, successRate, p50, p95, p99}]}} (one point per
 //        scrape round, 1 m window each; what the sparklines draw)
 //   GET /api/v1/dashboard/proxies     xDS sync state per proxy joined with its
 //        node metadata (workload, namespace, kind, admin) and its identity
@@ -27,6 +27,8 @@ export interface HistoryPoint {
   readonly at: number;
   readonly rps: number;
   readonly successRate: number | null;
+  readonly p50: number | null;
+  readonly p95: number | null;
   readonly p99: number | null;
 }
 
@@ -79,7 +81,7 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
       for (const r of rows) {
         const key = `${r.namespace}/${r.name}`;
         const list = history.get(key) ?? [];
-        list.push({ at, rps: r.rps, successRate: r.successRate, p99: r.latencyMs.p99 });
+        list.push({ at, rps: r.rps, successRate: r.successRate, p50: r.latencyMs.p50, p95: r.latencyMs.p95, p99: r.latencyMs.p99 });
         while (list.length > MAX_HISTORY_POINTS || (list[0] && list[0].at < at - HISTORY_MS)) list.shift();
         history.set(key, list);
       }

@@ -29,7 +29,7 @@ export interface EdgeRow {
   mtlsShare: number | null;
 }
 export interface MetricsEvent { window: string; at: string; services: StatRow[]; edges: EdgeRow[] }
-export interface HistoryPoint { at: number; rps: number; successRate: number | null; p99: number | null }
+export interface HistoryPoint { at: number; rps: number; successRate: number | null; p50: number | null; p95: number | null; p99: number | null }
 
 export interface Resource {
   apiVersion: string;

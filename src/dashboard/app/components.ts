@@ -22,16 +22,21 @@ export function Sparkline(p: { values: readonly (number | null)[]; color?: strin
     h('polyline', { points: pts.join(' '), fill: 'none', stroke: p.color ?? 'currentColor', 'stroke-width': 1.5, 'stroke-linejoin': 'round' }));
 }
 
-/** A labelled time chart with axes: `points` are [epoch ms, value]. */
-export function TimeChart(p: { title: string; points: readonly [number, number | null][]; format: (v: number) => string; color?: string; floor?: number; ceiling?: number }): VNode {
+export interface ChartSeries { label: string; color: string; points: readonly [number, number | null][] }
+
+/** A labelled time chart with axes: `points` are [epoch ms, value]; `more`
+ * adds lines on the same axes (then a legend names each line). */
+export function TimeChart(p: { title: string; points: readonly [number, number | null][]; format: (v: number) => string; color?: string; floor?: number; ceiling?: number; label?: string; more?: readonly ChartSeries[] }): VNode {
   const w = 360;
   const hgt = 120;
   const pad = { l: 56, r: 8, t: 8, b: 20 };
-  const nums = p.points.map((x) => x[1]).filter((v): v is number => v !== null && Number.isFinite(v));
+  const series: ChartSeries[] = [{ label: p.label ?? p.title, color: p.color ?? '#3b82f6', points: p.points }, ...(p.more ?? [])];
+  const all = series.flatMap((s) => s.points);
+  const nums = all.map((x) => x[1]).filter((v): v is number => v !== null && Number.isFinite(v));
   const body: VNode[] = [];
   if (p.points.length >= 2 && nums.length >= 1) {
-    const t0 = p.points[0]![0];
-    const t1 = p.points[p.points.length - 1]![0];
+    const t0 = Math.min(...all.map((q) => q[0]));
+    const t1 = Math.max(...all.map((q) => q[0]));
     let lo = p.floor ?? Math.min(...nums);
     let hi = p.ceiling ?? Math.max(...nums);
     // A flat line: a one-unit axis below a ceiling (a success rate steady at
@@ -42,7 +47,6 @@ export function TimeChart(p: { title: string; points: readonly [number, number |
     }
     const x = (t: number): number => pad.l + ((t - t0) / (t1 - t0 || 1)) * (w - pad.l - pad.r);
     const y = (v: number): number => pad.t + (1 - (v - lo) / (hi - lo)) * (hgt - pad.t - pad.b);
-    const pts = p.points.filter((q) => q[1] !== null).map((q) => `${x(q[0]).toFixed(1)},${y(q[1]!).toFixed(1)}`).join(' ');
     body.push(
       h('line', { x1: pad.l, x2: w - pad.r, y1: y(hi), y2: y(hi), class: 'grid' }),
       h('line', { x1: pad.l, x2: w - pad.r, y1: y(lo), y2: y(lo), class: 'grid' }),
@@ -50,10 +54,16 @@ export function TimeChart(p: { title: string; points: readonly [number, number |
       h('text', { x: pad.l - 4, y: y(lo) + 4, class: 'axis', 'text-anchor': 'end' }, p.format(lo)),
       h('text', { x: pad.l, y: hgt - 4, class: 'axis' }, new Date(t0).toLocaleTimeString()),
       h('text', { x: w - pad.r, y: hgt - 4, class: 'axis', 'text-anchor': 'end' }, new Date(t1).toLocaleTimeString()),
-      h('polyline', { points: pts, fill: 'none', stroke: p.color ?? '#3b82f6', 'stroke-width': 2 }),
+      ...series.map((s) => h('polyline', { key: s.label, 'data-series': s.label, points: s.points.filter((q) => q[1] !== null).map((q) => `${x(q[0]).toFixed(1)},${y(q[1]!).toFixed(1)}`).join(' '), fill: 'none', stroke: s.color, 'stroke-width': 2 })),
     );
   } else body.push(h('text', { x: w / 2, y: hgt / 2, class: 'axis', 'text-anchor': 'middle' }, 'collecting data…'));
-  return h('figure', { class: 'chart' }, h('figcaption', null, p.title), h('svg', { width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': p.title }, body));
+  const last = (s: ChartSeries): number | null => [...s.points].reverse().find((q) => q[1] !== null)?.[1] ?? null;
+  return h('figure', { class: 'chart' }, h('figcaption', null, p.title),
+    h('svg', { width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': p.title }, body),
+    series.length > 1 ? h('ul', { class: 'split-legend' }, series.map((s) => {
+      const v = last(s);
+      return h('li', { key: s.label, 'data-series': s.label }, h('span', { class: 'swatch', style: { background: s.color } }), `${s.label} ${v === null ? '–' : p.format(v)}`);
+    })) : null);
 }
 
 export interface Column<T> {

@@ -38,7 +38,7 @@ export function MetricsProvider(p: { children: ComponentChildren }): VNode {
     for (const s of ev.services) {
       const k = `${s.namespace}/${s.name}`;
       const list = history.current.get(k) ?? [];
-      list.push({ at, rps: s.rps, successRate: s.successRate, p99: s.latencyMs.p99 });
+      list.push({ at, rps: s.rps, successRate: s.successRate, p50: s.latencyMs.p50, p95: s.latencyMs.p95, p99: s.latencyMs.p99 });
       while (list.length > 0 && list[0]!.at < at - HISTORY_MS) list.shift();
       history.current.set(k, list);
     }

@@ -1,4 +1,6 @@
-// One service: golden metrics and charts, per-route metrics, the traffic
+// One service: golden metrics and charts (over a chosen time range: 1, 5 or
+// 15 minutes, the windows the metrics API computes), per-version and
+// per-caller breakdowns, per-route metrics, the traffic
 // split of its HTTPRoutes (canary progress, live from the resource watch),
 // its endpoints (registry + what each proxy's balancer sees: health, outlier
 // ejection, locality) and the policies that target it or its routes.
@@ -6,7 +8,7 @@ import { h } from '../h.ts';
 import { type VNode } from 'preact';
 import { useMetrics } from '../metrics-store.ts';
 import { useEffect, useState } from 'preact/hooks';
-import { api, useFetch, useWatchedKind, type KindInfo, type Resource, type StatRow } from '../api.ts';
+import { api, useFetch, useWatchedKind, type EdgeRow, type KindInfo, type Resource, type StatRow } from '../api.ts';
 import { Badge, Live, Page, SortTable, TimeChart, type Column } from '../components.ts';
 import { healthOf, ms, pct, rps, sloOf } from '../format.ts';
 
@@ -56,6 +58,33 @@ function Split(p: { route: Resource }): VNode {
     }));
 }
 
+export const RANGES = { '1m': 60_000, '5m': 300_000, '15m': 900_000 } as const;
+export type Range = keyof typeof RANGES;
+const RANGE_TEXT: Record<Range, string> = { '1m': 'last minute', '5m': 'last 5 minutes', '15m': 'last 15 minutes' };
+
+/** Rows summed into one: rates add up, the success rate is weighted by
+ * requests, p99 is the worst member's (quantiles do not add). */
+export interface Breakdown { key: string; parts: string[]; requests: number; rps: number; successRate: number | null; p99: number | null }
+export function breakdown<T>(rows: readonly T[], keyOf: (r: T) => string | undefined, partOf: (r: T) => string, stat: (r: T) => { requests: number; rps: number; successRate: number | null; latencyMs: { p99: number | null } }): Breakdown[] {
+  const out = new Map<string, Breakdown & { ok: number; judged: number }>();
+  for (const r of rows) {
+    const key = keyOf(r);
+    if (key === undefined) continue;
+    const s = stat(r);
+    const b = out.get(key) ?? { key, parts: [], requests: 0, rps: 0, successRate: null, p99: null, ok: 0, judged: 0 };
+    b.parts.push(partOf(r));
+    b.requests += s.requests;
+    b.rps += s.rps;
+    if (s.successRate !== null) {
+      b.ok += s.successRate * s.requests;
+      b.judged += s.requests;
+    }
+    if (s.latencyMs.p99 !== null) b.p99 = Math.max(b.p99 ?? 0, s.latencyMs.p99);
+    out.set(key, b);
+  }
+  return [...out.values()].map(({ ok, judged, ...b }) => ({ ...b, successRate: judged > 0 ? ok / judged : null }));
+}
+
 function targetsOf(r: Resource): { kind?: string; name: string }[] {
   const s = r.spec ?? {};
   const one = s['targetRef'] as { kind?: string; name: string } | undefined;
@@ -71,11 +100,16 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const svc = services.items.find((s) => s.metadata.name === name && (s.metadata.namespace ?? 'default') === ns);
   const slo = sloOf(svc?.metadata.annotations);
   const stat = m.latest?.services.find((s) => s.name === name && s.namespace === ns);
-  const hist = m.history.get(`${ns}/${name}`) ?? [];
+  const [range, setRange] = useState<Range>('1m');
+  const fullHist = m.history.get(`${ns}/${name}`) ?? [];
+  const newest = fullHist.at(-1)?.at ?? 0;
+  const hist = fullHist.filter((x) => x.at >= newest - RANGES[range]);
   // Per-route rows come from the callers' side: the routes callers addressed
   // this service by (its HTTPRoutes, whichever backend served) and those that
   // sent to it as a backend, one row per (route, backend).
-  const routeStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/routes?window=1m&service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
+  const routeStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/routes?window=${range}&service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
+  const workloadStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/workloads?window=${range}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
+  const edgeStats = useFetch<{ items: EdgeRow[] }>(`/api/v1/metrics/edges?window=${range}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
   const registry = useFetch<{ items: RegistryWorkload[] }>('/api/v1/registry/workloads', [Math.floor(m.tick / 3)]);
   const routes = routesOf(httpRoutes.items, ns, name);
   const routeRows = routeStats.data?.items ?? [];
@@ -94,6 +128,16 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
     return { w, seen, ejectedBy, unhealthy };
   });
   type EpRow = (typeof endpointRows)[number];
+  const memberNames = new Map(members.map((w) => [w.name, w] as const));
+  const byVersion = breakdown(workloadStats.data?.items ?? [], (r) => (memberNames.has(r.name) ? memberNames.get(r.name)!.labels['version'] ?? r.name : undefined), (r) => r.name, (r) => r);
+  const byCaller = breakdown(edgeStats.data?.items ?? [], (e) => (memberNames.has(e.destination.workload) ? `${e.source.namespace}/${e.source.workload}` : undefined), (e) => e.destination.workload, (e) => e);
+  const breakdownColumns = (what: string): Column<Breakdown>[] => [
+    { key: 'key', label: what, sort: (r) => r.key, render: (r) => r.key },
+    { key: 'parts', label: what === 'Version' ? 'Workloads' : 'Calls to', render: (r) => [...new Set(r.parts)].sort().join(', ') },
+    { key: 'sr', label: 'Success', numeric: true, sort: (r) => r.successRate, render: (r) => h('span', { class: `tone-${healthOf(r.successRate, slo)}` }, pct(r.successRate)) },
+    { key: 'rps', label: 'RPS', numeric: true, sort: (r) => r.rps, render: (r) => rps(r.rps) },
+    { key: 'p99', label: 'p99', numeric: true, sort: (r) => r.p99, render: (r) => ms(r.p99) },
+  ];
   const epColumns: Column<EpRow>[] = [
     { key: 'name', label: 'Workload', sort: (r) => r.w.name, render: (r) => r.w.name },
     { key: 'version', label: 'Version', sort: (r) => r.w.labels['version'] ?? '', render: (r) => r.w.labels['version'] ?? '–' },
@@ -120,7 +164,10 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const health = healthOf(stat?.successRate, slo);
   return h(Page, {
     title: `Service ${ns === 'default' ? name : `${ns}/${name}`}`,
-    actions: [h('a', { class: 'button', href: `#/tap?service=${encodeURIComponent(name)}` }, 'Tap'), h(Live, { connected: m.connected, what: 'metrics' })],
+    actions: [
+      h('label', { class: 'range' }, 'Time range ', h('select', { value: range, onChange: (e: Event) => setRange((e.target as HTMLSelectElement).value as Range) },
+        Object.keys(RANGES).map((r) => h('option', { key: r, value: r }, r)))),
+      h('a', { class: 'button', href: `#/tap?service=${encodeURIComponent(name)}` }, 'Tap'), h(Live, { connected: m.connected, what: 'metrics' })],
   },
     h('div', { class: 'tiles' },
       h('div', { class: `tile ${health}` }, h('span', null, 'Success'), h('strong', null, pct(stat?.successRate)), h('small', null, `objective ${pct(slo, 1)}`)),
@@ -129,13 +176,18 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
       h('div', { class: 'tile' }, h('span', null, 'Meshed instances'), h('strong', null, String(stat?.meshed ?? members.length))),
       h('div', { class: 'tile' }, h('span', null, 'mTLS'), h('strong', null, pct(stat?.mtlsShare, 0)))),
     h('div', { class: 'charts' },
-      h(TimeChart, { title: 'Requests per second (1 m window)', points: hist.map((x) => [x.at, x.rps]), format: rps, floor: 0 }),
+      h(TimeChart, { title: `Requests per second (1 m window, ${RANGE_TEXT[range]})`, points: hist.map((x) => [x.at, x.rps]), format: rps, floor: 0 }),
       h(TimeChart, { title: 'Success rate', points: hist.map((x) => [x.at, x.successRate]), format: (v) => pct(v, 1), ceiling: 1, color: '#2e9d5b' }),
-      h(TimeChart, { title: 'Latency p99', points: hist.map((x) => [x.at, x.p99]), format: ms, floor: 0, color: '#d49b00' })),
+      h(TimeChart, { title: 'Latency p50 / p95 / p99', label: 'p99', points: hist.map((x) => [x.at, x.p99]), format: ms, floor: 0, color: '#d49b00',
+        more: [{ label: 'p95', color: '#8b5cf6', points: hist.map((x): [number, number | null] => [x.at, x.p95 ?? null]) }, { label: 'p50', color: '#3b82f6', points: hist.map((x): [number, number | null] => [x.at, x.p50 ?? null]) }] })),
+    h('h2', null, `By version (${RANGE_TEXT[range]})`),
+    h(SortTable<Breakdown>, { label: `Versions of ${name}`, columns: breakdownColumns('Version'), rows: byVersion, rowKey: (r) => r.key, initial: { key: 'key', desc: false }, empty: `No traffic to ${name}'s workloads in the ${RANGE_TEXT[range]}.` }),
+    h('h2', null, `By caller (${RANGE_TEXT[range]})`),
+    h(SortTable<Breakdown>, { label: `Callers of ${name}`, columns: breakdownColumns('Caller'), rows: byCaller, rowKey: (r) => r.key, initial: { key: 'rps', desc: true }, empty: `No meshed caller reached ${name} in the ${RANGE_TEXT[range]}.` }),
     h('h2', null, 'Traffic split'),
     routes.length === 0 ? h('p', { class: 'muted' }, `No HTTPRoute has ${name} as its parent: callers reach every endpoint of the Service.`) : routes.map((r) => h(Split, { route: r, key: r.metadata.name })),
     h('h2', null, 'Routes (as the callers see them)'),
-    h(SortTable<StatRow>, { label: `Routes of ${name}`, columns: routeColumns, rows: routeRows, rowKey: (r) => `${r.parent ?? ''}/${r.service}/${r.name}`, initial: { key: 'rps', desc: true }, empty: 'No routed traffic in the last minute.' }),
+    h(SortTable<StatRow>, { label: `Routes of ${name}`, columns: routeColumns, rows: routeRows, rowKey: (r) => `${r.parent ?? ''}/${r.service}/${r.name}`, initial: { key: 'rps', desc: true }, empty: `No routed traffic in the ${RANGE_TEXT[range]}.` }),
     h('h2', null, 'Endpoints'),
     h(SortTable<EpRow>, { label: `Endpoints of ${name}`, columns: epColumns, rows: endpointRows, rowKey: (r) => r.w.name, empty: 'No registered workload matches the selector.' }),
     backendNames.length > 1 ? h('p', { class: 'muted' }, 'Backends: ', backendNames.filter((b) => b !== name).map((b, i) => [i > 0 ? ', ' : '', h('a', { href: `#/service/${ns}/${b}` }, b)])) : null,
