@@ -311,7 +311,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     });
     api.addRoutes(metricsRoutes({ metrics, ...(scraper ? { scraper } : {}), intervalMs, streams, targets: () => nodes.targets() }));
     api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), token: (a) => nodes.adminToken(a), streams }));
-    const board = dashboardApi({ metrics, ...(scraper ? { scraper } : {}), intervalMs, xds, nodes });
+    const board = dashboardApi({ metrics, ...(scraper ? { scraper } : {}), intervalMs, xds, nodes, state: () => decorate(watcher.current()) });
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);
     if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path

@@ -9,6 +9,11 @@
 //   GET /api/v1/dashboard/endpoints?service=&namespace=
 //        what each proxy's balancer sees of the service's clusters (admin
 //        /clusters): health, outlier ejection, locality, in-flight, EWMA
+//   GET /api/v1/dashboard/security?service=&namespace=
+//        per workload of the service: its SPIFFE ID, the MeshTLS mode of each
+//        target port and the policy that decided it, and the
+//        AuthorizationPolicies in force (translate/mtls.ts, translate/authz.ts:
+//        the same resolution the proxies' config comes from)
 //
 // Reads from proxies run concurrently with a short timeout; a proxy that does
 // not answer is reported, never waited for.
@@ -18,6 +23,11 @@ import type { GoldenMetrics } from '../control-plane/telemetry/golden.ts';
 import type { Scraper } from '../control-plane/telemetry/scraper.ts';
 import type { ProxyNodes } from '../control-plane/telemetry/proxy-nodes.ts';
 import type { XdsServer } from '../xds/server.ts';
+import type { MeshState } from '../control-plane/translate/model.ts';
+import { nsOf } from '../control-plane/translate/model.ts';
+import { selects, targetPortOf } from '../control-plane/translate/services.ts';
+import { spiffeIdOf, tlsModeSource } from '../control-plane/translate/mtls.ts';
+import { policiesFor } from '../control-plane/translate/authz.ts';
 
 export const HISTORY_MS = 15 * 60_000;
 export const MAX_HISTORY_POINTS = 1000;
@@ -39,6 +49,8 @@ export interface DashboardApiOptions {
   readonly intervalMs?: number;
   readonly xds: Pick<XdsServer, 'status'>;
   readonly nodes: ProxyNodes;
+  /** The mesh state as translation sees it (MeshTLS and security filled in). */
+  readonly state?: () => MeshState;
   readonly now?: () => number;
 }
 
@@ -153,6 +165,38 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
           return { proxy: p.nodeId, workload: p.workload, clusters: all.filter((c) => clusterBelongs(c.name, service, namespace)) };
         }));
         sendJson(res, 200, { service, namespace, items: views.filter((v) => v.clusters.length > 0 || 'error' in v) });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/dashboard/security',
+      handle(req, res) {
+        const q = new URL(req.url ?? '/', 'http://localhost').searchParams;
+        const service = q.get('service');
+        const namespace = q.get('namespace') || 'default';
+        if (!service) return sendError(res, apiError('bad_request', 'service: is required', { fields: [{ path: 'service', message: 'is required' }] }));
+        const state = o.state?.();
+        if (!state) return sendError(res, apiError('unavailable', 'mesh state: not available on this server'));
+        const svc = state.services.find((s) => s.metadata.name === service && nsOf(s.metadata) === namespace);
+        if (!svc) return sendError(res, apiError('not_found', `service: ${namespace}/${service} does not exist`, { fields: [{ path: 'service', message: 'does not exist' }] }));
+        const sec = state.security ?? { authorizationPolicies: [], requestAuthentications: [] };
+        const items = state.workloads.filter((w) => selects(svc, w)).map((w) => {
+          const ref = (m: { metadata: { name: string; namespace?: string } }): string => `${nsOf(m.metadata)}/${m.metadata.name}`;
+          const p = policiesFor(sec, state, w);
+          return {
+            workload: w.name,
+            identity: state.meshTls ? spiffeIdOf(state.meshTls.trustDomain, w) : null,
+            ports: svc.spec.ports.map((sp) => {
+              const port = targetPortOf(sp, w)?.port ?? (typeof sp.targetPort === 'number' ? sp.targetPort : sp.port);
+              if (!state.meshTls) return { port, mode: 'OFF', policy: null };
+              const m = tlsModeSource(state.meshTls, w, port);
+              return { port, mode: m.mode, policy: m.policy ? ref(m.policy) : null };
+            }),
+            authorization: [...p.deny, ...p.allow].map((a) => ({ policy: ref(a), action: a.spec.action ?? 'ALLOW' })),
+            authentication: p.authn.map(ref),
+          };
+        });
+        sendJson(res, 200, { service, namespace, items });
       },
     },
   ];

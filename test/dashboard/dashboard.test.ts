@@ -214,6 +214,33 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Routes of productpage"] tbody tr td a').length > 0);
   assert.match(await page.locator('table[aria-label="Routes of productpage"] tbody').textContent() ?? '', /productpage/);
 
+  // Security in force on reviews: v3 STRICT by a selector MeshTLS, the others
+  // on the mesh default; a DENY AuthorizationPolicy targeting the Service on
+  // every workload; SPIFFE identities.
+  for (const doc of [
+    { apiVersion: 'trellis.dev/v1alpha1', kind: 'MeshTLS', metadata: { name: 'reviews-v3-strict', namespace: 'default' }, spec: { selector: { version: 'v3' }, mode: 'STRICT' } },
+    { apiVersion: 'trellis.dev/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'reviews-no-admin', namespace: 'default' }, spec: { targetRef: { kind: 'Service', name: 'reviews' }, action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] } },
+  ]) {
+    const res = await json<unknown>(`${api}/api/v1/apply`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(doc) });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+  }
+  await page.goto(`${api}/#/service/default/reviews`);
+  const secRow = (w: string) => page.locator('table[aria-label="Security of reviews"] tbody tr', { hasText: w });
+  await page.waitForFunction(() => /STRICT/.test(Array.from(document.querySelectorAll('table[aria-label="Security of reviews"] tbody tr')).find((tr) => tr.textContent?.includes('reviews-v3'))?.textContent ?? ''));
+  assert.match(await secRow('reviews-v3').textContent() ?? '', /STRICT port \d+ by MeshTLS default\/reviews-v3-strict/);
+  assert.match(await secRow('reviews-v1').textContent() ?? '', /PERMISSIVE port \d+ \(mesh default\)/);
+  for (const w of ['reviews-v1', 'reviews-v2', 'reviews-v3']) {
+    const text = await secRow(w).textContent() ?? '';
+    assert.match(text, /DENY default\/reviews-no-admin/, `${w}: ${text}`);
+    assert.match(text, /spiffe:\/\/[^/]+\/ns\/default\/sa\//, `${w}: ${text}`);
+  }
+  assert.match(await page.locator('ul.policies').textContent() ?? '', /MeshTLS reviews-v3-strict — workloads with version=v3/);
+  await page.screenshot({ path: path.join(SHOTS, 'service-security.png'), fullPage: true });
+  const noService = await json<{ error: { code: string; message: string } }>(`${api}/api/v1/dashboard/security`);
+  assert.equal(noService.status, 400);
+  assert.equal(noService.body.error.message, 'service: is required');
+  assert.equal((await json<unknown>(`${api}/api/v1/dashboard/security?service=nope`)).status, 404);
+
   phase('config and canary checked');
   // Live tap: requests stream in while the page is open.
   await page.goto(`${api}/#/tap?service=reviews`);

@@ -77,15 +77,20 @@ export function scopeTiers<T extends { metadata: Meta; spec: { selector?: Record
 /** The mode of `port` on workload `w`: the most specific policy that says
  * something (selector > namespace > mesh root), port level first. */
 export function tlsModeFor(input: MeshTlsInput, w: WorkloadInstance, port: number): TlsMode {
+  return tlsModeSource(input, w, port).mode;
+}
+
+/** tlsModeFor with the policy that decided it (none: the default mode). */
+export function tlsModeSource(input: MeshTlsInput, w: WorkloadInstance, port: number): { mode: TlsMode; policy?: MeshTLSPolicy } {
   const tiers = scopeTiers(input.policies, w.namespace, w.labels);
   for (const tier of tiers) {
     for (const p of tier) {
       const pl = p.spec.portLevel?.find((x) => x.port === port);
-      if (pl) return pl.mode;
-      if (p.spec.mode) return p.spec.mode;
+      if (pl) return { mode: pl.mode, policy: p };
+      if (p.spec.mode) return { mode: p.spec.mode, policy: p };
     }
   }
-  return input.defaultMode ?? DEFAULT_TLS_MODE;
+  return { mode: input.defaultMode ?? DEFAULT_TLS_MODE };
 }
 
 export function upstreamTlsSocket(sans: readonly string[], alpn: readonly string[]): object {

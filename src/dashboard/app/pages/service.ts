@@ -16,6 +16,8 @@ interface RegistryWorkload { name: string; namespace: string; address: string; l
 interface EndpointView { key: string; address: string; port: number; weight: number; locality: { region?: string; zone?: string } | null; health: string; ejected: boolean; eligible: boolean; active: number; ewmaMs: number; successes: number; failures: number }
 interface ProxyClusters { proxy: string; workload: string; error?: string; clusters: { name: string; endpoints: EndpointView[] }[] }
 
+interface WorkloadSecurity { workload: string; identity: string | null; ports: { port: number; mode: string; policy: string | null }[]; authorization: { policy: string; action: string }[]; authentication: string[] }
+
 interface BackendRef { name: string; namespace?: string; port?: number; weight?: number }
 interface Rule { name?: string; matches?: unknown[]; backendRefs?: BackendRef[] }
 
@@ -116,6 +118,7 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const backendNames = [...new Set([name, ...routes.flatMap((r) => ((r.spec?.['rules'] ?? []) as Rule[]).flatMap((x) => (x.backendRefs ?? []).map((b) => b.name)))])];
   const endpoints = useFetch<{ items: ProxyClusters[] }>(`/api/v1/dashboard/endpoints?service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [Math.floor(m.tick / 3)]);
   const kinds = useFetch<{ kinds: KindInfo[] }>('/api/v1/kinds');
+  const security = useFetch<{ items: WorkloadSecurity[] }>(`/api/v1/dashboard/security?service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [Math.floor(m.tick / 3)]);
   const policyKinds = (kinds.data?.kinds ?? []).filter((k) => !['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'Gateway', 'Service', 'Workload'].includes(k.kind));
 
   const selector = (svc?.spec?.['selector'] ?? {}) as Record<string, string>;
@@ -148,6 +151,20 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
       : r.unhealthy.length > 0 ? h(Badge, { tone: 'warn' }, r.unhealthy[0]!.e.health) : h(Badge, { tone: 'good' }, r.seen.length > 0 ? 'healthy' : 'registered') },
     { key: 'callers', label: 'Seen by', numeric: true, sort: (r) => r.seen.length, render: (r) => String(new Set(r.seen.map((v) => v.proxy)).size) },
     { key: 'ewma', label: 'EWMA', numeric: true, sort: (r) => (r.seen.length ? Math.max(...r.seen.map((v) => v.e.ewmaMs)) : null), render: (r) => (r.seen.length ? ms(Math.max(...r.seen.map((v) => v.e.ewmaMs))) : '–') },
+  ];
+
+  const configLink = (kind: string, ref: string): VNode => h('a', { href: `#/config/${kind}/${ref}` }, ref);
+  const MODE_TONE: Record<string, 'good' | 'warn' | 'bad'> = { STRICT: 'good', PERMISSIVE: 'warn', DISABLE: 'bad', OFF: 'bad' };
+  const secColumns: Column<WorkloadSecurity>[] = [
+    { key: 'workload', label: 'Workload', sort: (r) => r.workload, render: (r) => r.workload },
+    { key: 'identity', label: 'Identity', sort: (r) => r.identity ?? '', render: (r) => (r.identity ? h('code', null, r.identity) : h('span', { class: 'muted' }, 'mTLS off')) },
+    { key: 'mtls', label: 'mTLS mode', render: (r) => r.ports.map((pt) => h('div', { key: pt.port, 'data-port': pt.port },
+      h(Badge, { tone: MODE_TONE[pt.mode] ?? 'info' }, pt.mode), ` port ${pt.port} `,
+      pt.policy ? h('small', null, 'by MeshTLS ', configLink('MeshTLS', pt.policy)) : h('small', { class: 'muted' }, '(mesh default)'))) },
+    { key: 'authz', label: 'Authorization', render: (r) => (r.authorization.length === 0
+      ? h('span', { class: 'muted' }, 'no AuthorizationPolicy: all allowed')
+      : r.authorization.map((a) => h('div', { key: a.policy }, h(Badge, { tone: a.action === 'DENY' ? 'bad' : 'info' }, a.action), ' ', configLink('AuthorizationPolicy', a.policy)))) },
+    { key: 'authn', label: 'Request authentication', render: (r) => (r.authentication.length === 0 ? '–' : r.authentication.map((a) => h('div', { key: a }, configLink('RequestAuthentication', a)))) },
   ];
 
   const routeColumns: Column<StatRow>[] = [
@@ -191,6 +208,9 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
     h('h2', null, 'Endpoints'),
     h(SortTable<EpRow>, { label: `Endpoints of ${name}`, columns: epColumns, rows: endpointRows, rowKey: (r) => r.w.name, empty: 'No registered workload matches the selector.' }),
     backendNames.length > 1 ? h('p', { class: 'muted' }, 'Backends: ', backendNames.filter((b) => b !== name).map((b, i) => [i > 0 ? ', ' : '', h('a', { href: `#/service/${ns}/${b}` }, b)])) : null,
+    h('h2', null, 'Security in force'),
+    security.error ? h('p', { class: 'alert', role: 'alert' }, security.error.message) : null,
+    h(SortTable<WorkloadSecurity>, { label: `Security of ${name}`, columns: secColumns, rows: security.data?.items ?? [], rowKey: (r) => r.workload, empty: 'No workload is selected by this service.' }),
     h('h2', null, 'Policies'),
     h(Policies, { ns, name, routes: routes.map((r) => r.metadata.name), kinds: policyKinds, tick: Math.floor(m.tick / 3) }));
 }
@@ -216,7 +236,10 @@ function Policies(p: { ns: string; name: string; routes: string[]; kinds: KindIn
       const t = targetsOf(r);
       const hit = t.find((x) => ((x.kind ?? 'Service') === 'Service' && x.name === p.name) || ((x.kind === 'HTTPRoute' || x.kind === 'GRPCRoute') && p.routes.includes(x.name)));
       if (hit) applying.push({ kind: k.kind, res: r, why: `targets ${hit.kind ?? 'Service'}/${hit.name}` });
-      else if (t.length === 0 && k.kind === 'MeshTLS') applying.push({ kind: k.kind, res: r, why: 'namespace-wide' });
+      else if (t.length === 0 && k.kind === 'MeshTLS') {
+        const sel = Object.entries((r.spec?.['selector'] ?? {}) as Record<string, string>);
+        applying.push({ kind: k.kind, res: r, why: sel.length === 0 ? 'namespace-wide' : `workloads with ${sel.map(([a, b]) => `${a}=${b}`).join(', ')}` });
+      }
     }
   }
   if (applying.length === 0) return h('p', { class: 'muted' }, 'No policy targets this service or its routes: mesh defaults apply.');
