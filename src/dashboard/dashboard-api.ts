@@ -9,6 +9,9 @@
 //   GET /api/v1/dashboard/endpoints?service=&namespace=
 //        what each proxy's balancer sees of the service's clusters (admin
 //        /clusters): health, outlier ejection, locality, in-flight, EWMA
+//   GET /api/v1/dashboard/proxy?node=
+//        one proxy: its sync state and NACKs, its config as it has it (admin
+//        /config_dump) and its clusters with endpoint health (admin /clusters)
 //   GET /api/v1/dashboard/security?service=&namespace=
 //        per workload of the service: its SPIFFE ID, the MeshTLS mode of each
 //        target port and the policy that decided it, and the
@@ -79,6 +82,10 @@ function clusterBelongs(cluster: string, service: string, namespace: string): bo
   return cluster.startsWith(`${service}.${namespace}.svc:`);
 }
 
+type SyncStatus = ReturnType<XdsServer['status']>[number];
+const nacksOf = (s: SyncStatus): { type: string; version: string; message: string; at: string }[] =>
+  Object.entries(s.perType).filter(([, t]) => t.nacked).map(([type, t]) => ({ type, version: t.nacked!.version, message: t.nacked!.message, at: t.nacked!.at }));
+
 export function dashboardApi(o: DashboardApiOptions): DashboardApi {
   const now = o.now ?? Date.now;
   const history = new Map<string, HistoryPoint[]>();
@@ -134,7 +141,7 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
             if (r.ok) identity = r.value;
             else identityError = r.error === 'HTTP 404' ? 'no workload identity (mTLS off for this proxy)' : r.error;
           } else identityError = 'admin address not advertised';
-          const nacks = Object.entries(s.perType).filter(([, t]) => t.nacked).map(([type, t]) => ({ type, version: t.nacked!.version, message: t.nacked!.message, at: t.nacked!.at }));
+          const nacks = nacksOf(s);
           return {
             ...s,
             workload: info?.workload ?? s.cluster,
@@ -165,6 +172,32 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
           return { proxy: p.nodeId, workload: p.workload, clusters: all.filter((c) => clusterBelongs(c.name, service, namespace)) };
         }));
         sendJson(res, 200, { service, namespace, items: views.filter((v) => v.clusters.length > 0 || 'error' in v) });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/dashboard/proxy',
+      async handle(req, res) {
+        const node = new URL(req.url ?? '/', 'http://localhost').searchParams.get('node');
+        if (!node) return sendError(res, apiError('bad_request', 'node: is required', { fields: [{ path: 'node', message: 'is required' }] }));
+        const s = o.xds.status().find((x) => x.nodeId === node);
+        if (!s) return sendError(res, apiError('not_found', `node: no connected proxy is "${node}"`, { fields: [{ path: 'node', message: 'is not connected' }] }));
+        const info = o.nodes.get(node);
+        const [dump, clusters] = info?.admin
+          ? await Promise.all([getJson(info.admin, '/config_dump'), getJson(info.admin, '/clusters')])
+          : [{ ok: false as const, error: 'admin address not advertised' }, { ok: false as const, error: 'admin address not advertised' }];
+        sendJson(res, 200, {
+          ...s,
+          workload: info?.workload ?? s.cluster,
+          namespace: info?.namespace ?? 'default',
+          kind: info?.kind ?? 'unknown',
+          admin: info?.admin ?? null,
+          nacks: nacksOf(s),
+          configDump: dump.ok ? dump.value : null,
+          configError: dump.ok ? null : dump.error,
+          clusters: clusters.ok ? ((clusters.value as { clusters?: unknown[] }).clusters ?? []) : [],
+          clustersError: clusters.ok ? null : clusters.error,
+        });
       },
     },
     {

@@ -260,6 +260,24 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   assert.match(await page.locator('table[aria-label="Connected proxies"]').textContent() ?? '', /synced/);
   await page.screenshot({ path: path.join(SHOTS, 'proxies.png'), fullPage: true });
 
+  // One proxy's page (linked from the list): productpage's sidecar sees the
+  // three reviews endpoints healthy, shows the config version it acked and
+  // its config_dump, and no NACK.
+  const listed = (await json<{ items: { nodeId: string; workload: string; snapshotLabel: string | null; kind: string }[] }>(`${api}/api/v1/dashboard/proxies`)).body.items;
+  const pp = listed.find((x) => x.workload === 'productpage-v1' && x.kind !== 'gateway');
+  assert.ok(pp, `productpage's proxy: ${JSON.stringify(listed.map((x) => x.workload))}`);
+  await page.locator(`a[href="#/proxy/${encodeURIComponent(pp.nodeId)}"]`).first().click();
+  await page.getByRole('heading', { name: 'Proxy productpage-v1' }).waitFor();
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('table[aria-label="Endpoints this proxy sees"] tbody tr')).filter((tr) => /^reviews\.default\.svc:\d+/.test(tr.textContent ?? '') && /healthy/.test(tr.textContent ?? '')).length >= 3);
+  assert.match(await page.locator('code.config-version').textContent() ?? '', /\S/);
+  assert.match(await page.getByText(/No rejected config/).textContent() ?? '', /accepted every version/);
+  await page.screenshot({ path: path.join(SHOTS, 'proxy.png'), fullPage: true });
+  await page.locator('details summary', { hasText: 'config_dump' }).click();
+  const dump = JSON.parse(await page.locator('pre.config-dump').textContent() ?? 'null') as { version?: string; config?: unknown } | null;
+  assert.ok(dump && typeof dump.version === 'string' && dump.config, 'config_dump shows the config the proxy has');
+  assert.equal((await json<unknown>(`${api}/api/v1/dashboard/proxy?node=nope`)).status, 404);
+  assert.equal((await json<unknown>(`${api}/api/v1/dashboard/proxy`)).status, 400);
+
   phase('tap and proxies checked');
   assert.deepEqual(pageErrors, [], 'no script errors in the page');
 });

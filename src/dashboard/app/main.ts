@@ -3,6 +3,7 @@
 //
 //   #/                      services overview        #/topology   the graph
 //   #/service/<ns>/<name>   one service              #/proxies    xDS sync
+//   #/proxy/<node id>       one proxy's config
 //   #/tap?service=...       live requests            #/config[/<Kind>[/<ns>/<name>]]
 //
 // Keys: 1–5 switch pages (outside text fields); every control is focusable.
@@ -14,6 +15,7 @@ import { Overview } from './pages/overview.ts';
 import { Topology } from './pages/topology.ts';
 import { ServicePage } from './pages/service.ts';
 import { Proxies } from './pages/proxies.ts';
+import { ProxyPage } from './pages/proxy.ts';
 import { Tap } from './pages/tap.ts';
 import { Config } from './pages/config.ts';
 import { Login, type WhoAmI } from './pages/login.ts';
@@ -32,6 +34,7 @@ export type Route =
   | { page: 'overview' }
   | { page: 'topology' }
   | { page: 'proxies' }
+  | { page: 'proxy'; nodeId: string }
   | { page: 'tap' }
   | { page: 'service'; namespace: string; name: string }
   | { page: 'config'; kind?: string; namespace?: string; name?: string }
@@ -44,6 +47,7 @@ export function parseRoute(hash: string): Route {
   if (head === undefined) return { page: 'overview' };
   if (head === 'topology' && parts.length === 1) return { page: 'topology' };
   if (head === 'proxies' && parts.length === 1) return { page: 'proxies' };
+  if (head === 'proxy' && a && parts.length === 2) return { page: 'proxy', nodeId: a };
   if (head === 'tap' && parts.length === 1) return { page: 'tap' };
   if (head === 'service' && a && b && parts.length === 3) return { page: 'service', namespace: a, name: b };
   if (head === 'service' && a && parts.length === 2) return { page: 'service', namespace: 'default', name: a };
@@ -86,12 +90,13 @@ function App(): VNode {
     case 'overview': page = h(Overview, null); break;
     case 'topology': page = h(Topology, null); break;
     case 'proxies': page = h(Proxies, null); break;
+    case 'proxy': page = h(ProxyPage, { nodeId: route.nodeId, key: route.nodeId }); break;
     case 'tap': page = h(Tap, { key: hash }); break;
     case 'service': page = h(ServicePage, { namespace: route.namespace, name: route.name, key: `${route.namespace}/${route.name}` }); break;
     case 'config': page = h(Config, { kind: route.kind, namespace: route.namespace, name: route.name }); break;
     default: page = h('section', { class: 'page' }, h('h1', { id: 'page-title', tabIndex: -1 }, 'Not found'), h('p', null, `Nothing at ${route.hash}. `, h('a', { href: '#/' }, 'Back to services')));
   }
-  const active = route.page === 'service' ? 'overview' : route.page;
+  const active = route.page === 'service' ? 'overview' : route.page === 'proxy' ? 'proxies' : route.page;
   return h(MetricsProvider, null,
     h('a', { class: 'skip', href: '#main', onClick: (e: Event) => { e.preventDefault(); document.getElementById('page-title')?.focus(); } }, 'Skip to content'),
     h('header', { class: 'top' },

@@ -31,7 +31,7 @@ export function Proxies(): VNode {
   const { data, error } = useFetch<{ items: ProxyRow[] }>('/api/v1/dashboard/proxies', [m.tick]);
   const rows = data?.items ?? [];
   const columns: Column<ProxyRow>[] = [
-    { key: 'workload', label: 'Proxy', sort: (r) => r.nodeId, render: (r) => h('span', null, h('strong', null, r.workload), h('br'), h('small', { class: 'muted' }, `${r.kind} · ${r.nodeId}`)) },
+    { key: 'workload', label: 'Proxy', sort: (r) => r.nodeId, render: (r) => h('span', null, h('a', { href: `#/proxy/${encodeURIComponent(r.nodeId)}` }, h('strong', null, r.workload)), h('br'), h('small', { class: 'muted' }, `${r.kind} · ${r.nodeId}`)) },
     { key: 'identity', label: 'Identity', sort: (r) => r.identity?.spiffeId ?? '', render: (r) => (r.identity?.spiffeId ? h('code', null, r.identity.spiffeId) : h('span', { class: 'muted' }, r.identityError ?? 'none')) },
     { key: 'expiry', label: 'Cert expires', sort: (r) => r.identity?.expiresAt ?? null, render: (r) => {
       const exp = r.identity?.expiresAt;
