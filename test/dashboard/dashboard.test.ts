@@ -136,6 +136,11 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
     return want.every((e) => have.has(e));
   }, expected);
   assert.equal(await page.locator('.graph canvas').count() > 0, true, 'cytoscape drew the graph');
+  // Edge details name both ends' SPIFFE identities (the demo runs with mTLS).
+  await page.locator('table[aria-label="Edges between workloads"] tbody tr', { hasText: 'reviews-v3' }).filter({ hasText: 'ratings-v1' }).getByRole('button', { name: 'details' }).click();
+  await page.waitForFunction(() => /^spiffe:/.test(document.querySelector('dd.identity-destination')?.textContent ?? ''));
+  assert.match(await page.locator('dd.identity-source').textContent() ?? '', /^spiffe:\/\/[^/]+\/ns\/default\/sa\/\S+$/);
+  assert.match(await page.locator('dd.identity-destination').textContent() ?? '', /^spiffe:\/\/[^/]+\/ns\/default\/sa\/\S+$/);
   await page.waitForTimeout(500); // let the layout settle for the screenshot
   await page.screenshot({ path: path.join(SHOTS, 'topology.png'), fullPage: true });
 

@@ -124,6 +124,10 @@ export function Topology(): VNode {
   }, [m.tick, registry.data, services.items.length]);
 
   const sel = edges.find((e) => edgeId(e) === selected);
+  // The SPIFFE IDs the two ends' proxies hold (admin /identity), for the selected edge.
+  const proxies = useFetch<{ items: { workload: string; namespace: string; kind: string; identity: { spiffeId: string | null } | null }[] }>(sel ? '/api/v1/dashboard/proxies' : null, [selected]);
+  const identityOf = (end: { workload: string; namespace: string }): string =>
+    proxies.data?.items.find((x) => x.workload === end.workload && x.namespace === end.namespace && x.identity?.spiffeId)?.identity?.spiffeId ?? (proxies.data ? 'no workload identity' : '…');
   const columns: Column<EdgeRow>[] = [
     { key: 'from', label: 'From', sort: (e) => e.source.workload, render: (e) => e.source.workload },
     { key: 'to', label: 'To', sort: (e) => e.destination.workload, render: (e) => {
@@ -146,7 +150,9 @@ export function Topology(): VNode {
             h('dt', null, 'Requests/s'), h('dd', null, rps(sel.rps)),
             h('dt', null, 'Success'), h('dd', null, pct(sel.successRate)),
             h('dt', null, 'Latency p50 / p95 / p99'), h('dd', null, `${ms(sel.latencyMs.p50)} / ${ms(sel.latencyMs.p95)} / ${ms(sel.latencyMs.p99)}`),
-            h('dt', null, 'mTLS'), h('dd', null, pct(sel.mtlsShare, 0))),
+            h('dt', null, 'mTLS'), h('dd', null, pct(sel.mtlsShare, 0)),
+            h('dt', null, 'Source identity'), h('dd', { class: 'identity-source' }, h('code', null, identityOf(sel.source))),
+            h('dt', null, 'Destination identity'), h('dd', { class: 'identity-destination' }, h('code', null, identityOf(sel.destination)))),
           (() => {
             const svc = serviceFor(`${sel.destination.namespace}/${sel.destination.workload}`);
             return svc ? h('a', { href: `#/service/${sel.destination.namespace}/${svc}` }, `Open service ${svc}`) : null;
