@@ -304,14 +304,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       scraper.start();
       cleanups.push(() => scraper.stop());
     }
-    const metrics = createGoldenMetrics(scraper ? scraper.aggregator : new PrometheusSource({ url: opts.prometheusUrl! }), { members: () => serviceMembers(watcher.current()) });
+    const groups = scraper ? scraper.aggregator : new PrometheusSource({ url: opts.prometheusUrl! });
+    const metrics = createGoldenMetrics(groups, { members: () => serviceMembers(watcher.current()) });
     const streams = new Set<ServerResponse>();
     cleanups.push(() => {
       for (const s of streams) s.end();
     });
     api.addRoutes(metricsRoutes({ metrics, ...(scraper ? { scraper } : {}), intervalMs, streams, targets: () => nodes.targets() }));
     api.addRoutes(tapRoutes({ targets: () => nodes.targets().map((t) => t.address), token: (a) => nodes.adminToken(a), streams }));
-    const board = dashboardApi({ metrics, ...(scraper ? { scraper } : {}), intervalMs, xds, nodes, state: () => decorate(watcher.current()) });
+    const board = dashboardApi({ metrics, ...(scraper ? { scraper } : {}), groups, intervalMs, xds, nodes, state: () => decorate(watcher.current()) });
     cleanups.push(() => board.stop());
     api.addRoutes(board.routes);
     if (opts.dashboard !== false) api.addRoutes(dashboardRoutes({ log })); // last: its SPA fallback matches every path

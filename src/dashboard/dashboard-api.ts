@@ -1,8 +1,11 @@
 // Server-side helpers for the dashboard, mounted on the API port:
 //
 //   GET /api/v1/dashboard/history     per-service series over the last 15 min
-//        {items: {"<ns>/<name>": [{at, rps, successRate, p50, p95, p99}]}} (one point per
-//        scrape round, 1 m window each; what the sparklines draw)
+//        {items: {"<ns>/<name>": [{at, rps, successRate, p50, p95, p99, codes}]}}
+//        (one point per scrape round, 1 m window each; what the sparklines
+//        draw). `codes`: requests/s by class, "2xx".."5xx" for HTTP and
+//        "grpc <status>" for gRPC, summed over the Service's workloads (its
+//        selector), as they served them. `?service=<ns>/<name>` keeps one.
 //   GET /api/v1/dashboard/proxies     xDS sync state per proxy joined with its
 //        node metadata (workload, namespace, kind, admin) and its identity
 //        (SPIFFE ID, certificate expiry) read from the proxy's admin /identity
@@ -22,7 +25,7 @@
 // not answer is reported, never waited for.
 import type { ApiRoute } from '../control-plane/api/router.ts';
 import { apiError, sendError, sendJson } from '../control-plane/api/http-errors.ts';
-import type { GoldenMetrics } from '../control-plane/telemetry/golden.ts';
+import { serviceMembers, type GoldenMetrics, type GroupQuery } from '../control-plane/telemetry/golden.ts';
 import type { Scraper } from '../control-plane/telemetry/scraper.ts';
 import type { ProxyNodes } from '../control-plane/telemetry/proxy-nodes.ts';
 import type { XdsServer } from '../xds/server.ts';
@@ -43,6 +46,7 @@ export interface HistoryPoint {
   readonly p50: number | null;
   readonly p95: number | null;
   readonly p99: number | null;
+  readonly codes: Readonly<Record<string, number>>;
 }
 
 export interface DashboardApiOptions {
@@ -50,6 +54,8 @@ export interface DashboardApiOptions {
   readonly scraper?: Scraper | undefined;
   /** History sample period without a scraper (Prometheus mode). Default 5000 ms. */
   readonly intervalMs?: number;
+  /** Raw counter groups (the golden metrics' source: the scraper's aggregator or Prometheus): response codes per workload. */
+  readonly groups?: GroupQuery | undefined;
   readonly xds: Pick<XdsServer, 'status'>;
   readonly nodes: ProxyNodes;
   /** The mesh state as translation sees it (MeshTLS and security filled in). */
@@ -91,16 +97,34 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
   const history = new Map<string, HistoryPoint[]>();
   let sampling = false;
 
+  const codesByService = async (): Promise<Map<string, Record<string, number>>> => {
+    const out = new Map<string, Record<string, number>>();
+    const state = o.state?.();
+    if (!o.groups || !state) return out;
+    const gs = await o.groups.groups({ direction: 'inbound', by: ['destination_workload', 'destination_namespace', 'response_code', 'grpc_status'] }, '1m');
+    for (const m of serviceMembers(state)) {
+      const c: Record<string, number> = {};
+      for (const g of gs) {
+        if (g.labels['destination_namespace'] !== m.namespace || !m.workloads.includes(g.labels['destination_workload'] ?? '')) continue;
+        const grpc = g.labels['grpc_status'] ?? '';
+        const cls = grpc !== '' ? `grpc ${grpc}` : `${(g.labels['response_code'] ?? '0')[0]}xx`;
+        c[cls] = (c[cls] ?? 0) + g.requests / ((g.coveredMs > 0 ? g.coveredMs : 60_000) / 1000);
+      }
+      out.set(`${m.namespace}/${m.name}`, c);
+    }
+    return out;
+  };
+
   const sample = async (): Promise<void> => {
     if (!o.metrics || sampling) return;
     sampling = true;
     try {
-      const rows = await o.metrics.services({ window: '1m' });
+      const [rows, codes] = await Promise.all([o.metrics.services({ window: '1m' }), codesByService()]);
       const at = now();
       for (const r of rows) {
         const key = `${r.namespace}/${r.name}`;
         const list = history.get(key) ?? [];
-        list.push({ at, rps: r.rps, successRate: r.successRate, p50: r.latencyMs.p50, p95: r.latencyMs.p95, p99: r.latencyMs.p99 });
+        list.push({ at, rps: r.rps, successRate: r.successRate, p50: r.latencyMs.p50, p95: r.latencyMs.p95, p99: r.latencyMs.p99, codes: codes.get(key) ?? {} });
         while (list.length > MAX_HISTORY_POINTS || (list[0] && list[0].at < at - HISTORY_MS)) list.shift();
         history.set(key, list);
       }
@@ -123,8 +147,9 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
     {
       method: 'GET',
       pattern: '/api/v1/dashboard/history',
-      handle(_req, res) {
-        sendJson(res, 200, { windowMs: HISTORY_MS, items: Object.fromEntries(history) });
+      handle(req, res) {
+        const one = new URL(req.url ?? '/', 'http://localhost').searchParams.get('service');
+        sendJson(res, 200, { windowMs: HISTORY_MS, items: one === null ? Object.fromEntries(history) : { [one]: history.get(one) ?? [] } });
       },
     },
     {

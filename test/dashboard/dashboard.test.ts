@@ -207,6 +207,12 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.waitForFunction(() => document.querySelectorAll('figure.chart polyline[data-series]').length >= 3);
   const legend = Object.fromEntries(await Promise.all(['p50', 'p95', 'p99'].map(async (q) => [q, parseFloat((await latency.locator(`li[data-series="${q}"]`).textContent() ?? '').replace(q, ''))] as const)));
   assert.ok(legend['p50']! > 0 && legend['p50']! <= legend['p95']! && legend['p95']! <= legend['p99']!, `latency legend: ${JSON.stringify(legend)}`);
+  // Response classes over time: reviews serves 2xx and (v3's) 5xx.
+  const codes = page.locator('figure.chart', { hasText: 'Responses per second by class' });
+  await page.waitForFunction(() => document.querySelectorAll('figure.chart li[data-series="5xx"]').length > 0);
+  const classRate = async (c: string): Promise<number> => parseFloat((await codes.locator(`li[data-series="${c}"]`).textContent() ?? '').replace(c, ''));
+  assert.ok(await classRate('2xx') > 0 && await classRate('5xx') > 0, `2xx ${await classRate('2xx')}/s, 5xx ${await classRate('5xx')}/s`);
+  assert.ok(await classRate('2xx') > await classRate('5xx'));
   // The time range picker changes the window the tables ask for.
   const asked = page.waitForResponse((res) => res.url().includes('/api/v1/metrics/workloads?window=15m'));
   await page.getByLabel('Time range').selectOption('15m');
@@ -218,6 +224,9 @@ test('dashboard against a running mesh: overview, topology, config errors, canar
   await page.goto(`${api}/#/service/default/productpage`);
   await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Routes of productpage"] tbody tr td a').length > 0);
   assert.match(await page.locator('table[aria-label="Routes of productpage"] tbody').textContent() ?? '', /productpage/);
+  // ratings speaks gRPC: its responses are counted by gRPC status.
+  await page.goto(`${api}/#/service/default/ratings`);
+  await page.waitForFunction(() => document.querySelectorAll('figure.chart li[data-series^="grpc "]').length > 0);
 
   // Security in force on reviews: v3 STRICT by a selector MeshTLS, the others
   // on the mesh default; a DENY AuthorizationPolicy targeting the Service on

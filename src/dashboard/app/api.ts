@@ -29,7 +29,8 @@ export interface EdgeRow {
   mtlsShare: number | null;
 }
 export interface MetricsEvent { window: string; at: string; services: StatRow[]; edges: EdgeRow[] }
-export interface HistoryPoint { at: number; rps: number; successRate: number | null; p50: number | null; p95: number | null; p99: number | null }
+/** `codes` (requests/s by response class) only on the server's points. */
+export interface HistoryPoint { at: number; rps: number; successRate: number | null; p50: number | null; p95: number | null; p99: number | null; codes?: Record<string, number> }
 
 export interface Resource {
   apiVersion: string;

@@ -25,7 +25,7 @@ export function Sparkline(p: { values: readonly (number | null)[]; color?: strin
 export interface ChartSeries { label: string; color: string; points: readonly [number, number | null][] }
 
 /** A labelled time chart with axes: `points` are [epoch ms, value]; `more`
- * adds lines on the same axes (then a legend names each line). */
+ * adds lines on the same axes (with `more`, a legend names each line). */
 export function TimeChart(p: { title: string; points: readonly [number, number | null][]; format: (v: number) => string; color?: string; floor?: number; ceiling?: number; label?: string; more?: readonly ChartSeries[] }): VNode {
   const w = 360;
   const hgt = 120;
@@ -60,7 +60,7 @@ export function TimeChart(p: { title: string; points: readonly [number, number |
   const last = (s: ChartSeries): number | null => [...s.points].reverse().find((q) => q[1] !== null)?.[1] ?? null;
   return h('figure', { class: 'chart' }, h('figcaption', null, p.title),
     h('svg', { width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': p.title }, body),
-    series.length > 1 ? h('ul', { class: 'split-legend' }, series.map((s) => {
+    p.more !== undefined ? h('ul', { class: 'split-legend' }, series.map((s) => {
       const v = last(s);
       return h('li', { key: s.label, 'data-series': s.label }, h('span', { class: 'swatch', style: { background: s.color } }), `${s.label} ${v === null ? '–' : p.format(v)}`);
     })) : null);

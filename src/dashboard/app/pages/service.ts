@@ -8,7 +8,7 @@ import { h } from '../h.ts';
 import { type VNode } from 'preact';
 import { useMetrics } from '../metrics-store.ts';
 import { useEffect, useState } from 'preact/hooks';
-import { api, useFetch, useWatchedKind, type EdgeRow, type KindInfo, type Resource, type StatRow } from '../api.ts';
+import { api, useFetch, useWatchedKind, type EdgeRow, type HistoryPoint, type KindInfo, type Resource, type StatRow } from '../api.ts';
 import { Badge, Live, Page, SortTable, TimeChart, type Column } from '../components.ts';
 import { healthOf, ms, pct, rps, sloOf } from '../format.ts';
 
@@ -37,6 +37,7 @@ function matchText(m: unknown): string {
   return parts.join(', ') || 'all';
 }
 
+const CODE_COLORS: Record<string, string> = { '2xx': '#2e9d5b', '3xx': '#3b82f6', '4xx': '#d49b00', '5xx': '#ef4444', 'grpc 0': '#2e9d5b' };
 const SPLIT_COLORS = ['#3b82f6', '#f59e0b', '#10b981', '#8b5cf6', '#ef4444', '#14b8a6'];
 
 function Split(p: { route: Resource }): VNode {
@@ -106,6 +107,11 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const fullHist = m.history.get(`${ns}/${name}`) ?? [];
   const newest = fullHist.at(-1)?.at ?? 0;
   const hist = fullHist.filter((x) => x.at >= newest - RANGES[range]);
+  // Response classes per scrape round come from the server's history only.
+  const served = useFetch<{ items: Record<string, HistoryPoint[]> }>(`/api/v1/dashboard/history?service=${encodeURIComponent(`${ns}/${name}`)}`, [m.tick]);
+  const codePoints = (served.data?.items[`${ns}/${name}`] ?? []).filter((x) => x.codes && x.at >= newest - RANGES[range]);
+  const codeClasses = [...new Set(codePoints.flatMap((x) => Object.keys(x.codes ?? {})))].sort();
+  const codeSeries = codeClasses.map((c, i) => ({ label: c, color: CODE_COLORS[c] ?? SPLIT_COLORS[i % SPLIT_COLORS.length]!, points: codePoints.map((x): [number, number | null] => [x.at, x.codes?.[c] ?? 0]) }));
   // Per-route rows come from the callers' side: the routes callers addressed
   // this service by (its HTTPRoutes, whichever backend served) and those that
   // sent to it as a backend, one row per (route, backend).
@@ -196,7 +202,8 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
       h(TimeChart, { title: `Requests per second (1 m window, ${RANGE_TEXT[range]})`, points: hist.map((x) => [x.at, x.rps]), format: rps, floor: 0 }),
       h(TimeChart, { title: 'Success rate', points: hist.map((x) => [x.at, x.successRate]), format: (v) => pct(v, 1), ceiling: 1, color: '#2e9d5b' }),
       h(TimeChart, { title: 'Latency p50 / p95 / p99', label: 'p99', points: hist.map((x) => [x.at, x.p99]), format: ms, floor: 0, color: '#d49b00',
-        more: [{ label: 'p95', color: '#8b5cf6', points: hist.map((x): [number, number | null] => [x.at, x.p95 ?? null]) }, { label: 'p50', color: '#3b82f6', points: hist.map((x): [number, number | null] => [x.at, x.p50 ?? null]) }] })),
+        more: [{ label: 'p95', color: '#8b5cf6', points: hist.map((x): [number, number | null] => [x.at, x.p95 ?? null]) }, { label: 'p50', color: '#3b82f6', points: hist.map((x): [number, number | null] => [x.at, x.p50 ?? null]) }] }),
+      h(TimeChart, { title: 'Responses per second by class', label: codeSeries[0]?.label ?? 'responses', color: codeSeries[0]?.color ?? '#2e9d5b', points: codeSeries[0]?.points ?? [], more: codeSeries.slice(1), format: rps, floor: 0 })),
     h('h2', null, `By version (${RANGE_TEXT[range]})`),
     h(SortTable<Breakdown>, { label: `Versions of ${name}`, columns: breakdownColumns('Version'), rows: byVersion, rowKey: (r) => r.key, initial: { key: 'key', desc: false }, empty: `No traffic to ${name}'s workloads in the ${RANGE_TEXT[range]}.` }),
     h('h2', null, `By caller (${RANGE_TEXT[range]})`),
