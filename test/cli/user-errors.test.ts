@@ -29,7 +29,7 @@ function noStack(stderr: string): void {
 
 test('an unknown flag on any command: one line with a did-you-mean, exit 2, no stack trace', async () => {
   const cases: [string[], RegExp][] = [
-    [['identity', '--server', 'http://127.0.0.1:1'], /^trellis identity: unknown option --server \(known options: --api, /],
+    [['identity', '--srever', 'http://127.0.0.1:1'], /^trellis identity: unknown option --srever \(did you mean --server\?\)/],
     [['control-plane', '--xds-prot', '1'], /^trellis control-plane: unknown option --xds-prot \(did you mean --xds-port\?\)/],
     [['stat', '--serverr', 'x'], /^trellis stat: unknown option --serverr \(did you mean --server\?\)/],
     [['edges', '--windw', '1m'], /^trellis edges: unknown option --windw \(did you mean --window\?\)/],
