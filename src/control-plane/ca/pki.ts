@@ -72,16 +72,17 @@ export async function createIntermediate(opts: {
   return cert.toString('pem');
 }
 
-/** A workload leaf: the SPIFFE ID as the only SAN (URI, critical because the
- * subject is empty), serverAuth + clientAuth, not a CA. */
-export async function signWorkload(opts: {
-  spiffeId: string; publicKey: x509.PublicKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
+/** A leaf certificate signed by `issuer`, serverAuth + clientAuth, not a CA,
+ * valid for `ttlMs` (never past the issuer). With an empty subject the SAN
+ * extension is critical (RFC 5280 4.2.1.6). */
+async function signLeaf(opts: {
+  subject: string; sans: x509.JsonGeneralName[]; publicKey: x509.PublicKey | CryptoKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
 }): Promise<{ certPem: string; notAfter: Date }> {
   const issuer = new x509.X509Certificate(opts.issuerCertPem);
   const notAfter = new Date(Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime()));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: '',
+    subject: opts.subject,
     issuer: issuer.subject,
     notBefore: new Date(opts.now.getTime() - 60_000),
     notAfter,
@@ -92,43 +93,36 @@ export async function signWorkload(opts: {
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: opts.spiffeId }], true),
+      new x509.SubjectAlternativeNameExtension(opts.sans, opts.subject === ''),
       await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
     ],
   });
   return { certPem: cert.toString('pem'), notAfter };
 }
 
+/** A workload leaf: the SPIFFE ID as the only SAN (URI, critical because the
+ * subject is empty), serverAuth + clientAuth, not a CA. */
+export function signWorkload(opts: {
+  spiffeId: string; publicKey: x509.PublicKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
+}): Promise<{ certPem: string; notAfter: Date }> {
+  return signLeaf({ ...opts, subject: '', sans: [{ type: 'url', value: opts.spiffeId }] });
+}
+
 /** The control plane's serving certificate: its SPIFFE ID (what proxies
  * check) plus DNS names and IP addresses (what browsers and the CLI check),
  * serverAuth + clientAuth. */
-export async function signServing(opts: {
+export function signServing(opts: {
   spiffeId: string; dnsNames: readonly string[]; ipAddresses: readonly string[]; publicKey: CryptoKey; now: Date; ttlMs: number; issuerCertPem: string; issuerKey: CryptoKey;
 }): Promise<{ certPem: string; notAfter: Date }> {
-  const issuer = new x509.X509Certificate(opts.issuerCertPem);
-  const notAfter = new Date(Math.min(opts.now.getTime() + opts.ttlMs, issuer.notAfter.getTime()));
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
+  return signLeaf({
+    ...opts,
     subject: 'O=Trellis, CN=trellis-control-plane',
-    issuer: issuer.subject,
-    notBefore: new Date(opts.now.getTime() - 60_000),
-    notAfter,
-    publicKey: opts.publicKey,
-    signingKey: opts.issuerKey,
-    signingAlgorithm: EC_ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'url', value: opts.spiffeId },
-        ...opts.dnsNames.map((value) => ({ type: 'dns' as const, value })),
-        ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
-      ]),
-      await x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey),
+    sans: [
+      { type: 'url', value: opts.spiffeId },
+      ...opts.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+      ...opts.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
     ],
   });
-  return { certPem: cert.toString('pem'), notAfter };
 }
 
 /** SHA-256 of the DER, lower-case hex with colons (as `openssl x509 -fingerprint -sha256`). */
