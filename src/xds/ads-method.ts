@@ -265,12 +265,18 @@ export function decodeResponse(buf: Buffer): DiscoveryResponse {
   };
 }
 
-export const adsMethod: grpc.MethodDefinition<Buffer, Buffer> = {
-  path: ADS_PATH,
-  requestStream: true,
-  responseStream: true,
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Buffer) => b,
-  responseDeserialize: (b: Buffer) => b,
-};
+/** A bidirectional gRPC method whose messages stay bytes: the ADS methods
+ * decode and encode themselves (state of the world here, delta in delta-method.ts). */
+export function rawStreamMethod(path: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return {
+    path,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+  };
+}
+
+export const adsMethod = rawStreamMethod(ADS_PATH);

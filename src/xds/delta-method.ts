@@ -5,12 +5,11 @@
 // codec; responses are written by hand into one buffer, each resource's
 // encoded `Resource` cached by its packed value, as ads-method.ts does for
 // state of the world.
-import type * as grpc from '@grpc/grpc-js';
 import { decodeMessage, encodeMessage } from './codec.ts';
 import type { JsonObject, PackedAny } from './codec.ts';
 import { requireType } from './protos.ts';
 import type { XdsNode } from './cache.ts';
-import { lengthDelimited, nodeFromJson, type NodeInput } from './ads-method.ts';
+import { lengthDelimited, nodeFromJson, rawStreamMethod, type NodeInput } from './ads-method.ts';
 
 export const DELTA_ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 
@@ -138,12 +137,4 @@ export function decodeDeltaResponse(buf: Buffer): DeltaDiscoveryResponse {
   };
 }
 
-export const deltaAdsMethod: grpc.MethodDefinition<Buffer, Buffer> = {
-  path: DELTA_ADS_PATH,
-  requestStream: true,
-  responseStream: true,
-  requestSerialize: (b: Buffer) => b,
-  requestDeserialize: (b: Buffer) => b,
-  responseSerialize: (b: Buffer) => b,
-  responseDeserialize: (b: Buffer) => b,
-};
+export const deltaAdsMethod = rawStreamMethod(DELTA_ADS_PATH);
