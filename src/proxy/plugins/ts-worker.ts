@@ -7,38 +7,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import vm from 'node:vm';
 import type { HttpCallResponse, LocalReply, PluginHeaders, PluginHooks, PluginHost, PluginRequest, PluginResponse } from './api.ts';
 import type { HookInput, HookName, HookOutput, PluginRequestHead } from './runner.ts';
-import type { ToMain, ToWorker, WorkerInit, Op } from './ts-protocol.ts';
+import type { ToWorker, WorkerInit } from './ts-protocol.ts';
+import { cpuMicros, op, post, takeOps } from './worker-ops.ts';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
-let ops: Op[] = [];
-let flushScheduled = false;
 
-function cpuMicros(): number {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-}
 
-function post(m: ToMain): void {
-  port.postMessage(m);
-}
 
-function takeOps(): Op[] {
-  const o = ops;
-  ops = [];
-  return o;
-}
 
-function op(o: Op): void {
-  ops.push(o);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(() => {
-      flushScheduled = false;
-      if (ops.length > 0) post({ t: 'ops', cpu: cpuMicros(), ops: takeOps() });
-    });
-  }
-}
 
 class Headers implements PluginHeaders {
   readonly list: string[];

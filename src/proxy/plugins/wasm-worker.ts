@@ -20,11 +20,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { randomFillSync } from 'node:crypto';
 import type { HookInput, HookName, HookOutput, PluginRequestHead } from './runner.ts';
-import type { Op, ToMain, ToWorker, WorkerInit } from './ts-protocol.ts';
+import type { ToWorker, WorkerInit } from './ts-protocol.ts';
+import { cpuMicros, op, post, takeOps } from './worker-ops.ts';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
-let ops: Op[] = [];
 
 const OK = 0, NOT_FOUND = 1, BAD_ARGUMENT = 2, EMPTY = 7, CAS_MISMATCH = 8, UNIMPLEMENTED = 12;
 const ROOT = 1;
@@ -44,29 +44,6 @@ function bufferOf(type: number): Buffer | undefined {
 const LEVELS = ['debug', 'debug', 'info', 'warn', 'error', 'error'] as const;
 const LOG_LEVEL_INFO = 2;
 
-function cpuMicros(): number {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-}
-function post(m: ToMain): void {
-  port.postMessage(m);
-}
-function takeOps(): Op[] {
-  const o = ops;
-  ops = [];
-  return o;
-}
-let flushScheduled = false;
-function op(o: Op): void {
-  ops.push(o);
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(() => {
-      flushScheduled = false;
-      if (ops.length > 0) post({ t: 'ops', cpu: cpuMicros(), ops: takeOps() });
-    });
-  }
-}
 
 class Trap extends Error {}
 
@@ -674,7 +651,8 @@ try {
   else if (exportNames.has('proxy_on_response_headers')) hooks.push('responseHeaders');
   post({ t: 'ready', hooks, cpu: cpuMicros(), ops: takeOps() });
 } catch (err) {
-  post({ t: 'initFail', message: `${(err as Error).message}${ops.length ? ` (log: ${ops.filter((o) => o.op === 'log').map((o) => (o as { msg: string }).msg).join(' | ')})` : ''}` });
+  const logged = takeOps().flatMap((o) => (o.op === 'log' ? [(o as { msg: string }).msg] : []));
+  post({ t: 'initFail', message: `${(err as Error).message}${logged.length ? ` (log: ${logged.join(' | ')})` : ''}` });
 }
 
 port.on('message', (m: ToWorker) => {
