@@ -4,7 +4,9 @@
 // ClusterLoadAssignments they name. Each response is checked on arrival
 // (config/envoy.ts parses every resource); once nothing referenced is missing
 // the whole set goes through buildProxyConfig, and only a config it accepts
-// is published. A response whose resources or resulting config are rejected
+// is published (after `check`, which may be asynchronous: plugin code from a
+// URL is fetched first, and the client holds the ACK until it settles). A
+// response whose resources or resulting config are rejected
 // is NACKed with the errors in error_detail, and the proxy keeps serving its
 // last good config, as it does while the control plane is unreachable.
 //
@@ -54,8 +56,10 @@ export interface XdsSourceOptions {
   /** SDS: subscribe to these Secrets (e.g. the mesh trust bundle); `accept`
    * returns an error message to NACK a secret, undefined to ACK it. */
   readonly secrets?: { readonly names: readonly string[]; accept(name: string, secret: JsonObject): string | undefined };
-  /** Checks a built config beyond parsing (plugins/preflight.ts: does each plugin's code load?); errors NACK it. */
-  readonly check?: (config: ProxyConfig) => readonly string[];
+  /** Checks a built config beyond parsing (plugins/preflight.ts: does each
+   * plugin's code load?); errors NACK it. A promise (code to fetch) holds the
+   * response's ACK/NACK, and the responses after it, until it settles. */
+  readonly check?: (config: ProxyConfig) => readonly string[] | Promise<readonly string[]>;
 }
 
 export interface XdsSourceState {
@@ -149,7 +153,7 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     return out;
   }
 
-  function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict {
+  function onResponse(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict | Promise<ResponseVerdict> {
     if (typeUrl === TypeUrl.secret && opts.secrets) {
       const errs = resources.map((r) => opts.secrets!.accept(r.name, r.json)).filter((e): e is string => e !== undefined);
       if (errs.length > 0) return reject(typeUrl, version, errs.join('\n'));
@@ -191,17 +195,25 @@ export function startXdsSource(opts: XdsSourceOptions): XdsSource {
     // (The first config waits for both LDS and CDS: with on-demand scoping
     // the clusters alone can look complete.)
     const complete = next.versions.Listener !== undefined && next.versions.Cluster !== undefined && deps.routes.every((n) => next.routes.has(n)) && deps.endpoints.every((n) => next.endpoints.has(n));
-    if (complete) {
-      const built = build(next);
-      if (!built.ok) return reject(typeUrl, version, formatErrors(built.errors));
-      const problems = opts.check?.(built.config) ?? [];
+    if (!complete) {
+      accepted = next;
+      armWarmingTimer();
+      return accept(typeUrl, deps, false);
+    }
+    const built = build(next);
+    if (!built.ok) return reject(typeUrl, version, formatErrors(built.errors));
+    const finish = (problems: readonly string[]): ResponseVerdict => {
       if (problems.length > 0) return reject(typeUrl, version, problems.join('\n'));
       accepted = next;
       publish(built.config, built.warnings);
-    } else {
-      accepted = next;
-      armWarmingTimer();
-    }
+      return accept(typeUrl, deps, true);
+    };
+    const problems = opts.check?.(built.config) ?? [];
+    // The client handles no other response while this one's check is pending, so `accepted` is unchanged.
+    return Array.isArray(problems) ? finish(problems) : (problems as Promise<readonly string[]>).then(finish, (err: Error) => finish([`checking the config: ${err.message}`]));
+  }
+
+  function accept(typeUrl: string, deps: { routes: string[]; endpoints: string[] }, complete: boolean): ResponseVerdict {
     lastNackClear(typeUrl);
     if (complete) settleAsked();
     client.subscribe(TypeUrl.route, deps.routes);

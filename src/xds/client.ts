@@ -8,6 +8,12 @@
 // client stays on one while its stream lives and moves to the next address
 // each time a stream ends or fails to open (docs/high-availability.md).
 //
+// The owner may answer with a promise (the proxy fetches plugin code named by
+// URL before it accepts a listener set): the ACK/NACK waits until it
+// settles, and the responses that arrive meanwhile wait, in order, behind it
+// (the owner's check bounds the wait: plugins/remote-code.ts's 10 s fetch
+// timeout). A verdict for a stream that has since ended is not sent.
+//
 // The node goes on the first request of each stream. Subscription changes made
 // while the owner handles a response are sent after that response's ACK, so
 // the server sees LDS ACK -> RDS request, as from Envoy.
@@ -50,7 +56,7 @@ export interface AdsClientOptions {
    * is the response's (state of the world) or the whole resulting set
    * (delta); `removed` names the resources a delta response removed (or
    * that do not exist). */
-  readonly onResponse: (typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]) => ResponseVerdict;
+  readonly onResponse: (typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]) => ResponseVerdict | Promise<ResponseVerdict>;
   /** Connection changes, for logs and readiness. */
   readonly onConnectionChange?: (connected: boolean, reason: string) => void;
 }
@@ -132,8 +138,11 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
   let disconnects = 0;
   let lastError: string | null = null;
   let timer: NodeJS.Timeout | undefined;
+  /** True from a response's arrival until its ACK/NACK is sent. */
   let handling = false;
   const dirty = new Set<string>();
+  /** Responses that arrived while one was being judged asynchronously. */
+  const queued: { stream: grpc.ClientDuplexStream<Buffer, Buffer>; buf: Buffer }[] = [];
 
   function send(typeUrl: string, extra: { version?: string; nonce?: string; error?: string } = {}): void {
     const sub = subs.get(typeUrl);
@@ -220,7 +229,7 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
 
   /** Hands the owner the whole set a delta response leads to; ACKs (and
    * keeps it) or NACKs (and keeps the old one). */
-  function onDeltaResponse(buf: Buffer): void {
+  function onDeltaResponse(buf: Buffer, stream: grpc.ClientDuplexStream<Buffer, Buffer>): void {
     const res = decodeDeltaResponse(buf);
     attempt = 0;
     setConnected(true, 'response received');
@@ -234,34 +243,73 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
       for (const [i, d] of decoded.entries()) next.set(d.name, { version: res.resources[i]!.version, resource: d });
     }
     const verdict = typeof decoded === 'string' ? { ok: false as const, message: decoded } : judge(res.typeUrl, res.systemVersionInfo, [...next.values()].map((r) => r.resource), res.removed);
-    if (verdict.ok) {
-      sub.resources = next;
-      sub.ackedVersion = res.systemVersionInfo;
-      sub.lastNack = null;
-      send(res.typeUrl, { nonce: res.nonce });
-    } else {
-      sub.lastNack = { version: res.systemVersionInfo, message: verdict.message, at: new Date().toISOString() };
-      send(res.typeUrl, { nonce: res.nonce, error: verdict.message });
-    }
-    dirty.delete(res.typeUrl);
-    for (const t of [...dirty]) send(t);
-    dirty.clear();
+    conclude(stream, res.typeUrl, verdict, (v) => {
+      if (v.ok) {
+        sub.resources = next;
+        sub.ackedVersion = res.systemVersionInfo;
+        sub.lastNack = null;
+        send(res.typeUrl, { nonce: res.nonce });
+      } else {
+        sub.lastNack = { version: res.systemVersionInfo, message: v.message, at: new Date().toISOString() };
+        send(res.typeUrl, { nonce: res.nonce, error: v.message });
+      }
+    });
   }
 
-  function judge(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict {
+  /** Applies a verdict now, or when its promise settles (holding the responses after it). */
+  function conclude(stream: grpc.ClientDuplexStream<Buffer, Buffer>, typeUrl: string, verdict: ResponseVerdict | Promise<ResponseVerdict>, apply: (v: ResponseVerdict) => void): void {
+    const done = (v: ResponseVerdict): void => {
+      if (call === stream) apply(v);
+      handling = false;
+      dirty.delete(typeUrl);
+      for (const t of [...dirty]) send(t);
+      dirty.clear();
+    };
+    if (!(verdict instanceof Promise)) {
+      done(verdict);
+      return;
+    }
+    handling = true;
+    verdict
+      .catch((err: Error) => ({ ok: false as const, message: `internal error: ${err.message}` }))
+      .then((v) => {
+        done(v);
+        drain();
+      });
+  }
+
+  /** Handles the responses queued behind an asynchronous verdict, until the next one. */
+  function drain(): void {
+    while (!handling && queued.length > 0) {
+      const { stream, buf } = queued.shift()!;
+      if (call !== stream) continue; // that stream is gone; a new one starts over
+      handleData(stream, buf);
+    }
+  }
+
+  function handleData(stream: grpc.ClientDuplexStream<Buffer, Buffer>, buf: Buffer): void {
+    try {
+      onResponse(buf, stream);
+    } catch (err) {
+      handling = false;
+      lastError = `bad DiscoveryResponse: ${(err as Error).message}`;
+      stream.cancel();
+    }
+  }
+
+  /** The owner's verdict; `handling` stays true while it is pending (conclude() clears it). */
+  function judge(typeUrl: string, version: string, resources: readonly DecodedResource[], removed: readonly string[]): ResponseVerdict | Promise<ResponseVerdict> {
     handling = true;
     try {
       return opts.onResponse(typeUrl, version, resources, removed);
     } catch (err) {
       return { ok: false, message: `internal error: ${(err as Error).message}` };
-    } finally {
-      handling = false;
     }
   }
 
-  function onResponse(buf: Buffer): void {
+  function onResponse(buf: Buffer, stream: grpc.ClientDuplexStream<Buffer, Buffer>): void {
     if (delta) {
-      onDeltaResponse(buf);
+      onDeltaResponse(buf, stream);
       return;
     }
     const res = decodeResponse(buf);
@@ -271,23 +319,17 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     if (sub === undefined) return; // not (or no longer) subscribed
     sub.lastNonce = res.nonce;
     const decoded = decode(res);
-    let verdict: ResponseVerdict;
-    if (typeof decoded === 'string') {
-      verdict = { ok: false, message: decoded };
-    } else {
-      verdict = judge(res.typeUrl, res.versionInfo, decoded, []);
-    }
-    if (verdict.ok) {
-      sub.ackedVersion = res.versionInfo;
-      sub.lastNack = null;
-      send(res.typeUrl, { version: res.versionInfo, nonce: res.nonce });
-    } else {
-      sub.lastNack = { version: res.versionInfo, message: verdict.message, at: new Date().toISOString() };
-      send(res.typeUrl, { nonce: res.nonce, error: verdict.message });
-    }
-    dirty.delete(res.typeUrl);
-    for (const t of [...dirty]) send(t);
-    dirty.clear();
+    const verdict = typeof decoded === 'string' ? { ok: false as const, message: decoded } : judge(res.typeUrl, res.versionInfo, decoded, []);
+    conclude(stream, res.typeUrl, verdict, (v) => {
+      if (v.ok) {
+        sub.ackedVersion = res.versionInfo;
+        sub.lastNack = null;
+        send(res.typeUrl, { version: res.versionInfo, nonce: res.nonce });
+      } else {
+        sub.lastNack = { version: res.versionInfo, message: v.message, at: new Date().toISOString() };
+        send(res.typeUrl, { nonce: res.nonce, error: v.message });
+      }
+    });
   }
 
   function connect(): void {
@@ -312,12 +354,8 @@ export function startAdsClient(opts: AdsClientOptions): AdsClient {
     };
     stream.on('metadata', () => setConnected(true, 'stream established'));
     stream.on('data', (buf: Buffer) => {
-      try {
-        onResponse(buf);
-      } catch (err) {
-        lastError = `bad DiscoveryResponse: ${(err as Error).message}`;
-        stream.cancel();
-      }
+      if (handling) queued.push({ stream, buf });
+      else handleData(stream, buf);
     });
     stream.on('error', (err: grpc.ServiceError) => onEnd(err.details || err.message));
     stream.on('status', (s: grpc.StatusObject) => onEnd(s.code === grpc.status.OK ? 'the control plane closed the stream' : s.details));

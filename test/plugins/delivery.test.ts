@@ -2,9 +2,12 @@
 // over xDS: a TypeScript plugin applied with `apply` reaches the sidecar; a
 // new version swapped in under load loses no request (the old plugin keeps
 // its in-flight requests, the next ones get the new); a plugin that cannot
-// load is NACKed and the previous one keeps serving; the API refuses a bad
-// Plugin naming the field.
+// load is NACKed and the previous one keeps serving; code from a URL whose
+// content does not match its sha256 is NACKed too (the proxy fetches it
+// before it ACKs), and a correct URL is ACKed and serves; the API refuses a
+// bad Plugin naming the field.
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { server, service, startMesh } from '../policies/mesh-harness.ts';
@@ -71,24 +74,58 @@ test('a Plugin reaches the sidecar over xDS, is swapped under load without losin
   assert.deepEqual(failures, [], `${failures.length} of ${total} requests failed during the swap`);
   assert.ok(seen['1']! > 0 && seen['2']! >= 50, JSON.stringify(seen));
 
+  /** Waits until the control plane shows the proxy as rejected with a reason matching `why`. */
+  const rejected = async (why: RegExp): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    let status = '';
+    let reason = '';
+    while (Date.now() < deadline) {
+      const body = (await (await fetch(`${mesh.cp.apiUrl}/api/v1/proxies`)).json()) as { proxies: { nodeId: string; status: string }[] };
+      const p = body.proxies.find((x) => x.nodeId === nodeId);
+      status = p?.status ?? '';
+      reason = JSON.stringify(p);
+      if (status === 'rejected' && why.test(reason)) break;
+      await sleep(50);
+    }
+    assert.equal(status, 'rejected', reason);
+    assert.match(reason, why);
+  };
+
   // A plugin that cannot load: the sidecar NACKs, v2 keeps serving.
   rev = await mesh.apply(plugin('tagger', { type: 'typescript', traffic: 'outbound', source: { inline: 'definePlugin(() => { throw new Error("broken on purpose"); });' } }));
-  const deadline = Date.now() + 15_000;
-  let status = '';
-  let reason = '';
-  while (Date.now() < deadline) {
-    const body = (await (await fetch(`${mesh.cp.apiUrl}/api/v1/proxies`)).json()) as { proxies: { nodeId: string; status: string }[] };
-    const p = body.proxies.find((x) => x.nodeId === nodeId);
-    status = p?.status ?? '';
-    reason = JSON.stringify(p);
-    if (status === 'rejected') break;
-    await sleep(50);
-  }
-  assert.equal(status, 'rejected', reason);
-  assert.match(reason, /broken on purpose/);
+  await rejected(/broken on purpose/);
   const still = await mesh.request(outbound, 'app:9080');
   assert.equal(still.status, 200);
   assert.equal(still.headers['x-plugin-version'], '2');
+
+  // Code from a URL: fetched and checked against its sha256 before the ACK.
+  const v3 = tagger(3);
+  let fetches = 0;
+  const codeServer = await server(t, (req, res) => {
+    req.resume();
+    fetches++;
+    res.end(req.url === '/tagger.ts' ? v3 : 'not found');
+  });
+  const url = `http://127.0.0.1:${codeServer}/tagger.ts`;
+  const sha = createHash('sha256').update(v3).digest('hex');
+  rev = await mesh.apply(plugin('tagger', { type: 'typescript', traffic: 'outbound', source: { url, sha256: createHash('sha256').update('something else').digest('hex') } }));
+  await rejected(/tagger\.ts has sha256 [0-9a-f]{64}, expected/);
+  const stillV2 = await mesh.request(outbound, 'app:9080');
+  assert.equal(stillV2.status, 200);
+  assert.equal(stillV2.headers['x-plugin-version'], '2');
+
+  fetches = 0;
+  rev = await mesh.apply(plugin('tagger', { type: 'typescript', traffic: 'outbound', source: { url, sha256: sha } }));
+  await mesh.synced(nodeId, rev);
+  let v3res: Awaited<ReturnType<typeof mesh.request>> | undefined;
+  for (const until = Date.now() + 10_000; Date.now() < until && v3res?.headers['x-plugin-version'] !== '3';) {
+    v3res = await mesh.request(outbound, 'app:9080');
+    if (v3res.headers['x-plugin-version'] !== '3') await sleep(50);
+  }
+  assert.equal(v3res?.status, 200);
+  assert.equal(v3res?.headers['x-plugin-version'], '3');
+  assert.equal((await mesh.request(outbound, 'app:9080', { headers: { 'x-user': 'mallory' } })).body, 'blocked by v3\n');
+  assert.equal(fetches, 1, 'the code is fetched once: the apply step uses what the check fetched');
 
   // The API refuses a bad Plugin, naming the field.
   const res = await fetch(`${mesh.cp.apiUrl}/api/v1/apply`, {

@@ -2,7 +2,8 @@
 // as layers/security.ts is for JWKS). A config swap:
 //   prepare(config)   loads and starts every plugin the config names that is
 //                     not running yet (code from inline bytes, a file, or a
-//                     URL checked against its sha256); any failure rejects
+//                     URL checked against its sha256: remote-code.ts, usually
+//                     already fetched by the xDS preflight); any failure rejects
 //                     the whole config (NACK) and the running plugins stay
 //   layer(filter)     the plugin layer for one HCM filter of the new stacks
 //   activate(config)  after the switch: plugins the new config no longer
@@ -22,9 +23,7 @@ import { pluginLayer } from './layer.ts';
 import { PluginMetrics } from './plugin-metrics.ts';
 import type { PluginRunner } from './runner.ts';
 import { startWorkerRunner } from './worker-runner.ts';
-
-export const MAX_PLUGIN_CODE_BYTES = 32 * 1024 * 1024;
-const FETCH_TIMEOUT_MS = 30_000;
+import { fetchRemoteCode, MAX_PLUGIN_CODE_BYTES, retainRemoteCode } from './remote-code.ts';
 
 export interface PluginsOptions {
   readonly registry: Registry;
@@ -45,8 +44,6 @@ export class Plugins {
   private readonly running = new Map<string, Running>();
   /** Identity of each spec object seen by prepare() (specs are immutable). */
   private readonly ids = new WeakMap<PluginSpec, string>();
-  /** Remote code by sha256, so a config push does not fetch it again. */
-  private readonly remote = new Map<string, Buffer>();
 
   constructor(opts: PluginsOptions) {
     this.opts = opts;
@@ -58,13 +55,11 @@ export class Plugins {
     const errors: string[] = [];
     const started: string[] = [];
     for (const { where, spec } of pluginSpecs(config)) {
-      const cached = spec.code.kind === 'remote' ? this.remote.get(spec.code.sha256) : undefined;
-      const code = cached ? { ok: true as const, bytes: cached } : await loadCode(spec);
+      const code = await loadCode(spec);
       if (!code.ok) {
         errors.push(`${where}: ${code.error}`);
         continue;
       }
-      if (spec.code.kind === 'remote') this.remote.set(spec.code.sha256, code.bytes);
       const id = identity(spec, code.bytes);
       this.ids.set(spec, id);
       if (this.running.has(id)) continue;
@@ -129,7 +124,7 @@ export class Plugins {
       if (id !== undefined) keep.add(id);
       if (spec.code.kind === 'remote') shas.add(spec.code.sha256);
     }
-    for (const sha of this.remote.keys()) if (!shas.has(sha)) this.remote.delete(sha);
+    retainRemoteCode(shas);
     for (const [id, r] of this.running) {
       if (keep.has(id)) continue;
       this.running.delete(id);
@@ -174,20 +169,7 @@ async function loadCode(spec: PluginSpec): Promise<{ ok: true; bytes: Buffer } |
       } catch (err) {
         return { ok: false, error: `cannot read plugin code ${c.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
       }
-    case 'remote': {
-      let bytes: Buffer;
-      try {
-        const res = await fetch(c.uri, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
-        if (!res.ok) return { ok: false, error: `fetching ${c.uri}: HTTP ${res.status}` };
-        const declared = Number(res.headers.get('content-length') ?? '0');
-        if (declared > MAX_PLUGIN_CODE_BYTES) return { ok: false, error: `fetching ${c.uri}: larger than ${MAX_PLUGIN_CODE_BYTES} bytes` };
-        bytes = Buffer.from(await res.arrayBuffer());
-      } catch (err) {
-        return { ok: false, error: `fetching ${c.uri}: ${(err as Error).message}` };
-      }
-      const got = createHash('sha256').update(bytes).digest('hex');
-      if (got !== c.sha256) return { ok: false, error: `code from ${c.uri} has sha256 ${got}, expected ${c.sha256}` };
-      return { ok: true, bytes };
-    }
+    case 'remote':
+      return fetchRemoteCode(c.uri, c.sha256);
   }
 }

@@ -1,4 +1,4 @@
-// A synchronous check of a config's plugins, for the xDS source to NACK a
+// A check of a config's plugins, for the xDS source to NACK a
 // config whose plugin code does not load (xds-source.ts `check`) before the
 // proxy tries it -- so the control plane sees the rejection with its reason,
 // and the proxy keeps the config it has:
@@ -6,38 +6,59 @@
 //   typescript  the source strips and compiles, calls definePlugin, and its
 //               factory returns hooks when given a stand-in host (run in a
 //               throwaway vm context, bounded by a 1 s timeout)
-// Code from a URL is not fetched here (that is asynchronous): it is checked
-// when the proxy applies the config (plugins.ts), where a failure rejects
-// the config and is logged, but the xDS response has been ACKed by then.
+// Synchronous when every plugin's code is at hand (inline, file, or a URL's
+// code already cached); when code from a URL must be fetched first
+// (remote-code.ts: bounded by its 10 s timeout, checked against its sha256,
+// then cached for the apply step), the result is a promise and the xDS client
+// holds the ACK/NACK until it settles -- a failed download or a sha256
+// mismatch NACKs the config with the reason.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import vm from 'node:vm';
 import type { ProxyConfig } from '../config/types.ts';
 import type { PluginSpec } from '../config/envoy-wasm.ts';
+import { cachedRemoteCode, fetchRemoteCode } from './remote-code.ts';
 
 const INIT_TIMEOUT_MS = 1000;
 const checked = new Map<string, string | undefined>();
 const MAX_CACHED = 64;
 
-export function preflightPlugins(config: ProxyConfig): string[] {
-  const errors: string[] = [];
+export function preflightPlugins(config: ProxyConfig): string[] | Promise<string[]> {
+  const found: { where: string; spec: PluginSpec }[] = [];
   for (const l of config.listeners) {
     for (const c of l.filterChains) {
       for (const f of c.http?.httpFilters ?? []) {
-        if (f.kind !== 'plugin') continue;
-        const e = checkPlugin(f.plugin);
-        if (e !== undefined) errors.push(`listener "${l.name}" chain "${c.name}" filter "${f.name}": plugin "${f.plugin.name}": ${e}`);
+        if (f.kind === 'plugin') found.push({ where: `listener "${l.name}" chain "${c.name}" filter "${f.name}": plugin "${f.plugin.name}"`, spec: f.plugin });
       }
     }
+  }
+  const missing = found.filter(({ spec }) => spec.code.kind === 'remote' && cachedRemoteCode(spec.code.sha256) === undefined);
+  if (missing.length === 0) return checkAll(found, new Map());
+  return Promise.all(missing.map(async ({ spec }) => {
+    const c = spec.code as Extract<PluginSpec['code'], { kind: 'remote' }>;
+    return [spec, await fetchRemoteCode(c.uri, c.sha256)] as const;
+  })).then((results) => checkAll(found, new Map(results.map(([spec, r]) => [spec, r.ok ? r.bytes : r.error]))));
+}
+
+/** `fetched`: code (or the error) of remote plugins that were not cached. */
+function checkAll(found: readonly { where: string; spec: PluginSpec }[], fetched: ReadonlyMap<PluginSpec, Buffer | string>): string[] {
+  const errors: string[] = [];
+  for (const { where, spec } of found) {
+    const e = checkPlugin(spec, fetched.get(spec));
+    if (e !== undefined) errors.push(`${where}: ${e}`);
   }
   return errors;
 }
 
-function checkPlugin(spec: PluginSpec): string | undefined {
+function checkPlugin(spec: PluginSpec, fetched: Buffer | string | undefined): string | undefined {
   let bytes: Buffer;
-  if (spec.code.kind === 'remote') return undefined;
-  if (spec.code.kind === 'file') {
+  if (typeof fetched === 'string') return fetched;
+  if (spec.code.kind === 'remote') {
+    const b = fetched ?? cachedRemoteCode(spec.code.sha256);
+    if (b === undefined) return `code from ${spec.code.uri} was not fetched`;
+    bytes = b;
+  } else if (spec.code.kind === 'file') {
     try {
       bytes = readFileSync(spec.code.path);
     } catch (err) {
