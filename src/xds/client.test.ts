@@ -9,7 +9,10 @@ import { startAdsClient } from './client.ts';
 import type { DecodedResource, ResponseVerdict } from './client.ts';
 import { packAny } from './codec.ts';
 import { TypeUrl } from './protos.ts';
-import { edsCluster } from '../../test/util/xds-fixtures.ts';
+import { edsCluster, loadAssignment } from '../../test/util/xds-fixtures.ts';
+import { SnapshotCache } from './cache.ts';
+import { createSnapshot } from './snapshot.ts';
+import { createXdsServer } from './server.ts';
 
 /** A scripted control plane: records requests, sends what the test says. */
 async function fakeControlPlane(t: TestContext, port = 0) {
@@ -200,3 +203,54 @@ test('several control-plane addresses: skips one that is down, moves to the next
   assert.ok(client.state().disconnects > disconnects);
   assert.equal(client.state().server, `127.0.0.1:${down}`);
 });
+
+for (const apiType of ['GRPC', 'DELTA_GRPC'] as const) {
+  test(`${apiType}: an asynchronous verdict holds the ACK/NACK until it settles`, async (t) => {
+    const cache = new SnapshotCache();
+    const server = createXdsServer({ source: cache, controlPlaneId: 'test' });
+    const port = await server.listen('127.0.0.1', 0);
+    t.after(() => server.close());
+    const snap = (names: string[], label: string) => {
+      const r = createSnapshot({ clusters: names.map((n) => ({ ...edsCluster(n), connectTimeout: '1s' })), endpoints: names.map((n) => loadAssignment(n, [9000])) }, label);
+      assert.ok(r.ok);
+      return r.snapshot;
+    };
+    const status = () => server.status()[0];
+    const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
+      for (const until = Date.now() + 10_000; !cond();) {
+        if (Date.now() > until) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(status())}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    cache.setSnapshot('n-async', snap(['a'], 'rev-1'));
+    const seen: string[][] = [];
+    const held: ((v: ResponseVerdict) => void)[] = [];
+    const client = startAdsClient({
+      serverUri: `127.0.0.1:${port}`,
+      node: { id: 'n-async' },
+      apiType,
+      onResponse: (_typeUrl, _version, resources) => {
+        seen.push(resources.map((r) => r.name).sort());
+        return new Promise<ResponseVerdict>((resolve) => held.push(resolve));
+      },
+    });
+    t.after(() => client.close());
+    client.subscribe(TypeUrl.cluster, '*');
+    await waitFor(() => held.length === 1, 'the first response');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.notEqual(status()?.status, 'synced', 'no ACK while the verdict is pending');
+    held[0]!({ ok: true });
+    await waitFor(() => status()?.status === 'synced', 'the ACK');
+
+    cache.setSnapshot('n-async', snap(['a', 'b'], 'rev-2'));
+    await waitFor(() => held.length === 2, 'the second response');
+    assert.deepEqual(seen[1], ['a', 'b']);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.notEqual(status()?.status, 'synced', 'no ACK while the verdict is pending');
+    assert.notEqual(status()?.status, 'rejected', 'no NACK while the verdict is pending');
+    held[1]!({ ok: false, message: 'plugin code from http://x/f.wasm has sha256 0, expected 1' });
+    await waitFor(() => status()?.status === 'rejected', 'the NACK');
+    assert.match(status()!.perType.Cluster!.nacked?.message ?? '', /has sha256 0, expected 1/);
+    assert.equal(client.state().perType[TypeUrl.cluster]!.lastNack?.message, 'plugin code from http://x/f.wasm has sha256 0, expected 1');
+  });
+}
