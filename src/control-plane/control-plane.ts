@@ -23,6 +23,7 @@ import { createXdsServer, type XdsServer } from '../xds/server.ts';
 import { createApiServer, type ApiServer } from './api/server.ts';
 import { registryRoutes, type RegistryApi } from './registry-api.ts';
 import { statusRoutes } from './status-api.ts';
+import { discoveryRoutes } from './discovery-api.ts';
 import { createSelfMetrics } from './self-metrics.ts';
 import { runLeaderDuties, haRoutes, vipAllocationDuty, caMaintenanceDuty, followCaState, type LeaderDuties } from './ha.ts';
 import { trackConnectedSidecars, type ConnectedSidecars } from './connected-sidecars.ts';
@@ -274,6 +275,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     proxies = nodes;
     cleanups.push(() => nodes.stop());
     api.addRoutes(statusRoutes({ xds, snapshots, id, nodes }));
+    api.addRoutes(discoveryRoutes({ ...(plaintextXds ? { port: xdsPort } : {}), ...(xdsTlsPort === undefined ? {} : { tlsPort: xdsTlsPort }) }));
     if (identity) api.addRoutes(identity.routes);
 
     // Singleton duties run on the elected replica only (docs/high-availability.md).

@@ -64,9 +64,14 @@ export interface Running {
   stderr(): string;
 }
 
-/** `trellis run ARGS` with the control plane's addresses; killed at the end of the test. */
+/** `trellis run --server API ARGS` (xDS asked of the API); killed at the end of the test. */
 export function trellisRun(t: TestContext, cp: ControlPlane, args: string[], env: NodeJS.ProcessEnv = {}): Running {
-  const child = spawn(process.execPath, [TRELLIS, 'run', '--control-plane', cp.apiUrl, '--xds', cp.xdsAddress, '--drain-ms', '500', ...args], {
+  return trellisRunWith(t, ['--server', cp.apiUrl, ...args], env);
+}
+
+/** `trellis run ARGS` exactly as given (the test picks how the control plane is named). */
+export function trellisRunWith(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Running {
+  const child = spawn(process.execPath, [TRELLIS, 'run', '--drain-ms', '500', ...args], {
     cwd: ROOT,
     env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -78,9 +78,9 @@ test('trellis run: a failing command and bad flags', async (t) => {
   assert.equal((await bad.exit).code, 2);
   assert.match(bad.stderr(), /--port "x:http": expected PORT/);
   const closed = await freePort();
-  const noCp = trellisRun(t, cp, ['--service', 'batch', '--control-plane', `http://127.0.0.1:${closed}`, '--', 'true']);
+  const noCp = trellisRun(t, cp, ['--service', 'batch', '--server', `http://127.0.0.1:${closed}`, '--', 'true']);
   assert.equal((await noCp.exit).code, 1);
-  assert.match(noCp.stderr(), /cannot register default\/batch-[a-z0-9]{5}: POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/registry\/workloads: ECONNREFUSED/);
+  assert.match(noCp.stderr(), new RegExp(`cannot reach the control plane API at http://127\\.0\\.0\\.1:${closed} \\(from --server\\): ECONNREFUSED`));
   const missing = trellisRun(t, cp, ['--service', 'batch', '--', '/nonexistent/cmd']);
   assert.equal((await missing.exit).code, 127, missing.stderr());
 });

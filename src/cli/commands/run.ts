@@ -1,8 +1,7 @@
 // `trellis run --service NAME --port 9080[:http] ... -- COMMAND...`: run a
 // process in the mesh with its own sidecar (see docs/running.md).
-import { resolveConnection } from '../contexts.ts';
 import { parseArgs } from '../command-args.ts';
-import { isLoopbackAddress } from '../../control-plane/api/auth.ts';
+import { CONTROL_PLANE_OPTIONS, controlPlaneTarget, discoverXds, type Target } from '../control-plane-target.ts';
 import { readFileSync } from 'node:fs';
 import { discoverTrustBundle, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
 import { parseJoinToken } from '../../lib/ca-pin.ts';
@@ -27,13 +26,13 @@ const usage = `usage: trellis run --service NAME --port APP_PORT[:PROTOCOL] ... 
                             a local port for an upstream service (gRPC, TCP); the app gets
                             TRELLIS_UPSTREAM_<SVC>_<PORT>=127.0.0.1:LOCALPORT; without
                             LOCALPORT (or 0) a free one is picked; repeatable
-  --control-plane URL       control plane API (default $TRELLIS_CONTROL_PLANE, $TRELLIS_SERVER,
-                            the current context, else http://127.0.0.1:15080)
+  --server URL              control plane API (default $TRELLIS_SERVER, else the current
+                            context, else http://127.0.0.1:15080); the xDS address is asked of
+                            it (mutual TLS with a join token beyond loopback, else plaintext)
   --context NAME            a context from the CLI config (trellis login): its server and token
-  --xds HOST:PORT[,...]     control plane xDS, one address per replica (default: the API host,
-                            port 15012 over mutual TLS with a join token and a control plane
-                            beyond loopback, else 15010 plaintext; $TRELLIS_XDS)
-  --xds-tls                 --xds is the mutual-TLS port (the default address always is, with a token)
+  --control-plane URL       deprecated spelling of --server ($TRELLIS_CONTROL_PLANE: $TRELLIS_SERVER)
+  --xds HOST:PORT[,...]     deprecated: xDS addresses instead of the API's (one per replica; $TRELLIS_XDS)
+  --xds-tls                 --xds is the mutual-TLS port
   --ca-file F               the mesh CA (PEM) to trust over HTTPS (or TRELLIS_CA_FILE; default:
                             the context's, else the CA pinned in the join token)
   --address ADDR            address registered for the workload (default 127.0.0.1)
@@ -93,9 +92,8 @@ export async function run(argv: string[]): Promise<number> {
         workload: { type: 'string' },
         port: { type: 'string', short: 'p', multiple: true, default: [] },
         upstream: { type: 'string', multiple: true, default: [] },
-        'control-plane': { type: 'string' },
-        context: { type: 'string' },
-        xds: { type: 'string', ...(process.env.TRELLIS_XDS ? { default: process.env.TRELLIS_XDS } : {}) },
+        ...CONTROL_PLANE_OPTIONS,
+        xds: { type: 'string' },
         'xds-tls': { type: 'boolean' },
         'ca-file': { type: 'string' },
         address: { type: 'string' },
@@ -138,15 +136,15 @@ export async function run(argv: string[]): Promise<number> {
   }
   const locality = parseLocality(values);
   if (typeof locality === 'string') return fail(locality);
-  // The API and its token: --control-plane / $TRELLIS_CONTROL_PLANE, else the
-  // CLI's connection (--context, $TRELLIS_SERVER, the current context).
-  const conn = resolveConnection({ server: values['control-plane'] ?? process.env.TRELLIS_CONTROL_PLANE, context: values.context });
-  let api: URL;
+  // The API and its token, chosen as for every command (control-plane-target.ts).
+  let target: Target;
   try {
-    api = new URL(conn.server);
-  } catch {
-    return fail(`--control-plane ${JSON.stringify(values['control-plane'])}: not a URL`);
+    target = controlPlaneTarget('run', values);
+  } catch (err) {
+    return fail((err as Error).message);
   }
+  const conn = target.conn;
+  const api = new URL(conn.server);
   // With a join token the sidecar holds a workload certificate: xDS over mutual TLS.
   let joinToken: string | undefined;
   try {
@@ -154,11 +152,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(`TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
   }
-  // Beyond loopback the control plane serves xDS over mutual TLS only; on
-  // loopback the plaintext port, as before.
-  const xdsTls = values['xds-tls'] === true || (values.xds === undefined && joinToken !== undefined && !isLoopbackAddress(api.hostname));
-  if (xdsTls && !joinToken) return fail('--xds-tls: xDS over mutual TLS needs a workload identity: set TRELLIS_JOIN_TOKEN (trellis identity token ...)');
-  const xdsAddress = values.xds ?? `${api.hostname.includes(':') ? `[${api.hostname}]` : api.hostname}:${xdsTls ? 15012 : 15010}`;
+  if (values['xds-tls'] === true && !joinToken) return fail('--xds-tls: xDS over mutual TLS needs a workload identity: set TRELLIS_JOIN_TOKEN (trellis identity token ...)');
   // Over HTTPS: the CA to trust, from --ca-file, the context, or the join token's pin.
   let caBundle: string | undefined = conn.ca;
   const caFile = values['ca-file'] ?? process.env.TRELLIS_CA_FILE;
@@ -174,8 +168,25 @@ export async function run(argv: string[]): Promise<number> {
     if (!found.ok) return fail(found.message);
     caBundle = found.value;
   }
-  // Several replicas: HOST:PORT,HOST:PORT (the sidecar fails over between them).
-  if (!xdsAddress.split(',').every((a) => /^[^:,]+:\d{1,5}$/.test(a))) return fail(`--xds ${JSON.stringify(xdsAddress)}: expected HOST:PORT or a comma-separated list of them`);
+  // Where xDS is: the API says (its ports, on the API's host); --xds only as
+  // the deprecated override (several replicas: HOST:PORT,HOST:PORT).
+  let xdsAddress: string;
+  let xdsTls: boolean;
+  const xdsFlag = values.xds ?? (process.env.TRELLIS_XDS || undefined);
+  if (xdsFlag !== undefined) {
+    console.error(`trellis run: ${values.xds !== undefined ? '--xds' : '$TRELLIS_XDS'} is deprecated; the xDS address is asked of the control plane's API (--server)`);
+    if (!xdsFlag.split(',').every((a) => /^[^:,]+:\d{1,5}$/.test(a))) return fail(`--xds ${JSON.stringify(xdsFlag)}: expected HOST:PORT or a comma-separated list of them`);
+    xdsAddress = xdsFlag;
+    xdsTls = values['xds-tls'] === true;
+  } else {
+    const found = await discoverXds(target, { workloadIdentity: joinToken !== undefined, ca: caBundle });
+    if (found instanceof Error) {
+      console.error(`trellis run: ${found.message}`);
+      return 1;
+    }
+    xdsAddress = found.address;
+    xdsTls = found.tls;
+  }
   const drainMs = Number(values['drain-ms']);
   if (!Number.isInteger(drainMs) || drainMs < 0) return fail('--drain-ms: must be a non-negative integer');
   let nodeProxy: { host: string; port: number } | undefined;
@@ -189,6 +200,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-run', event, ...fields })}\n`);
   };
 
+  log('control_plane', { api: conn.server, from: target.source, xds: xdsAddress, xdsTls });
   const workload = values.workload ?? defaultWorkloadName(values.service, labels);
   let pod: PodNetwork | undefined;
   if (values.transparent) {
