@@ -94,3 +94,23 @@ export async function discoverXds(target: Target, opts: { workloadIdentity: bool
   }
   return { address: `${url.hostname}:${port}`, tls };
 }
+
+/** The xDS address: the deprecated --xds / $TRELLIS_XDS when given (with a
+ * hint), else the API's answer. `list`: several HOST:PORT, comma-separated,
+ * are allowed (one per replica). */
+export async function xdsFor(
+  cmd: string,
+  flag: string | undefined,
+  target: Target,
+  opts: { workloadIdentity: boolean; ca?: string | undefined; list?: boolean; env?: NodeJS.ProcessEnv },
+): Promise<XdsTarget | TargetError> {
+  const env = opts.env ?? process.env;
+  const given = flag ?? (env.TRELLIS_XDS || undefined);
+  if (given === undefined) return discoverXds(target, opts);
+  console.error(`trellis ${cmd}: ${flag !== undefined ? '--xds' : '$TRELLIS_XDS'} is deprecated; the xDS address is asked of the control plane's API (--server)`);
+  const one = /^[^:,]+:\d{1,5}$/;
+  if (!(opts.list ? given.split(',') : [given]).every((a) => one.test(a))) {
+    return new TargetError(`--xds ${JSON.stringify(given)}: expected HOST:PORT${opts.list ? ' or a comma-separated list of them' : ''}`);
+  }
+  return { address: given, tls: false };
+}

@@ -74,7 +74,7 @@ before(async () => {
   assert.ok(reg.ok, await reg.text());
   [httpPort, httpsPort] = (await freePorts(2)) as [number, number];
   gateway = spawn(process.execPath, [
-    path.join(ROOT, 'bin', 'trellis.ts'), 'gateway', '--name', 'edge', '--xds', cp.xdsAddress, '--listen-address', '127.0.0.1',
+    path.join(ROOT, 'bin', 'trellis.ts'), 'gateway', '--name', 'edge', '--server', cp.apiUrl, '--listen-address', '127.0.0.1',
     '--port-map', `80=${httpPort}`, '--port-map', `443=${httpsPort}`, '--cert-dir', path.join(dir, 'certs'), '--admin-port', '0', '--drain-ms', '0',
   ], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
 });

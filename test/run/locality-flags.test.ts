@@ -86,8 +86,8 @@ test('--region/--zone on run, node-proxy and gateway: preferZone keeps callers i
 
   // The node proxy and the gateway carry their zone to their balancers too.
   const [npPort, npAdmin, gwPort] = [await freePort(), await freePort(), await freePort()];
-  spawnTrellis(t, ['node-proxy', '--xds', cp.xdsAddress, '--port', String(npPort), '--admin-port', String(npAdmin), ...ZONE.b]);
-  const gw = spawnTrellis(t, ['gateway', '--name', 'edge', '--xds', cp.xdsAddress, '--listen-address', '127.0.0.1', '--port-map', `80=${gwPort}`, '--admin-port', '0', '--drain-ms', '0', ...ZONE.b]);
+  spawnTrellis(t, ['node-proxy', '--server', cp.apiUrl, '--port', String(npPort), '--admin-port', String(npAdmin), ...ZONE.b]);
+  const gw = spawnTrellis(t, ['gateway', '--name', 'edge', '--server', cp.apiUrl, '--listen-address', '127.0.0.1', '--port-map', `80=${gwPort}`, '--admin-port', '0', '--drain-ms', '0', ...ZONE.b]);
   await waitFor('node proxy routes geo', async () => ((await getsVia(npPort, true))['geo-b'] ? true : undefined));
   assert.deepEqual(await getsVia(npPort, true), { 'geo-b': 20 }, 'the node proxy stays in zone b');
   await waitFor('gateway routes geo', async () => ((await getsVia(gwPort, false))['geo-b'] ? true : undefined)).catch((e: Error) => assert.fail(`${e.message}\n${gw.stderr()}`));

@@ -18,6 +18,7 @@ import { freePort } from '../../runner/ports.ts';
 import { TLS_MODE_LABEL } from '../../control-plane/translate/services.ts';
 import { run as runProxy } from './proxy.ts';
 import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
+import { CONTROL_PLANE_OPTIONS, controlPlaneTarget, xdsFor, type Target } from '../control-plane-target.ts';
 
 export const summary = 'run an ingress/egress gateway: a proxy serving a Gateway resource (HTTP, HTTPS by SNI) from the control plane';
 
@@ -25,7 +26,11 @@ const usage = `usage: trellis gateway --name NAME [options]
 
   --name NAME             the Gateway resource to serve (required)
   --namespace, -n NS      its namespace (default "default")
-  --xds HOST:PORT         control plane xDS (default $TRELLIS_XDS or 127.0.0.1:15010)
+  --server URL            control plane API, asked where xDS is; also the identity and
+                          registry API (default $TRELLIS_SERVER, else the current context,
+                          else http://127.0.0.1:15080)
+  --context NAME          a context from the CLI config (trellis login)
+  --xds HOST:PORT         deprecated: the xDS address instead of the API's ($TRELLIS_XDS)
   --listen-address ADDR   address the gateway's listeners bind (default 0.0.0.0)
   --port-map PORT=BOUND   serve the Gateway's listener PORT on BOUND (e.g. 80=8080 to run
                           unprivileged); repeatable
@@ -35,8 +40,7 @@ const usage = `usage: trellis gateway --name NAME [options]
   --drain-ms N            drain on SIGTERM (default the proxy's)
   --join-token T          a join token for the gateway's SPIFFE identity, so it calls mesh
                           services over mTLS (or TRELLIS_JOIN_TOKEN)
-  --identity-url URL      control plane API for the identity and the registry (default: the
-                          xDS host, port 15080)
+  --identity-url URL      control plane API for the identity and the registry (default --server)
   --register              enter the workload registry (label trellis.dev/gateway=NAME, each
                           --port-map PORT as a meshed port on BOUND; BOUND 0 picks a free port),
                           so sidecars reach it: needed for an egress gateway (class trellis-egress)
@@ -59,7 +63,8 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         name: { type: 'string' },
         namespace: { type: 'string', short: 'n', default: 'default' },
-        xds: { type: 'string', default: process.env.TRELLIS_XDS ?? '127.0.0.1:15010' },
+        ...CONTROL_PLANE_OPTIONS,
+        xds: { type: 'string' },
         'listen-address': { type: 'string', default: '0.0.0.0' },
         'port-map': { type: 'string', multiple: true, default: [] },
         'cert-dir': { type: 'string' },
@@ -82,7 +87,19 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.name) return fail('--name is required');
-  if (!/^[^:]+:\d{1,5}$/.test(values.xds)) return fail(`--xds ${JSON.stringify(values.xds)}: expected HOST:PORT`);
+  let target: Target;
+  try {
+    target = controlPlaneTarget('gateway', values);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const xds = await xdsFor('gateway', values.xds, target, { workloadIdentity: false });
+  if (xds instanceof Error) {
+    if (/^--xds /.test(xds.message)) return fail(xds.message);
+    console.error(`trellis gateway: ${xds.message}`);
+    return 1;
+  }
+  const apiUrl = values['identity-url'] ?? target.conn.server;
   const portMap: Record<number, number> = {};
   for (const m of values['port-map']) {
     const r = /^(\d{1,5})=(\d{1,5})$/.exec(m);
@@ -102,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
   writeFileSync(file, JSON.stringify(gatewayBootstrap({
     gateway: values.name,
     namespace: values.namespace,
-    xdsAddress: values.xds,
+    xdsAddress: xds.address,
     admin: { address: '127.0.0.1', port: adminPort },
     listenAddress: values['listen-address'],
     portMap,
@@ -113,12 +130,11 @@ export async function run(argv: string[]): Promise<number> {
     '--config', file, '--no-watch',
     ...(values['drain-ms'] ? ['--drain-ms', values['drain-ms']] : []),
     ...(values['join-token'] ? ['--join-token', values['join-token']] : []),
-    ...(values['identity-url'] ? ['--identity-url', values['identity-url']] : []),
+    '--identity-url', apiUrl,
   ];
   if (!values.register) return runProxy(proxyArgs);
   const log = (event: string, fields: Record<string, unknown> = {}) => console.error(JSON.stringify({ component: 'gateway', event, ...fields }));
   const listen = values['listen-address'];
-  const apiUrl = values['identity-url'] ?? `http://${values.xds.replace(/:\d+$/, '')}:15080`;
   const registration: WorkloadRegistration = {
     name: `gateway-${values.name}-${process.pid}`,
     namespace: values.namespace,

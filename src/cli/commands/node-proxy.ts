@@ -3,12 +3,16 @@
 import { parseArgs } from '../command-args.ts';
 import { DEFAULT_NODE_PROXY_ADMIN_PORT, DEFAULT_NODE_PROXY_PORT, startNodeProxy } from '../../runner/node-proxy.ts';
 import { LOCALITY_OPTIONS, parseLocality } from '../command-args.ts';
+import { CONTROL_PLANE_OPTIONS, controlPlaneTarget, xdsFor, type Target } from '../control-plane-target.ts';
 
 export const summary = 'run the per-node shared proxy (fallback for workloads whose sidecar is down)';
 
-const usage = `usage: trellis node-proxy [--xds HOST:PORT] [--port N] [--admin-port N] [-n NS] [--region R] [--zone Z] [--proxy-log FILE|inherit]
+const usage = `usage: trellis node-proxy [--server URL] [--port N] [--admin-port N] [-n NS] [--region R] [--zone Z] [--proxy-log FILE|inherit]
 
-  --xds HOST:PORT     control plane xDS (default $TRELLIS_XDS or 127.0.0.1:15010)
+  --server URL        control plane API, asked where xDS is (default $TRELLIS_SERVER, else the
+                      current context, else http://127.0.0.1:15080)
+  --context NAME      a context from the CLI config (trellis login)
+  --xds HOST:PORT     deprecated: the xDS address instead of the API's ($TRELLIS_XDS)
   --port N            outbound port workloads fail over to (default ${DEFAULT_NODE_PROXY_PORT}); pass it to \`trellis run --node-proxy N\`
   --admin-port N      admin port (default ${DEFAULT_NODE_PROXY_ADMIN_PORT})
   --namespace, -n NS  namespace for short service names (default "default")
@@ -21,7 +25,8 @@ export async function run(argv: string[]): Promise<number> {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        xds: { type: 'string', default: process.env.TRELLIS_XDS ?? '127.0.0.1:15010' },
+        ...CONTROL_PLANE_OPTIONS,
+        xds: { type: 'string' },
         port: { type: 'string', default: String(DEFAULT_NODE_PROXY_PORT) },
         'admin-port': { type: 'string', default: String(DEFAULT_NODE_PROXY_ADMIN_PORT) },
         namespace: { type: 'string', short: 'n', default: 'default' },
@@ -54,7 +59,20 @@ export async function run(argv: string[]): Promise<number> {
   const log = (event: string, fields: Record<string, unknown> = {}): void => {
     process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), component: 'trellis-node-proxy', event, ...fields })}\n`);
   };
-  const started = await startNodeProxy({ xdsAddress: values.xds, outboundPort: port, adminPort, namespace: values.namespace, locality, proxyLog: values['proxy-log'], log });
+  let target: Target;
+  try {
+    target = controlPlaneTarget('node-proxy', values);
+  } catch (err) {
+    console.error(`trellis node-proxy: ${(err as Error).message}`);
+    return 2;
+  }
+  const xds = await xdsFor('node-proxy', values.xds, target, { workloadIdentity: false });
+  if (xds instanceof Error) {
+    console.error(`trellis node-proxy: ${xds.message}`);
+    return /^--xds /.test(xds.message) ? 2 : 1;
+  }
+  log('control_plane', { api: target.conn.server, from: target.source, xds: xds.address });
+  const started = await startNodeProxy({ xdsAddress: xds.address, outboundPort: port, adminPort, namespace: values.namespace, locality, proxyLog: values['proxy-log'], log });
   if (!started.ok) {
     console.error(`trellis node-proxy: ${started.message}`);
     return 1;

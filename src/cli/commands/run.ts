@@ -1,7 +1,7 @@
 // `trellis run --service NAME --port 9080[:http] ... -- COMMAND...`: run a
 // process in the mesh with its own sidecar (see docs/running.md).
 import { parseArgs } from '../command-args.ts';
-import { CONTROL_PLANE_OPTIONS, controlPlaneTarget, discoverXds, type Target } from '../control-plane-target.ts';
+import { CONTROL_PLANE_OPTIONS, controlPlaneTarget, xdsFor, type Target } from '../control-plane-target.ts';
 import { readFileSync } from 'node:fs';
 import { discoverTrustBundle, resolveJoinToken } from '../../proxy/identity/ca-client.ts';
 import { parseJoinToken } from '../../lib/ca-pin.ts';
@@ -170,23 +170,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   // Where xDS is: the API says (its ports, on the API's host); --xds only as
   // the deprecated override (several replicas: HOST:PORT,HOST:PORT).
-  let xdsAddress: string;
-  let xdsTls: boolean;
-  const xdsFlag = values.xds ?? (process.env.TRELLIS_XDS || undefined);
-  if (xdsFlag !== undefined) {
-    console.error(`trellis run: ${values.xds !== undefined ? '--xds' : '$TRELLIS_XDS'} is deprecated; the xDS address is asked of the control plane's API (--server)`);
-    if (!xdsFlag.split(',').every((a) => /^[^:,]+:\d{1,5}$/.test(a))) return fail(`--xds ${JSON.stringify(xdsFlag)}: expected HOST:PORT or a comma-separated list of them`);
-    xdsAddress = xdsFlag;
-    xdsTls = values['xds-tls'] === true;
-  } else {
-    const found = await discoverXds(target, { workloadIdentity: joinToken !== undefined, ca: caBundle });
-    if (found instanceof Error) {
-      console.error(`trellis run: ${found.message}`);
-      return 1;
-    }
-    xdsAddress = found.address;
-    xdsTls = found.tls;
+  const found = await xdsFor('run', values.xds, target, { workloadIdentity: joinToken !== undefined, ca: caBundle, list: true });
+  if (found instanceof Error) {
+    console.error(`trellis run: ${found.message}`);
+    return /^--xds /.test(found.message) ? 2 : 1;
   }
+  const xdsAddress = found.address;
+  const xdsTls = found.tls || values['xds-tls'] === true;
   const drainMs = Number(values['drain-ms']);
   if (!Number.isInteger(drainMs) || drainMs < 0) return fail('--drain-ms: must be a non-negative integer');
   let nodeProxy: { host: string; port: number } | undefined;
