@@ -96,7 +96,7 @@ export async function discoverXds(target: Target, opts: { workloadIdentity: bool
 }
 
 /** The xDS address: the deprecated --xds / $TRELLIS_XDS when given (with a
- * hint), else the API's answer. `list`: several HOST:PORT, comma-separated,
+ * hint, unless it lists several replicas), else the API's answer. `list`: several HOST:PORT, comma-separated,
  * are allowed (one per replica). */
 export async function xdsFor(
   cmd: string,
@@ -107,7 +107,8 @@ export async function xdsFor(
   const env = opts.env ?? process.env;
   const given = flag ?? (env.TRELLIS_XDS || undefined);
   if (given === undefined) return discoverXds(target, opts);
-  console.error(`trellis ${cmd}: ${flag !== undefined ? '--xds' : '$TRELLIS_XDS'} is deprecated; the xDS address is asked of the control plane's API (--server)`);
+  // One address is what the API answers; several (HA replicas) it cannot yet.
+  if (!given.includes(',')) console.error(`trellis ${cmd}: ${flag !== undefined ? '--xds' : '$TRELLIS_XDS'} is deprecated; the xDS address is asked of the control plane's API (--server)`);
   const one = /^[^:,]+:\d{1,5}$/;
   if (!(opts.list ? given.split(',') : [given]).every((a) => one.test(a))) {
     return new TargetError(`--xds ${JSON.stringify(given)}: expected HOST:PORT${opts.list ? ' or a comma-separated list of them' : ''}`);

@@ -24,7 +24,7 @@
 //   host but loopback also run for real, in document order, as child
 //   processes against a control plane started here on free ports with a
 //   temporary data directory (TRELLIS_SERVER, TRELLIS_API -- `identity` reads
-//   that one --, TRELLIS_CONTROL_PLANE and TRELLIS_XDS point at it),
+//   that one --, and TRELLIS_XDS, for `bootstrap`, point at it),
 //   and must exit 0. `apply -f X.yaml` reads the YAML block of the same
 //   document whose first line is `# X.yaml`, or the repository's file X
 //   (examples/...); a loopback `--server` URL is replaced by ours.
@@ -199,7 +199,7 @@ test('every trellis command in README.md, docs/ and examples/ parses, and the re
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   });
-  const env = { ...process.env, NODE_NO_WARNINGS: '1', TRELLIS_SERVER: cp.apiUrl, TRELLIS_CONTROL_PLANE: cp.apiUrl, TRELLIS_API: cp.apiUrl, TRELLIS_XDS: cp.xdsAddress };
+  const env = { ...process.env, NODE_NO_WARNINGS: '1', TRELLIS_SERVER: cp.apiUrl, TRELLIS_API: cp.apiUrl, TRELLIS_XDS: cp.xdsAddress };
   let ran = 0;
   for (const c of commands) {
     if (!c.block || !RUN_FOR_REAL.has(c.args[0] ?? '')) continue;
