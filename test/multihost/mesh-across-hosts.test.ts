@@ -120,7 +120,7 @@ test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary,
 
   // 3. reviews v1 on host a, v2 on host b: each with only its join token.
   const run = (host: TestHost, args: string[], joinToken: string, env: NodeJS.ProcessEnv = {}): Proc =>
-    start(t, host, ['run', '--control-plane', ready.api, '--address', host.address, '--drain-ms', '300', ...args], { TRELLIS_JOIN_TOKEN: joinToken, ...env });
+    start(t, host, ['run', '--server', ready.api, '--address', host.address, '--drain-ms', '300', ...args], { TRELLIS_JOIN_TOKEN: joinToken, ...env });
   const v1 = run(hostA, ['--service', 'reviews', '--workload', 'reviews-1', '--label', 'version=v1', '--port', '9081:http', '--', process.execPath, path.join(APPS, 'http-server.ts'), '9081', 'v1'], await token('reviews', 'reviews-1'));
   const v2 = run(hostB, ['--service', 'reviews', '--workload', 'reviews-2', '--label', 'version=v2', '--port', '9082:http', '--', process.execPath, path.join(APPS, 'http-server.ts'), '9082', 'v2'], await token('reviews', 'reviews-2'));
   await waitFor('both reviews registered', async () => {
