@@ -56,7 +56,7 @@ function copyInstallation(dest: string): void {
  * it says otherwise). */
 function runFromCopy(t: TestContext, copy: string, cp: { apiUrl: string; xdsAddress: string }, args: string[], env: NodeJS.ProcessEnv): Running {
   const node = path.join(copy, 'node_modules', 'node', 'bin', 'node');
-  const child = spawn('sh', ['-c', 'umask 077 && exec "$@"', 'sh', node, path.join(copy, 'bin', 'trellis.ts'), 'run', '--control-plane', cp.apiUrl, '--xds', cp.xdsAddress, '--drain-ms', '500', ...args], {
+  const child = spawn('sh', ['-c', 'umask 077 && exec "$@"', 'sh', node, path.join(copy, 'bin', 'trellis.ts'), 'run', '--server', cp.apiUrl, '--drain-ms', '500', ...args], {
     cwd: copy,
     env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
