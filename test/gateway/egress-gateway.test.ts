@@ -66,9 +66,9 @@ before(async () => {
     },
   });
   gateway = spawn(process.execPath, [
-    path.join(ROOT, 'bin', 'trellis.ts'), 'gateway', '--name', 'egress', '--xds', cp.xdsAddress, '--listen-address', '127.0.0.1',
+    path.join(ROOT, 'bin', 'trellis.ts'), 'gateway', '--name', 'egress', '--server', cp.apiUrl, '--listen-address', '127.0.0.1',
     '--port-map', '15443=0', '--admin-port', String(gatewayAdmin), '--drain-ms', '0', '--register', '--service-account', 'egress-gw',
-    '--identity-url', cp.apiUrl, '--join-token', await joinToken(cp, 'egress-gw', 'egress-gw-1'),
+    '--join-token', await joinToken(cp, 'egress-gw', 'egress-gw-1'),
   ], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
   // The registered gateway workload carries the real bound port.
   const reg = await eventually('gateway registration', async () => {

@@ -80,7 +80,7 @@ before(async () => {
   const [httpPort, port] = (await freePorts(2)) as [number, number];
   httpsPort = port;
   gateway = spawn(process.execPath, [
-    path.join(ROOT, 'bin', 'trellis.ts'), 'gateway', '--name', 'public', '--xds', cp.xdsAddress, '--listen-address', '127.0.0.1',
+    path.join(ROOT, 'bin', 'trellis.ts'), 'gateway', '--name', 'public', '--server', cp.apiUrl, '--listen-address', '127.0.0.1',
     '--port-map', `80=${httpPort}`, '--port-map', `443=${httpsPort}`, '--cert-dir', path.join(dir, 'certs'), '--admin-port', '0', '--drain-ms', '0',
   ], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
   await eventually('the gateway serving HTTPS', () => curl(['--http1.1'], 'www.example.com', '/'), (r) => r.code === 200);
