@@ -79,8 +79,8 @@ export async function discoverXds(target: Target, opts: { workloadIdentity: bool
   try {
     res = await apiFetch(opts.ca === undefined ? conn : { ...conn, ca: opts.ca }, '/api/v1/discovery', { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    return new TargetError(`cannot reach ${where}: ${cause?.code ?? (err as Error).message}; is \`trellis control-plane\` running there? (choose it with --server URL, $TRELLIS_SERVER or --context)`);
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    return new TargetError(`cannot reach ${where}: ${cause?.code ?? cause?.message ?? (err as Error).message}; is \`trellis control-plane\` running there? (choose it with --server URL, $TRELLIS_SERVER or --context)`);
   }
   const body = (await res.json().catch(() => undefined)) as { xds?: XdsDiscovery } | undefined;
   const xds = body?.xds;

@@ -77,6 +77,9 @@ test('trellis run: a failing command and bad flags', async (t) => {
   const bad = trellisRun(t, cp, ['--service', 'batch', '--port', 'x:http', '--', 'true']);
   assert.equal((await bad.exit).code, 2);
   assert.match(bad.stderr(), /--port "x:http": expected PORT/);
+  const tlsAlone = trellisRun(t, cp, ['--service', 'batch', '--xds-tls', '--', 'true'], { TRELLIS_XDS: undefined });
+  assert.equal((await tlsAlone.exit).code, 2);
+  assert.match(tlsAlone.stderr(), /--xds-tls: only with --xds/);
   const closed = await freePort();
   const noCp = trellisRun(t, cp, ['--service', 'batch', '--server', `http://127.0.0.1:${closed}`, '--', 'true']);
   assert.equal((await noCp.exit).code, 1);

@@ -152,6 +152,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(`TRELLIS_JOIN_TOKEN_FILE: ${(err as Error).message}`);
   }
+  if (values['xds-tls'] === true && values.xds === undefined && !process.env.TRELLIS_XDS) return fail('--xds-tls: only with --xds (without it the control plane\'s API says which xDS port is mutual TLS)');
   if (values['xds-tls'] === true && !joinToken) return fail('--xds-tls: xDS over mutual TLS needs a workload identity: set TRELLIS_JOIN_TOKEN (trellis identity token ...)');
   // Over HTTPS: the CA to trust, from --ca-file, the context, or the join token's pin.
   let caBundle: string | undefined = conn.ca;
