@@ -301,7 +301,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // every connected proxy's admin listener or a real Prometheus
     // (`prometheusUrl`); the live tap and the dashboard on the same port.
     const intervalMs = opts.scrapeIntervalMs ?? DEFAULT_SCRAPE_INTERVAL_MS;
-    const scraper = opts.prometheusUrl === undefined ? new Scraper({ targets: () => nodes.targets(), intervalMs }) : undefined;
+    const scraper = opts.prometheusUrl === undefined ? new Scraper({
+      targets: () => nodes.targets(), intervalMs,
+      // Proxies on other hosts: mTLS with the serving certificate (spiffe://<td>/trellis/control-plane).
+      clientCert: () => {
+        const c = serving?.current();
+        return c ? { cert: c.certificateChain, key: c.privateKeyPem, ca: c.trustBundle } : undefined;
+      },
+    }) : undefined;
     if (scraper) {
       scraper.start();
       cleanups.push(() => scraper.stop());

@@ -194,12 +194,19 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
     // (a fresh network namespace); still take distinct free ones. Outside a
     // pod another process may take a picked port before the proxy binds it:
     // the proxy then exits EXIT_PORT_IN_USE and we pick again (bounded).
-    const pickPorts = async (): Promise<{ admin: number; outbound: number; inbound: number[]; upstreams: UpstreamDecl[] }> => {
+    // A workload on its own address with an identity also serves its
+    // metrics to the control plane over mTLS there (proxy/metrics-listener.ts),
+    // since the admin port stays on loopback (xDS over TLS: it has an identity).
+    const metricsHost = !pod && opts.address !== undefined && opts.address !== '127.0.0.1' && opts.xdsTls ? opts.address : undefined;
+    const pickPorts = async (): Promise<{ admin: number; outbound: number; inbound: number[]; upstreams: UpstreamDecl[]; metrics?: number }> => {
       const inboundCount = pod ? 1 : opts.ports.length;
       const wanted = opts.upstreams.filter((u) => u.localPort === 0).length;
-      const [admin, outbound, ...rest] = await (opts.freePorts ?? freePorts)(2 + inboundCount + wanted, bindHost);
+      const extra = metricsHost === undefined ? 0 : 1;
+      const [admin, outbound, ...rest] = await (opts.freePorts ?? freePorts)(2 + extra + inboundCount + wanted, bindHost);
+      const metrics = extra ? rest.pop()! : undefined;
       const locals = rest.slice(inboundCount);
       return {
+        ...(metrics === undefined ? {} : { metrics }),
         admin: admin!, outbound: outbound!, inbound: rest.slice(0, inboundCount),
         upstreams: opts.upstreams.map((u) => (u.localPort === 0 ? { ...u, localPort: locals.shift()! } : u)),
       };
@@ -287,6 +294,7 @@ export async function runWorkload(opts: RunOptions): Promise<number> {
         ...(caFile ? { caFile } : {}),
         ...(pod ? (pod.identityUrl() ? { identityUrl: pod.identityUrl()! } : {}) : { identityUrl: opts.apiUrl }),
         admin: { address: admin.address, port: ports.admin },
+        ...(metricsHost !== undefined && ports.metrics !== undefined ? { metrics: { address: metricsHost, port: ports.metrics } } : {}),
         outbound: { address: '127.0.0.1', port: ports.outbound },
         inboundAddress: bindHost,
         upstreams: ports.upstreams,

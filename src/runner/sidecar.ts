@@ -51,6 +51,8 @@ export interface SidecarSpec {
   /** The mesh CA bundle to trust over HTTPS (TRELLIS_CA_FILE for the proxy). */
   caFile?: string;
   admin: { address: string; port: number };
+  /** The mTLS metrics listener for a control plane on another host (proxy/metrics-listener.ts). */
+  metrics?: { address: string; port: number };
   outbound: { address: string; port: number };
   inboundAddress?: string;
   upstreams?: UpstreamDecl[];
@@ -82,6 +84,7 @@ export function sidecarBootstrap(spec: SidecarSpec): object {
     admin: `${spec.admin.address}:${spec.admin.port}`,
   };
   if (spec.workload) trellis.workload = spec.workload;
+  if (spec.metrics) trellis.metrics = `${spec.metrics.address.includes(':') ? `[${spec.metrics.address}]` : spec.metrics.address}:${spec.metrics.port}`;
   // The service this sidecar serves: inbound destination_service (telemetry/identity.ts).
   if (spec.kind === 'sidecar') trellis.service = spec.cluster;
   if (spec.inboundAddress) trellis.inboundAddress = spec.inboundAddress;

@@ -4,7 +4,9 @@
 // API is HTTPS with credentials and xDS is mutual TLS only; the CLI pins its
 // CA; each `trellis run` has only a join token (which pins the CA too).
 // Shown: apply, run workloads, a canary moved from v1 to v2, mutual TLS
-// between hosts (the app sees the caller's SPIFFE ID), STRICT, and an
+// between hosts (the app sees the caller's SPIFFE ID), the golden metrics of
+// the workloads on both remote hosts (scraped over mTLS; an anonymous client
+// on another host cannot read them), STRICT, and an
 // AuthorizationPolicy that lets one caller in and keeps another out; then the
 // control plane's host cut off (its veth down) for 3 s under load: no request
 // fails, and the proxies are connected again afterwards; then a workload's
@@ -134,6 +136,13 @@ test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary,
     }
   }).catch((err: Error) => assert.fail(`${err.message}\nv1: ${v1.out()}\nv2: ${v2.out()}`));
 
+  // The control plane scrapes both sidecars over mutual TLS before any
+  // traffic (a series first seen in a target's first scrape is its baseline).
+  const targets = await waitFor('both sidecars scraped over mTLS', async () => {
+    const items = ((await api('GET', '/api/v1/metrics/targets')).json?.items ?? []) as { address: string; ok: boolean }[];
+    return [hostA, hostB].every((h) => items.some((x) => x.address.startsWith(`${h.address}:`) && x.ok)) ? items : undefined;
+  }, 60_000).catch(async (err: Error) => assert.fail(`${err.message}\ntargets: ${JSON.stringify((await api('GET', '/api/v1/metrics/targets')).json)}\n${cp.out().split('\n').filter((l) => l.includes('metrics')).join('\n')}`));
+
   // 4. A caller on host a samples reviews through its sidecar.
   const sample = async (sa: string, name: string, during?: () => Promise<void>, env: NodeJS.ProcessEnv = {}): Promise<{ status: number; app?: string; peer?: string; error?: string }[]> => {
     const out = path.join(dir, `${name}.json`);
@@ -156,6 +165,28 @@ test('the mesh across three hosts: HTTPS API with credentials, mTLS xDS, canary,
   await new Promise((r) => setTimeout(r, 1000));
   answers = await sample('client', 'client-2');
   assert.deepEqual([...new Set(answers.map((a) => `${a.status} ${a.app}`))], ['200 v2'], JSON.stringify(answers));
+
+  // 5b. Telemetry across hosts: the control plane scrapes the sidecars on
+  // hosts a and b over mutual TLS (their admin ports stay on their own
+  // loopback), so the golden metrics show both workloads' traffic.
+  const golden = await waitFor('golden metrics for reviews-1 (host a) and reviews-2 (host b)', async () => {
+    const r = await api('GET', '/api/v1/metrics/workloads?window=5m');
+    const rows = ((r.json?.items ?? []) as { name: string; requests: number }[]).filter((w) => w.name.startsWith('reviews-') && w.requests > 0);
+    return rows.length === 2 ? rows : undefined;
+  }, 30_000).catch(async (err: Error) => assert.fail(`${err.message}\nworkloads: ${JSON.stringify((await api('GET', '/api/v1/metrics/workloads?window=5m')).json)}`));
+  t.diagnostic(`golden metrics across hosts: ${golden.map((w) => `${w.name} ${w.requests} requests`).join(', ')}`);
+  const onA = targets.find((x) => x.address.startsWith(`${hostA.address}:`))!;
+  // From host b, a client without the control plane's certificate cannot read host a's metrics listener.
+  const probe = `const tls=require('node:tls');const [h,p]=process.argv[1].split(':');let data='';const s=tls.connect({host:h,port:+p,rejectUnauthorized:false},()=>s.write('GET /stats/prometheus HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n'));s.on('data',(d)=>data+=d);s.on('error',(e)=>{console.log(JSON.stringify({data,error:e.code||e.message}));process.exit(0)});s.on('close',()=>{console.log(JSON.stringify({data}));process.exit(0)});setTimeout(()=>{console.log(JSON.stringify({data,error:'timeout'}));process.exit(0)},10000);`;
+  const anon = await new Promise<string>((resolve) => {
+    const c = hostB.spawn(process.execPath, ['-e', probe, onA.address], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    c.once('exit', () => resolve(out));
+  });
+  const got = JSON.parse(anon) as { data: string; error?: string };
+  assert.doesNotMatch(got.data, /istio_requests_total/, 'an anonymous client read the metrics');
+  assert.ok(got.error !== undefined, `refused in the handshake: ${anon}`);
 
   // 6. Authorization: another identity is refused by reviews' sidecar.
   answers = await sample('intruder', 'intruder-1');

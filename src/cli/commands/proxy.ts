@@ -16,7 +16,8 @@
 import { parseArgs } from '../command-args.ts';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { adminTokenOf, withAdminToken } from '../../proxy/telemetry/identity.ts';
+import { adminTokenOf, metricsAddressOf, withAdminToken } from '../../proxy/telemetry/identity.ts';
+import { startMetricsListener, type MetricsListener } from '../../proxy/metrics-listener.ts';
 import { loadBootstrapFile } from '../../proxy/config/bootstrap.ts';
 import { formatErrors } from '../../proxy/config/envoy.ts';
 import type { ProxyConfig } from '../../proxy/config/types.ts';
@@ -335,7 +336,22 @@ export async function run(argv: string[]): Promise<number> {
   proxyRef = proxy;
   // trellis_xds_connected / _disconnects_total / _warming_resources on the admin's /stats/prometheus.
   if (xdsState) registerXdsStats(proxy.stats.registry, xdsState);
-  log('started', { version: proxy.version, listeners: Object.fromEntries(proxy.ports), admin: { address: admin.address, port: proxy.adminPort }, pid: process.pid });
+  // Metrics for a control plane on another host (proxy/metrics-listener.ts): mTLS, the control plane's identity only.
+  let metrics: MetricsListener | undefined;
+  const metricsAt = metricsAddressOf(boot.node);
+  if (metricsAt !== undefined && identity) {
+    const cut = metricsAt.lastIndexOf(':');
+    const m = await startMetricsListener(metricsAt.slice(0, cut).replace(/^\[|\]$/g, ''), Number(metricsAt.slice(cut + 1)), { identity, expose: () => proxy.stats.registry.expose() });
+    if (!m.ok) {
+      logLine('error', 'start_failed', { error: m.error });
+      source.close();
+      identity.stop();
+      await proxy.stop({ drainMs: 0 });
+      return m.code === 'EADDRINUSE' ? EXIT_PORT_IN_USE : 1;
+    }
+    metrics = m.listener;
+  } else if (metricsAt !== undefined) log('metrics_listener_skipped', { reason: 'trellis.metrics needs a workload identity (a join token)' });
+  log('started', { version: proxy.version, listeners: Object.fromEntries(proxy.ports), admin: { address: admin.address, port: proxy.adminPort }, ...(metrics ? { metrics: metricsAt } : {}), pid: process.pid });
 
   source.onConfig((c) => {
     void proxy.applyConfig(c);
@@ -357,6 +373,7 @@ export async function run(argv: string[]): Promise<number> {
       log('shutdown', { signal, drainMs });
       source.close();
       identity?.stop();
+      void metrics?.close();
       void proxy.stop({ drainMs }).then(() => {
         process.removeListener('SIGHUP', onHup);
         process.removeListener('SIGTERM', onTerm);

@@ -1,10 +1,11 @@
 // The proxies connected over xDS, by node id, with what their node metadata
 // says about them (workload, namespace, kind, admin address). The scraper
-// takes its targets from here (`trellis.admin: "host:port"`), the live tap
+// takes its targets from here (`trellis.metrics: "host:port"`, mTLS, for a
+// proxy on another host, else `trellis.admin: "host:port"`), the live tap
 // fans in from the same addresses (with each proxy's `trellis.adminToken`),
 // and the dashboard shows the rest.
 //
-// The advertised admin address is a caller's claim, and the control plane
+// The advertised admin (and metrics) address is a caller's claim, and the control plane
 // connects to it: accepted only where its host is the registered address of
 // the workload the node names, or the address its xDS stream comes from (a
 // proxy on the control plane's host, gateways, node proxies). Anything else
@@ -12,7 +13,7 @@
 // it is dropped and logged.
 import type { XdsServer } from '../../xds/server.ts';
 import type { XdsNode } from '../../xds/cache.ts';
-import { adminAddressOf, adminTokenOf, selfIdentity } from '../../proxy/telemetry/identity.ts';
+import { adminAddressOf, adminTokenOf, metricsAddressOf, selfIdentity } from '../../proxy/telemetry/identity.ts';
 import type { ScrapeTarget } from './scraper.ts';
 
 export interface ProxyNodeInfo {
@@ -23,6 +24,8 @@ export interface ProxyNodeInfo {
   readonly kind: string;
   /** `host:port` of the admin listener, when advertised. */
   readonly admin: string | undefined;
+  /** `host:port` of the mTLS metrics listener (proxy/metrics-listener.ts), when advertised. */
+  readonly metrics?: string | undefined;
 }
 
 export interface ProxyNodes {
@@ -39,7 +42,8 @@ export function infoOf(node: Pick<XdsNode, 'id' | 'cluster' | 'metadata'>): Prox
   const who = selfIdentity(node);
   const t = node.metadata['trellis'];
   const kind = t !== null && typeof t === 'object' && !Array.isArray(t) && typeof (t as Record<string, unknown>)['kind'] === 'string' ? String((t as Record<string, unknown>)['kind']) : 'unknown';
-  return { nodeId: node.id, workload: who.workload, namespace: who.namespace, kind, admin: adminAddressOf(node) };
+  const metrics = metricsAddressOf(node);
+  return { nodeId: node.id, workload: who.workload, namespace: who.namespace, kind, admin: adminAddressOf(node), ...(metrics === undefined ? {} : { metrics }) };
 }
 
 export interface ProxyNodesOptions {
@@ -75,6 +79,13 @@ export function trackProxyNodes(xds: Pick<XdsServer, 'on'>, opts: ProxyNodesOpti
           info = { ...info, admin: undefined };
         }
       }
+      if (info.metrics !== undefined) {
+        const why = adminAddressRefusal(info.metrics, info, e.peer, opts.workloadAddress);
+        if (why !== null) {
+          opts.log?.(`proxy ${info.nodeId}: advertised metrics address ${info.metrics} ignored: ${why}`);
+          info = { ...info, metrics: undefined };
+        }
+      }
       byStream.set(e.streamId, info);
       const token = adminTokenOf(e.node);
       if (token !== undefined && info.admin !== undefined) tokens.set(e.streamId, token);
@@ -93,9 +104,14 @@ export function trackProxyNodes(xds: Pick<XdsServer, 'on'>, opts: ProxyNodesOpti
     list: () => [...byNode().values()],
     get: (id) => byNode().get(id),
     targets() {
-      const seen = new Set<string>();
-      for (const info of byNode().values()) if (info.admin) seen.add(info.admin);
-      return [...seen].sort().map((address) => ({ address }));
+      // The mTLS metrics listener where there is one (a proxy on another
+      // host), else the admin listener (a proxy on this host's loopback).
+      const seen = new Map<string, ScrapeTarget>();
+      for (const info of byNode().values()) {
+        if (info.metrics) seen.set(info.metrics, { address: info.metrics, tls: { namespace: info.namespace } });
+        else if (info.admin) seen.set(info.admin, { address: info.admin });
+      }
+      return [...seen.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
     },
     adminToken(address) {
       let out: string | undefined;

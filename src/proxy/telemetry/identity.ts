@@ -46,6 +46,16 @@ export function adminAddressOf(node: Pick<NodeInfo, 'metadata'>): string | undef
   return typeof a === 'string' && /^[^\s/]+:\d{1,5}$/.test(a) ? a : undefined;
 }
 
+/** The address of the proxy's mTLS metrics listener (`trellis.metrics:
+ * "host:port"`, proxy/metrics-listener.ts): where a control plane on another
+ * host scrapes it. */
+export function metricsAddressOf(node: Pick<NodeInfo, 'metadata'>): string | undefined {
+  const t = node.metadata['trellis'];
+  if (t === null || typeof t !== 'object') return undefined;
+  const a = (t as Record<string, unknown>)['metrics'];
+  return typeof a === 'string' && /^[^\s/]+:\d{1,5}$/.test(a) ? a : undefined;
+}
+
 /** The bearer token of the proxy's admin listener (`trellis.adminToken` in
  * its node metadata, at least 16 characters): what the control plane sends
  * to use the proxy's `/tap` and to change its state (proxy/admin.ts). */
