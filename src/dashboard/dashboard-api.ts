@@ -10,8 +10,10 @@
 //        node metadata (workload, namespace, kind, admin) and its identity
 //        (SPIFFE ID, certificate expiry) read from the proxy's admin /identity
 //   GET /api/v1/dashboard/endpoints?service=&namespace=
-//        what each proxy's balancer sees of the service's clusters (admin
-//        /clusters): health, outlier ejection, locality, in-flight, EWMA
+//        what each proxy's balancer sees of the service's endpoints (admin
+//        /clusters): the service's clusters and every cluster holding one of
+//        their endpoints (version Services, subsets), with health, outlier
+//        ejection, locality, in-flight, EWMA
 //   GET /api/v1/dashboard/proxy?node=
 //        one proxy: its sync state and NACKs, its config as it has it (admin
 //        /config_dump) and its clusters with endpoint health (admin /clusters)
@@ -190,12 +192,18 @@ export function dashboardApi(o: DashboardApiOptions): DashboardApi {
         const namespace = q.get('namespace') || 'default';
         if (!service) return sendError(res, apiError('bad_request', 'service: is required', { fields: [{ path: 'service', message: 'is required' }] }));
         const proxies = o.nodes.list().filter((n) => n.admin);
-        const views = await Promise.all(proxies.map(async (p) => {
+        type ClusterView = { name: string; endpoints?: { key: string }[] };
+        const fetched = await Promise.all(proxies.map(async (p) => {
           const r = await getJson(p.admin!, '/clusters');
-          if (!r.ok) return { proxy: p.nodeId, workload: p.workload, error: r.error, clusters: [] };
-          const all = ((r.value as { clusters?: unknown[] }).clusters ?? []) as { name: string }[];
-          return { proxy: p.nodeId, workload: p.workload, clusters: all.filter((c) => clusterBelongs(c.name, service, namespace)) };
+          if (!r.ok) return { proxy: p.nodeId, workload: p.workload, error: r.error, clusters: [] as ClusterView[] };
+          return { proxy: p.nodeId, workload: p.workload, clusters: ((r.value as { clusters?: unknown[] }).clusters ?? []) as ClusterView[] };
         }));
+        // The service's endpoints are those of its own clusters; routes to
+        // subsets or version Services (reviews -> reviews-v1) reach them
+        // through other clusters, which carry the traffic and so the load
+        // figures: every cluster holding one of those endpoints belongs here.
+        const keys = new Set(fetched.flatMap((v) => v.clusters.filter((c) => clusterBelongs(c.name, service, namespace)).flatMap((c) => (c.endpoints ?? []).map((e) => e.key))));
+        const views = fetched.map((v) => ({ ...v, clusters: v.clusters.filter((c) => clusterBelongs(c.name, service, namespace) || (c.endpoints ?? []).some((e) => keys.has(e.key))) }));
         sendJson(res, 200, { service, namespace, items: views.filter((v) => v.clusters.length > 0 || 'error' in v) });
       },
     },

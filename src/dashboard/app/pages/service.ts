@@ -132,7 +132,7 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const views = (endpoints.data?.items ?? []).flatMap((pc) => pc.clusters.flatMap((c) => c.endpoints.map((e) => ({ proxy: pc.workload, cluster: c.name, e }))));
   const endpointRows = members.map((w) => {
     const seen = views.filter((v) => v.e.address === w.address && w.ports.some((pt) => (pt.proxyPort ?? pt.port) === v.e.port));
-    const ejectedBy = seen.filter((v) => v.e.ejected).map((v) => v.proxy);
+    const ejectedBy = [...new Set(seen.filter((v) => v.e.ejected).map((v) => v.proxy))];
     const unhealthy = seen.filter((v) => v.e.health !== 'healthy' && v.e.health !== 'unknown');
     return { w, seen, ejectedBy, unhealthy };
   });
