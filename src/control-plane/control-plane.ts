@@ -14,6 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import type { Store } from './store/types.ts';
+import type { Resource } from '../api/types.ts';
 import { openSqliteStore } from './store/sqlite.ts';
 import { createResourceService, type KindQuota, type ResourceService } from './resources/service.ts';
 import { watchMeshState, type MeshStateWatcher } from './mesh-state.ts';
@@ -48,6 +49,7 @@ import { ensureBootstrapAdmin } from './api/api-tokens.ts';
 import { servingSans, startServingIdentity, type ServingIdentity } from './serving-identity.ts';
 import { authorizeXdsNode } from './xds-authz.ts';
 import { workloadCredentials } from './api/workload-credentials.ts';
+import { applyWarnings } from './lockout.ts';
 
 /** Options that cannot work together: the operator's to fix (the CLI prints it, no stack). */
 export class ControlPlaneSettingsError extends Error {}
@@ -264,7 +266,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       if (boot.created) adminTokenFile = boot.file;
     }
     const auth = createApiAuth({ store, required: authRequired, ...(identity ? { extra: workloadCredentials(identity.ca) } : {}) });
-    const api = createApiServer({ resources, auth, ...(apiTls && serving ? { tls: serving } : {}) });
+    // Apply results warn about workloads a security policy locks out (lockout.ts);
+    // `metrics` is set up below, before the API listens.
+    const warnings = (applied: readonly Resource[]): Promise<string[][]> => applyWarnings(applied, { state: () => watcher.current(), edges: () => metrics.edges({ window: '15m' }) });
+    const api = createApiServer({ resources, auth, applyWarnings: warnings, ...(apiTls && serving ? { tls: serving } : {}) });
     api.addRoutes(authRoutes({ store, required: authRequired, secure: apiTls }));
     api.addRoutes(registry.routes);
     // Who is connected, with what their node metadata says (admin address, workload).

@@ -1,11 +1,8 @@
 // trellis apply -f FILE|DIR|- [--dry-run]: create or update resources, like kubectl apply.
-// A MeshTLS or AuthorizationPolicy also warns about the workloads it locks out (lockout.ts).
+// The control plane's warnings are printed, e.g. the workloads a MeshTLS or
+// AuthorizationPolicy locks out (control-plane/lockout.ts).
 import { COMMON_OPTIONS, parseOrExit } from '../command-args.ts';
-import { createClient, formatApiError, connection, type ApplyResponse, type Client } from '../client.ts';
-import type { Connection } from '../contexts.ts';
-import { lockoutWarnings } from '../lockout.ts';
-import { listWorkloads } from '../workloads.ts';
-import { httpMetrics } from '../metrics-client.ts';
+import { createClient, formatApiError, connection, type ApplyResponse } from '../client.ts';
 import { loadManifests } from '../manifests.ts';
 import { qualifiedName } from '../output.ts';
 import { kindDef } from '../../api/kinds.ts';
@@ -59,15 +56,13 @@ export async function run(argv: string[]): Promise<number> {
   const body = r.ok ? r.body : (r.body as { results?: unknown } | undefined);
   const results = Array.isArray(body?.results) ? (body.results as ApplyResponse['results']) : [];
   let failed = !r.ok;
-  const lockouts = await lockoutContext(client, results, conn);
   for (const item of results) {
     const def = kindDef(item.kind);
     const label = def ? qualifiedName(def, item.name) : `${item.kind}/${item.name}`;
     if (item.ok) {
       if (dryRun && item.diff) process.stdout.write(item.diff);
       console.log(`${label} ${item.action}${dryRun ? ' (dry run)' : ''}`);
-      for (const w of item.resource.status?.warnings ?? []) console.error(`Warning: ${label}: ${w}`);
-      if (lockouts) for (const w of lockoutWarnings(item.resource, lockouts)) console.error(`Warning: ${label}: ${w}`);
+      for (const w of [...(item.resource.status?.warnings ?? []), ...(item.warnings ?? [])]) console.error(`Warning: ${label}: ${w}`);
     } else {
       failed = true;
       if (item.error.code === 'invalid' && item.error.fields) for (const f of item.error.fields) console.error(`Error from server (Invalid): ${f.text ?? `${f.path}: ${f.message}`}`);
@@ -76,17 +71,4 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!r.ok && results.length === 0) console.error(formatApiError(r.error, r.status));
   return failed ? 1 : 0;
-}
-
-/** What lockout.ts needs, fetched only when a security policy was applied;
- * undefined when none was or the control plane cannot say (no warning then). */
-async function lockoutContext(client: Client, results: ApplyResponse['results'], conn: Connection): Promise<Parameters<typeof lockoutWarnings>[1] | undefined> {
-  if (!results.some((i) => i.ok && (i.kind === 'MeshTLS' || i.kind === 'AuthorizationPolicy'))) return undefined;
-  const [workloads, services, edges] = await Promise.all([
-    listWorkloads(client, {}),
-    client.list('Service', {}),
-    httpMetrics(conn).edges({ window: '15m' }).catch(() => []),
-  ]);
-  if (!workloads.ok || !services.ok) return undefined;
-  return { workloads: workloads.items, services: services.body.items, edges };
 }

@@ -17,6 +17,8 @@ export type ApplyItemResult =
   | {
     ok: true; kind: string; apiVersion: string; namespace: string; name: string;
     action: 'created' | 'configured' | 'unchanged'; resourceVersion: string; diff?: string; resource: Resource;
+    /** What applying it will break (e.g. workloads a MeshTLS STRICT locks out); absent when nothing. */
+    warnings?: string[];
   }
   | { ok: false; kind: string; namespace: string; name: string; error: ApiError };
 
@@ -45,7 +47,12 @@ function who(obj: unknown): { kind: string; namespace: string; name: string } {
   };
 }
 
-export function resourceRoutes(resources: ResourceService): ApiRoute[] {
+export interface ResourceRoutesOptions {
+  /** Warnings for each applied resource, same order (control-plane/lockout.ts). */
+  applyWarnings?: (applied: readonly Resource[]) => Promise<string[][]>;
+}
+
+export function resourceRoutes(resources: ResourceService, opts: ResourceRoutesOptions = {}): ApiRoute[] {
   return [
     {
       method: 'GET',
@@ -103,6 +110,13 @@ export function resourceRoutes(resources: ResourceService): ApiRoute[] {
           } else {
             results.push({ ok: false, ...w, error: apiError('invalid', r.message, { fields: r.errors.map((e) => ({ path: e.path, message: e.message, text: e.text })) }) });
           }
+        }
+        if (opts.applyWarnings) {
+          const applied = results.flatMap((r) => (r.ok ? [r] : []));
+          const warned = await opts.applyWarnings(applied.map((r) => r.resource));
+          applied.forEach((r, i) => {
+            if (warned[i]?.length) r.warnings = warned[i];
+          });
         }
         const failed = results.find((r) => !r.ok);
         if (failed && !failed.ok) return sendJson(res, API_ERRORS[failed.error.code], { results, error: failed.error });

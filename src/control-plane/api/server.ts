@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Store } from '../store/types.ts';
 import { createResourceService, type KindQuota, type ResourceService } from '../resources/service.ts';
 import { apiError, sendError } from './http-errors.ts';
-import { resourceRoutes } from './resource-routes.ts';
+import { resourceRoutes, type ResourceRoutesOptions } from './resource-routes.ts';
 import { Router, type ApiRoute } from './router.ts';
 import { watchRoute } from './watch-sse.ts';
 import type { ApiAuth } from './auth.ts';
@@ -24,6 +24,8 @@ export const DEFAULT_API_PORT = 15080;
 
 export interface ApiServerOptions {
   resources: ResourceService;
+  /** Warnings added to apply results (resource-routes.ts). */
+  applyWarnings?: ResourceRoutesOptions['applyWarnings'];
   /** Extra routes mounted at creation (more can be added later with addRoutes). */
   routes?: readonly ApiRoute[];
   sseHeartbeatMs?: number;
@@ -48,7 +50,7 @@ export interface ApiServer {
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const router = new Router();
   const streams = new Set<ServerResponse>();
-  router.add(resourceRoutes(opts.resources));
+  router.add(resourceRoutes(opts.resources, opts.applyWarnings ? { applyWarnings: opts.applyWarnings } : {}));
   router.add([watchRoute(opts.resources, { streams, ...(opts.sseHeartbeatMs === undefined ? {} : { heartbeatMs: opts.sseHeartbeatMs }) })]);
   if (opts.routes) router.add(opts.routes);
 

@@ -1,5 +1,6 @@
 // Who a security policy is about to lock out, said before (or as) it is
-// applied: `trellis apply` prints these as warnings, with `--dry-run` too.
+// applied: the control plane adds these to POST /api/v1/apply's results
+// (`warnings`, dry runs too), which `trellis apply` prints.
 //
 //   MeshTLS STRICT         workloads it selects that have no mesh identity
 //                          (their sidecar cannot accept mTLS: unreachable),
@@ -12,10 +13,12 @@
 //                          assumed to admit (not evaluated here)
 //
 // "Seen calling" is the control plane's edges over the last 15 minutes
-// (server side, so unmeshed callers show as `unknown`). Pure: the caller
-// fetches the workloads (declared and registered) and the edges.
+// (server side, so unmeshed callers show as `unknown`). lockoutWarnings is
+// pure; applyWarnings reads the mesh state (declared and registered
+// workloads, services) and the edges once per apply.
 import type { Resource } from '../api/types.ts';
-import type { EdgeRow } from '../control-plane/telemetry/golden.ts';
+import type { EdgeRow } from './telemetry/golden.ts';
+import type { MeshState, WorkloadInstance } from './translate/model.ts';
 
 export const MESH_ROOT_NAMESPACE = 'trellis-system';
 const TLS_MODE_LABEL = 'trellis.dev/tls-mode';
@@ -114,4 +117,25 @@ export function lockoutWarnings(policy: Resource, ctx: { workloads: readonly Res
     return out;
   }
   return [];
+}
+
+/** A mesh-state workload in the shape lockoutWarnings reads. */
+function workloadResource(w: WorkloadInstance): Resource {
+  return {
+    apiVersion: 'trellis.dev/v1alpha1', kind: 'Workload',
+    metadata: { name: w.name, namespace: w.namespace, labels: { ...(w.labels ?? {}) } },
+    spec: { address: w.address, ...(w.serviceAccount ? { serviceAccount: w.serviceAccount } : {}), ports: w.ports },
+  } as Resource;
+}
+
+/** The warnings of each applied resource (same order); the mesh state and
+ * the edges are read only when a MeshTLS or AuthorizationPolicy is among
+ * them. Without edges (no telemetry yet) only the identity-less workloads
+ * are named. */
+export async function applyWarnings(applied: readonly Resource[], src: { state(): MeshState; edges(): Promise<EdgeRow[]> }): Promise<string[][]> {
+  if (!applied.some((r) => r.kind === 'MeshTLS' || r.kind === 'AuthorizationPolicy')) return applied.map(() => []);
+  const state = src.state();
+  const edges = await src.edges().catch(() => []);
+  const ctx = { workloads: state.workloads.map(workloadResource), services: state.services as unknown as Resource[], edges };
+  return applied.map((r) => lockoutWarnings(r, ctx));
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lockoutWarnings } from './lockout.ts';
 import type { Resource } from '../api/types.ts';
-import type { EdgeRow } from '../control-plane/telemetry/golden.ts';
+import type { EdgeRow } from './telemetry/golden.ts';
 
 const wl = (name: string, labels: Record<string, string>, o: { identity?: boolean; sa?: string; ns?: string } = {}): Resource => ({
   apiVersion: 'trellis.dev/v1alpha1', kind: 'Workload',
