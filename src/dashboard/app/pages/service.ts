@@ -145,7 +145,8 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
     { key: 'parts', label: what === 'Version' ? 'Workloads' : 'Calls to', render: (r) => [...new Set(r.parts)].sort().join(', ') },
     { key: 'sr', label: 'Success', numeric: true, sort: (r) => r.successRate, render: (r) => h('span', { class: `tone-${healthOf(r.successRate, slo)}` }, pct(r.successRate)) },
     { key: 'rps', label: 'RPS', numeric: true, sort: (r) => r.rps, render: (r) => rps(r.rps) },
-    { key: 'p99', label: 'p99', numeric: true, sort: (r) => r.p99, render: (r) => ms(r.p99) },
+    // Quantiles of several workloads do not add: a merged row shows the highest, and says so.
+    { key: 'p99', label: 'Highest p99', numeric: true, sort: (r) => r.p99, render: (r) => h('span', { title: new Set(r.parts).size > 1 ? `the highest p99 among ${[...new Set(r.parts)].sort().join(', ')}, not the p99 of their requests together` : 'p99 of this workload' }, ms(r.p99)) },
   ];
   const epColumns: Column<EpRow>[] = [
     { key: 'name', label: 'Workload', sort: (r) => r.w.name, render: (r) => r.w.name },
