@@ -38,6 +38,7 @@ export function httpMetrics(target: string | Connection): GoldenMetrics & { targ
     workloads: ({ window, namespace }) => list<StatRow>('/api/v1/metrics/workloads', { window, namespace }),
     routes: ({ window, service, namespace }) => list<StatRow>('/api/v1/metrics/routes', { window, service, namespace }),
     edges: ({ window, namespace }) => list<EdgeRow>('/api/v1/metrics/edges', { window, namespace }),
+    callers: ({ window, service, namespace }) => list<StatRow>('/api/v1/metrics/callers', { window, service, namespace }),
     topology: ({ window, namespace }) => getJson<Topology>(server, '/api/v1/metrics/topology', { window, namespace }),
     targets: () => list<{ address: string; ok: boolean }>('/api/v1/metrics/targets', {}),
   };

@@ -28,6 +28,7 @@ function fake(calls: unknown[] = []): GoldenMetrics {
     workloads: async (q) => (calls.push(['workloads', q]), []),
     routes: async (q) => (calls.push(['routes', q]), [{ ...SERVICES[1]!, kind: 'route', name: 'shop/reviews/rule-0/match-0', parent: 'reviews.shop.svc.cluster.local' }]),
     edges: async (q) => (calls.push(['edges', q]), EDGES),
+    callers: async (q) => (calls.push(['callers', q]), []),
     topology: async () => ({ window: '1m', nodes: [], edges: EDGES }),
   };
 }

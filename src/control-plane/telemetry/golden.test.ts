@@ -89,3 +89,23 @@ test('PromQL equivalents are what the docs say', () => {
   assert.equal(q.p99, 'histogram_quantile(0.99, sum by (destination_service,le) (increase(trellis_request_duration_seconds_bucket{direction="inbound",destination_namespace="shop"}[5m])))');
   assert.match(q.successes, /response_code!~"5..",grpc_status!~"2\|4\|12\|13\|14\|15"/);
 });
+
+test('callers: one row per calling workload over all of the service\'s workloads together (one merged group, not per-workload rows)', async () => {
+  const specs: unknown[] = [];
+  const stats = { requests: 30, successes: 27, mtls: 30, latencyMs: { p50: 2, p95: 9, p99: 40 }, proxies: 3, tcpConnections: 0, coveredMs: 60_000 };
+  const src = {
+    groups: async (spec: unknown) => {
+      specs.push(spec);
+      return [{ labels: { source_workload: 'productpage-v1', source_namespace: 'shop' }, ...stats }];
+    },
+  };
+  const m = createGoldenMetrics(src, { members: () => [{ name: 'reviews', namespace: 'shop', workloads: ['reviews-v1', 'reviews-v2', 'reviews-v3'] }] });
+  const rows = await m.callers({ window: '1m', service: 'reviews', namespace: 'shop' });
+  assert.deepEqual(specs, [{ direction: 'inbound', by: ['source_workload', 'source_namespace'], match: { destination_namespace: 'shop', destination_workload: ['reviews-v1', 'reviews-v2', 'reviews-v3'] } }]);
+  assert.equal(rows.length, 1);
+  assert.deepEqual({ kind: rows[0]!.kind, name: rows[0]!.name, namespace: rows[0]!.namespace, requests: rows[0]!.requests, p99: rows[0]!.latencyMs.p99, rps: rows[0]!.rps }, { kind: 'caller', name: 'productpage-v1', namespace: 'shop', requests: 30, p99: 40, rps: 0.5 });
+  // A service the control plane has no members for: its own label.
+  specs.length = 0;
+  await m.callers({ window: '1m', service: 'ratings', namespace: 'shop' });
+  assert.deepEqual(specs, [{ direction: 'inbound', by: ['source_workload', 'source_namespace'], match: { destination_namespace: 'shop', destination_service: 'ratings.shop.svc.cluster.local' } }]);
+});

@@ -77,7 +77,7 @@ export interface GroupQuery {
 }
 
 export interface StatRow {
-  readonly kind: 'service' | 'workload' | 'route';
+  readonly kind: 'service' | 'workload' | 'route' | 'caller';
   readonly name: string;
   readonly namespace: string;
   /** Service host for services; for routes the backend service the route sent to. */
@@ -124,6 +124,10 @@ export interface GoldenMetrics {
   workloads(q: { window: Window; namespace?: string | undefined }): Promise<StatRow[]>;
   routes(q: { window: Window; service?: string | undefined; namespace?: string | undefined }): Promise<StatRow[]>;
   edges(q: { window: Window; namespace?: string | undefined }): Promise<EdgeRow[]>;
+  /** Who calls `service` (its workloads' inbound side), one row per calling
+   * workload, over all of the service's workloads together: quantiles from
+   * the merged histograms, not a combination of per-workload ones. */
+  callers(q: { window: Window; service: string; namespace?: string | undefined }): Promise<StatRow[]>;
   topology(q: { window: Window; namespace?: string | undefined }): Promise<Topology>;
 }
 
@@ -231,6 +235,16 @@ export function createGoldenMetrics(src: GroupQuery, opts: { members?: () => rea
       return [...rows, ...extra.filter((r): r is StatRow => r !== undefined)].sort(byName);
     },
     workloads,
+    async callers({ window, service, namespace }) {
+      const ns = namespace ?? 'default';
+      const members = (opts.members?.() ?? []).find((m) => m.name === service && m.namespace === ns)?.workloads ?? [];
+      // Without a member list (no mesh state given), the service's own label.
+      const match: Record<string, string | readonly string[]> = members.length > 0
+        ? { destination_namespace: ns, destination_workload: members }
+        : { destination_namespace: ns, destination_service: serviceHostFor(service, ns) };
+      const gs = await src.groups({ direction: 'inbound', by: ['source_workload', 'source_namespace'], match }, window);
+      return gs.map((g) => row('caller', g.labels['source_workload'] ?? 'unknown', g.labels['source_namespace'] ?? 'unknown', g, window)).sort(byName);
+    },
     async routes({ window, service, namespace }) {
       // A service's routes are those its callers addressed it by (parent:
       // `routes reviews` while an HTTPRoute splits reviews over reviews-v1..3)

@@ -5,6 +5,7 @@
 //   GET /api/v1/metrics/workloads?window=&namespace=
 //   GET /api/v1/metrics/routes?service=&namespace=&window=
 //   GET /api/v1/metrics/edges?window=&namespace=
+//   GET /api/v1/metrics/callers?window=&service=&namespace=   who calls a service (all its workloads together)
 //   GET /api/v1/metrics/topology?window=&namespace=
 //   GET /api/v1/metrics/targets            scrape status of every proxy (embedded mode)
 //   GET /api/v1/metrics/prometheus-sd      the proxies' admin addresses for a real
@@ -64,6 +65,18 @@ export function metricsRoutes(o: MetricsRoutesOptions): ApiRoute[] {
       handle: (req, res) => withWindow(req, res, async (window, q) => ({ window, items: await m.routes({ window, service: opt(q, 'service'), namespace: opt(q, 'namespace') }) })),
     },
     { method: 'GET', pattern: '/api/v1/metrics/edges', handle: (req, res) => withWindow(req, res, async (window, q) => ({ window, items: await m.edges({ window, namespace: opt(q, 'namespace') }) })) },
+    {
+      method: 'GET',
+      pattern: '/api/v1/metrics/callers',
+      handle: (req, res) => {
+        const service = opt(query(req), 'service');
+        if (!service) {
+          sendError(res, apiError('bad_request', 'service: is required (the service whose callers to list)', { fields: [{ path: 'service', message: 'is required' }] }));
+          return Promise.resolve();
+        }
+        return withWindow(req, res, async (window, q) => ({ window, items: await m.callers({ window, service, namespace: opt(q, 'namespace') }) }));
+      },
+    },
     { method: 'GET', pattern: '/api/v1/metrics/topology', handle: (req, res) => withWindow(req, res, async (window, q) => m.topology({ window, namespace: opt(q, 'namespace') })) },
     {
       method: 'GET',

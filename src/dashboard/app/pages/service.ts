@@ -118,6 +118,7 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   const routeStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/routes?window=${range}&service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
   const workloadStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/workloads?window=${range}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
   const edgeStats = useFetch<{ items: EdgeRow[] }>(`/api/v1/metrics/edges?window=${range}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
+  const callerStats = useFetch<{ items: StatRow[] }>(`/api/v1/metrics/callers?window=${range}&service=${encodeURIComponent(name)}&namespace=${encodeURIComponent(ns)}`, [m.tick]);
   const registry = useFetch<{ items: RegistryWorkload[] }>('/api/v1/registry/workloads', [Math.floor(m.tick / 3)]);
   const routes = routesOf(httpRoutes.items, ns, name);
   const routeRows = routeStats.data?.items ?? [];
@@ -139,14 +140,29 @@ export function ServicePage(p: { namespace: string; name: string }): VNode {
   type EpRow = (typeof endpointRows)[number];
   const memberNames = new Map(members.map((w) => [w.name, w] as const));
   const byVersion = breakdown(workloadStats.data?.items ?? [], (r) => (memberNames.has(r.name) ? memberNames.get(r.name)!.labels['version'] ?? r.name : undefined), (r) => r.name, (r) => r);
-  const byCaller = breakdown(edgeStats.data?.items ?? [], (e) => (memberNames.has(e.destination.workload) ? `${e.source.namespace}/${e.source.workload}` : undefined), (e) => e.destination.workload, (e) => e);
+  // Callers: the figures of each calling workload over all of the service's
+  // workloads together (exact quantiles, /api/v1/metrics/callers); the edges
+  // say which of the workloads each one called.
+  const calledBy = new Map<string, Set<string>>();
+  for (const e of edgeStats.data?.items ?? []) {
+    if (!memberNames.has(e.destination.workload)) continue;
+    const key = `${e.source.namespace}/${e.source.workload}`;
+    calledBy.set(key, (calledBy.get(key) ?? new Set()).add(e.destination.workload));
+  }
+  const byCaller: Breakdown[] = (callerStats.data?.items ?? []).map((r) => {
+    const key = `${r.namespace}/${r.name}`;
+    return { key, parts: [...(calledBy.get(key) ?? [])], requests: r.requests, rps: r.rps, successRate: r.successRate, p99: r.latencyMs.p99 };
+  });
   const breakdownColumns = (what: string): Column<Breakdown>[] => [
     { key: 'key', label: what, sort: (r) => r.key, render: (r) => r.key },
     { key: 'parts', label: what === 'Version' ? 'Workloads' : 'Calls to', render: (r) => [...new Set(r.parts)].sort().join(', ') },
     { key: 'sr', label: 'Success', numeric: true, sort: (r) => r.successRate, render: (r) => h('span', { class: `tone-${healthOf(r.successRate, slo)}` }, pct(r.successRate)) },
     { key: 'rps', label: 'RPS', numeric: true, sort: (r) => r.rps, render: (r) => rps(r.rps) },
-    // Quantiles of several workloads do not add: a merged row shows the highest, and says so.
-    { key: 'p99', label: 'Highest p99', numeric: true, sort: (r) => r.p99, render: (r) => h('span', { title: new Set(r.parts).size > 1 ? `the highest p99 among ${[...new Set(r.parts)].sort().join(', ')}, not the p99 of their requests together` : 'p99 of this workload' }, ms(r.p99)) },
+    // Callers' p99 is exact; a version's rows are summed from its workloads
+    // and quantiles do not add, so it shows the highest, and says so.
+    what === 'Caller'
+      ? { key: 'p99', label: 'p99', numeric: true, sort: (r) => r.p99, render: (r) => ms(r.p99) }
+      : { key: 'p99', label: 'Highest p99', numeric: true, sort: (r) => r.p99, render: (r) => h('span', { title: new Set(r.parts).size > 1 ? `the highest p99 among ${[...new Set(r.parts)].sort().join(', ')}, not the p99 of their requests together` : 'p99 of this workload' }, ms(r.p99)) },
   ];
   const epColumns: Column<EpRow>[] = [
     { key: 'name', label: 'Workload', sort: (r) => r.w.name, render: (r) => r.w.name },
