@@ -54,6 +54,18 @@ export function nodeFromJson(json: JsonObject): XdsNode {
 }
 
 /** Encodes a DiscoveryRequest (through the strict codec). */
+/** A request's `node` as DiscoveryRequest / DeltaDiscoveryRequest JSON (both protocols). */
+export function nodeJson(n: NodeInput): Record<string, unknown> {
+  return {
+    id: n.id,
+    cluster: n.cluster ?? '',
+    locality: { region: n.locality?.region ?? '', zone: n.locality?.zone ?? '', subZone: n.locality?.subZone ?? '' },
+    metadata: n.metadata ?? {},
+    userAgentName: n.userAgentName ?? 'trellis',
+    userAgentVersion: n.userAgentVersion ?? '',
+  };
+}
+
 export function encodeRequest(req: {
   versionInfo: string;
   node?: NodeInput;
@@ -68,17 +80,7 @@ export function encodeRequest(req: {
     typeUrl: req.typeUrl,
     responseNonce: req.responseNonce,
   };
-  if (req.node !== undefined) {
-    const n = req.node;
-    json.node = {
-      id: n.id,
-      cluster: n.cluster ?? '',
-      locality: { region: n.locality?.region ?? '', zone: n.locality?.zone ?? '', subZone: n.locality?.subZone ?? '' },
-      metadata: n.metadata ?? {},
-      userAgentName: n.userAgentName ?? 'trellis',
-      userAgentVersion: n.userAgentVersion ?? '',
-    };
-  }
+  if (req.node !== undefined) json.node = nodeJson(req.node);
   if (req.errorDetail !== undefined) json.errorDetail = { code: req.errorDetail.code, message: req.errorDetail.message };
   return Buffer.from(encodeMessage('envoy.service.discovery.v3.DiscoveryRequest', json));
 }

@@ -9,7 +9,7 @@ import { decodeMessage, encodeMessage } from './codec.ts';
 import type { JsonObject, PackedAny } from './codec.ts';
 import { requireType } from './protos.ts';
 import type { XdsNode } from './cache.ts';
-import { lengthDelimited, nodeFromJson, rawStreamMethod, type NodeInput } from './ads-method.ts';
+import { lengthDelimited, nodeFromJson, nodeJson, rawStreamMethod, type NodeInput } from './ads-method.ts';
 
 export const DELTA_ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 
@@ -73,17 +73,7 @@ export function encodeDeltaRequest(req: {
     initialResourceVersions: Object.fromEntries(req.initialVersions ?? []),
     responseNonce: req.responseNonce ?? '',
   };
-  if (req.node !== undefined) {
-    const n = req.node;
-    json.node = {
-      id: n.id,
-      cluster: n.cluster ?? '',
-      locality: { region: n.locality?.region ?? '', zone: n.locality?.zone ?? '', subZone: n.locality?.subZone ?? '' },
-      metadata: n.metadata ?? {},
-      userAgentName: n.userAgentName ?? 'trellis',
-      userAgentVersion: n.userAgentVersion ?? '',
-    };
-  }
+  if (req.node !== undefined) json.node = nodeJson(req.node);
   if (req.errorDetail !== undefined) json.errorDetail = req.errorDetail;
   return Buffer.from(encodeMessage('envoy.service.discovery.v3.DeltaDiscoveryRequest', json));
 }
